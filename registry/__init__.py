@@ -1,0 +1,1 @@
+"""xroad-mn central registry: members, security servers, trust services and signed global configuration."""

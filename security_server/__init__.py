@@ -1,0 +1,1 @@
+"""xroad-mn security server: client proxy, server proxy, signer, message log and admin API."""

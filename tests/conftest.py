@@ -1,0 +1,64 @@
+"""Shared test fixtures: the interop corpus, outside tools, and the databases every storage test runs on."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+INTEROP_DIR = REPO_ROOT.parent / "shared" / "interop"
+REQUIRE_ALL_ENV = "XROAD_TEST_REQUIRE_ALL"
+PG_URL_ENV = "XROAD_TEST_PG_URL"
+
+
+@pytest.fixture(scope="session")
+def interop_dir() -> Path:
+    """The real X-Road artifacts (``../shared/interop``); CI lays shared/ beside the clone."""
+    if not INTEROP_DIR.is_dir():
+        pytest.skip(f"interop corpus not found at {INTEROP_DIR}")
+    return INTEROP_DIR
+
+
+def require_tool(name: str) -> str:
+    """Path of an outside command-line tool, or skip the test when the machine lacks it."""
+    path = shutil.which(name)
+    if path is None:
+        pytest.skip(f"outside tool {name!r} is not installed")
+    return path
+
+
+@pytest.fixture(scope="session")
+def openssl() -> str:
+    return require_tool("openssl")
+
+
+@pytest.fixture(scope="session")
+def xmlsec1() -> str:
+    return require_tool("xmlsec1")
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """URL of the PostgreSQL test database (``XROAD_TEST_PG_URL``); tests needing it skip without it."""
+    url = os.environ.get(PG_URL_ENV)
+    if not url:
+        pytest.skip(f"{PG_URL_ENV} is not set")
+    return url
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """In CI (``XROAD_TEST_REQUIRE_ALL=1``) a skipped test is a failure: every service must be there."""
+    if os.environ.get(REQUIRE_ALL_ENV) != "1":
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = reporter.stats.get("skipped", []) if reporter is not None else []
+    if skipped:
+        if reporter is not None:
+            reporter.write_line(
+                f"{REQUIRE_ALL_ENV}=1: {len(skipped)} test(s) were skipped; CI expects every test to run",
+                red=True,
+            )
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -1,0 +1,88 @@
+"""The xroad-mn root command: entry-point discovery and the XRoadError funnel."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from importlib.metadata import entry_points
+from io import StringIO
+
+import structlog
+import typer
+from typer.testing import CliRunner
+
+from xroad_mn.cli import ENTRY_POINT_GROUP, build_app
+from xroad_mn.errors import FaultCode, XRoadError
+from xroad_mn.logs import bound_context, configure_logging
+
+
+def _app_with_probe() -> typer.Typer:
+    app = build_app()
+    probe = typer.Typer()
+
+    @probe.command()
+    def fail() -> None:
+        raise XRoadError(
+            FaultCode.MALFORMED_ANCHOR, "anchor has no instanceIdentifier", details={"file": "a.xml"}
+        )
+
+    @probe.command()
+    def ok() -> None:
+        typer.echo("fine")
+
+    app.add_typer(probe, name="probe")
+    return app
+
+
+def test_xroad_error_becomes_exit_1_with_code_and_message() -> None:
+    result = CliRunner().invoke(_app_with_probe(), ["probe", "fail"])
+    assert result.exit_code == 1
+    assert "malformed_anchor" in result.output
+    assert "anchor has no instanceIdentifier" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_commands_run_and_version_prints() -> None:
+    runner = CliRunner()
+    assert runner.invoke(_app_with_probe(), ["probe", "ok"]).output.strip() == "fine"
+    assert "xroad-mn 0.1.0" in runner.invoke(build_app(), ["--version"]).output
+
+
+def test_every_declared_entry_point_is_a_sub_command() -> None:
+    declared = {ep.name for ep in entry_points(group=ENTRY_POINT_GROUP)}
+    assert "trust" in declared
+    result = CliRunner().invoke(build_app(), ["--help"])
+    assert result.exit_code == 0
+    for name in declared:
+        assert name in result.output
+    assert "unavailable" not in result.output
+
+
+def test_console_script_is_installed() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "xroad_mn", "--version"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    assert out.stdout.strip() == "xroad-mn 0.1.0"
+
+
+def test_json_logs_carry_bound_context() -> None:
+    stream = StringIO()
+    configure_logging("json", level="info", stream=stream)
+    try:
+        with bound_context(x_road_id="MN-1", client="SUBSYSTEM:MN/GOV/5012345/civil-registry", service=None):
+            structlog.get_logger("t").info("message_logged", records=3)
+        structlog.get_logger("t").debug("hidden")
+    finally:
+        structlog.reset_defaults()
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert len(lines) == 1
+    assert lines[0]["event"] == "message_logged"
+    assert lines[0]["x_road_id"] == "MN-1"
+    assert lines[0]["client"] == "SUBSYSTEM:MN/GOV/5012345/civil-registry"
+    assert "service" not in lines[0]
+    assert lines[0]["level"] == "info"

@@ -1,0 +1,109 @@
+"""The ``xroad-mn`` command: a thin root that finds each application's sub-commands through entry points.
+
+Applications plug in without touching the core: a package declares, in its ``pyproject.toml``::
+
+    [project.entry-points."xroad_mn.cli"]
+    registry = "registry.cli:app"       # a typer.Typer
+
+and ``xroad-mn registry ...`` appears. The root holds no logic. One funnel catches :class:`XRoadError`,
+prints its code and message and exits with status 1; anything else unexpected exits with status 2 and a
+short message (the traceback goes to the log, never to the operator's screen).
+
+    $ xroad-mn --help
+    $ xroad-mn trust init --dir ./trust --instance MN
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from importlib.metadata import entry_points
+from typing import Annotated, Any
+
+import structlog
+import typer
+from rich.console import Console
+from typer.core import TyperGroup
+
+from xroad_mn import __version__
+from xroad_mn.errors import XRoadError
+from xroad_mn.logs import LogFormat, configure_logging
+
+__all__ = ["ENTRY_POINT_GROUP", "build_app", "main", "print_error"]
+
+ENTRY_POINT_GROUP = "xroad_mn.cli"
+
+
+def print_error(err: XRoadError, console: Console | None = None) -> None:
+    """Print an X-Road error for a person: fault code, message, and the fault-detail id."""
+    out = console or Console(stderr=True, highlight=False)
+    out.print(f"[bold red]error[/] [bold]{err.code}[/]: {err.message}")
+    for key, value in err.details.items():
+        out.print(f"  {key}: {value}")
+
+
+class FunnelGroup(TyperGroup):
+    """A command group that turns any :class:`XRoadError` raised below it into a clean exit 1."""
+
+    def invoke(self, ctx: Any) -> Any:  # typer vendors click; its Context is private
+        try:
+            return super().invoke(ctx)
+        except XRoadError as e:
+            structlog.get_logger("xroad_mn.cli").debug("command_failed", code=e.code, detail=e.detail)
+            print_error(e)
+            raise typer.Exit(code=1) from e
+
+
+def _root_callback(
+    log_format: Annotated[
+        str, typer.Option("--log-format", help="console (for people) or json (one object a line)")
+    ] = "console",
+    log_level: Annotated[str, typer.Option("--log-level", help="debug, info, warning or error")] = "warning",
+    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False,
+) -> None:
+    """xroad-mn: an X-Road compatible data-exchange layer for Mongolia's e-government."""
+    if version:
+        typer.echo(f"xroad-mn {__version__}")
+        raise typer.Exit()
+    if log_format not in ("console", "json"):
+        raise typer.BadParameter("use 'console' or 'json'", param_hint="--log-format")
+    fmt: LogFormat = "json" if log_format == "json" else "console"
+    try:
+        configure_logging(fmt, level=log_level)
+    except ValueError as e:
+        raise typer.BadParameter(str(e), param_hint="--log-level") from e
+
+
+def build_app() -> typer.Typer:
+    """Compose the root command from every installed ``xroad_mn.cli`` entry point."""
+    app = typer.Typer(
+        cls=FunnelGroup,
+        name="xroad-mn",
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+        invoke_without_command=True,
+    )
+    app.callback()(_root_callback)
+    for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+        try:
+            sub = ep.load()
+        except ImportError as e:
+            # A broken plug-in must not take the other commands down with it; say so and go on.
+            typer.echo(f"xroad-mn: sub-command '{ep.name}' is unavailable ({ep.value}): {e}", err=True)
+            continue
+        if not isinstance(sub, typer.Typer):
+            typer.echo(f"xroad-mn: entry point '{ep.name}' ({ep.value}) is not a typer.Typer", err=True)
+            continue
+        app.add_typer(sub, name=ep.name)
+    return app
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Console-script entry point."""
+    app = build_app()
+    try:
+        app(args=list(argv) if argv is not None else None, prog_name="xroad-mn")
+    except XRoadError as e:  # raised outside a group's invoke (e.g. while building the app)
+        print_error(e)
+        sys.exit(1)

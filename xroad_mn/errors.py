@@ -1,0 +1,330 @@
+"""X-Road errors: one exception root carrying a fault code, and the protocol's error formats.
+
+Every failure that crosses a boundary of xroad-mn is an :class:`XRoadError`. It carries an X-Road fault
+code in X-Road 7.8's lowercase form (``server.serverproxy.access_denied``), a human message, a fault-detail
+UUID (the ``detail`` X-Road writes to its log and returns to the caller) and typed details.
+
+Example::
+
+    >>> from xroad_mn.errors import FaultCode, XRoadError, render_rest_error, normalize_fault_code
+    >>> err = XRoadError(FaultCode.ACCESS_DENIED, "Request is not allowed").with_prefix("server.serverproxy")
+    >>> err.code
+    'server.serverproxy.access_denied'
+    >>> normalize_fault_code("Server.ServerProxy.AccessDenied")
+    'server.serverproxy.access_denied'
+    >>> render_rest_error(err, accept="application/json").status
+    500
+
+Codes are parsed case-insensitively in both forms (``Server.ClientProxy.ServiceFailed.MissingBody`` and
+``server.clientproxy.service_failed.missing_body``) and always emitted in the lowercase form.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from types import MappingProxyType
+from typing import Final
+
+from lxml import etree
+
+__all__ = [
+    "FaultCode",
+    "FaultPrefix",
+    "RenderedError",
+    "XRoadError",
+    "normalize_fault_code",
+    "parse_rest_error",
+    "parse_soap_fault",
+    "render_rest_error",
+    "render_soap_fault",
+]
+
+DetailValue = str | int | float | bool | None
+
+SOAP_ENV_NS: Final = "http://schemas.xmlsoap.org/soap/envelope/"
+MAX_ERROR_BODY_BYTES: Final = 1024 * 1024
+"""Largest error body the parsers read; anything longer is not an X-Road error message."""
+
+
+class FaultPrefix(StrEnum):
+    """Where an error was translated into the protocol: the first parts of a fault code."""
+
+    CLIENT = "client"
+    SERVER = "server"
+    SERVER_CLIENTPROXY = "server.clientproxy"
+    SERVER_SERVERPROXY = "server.serverproxy"
+    SIGNER = "signer"
+
+
+class FaultCode(StrEnum):
+    """X-Road fault codes (``ErrorCodes.java`` ``X_*`` constants) in their 7.8 lowercase form."""
+
+    # Generic and transport
+    INTERNAL_ERROR = "internal_error"
+    IO_ERROR = "io_error"
+    NETWORK_ERROR = "network_error"
+    BAD_REQUEST = "bad_request"
+    SERVICE_FAILED = "service_failed"
+    HTTP_ERROR = "http_error"
+    INVALID_REQUEST = "invalid_request"
+    INVALID_CONTENT_TYPE = "invalid_content_type"
+    INVALID_HTTP_METHOD = "invalid_http_method"
+    UNKNOWN_HOST = "unknown_host"
+    ACCESS_DENIED = "access_denied"
+    SSL_AUTH_FAILED = "ssl_authentication_failed"
+    TIMEOUT = "timeout"
+    # Identifiers and messages
+    INVALID_CLIENT_IDENTIFIER = "invalid_client_identifier"
+    INVALID_SERVICE_IDENTIFIER = "invalid_service_identifier"
+    INVALID_SECURITY_SERVER = "invalid_security_server"
+    INVALID_IDENTIFIER = "invalid_identifier"
+    INVALID_MESSAGE = "invalid_message"
+    INVALID_SOAP = "invalid_soap"
+    INVALID_BODY = "invalid_body"
+    INVALID_XML = "invalid_xml"
+    INVALID_PROTOCOL_VERSION = "invalid_protocol_version"
+    MISSING_HEADER = "missing_header"
+    MISSING_HEADER_FIELD = "missing_header_field"
+    DUPLICATE_HEADER_FIELD = "duplicate_header_field"
+    INCONSISTENT_HEADERS = "inconsistent_headers"
+    INCONSISTENT_RESPONSE = "inconsistent_response"
+    MISSING_BODY = "missing_body"
+    MISSING_SOAP = "missing_soap"
+    UNKNOWN_MEMBER = "unknown_member"
+    UNKNOWN_SERVICE = "unknown_service"
+    SERVICE_DISABLED = "service_disabled"
+    SERVICE_TYPE = "service_type"
+    CLIENT_PROXY_VERSION_NOT_SUPPORTED = "client_proxy_version_not_supported"
+    MAINTENANCE_MODE = "maintenance_mode"
+    # Signatures, certificates, time-stamps
+    MALFORMED_SIGNATURE = "malformed_signature"
+    MISSING_SIGNATURE = "missing_signature"
+    INVALID_SIGNATURE_VALUE = "invalid_signature_value"
+    INVALID_REFERENCE = "invalid_reference"
+    INVALID_CERT_PATH = "invalid_cert_path_x"
+    INCORRECT_CERTIFICATE = "incorrect_certificate"
+    CERT_VALIDATION = "cert_validation"
+    SIGNATURE_VERIFICATION_FAILED = "signature_verification_failed"
+    MALFORMED_HASH_CHAIN = "malformed_hash_chain"
+    INVALID_HASH_CHAIN_REF = "invalid_hash_chain_ref"
+    INVALID_HASH_CHAIN_RESULT = "invalid_hash_chain_result"
+    HASHCHAIN_UNUSED_INPUTS = "hashchain_unused_inputs"
+    TIMESTAMP_VALIDATION = "timestamp_validation"
+    TIMESTAMPER_FAILED = "timestamper_failed"
+    OCSP_FAILED = "ocsp_failed"
+    CANNOT_CREATE_SIGNATURE = "cannot_create_signature"
+    # Containers and archives
+    ASIC_MIME_TYPE_NOT_FOUND = "asic_mime_type_not_found"
+    ASIC_MESSAGE_NOT_FOUND = "asic_message_not_found"
+    ASIC_SIGNATURE_NOT_FOUND = "asic_signature_not_found"
+    ASIC_INVALID_MIME_TYPE = "asic_invalid_mime_type"
+    ASIC_MANIFEST_NOT_FOUND = "asic_manifest_not_found"
+    ASIC_TIMESTAMP_NOT_FOUND = "asic_timestamp_not_found"
+    ASIC_HASH_CHAIN_NOT_FOUND = "asic_hash_chain_not_found"
+    ASIC_HASH_CHAIN_RESULT_NOT_FOUND = "asic_hash_chain_result_not_found"
+    ARCHIVE_LINKING = "archive_linking_failed"
+    # Global configuration
+    GLOBAL_CONF_OUTDATED = "global_conf_outdated"
+    GLOBAL_CONF_INVALID = "global_conf_invalid"
+    MALFORMED_GLOBALCONF = "malformed_globalconf"
+    MALFORMED_ANCHOR = "malformed_anchor"
+    # Management requests and certificates issued by a CA
+    INVALID_CSR = "invalid_csr"
+    INVALID_OCSP_REQUEST = "invalid_ocsp_request"
+    INVALID_TIMESTAMP_REQUEST = "invalid_timestamp_request"
+    REQUEST_TOO_LARGE = "request_too_large"
+    NOT_FOUND = "not_found"
+    CONFLICT = "conflict"
+    INVALID_SETTINGS = "invalid_settings"
+    UNAUTHORIZED = "unauthorized"
+
+
+# Code words whose 7.8 form is not the mechanical snake_case of the old CamelCase form.
+_RENAMED_CODE_WORDS: Final[Mapping[str, str]] = MappingProxyType(
+    {
+        "outdated_global_conf": "global_conf_outdated",
+        "serverproxy": "serverproxy",
+        "clientproxy": "clientproxy",
+    }
+)
+# Leading parts that X-Road writes as one lowercase word (``ServerProxy`` -> ``serverproxy``).
+_PREFIX_WORDS: Final = frozenset({"server", "client", "serverproxy", "clientproxy", "signer"})
+_CAMEL_BOUNDARY: Final = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
+_CODE_PART: Final = re.compile(r"^[A-Za-z0-9_]+$")
+
+
+def _snake(part: str) -> str:
+    if part.lower() in _PREFIX_WORDS:
+        return part.lower()
+    return _CAMEL_BOUNDARY.sub("_", part).lower()
+
+
+def normalize_fault_code(code: str) -> str:
+    """Return a fault code in X-Road 7.8's lowercase form, whichever form it was written in.
+
+    ``Server.ClientProxy.OutdatedGlobalConf`` -> ``server.clientproxy.global_conf_outdated``.
+    Parts that are not code words (e.g. free text after a code) are lower-cased as they are.
+    """
+    parts = code.strip().split(".")
+    out: list[str] = []
+    for part in parts:
+        word = _snake(part) if _CODE_PART.match(part) else part.lower()
+        out.append(_RENAMED_CODE_WORDS.get(word, word))
+    return ".".join(out)
+
+
+class XRoadError(Exception):
+    """The root of every xroad-mn error: an X-Road fault code, a message and typed details.
+
+    ``code`` is always in 7.8's lowercase form. ``detail`` is the fault-detail UUID X-Road returns in
+    the ``detail`` field of REST errors and ``faultDetail`` of SOAP faults, and writes to its log.
+    ``http_status`` overrides the status that :func:`render_rest_error` derives from the code.
+    """
+
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        *,
+        details: Mapping[str, DetailValue] | None = None,
+        detail: str | None = None,
+        http_status: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.code: str = normalize_fault_code(str(code))
+        self.message: str = message
+        self.details: Mapping[str, DetailValue] = MappingProxyType(dict(details or {}))
+        self.detail: str = detail if detail is not None else str(uuid.uuid4())
+        self.http_status: int | None = http_status
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.message}"
+
+    def __repr__(self) -> str:
+        return f"XRoadError(code={self.code!r}, message={self.message!r})"
+
+    def with_prefix(self, prefix: str) -> XRoadError:
+        """Translate the error at a boundary: prefix its code unless it already carries one.
+
+        ``XRoadError("access_denied", ...).with_prefix("server.serverproxy")`` gives
+        ``server.serverproxy.access_denied``; an error coded ``client.bad_request`` keeps its code.
+        """
+        first = self.code.split(".", 1)[0]
+        if first in {"client", "server", "signer"}:
+            return self
+        err = XRoadError(
+            f"{normalize_fault_code(prefix)}.{self.code}",
+            self.message,
+            details=self.details,
+            detail=self.detail,
+            http_status=self.http_status,
+        )
+        err.__cause__ = self.__cause__
+        return err
+
+    def has_code(self, code: str) -> bool:
+        """True when this error's code ends with ``code`` (compared in the lowercase form)."""
+        wanted = normalize_fault_code(code)
+        return self.code == wanted or self.code.endswith("." + wanted)
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedError:
+    """An error rendered for HTTP: status, content type, body and the headers X-Road adds."""
+
+    status: int
+    content_type: str
+    body: bytes
+    headers: Mapping[str, str]
+
+
+_XML_ACCEPT: Final = re.compile(r"(^|[,\s])(text/xml|application/xml|text/\*)", re.IGNORECASE)
+
+
+def _status_for(err: XRoadError) -> int:
+    if err.http_status is not None:
+        return err.http_status
+    return 400 if err.code.startswith("client.") else 500
+
+
+def render_rest_error(err: XRoadError, accept: str | None = None) -> RenderedError:
+    """Render ``err`` as X-Road's REST error body (PR-REST), with the ``X-Road-Error`` header.
+
+    JSON ``{"type", "message", "detail"}`` by default; ``<error><type/><message/><detail/></error>`` when
+    ``Accept`` contains ``text/xml``, ``application/xml`` or ``text/*``.
+    """
+    headers = {"X-Road-Error": err.code}
+    status = _status_for(err)
+    if accept and _XML_ACCEPT.search(accept):
+        root = etree.Element("error")
+        for name, value in (("type", err.code), ("message", err.message), ("detail", err.detail)):
+            etree.SubElement(root, name).text = value
+        body = etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+        return RenderedError(status, "text/xml; charset=utf-8", body, headers)
+    payload = {"type": err.code, "message": err.message, "detail": err.detail}
+    body = json.dumps(payload, ensure_ascii=False).encode()
+    return RenderedError(status, "application/json; charset=utf-8", body, headers)
+
+
+def render_soap_fault(err: XRoadError, actor: str = "") -> bytes:
+    """Render ``err`` as X-Road's SOAP 1.1 fault (``SoapFault.createFaultXml``)."""
+    env = etree.Element(f"{{{SOAP_ENV_NS}}}Envelope", nsmap={"SOAP-ENV": SOAP_ENV_NS})
+    body = etree.SubElement(env, f"{{{SOAP_ENV_NS}}}Body")
+    fault = etree.SubElement(body, f"{{{SOAP_ENV_NS}}}Fault")
+    etree.SubElement(fault, "faultcode").text = err.code
+    etree.SubElement(fault, "faultstring").text = err.message
+    etree.SubElement(fault, "faultactor").text = actor
+    detail = etree.SubElement(fault, "detail")
+    etree.SubElement(detail, "faultDetail", nsmap={None: ""}).text = err.detail  # type: ignore[dict-item]
+    return bytes(etree.tostring(env, xml_declaration=True, encoding="UTF-8"))
+
+
+def _safe_parser() -> etree.XMLParser:
+    return etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
+
+
+def parse_soap_fault(data: bytes) -> XRoadError:
+    """Read a SOAP fault produced by any X-Road version back into an :class:`XRoadError`."""
+    if len(data) > MAX_ERROR_BODY_BYTES:
+        raise XRoadError(FaultCode.INVALID_SOAP, "SOAP fault is too large")
+    try:
+        root = etree.fromstring(data, _safe_parser())
+    except etree.XMLSyntaxError as e:
+        raise XRoadError(FaultCode.INVALID_SOAP, f"SOAP fault is not well-formed XML: {e}") from e
+    fault = root.find(f"{{{SOAP_ENV_NS}}}Body/{{{SOAP_ENV_NS}}}Fault")
+    if fault is None:
+        raise XRoadError(FaultCode.INVALID_SOAP, "message contains no SOAP fault")
+    code = fault.findtext("faultcode") or ""
+    if not code:
+        raise XRoadError(FaultCode.INVALID_SOAP, "SOAP fault has no faultcode")
+    detail = fault.findtext("detail/faultDetail")
+    return XRoadError(code, fault.findtext("faultstring") or "", detail=detail)
+
+
+def parse_rest_error(data: bytes, content_type: str = "application/json") -> XRoadError:
+    """Read an X-Road REST error body (JSON or XML) back into an :class:`XRoadError`."""
+    if len(data) > MAX_ERROR_BODY_BYTES:
+        raise XRoadError(FaultCode.INVALID_MESSAGE, "error body is too large")
+    fields: dict[str, str | None]
+    if "xml" in content_type.lower():
+        try:
+            root = etree.fromstring(data, _safe_parser())
+        except etree.XMLSyntaxError as e:
+            raise XRoadError(FaultCode.INVALID_MESSAGE, f"error body is not well-formed XML: {e}") from e
+        fields = {name: root.findtext(name) for name in ("type", "message", "detail")}
+    else:
+        try:
+            obj = json.loads(data)
+        except (ValueError, UnicodeDecodeError) as e:
+            raise XRoadError(FaultCode.INVALID_MESSAGE, f"error body is not JSON: {e}") from e
+        if not isinstance(obj, dict):
+            raise XRoadError(FaultCode.INVALID_MESSAGE, "error body is not a JSON object")
+        fields = {k: (str(obj[k]) if obj.get(k) is not None else None) for k in ("type", "message", "detail")}
+    if not fields["type"]:
+        raise XRoadError(FaultCode.INVALID_MESSAGE, "error body has no type")
+    return XRoadError(fields["type"], fields["message"] or "", detail=fields["detail"])
