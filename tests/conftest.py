@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from xroad_mn.trust.app import RunningTrustService
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 INTEROP_DIR = REPO_ROOT.parent / "shared" / "interop"
@@ -62,3 +69,16 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
                 red=True,
             )
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.fixture
+async def trust_service(tmp_path: Path) -> AsyncIterator[RunningTrustService]:
+    """Our own CA, OCSP responder and TSA, freshly initialised in ``tmp_path/trust`` and served on 127.0.0.1
+    at a free port (``service.urls.ca`` / ``.ocsp`` / ``.tsa``; the files are in ``service.directory``)."""
+    from xroad_mn.trust.app import TrustSettings, run_trust_service
+    from xroad_mn.trust.store import init_trust_dir
+
+    directory = tmp_path / "trust"
+    await asyncio.to_thread(init_trust_dir, directory, instance="MN", now=datetime.now(UTC))
+    async with run_trust_service(TrustSettings(dir=directory, host="127.0.0.1", port=0)) as service:
+        yield service

@@ -15,11 +15,12 @@ written while handling that request carries them.
 
 from __future__ import annotations
 
+import io
 import logging
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Literal, TextIO
+from typing import Literal, TextIO, cast
 
 import structlog
 
@@ -35,14 +36,27 @@ _LEVELS = {
 }
 
 
+class _StandardError(io.TextIOBase):
+    """Writes to whatever ``sys.stderr`` is at the moment of writing (test runners swap it)."""
+
+    def write(self, s: str) -> int:
+        return sys.stderr.write(s)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+    def isatty(self) -> bool:
+        return sys.stderr.isatty()
+
+
 def configure_logging(
     fmt: LogFormat = "console", *, level: str = "info", stream: TextIO | None = None
 ) -> None:
-    """Configure structlog (and the stdlib root logger it feeds) for one process. Call once per entry point."""
+    """Configure structlog and the stdlib root logger for one process. Call once per entry point."""
     numeric = _LEVELS.get(level.lower())
     if numeric is None:
         raise ValueError(f"unknown log level {level!r}; use one of {', '.join(_LEVELS)}")
-    out = stream if stream is not None else sys.stderr
+    out = stream if stream is not None else cast(TextIO, _StandardError())
     shared: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,

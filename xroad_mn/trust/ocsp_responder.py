@@ -1,0 +1,201 @@
+"""RFC 6960 OCSP responder logic: an OCSP request in, a signed OCSP response out (no I/O).
+
+The response is shaped like the ones X-Road's verifiers see in production: one SingleResponse per
+request, signed with SHA-256 by the responder certificate, responder ID by name, the responder
+certificate included, ``thisUpdate`` = the responder's clock and no ``nextUpdate``. A nonce in the
+request is echoed.
+
+Example::
+
+    >>> from datetime import UTC, datetime
+    >>> from cryptography.hazmat.primitives import hashes, serialization
+    >>> from cryptography.x509 import ocsp
+    >>> from xroad_mn.trust.pki import build_dev_pki
+    >>> now = datetime(2025, 1, 1, tzinfo=UTC)
+    >>> pki = build_dev_pki(now)  # doctest: +SKIP
+    >>> builder = ocsp.OCSPRequestBuilder()
+    >>> request = builder.add_certificate(
+    ...     pki.member_sign.certificate, pki.intermediate.certificate, hashes.SHA1()
+    ... ).build()  # doctest: +SKIP
+    >>> der = build_ocsp_response(
+    ...     request.public_bytes(serialization.Encoding.DER), issuer=pki.intermediate,
+    ...     responder=pki.ocsp_responder, status_of=status_lookup(pki.revocations, {pki.member_sign.serial}),
+    ...     now=now)  # doctest: +SKIP
+    >>> ocsp.load_der_ocsp_response(der).certificate_status  # doctest: +SKIP
+    <OCSPCertStatus.GOOD: 0>
+
+Note: ``cryptography`` stamps ``producedAt`` with the machine's clock; ``thisUpdate`` (what X-Road's
+freshness check reads) is ``now``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Final
+
+from asn1crypto import keys as asn1_keys
+from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.x509 import ocsp
+
+from xroad_mn.errors import FaultCode, XRoadError
+from xroad_mn.trust.pki import CertifiedKey
+
+__all__ = [
+    "MAX_OCSP_REQUEST_BYTES",
+    "CertStatusInfo",
+    "build_ocsp_response",
+    "issuer_hashes",
+    "parse_ocsp_request",
+    "status_lookup",
+]
+
+MAX_OCSP_REQUEST_BYTES: Final = 64 * 1024
+"""Largest OCSP request accepted; a single-certificate request is about 100 bytes."""
+
+
+@dataclass(frozen=True)
+class CertStatusInfo:
+    """What the CA knows about one serial number: good, revoked (when and why) or unknown."""
+
+    status: ocsp.OCSPCertStatus
+    revocation_time: datetime | None = None
+    revocation_reason: x509.ReasonFlags | None = None
+
+    @classmethod
+    def good(cls) -> CertStatusInfo:
+        return cls(ocsp.OCSPCertStatus.GOOD)
+
+    @classmethod
+    def unknown(cls) -> CertStatusInfo:
+        return cls(ocsp.OCSPCertStatus.UNKNOWN)
+
+    @classmethod
+    def revoked(cls, time: datetime, reason: x509.ReasonFlags | None = None) -> CertStatusInfo:
+        return cls(ocsp.OCSPCertStatus.REVOKED, time, reason)
+
+
+def status_lookup(
+    revocations: Mapping[int, tuple[datetime, x509.ReasonFlags]], issued: Collection[int]
+) -> Callable[[int], CertStatusInfo]:
+    """A ``status_of`` function: revoked if listed in ``revocations``, good if ``issued``, else unknown."""
+
+    def status_of(serial: int) -> CertStatusInfo:
+        if serial in revocations:
+            time, reason = revocations[serial]
+            return CertStatusInfo.revoked(time, reason)
+        if serial in issued:
+            return CertStatusInfo.good()
+        return CertStatusInfo.unknown()
+
+    return status_of
+
+
+def issuer_hashes(issuer: x509.Certificate, algorithm: hashes.HashAlgorithm) -> tuple[bytes, bytes]:
+    """CertID ``issuerNameHash`` and ``issuerKeyHash`` of ``issuer`` under ``algorithm`` (RFC 6960 §4.1.1)."""
+    spki = issuer.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    # The key hash covers the subjectPublicKey BIT STRING value, without its unused-bits octet.
+    key_bits = bytes(asn1_keys.PublicKeyInfo.load(spki)["public_key"].contents[1:])
+    name_digest = hashes.Hash(algorithm)
+    name_digest.update(issuer.subject.public_bytes())
+    key_digest = hashes.Hash(algorithm)
+    key_digest.update(key_bits)
+    return name_digest.finalize(), key_digest.finalize()
+
+
+def parse_ocsp_request(request_der: bytes) -> ocsp.OCSPRequest:
+    """Parse a DER OCSP request for one certificate; raise ``invalid_ocsp_request`` if it is not one."""
+    if len(request_der) > MAX_OCSP_REQUEST_BYTES:
+        raise XRoadError(
+            FaultCode.REQUEST_TOO_LARGE,
+            f"OCSP request is larger than {MAX_OCSP_REQUEST_BYTES} bytes",
+            http_status=400,
+        )
+    try:
+        request = ocsp.load_der_ocsp_request(request_der)
+        request.hash_algorithm  # noqa: B018 -- parse the CertID algorithm now, not later
+    except (ValueError, UnsupportedAlgorithm) as e:
+        raise XRoadError(
+            FaultCode.INVALID_OCSP_REQUEST, f"malformed OCSP request: {e}", http_status=400
+        ) from e
+    except NotImplementedError as e:  # several certificates in one request
+        raise XRoadError(
+            FaultCode.INVALID_OCSP_REQUEST,
+            f"unsupported OCSP request (ask for one certificate per request): {e}",
+            http_status=400,
+        ) from e
+    return request
+
+
+def _issuer_certificate(issuer: CertifiedKey | x509.Certificate) -> x509.Certificate:
+    return issuer.certificate if isinstance(issuer, CertifiedKey) else issuer
+
+
+def build_ocsp_response(
+    request_der: bytes,
+    *,
+    issuer: CertifiedKey | x509.Certificate,
+    responder: CertifiedKey,
+    status_of: Callable[[int], CertStatusInfo],
+    now: datetime,
+) -> bytes:
+    """Answer ``request_der`` (DER OCSPRequest) about certificates issued by ``issuer`` with an OCSPResponse.
+
+    Steps:
+    1. parse the request (one certificate; any CertID hash algorithm ``cryptography`` knows);
+    2. look the serial up with ``status_of`` — unless the CertID names another issuer, which is unknown;
+       a revocation dated after ``now`` is not yet in effect, so the certificate is still good;
+    3. sign a basic response with the responder's key (SHA-256), responder ID by name, the responder
+       certificate included, ``thisUpdate`` = ``now``, no ``nextUpdate``, the request's nonce echoed.
+    """
+    # 1. Parse.
+    request = parse_ocsp_request(request_der)
+    algorithm = request.hash_algorithm
+
+    # 2. Status.
+    name_hash, key_hash = issuer_hashes(_issuer_certificate(issuer), algorithm)
+    if (request.issuer_name_hash, request.issuer_key_hash) == (name_hash, key_hash):
+        info = status_of(request.serial_number)
+    else:
+        info = CertStatusInfo.unknown()
+    if info.status is ocsp.OCSPCertStatus.REVOKED:
+        if info.revocation_time is None:
+            raise XRoadError(
+                FaultCode.INTERNAL_ERROR, f"revocation of serial {request.serial_number} has no time"
+            )
+        if info.revocation_time > now:
+            info = CertStatusInfo.good()
+
+    # 3. Sign.
+    reason = info.revocation_reason
+    if reason is x509.ReasonFlags.unspecified:
+        reason = None  # RFC 5280 §5.3.1: omit reasonCode rather than state "unspecified"
+    builder = (
+        ocsp.OCSPResponseBuilder()
+        .add_response_by_hash(
+            issuer_name_hash=request.issuer_name_hash,
+            issuer_key_hash=request.issuer_key_hash,
+            serial_number=request.serial_number,
+            algorithm=algorithm,
+            cert_status=info.status,
+            this_update=now,
+            next_update=None,
+            revocation_time=info.revocation_time if info.status is ocsp.OCSPCertStatus.REVOKED else None,
+            revocation_reason=reason if info.status is ocsp.OCSPCertStatus.REVOKED else None,
+        )
+        .responder_id(ocsp.OCSPResponderEncoding.NAME, responder.certificate)
+        .certificates([responder.certificate])
+    )
+    for ext in request.extensions:
+        if isinstance(ext.value, x509.OCSPNonce):
+            builder = builder.add_extension(ext.value, critical=False)
+    try:
+        response = builder.sign(responder.private_key, hashes.SHA256())
+    except ValueError as e:
+        raise XRoadError(FaultCode.INTERNAL_ERROR, f"cannot sign OCSP response: {e}") from e
+    return response.public_bytes(serialization.Encoding.DER)

@@ -1,0 +1,441 @@
+"""A trust directory on disk: the CA, OCSP and TSA keys and certificates, issued certificates, revocations.
+
+Layout (``xroad-mn trust init --dir DIR``)::
+
+    DIR/trust.json          {"instance": "MN", "format": 1}
+    DIR/ca.pem  ca.key      self-signed root CA; it issues members' certificates directly
+    DIR/ocsp.pem ocsp.key   delegated OCSP responder (EKU OCSPSigning), issued by the CA
+    DIR/tsa.pem tsa.key     time-stamping authority (critical EKU timeStamping), issued by the CA
+    DIR/issued/<serial>.pem every certificate issued through the CA
+    DIR/revocations.json    {"<serial>": {"revoked_at": "<ISO 8601>", "reason": "keyCompromise"}}
+
+Keys are unencrypted PKCS#8 PEM with mode 0600 — development material only. Every write goes to a
+temporary file in the same directory, is flushed to disk and renamed over the target, so a crash leaves
+either the old or the new file.
+
+Example::
+
+    >>> from datetime import UTC, datetime
+    >>> files = init_trust_dir(Path("trust"), instance="MN", now=datetime.now(UTC))  # doctest: +SKIP
+    >>> store = TrustStore.open(files.directory)  # doctest: +SKIP
+    >>> cert = store.issue(csr_pem, Profile.SIGN, now=datetime.now(UTC))  # doctest: +SKIP
+    >>> reason = x509.ReasonFlags.key_compromise
+    >>> store.revoke(cert.serial_number, reason, now=datetime.now(UTC))  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from types import MappingProxyType
+from typing import Final
+
+import structlog
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+from xroad_mn.errors import FaultCode, XRoadError
+from xroad_mn.identifiers import validate_part
+from xroad_mn.trust.ca import Profile, issue_from_csr
+from xroad_mn.trust.ocsp_responder import CertStatusInfo, build_ocsp_response
+from xroad_mn.trust.pki import (
+    CertifiedKey,
+    PrivateKey,
+    ca_name,
+    generate_rsa_key,
+    issue_ocsp_responder,
+    issue_tsa,
+    random_serial,
+    self_signed_ca,
+)
+from xroad_mn.trust.tsa import build_timestamp_reply
+
+__all__ = [
+    "FORMAT_VERSION",
+    "REVOCATION_REASONS",
+    "Revocation",
+    "TrustFiles",
+    "TrustStore",
+    "init_trust_dir",
+    "parse_reason",
+]
+
+log = structlog.get_logger(__name__)
+
+FORMAT_VERSION: Final = 1
+CA_VALIDITY: Final = timedelta(days=3650)
+SERVICE_VALIDITY: Final = timedelta(days=1825)
+MAX_STORE_FILE_BYTES: Final = 16 * 1024 * 1024
+"""Largest file the store reads (revocations.json grows by ~80 bytes per revocation)."""
+
+REVOCATION_REASONS: Final[Mapping[str, x509.ReasonFlags]] = MappingProxyType(
+    {flag.value: flag for flag in x509.ReasonFlags if flag is not x509.ReasonFlags.remove_from_crl}
+)
+"""RFC 5280 CRLReason names accepted for a revocation (``removeFromCRL`` only exists in delta CRLs)."""
+
+
+def parse_reason(name: str) -> x509.ReasonFlags:
+    """The RFC 5280 reason named ``name`` (e.g. ``keyCompromise``), or ``bad_request``."""
+    reason = REVOCATION_REASONS.get(name)
+    if reason is None:
+        raise XRoadError(
+            FaultCode.BAD_REQUEST,
+            f"unknown revocation reason {name!r}; use one of {', '.join(REVOCATION_REASONS)}",
+            http_status=400,
+        )
+    return reason
+
+
+@dataclass(frozen=True)
+class Revocation:
+    serial: int
+    revoked_at: datetime
+    reason: x509.ReasonFlags
+
+
+@dataclass(frozen=True)
+class TrustFiles:
+    """The paths of a trust directory."""
+
+    directory: Path
+
+    @property
+    def meta(self) -> Path:
+        return self.directory / "trust.json"
+
+    @property
+    def ca_cert(self) -> Path:
+        return self.directory / "ca.pem"
+
+    @property
+    def ca_key(self) -> Path:
+        return self.directory / "ca.key"
+
+    @property
+    def ocsp_cert(self) -> Path:
+        return self.directory / "ocsp.pem"
+
+    @property
+    def ocsp_key(self) -> Path:
+        return self.directory / "ocsp.key"
+
+    @property
+    def tsa_cert(self) -> Path:
+        return self.directory / "tsa.pem"
+
+    @property
+    def tsa_key(self) -> Path:
+        return self.directory / "tsa.key"
+
+    @property
+    def issued(self) -> Path:
+        return self.directory / "issued"
+
+    @property
+    def revocations(self) -> Path:
+        return self.directory / "revocations.json"
+
+    def issued_cert(self, serial: int) -> Path:
+        return self.issued / f"{serial}.pem"
+
+    def owned_files(self) -> tuple[Path, ...]:
+        return (
+            self.meta,
+            self.ca_cert,
+            self.ca_key,
+            self.ocsp_cert,
+            self.ocsp_key,
+            self.tsa_cert,
+            self.tsa_key,
+            self.revocations,
+        )
+
+
+def _io_error(message: str, e: OSError) -> XRoadError:
+    return XRoadError(FaultCode.IO_ERROR, f"{message}: {e.strerror or e}")
+
+
+def write_atomic(path: Path, data: bytes, *, mode: int = 0o644) -> None:
+    """Write ``data`` to ``path`` through a flushed temporary file renamed over it."""
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.chmod(tmp, mode)  # the umask may have narrowed or (for keys) must not widen it
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError as e:
+        raise _io_error(f"cannot write {path}", e) from e
+
+
+def _read(path: Path) -> bytes:
+    try:
+        with path.open("rb") as f:
+            data = f.read(MAX_STORE_FILE_BYTES + 1)
+    except FileNotFoundError as e:
+        raise XRoadError(
+            FaultCode.INVALID_SETTINGS,
+            f"{path} is missing: {path.parent} is not a trust directory (run `xroad-mn trust init`)",
+        ) from e
+    except OSError as e:
+        raise _io_error(f"cannot read {path}", e) from e
+    if len(data) > MAX_STORE_FILE_BYTES:
+        raise XRoadError(FaultCode.INVALID_SETTINGS, f"{path} is larger than {MAX_STORE_FILE_BYTES} bytes")
+    return data
+
+
+def _check_instance(instance: str) -> None:
+    validate_part("instance", instance, strict=True)
+
+
+def _write_certified(cert_path: Path, key_path: Path, certified: CertifiedKey) -> None:
+    write_atomic(key_path, certified.private_key_pem(), mode=0o600)
+    write_atomic(cert_path, certified.certificate_pem())
+
+
+def init_trust_dir(
+    directory: Path, *, instance: str = "MN", now: datetime, force: bool = False
+) -> TrustFiles:
+    """Create a CA, an OCSP responder and a TSA in ``directory``.
+
+    Refuses a directory that exists and is not empty unless ``force``; with ``force`` the trust files
+    (and every issued certificate and revocation, which the new CA does not vouch for) are replaced.
+    """
+    _check_instance(instance)
+    files = TrustFiles(directory)
+    try:
+        if directory.exists():
+            if not directory.is_dir():
+                raise XRoadError(FaultCode.CONFLICT, f"{directory} exists and is not a directory")
+            if any(directory.iterdir()) and not force:
+                raise XRoadError(
+                    FaultCode.CONFLICT,
+                    f"{directory} already exists and is not empty; use --force to replace it",
+                )
+            if force:
+                for path in files.owned_files():
+                    path.unlink(missing_ok=True)
+                if files.issued.is_dir():
+                    for cert in files.issued.glob("*.pem"):
+                        cert.unlink()
+        directory.mkdir(parents=True, exist_ok=True)
+        files.issued.mkdir(exist_ok=True)
+    except OSError as e:
+        raise _io_error(f"cannot prepare {directory}", e) from e
+
+    ca = self_signed_ca(
+        ca_name(f"{instance} xroad-mn development CA"),
+        generate_rsa_key(),
+        not_before=now - timedelta(days=1),
+        not_after=now + CA_VALIDITY,
+    )
+    service = {"not_before": now - timedelta(days=1), "not_after": now + SERVICE_VALIDITY}
+    ocsp = issue_ocsp_responder(
+        ca, ca_name(f"{instance} xroad-mn development OCSP responder"), generate_rsa_key(), **service
+    )
+    tsa = issue_tsa(ca, ca_name(f"{instance} xroad-mn development TSA"), generate_rsa_key(), **service)
+
+    _write_certified(files.ca_cert, files.ca_key, ca)
+    _write_certified(files.ocsp_cert, files.ocsp_key, ocsp)
+    _write_certified(files.tsa_cert, files.tsa_key, tsa)
+    write_atomic(files.revocations, b"{}\n")
+    write_atomic(
+        files.meta, json.dumps({"instance": instance, "format": FORMAT_VERSION}, indent=2).encode() + b"\n"
+    )
+    log.info("trust_dir_created", directory=str(directory), instance=instance)
+    return files
+
+
+def _load_certificate(path: Path) -> x509.Certificate:
+    try:
+        return x509.load_pem_x509_certificate(_read(path))
+    except ValueError as e:
+        raise XRoadError(FaultCode.INVALID_SETTINGS, f"{path} is not a PEM certificate: {e}") from e
+
+
+def _load_key(path: Path) -> PrivateKey:
+    try:
+        key = serialization.load_pem_private_key(_read(path), password=None)
+    except (ValueError, TypeError) as e:
+        raise XRoadError(
+            FaultCode.INVALID_SETTINGS, f"{path} is not an unencrypted PEM private key: {e}"
+        ) from e
+    if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
+        raise XRoadError(
+            FaultCode.INVALID_SETTINGS, f"{path} holds a {type(key).__name__}; RSA or EC is needed"
+        )
+    return key
+
+
+def _load_certified(cert_path: Path, key_path: Path, chain: tuple[x509.Certificate, ...]) -> CertifiedKey:
+    cert = _load_certificate(cert_path)
+    key = _load_key(key_path)
+    if cert.public_key() != key.public_key():
+        raise XRoadError(FaultCode.INVALID_SETTINGS, f"{key_path} is not the key of {cert_path}")
+    return CertifiedKey(cert, key, chain)
+
+
+def _load_revocations(path: Path) -> dict[int, Revocation]:
+    try:
+        raw = json.loads(_read(path))
+        out: dict[int, Revocation] = {}
+        for key, entry in dict(raw).items():
+            serial = int(key)
+            out[serial] = Revocation(
+                serial, datetime.fromisoformat(entry["revoked_at"]), x509.ReasonFlags(entry["reason"])
+            )
+    except (ValueError, TypeError, KeyError) as e:
+        raise XRoadError(FaultCode.INVALID_SETTINGS, f"{path} is not a valid revocation list: {e}") from e
+    return out
+
+
+def _dump_revocations(revocations: Mapping[int, Revocation]) -> bytes:
+    data = {
+        str(r.serial): {"revoked_at": r.revoked_at.isoformat(), "reason": r.reason.value}
+        for r in sorted(revocations.values(), key=lambda r: r.serial)
+    }
+    return json.dumps(data, indent=2).encode() + b"\n"
+
+
+class TrustStore:
+    """An opened trust directory: the services' keys, and the CA's issued and revoked certificates.
+
+    Mutating methods write through to disk before they return. Callers serialise them (the HTTP app
+    holds a lock); lookups are safe at any time.
+    """
+
+    def __init__(
+        self,
+        files: TrustFiles,
+        *,
+        instance: str,
+        ca: CertifiedKey,
+        ocsp: CertifiedKey,
+        tsa: CertifiedKey,
+        issued: Mapping[int, x509.Certificate],
+        revocations: Mapping[int, Revocation],
+    ) -> None:
+        self.files = files
+        self.instance = instance
+        self.ca = ca
+        self.ocsp = ocsp
+        self.tsa = tsa
+        self._issued = dict(issued)
+        self._revocations = dict(revocations)
+
+    @classmethod
+    def open(cls, directory: Path) -> TrustStore:
+        """Load a trust directory made by :func:`init_trust_dir`."""
+        files = TrustFiles(directory)
+        try:
+            meta = dict(json.loads(_read(files.meta)))
+            instance = meta["instance"]
+        except (ValueError, TypeError, KeyError) as e:
+            raise XRoadError(FaultCode.INVALID_SETTINGS, f"{files.meta} is not valid: {e}") from e
+        if meta.get("format") != FORMAT_VERSION or not isinstance(instance, str):
+            raise XRoadError(
+                FaultCode.INVALID_SETTINGS, f"{files.meta}: unsupported format {meta.get('format')!r}"
+            )
+        ca = _load_certified(files.ca_cert, files.ca_key, ())
+        ocsp = _load_certified(files.ocsp_cert, files.ocsp_key, ())
+        tsa = _load_certified(files.tsa_cert, files.tsa_key, ())
+        issued: dict[int, x509.Certificate] = {}
+        try:
+            paths = sorted(files.issued.glob("*.pem")) if files.issued.is_dir() else []
+        except OSError as e:
+            raise _io_error(f"cannot list {files.issued}", e) from e
+        for path in paths:
+            cert = _load_certificate(path)
+            issued[cert.serial_number] = cert
+        revocations = _load_revocations(files.revocations) if files.revocations.exists() else {}
+        return cls(
+            files, instance=instance, ca=ca, ocsp=ocsp, tsa=tsa, issued=issued, revocations=revocations
+        )
+
+    @property
+    def revocations(self) -> Mapping[int, Revocation]:
+        return MappingProxyType(self._revocations)
+
+    def _service_serials(self) -> set[int]:
+        return {self.ocsp.serial, self.tsa.serial}
+
+    def _new_serial(self) -> int:
+        taken = self._issued.keys() | self._service_serials() | {self.ca.serial}
+        while True:
+            serial = random_serial()
+            if serial not in taken:
+                return serial
+
+    def certificate(self, serial: int) -> x509.Certificate:
+        """An issued certificate by serial number, or ``not_found`` (HTTP 404)."""
+        cert = self._issued.get(serial)
+        if cert is None:
+            raise XRoadError(
+                FaultCode.NOT_FOUND, f"no certificate with serial {serial} was issued", http_status=404
+            )
+        return cert
+
+    def issue(self, csr: bytes, profile: Profile, *, now: datetime) -> x509.Certificate:
+        """Issue a ``profile`` certificate for a PKCS#10 request and record it in ``issued/``."""
+        cert = issue_from_csr(
+            csr, profile, ca=self.ca, instance=self.instance, now=now, serial=self._new_serial()
+        )
+        write_atomic(
+            self.files.issued_cert(cert.serial_number), cert.public_bytes(serialization.Encoding.PEM)
+        )
+        self._issued[cert.serial_number] = cert
+        log.info(
+            "certificate_issued",
+            serial=cert.serial_number,
+            profile=profile.value,
+            subject=cert.subject.rfc4514_string(),
+        )
+        return cert
+
+    def revoke(self, serial: int, reason: x509.ReasonFlags, *, now: datetime) -> Revocation:
+        """Revoke an issued certificate; ``not_found`` if unknown, ``conflict`` if already revoked."""
+        self.certificate(serial)
+        if serial in self._revocations:
+            raise XRoadError(FaultCode.CONFLICT, f"certificate {serial} is already revoked", http_status=409)
+        revocation = Revocation(serial, now, reason)
+        updated = {**self._revocations, serial: revocation}
+        write_atomic(self.files.revocations, _dump_revocations(updated))
+        self._revocations = updated
+        log.info("certificate_revoked", serial=serial, reason=reason.value)
+        return revocation
+
+    def status_of(self, serial: int) -> CertStatusInfo:
+        """OCSP status of a serial under this CA: revoked, good (issued) or unknown."""
+        revocation = self._revocations.get(serial)
+        if revocation is not None:
+            return CertStatusInfo.revoked(revocation.revoked_at, revocation.reason)
+        if serial in self._issued or serial in self._service_serials():
+            return CertStatusInfo.good()
+        return CertStatusInfo.unknown()
+
+    def ocsp_response(self, request_der: bytes, *, now: datetime) -> bytes:
+        return build_ocsp_response(
+            request_der, issuer=self.ca, responder=self.ocsp, status_of=self.status_of, now=now
+        )
+
+    def timestamp_reply(self, query_der: bytes, *, now: datetime) -> bytes:
+        return build_timestamp_reply(query_der, tsa=self.tsa, serial=random_serial(), now=now)
