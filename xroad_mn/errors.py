@@ -142,6 +142,8 @@ class FaultCode(StrEnum):
     CONFLICT = "conflict"
     INVALID_SETTINGS = "invalid_settings"
     UNAUTHORIZED = "unauthorized"
+    # OCSP response unusable as validation information (OcspVerifier: X_INCORRECT_VALIDATION_INFO)
+    INCORRECT_VALIDATION_INFO = "incorrect_validation_info"
 
 
 # Code words whose 7.8 form is not the mechanical snake_case of the old CamelCase form.

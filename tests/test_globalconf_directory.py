@@ -1,0 +1,365 @@
+"""Signed configuration directories: real X-Road directories, the configuration client's negatives, key
+rotation, and directories we sign ourselves checked with the openssl CLI against the real anchor."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import re
+import subprocess
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import NameOID
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from xroad_mn.errors import FaultCode, XRoadError
+from xroad_mn.globalconf.anchor import parse_anchor
+from xroad_mn.globalconf.directory import (
+    PartSpec,
+    build_signed_directory,
+    find_verification_certificate,
+    parse_signed_directory,
+    verify_part_content,
+    verify_signed_directory,
+)
+from xroad_mn.globalconf.params import parse_shared_params
+
+AT = datetime(2025, 1, 1, tzinfo=UTC)
+INTERNAL_ANCHOR = "anchors/system-test-configuration_anchor_CS_internal.xml"
+PUBLIC = "globalconf/signed/system-test-public"
+CONFCLIENT = "globalconf/signed/confclient"
+
+
+def _consumer(interop_dir: Path) -> x509.Certificate:
+    return x509.load_pem_x509_certificate((interop_dir / "certs/common-test/consumer.pem").read_bytes())
+
+
+def _internal_key(interop_dir: Path) -> tuple[rsa.RSAPrivateKey, x509.Certificate]:
+    key = serialization.load_pem_private_key(
+        (interop_dir / "certs/system-test-sign-keys/internal.key").read_bytes(), password=None
+    )
+    assert isinstance(key, rsa.RSAPrivateKey)
+    cert = x509.load_pem_x509_certificate(
+        (interop_dir / "certs/system-test-sign-keys/internal.crt").read_bytes()
+    )
+    return key, cert
+
+
+# -- the real V6 directory and its anchor ----------------------------------------------------------------
+
+
+def test_real_v6_internalconf_verifies_with_anchor(interop_dir: Path) -> None:
+    anchor = parse_anchor((interop_dir / INTERNAL_ANCHOR).read_bytes())
+    directory = parse_signed_directory((interop_dir / PUBLIC / "V6/internalconf").read_bytes())
+    assert directory.version == 6
+    assert directory.expire_date == datetime(2035, 11, 11, 3, 7, 40, tzinfo=UTC)
+    assert directory.signature_algorithm == "http://www.w3.org/2001/04/xmldsig-more#rsa-sha512"
+    assert [(p.content_identifier, p.instance) for p in directory.parts] == [
+        ("SHARED-PARAMETERS", "DEV"),
+        ("PRIVATE-PARAMETERS", "DEV"),
+    ]
+    assert directory.signed_data.startswith(b"--CNo5S3hBEIHbDGmANPgi\r\n")
+    assert directory.signed_data.endswith(b"--CNo5S3hBEIHbDGmANPgi--\r\n")
+    cert = verify_signed_directory(directory, anchor.verification_certs, at=AT)
+    assert cert == anchor.verification_certs[0]
+    for part in directory.parts:
+        verify_part_content(part, (interop_dir / PUBLIC / part.content_location.lstrip("/")).read_bytes())
+
+
+def test_real_v6_content_mismatch_is_invalid(interop_dir: Path) -> None:
+    directory = parse_signed_directory((interop_dir / PUBLIC / "V6/internalconf").read_bytes())
+    part = directory.parts_for("SHARED-PARAMETERS", "DEV")[0]
+    data = (interop_dir / PUBLIC / part.content_location.lstrip("/")).read_bytes()
+    with pytest.raises(XRoadError) as exc:
+        verify_part_content(part, data + b" ")
+    assert exc.value.has_code(FaultCode.GLOBAL_CONF_INVALID)
+
+
+def test_real_v6_expired_after_expire_date(interop_dir: Path) -> None:
+    anchor = parse_anchor((interop_dir / INTERNAL_ANCHOR).read_bytes())
+    directory = parse_signed_directory((interop_dir / PUBLIC / "V6/internalconf").read_bytes())
+    with pytest.raises(XRoadError) as exc:
+        verify_signed_directory(
+            directory, anchor.verification_certs, at=datetime(2035, 11, 11, 3, 7, 41, tzinfo=UTC)
+        )
+    assert exc.value.has_code(FaultCode.GLOBAL_CONF_OUTDATED)
+
+
+def test_tampered_signed_bytes_fail(interop_dir: Path) -> None:
+    anchor = parse_anchor((interop_dir / INTERNAL_ANCHOR).read_bytes())
+    raw = (interop_dir / PUBLIC / "V6/internalconf").read_bytes()
+    tampered = raw.replace(b"Expire-date: 2035-11-11", b"Expire-date: 2036-11-11")
+    with pytest.raises(XRoadError) as exc:
+        verify_signed_directory(parse_signed_directory(tampered), anchor.verification_certs, at=AT)
+    assert exc.value.has_code(FaultCode.INVALID_SIGNATURE_VALUE)
+
+
+def test_same_directory_with_lf_and_other_header_case_still_parses(interop_dir: Path) -> None:
+    raw = (interop_dir / PUBLIC / "V6/internalconf").read_bytes()
+    variant = raw.replace(b"\r\n", b"\n").replace(b"Content-identifier", b"CONTENT-IDENTIFIER")
+    variant = variant.replace(b"instance='DEV'", b'instance="DEV"')
+    directory = parse_signed_directory(variant)
+    assert [p.instance for p in directory.parts] == ["DEV", "DEV"]
+
+
+# -- key rotation: older versions verify only through the source certs of their shared-params -------------
+
+
+@pytest.mark.parametrize("version", ["V3", "V4", "V5"])
+@pytest.mark.parametrize("kind", ["internalconf", "externalconf"])
+def test_key_rotation_path(interop_dir: Path, version: str, kind: str) -> None:
+    anchor = parse_anchor((interop_dir / INTERNAL_ANCHOR).read_bytes())
+    base = interop_dir / PUBLIC / version
+    shared = parse_shared_params(next(base.glob("*/shared-params.xml")).read_bytes())
+    directory = parse_signed_directory((base / kind).read_bytes())
+    assert directory.version == int(version[1:])
+    # 1. The V6 anchor alone does not trust the rotated-out keys.
+    with pytest.raises(XRoadError) as exc:
+        verify_signed_directory(directory, anchor.verification_certs, at=AT)
+    assert exc.value.has_code(FaultCode.GLOBAL_CONF_INVALID)
+    assert exc.value.details["reason"] == "missing_verification_cert"
+    # 2. The source certificates of the installed shared-params do.
+    trusted = anchor.verification_certs + shared.verification_certs(external=kind == "externalconf")
+    verify_signed_directory(directory, trusted, at=AT)
+    for part in directory.parts:
+        verify_part_content(part, (interop_dir / PUBLIC / part.content_location.lstrip("/")).read_bytes())
+
+
+def test_v6_internalconf_not_verified_by_wrong_kind_of_source_cert(interop_dir: Path) -> None:
+    base = interop_dir / PUBLIC / "V5"
+    shared = parse_shared_params(next(base.glob("*/shared-params.xml")).read_bytes())
+    directory = parse_signed_directory((base / "internalconf").read_bytes())
+    with pytest.raises(XRoadError):
+        verify_signed_directory(directory, shared.verification_certs(external=True), at=AT)
+
+
+# -- configuration client fixtures -----------------------------------------------------------------------
+
+
+def test_confclient_simple_lf_v2_valid_with_consumer(interop_dir: Path) -> None:
+    directory = parse_signed_directory((interop_dir / CONFCLIENT / "test-conf-simple.txt").read_bytes())
+    assert directory.version == 2
+    assert [p.content_location for p in directory.parts] == [
+        "/private-params.xml",
+        "/shared-params.xml",
+        "/foo.xml",
+    ]
+    at = datetime(2026, 5, 20, 17, 42, 54, tzinfo=UTC)
+    verify_signed_directory(directory, [_consumer(interop_dir)], at=at)
+    with pytest.raises(XRoadError) as exc:
+        verify_signed_directory(directory, [_consumer(interop_dir)], at=at + timedelta(seconds=2))
+    assert exc.value.has_code(FaultCode.GLOBAL_CONF_OUTDATED)
+
+
+def test_confclient_simple_with_producer_cert_is_missing_verification_cert(interop_dir: Path) -> None:
+    directory = parse_signed_directory((interop_dir / CONFCLIENT / "test-conf-simple.txt").read_bytes())
+    producer = x509.load_pem_x509_certificate((interop_dir / "certs/common-test/producer.pem").read_bytes())
+    with pytest.raises(XRoadError) as exc:
+        find_verification_certificate(directory, [producer])
+    assert exc.value.has_code(FaultCode.GLOBAL_CONF_INVALID)
+    assert exc.value.details["reason"] == "missing_verification_cert"
+
+
+def test_confclient_detached_valid(interop_dir: Path) -> None:
+    directory = parse_signed_directory((interop_dir / CONFCLIENT / "test-conf-detached.txt").read_bytes())
+    verify_signed_directory(directory, [_consumer(interop_dir)], at=AT)
+    assert [p.content_location for p in directory.parts] == ["/private-params.xml"]
+    verify_part_content(
+        directory.parts[0],
+        (interop_dir / CONFCLIENT / "test-conf-detached/EE/private-params.xml").read_bytes(),
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "stage", "code"),
+    [
+        ("test-conf-invalid-signature.txt", "verify", FaultCode.INVALID_SIGNATURE_VALUE),
+        ("test-conf-missing-signature.txt", "verify", FaultCode.INVALID_SIGNATURE_VALUE),
+        ("test-conf-malformed.txt", "parse", FaultCode.MALFORMED_GLOBALCONF),
+        ("test-conf-missing-date.txt", "parse", FaultCode.MALFORMED_GLOBALCONF),
+        ("conf1.txt", "parse", FaultCode.MALFORMED_GLOBALCONF),
+    ],
+)
+def test_confclient_negatives(interop_dir: Path, name: str, stage: str, code: str) -> None:
+    data = (interop_dir / CONFCLIENT / name).read_bytes()
+    if stage == "parse":
+        with pytest.raises(XRoadError) as exc:
+            parse_signed_directory(data)
+    else:
+        directory = parse_signed_directory(data)
+        # Before the expiry date too: the signature itself is what fails.
+        at = datetime(2015, 1, 1, tzinfo=UTC)
+        with pytest.raises(XRoadError) as exc:
+            verify_signed_directory(directory, [_consumer(interop_dir)], at=at)
+    assert exc.value.has_code(code)
+
+
+def test_missing_date_reason(interop_dir: Path) -> None:
+    with pytest.raises(XRoadError) as exc:
+        parse_signed_directory((interop_dir / CONFCLIENT / "test-conf-missing-date.txt").read_bytes())
+    assert exc.value.details["missing"] == "Expire-date"
+
+
+# -- directories we build -------------------------------------------------------------------------------
+
+
+def _split_by_hand(data: bytes) -> tuple[bytes, bytes]:
+    """Split the outer multipart by hand (not with our parser): the signed body and the signature."""
+    outer = re.search(rb"boundary=([A-Za-z0-9]+)", data)
+    assert outer is not None
+    delim = b"--" + outer.group(1)
+    # [top header, first part, signature part, "--" + epilogue]; each part starts with its delimiter's CRLF.
+    pieces = data.split(b"\r\n" + delim)
+    assert len(pieces) == 4
+    signed = pieces[1].removeprefix(b"\r\n").split(b"\r\n\r\n", 1)[1]
+    signature = base64.b64decode(pieces[2].split(b"\r\n\r\n", 1)[1].strip())
+    return signed, signature
+
+
+def _openssl_verify(openssl: str, tmp_path: Path, cert: x509.Certificate, signed: bytes, sig: bytes) -> str:
+    (tmp_path / "pub.pem").write_bytes(
+        cert.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    (tmp_path / "signed.bin").write_bytes(signed)
+    (tmp_path / "sig.bin").write_bytes(sig)
+    result = subprocess.run(
+        [openssl, "dgst", "-sha512", "-verify", str(tmp_path / "pub.pem"),
+         "-signature", str(tmp_path / "sig.bin"), str(tmp_path / "signed.bin")],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    return result.stdout + result.stderr
+
+
+def test_our_directory_verifies_against_real_anchor_and_openssl(
+    interop_dir: Path, openssl: str, tmp_path: Path
+) -> None:
+    key, cert = _internal_key(interop_dir)
+    shared = b"<shared/>\n"
+    private = b"<private/>\n"
+    expire = datetime(2030, 1, 1, 12, 0, 0, tzinfo=UTC)
+    data = build_signed_directory(
+        [
+            ("SHARED-PARAMETERS", "DEV", "/V6/20260101000000000000000/shared-params.xml", shared),
+            PartSpec("PRIVATE-PARAMETERS", "DEV", "/V6/20260101000000000000000/private-params.xml", private),
+        ],
+        expire,
+        6,
+        key,
+        cert,
+    )
+    # Byte layout of the real directory: CRLF only, same header lines in the same order.
+    assert b"\n" not in data.replace(b"\r\n", b"")
+    real = (interop_dir / PUBLIC / "V6/internalconf").read_bytes()
+
+    def shape(d: bytes) -> list[bytes]:
+        masked = [re.sub(rb"(boundary=|^--|: ).*", rb"\1", line) for line in d.split(b"\r\n")]
+        return [re.sub(rb"^[A-Za-z0-9+/]{40,}={0,2}$", b"<base64>", line) for line in masked]
+
+    assert shape(data) == shape(real)
+    # 1. Our own parser and verifier, with the real anchor.
+    anchor = parse_anchor((interop_dir / INTERNAL_ANCHOR).read_bytes())
+    directory = parse_signed_directory(data)
+    assert directory.expire_date == expire
+    verify_signed_directory(directory, anchor.verification_certs, at=AT)
+    verify_part_content(directory.parts[0], shared)
+    verify_part_content(directory.parts[1], private)
+    # 2. An outside verifier on the byte range split by hand.
+    signed, signature = _split_by_hand(data)
+    assert signed == directory.signed_data
+    assert (
+        hashlib.sha512(cert.public_bytes(serialization.Encoding.DER)).digest()
+        == directory.verification_cert_hash
+    )
+    assert "Verified OK" in _openssl_verify(
+        openssl, tmp_path, anchor.verification_certs[0], signed, signature
+    )
+    assert "Verified OK" not in _openssl_verify(openssl, tmp_path, cert, signed + b"x", signature)
+
+
+def _ec_key_and_cert() -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ecSigningKey")])
+    now = datetime(2024, 1, 1, tzinfo=UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now)
+        .not_valid_after(now + timedelta(days=3650))
+        .sign(key, hashes.SHA256())
+    )
+    return key, cert
+
+
+def test_ecdsa_directory_round_trip_and_openssl(openssl: str, tmp_path: Path) -> None:
+    key, cert = _ec_key_and_cert()
+    data = build_signed_directory(
+        [("SHARED-PARAMETERS", "MN", "/V6/1/shared-params.xml", b"x")],
+        datetime(2030, 1, 1, tzinfo=UTC),
+        6,
+        key,
+        cert,
+    )
+    directory = parse_signed_directory(data)
+    assert directory.signature_algorithm.endswith("#ecdsa-sha512")
+    verify_signed_directory(directory, [cert], at=AT)
+    signed, signature = _split_by_hand(data)
+    assert "Verified OK" in _openssl_verify(openssl, tmp_path, cert, signed, signature)
+    _, other_cert = _ec_key_and_cert()
+    with pytest.raises(XRoadError):
+        verify_signed_directory(directory, [other_cert], at=AT)
+
+
+def test_build_refuses_header_injection(interop_dir: Path) -> None:
+    key, cert = _internal_key(interop_dir)
+    with pytest.raises(XRoadError):
+        build_signed_directory(
+            [("SHARED-PARAMETERS\r\nX: y", "DEV", "/a", b"")], datetime(2030, 1, 1, tzinfo=UTC), 6, key, cert
+        )
+
+
+# -- fuzzing: nothing but XRoadError escapes the parser and verifier ---------------------------------------
+
+_INTEROP = Path(__file__).resolve().parents[1].parent / "shared" / "interop"
+_REAL_DIRECTORY = _INTEROP / PUBLIC / "V6/internalconf"
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(st.binary(max_size=4096))
+def test_fuzz_random_bytes(data: bytes) -> None:
+    with contextlib.suppress(XRoadError):
+        parse_signed_directory(data)
+
+
+@settings(max_examples=500, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(
+    st.integers(min_value=0),
+    st.integers(min_value=0, max_value=80),
+    st.sampled_from([b"", b"\r\n", b"\n", b"--", b";", b"'", b'"', b"=", b":", b" ", b"\x00", b"\xff", b"A"]),
+    st.binary(max_size=8),
+)
+def test_fuzz_mutated_real_directory(pos: int, cut: int, token: bytes, noise: bytes) -> None:
+    if not _REAL_DIRECTORY.is_file():
+        pytest.skip("interop corpus not found")
+    data = _REAL_DIRECTORY.read_bytes()
+    i = pos % (len(data) + 1)
+    mutated = data[:i] + token + noise + data[i + cut :]
+    try:
+        directory = parse_signed_directory(mutated)
+    except XRoadError:
+        return
+    assert directory.raw[directory.signed_range[0] : directory.signed_range[1]] == directory.signed_data
+    anchor = parse_anchor((_INTEROP / INTERNAL_ANCHOR).read_bytes())
+    with contextlib.suppress(XRoadError):
+        verify_signed_directory(directory, anchor.verification_certs, at=AT)

@@ -1,0 +1,151 @@
+"""``xroad-mn globalconf``: check signed global configuration and anchors from the command line.
+
+    $ xroad-mn globalconf verify internalconf --anchor configuration-anchor.xml --files-root public/ \\
+          --at 2025-01-01T00:00:00Z
+    valid: version 6, expires 2035-11-11T03:07:40+00:00, 2 parts
+    $ xroad-mn globalconf anchor-hash configuration-anchor.xml
+    54:70:AF:FE:...
+
+``verify`` exits 0 when the directory is valid and 1 (with the fault code and reason) when it is not.
+With ``--shared-params`` the source verification certificates of an installed shared-params are trusted
+too, which is how a security server follows a signing-key rotation.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from cryptography import x509
+
+from xroad_mn.cli import print_error
+from xroad_mn.errors import FaultCode, XRoadError
+from xroad_mn.globalconf.anchor import anchor_hash, anchor_hash_hex, parse_anchor
+from xroad_mn.globalconf.directory import (
+    SignedDirectory,
+    parse_signed_directory,
+    verify_part_content,
+    verify_signed_directory,
+)
+from xroad_mn.globalconf.params import parse_shared_params
+
+__all__ = ["app"]
+
+app = typer.Typer(
+    name="globalconf",
+    help="Verify signed global configuration directories and configuration anchors.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+
+def _read(path: Path, what: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as e:
+        raise XRoadError(FaultCode.IO_ERROR, f"cannot read {what} {path}: {e.strerror}") from e
+
+
+def _parse_at(text: str | None) -> datetime:
+    if text is None:
+        return datetime.now(UTC)
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError as e:
+        raise typer.BadParameter(f"{text!r} is not an ISO 8601 time", param_hint="--at") from e
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def _content_path(root: Path, location: str) -> Path:
+    """``root/<content-location>``, refusing locations that climb out of ``root``."""
+    base = root.resolve()
+    target = (base / location.lstrip("/")).resolve()
+    if base != target and base not in target.parents:
+        raise XRoadError(
+            FaultCode.GLOBAL_CONF_INVALID, f"content location {location!r} leaves the files root"
+        )
+    return target
+
+
+def _check(
+    directory_file: Path, anchor_file: Path, files_root: Path | None, at: datetime, shared_params: Path | None
+) -> SignedDirectory:
+    anchor = parse_anchor(_read(anchor_file, "anchor"))
+    directory = parse_signed_directory(_read(directory_file, "signed directory"))
+    trusted: list[x509.Certificate] = list(anchor.verification_certs)
+    if shared_params is not None:
+        shared = parse_shared_params(_read(shared_params, "shared-params"))
+        for external in (False, True):
+            trusted += [c for c in shared.verification_certs(external=external) if c not in trusted]
+    verify_signed_directory(directory, trusted, at=at)
+    if files_root is not None:
+        for part in directory.parts:
+            verify_part_content(part, _read(_content_path(files_root, part.content_location), "content file"))
+    return directory
+
+
+@app.command()
+def verify(
+    directory_file: Annotated[Path, typer.Argument(help="The signed directory (e.g. internalconf).")],
+    anchor: Annotated[Path, typer.Option("--anchor", help="The configuration anchor to trust.")],
+    files_root: Annotated[
+        Path | None, typer.Option("--files-root", help="Check content files at DIR/<content-location>.")
+    ] = None,
+    at: Annotated[str | None, typer.Option("--at", help="Verification time (ISO 8601); default now.")] = None,
+    shared_params: Annotated[
+        Path | None,
+        typer.Option(
+            "--shared-params", help="Also trust this shared-params' source certificates (key rotation)."
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Verify a signed configuration directory against an anchor: exit 0 if valid, 1 if not."""
+    when = _parse_at(at)
+    try:
+        directory = _check(directory_file, anchor, files_root, when, shared_params)
+    except XRoadError as e:
+        if as_json:
+            result = {"valid": False, "code": e.code, "message": e.message, "details": dict(e.details)}
+            typer.echo(json.dumps(result))
+        else:
+            print_error(e)
+        raise typer.Exit(code=1) from e
+    summary = {
+        "valid": True,
+        "version": directory.version,
+        "expire_date": directory.expire_date.isoformat(),
+        "parts": [
+            {
+                "content_identifier": p.content_identifier,
+                "instance": p.instance,
+                "content_location": p.content_location,
+                "checked": files_root is not None,
+            }
+            for p in directory.parts
+        ],
+    }
+    if as_json:
+        typer.echo(json.dumps(summary))
+    else:
+        checked = " (content files checked)" if files_root is not None else ""
+        typer.echo(
+            f"valid: version {directory.version}, expires {directory.expire_date.isoformat()}, "
+            f"{len(directory.parts)} parts{checked}"
+        )
+
+
+@app.command("anchor-hash")
+def anchor_hash_command(
+    anchor: Annotated[Path, typer.Argument(help="The configuration anchor file.")],
+    no_colons: Annotated[
+        bool, typer.Option("--no-colons", help="Security server admin form (no colons).")
+    ] = False,
+) -> None:
+    """Print an anchor's hash (SHA-224 of the file) after checking that it parses."""
+    data = _read(anchor, "anchor")
+    parse_anchor(data)
+    typer.echo(anchor_hash_hex(data) if no_colons else anchor_hash(data))
