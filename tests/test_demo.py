@@ -1,0 +1,38 @@
+"""`xroad-mn demo`: initialises the trust services once, serves them and proves the TSA answers."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import structlog
+from typer.testing import CliRunner
+
+from xroad_mn.cli import build_app
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    yield
+    structlog.reset_defaults()
+    logging.basicConfig(force=True, handlers=[logging.NullHandler()])
+
+
+def test_demo_initialises_once_and_self_checks(tmp_path: Path) -> None:
+    runner = CliRunner()
+    first = runner.invoke(build_app(), ["demo", "--dir", str(tmp_path), "--port", "0", "--check"])
+    assert first.exit_code == 0, first.output
+    assert "Creating trust directory" in first.output
+    assert re.search(r"TSA\s+http://127\.0\.0\.1:\d+/tsa", first.output)
+    assert "the token verifies" in first.output
+    ca_pem = (tmp_path / "trust" / "ca.pem").read_bytes()
+    for name in ("ca.pem", "ocsp.pem", "tsa.pem"):
+        assert (tmp_path / "trust" / name).is_file()
+
+    second = runner.invoke(build_app(), ["demo", "--dir", str(tmp_path), "--port", "0", "--check"])
+    assert second.exit_code == 0, second.output
+    assert "Using trust directory" in second.output
+    assert (tmp_path / "trust" / "ca.pem").read_bytes() == ca_pem
