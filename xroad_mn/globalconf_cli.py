@@ -13,17 +13,20 @@ too, which is how a security server follows a signing-key rotation.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
+import aiohttp
 import typer
 from cryptography import x509
 
 from xroad_mn.cli import print_error
 from xroad_mn.errors import FaultCode, XRoadError
 from xroad_mn.globalconf.anchor import anchor_hash, anchor_hash_hex, parse_anchor
+from xroad_mn.globalconf.client import AiohttpConfigurationTransport, ConfigurationClient, RefreshResult
 from xroad_mn.globalconf.directory import (
     SignedDirectory,
     parse_signed_directory,
@@ -149,3 +152,54 @@ def anchor_hash_command(
     data = _read(anchor, "anchor")
     parse_anchor(data)
     typer.echo(anchor_hash_hex(data) if no_colons else anchor_hash(data))
+
+
+async def _download_once(anchor_file: Path, out: Path, allowed_federations: str) -> RefreshResult:
+    anchor = parse_anchor(_read(anchor_file, "anchor"))
+    async with aiohttp.ClientSession() as session:
+        client = ConfigurationClient(
+            anchor,
+            out,
+            AiohttpConfigurationTransport(session),
+            allowed_federations=allowed_federations,
+        )
+        return await client.refresh()
+
+
+@app.command()
+def download(
+    anchor: Annotated[Path, typer.Option("--anchor", help="The configuration anchor to trust.")],
+    out: Annotated[Path, typer.Option("--out", help="The configuration directory to store into.")],
+    allowed_federations: Annotated[
+        str,
+        typer.Option("--allowed-federations", help="Federation partners to follow: none, all or A,B."),
+    ] = "none",
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Download, verify and store the global configuration once: exit 0 if stored, 1 if not."""
+    try:
+        result = asyncio.run(_download_once(anchor, out, allowed_federations))
+    except XRoadError as e:
+        if as_json:
+            failed = {"ok": False, "code": e.code, "message": e.message, "details": dict(e.details)}
+            typer.echo(json.dumps(failed))
+        else:
+            print_error(e)
+        raise typer.Exit(code=1) from e
+    if as_json:
+        typer.echo(json.dumps({"ok": True, **result.to_dict()}))
+        return
+    own = result.own
+    typer.echo(
+        f"stored {own.instance} version {own.version} from {own.directory_url}, "
+        f"expires {own.expire_date.isoformat()}"
+    )
+    for path in own.files:
+        typer.echo(f"  {path}")
+    for fed in result.federations:
+        if fed.result is not None:
+            typer.echo(f"federation {fed.instance}: stored, expires {fed.result.expire_date.isoformat()}")
+        else:
+            typer.echo(f"federation {fed.instance}: not downloaded ({fed.code}: {fed.message})")
+    for name in result.removed_instances:
+        typer.echo(f"removed {name} (no longer followed)")
