@@ -1,0 +1,366 @@
+"""ORM models of the registry database (SQLAlchemy 2, typed ``Mapped[...]`` columns).
+
+The schema itself is created by the alembic migrations in :mod:`registry.migrations`; these classes describe
+it for queries, and a test checks that the migrated schema and these models agree.
+
+Example::
+
+    >>> from sqlalchemy import select
+    >>> from registry.db.models import MemberRow, RequestState
+    >>> query = select(MemberRow.code).where(MemberRow.name == "Ministry")
+    >>> MemberRow.__tablename__, RequestState.SUBMITTED.value
+    ('members', 'submitted')
+
+One instance per database: members carry no instance column, the instance identifier is the single
+``registry_settings`` row. Identifier parts are ``varchar(255)`` as in X-Road; identifiers that refer to
+members of any instance (management requests) are kept in their string form (``format_id``).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, Final
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Dialect,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+__all__ = [
+    "ID_PART_LENGTH",
+    "ApprovedCaRow",
+    "ApprovedTsaRow",
+    "AuthCertRow",
+    "Base",
+    "CaCertRow",
+    "GlobalGroupMemberRow",
+    "GlobalGroupRow",
+    "KeyKind",
+    "ManagementRequestEventRow",
+    "ManagementRequestRow",
+    "MemberClassRow",
+    "MemberRow",
+    "OcspResponderRow",
+    "RequestState",
+    "RequestType",
+    "SecurityServerClientRow",
+    "SecurityServerRow",
+    "SettingsRow",
+    "SigningKeyRow",
+    "SubsystemRow",
+    "UtcDateTime",
+]
+
+ID_PART_LENGTH: Final = 255
+"""Longest identifier part (X-Road's ``varchar(255)``)."""
+ID_TEXT_LENGTH: Final = 1300
+"""Longest identifier in string form: five parts, separators and the type prefix."""
+SETTINGS_ROW_ID: Final = 1
+
+NAMING_CONVENTION: Final = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class KeyKind(StrEnum):
+    """Which configuration a signing key signs."""
+
+    INTERNAL = "internal"
+    EXTERNAL = "external"
+
+
+class RequestType(StrEnum):
+    """Management request types (PR-MSERV and the registration service)."""
+
+    AUTH_CERT_REG = "authCertReg"
+    CLIENT_REG = "clientReg"
+    CLIENT_DELETION = "clientDeletion"
+    AUTH_CERT_DELETION = "authCertDeletion"
+    OWNER_CHANGE = "ownerChange"
+    ADDRESS_CHANGE = "addressChange"
+    CLIENT_DISABLE = "clientDisable"
+    CLIENT_ENABLE = "clientEnable"
+    CLIENT_RENAME = "clientRename"
+    MAINTENANCE_MODE_ENABLE = "maintenanceModeEnable"
+    MAINTENANCE_MODE_DISABLE = "maintenanceModeDisable"
+
+
+class RequestState(StrEnum):
+    SUBMITTED = "submitted"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    REVOKED = "revoked"
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC timestamp on every backend (SQLite returns naive values; they are UTC)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given for a UTC timestamp column")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _enum(cls: type[StrEnum], name: str) -> Enum:
+    return Enum(
+        cls,
+        name=name,
+        native_enum=False,
+        create_constraint=True,
+        length=32,
+        validate_strings=True,
+        values_callable=lambda e: [m.value for m in e],
+    )
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {  # noqa: RUF012 - SQLAlchemy's declarative configuration
+        datetime: UtcDateTime(),
+        bytes: LargeBinary(),
+        str: String(ID_PART_LENGTH),
+        dict[str, Any]: JSON(),
+    }
+
+
+class SettingsRow(Base):
+    """The registry's single settings row: instance identifier and global settings."""
+
+    __tablename__ = "registry_settings"
+    __table_args__ = (CheckConstraint(f"id = {SETTINGS_ROW_ID}", name="single_row"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    instance_identifier: Mapped[str]
+    ocsp_freshness_seconds: Mapped[int] = mapped_column(default=3600)
+    timestamping_interval_seconds: Mapped[int] = mapped_column(default=60)
+    configuration_expiry_seconds: Mapped[int] = mapped_column(default=600)
+    management_service_provider: Mapped[str | None] = mapped_column(String(ID_TEXT_LENGTH))
+    """The management service provider (a client identifier in ``format_id`` form)."""
+    management_service_address: Mapped[str | None] = mapped_column(String(1024))
+    management_service_cert: Mapped[bytes | None]
+
+
+class MemberClassRow(Base):
+    __tablename__ = "member_classes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(unique=True)
+    description: Mapped[str] = mapped_column(Text)
+
+
+class MemberRow(Base):
+    __tablename__ = "members"
+    __table_args__ = (UniqueConstraint("member_class_id", "code"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    member_class_id: Mapped[int] = mapped_column(ForeignKey("member_classes.id"))
+    code: Mapped[str]
+    name: Mapped[str] = mapped_column(String(1024))
+
+
+class SubsystemRow(Base):
+    __tablename__ = "subsystems"
+    __table_args__ = (UniqueConstraint("member_id", "code"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"))
+    code: Mapped[str]
+    name: Mapped[str | None] = mapped_column(String(1024))
+
+
+class SecurityServerRow(Base):
+    __tablename__ = "security_servers"
+    __table_args__ = (UniqueConstraint("owner_id", "server_code"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
+    server_code: Mapped[str]
+    address: Mapped[str | None] = mapped_column(String(1024))
+    in_maintenance: Mapped[bool] = mapped_column(Boolean, default=False)
+    maintenance_message: Mapped[str | None] = mapped_column(Text)
+
+
+class AuthCertRow(Base):
+    """An authentication certificate of a security server; its SHA-256 is unique across the instance."""
+
+    __tablename__ = "auth_certs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    server_id: Mapped[int] = mapped_column(ForeignKey("security_servers.id", ondelete="CASCADE"))
+    cert_der: Mapped[bytes]
+    cert_hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+
+
+class SecurityServerClientRow(Base):
+    """A client registered on a security server: a member (``subsystem_id`` NULL) or one of its subsystems."""
+
+    __tablename__ = "security_server_clients"
+    __table_args__ = (
+        Index(
+            "uq_security_server_clients_member",
+            "server_id",
+            "member_id",
+            unique=True,
+            sqlite_where=text("subsystem_id IS NULL"),
+            postgresql_where=text("subsystem_id IS NULL"),
+        ),
+        UniqueConstraint("server_id", "subsystem_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    server_id: Mapped[int] = mapped_column(ForeignKey("security_servers.id", ondelete="CASCADE"))
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"))
+    subsystem_id: Mapped[int | None] = mapped_column(ForeignKey("subsystems.id", ondelete="CASCADE"))
+
+
+class GlobalGroupRow(Base):
+    __tablename__ = "global_groups"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(unique=True)
+    description: Mapped[str] = mapped_column(Text)
+
+
+class GlobalGroupMemberRow(Base):
+    """A member of a global group: a member (``subsystem_id`` NULL) or a subsystem."""
+
+    __tablename__ = "global_group_members"
+    __table_args__ = (
+        Index(
+            "uq_global_group_members_member",
+            "group_id",
+            "member_id",
+            unique=True,
+            sqlite_where=text("subsystem_id IS NULL"),
+            postgresql_where=text("subsystem_id IS NULL"),
+        ),
+        UniqueConstraint("group_id", "subsystem_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    group_id: Mapped[int] = mapped_column(ForeignKey("global_groups.id", ondelete="CASCADE"))
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"))
+    subsystem_id: Mapped[int | None] = mapped_column(ForeignKey("subsystems.id", ondelete="CASCADE"))
+
+
+class ApprovedCaRow(Base):
+    __tablename__ = "approved_cas"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(unique=True)
+    certificate_profile_info: Mapped[str] = mapped_column(String(1024))
+    authentication_only: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class CaCertRow(Base):
+    """A certificate of an approved CA: the top CA (``is_top``) or an intermediate, in ``position`` order."""
+
+    __tablename__ = "ca_certs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ca_id: Mapped[int] = mapped_column(ForeignKey("approved_cas.id", ondelete="CASCADE"))
+    is_top: Mapped[bool] = mapped_column(Boolean)
+    position: Mapped[int]
+    cert_der: Mapped[bytes]
+
+
+class OcspResponderRow(Base):
+    __tablename__ = "ocsp_responders"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ca_cert_id: Mapped[int] = mapped_column(ForeignKey("ca_certs.id", ondelete="CASCADE"))
+    position: Mapped[int]
+    url: Mapped[str] = mapped_column(String(1024))
+    cert_der: Mapped[bytes | None]
+
+
+class ApprovedTsaRow(Base):
+    __tablename__ = "approved_tsas"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(unique=True)
+    url: Mapped[str] = mapped_column(String(1024))
+    cert_der: Mapped[bytes]
+
+
+class SigningKeyRow(Base):
+    """A configuration signing key; at most one active key per kind."""
+
+    __tablename__ = "signing_keys"
+    __table_args__ = (
+        Index(
+            "uq_signing_keys_active_kind",
+            "kind",
+            unique=True,
+            sqlite_where=text("active"),
+            postgresql_where=text("active"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[KeyKind] = mapped_column(_enum(KeyKind, "key_kind"))
+    key_id: Mapped[str] = mapped_column(unique=True)
+    private_key_pem: Mapped[str] = mapped_column(Text)
+    cert_der: Mapped[bytes]
+    created_at: Mapped[datetime]
+    active: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class ManagementRequestRow(Base):
+    __tablename__ = "management_requests"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    type: Mapped[RequestType] = mapped_column(_enum(RequestType, "request_type"))
+    state: Mapped[RequestState] = mapped_column(_enum(RequestState, "request_state"), index=True)
+    security_server: Mapped[str] = mapped_column(String(ID_TEXT_LENGTH))
+    client: Mapped[str | None] = mapped_column(String(ID_TEXT_LENGTH))
+    payload: Mapped[dict[str, Any]]
+    raw: Mapped[bytes | None]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class ManagementRequestEventRow(Base):
+    """One state change of a management request (its submission included)."""
+
+    __tablename__ = "management_request_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    request_id: Mapped[int] = mapped_column(
+        ForeignKey("management_requests.id", ondelete="CASCADE"), index=True
+    )
+    at: Mapped[datetime]
+    from_state: Mapped[RequestState | None] = mapped_column(_enum(RequestState, "request_event_from"))
+    to_state: Mapped[RequestState] = mapped_column(_enum(RequestState, "request_event_to"))
+    user: Mapped[str | None]
+    comment: Mapped[str | None] = mapped_column(Text)

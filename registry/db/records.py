@@ -1,0 +1,171 @@
+"""Values the registry store returns that global configuration has no dataclass for.
+
+Members, subsystems, security servers, global groups, approved CAs and TSAs are returned as the
+:mod:`xroad_mn.globalconf.params` dataclasses themselves, so a snapshot is the configuration's content.
+
+Example::
+
+    >>> from registry.db.records import RequestAction, transition_target
+    >>> from registry.db.models import RequestState
+    >>> transition_target(RequestState.SUBMITTED, RequestAction.APPROVE)
+    <RequestState.APPROVED: 'approved'>
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Final
+
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+from registry import globalconf_gen
+from registry.db.models import KeyKind, RequestState, RequestType
+from xroad_mn.errors import FaultCode, XRoadError
+from xroad_mn.globalconf.params import PrivateParameters, SharedParameters
+from xroad_mn.identifiers import ClientId, SecurityServerId
+
+__all__ = [
+    "CLIENT_REQUEST_TYPES",
+    "GlobalSettings",
+    "ManagementRequest",
+    "RegistrySnapshot",
+    "RequestAction",
+    "RequestEvent",
+    "SigningKey",
+    "to_generator_key",
+    "transition_target",
+]
+
+
+class RequestAction(StrEnum):
+    """What an administrator (or auto-approval) does with a submitted management request."""
+
+    APPROVE = "approve"
+    REJECT = "reject"
+    REVOKE = "revoke"
+
+
+_TRANSITIONS: Final[Mapping[tuple[RequestState, RequestAction], RequestState]] = {
+    (RequestState.SUBMITTED, RequestAction.APPROVE): RequestState.APPROVED,
+    (RequestState.SUBMITTED, RequestAction.REJECT): RequestState.REJECTED,
+    (RequestState.SUBMITTED, RequestAction.REVOKE): RequestState.REVOKED,
+}
+
+CLIENT_REQUEST_TYPES: Final = frozenset(
+    {
+        RequestType.CLIENT_REG,
+        RequestType.CLIENT_DELETION,
+        RequestType.OWNER_CHANGE,
+        RequestType.CLIENT_DISABLE,
+        RequestType.CLIENT_ENABLE,
+        RequestType.CLIENT_RENAME,
+    }
+)
+"""Request types that name a client; the others concern the security server alone."""
+
+
+def transition_target(state: RequestState, action: RequestAction) -> RequestState:
+    """The state ``action`` moves a request in ``state`` to; only submitted requests can move (409 else)."""
+    try:
+        return _TRANSITIONS[(state, action)]
+    except KeyError:
+        raise XRoadError(
+            FaultCode.CONFLICT,
+            f"cannot {action.value} a request that is {state.value}",
+            details={"state": state.value, "action": action.value},
+            http_status=409,
+        ) from None
+
+
+@dataclass(frozen=True)
+class GlobalSettings:
+    """The instance identifier and the global settings of the registry."""
+
+    instance: str
+    ocsp_freshness_seconds: int = 3600
+    timestamping_interval_seconds: int = 60
+    configuration_expiry_seconds: int = 600
+    management_service_provider: ClientId | None = None
+    """The subsystem that provides the management services (``managementRequestServiceProviderId``)."""
+    management_service_address: str | None = None
+    """``authCertRegServiceAddress``: where security servers send ``authCertReg`` requests."""
+    management_service_cert: x509.Certificate | None = None
+    """``authCertRegServiceCert``: the TLS certificate of that address."""
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    """A configuration signing key. The active key of its kind signs; a pending one is only distributed."""
+
+    key_id: str
+    kind: KeyKind
+    certificate: x509.Certificate
+    private_key_pem: bytes = field(repr=False)
+    created_at: datetime
+    active: bool
+
+
+@dataclass(frozen=True)
+class RequestEvent:
+    """One entry of a management request's history."""
+
+    at: datetime
+    from_state: RequestState | None
+    to_state: RequestState
+    user: str | None
+    comment: str | None
+
+
+@dataclass(frozen=True)
+class ManagementRequest:
+    id: int
+    type: RequestType
+    state: RequestState
+    security_server: SecurityServerId
+    client: ClientId | None
+    payload: Mapping[str, Any]
+    raw: bytes | None
+    created_at: datetime
+    updated_at: datetime
+    history: tuple[RequestEvent, ...] = ()
+
+
+@dataclass(frozen=True)
+class RegistrySnapshot:
+    """Everything needed to generate and sign global configuration, read in one transaction."""
+
+    shared: SharedParameters
+    private: PrivateParameters
+    settings: GlobalSettings
+    signing_keys: tuple[SigningKey, ...]
+    """Every key, active and pending (pending keys' certificates are in ``shared.sources``)."""
+
+    def active_key(self, kind: KeyKind) -> SigningKey:
+        """The key that signs configuration of ``kind``; 409 when there is none."""
+        for key in self.signing_keys:
+            if key.kind is kind and key.active:
+                return key
+        raise XRoadError(
+            FaultCode.CONFLICT, f"the registry has no active {kind.value} signing key", http_status=409
+        )
+
+    def generator_keys(self) -> tuple[globalconf_gen.SigningKey, ...]:
+        """The signing keys as :func:`registry.globalconf_gen.generate` takes them (private keys loaded)."""
+        return tuple(to_generator_key(k) for k in self.signing_keys)
+
+
+def to_generator_key(key: SigningKey) -> globalconf_gen.SigningKey:
+    """A stored signing key with its private key loaded, for :mod:`registry.globalconf_gen`."""
+    try:
+        private = load_pem_private_key(key.private_key_pem, password=None)
+    except (ValueError, TypeError) as e:
+        raise XRoadError(FaultCode.INTERNAL_ERROR, f"stored signing key {key.key_id!r} is unreadable") from e
+    if not isinstance(private, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
+        raise XRoadError(FaultCode.INTERNAL_ERROR, f"signing key {key.key_id!r} is neither RSA nor EC")
+    kind: globalconf_gen.KeyKind = "internal" if key.kind is KeyKind.INTERNAL else "external"
+    return globalconf_gen.SigningKey(key.key_id, private, key.certificate, key.active, kind)

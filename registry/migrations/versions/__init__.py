@@ -1,0 +1,1 @@
+"""Migration scripts, oldest first: ``r0001_initial`` creates every table."""

@@ -1,0 +1,63 @@
+"""Registry fixtures: a migrated database on SQLite (a temporary file) and on PostgreSQL (its own schema).
+
+Every storage test takes ``registry_db`` (or ``store``) and so runs on both backends; the PostgreSQL case
+uses ``postgres_url`` from ``tests/conftest.py`` and is skipped only when ``XROAD_TEST_PG_URL`` is unset.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from registry.db import RegistryStore, create_engine, migrate, sqlite_url
+from xroad_mn.trust.pki import DevPki, build_dev_pki
+
+BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+@pytest.fixture(params=BACKENDS)
+async def registry_db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+    """An engine on a freshly migrated, empty registry database of each backend."""
+    if request.param == "sqlite":
+        url = sqlite_url(tmp_path / "registry.db")
+        await migrate(url)  # by URL here, by engine on PostgreSQL: both entry points run from empty
+        engine = create_engine(url)
+        try:
+            yield engine
+        finally:
+            await engine.dispose()
+        return
+    pg_url: str = request.getfixturevalue("postgres_url")
+    schema = f"registry_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(pg_url)
+    async with admin.begin() as conn:
+        await conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    engine = create_engine(pg_url, connect_args={"server_settings": {"search_path": schema}})
+    try:
+        await migrate(engine)
+        yield engine
+    finally:
+        await engine.dispose()
+        async with admin.begin() as conn:
+            await conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        await admin.dispose()
+
+
+@pytest.fixture
+async def store(registry_db: AsyncEngine) -> RegistryStore:
+    """A registry store of instance ``MN`` on each backend."""
+    registry = RegistryStore(registry_db)
+    await registry.init_instance("MN")
+    return registry
+
+
+@pytest.fixture(scope="session")
+def pki() -> DevPki:
+    """One development PKI for the session (key generation is the slow part)."""
+    return build_dev_pki(datetime.now(UTC))
