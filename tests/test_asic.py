@@ -28,6 +28,14 @@ from xroad_mn.asic import (
 from xroad_mn.asic_cli import app
 from xroad_mn.certs import TEST_PROFILE, load_certificates
 from xroad_mn.errors import FaultCode, XRoadError
+from xroad_mn.globalconf.params import (
+    ApprovedCAEntry,
+    ApprovedTSAEntry,
+    CaInfo,
+    OcspInfo,
+    SharedParameters,
+    build_shared_params,
+)
 from xroad_mn.globalconf.trust import (
     ApprovedCA,
     ApprovedTSA,
@@ -223,20 +231,50 @@ def test_signer_of_rest_messages() -> None:
 # 2. CLI: same verdicts
 
 
-# The AdminCA1 cases need hand-built trust (no configuration directory approves AdminCA1 alone).
-CLI_CASES = [c for c in ASIC_CASES if c.trust == "dev2024"]
+@pytest.fixture(scope="module")
+def admin_ca1_conf(admin_ca1_trust: TrustMaterial, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A configuration directory approving exactly :func:`admin_ca1_trust` (no real one approves AdminCA1
+    alone): ``instance-identifier`` plus ``EE/shared-params.xml`` written by ``build_shared_params``."""
+    shared = SharedParameters(
+        instance=admin_ca1_trust.instance,
+        ocsp_freshness_seconds=admin_ca1_trust.ocsp_freshness_seconds,
+        approved_cas=tuple(
+            ApprovedCAEntry(
+                ca.name,
+                CaInfo(ca.top_ca, tuple(OcspInfo(r.url, r.certificate) for r in ca.ocsp_responders)),
+                ca.certificate_profile_info,
+                authentication_only=ca.authentication_only,
+            )
+            for ca in admin_ca1_trust.approved_cas
+        ),
+        approved_tsas=tuple(
+            ApprovedTSAEntry(t.name, t.url, t.certificate) for t in admin_ca1_trust.approved_tsas
+        ),
+    )
+    conf = tmp_path_factory.mktemp("admin-ca1-conf")
+    (conf / "instance-identifier").write_text(shared.instance)
+    (conf / shared.instance).mkdir()
+    # Version 2, as configuration was in the AdminCA1 era (V3+ would also need a configuration source).
+    (conf / shared.instance / "shared-params.xml").write_bytes(build_shared_params(shared, version=2))
+    assert load_trust_material(conf) == admin_ca1_trust
+    return conf
 
 
-@pytest.mark.parametrize("case", CLI_CASES, ids=lambda c: c.container)
-def test_cli_reaches_the_same_verdicts(case: AsicCase) -> None:
+CLI_SIGNER_PREFIX = {"dev2024": "MEMBER:DEV/COM/", "admin": "MEMBER:EE/"}
+
+
+@pytest.mark.parametrize("case", ASIC_CASES, ids=lambda c: c.container)
+def test_cli_reaches_the_same_verdicts(case: AsicCase, admin_ca1_conf: Path) -> None:
+    conf = DEV2024_CONF if case.trust == "dev2024" else admin_ca1_conf
+    at = ["--at", case.at.isoformat()] if case.at is not None else []
     runner = CliRunner()
-    result = runner.invoke(app, ["verify", str(ASIC / case.container), "--conf", str(DEV2024_CONF), "--json"])
+    result = runner.invoke(app, ["verify", str(ASIC / case.container), "--conf", str(conf), *at, "--json"])
     out = json.loads(result.stdout)
     assert set(out) >= {"valid", "code", "reason", "signer", "signing_time", "timestamp_time"}
     if case.expected is None:
         assert result.exit_code == 0, result.stdout
         assert out["valid"] is True
-        assert out["signer"].startswith("MEMBER:DEV/COM/")
+        assert out["signer"].startswith(CLI_SIGNER_PREFIX[case.trust])
     else:
         assert result.exit_code == 1
         assert out["valid"] is False

@@ -287,7 +287,11 @@ def render_soap_fault(err: XRoadError, actor: str = "") -> bytes:
 
 
 def _safe_parser() -> etree.XMLParser:
-    return etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
+    # Imported here: xmlsafe raises XRoadError, so it imports this module. Unlike xmlsafe.parse, a DOCTYPE
+    # in an error body is tolerated (entities stay unresolved): the peer's error is still reported.
+    from xroad_mn.xmlsafe import parser
+
+    return parser()
 
 
 def parse_soap_fault(data: bytes) -> XRoadError:

@@ -43,6 +43,7 @@ from typing import Final
 
 from lxml import etree
 
+from xroad_mn import xmlsafe
 from xroad_mn.errors import FaultCode, XRoadError
 
 __all__ = [
@@ -477,21 +478,9 @@ def _malformed(message: str) -> XRoadError:
 
 
 def _parse_xml(data: bytes, what: str) -> etree._Element:
-    if len(data) > MAX_XML_BYTES:
-        raise _malformed(f"{what} is larger than {MAX_XML_BYTES} bytes")
-    parser = etree.XMLParser(
-        resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False, remove_comments=True
+    return xmlsafe.parse(
+        data, code=FaultCode.MALFORMED_HASH_CHAIN, what=what, max_bytes=MAX_XML_BYTES, remove_comments=True
     )
-    try:
-        root = etree.fromstring(data, parser)
-    except (etree.XMLSyntaxError, ValueError) as e:
-        raise _malformed(f"{what} is not well-formed XML: {e}") from e
-    if root is None:
-        raise _malformed(f"{what} is empty")
-    docinfo = root.getroottree().docinfo
-    if getattr(docinfo, "doctype", "") or docinfo.internalDTD is not None:
-        raise _malformed(f"{what} must not contain a document type declaration")
-    return root
 
 
 def _children(element: etree._Element, what: str) -> list[etree._Element]:
@@ -629,9 +618,8 @@ def _parse_result(data: bytes) -> tuple[str, str, bytes]:
 
 def _canonicalize(data: bytes, algorithm: str, uri: str) -> bytes:
     exclusive, with_comments = _C14N[algorithm]
-    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
     try:
-        root = etree.fromstring(data, parser)
+        root = etree.fromstring(data, xmlsafe.parser())
     except (etree.XMLSyntaxError, ValueError) as e:
         raise XRoadError(
             FaultCode.INVALID_HASH_CHAIN_REF, f"data of {uri} is not XML, cannot canonicalize it: {e}"

@@ -65,11 +65,12 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from enum import StrEnum
-from typing import ClassVar, Final, TypeAlias, cast
+from typing import ClassVar, Final, TypeAlias
 from urllib.parse import quote, unquote_to_bytes
 
 from lxml import etree
 
+from xroad_mn import xmlsafe
 from xroad_mn.errors import FaultCode, XRoadError
 
 __all__ = [
@@ -925,26 +926,10 @@ def server_id_from_xml(element: etree._Element, *, strict: bool = True) -> Secur
     return result
 
 
-def _safe_parser() -> etree.XMLParser:
-    return etree.XMLParser(
-        resolve_entities=False, no_network=True, load_dtd=False, dtd_validation=False, huge_tree=False
-    )
-
-
 def parse_id_xml(data: bytes, *, strict: bool = True) -> XRoadId:
     """Parse an XML document whose root is an identifier element (no DTDs, no entities, no network)."""
     code = FaultCode.INVALID_XML
     if not isinstance(data, bytes | bytearray | memoryview):
         raise XRoadError(code, "identifier XML must be bytes")
-    if len(data) > MAX_ID_XML_BYTES:
-        raise XRoadError(code, f"identifier XML is larger than {MAX_ID_XML_BYTES} bytes")
-    try:
-        root = etree.fromstring(bytes(data), _safe_parser())
-    except (etree.LxmlError, ValueError) as e:
-        raise XRoadError(code, f"identifier XML is not well-formed: {e}") from e
-    if root is None:
-        raise XRoadError(code, "identifier XML has no root element")
-    # libxml2 gives every document with a DOCTYPE an internal DTD object, even an empty one.
-    if cast("etree.DTD | None", root.getroottree().docinfo.internalDTD) is not None:
-        raise XRoadError(code, "identifier XML must not have a document type declaration")
+    root = xmlsafe.parse(bytes(data), code=code, what="identifier XML", max_bytes=MAX_ID_XML_BYTES)
     return from_xml(root, strict=strict)

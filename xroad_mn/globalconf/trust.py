@@ -23,11 +23,16 @@ each entry says its ``instance``), and whose ``ocsp_freshness_seconds`` and
 (``getAllCaCerts`` and ``getTspCertificates`` cover all shared parameters; freshness comes from the own
 instance), and it is what an evidence verifier needs. :func:`load_trust_store` keeps the instances apart.
 
-Robustness. Unknown elements are ignored (real V3 files break the V3 XSD); CA certificates may be base64
-of DER or base64 of PEM text. XML is parsed without DTDs, entities or network access and any DOCTYPE is
-refused, so XXE payloads are never resolved. A malformed part of a *federated* instance is skipped (as
-X-Road's configuration directory does) and named in :attr:`TrustStore.skipped`; skipping trust only makes
-verification stricter. A malformed part of the own instance raises ``malformed_globalconf``.
+Parsing. The files are read by :func:`~xroad_mn.globalconf.params.parse_shared_params` and
+:func:`~xroad_mn.globalconf.params.parse_private_params` (the one parser of parameter files) and turned into
+trust material here. Unknown elements are ignored (real V3 files break the V3 XSD); CA certificates may be
+base64 of DER or base64 of PEM text. XML is parsed without DTDs, entities or network access and any DOCTYPE
+is refused, so XXE payloads are never resolved. Elements X-Road's XSD requires are required (an
+``approvedTSA`` without ``cert``, a private-params without ``timeStampingIntervalSeconds`` make the file
+malformed), and negative ``ocspFreshnessSeconds`` / ``timeStampingIntervalSeconds`` are refused.
+A malformed part of a *federated* instance is skipped (as X-Road's configuration directory does) and named
+in :attr:`TrustStore.skipped`; skipping trust only makes verification stricter. A malformed part of the
+own instance raises ``malformed_globalconf``.
 """
 
 from __future__ import annotations
@@ -39,10 +44,17 @@ from types import MappingProxyType
 from typing import Final
 
 from cryptography import x509
-from lxml import etree
 
-from xroad_mn.certs import load_certificate, same_certificate
+from xroad_mn.certs import same_certificate
 from xroad_mn.errors import FaultCode, XRoadError
+from xroad_mn.globalconf._xml import MAX_XML_BYTES
+from xroad_mn.globalconf.params import (
+    ApprovedCAEntry,
+    CaInfo,
+    SharedParameters,
+    parse_private_params,
+    parse_shared_params,
+)
 
 __all__ = [
     "DEFAULT_OCSP_FRESHNESS_SECONDS",
@@ -61,7 +73,7 @@ __all__ = [
     "parse_time_stamping_interval",
 ]
 
-MAX_PARAMS_BYTES: Final = 32 * 1024 * 1024
+MAX_PARAMS_BYTES: Final = MAX_XML_BYTES
 """Largest parameters file read; real shared-params of large instances are well under a megabyte."""
 MAX_INSTANCES: Final = 1000
 """Most instance directories read from one configuration directory."""
@@ -70,7 +82,6 @@ DEFAULT_OCSP_FRESHNESS_SECONDS: Final = 3600
 SHARED_PARAMS_FILE: Final = "shared-params.xml"
 PRIVATE_PARAMS_FILE: Final = "private-params.xml"
 INSTANCE_IDENTIFIER_FILE: Final = "instance-identifier"
-_ROOT_NAME: Final = "conf"
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,29 +157,30 @@ class TrustMaterial:
     ) -> TrustMaterial:
         """Parse one instance's ``shared-params.xml`` (any version 2-6) and, optionally, its
         ``private-params.xml`` for ``timeStampingIntervalSeconds``."""
-        root = _parse_conf(xml_bytes, SHARED_PARAMS_FILE)
-        instance = _required_text(root, "instanceIdentifier", SHARED_PARAMS_FILE)
-        if expected_instance is not None and instance != expected_instance:
+        shared = parse_shared_params(xml_bytes)
+        if expected_instance is not None and shared.instance != expected_instance:
             raise _malformed(
-                f"{SHARED_PARAMS_FILE} is for instance {instance!r}, expected {expected_instance!r}"
+                f"{SHARED_PARAMS_FILE} is for instance {shared.instance!r}, expected {expected_instance!r}"
             )
-        cas = tuple(_approved_ca(el, instance) for el in _children(root, "approvedCA"))
-        tsas = tuple(t for t in (_approved_tsa(el, instance) for el in _children(root, "approvedTSA")) if t)
-        settings = _first(root, "globalSettings")
-        if settings is None:
-            raise _malformed(f"{SHARED_PARAMS_FILE} of {instance} has no globalSettings")
-        freshness = _int(
-            _required_text(settings, "ocspFreshnessSeconds", SHARED_PARAMS_FILE), "ocspFreshnessSeconds"
-        )
         interval = None
         if private_params is not None:
-            interval = parse_time_stamping_interval(private_params, expected_instance=instance)
+            interval = parse_time_stamping_interval(private_params, expected_instance=shared.instance)
+        return cls.from_parameters(shared, time_stamping_interval_seconds=interval)
+
+    @classmethod
+    def from_parameters(
+        cls, shared: SharedParameters, *, time_stamping_interval_seconds: int | None = None
+    ) -> TrustMaterial:
+        """Trust material of one instance from its parsed shared parameters
+        (:func:`~xroad_mn.globalconf.params.parse_shared_params`)."""
         return cls(
-            instance=instance,
-            approved_cas=cas,
-            approved_tsas=tsas,
-            ocsp_freshness_seconds=freshness,
-            time_stamping_interval_seconds=interval,
+            instance=shared.instance,
+            approved_cas=tuple(_approved_ca(entry, shared.instance) for entry in shared.approved_cas),
+            approved_tsas=tuple(
+                ApprovedTSA(t.name, t.url, t.cert, shared.instance) for t in shared.approved_tsas
+            ),
+            ocsp_freshness_seconds=_non_negative(shared.ocsp_freshness_seconds, "ocspFreshnessSeconds"),
+            time_stamping_interval_seconds=time_stamping_interval_seconds,
         )
 
     def merged_with(self, others: Iterable[TrustMaterial]) -> TrustMaterial:
@@ -251,143 +263,38 @@ def _malformed(message: str) -> XRoadError:
     return XRoadError(FaultCode.MALFORMED_GLOBALCONF, message)
 
 
-def _safe_parser() -> etree.XMLParser:
-    return etree.XMLParser(
-        resolve_entities=False, no_network=True, load_dtd=False, dtd_validation=False, huge_tree=False
-    )
-
-
-def _parse_conf(data: bytes, what: str) -> etree._Element:
-    if len(data) > MAX_PARAMS_BYTES:
-        raise _malformed(f"{what} is larger than {MAX_PARAMS_BYTES} bytes")
-    try:
-        root = etree.fromstring(data, _safe_parser())
-    except etree.XMLSyntaxError as e:
-        raise _malformed(f"{what} is not well-formed XML: {e}") from e
-    tree = root.getroottree()
-    info = tree.docinfo
-    # lxml-stubs lack DocInfo.doctype; any DOCTYPE shows up there or as an internal/external DTD.
-    doctype: object = getattr(info, "doctype", None)
-    if info.internalDTD is not None or info.externalDTD is not None or doctype:
-        raise _malformed(f"{what} contains a DOCTYPE; DTDs and entities are not allowed")
-    if etree.QName(root).localname != _ROOT_NAME:
-        raise _malformed(f"{what} root element is {etree.QName(root).localname!r}, expected {_ROOT_NAME!r}")
-    return root
-
-
-def _local(el: etree._Element) -> str | None:
-    return etree.QName(el).localname if isinstance(el.tag, str) else None
-
-
-def _children(parent: etree._Element, name: str) -> list[etree._Element]:
-    return [c for c in parent if _local(c) == name]
-
-
-def _first(parent: etree._Element, name: str) -> etree._Element | None:
-    return next((c for c in parent if _local(c) == name), None)
-
-
-def _text(el: etree._Element) -> str:
-    """An element's character content, skipping comments and processing instructions inside it."""
-    parts = [el.text or ""]
-    for child in el:
-        if not isinstance(child, etree._Comment | etree._ProcessingInstruction):
-            raise _malformed(f"element {_local(el)!r} must hold text, found child {_local(child)!r}")
-        parts.append(child.tail or "")
-    return "".join(parts).strip()
-
-
-def _optional_text(parent: etree._Element, name: str) -> str | None:
-    el = _first(parent, name)
-    if el is None:
-        return None
-    return _text(el) or None
-
-
-def _required_text(parent: etree._Element, name: str, what: str) -> str:
-    value = _optional_text(parent, name)
-    if value is None:
-        raise _malformed(f"{what}: element {_local(parent)!r} has no {name!r}")
-    return value
-
-
-def _int(value: str, name: str) -> int:
-    try:
-        number = int(value)
-    except ValueError as e:
-        raise _malformed(f"{name} is not an integer: {value!r}") from e
+def _non_negative(number: int, name: str) -> int:
     if number < 0:
         raise _malformed(f"{name} is negative: {number}")
     return number
 
 
-def _bool(value: str | None, name: str) -> bool:
-    if value is None:
-        return False
-    if value in {"true", "1"}:
-        return True
-    if value in {"false", "0"}:
-        return False
-    raise _malformed(f"{name} is not a boolean: {value!r}")
+def _responders(info: CaInfo) -> tuple[OcspResponder, ...]:
+    return tuple(OcspResponder(o.url, o.cert) for o in info.ocsp)
 
 
-def _cert(text: str, where: str) -> x509.Certificate:
-    try:
-        return load_certificate(text.encode("ascii"))
-    except (XRoadError, UnicodeEncodeError) as e:
-        reason = e.message if isinstance(e, XRoadError) else str(e)
-        raise _malformed(f"{where}: certificate cannot be decoded: {reason}") from e
-
-
-def _ca_info(el: etree._Element, where: str) -> tuple[x509.Certificate, tuple[OcspResponder, ...]]:
-    cert = _cert(_required_text(el, "cert", SHARED_PARAMS_FILE), where)
-    responders: list[OcspResponder] = []
-    for ocsp_el in _children(el, "ocsp"):
-        url = _required_text(ocsp_el, "url", SHARED_PARAMS_FILE)
-        cert_text = _optional_text(ocsp_el, "cert")
-        responders.append(OcspResponder(url, _cert(cert_text, f"{where} OCSP {url}") if cert_text else None))
-    return cert, tuple(responders)
-
-
-def _approved_ca(el: etree._Element, instance: str) -> ApprovedCA:
-    name = _required_text(el, "name", SHARED_PARAMS_FILE)
-    where = f"{instance} approvedCA {name!r}"
-    top_el = _first(el, "topCA")
-    if top_el is None:
-        raise _malformed(f"{where} has no topCA")
-    top, top_responders = _ca_info(top_el, where)
-    intermediates = [_ca_info(i, f"{where} intermediateCA") for i in _children(el, "intermediateCA")]
+def _approved_ca(entry: ApprovedCAEntry, instance: str) -> ApprovedCA:
     return ApprovedCA(
-        name=name,
-        top_ca=top,
-        intermediates=tuple(c for c, _ in intermediates),
-        ocsp_responders=top_responders,
-        certificate_profile_info=_required_text(el, "certificateProfileInfo", SHARED_PARAMS_FILE),
-        authentication_only=_bool(_optional_text(el, "authenticationOnly"), "authenticationOnly"),
+        name=entry.name,
+        top_ca=entry.top_ca.cert,
+        intermediates=tuple(i.cert for i in entry.intermediate_cas),
+        ocsp_responders=_responders(entry.top_ca),
+        certificate_profile_info=entry.certificate_profile_info,
+        authentication_only=bool(entry.authentication_only),
         instance=instance,
-        intermediate_ocsp_responders=tuple(r for _, r in intermediates),
+        intermediate_ocsp_responders=tuple(_responders(i) for i in entry.intermediate_cas),
     )
 
 
-def _approved_tsa(el: etree._Element, instance: str) -> ApprovedTSA | None:
-    name = _required_text(el, "name", SHARED_PARAMS_FILE)
-    url = _required_text(el, "url", SHARED_PARAMS_FILE)
-    cert_text = _optional_text(el, "cert")
-    if cert_text is None:
-        return None  # a TSA without a certificate cannot vouch for any time-stamp
-    return ApprovedTSA(name, url, _cert(cert_text, f"{instance} approvedTSA {name!r}"), instance)
-
-
 def parse_time_stamping_interval(xml_bytes: bytes, *, expected_instance: str | None = None) -> int | None:
-    """``timeStampingIntervalSeconds`` of a ``private-params.xml`` (``None`` when absent)."""
-    root = _parse_conf(xml_bytes, PRIVATE_PARAMS_FILE)
-    instance = _optional_text(root, "instanceIdentifier")
-    if expected_instance is not None and instance is not None and instance != expected_instance:
+    """``timeStampingIntervalSeconds`` of a ``private-params.xml``
+    (parsed by :func:`~xroad_mn.globalconf.params.parse_private_params`, where it is required)."""
+    private = parse_private_params(xml_bytes)
+    if expected_instance is not None and private.instance != expected_instance:
         raise _malformed(
-            f"{PRIVATE_PARAMS_FILE} is for instance {instance!r}, expected {expected_instance!r}"
+            f"{PRIVATE_PARAMS_FILE} is for instance {private.instance!r}, expected {expected_instance!r}"
         )
-    value = _optional_text(root, "timeStampingIntervalSeconds")
-    return None if value is None else _int(value, "timeStampingIntervalSeconds")
+    return _non_negative(private.time_stamping_interval_seconds, "timeStampingIntervalSeconds")
 
 
 # ------------------------------------------------------------------------------------------------------------

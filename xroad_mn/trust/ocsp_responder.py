@@ -35,13 +35,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
 
-from asn1crypto import keys as asn1_keys
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509 import ocsp
 
 from xroad_mn.errors import FaultCode, XRoadError
+from xroad_mn.ocsp import issuer_hashes
 from xroad_mn.trust.pki import CertifiedKey
 
 __all__ = [
@@ -92,20 +92,6 @@ def status_lookup(
         return CertStatusInfo.unknown()
 
     return status_of
-
-
-def issuer_hashes(issuer: x509.Certificate, algorithm: hashes.HashAlgorithm) -> tuple[bytes, bytes]:
-    """CertID ``issuerNameHash`` and ``issuerKeyHash`` of ``issuer`` under ``algorithm`` (RFC 6960 §4.1.1)."""
-    spki = issuer.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    # The key hash covers the subjectPublicKey BIT STRING value, without its unused-bits octet.
-    key_bits = bytes(asn1_keys.PublicKeyInfo.load(spki)["public_key"].contents[1:])
-    name_digest = hashes.Hash(algorithm)
-    name_digest.update(issuer.subject.public_bytes())
-    key_digest = hashes.Hash(algorithm)
-    key_digest.update(key_bits)
-    return name_digest.finalize(), key_digest.finalize()
 
 
 def parse_ocsp_request(request_der: bytes) -> ocsp.OCSPRequest:
