@@ -78,6 +78,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 from lxml import etree
 
+from xroad_mn import xmlsafe
 from xroad_mn.certs import (
     MAX_CERTIFICATE_BYTES,
     issued_by,
@@ -749,34 +750,12 @@ def _check_binary_part(part: _MimePart, index: int) -> None:
 # SOAP parsing
 
 
-def _safe_parser() -> etree.XMLParser:
-    return etree.XMLParser(
-        resolve_entities=False,
-        no_network=True,
-        load_dtd=False,
-        dtd_validation=False,
-        huge_tree=False,
-        remove_comments=True,
-        remove_pis=True,
-    )
-
-
 def _parse_xml(data: bytes, what: str) -> etree._Element:
     if len(data) > MAX_SOAP_BYTES:
         raise XRoadError(FaultCode.REQUEST_TOO_LARGE, f"{what} is larger than {MAX_SOAP_BYTES} bytes")
-    try:
-        root = etree.fromstring(data, _safe_parser())
-    except (etree.LxmlError, ValueError) as e:
-        raise XRoadError(FaultCode.INVALID_SOAP, f"{what} is not well-formed XML: {e}") from e
-    if root is None:
-        raise XRoadError(FaultCode.INVALID_SOAP, f"{what} is empty")
-    info = root.getroottree().docinfo
-    doctype: object = getattr(info, "doctype", None)
-    if doctype or info.internalDTD is not None:
-        raise XRoadError(FaultCode.INVALID_SOAP, f"{what} must not contain a DOCTYPE")
-    for depth_el in root.iter():
-        if isinstance(depth_el, etree._Entity):
-            raise XRoadError(FaultCode.INVALID_SOAP, f"{what} contains an entity reference")
+    root = xmlsafe.parse(
+        data, code=FaultCode.INVALID_SOAP, what=what, max_bytes=None, remove_comments=True, remove_pis=True
+    )
     if max((len(list(el.iterancestors())) for el in root.iter()), default=0) > MAX_XML_DEPTH:
         raise XRoadError(FaultCode.INVALID_SOAP, f"{what} nests deeper than {MAX_XML_DEPTH} levels")
     return root
