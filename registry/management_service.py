@@ -1,0 +1,153 @@
+"""The registry's management service over HTTP: ``authCertReg`` and the other management requests.
+
+Routes (X-Road's central server: the registration service and the management service):
+
+* ``POST /managementservice`` (also with a trailing ``/``) — ``authCertReg`` only, sent directly by a
+  security server that is not yet registered (proof of possession of the authentication key plus the
+  owner's signature);
+* ``POST /managementservice/manage`` (also ``/manage/``) — every request type.
+
+Each request is parsed and verified with :mod:`xroad_mn.management` against the registry's own trust
+(:func:`registry.trust.registry_trust`) at the time ``CLOCK_KEY`` gives, checked against the registry's
+data and recorded through :mod:`registry.requests` (auto-approved when its type is in
+:data:`AUTO_APPROVE_KEY`). The answer is the registry's SOAP response carrying the new ``requestId``
+(HTTP 200), or a SOAP fault with the X-Road fault code (HTTP 500, as X-Road's
+``ManagementRequestSoapExecutor`` answers). A refused request changes nothing. After an approval the
+change event (``CHANGED_KEY``) is set so the next configuration is generated at once.
+
+Example::
+
+    >>> from aiohttp import web
+    >>> from registry.context import CHANGED_KEY, CLOCK_KEY, STORE_KEY
+    >>> from registry.db import RequestType
+    >>> app = web.Application()
+    >>> app[STORE_KEY] = store  # doctest: +SKIP
+    >>> add_management_routes(app, auto_approve={RequestType.CLIENT_REG})
+    >>> sorted(r.resource.canonical for r in app.router.routes())[:2]
+    ['/managementservice', '/managementservice/']
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import UTC, datetime
+from typing import Final
+
+import structlog
+from aiohttp import web
+
+from registry.context import CHANGED_KEY, CLOCK_KEY, STORE_KEY
+from registry.db import RequestState, RequestType
+from registry.requests import submit_request
+from registry.trust import registry_trust
+from xroad_mn.errors import FaultCode, XRoadError, render_soap_fault
+from xroad_mn.management import (
+    MAX_MANAGEMENT_REQUEST_BYTES,
+    ManagementRequestType,
+    build_management_response,
+    parse_management_request,
+    verify_parsed_management_request,
+)
+from xroad_mn.web import read_body
+
+__all__ = [
+    "AUTO_APPROVE_KEY",
+    "MANAGE_PATH",
+    "REGISTRATION_PATH",
+    "SOAP_CONTENT_TYPE",
+    "add_management_routes",
+    "handle_management_request",
+]
+
+log = structlog.get_logger(__name__)
+
+REGISTRATION_PATH: Final = "/managementservice"
+MANAGE_PATH: Final = "/managementservice/manage"
+SOAP_CONTENT_TYPE: Final = "text/xml"
+FAULT_HTTP_STATUS: Final = 500
+"""X-Road answers a refused management request with HTTP 500 and a SOAP fault."""
+
+AUTO_APPROVE_KEY: Final = web.AppKey[frozenset[RequestType]]("registry_auto_approve")
+"""Request types approved as soon as they are submitted (a ``frozenset`` of :class:`RequestType`)."""
+
+_NO_CACHE: Final = {"Cache-Control": "no-store", "Pragma": "no-cache", "Expires": "0"}
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _soap_response(body: bytes, status: int = 200) -> web.Response:
+    return web.Response(
+        body=body, status=status, content_type=SOAP_CONTENT_TYPE, charset="utf-8", headers=_NO_CACHE
+    )
+
+
+async def handle_management_request(
+    app: web.Application, body: bytes, content_type: str, *, registration_only: bool
+) -> bytes:
+    """Verify and record one management request; return the registry's SOAP answer (with the new
+    ``requestId``) or raise :class:`XRoadError`.
+
+    Steps: 1. parse (structure, safe XML, body schema); 2. on the registration path only ``authCertReg``;
+    3. verify signatures, certificates and OCSP against the registry's trust at ``CLOCK_KEY``'s time;
+    4. check it against the registry's data and record it (auto-approving when configured); 5. after an
+    approval set ``CHANGED_KEY``.
+    """
+    store = app[STORE_KEY]
+    clock: Callable[[], datetime] = app.get(CLOCK_KEY, _now)
+    settings = await store.get_settings()
+    provider = settings.management_service_provider
+    if provider is None:
+        raise XRoadError(FaultCode.INTERNAL_ERROR, "the registry's management service provider is not set")
+    # 1. Structure.
+    parsed = parse_management_request(body, content_type)
+    # 2. The registration service takes authCertReg only.
+    if registration_only and parsed.request.TYPE is not ManagementRequestType.AUTH_CERT_REG:
+        raise XRoadError(FaultCode.INVALID_REQUEST, "AuthCertRegRequest is missing")
+    # 3. Signatures, certificates, OCSP, member binding.
+    trust = await registry_trust(store)
+    verified = verify_parsed_management_request(parsed, trust=trust, service_provider=provider, at=clock())
+    # 4. Business rules, record, auto-approval.
+    auto: frozenset[RequestType] = app.get(AUTO_APPROVE_KEY, frozenset())
+    record = await submit_request(
+        store, verified.request, raw=body, auto_approve=auto, user=str(verified.header.client)
+    )
+    # 5. Regenerate global configuration after a change.
+    if record.state is RequestState.APPROVED:
+        changed = app.get(CHANGED_KEY)
+        if changed is not None:
+            changed.set()
+    return build_management_response(verified.soap, record.id)
+
+
+def _handler(*, registration_only: bool) -> Callable[[web.Request], Awaitable[web.Response]]:
+    async def handle(request: web.Request) -> web.Response:
+        try:
+            body = await read_body(request, MAX_MANAGEMENT_REQUEST_BYTES)
+            content_type = request.headers.get("Content-Type", "")
+            answer = await handle_management_request(
+                request.app, body, content_type, registration_only=registration_only
+            )
+            return _soap_response(answer)
+        except XRoadError as e:
+            log.info("management_request_refused", path=request.path, code=e.code, message=e.message)
+            return _soap_response(render_soap_fault(e), FAULT_HTTP_STATUS)
+
+    return handle
+
+
+def add_management_routes(
+    app: web.Application, *, auto_approve: Iterable[RequestType | str] | None = None
+) -> None:
+    """Serve the management service from ``app`` (which must hold ``STORE_KEY``; ``CLOCK_KEY`` and
+    ``CHANGED_KEY`` are used when present). ``auto_approve`` sets :data:`AUTO_APPROVE_KEY` (keep it
+    ``None`` to leave a value set elsewhere)."""
+    if auto_approve is not None:
+        app[AUTO_APPROVE_KEY] = frozenset(RequestType(str(t)) for t in auto_approve)
+    registration = _handler(registration_only=True)
+    manage = _handler(registration_only=False)
+    for path in (REGISTRATION_PATH, REGISTRATION_PATH + "/"):
+        app.router.add_post(path, registration)
+    for path in (MANAGE_PATH, MANAGE_PATH + "/"):
+        app.router.add_post(path, manage)

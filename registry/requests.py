@@ -1,0 +1,501 @@
+"""The management-request workflow: submit, auto-approve, approve (apply), reject and revoke.
+
+Both the management service (requests a security server sends) and the admin API use these functions. A
+request is first checked against the registry's data (the business rules X-Road's central server applies),
+then recorded in state ``submitted``; approving it applies its effect to the registry and records the
+transition in its history. Only a submitted request can be approved, rejected or revoked (409 otherwise).
+
+Example::
+
+    >>> import asyncio
+    >>> from registry.db import RequestType
+    >>> from registry.requests import approve_request, submit_request
+    >>> from xroad_mn.management import ClientRegRequest
+    >>> from xroad_mn.identifiers import MemberId
+    >>> owner = MemberId("MN", "GOV", "5012345")
+    >>> async def main(store) -> None:
+    ...     req = ClientRegRequest(owner.server("ss1"), owner.subsystem("civil-registry"), "Civil registry")
+    ...     record = await submit_request(store, req, raw=None, auto_approve=frozenset(), user=str(owner))
+    ...     approved = await approve_request(store, record.id, user="admin")
+    ...     print(approved.state.value)
+    >>> asyncio.run(main(store))  # doctest: +SKIP
+    approved
+
+Rules (following X-Road's ``*RequestHandler`` classes of the central server):
+
+* ``authCertReg``: the server's owner must be a member; the certificate must not be registered on any server
+  nor in another pending ``authCertReg`` (``conflict``). Approval creates the server when it does not exist,
+  sets its address, registers the certificate and adds the owner to the ``security-server-owners`` global
+  group when that group exists.
+* ``clientReg``: the server must exist, the client's member must exist, the owner member itself cannot be
+  registered, the client must not be registered already nor pending (``conflict``). Approval creates the
+  subsystem when the member has none of that code (X-Road does the same), then registers it.
+* ``clientDeletion``, ``clientRename``, ``clientDisable``: the client must be registered on the server.
+  ``clientDisable`` takes the client out of the server's client list (global configuration lists enabled
+  clients only; the store keeps no separate "disabled" flag) and ``clientEnable`` puts it back, which is
+  allowed only for a client disabled by an approved ``clientDisable``.
+* ``authCertDeletion``: the certificate must be registered on that server.
+* ``ownerChange``: the new owner must be a member, a client of the server and not the current owner.
+* ``addressChange``, ``maintenanceModeEnable`` / ``Disable``: the server must exist.
+
+Atomicity. Every check runs before the first change, and each effect is one store operation, except the
+two-step effects (``authCertReg`` for a new server: create server, then register the certificate;
+``clientReg`` for a new subsystem: create it, then register it), whose second step can fail only when a
+concurrent change raced it. The transition to ``approved`` is recorded after the effect, so a failed effect
+leaves the request ``submitted``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Mapping
+from typing import Any, Final
+
+import structlog
+from cryptography import x509
+
+from registry.db import ManagementRequest, RegistryStore, RequestAction, RequestState, RequestType
+from registry.db.records import transition_target
+from xroad_mn.errors import FaultCode, XRoadError
+from xroad_mn.globalconf.params import SecurityServer, auth_cert_hash
+from xroad_mn.identifiers import ClientId, GlobalGroupId, MemberId, SecurityServerId, SubsystemId
+from xroad_mn.management import (
+    AddressChangeRequest,
+    AuthCertDeletionRequest,
+    AuthCertRegRequest,
+    ClientDeletionRequest,
+    ClientDisableRequest,
+    ClientEnableRequest,
+    ClientRegRequest,
+    ClientRenameRequest,
+    MaintenanceModeEnableRequest,
+    OwnerChangeRequest,
+)
+from xroad_mn.management import ManagementRequest as TypedRequest
+
+__all__ = [
+    "AUTO_APPROVE_USER",
+    "SECURITY_SERVER_OWNERS_GROUP",
+    "approve_request",
+    "reject_request",
+    "request_payload",
+    "revoke_request",
+    "submit_request",
+]
+
+log = structlog.get_logger(__name__)
+
+SECURITY_SERVER_OWNERS_GROUP: Final = "security-server-owners"
+"""X-Road's global group of security server owners; an approved ``authCertReg`` adds the owner to it."""
+AUTO_APPROVE_USER: Final = "auto-approve"
+"""The user recorded in the history of an automatically approved request."""
+_PENDING: Final = RequestState.SUBMITTED
+
+
+def _conflict(message: str, **details: str) -> XRoadError:
+    return XRoadError(FaultCode.CONFLICT, message, details=details, http_status=409)
+
+
+def _refused(message: str, code: str = FaultCode.INVALID_REQUEST, **details: str) -> XRoadError:
+    return XRoadError(code, message, details=details, http_status=400)
+
+
+def _unknown_member(member: MemberId) -> XRoadError:
+    return XRoadError(
+        FaultCode.UNKNOWN_MEMBER,
+        f"member {member} is not registered",
+        details={"member": str(member)},
+        http_status=404,
+    )
+
+
+# --------------------------------------------------------------------------------------------------------
+# Payload (what approval needs besides server and client)
+
+
+def request_payload(request: TypedRequest) -> dict[str, Any]:
+    """The JSON payload recorded with ``request``: the fields its approval needs beyond server and client."""
+    if isinstance(request, AuthCertRegRequest):
+        return {"address": request.address, "auth_cert": base64.b64encode(request.auth_cert).decode("ascii")}
+    if isinstance(request, AuthCertDeletionRequest):
+        return {"auth_cert": base64.b64encode(request.auth_cert).decode("ascii")}
+    if isinstance(request, ClientRegRequest | ClientRenameRequest):
+        return {"subsystem_name": request.subsystem_name}
+    if isinstance(request, AddressChangeRequest):
+        return {"address": request.address}
+    if isinstance(request, MaintenanceModeEnableRequest):
+        return {"message": request.message}
+    return {}
+
+
+def _client_of(request: TypedRequest) -> ClientId | None:
+    if isinstance(
+        request,
+        ClientRegRequest
+        | ClientDeletionRequest
+        | ClientDisableRequest
+        | ClientEnableRequest
+        | ClientRenameRequest
+        | OwnerChangeRequest,
+    ):
+        return request.client
+    return None
+
+
+def _payload_text(payload: Mapping[str, Any], key: str, *, optional: bool = False) -> str | None:
+    value = payload.get(key)
+    if value is None and optional:
+        return None
+    if not isinstance(value, str):
+        raise XRoadError(FaultCode.INTERNAL_ERROR, f"stored management request lacks {key!r}")
+    return value
+
+
+def _payload_cert(payload: Mapping[str, Any]) -> x509.Certificate:
+    text = _payload_text(payload, "auth_cert")
+    assert text is not None
+    try:
+        return x509.load_der_x509_certificate(base64.b64decode(text, validate=True))
+    except (ValueError, binascii.Error) as e:
+        raise _refused(
+            "the authentication certificate is not a DER certificate", FaultCode.INCORRECT_CERTIFICATE
+        ) from e
+
+
+# --------------------------------------------------------------------------------------------------------
+# Reading the registry
+
+
+async def _member_exists(store: RegistryStore, member: MemberId) -> bool:
+    try:
+        await store.get_member(member)
+    except XRoadError as e:
+        if e.code == FaultCode.NOT_FOUND:
+            return False
+        raise
+    return True
+
+
+async def _server_or_none(store: RegistryStore, server: SecurityServerId) -> SecurityServer | None:
+    try:
+        return await store.get_security_server(server)
+    except XRoadError as e:
+        if e.code == FaultCode.NOT_FOUND:
+            return None
+        raise
+
+
+async def _server(store: RegistryStore, server: SecurityServerId) -> SecurityServer:
+    found = await _server_or_none(store, server)
+    if found is None:
+        raise XRoadError(
+            FaultCode.INVALID_SECURITY_SERVER,
+            f"security server {server} is not registered",
+            details={"server": str(server)},
+            http_status=404,
+        )
+    return found
+
+
+async def _subsystem_exists(store: RegistryStore, subsystem: SubsystemId) -> bool:
+    member = await store.get_member(subsystem.member)
+    return any(s.code == subsystem.subsystem_code for s in member.subsystems)
+
+
+async def _cert_registered(store: RegistryStore, digest: bytes) -> SecurityServer | None:
+    for server in await store.list_security_servers():
+        if digest in server.auth_cert_hashes:
+            return server
+    return None
+
+
+async def _pending(
+    store: RegistryStore, rtype: RequestType, server: SecurityServerId | None = None
+) -> tuple[ManagementRequest, ...]:
+    return await store.list_requests(state=_PENDING, type=rtype, security_server=server)
+
+
+def _registered(server: SecurityServer, client: ClientId) -> bool:
+    return client in server.clients
+
+
+async def _disabled_by_request(store: RegistryStore, server: SecurityServerId, client: ClientId) -> bool:
+    """True when the latest approved ``clientDisable``/``clientEnable`` of ``client`` disabled it."""
+    latest: ManagementRequest | None = None
+    for rtype in (RequestType.CLIENT_DISABLE, RequestType.CLIENT_ENABLE):
+        for r in await store.list_requests(state=RequestState.APPROVED, type=rtype, security_server=server):
+            if r.client == client and (
+                latest is None or (r.updated_at, r.id) > (latest.updated_at, latest.id)
+            ):
+                latest = r
+    return latest is not None and latest.type is RequestType.CLIENT_DISABLE
+
+
+# --------------------------------------------------------------------------------------------------------
+# Business checks (before recording, and again before applying)
+
+
+async def _check_auth_cert_reg(
+    store: RegistryStore, server: SecurityServerId, cert: x509.Certificate
+) -> None:
+    if not await _member_exists(store, server.owner):
+        raise _unknown_member(server.owner)
+    digest = auth_cert_hash(cert)
+    holder = await _cert_registered(store, digest)
+    if holder is not None:
+        raise _conflict("the authentication certificate is already registered", hash=digest.hex())
+
+
+async def _check_client_reg(store: RegistryStore, server_id: SecurityServerId, client: ClientId) -> None:
+    server = await _server(store, server_id)
+    member = client if isinstance(client, MemberId) else client.member
+    if not await _member_exists(store, member):
+        raise _unknown_member(member)
+    if client == server_id.owner:
+        raise _refused(f"the owner {client} cannot be registered as a client of its own server")
+    if _registered(server, client):
+        raise _conflict(f"{client} is already a client of {server_id}", client=str(client))
+
+
+async def _check_registered(store: RegistryStore, server_id: SecurityServerId, client: ClientId) -> None:
+    server = await _server(store, server_id)
+    if not _registered(server, client):
+        raise XRoadError(
+            FaultCode.NOT_FOUND,
+            f"{client} is not a client of {server_id}",
+            details={"client": str(client)},
+            http_status=404,
+        )
+
+
+async def _check(
+    store: RegistryStore,
+    rtype: RequestType,
+    server_id: SecurityServerId,
+    client: ClientId | None,
+    payload: Mapping[str, Any],
+) -> None:
+    """The business rules of ``rtype`` against the registry as it is now (see the module docstring)."""
+    T = RequestType
+    if rtype is T.AUTH_CERT_REG:
+        await _check_auth_cert_reg(store, server_id, _payload_cert(payload))
+        return
+    if rtype is T.CLIENT_REG:
+        assert client is not None
+        await _check_client_reg(store, server_id, client)
+        return
+    if rtype in (T.CLIENT_DELETION, T.CLIENT_DISABLE):
+        assert client is not None
+        await _check_registered(store, server_id, client)
+        if client == server_id.owner:
+            raise _refused(f"the owner {client} cannot be removed from its own server")
+        return
+    if rtype is T.CLIENT_RENAME:
+        assert client is not None
+        if not isinstance(client, SubsystemId):
+            raise _refused("only a subsystem can be renamed", FaultCode.INVALID_CLIENT_IDENTIFIER)
+        await _check_registered(store, server_id, client)
+        return
+    if rtype is T.CLIENT_ENABLE:
+        assert client is not None
+        server = await _server(store, server_id)
+        if _registered(server, client):
+            raise _conflict(f"{client} is already enabled on {server_id}", client=str(client))
+        if not await _disabled_by_request(store, server_id, client):
+            raise _refused(f"{client} was not disabled on {server_id}; register it with clientReg")
+        return
+    if rtype is T.AUTH_CERT_DELETION:
+        server = await _server(store, server_id)
+        digest = auth_cert_hash(_payload_cert(payload))
+        if digest not in server.auth_cert_hashes:
+            raise XRoadError(
+                FaultCode.NOT_FOUND,
+                f"{server_id} has no such authentication certificate",
+                details={"hash": digest.hex()},
+                http_status=404,
+            )
+        return
+    if rtype is T.OWNER_CHANGE:
+        assert isinstance(client, MemberId)
+        server = await _server(store, server_id)
+        if not await _member_exists(store, client):
+            raise _unknown_member(client)
+        if client == server_id.owner:
+            raise _refused(f"{client} already owns {server_id}")
+        if not _registered(server, client):
+            raise _refused(f"the new owner {client} must be a client of {server_id}")
+        return
+    # addressChange, maintenanceModeEnable, maintenanceModeDisable
+    await _server(store, server_id)
+
+
+async def _check_not_pending(
+    store: RegistryStore,
+    rtype: RequestType,
+    server: SecurityServerId,
+    client: ClientId | None,
+    payload: Mapping[str, Any],
+) -> None:
+    """Refuse a registration that is already waiting for approval (X-Road's ``MR_EXISTS``): an
+    ``authCertReg`` of the same certificate, a ``clientReg`` of the same client on the same server."""
+    if rtype is RequestType.AUTH_CERT_REG:
+        wanted = payload.get("auth_cert")
+        for other in await _pending(store, rtype):
+            if other.payload.get("auth_cert") == wanted:
+                raise _conflict(
+                    f"management request {other.id} already registers this authentication certificate",
+                    request_id=str(other.id),
+                )
+        return
+    if rtype is RequestType.CLIENT_REG:
+        for other in await _pending(store, rtype, server):
+            if other.client == client:
+                raise _conflict(
+                    f"management request {other.id} already registers {client} on {server}",
+                    request_id=str(other.id),
+                )
+
+
+# --------------------------------------------------------------------------------------------------------
+# Effects
+
+
+async def _add_to_owners_group(store: RegistryStore, owner: MemberId) -> None:
+    group = GlobalGroupId(owner.instance, SECURITY_SERVER_OWNERS_GROUP)
+    try:
+        found = await store.get_global_group(group)
+    except XRoadError as e:
+        if e.code == FaultCode.NOT_FOUND:
+            return
+        raise
+    if owner not in found.members:
+        await store.add_group_member(group, owner)
+
+
+async def _apply(store: RegistryStore, request: ManagementRequest) -> None:
+    T = RequestType
+    server_id, client, payload = request.security_server, request.client, request.payload
+    if request.type is T.AUTH_CERT_REG:
+        cert = _payload_cert(payload)
+        address = _payload_text(payload, "address")
+        if await _server_or_none(store, server_id) is None:
+            await store.add_security_server(server_id, address)
+            await store.add_auth_cert(server_id, cert)
+        else:
+            await store.add_auth_cert(server_id, cert)
+            await store.set_server_address(server_id, address)
+        await _add_to_owners_group(store, server_id.owner)
+        return
+    if request.type is T.AUTH_CERT_DELETION:
+        await store.remove_auth_cert(server_id, auth_cert_hash(_payload_cert(payload)))
+        return
+    if request.type is T.ADDRESS_CHANGE:
+        await store.set_server_address(server_id, _payload_text(payload, "address"))
+        return
+    if request.type is T.MAINTENANCE_MODE_ENABLE:
+        await store.set_maintenance_mode(server_id, True, _payload_text(payload, "message", optional=True))
+        return
+    if request.type is T.MAINTENANCE_MODE_DISABLE:
+        await store.set_maintenance_mode(server_id, False)
+        return
+    assert client is not None
+    if request.type is T.CLIENT_REG:
+        name = _payload_text(payload, "subsystem_name", optional=True)
+        if isinstance(client, SubsystemId) and not await _subsystem_exists(store, client):
+            await store.add_subsystem(client, name)
+        await store.register_client(server_id, client)
+    elif request.type in (T.CLIENT_DELETION, T.CLIENT_DISABLE):
+        await store.unregister_client(server_id, client)
+    elif request.type is T.CLIENT_ENABLE:
+        await store.register_client(server_id, client)
+    elif request.type is T.CLIENT_RENAME:
+        assert isinstance(client, SubsystemId)
+        await store.rename_subsystem(client, _payload_text(payload, "subsystem_name", optional=True))
+    elif request.type is T.OWNER_CHANGE:
+        assert isinstance(client, MemberId)
+        await store.change_server_owner(server_id, client)
+
+
+# --------------------------------------------------------------------------------------------------------
+# The workflow
+
+
+async def submit_request(
+    store: RegistryStore,
+    request: TypedRequest,
+    *,
+    raw: bytes | None,
+    auto_approve: frozenset[RequestType],
+    user: str,
+    comment: str | None = None,
+) -> ManagementRequest:
+    """Check ``request`` against the registry, record it as ``submitted`` and, when its type is in
+    ``auto_approve``, approve it at once.
+
+    ``raw`` is the request as received (kept as evidence). A refused request records nothing. An
+    auto-approval whose effect fails leaves the request submitted for an administrator.
+    """
+    rtype = RequestType(str(request.TYPE))
+    client = _client_of(request)
+    payload = request_payload(request)
+    # 1. Business rules against the registry as it is.
+    await _check(store, rtype, request.server, client, payload)
+    # 2. Not a duplicate of a request waiting for approval.
+    await _check_not_pending(store, rtype, request.server, client, payload)
+    # 3. Record.
+    record = await store.submit_request(
+        rtype, request.server, client, payload=payload, raw=raw, user=user, comment=comment
+    )
+    log.info(
+        "management_request_submitted",
+        request_id=record.id,
+        type=rtype.value,
+        server=str(request.server),
+        client=str(client) if client is not None else None,
+    )
+    # 4. Auto-approval.
+    if rtype in auto_approve:
+        try:
+            return await approve_request(store, record.id, user=AUTO_APPROVE_USER, comment="auto-approved")
+        except XRoadError as e:
+            log.warning(
+                "management_request_auto_approval_failed", request_id=record.id, code=e.code, error=e.message
+            )
+            return await store.get_request(record.id)
+    return record
+
+
+async def approve_request(
+    store: RegistryStore, request_id: int, *, user: str, comment: str | None = None
+) -> ManagementRequest:
+    """Apply a submitted request's effect to the registry and record it as ``approved`` (409 unless it is
+    submitted; the business rules are checked again, as the registry may have changed since)."""
+    request = await store.get_request(request_id)
+    # 1. Only a submitted request can be approved.
+    transition_target(request.state, RequestAction.APPROVE)
+    # 2. Its rules still hold.
+    await _check(store, request.type, request.security_server, request.client, request.payload)
+    # 3. The effect, then the transition.
+    await _apply(store, request)
+    approved = await store.transition_request(request_id, RequestAction.APPROVE, user=user, comment=comment)
+    log.info("management_request_approved", request_id=request_id, type=request.type.value, user=user)
+    return approved
+
+
+async def reject_request(
+    store: RegistryStore, request_id: int, *, user: str, comment: str | None = None
+) -> ManagementRequest:
+    """Record a submitted request as ``rejected``; the registry is not changed (409 unless submitted)."""
+    rejected = await store.transition_request(request_id, RequestAction.REJECT, user=user, comment=comment)
+    log.info("management_request_rejected", request_id=request_id, user=user)
+    return rejected
+
+
+async def revoke_request(
+    store: RegistryStore, request_id: int, *, user: str, comment: str | None = None
+) -> ManagementRequest:
+    """Record a submitted request as ``revoked`` (withdrawn by its sender); 409 unless submitted."""
+    revoked = await store.transition_request(request_id, RequestAction.REVOKE, user=user, comment=comment)
+    log.info("management_request_revoked", request_id=request_id, user=user)
+    return revoked
