@@ -28,6 +28,10 @@ def _app_with_probe() -> typer.Typer:
         )
 
     @probe.command()
+    def crash() -> None:
+        raise RuntimeError("disk on fire")
+
+    @probe.command()
     def ok() -> None:
         typer.echo("fine")
 
@@ -86,3 +90,18 @@ def test_json_logs_carry_bound_context() -> None:
     assert lines[0]["client"] == "SUBSYSTEM:MN/GOV/5012345/civil-registry"
     assert "service" not in lines[0]
     assert lines[0]["level"] == "info"
+
+
+def test_unexpected_exception_exits_2_without_traceback() -> None:
+    result = CliRunner().invoke(_app_with_probe(), ["probe", "crash"])
+    assert result.exit_code == 2
+    assert "internal error" in result.output
+    assert "disk on fire" in result.output
+    assert "Traceback" not in result.output
+    structlog.reset_defaults()
+
+
+def test_error_output_carries_the_fault_detail_id() -> None:
+    result = CliRunner().invoke(_app_with_probe(), ["probe", "fail"])
+    assert "fault detail:" in result.output
+    assert "file: a.xml" in result.output

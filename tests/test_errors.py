@@ -131,3 +131,28 @@ def test_error_parsers_raise_only_xroad_errors(data: bytes) -> None:
 @given(st.text(max_size=200))
 def test_normalize_never_fails(code: str) -> None:
     assert normalize_fault_code(code) == normalize_fault_code(normalize_fault_code(code))
+
+
+@pytest.mark.parametrize(
+    ("old_form", "code"),
+    [
+        ("Server.ServerProxy.InvalidCertPath", FaultCode.INVALID_CERT_PATH),
+        ("MalformedGlobalConf", FaultCode.MALFORMED_GLOBALCONF),
+        ("InvalidHashChain", FaultCode.INVALID_HASH_CHAIN_RESULT),
+        ("SignatureVerification", FaultCode.SIGNATURE_VERIFICATION_FAILED),
+        ("Server.ClientProxy.SslAuthenticationFailed", FaultCode.SSL_AUTH_FAILED),
+    ],
+)
+def test_codes_match_x_roads_wire_values(old_form: str, code: FaultCode) -> None:
+    """Our code values are X-Road's ErrorCodes wire values, so a peer's old-style code matches ours."""
+    assert XRoadError(old_form, "x").has_code(code)
+
+
+@given(st.text(max_size=100))
+def test_renderers_never_fail_on_any_message(message: str) -> None:
+    err = XRoadError("server.serverproxy.service_failed", message)
+    for accept in (None, "text/xml"):
+        rendered = render_rest_error(err, accept)
+        assert rendered.body
+    etree.fromstring(render_soap_fault(err, actor=message))
+    etree.fromstring(render_rest_error(err, "text/xml").body)

@@ -91,8 +91,8 @@ def test_verify_rotated_key_needs_shared_params(interop_dir: Path) -> None:
     ("name", "fault"),
     [
         ("test-conf-invalid-signature.txt", "invalid_signature_value"),
-        ("test-conf-malformed.txt", "malformed_globalconf"),
-        ("test-conf-missing-date.txt", "malformed_globalconf"),
+        ("test-conf-malformed.txt", "malformed_global_conf"),
+        ("test-conf-missing-date.txt", "malformed_global_conf"),
     ],
 )
 def test_verify_confclient_negatives(interop_dir: Path, tmp_path: Path, name: str, fault: str) -> None:

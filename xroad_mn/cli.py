@@ -7,7 +7,7 @@ Applications plug in without touching the core: a package declares, in its ``pyp
 
 and ``xroad-mn registry ...`` appears. The root holds no logic. One funnel catches :class:`XRoadError`,
 prints its code and message and exits with status 1; anything else unexpected exits with status 2 and a
-short message (the traceback goes to the log, never to the operator's screen).
+short message (the traceback is logged at debug level, shown with ``--log-level debug``).
 
     $ xroad-mn --help
     $ xroad-mn trust init --dir ./trust --instance MN
@@ -35,11 +35,12 @@ ENTRY_POINT_GROUP = "xroad_mn.cli"
 
 
 def print_error(err: XRoadError, console: Console | None = None) -> None:
-    """Print an X-Road error for a person: fault code, message, and the fault-detail id."""
+    """Print an X-Road error for a person: fault code, message, details and the fault-detail id."""
     out = console or Console(stderr=True, highlight=False)
-    out.print(f"[bold red]error[/] [bold]{err.code}[/]: {err.message}")
+    out.print(f"[bold red]error[/] [bold]{err.code}[/]: {err.message}", markup=True)
     for key, value in err.details.items():
-        out.print(f"  {key}: {value}")
+        out.print(f"  {key}: {value}", markup=False)
+    out.print(f"  fault detail: {err.detail}", markup=False)
 
 
 class FunnelGroup(TyperGroup):
@@ -52,6 +53,20 @@ class FunnelGroup(TyperGroup):
             structlog.get_logger("xroad_mn.cli").debug("command_failed", code=e.code, detail=e.detail)
             print_error(e)
             raise typer.Exit(code=1) from e
+        except Exception as e:
+            if _is_cli_control_flow(e):
+                raise
+            structlog.get_logger("xroad_mn.cli").debug("command_crashed", exc_info=e)
+            Console(stderr=True, highlight=False).print(
+                f"[bold red]internal error[/]: {type(e).__name__}: {e} "
+                "(run with --log-level debug for the traceback)"
+            )
+            raise typer.Exit(code=2) from e
+
+
+def _is_cli_control_flow(e: BaseException) -> bool:
+    """Exit, Abort and usage errors of the (vendored) click that typer uses, which typer handles itself."""
+    return type(e).__module__.split(".", 1)[0] in {"typer", "click"}
 
 
 def _root_callback(

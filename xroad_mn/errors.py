@@ -106,13 +106,13 @@ class FaultCode(StrEnum):
     MISSING_SIGNATURE = "missing_signature"
     INVALID_SIGNATURE_VALUE = "invalid_signature_value"
     INVALID_REFERENCE = "invalid_reference"
-    INVALID_CERT_PATH = "invalid_cert_path_x"
+    INVALID_CERT_PATH = "invalid_cert_path"
     INCORRECT_CERTIFICATE = "incorrect_certificate"
     CERT_VALIDATION = "cert_validation"
-    SIGNATURE_VERIFICATION_FAILED = "signature_verification_failed"
+    SIGNATURE_VERIFICATION_FAILED = "signature_verification"
     MALFORMED_HASH_CHAIN = "malformed_hash_chain"
     INVALID_HASH_CHAIN_REF = "invalid_hash_chain_ref"
-    INVALID_HASH_CHAIN_RESULT = "invalid_hash_chain_result"
+    INVALID_HASH_CHAIN_RESULT = "invalid_hash_chain"
     HASHCHAIN_UNUSED_INPUTS = "hashchain_unused_inputs"
     TIMESTAMP_VALIDATION = "timestamp_validation"
     TIMESTAMPER_FAILED = "timestamper_failed"
@@ -131,7 +131,7 @@ class FaultCode(StrEnum):
     # Global configuration
     GLOBAL_CONF_OUTDATED = "global_conf_outdated"
     GLOBAL_CONF_INVALID = "global_conf_invalid"
-    MALFORMED_GLOBALCONF = "malformed_globalconf"
+    MALFORMED_GLOBALCONF = "malformed_global_conf"
     MALFORMED_ANCHOR = "malformed_anchor"
     # Management requests and certificates issued by a CA
     INVALID_CSR = "invalid_csr"
@@ -144,6 +144,9 @@ class FaultCode(StrEnum):
     UNAUTHORIZED = "unauthorized"
     # OCSP response unusable as validation information (OcspVerifier: X_INCORRECT_VALIDATION_INFO)
     INCORRECT_VALIDATION_INFO = "incorrect_validation_info"
+    # Admin REST API: role check (HTTP 403) and rate limit (HTTP 429)
+    FORBIDDEN = "forbidden"
+    RATE_LIMIT_EXCEEDED = "rate_limit_exceeded"
 
 
 # Code words whose 7.8 form is not the mechanical snake_case of the old CamelCase form.
@@ -245,6 +248,15 @@ class RenderedError:
     headers: Mapping[str, str]
 
 
+# Characters XML 1.0 cannot carry (and lone surrogates, which UTF-8 cannot encode): dropped before
+# rendering, so a peer's message with a control character can never break the error path itself.
+_UNRENDERABLE: Final = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def _renderable(text: str) -> str:
+    return _UNRENDERABLE.sub("\ufffd", text)
+
+
 _XML_ACCEPT: Final = re.compile(r"(^|[,\s])(text/xml|application/xml|text/\*)", re.IGNORECASE)
 
 
@@ -265,10 +277,10 @@ def render_rest_error(err: XRoadError, accept: str | None = None) -> RenderedErr
     if accept and _XML_ACCEPT.search(accept):
         root = etree.Element("error")
         for name, value in (("type", err.code), ("message", err.message), ("detail", err.detail)):
-            etree.SubElement(root, name).text = value
+            etree.SubElement(root, name).text = _renderable(value)
         body = etree.tostring(root, xml_declaration=True, encoding="UTF-8")
         return RenderedError(status, "text/xml; charset=utf-8", body, headers)
-    payload = {"type": err.code, "message": err.message, "detail": err.detail}
+    payload = {"type": _renderable(err.code), "message": _renderable(err.message), "detail": err.detail}
     body = json.dumps(payload, ensure_ascii=False).encode()
     return RenderedError(status, "application/json; charset=utf-8", body, headers)
 
@@ -278,11 +290,11 @@ def render_soap_fault(err: XRoadError, actor: str = "") -> bytes:
     env = etree.Element(f"{{{SOAP_ENV_NS}}}Envelope", nsmap={"SOAP-ENV": SOAP_ENV_NS})
     body = etree.SubElement(env, f"{{{SOAP_ENV_NS}}}Body")
     fault = etree.SubElement(body, f"{{{SOAP_ENV_NS}}}Fault")
-    etree.SubElement(fault, "faultcode").text = err.code
-    etree.SubElement(fault, "faultstring").text = err.message
-    etree.SubElement(fault, "faultactor").text = actor
+    etree.SubElement(fault, "faultcode").text = _renderable(err.code)
+    etree.SubElement(fault, "faultstring").text = _renderable(err.message)
+    etree.SubElement(fault, "faultactor").text = _renderable(actor)
     detail = etree.SubElement(fault, "detail")
-    etree.SubElement(detail, "faultDetail", nsmap={None: ""}).text = err.detail  # type: ignore[dict-item]
+    etree.SubElement(detail, "faultDetail", nsmap={None: ""}).text = _renderable(err.detail)  # type: ignore[dict-item]
     return bytes(etree.tostring(env, xml_declaration=True, encoding="UTF-8"))
 
 

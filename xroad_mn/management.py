@@ -51,7 +51,7 @@ value over the exact SOAP part bytes; 5. signing certificate: key usage and chai
 verification time; 6. OCSP response authorised, fresh and good; 7. member binding: the certificate names
 the member that must sign; 8. address syntax. Codes follow X-Road: ``invalid_soap`` (envelope),
 ``invalid_request`` (body, parts, sender, binding), ``invalid_client_identifier`` (server id),
-``invalid_signature_value``, ``cert_validation``, ``invalid_cert_path_x``, ``incorrect_validation_info``,
+``invalid_signature_value``, ``cert_validation``, ``invalid_cert_path``, ``incorrect_validation_info``,
 ``request_too_large``.
 """
 

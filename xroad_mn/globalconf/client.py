@@ -378,7 +378,7 @@ async def download_configuration(
 
     Only parts of ``instance`` (and, when given, of ``content_identifiers``) are downloaded. Raises
     ``global_conf_invalid``, ``invalid_signature_value``, ``global_conf_outdated``,
-    ``malformed_globalconf`` or a transport error.
+    ``malformed_global_conf`` or a transport error.
     """
     # 2a. The directory, newest version first.
     directory_url, body, content_type = await _get_directory(transport, url)

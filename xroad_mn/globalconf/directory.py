@@ -339,7 +339,7 @@ def _content_part(data: bytes, part: _Part, index: int) -> DirectoryPart:
 
 
 def parse_signed_directory(data: bytes, content_type: str | None = None) -> SignedDirectory:
-    """Parse a signed directory; a structural problem is ``malformed_globalconf``.
+    """Parse a signed directory; a structural problem is ``malformed_global_conf``.
 
     ``data`` is the document as the central server stores and serves it, starting with its
     ``Content-Type`` header line. If ``content_type`` is given (the HTTP header), ``data`` is the bare body.

@@ -378,7 +378,7 @@ def parse_shared_params(data: bytes) -> SharedParameters:
     """Parse a ``shared-params.xml`` of any version 2–6 (unknown elements are ignored).
 
     Structural errors (missing required element, dangling IDREF, bad base64 or certificate) are
-    ``malformed_globalconf``.
+    ``malformed_global_conf``.
     """
     root = _root(data, "shared-params")
     instance = _text(root, "instanceIdentifier")

@@ -69,7 +69,7 @@ _FIXED_NAMES: Final = {"PRIVATE-PARAMETERS": PRIVATE_PARAMS_FILE, "SHARED-PARAME
 
 
 def check_instance_name(instance: str) -> str:
-    """``instance`` if it is usable as a directory name, else ``malformed_globalconf``."""
+    """``instance`` if it is usable as a directory name, else ``malformed_global_conf``."""
     if not _NAME_OK.match(instance) or instance in (".", ".."):
         raise XRoadError(
             FaultCode.MALFORMED_GLOBALCONF,
@@ -83,7 +83,7 @@ def part_file_name(content_identifier: str, content_location: str, content_file_
 
     ``private-params.xml`` / ``shared-params.xml`` for the parameter files; otherwise the
     ``Content-file-name`` header or the last segment of the content location. Names that could escape the
-    instance directory or collide with the metadata files are ``malformed_globalconf``.
+    instance directory or collide with the metadata files are ``malformed_global_conf``.
     """
     fixed = _FIXED_NAMES.get(content_identifier)
     if fixed is not None:
@@ -136,7 +136,7 @@ class PartMetadata:
 
     @classmethod
     def from_json(cls, data: bytes) -> PartMetadata:
-        """Parse a metadata file (X-Road's, of any version); unusable content is ``malformed_globalconf``."""
+        """Parse a metadata file (X-Road's, of any version); unusable content is ``malformed_global_conf``."""
         try:
             doc = json.loads(data)
         except (ValueError, UnicodeDecodeError) as e:

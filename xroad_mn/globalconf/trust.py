@@ -32,7 +32,7 @@ is refused, so XXE payloads are never resolved. Elements X-Road's XSD requires a
 malformed), and negative ``ocspFreshnessSeconds`` / ``timeStampingIntervalSeconds`` are refused.
 A malformed part of a *federated* instance is skipped (as X-Road's configuration directory does) and named
 in :attr:`TrustStore.skipped`; skipping trust only makes verification stricter. A malformed part of the
-own instance raises ``malformed_globalconf``.
+own instance raises ``malformed_global_conf``.
 """
 
 from __future__ import annotations
@@ -322,7 +322,7 @@ def load_trust_store(conf_dir: Path) -> TrustStore:
     """Read every instance of a stored configuration directory.
 
     The own instance is named by ``instance-identifier``; a missing or empty file raises
-    ``malformed_globalconf`` (X-Road: ``FAILURE_MISSING_INSTANCE_IDENTIFIER``), as does a malformed part of
+    ``malformed_global_conf`` (X-Road: ``FAILURE_MISSING_INSTANCE_IDENTIFIER``), as does a malformed part of
     the own instance. Malformed federated parts are skipped and listed in :attr:`TrustStore.skipped`.
     """
     id_file = conf_dir / INSTANCE_IDENTIFIER_FILE
@@ -368,6 +368,6 @@ def load_trust_store(conf_dir: Path) -> TrustStore:
 def load_trust_material(conf_dir: Path) -> TrustMaterial:
     """The own instance's trust material with every federated instance's CAs and TSAs merged in.
 
-    Raises ``malformed_globalconf`` when the own instance has no readable shared parameters.
+    Raises ``malformed_global_conf`` when the own instance has no readable shared parameters.
     """
     return load_trust_store(conf_dir).trust_material()
