@@ -1,0 +1,1513 @@
+"""The registry's admin REST API (``/api/v1``), described by the OpenAPI document it serves.
+
+Every operation is declared once in :data:`SPEC` (see :mod:`registry.openapi`); :func:`add_admin_routes`
+mounts the declarations, and ``GET /api/v1/openapi.json`` serves :meth:`ApiSpec.document` of the same
+declarations. Each call goes through the same steps, in this order:
+
+1. authentication: ``Authorization: X-Road-ApiKey token=<key>``, checked against the hashed keys of
+   ``api-keys.json`` (401 ``unauthorized``, written to the audit log);
+2. rate limit per API key (per remote address without one): 20/s and 600/min by default (429);
+3. authorisation: observers only read; each changing operation names the roles allowed (403);
+4. the body: at most 50 KB (413), JSON valid against the operation's model (400 ``invalid_body``);
+5. the operation, on the :class:`~registry.db.RegistryStore`;
+6. for a change: an audit record (``event``, ``user`` = API key id, ``time``, ``data``) and the change
+   event that regenerates global configuration at once. A refused change (steps 3–5) is audited as
+   ``<event> failed`` with the reason, as X-Road does.
+
+Errors are X-Road REST errors (``{"type", "message", "detail"}`` and ``X-Road-Error``) from
+:func:`xroad_mn.web.xroad_error_middleware`. Identifiers in paths and bodies use X-Road's admin API colon
+form: ``MN:GOV:5012345`` (member), ``MN:GOV:5012345:civil-registry`` (subsystem),
+``MN:GOV:5012345:ss1`` (security server). Certificates are returned as base64 DER and accepted as PEM or
+base64 DER.
+
+Example::
+
+    $ curl -H 'Authorization: X-Road-ApiKey token=...' http://127.0.0.1:4000/api/v1/members
+    $ curl -H 'Authorization: X-Road-ApiKey token=...' -H 'Content-Type: application/json' \\
+          -d '{"member_class": "GOV", "member_code": "5012345", "name": "Ministry"}' \\
+          http://127.0.0.1:4000/api/v1/members
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Final, TypeVar
+
+import structlog
+from aiohttp import web
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+from registry import requests as workflow
+from registry.audit import AuditLog
+from registry.context import CHANGED_KEY, CLOCK_KEY, PUBLISHER_KEY, STORE_KEY
+from registry.db import KeyKind, ManagementRequest, RegistryStore, RequestState, RequestType, SigningKey
+from registry.home import ApiKey, ApiKeyRing, Role
+from registry.openapi import ApiSpec, Operation, QueryParam
+from registry.operations import add_signing_key, common_name, configuration_anchor, parse_certificate
+from registry.ratelimit import RateLimiter
+from registry.settings import RegistrySettings
+from xroad_mn.errors import FaultCode, XRoadError
+from xroad_mn.globalconf.params import (
+    ApprovedCAEntry,
+    ApprovedTSAEntry,
+    CaInfo,
+    GlobalGroup,
+    Member,
+    MemberClass,
+    OcspInfo,
+    SecurityServer,
+)
+from xroad_mn.identifiers import (
+    ClientId,
+    GlobalGroupId,
+    MemberId,
+    SecurityServerId,
+    SubsystemId,
+    format_colon_id,
+    parse_colon_client_id,
+    parse_colon_server_id,
+)
+from xroad_mn.web import read_body
+
+__all__ = [
+    "API_KEYS_KEY",
+    "API_PREFIX",
+    "AUDIT_KEY",
+    "AUTH_SCHEME",
+    "LIMITER_KEY",
+    "OPENAPI_PATH",
+    "SETTINGS_KEY",
+    "SPEC",
+    "Call",
+    "Reply",
+    "add_admin_routes",
+    "ca_out",
+    "cert_out",
+    "conf_out",
+    "group_out",
+    "key_out",
+    "member_out",
+    "request_out",
+    "server_out",
+    "settings_out",
+    "tsa_out",
+]
+
+log = structlog.get_logger(__name__)
+
+API_PREFIX: Final = "/api/v1"
+OPENAPI_PATH: Final = f"{API_PREFIX}/openapi.json"
+AUTH_SCHEME: Final = "X-Road-ApiKey"
+AUTH_EVENT: Final = "API key authentication"
+"""Audited as ``API key authentication failed`` for a request without a valid key."""
+MAX_COMMENT_CHARS: Final = 1024
+
+SETTINGS_KEY: Final = web.AppKey("registry_settings", RegistrySettings)
+AUDIT_KEY: Final = web.AppKey("registry_audit", AuditLog)
+API_KEYS_KEY: Final = web.AppKey("registry_api_keys", ApiKeyRing)
+LIMITER_KEY: Final = web.AppKey("registry_rate_limiter", RateLimiter)
+
+SPEC: Final = ApiSpec(
+    "xroad-mn registry admin API",
+    "1.0.0",
+    prefix=API_PREFIX,
+    description="Members, security servers, trust services, signing keys, management requests and global "
+    "configuration of an X-Road compatible central registry.",
+)
+
+RO: Final = frozenset({Role.REGISTRATION_OFFICER})
+SO: Final = frozenset({Role.SECURITY_OFFICER})
+SA: Final = frozenset({Role.SYSTEM_ADMINISTRATOR})
+SO_SA: Final = SO | SA
+
+_M = TypeVar("_M", bound=BaseModel)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The call
+
+
+@dataclass(frozen=True)
+class Call:
+    """What a handler gets: the request, the caller's key, the validated body and the app's resources."""
+
+    request: web.Request
+    key: ApiKey
+    body: BaseModel | None
+
+    @property
+    def store(self) -> RegistryStore:
+        return self.request.app[STORE_KEY]
+
+    @property
+    def settings(self) -> RegistrySettings:
+        return self.request.app[SETTINGS_KEY]
+
+    @property
+    def user(self) -> str:
+        return self.key.key_id
+
+    def now(self) -> datetime:
+        return self.request.app[CLOCK_KEY]()
+
+    def param(self, name: str) -> str:
+        return self.request.match_info[name]
+
+    def query(self, name: str) -> str | None:
+        return self.request.query.get(name)
+
+    def typed_body(self, model: type[_M]) -> _M:
+        if not isinstance(self.body, model):
+            raise XRoadError(FaultCode.INTERNAL_ERROR, f"handler expected a {model.__name__} body")
+        return self.body
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A handler's result: the value (serialised with the operation's response type) and audit data."""
+
+    value: Any = None
+    audit: Mapping[str, Any] = field(default_factory=dict)
+    response: web.StreamResponse | None = None
+    """A ready response (non-JSON media types)."""
+
+
+Handler = Callable[[Call], Awaitable[Reply]]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Models
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_max_length=64 * 1024)
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class InstanceOut(_Out):
+    instance_identifier: str
+    source_addresses: list[str]
+    configuration_versions: list[int]
+    management_service_address: str
+
+
+class GlobalSettingsOut(_Out):
+    instance_identifier: str
+    ocsp_freshness_seconds: int
+    timestamping_interval_seconds: int
+    configuration_expiry_seconds: int
+    management_service_provider: str | None
+    management_service_address: str | None
+    management_service_certificate: str | None = Field(description="Base64 DER")
+
+
+class GlobalSettingsUpdate(_In):
+    ocsp_freshness_seconds: int | None = Field(default=None, gt=0)
+    timestamping_interval_seconds: int | None = Field(default=None, gt=0)
+    configuration_expiry_seconds: int | None = Field(default=None, gt=0)
+    management_service_provider: str | None = Field(default=None, description="Subsystem, colon form")
+    management_service_address: str | None = None
+    management_service_certificate: str | None = Field(default=None, description="PEM or base64 DER")
+
+
+class MemberClassIn(_In):
+    code: str
+    description: str
+
+
+class MemberClassUpdate(_In):
+    description: str
+
+
+class MemberClassOut(_Out):
+    code: str
+    description: str
+
+
+class SubsystemOut(_Out):
+    subsystem_id: str
+    subsystem_code: str
+    name: str | None
+
+
+class MemberOut(_Out):
+    member_id: str
+    member_class: str
+    member_code: str
+    name: str
+    subsystems: list[SubsystemOut]
+
+
+class MemberIn(_In):
+    member_class: str
+    member_code: str
+    name: str
+
+
+class MemberUpdate(_In):
+    name: str
+
+
+class SubsystemIn(_In):
+    subsystem_code: str
+    name: str | None = None
+
+
+class SubsystemUpdate(_In):
+    name: str | None
+
+
+class CertificateOut(_Out):
+    subject: str
+    issuer: str
+    serial_number: str
+    not_before: datetime
+    not_after: datetime
+    sha256: str = Field(description="SHA-256 of the DER, lower-case hex")
+    der_base64: str
+
+
+class SecurityServerOut(_Out):
+    security_server_id: str
+    owner_id: str
+    server_code: str
+    address: str | None
+    auth_cert_hashes: list[str] = Field(description="SHA-256 of each authentication certificate, hex")
+    clients: list[str]
+    in_maintenance_mode: bool
+    maintenance_message: str | None
+
+
+class SecurityServerIn(_In):
+    owner_id: str = Field(description="Owner member, colon form")
+    server_code: str
+    address: str | None = None
+
+
+class SecurityServerUpdate(_In):
+    address: str | None = None
+    in_maintenance_mode: bool | None = None
+    maintenance_message: str | None = None
+
+
+class CertificateIn(_In):
+    certificate: str = Field(description="PEM or base64 DER")
+
+
+class ClientIn(_In):
+    client_id: str = Field(description="Member or subsystem, colon form")
+
+
+class GlobalGroupIn(_In):
+    code: str
+    description: str
+
+
+class GlobalGroupOut(_Out):
+    group_id: str
+    code: str
+    description: str
+    members: list[str]
+
+
+class OcspResponderIn(_In):
+    url: str
+    certificate: str | None = Field(default=None, description="PEM or base64 DER")
+
+
+class IntermediateCaIn(_In):
+    certificate: str
+    ocsp_responders: list[OcspResponderIn] = Field(default_factory=list, max_length=20)
+
+
+class CertificationServiceIn(_In):
+    name: str | None = Field(default=None, description="Default: the CA certificate's subject CN")
+    certificate: str = Field(description="Top CA certificate, PEM or base64 DER")
+    certificate_profile_info: str = Field(description="X-Road certificate profile class name")
+    authentication_only: bool = False
+    ocsp_responders: list[OcspResponderIn] = Field(default_factory=list, max_length=20)
+    intermediate_cas: list[IntermediateCaIn] = Field(default_factory=list, max_length=20)
+
+
+class OcspResponderOut(_Out):
+    url: str
+    certificate: CertificateOut | None
+
+
+class CaOut(_Out):
+    certificate: CertificateOut
+    ocsp_responders: list[OcspResponderOut]
+
+
+class CertificationServiceOut(_Out):
+    name: str
+    certificate_profile_info: str
+    authentication_only: bool
+    top_ca: CaOut
+    intermediate_cas: list[CaOut]
+
+
+class TimestampingServiceIn(_In):
+    name: str | None = Field(default=None, description="Default: the TSA certificate's subject CN")
+    url: str
+    certificate: str = Field(description="PEM or base64 DER")
+
+
+class TimestampingServiceOut(_Out):
+    name: str
+    url: str
+    certificate: CertificateOut
+
+
+class SigningKeyIn(_In):
+    kind: KeyKind
+
+
+class SigningKeyOut(_Out):
+    key_id: str
+    kind: KeyKind
+    active: bool
+    created_at: datetime
+    certificate: CertificateOut
+
+
+class RequestEventOut(_Out):
+    at: datetime
+    from_state: RequestState | None
+    to_state: RequestState
+    user: str | None
+    comment: str | None
+
+
+class ManagementRequestOut(_Out):
+    id: int
+    type: RequestType
+    state: RequestState
+    security_server_id: str
+    client_id: str | None
+    payload: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+    history: list[RequestEventOut]
+
+
+class RequestDecisionIn(_In):
+    comment: str | None = Field(default=None, max_length=MAX_COMMENT_CHARS)
+
+
+class AnchorOut(_Out):
+    kind: KeyKind
+    hash: str = Field(description="SHA-224, colon-separated upper-case hex (as X-Road shows it)")
+    hash_hex: str
+    xml: str
+
+
+class GlobalConfigurationOut(_Out):
+    instance_identifier: str
+    generated_at: datetime
+    expire_date: datetime
+    versions: list[int]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Conversions
+
+
+def cert_out(cert: x509.Certificate) -> CertificateOut:
+    der = cert.public_bytes(Encoding.DER)
+    return CertificateOut(
+        subject=cert.subject.rfc4514_string(),
+        issuer=cert.issuer.rfc4514_string(),
+        serial_number=format(cert.serial_number, "X"),
+        not_before=cert.not_valid_before_utc,
+        not_after=cert.not_valid_after_utc,
+        sha256=hashlib.sha256(der).hexdigest(),
+        der_base64=base64.b64encode(der).decode("ascii"),
+    )
+
+
+def member_out(instance: str, m: Member) -> MemberOut:
+    mid = m.id(instance)
+    return MemberOut(
+        member_id=format_colon_id(mid),
+        member_class=m.member_class.code,
+        member_code=m.member_code,
+        name=m.name,
+        subsystems=[
+            SubsystemOut(
+                subsystem_id=format_colon_id(mid.subsystem(s.code)), subsystem_code=s.code, name=s.name
+            )
+            for s in m.subsystems
+        ],
+    )
+
+
+def server_out(ss: SecurityServer) -> SecurityServerOut:
+    return SecurityServerOut(
+        security_server_id=format_colon_id(ss.owner.server(ss.server_code)),
+        owner_id=format_colon_id(ss.owner),
+        server_code=ss.server_code,
+        address=ss.address,
+        auth_cert_hashes=[h.hex() for h in ss.auth_cert_hashes],
+        clients=[format_colon_id(c) for c in ss.clients],
+        in_maintenance_mode=ss.in_maintenance_mode,
+        maintenance_message=ss.maintenance_message,
+    )
+
+
+def group_out(instance: str, g: GlobalGroup) -> GlobalGroupOut:
+    return GlobalGroupOut(
+        group_id=f"{instance}:{g.code}",
+        code=g.code,
+        description=g.description,
+        members=[format_colon_id(c) for c in g.members],
+    )
+
+
+def _ca_info_out(info: CaInfo) -> CaOut:
+    return CaOut(
+        certificate=cert_out(info.cert),
+        ocsp_responders=[
+            OcspResponderOut(url=o.url, certificate=cert_out(o.cert) if o.cert is not None else None)
+            for o in info.ocsp
+        ],
+    )
+
+
+def ca_out(ca: ApprovedCAEntry) -> CertificationServiceOut:
+    return CertificationServiceOut(
+        name=ca.name,
+        certificate_profile_info=ca.certificate_profile_info,
+        authentication_only=bool(ca.authentication_only),
+        top_ca=_ca_info_out(ca.top_ca),
+        intermediate_cas=[_ca_info_out(i) for i in ca.intermediate_cas],
+    )
+
+
+def tsa_out(tsa: ApprovedTSAEntry) -> TimestampingServiceOut:
+    return TimestampingServiceOut(name=tsa.name, url=tsa.url, certificate=cert_out(tsa.cert))
+
+
+def key_out(key: SigningKey) -> SigningKeyOut:
+    return SigningKeyOut(
+        key_id=key.key_id,
+        kind=key.kind,
+        active=key.active,
+        created_at=key.created_at,
+        certificate=cert_out(key.certificate),
+    )
+
+
+def request_out(r: ManagementRequest) -> ManagementRequestOut:
+    return ManagementRequestOut(
+        id=r.id,
+        type=r.type,
+        state=r.state,
+        security_server_id=format_colon_id(r.security_server),
+        client_id=format_colon_id(r.client) if r.client is not None else None,
+        payload=dict(r.payload),
+        created_at=r.created_at,
+        updated_at=r.updated_at,
+        history=[
+            RequestEventOut(
+                at=e.at, from_state=e.from_state, to_state=e.to_state, user=e.user, comment=e.comment
+            )
+            for e in r.history
+        ],
+    )
+
+
+def _member_id(text: str) -> MemberId:
+    client = parse_colon_client_id(text)
+    if not isinstance(client, MemberId):
+        raise XRoadError(FaultCode.INVALID_CLIENT_IDENTIFIER, f"{text!r} is not a member identifier")
+    return client
+
+
+def _subsystem_id(text: str) -> SubsystemId:
+    client = parse_colon_client_id(text)
+    if not isinstance(client, SubsystemId):
+        raise XRoadError(FaultCode.INVALID_CLIENT_IDENTIFIER, f"{text!r} is not a subsystem identifier")
+    return client
+
+
+def _server_id(text: str) -> SecurityServerId:
+    return parse_colon_server_id(text)
+
+
+def _client_id(text: str) -> ClientId:
+    return parse_colon_client_id(text)
+
+
+async def _group_id(call: Call) -> GlobalGroupId:
+    instance = (await call.store.get_settings()).instance
+    return GlobalGroupId(instance, call.param("group_code"))
+
+
+def _kind(call: Call) -> KeyKind:
+    try:
+        return KeyKind(call.param("kind"))
+    except ValueError:
+        raise XRoadError(
+            FaultCode.NOT_FOUND, "configuration anchors are 'internal' or 'external'", http_status=404
+        ) from None
+
+
+def _request_id(call: Call) -> int:
+    text = call.param("request_id")
+    if not text.isascii() or not text.isdigit() or len(text) > 18:
+        raise XRoadError(
+            FaultCode.NOT_FOUND, f"management request {text[:20]!r} does not exist", http_status=404
+        )
+    return int(text)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Operations: instance and global settings
+
+
+def settings_out(s: Any) -> GlobalSettingsOut:
+    return GlobalSettingsOut(
+        instance_identifier=s.instance,
+        ocsp_freshness_seconds=s.ocsp_freshness_seconds,
+        timestamping_interval_seconds=s.timestamping_interval_seconds,
+        configuration_expiry_seconds=s.configuration_expiry_seconds,
+        management_service_provider=(
+            format_colon_id(s.management_service_provider) if s.management_service_provider else None
+        ),
+        management_service_address=s.management_service_address,
+        management_service_certificate=(
+            base64.b64encode(s.management_service_cert.public_bytes(Encoding.DER)).decode()
+            if s.management_service_cert is not None
+            else None
+        ),
+    )
+
+
+@SPEC.operation(
+    "GET", "/instance", "Instance identifier and publishing settings", tag="settings", response=InstanceOut
+)
+async def get_instance(call: Call) -> Reply:
+    stored = await call.store.get_settings()
+    return Reply(
+        InstanceOut(
+            instance_identifier=stored.instance,
+            source_addresses=list(call.settings.source_addresses()),
+            configuration_versions=list(call.settings.configuration_versions),
+            management_service_address=call.settings.management_service_address(),
+        )
+    )
+
+
+@SPEC.operation("GET", "/global-settings", "Global settings", tag="settings", response=GlobalSettingsOut)
+async def get_global_settings(call: Call) -> Reply:
+    return Reply(settings_out(await call.store.get_settings()))
+
+
+@SPEC.operation(
+    "PATCH",
+    "/global-settings",
+    "Change global settings",
+    tag="settings",
+    roles=SA,
+    event="Edit global settings",
+    body=GlobalSettingsUpdate,
+    response=GlobalSettingsOut,
+)
+async def update_global_settings(call: Call) -> Reply:
+    body = call.typed_body(GlobalSettingsUpdate)
+    cert = body.management_service_certificate
+    updated = await call.store.update_settings(
+        ocsp_freshness_seconds=body.ocsp_freshness_seconds,
+        timestamping_interval_seconds=body.timestamping_interval_seconds,
+        configuration_expiry_seconds=body.configuration_expiry_seconds,
+        management_service_provider=(
+            _subsystem_id(body.management_service_provider) if body.management_service_provider else None
+        ),
+        management_service_address=body.management_service_address,
+        management_service_cert=parse_certificate(cert) if cert else None,
+    )
+    return Reply(settings_out(updated), audit=body.model_dump(exclude_none=True))
+
+
+# -- member classes
+
+
+@SPEC.operation("GET", "/member-classes", "List member classes", tag="members", response=list[MemberClassOut])
+async def list_member_classes(call: Call) -> Reply:
+    classes: tuple[MemberClass, ...] = await call.store.list_member_classes()
+    return Reply([MemberClassOut(code=c.code, description=c.description) for c in classes])
+
+
+@SPEC.operation(
+    "POST",
+    "/member-classes",
+    "Add a member class",
+    tag="members",
+    roles=SA,
+    event="Add member class",
+    body=MemberClassIn,
+    response=MemberClassOut,
+    status=201,
+)
+async def add_member_class(call: Call) -> Reply:
+    body = call.typed_body(MemberClassIn)
+    mc = await call.store.add_member_class(body.code, body.description)
+    return Reply(MemberClassOut(code=mc.code, description=mc.description), audit=body.model_dump())
+
+
+@SPEC.operation(
+    "PATCH",
+    "/member-classes/{code}",
+    "Change a member class's description",
+    tag="members",
+    roles=SA,
+    event="Edit member class",
+    body=MemberClassUpdate,
+    response=MemberClassOut,
+)
+async def update_member_class(call: Call) -> Reply:
+    body = call.typed_body(MemberClassUpdate)
+    mc = await call.store.update_member_class(call.param("code"), body.description)
+    return Reply(MemberClassOut(code=mc.code, description=mc.description), audit={"code": mc.code})
+
+
+# -- members and subsystems
+
+
+@SPEC.operation(
+    "GET", "/members", "List members with their subsystems", tag="members", response=list[MemberOut]
+)
+async def list_members(call: Call) -> Reply:
+    instance = (await call.store.get_settings()).instance
+    return Reply([member_out(instance, m) for m in await call.store.list_members()])
+
+
+@SPEC.operation(
+    "POST",
+    "/members",
+    "Add a member",
+    tag="members",
+    roles=RO,
+    event="Add member",
+    body=MemberIn,
+    response=MemberOut,
+    status=201,
+)
+async def add_member(call: Call) -> Reply:
+    body = call.typed_body(MemberIn)
+    instance = (await call.store.get_settings()).instance
+    mid = MemberId(instance, body.member_class, body.member_code)
+    member = await call.store.add_member(mid, body.name)
+    return Reply(member_out(instance, member), audit={"member_id": format_colon_id(mid), "name": body.name})
+
+
+@SPEC.operation("GET", "/members/{member_id}", "Get a member", tag="members", response=MemberOut)
+async def get_member(call: Call) -> Reply:
+    mid = _member_id(call.param("member_id"))
+    return Reply(member_out(mid.instance, await call.store.get_member(mid)))
+
+
+@SPEC.operation(
+    "PATCH",
+    "/members/{member_id}",
+    "Rename a member",
+    tag="members",
+    roles=RO,
+    event="Edit member name",
+    body=MemberUpdate,
+    response=MemberOut,
+)
+async def rename_member(call: Call) -> Reply:
+    body = call.typed_body(MemberUpdate)
+    mid = _member_id(call.param("member_id"))
+    member = await call.store.rename_member(mid, body.name)
+    return Reply(
+        member_out(mid.instance, member), audit={"member_id": format_colon_id(mid), "name": body.name}
+    )
+
+
+@SPEC.operation(
+    "POST",
+    "/members/{member_id}/subsystems",
+    "Add a subsystem to a member",
+    tag="members",
+    roles=RO,
+    event="Add subsystem",
+    body=SubsystemIn,
+    response=SubsystemOut,
+    status=201,
+)
+async def add_subsystem(call: Call) -> Reply:
+    body = call.typed_body(SubsystemIn)
+    sid = _member_id(call.param("member_id")).subsystem(body.subsystem_code)
+    sub = await call.store.add_subsystem(sid, body.name)
+    out = SubsystemOut(subsystem_id=format_colon_id(sid), subsystem_code=sub.code, name=sub.name)
+    return Reply(out, audit={"subsystem_id": out.subsystem_id, "name": body.name})
+
+
+@SPEC.operation(
+    "PATCH",
+    "/subsystems/{subsystem_id}",
+    "Rename a subsystem",
+    tag="members",
+    roles=RO,
+    event="Edit subsystem name",
+    body=SubsystemUpdate,
+    response=SubsystemOut,
+)
+async def rename_subsystem(call: Call) -> Reply:
+    body = call.typed_body(SubsystemUpdate)
+    sid = _subsystem_id(call.param("subsystem_id"))
+    sub = await call.store.rename_subsystem(sid, body.name)
+    out = SubsystemOut(subsystem_id=format_colon_id(sid), subsystem_code=sub.code, name=sub.name)
+    return Reply(out, audit={"subsystem_id": out.subsystem_id, "name": body.name})
+
+
+# -- security servers
+
+
+@SPEC.operation(
+    "GET",
+    "/security-servers",
+    "List security servers",
+    tag="security servers",
+    response=list[SecurityServerOut],
+)
+async def list_security_servers(call: Call) -> Reply:
+    return Reply([server_out(s) for s in await call.store.list_security_servers()])
+
+
+@SPEC.operation(
+    "POST",
+    "/security-servers",
+    "Add a security server (without a management request)",
+    tag="security servers",
+    roles=RO,
+    event="Add security server",
+    body=SecurityServerIn,
+    response=SecurityServerOut,
+    status=201,
+)
+async def add_security_server(call: Call) -> Reply:
+    body = call.typed_body(SecurityServerIn)
+    sid = _member_id(body.owner_id).server(body.server_code)
+    ss = await call.store.add_security_server(sid, body.address)
+    return Reply(server_out(ss), audit={"security_server_id": format_colon_id(sid), "address": body.address})
+
+
+@SPEC.operation(
+    "GET",
+    "/security-servers/{server_id}",
+    "Get a security server",
+    tag="security servers",
+    response=SecurityServerOut,
+)
+async def get_security_server(call: Call) -> Reply:
+    return Reply(server_out(await call.store.get_security_server(_server_id(call.param("server_id")))))
+
+
+@SPEC.operation(
+    "PATCH",
+    "/security-servers/{server_id}",
+    "Change a server's address or maintenance mode",
+    tag="security servers",
+    roles=RO,
+    event="Edit security server",
+    body=SecurityServerUpdate,
+    response=SecurityServerOut,
+)
+async def update_security_server(call: Call) -> Reply:
+    body = call.typed_body(SecurityServerUpdate)
+    sid = _server_id(call.param("server_id"))
+    ss = await call.store.get_security_server(sid)
+    if "address" in body.model_fields_set:
+        ss = await call.store.set_server_address(sid, body.address)
+    if body.in_maintenance_mode is not None:
+        ss = await call.store.set_maintenance_mode(sid, body.in_maintenance_mode, body.maintenance_message)
+    return Reply(server_out(ss), audit={"security_server_id": format_colon_id(sid), **body.model_dump()})
+
+
+@SPEC.operation(
+    "GET",
+    "/security-servers/{server_id}/auth-certs",
+    "List a server's authentication certificates",
+    tag="security servers",
+    response=list[CertificateOut],
+)
+async def list_auth_certs(call: Call) -> Reply:
+    certs = await call.store.list_auth_certs(_server_id(call.param("server_id")))
+    return Reply([cert_out(c) for c in certs])
+
+
+@SPEC.operation(
+    "POST",
+    "/security-servers/{server_id}/auth-certs",
+    "Register an authentication certificate",
+    tag="security servers",
+    roles=RO,
+    event="Add security server authentication certificate",
+    body=CertificateIn,
+    response=CertificateOut,
+    status=201,
+)
+async def add_auth_cert(call: Call) -> Reply:
+    cert = parse_certificate(call.typed_body(CertificateIn).certificate, "authentication certificate")
+    sid = _server_id(call.param("server_id"))
+    await call.store.add_auth_cert(sid, cert)
+    out = cert_out(cert)
+    return Reply(out, audit={"security_server_id": format_colon_id(sid), "cert_hash": out.sha256})
+
+
+@SPEC.operation(
+    "DELETE",
+    "/security-servers/{server_id}/auth-certs/{cert_hash}",
+    "Delete an authentication certificate (by SHA-256)",
+    tag="security servers",
+    roles=RO,
+    event="Delete security server authentication certificate",
+)
+async def delete_auth_cert(call: Call) -> Reply:
+    sid = _server_id(call.param("server_id"))
+    text = call.param("cert_hash").lower()
+    try:
+        digest = bytes.fromhex(text)
+    except ValueError:
+        digest = b""
+    if len(digest) != hashlib.sha256().digest_size:
+        raise XRoadError(
+            FaultCode.NOT_FOUND, f"{sid} has no authentication certificate {text[:64]}", http_status=404
+        )
+    await call.store.remove_auth_cert(sid, digest)
+    return Reply(audit={"security_server_id": format_colon_id(sid), "cert_hash": text})
+
+
+@SPEC.operation(
+    "POST",
+    "/security-servers/{server_id}/clients",
+    "Register a client on a server",
+    tag="security servers",
+    roles=RO,
+    event="Register client",
+    body=ClientIn,
+    response=SecurityServerOut,
+    status=201,
+)
+async def register_client(call: Call) -> Reply:
+    sid = _server_id(call.param("server_id"))
+    client = _client_id(call.typed_body(ClientIn).client_id)
+    ss = await call.store.register_client(sid, client)
+    return Reply(
+        server_out(ss),
+        audit={"security_server_id": format_colon_id(sid), "client_id": format_colon_id(client)},
+    )
+
+
+@SPEC.operation(
+    "DELETE",
+    "/security-servers/{server_id}/clients/{client_id}",
+    "Unregister a client",
+    tag="security servers",
+    roles=RO,
+    event="Unregister client",
+)
+async def unregister_client(call: Call) -> Reply:
+    sid = _server_id(call.param("server_id"))
+    client = _client_id(call.param("client_id"))
+    await call.store.unregister_client(sid, client)
+    return Reply(audit={"security_server_id": format_colon_id(sid), "client_id": format_colon_id(client)})
+
+
+# -- global groups
+
+
+@SPEC.operation(
+    "GET", "/global-groups", "List global groups", tag="global groups", response=list[GlobalGroupOut]
+)
+async def list_global_groups(call: Call) -> Reply:
+    instance = (await call.store.get_settings()).instance
+    return Reply([group_out(instance, g) for g in await call.store.list_global_groups()])
+
+
+@SPEC.operation(
+    "POST",
+    "/global-groups",
+    "Add a global group",
+    tag="global groups",
+    roles=RO,
+    event="Add global group",
+    body=GlobalGroupIn,
+    response=GlobalGroupOut,
+    status=201,
+)
+async def add_global_group(call: Call) -> Reply:
+    body = call.typed_body(GlobalGroupIn)
+    instance = (await call.store.get_settings()).instance
+    group = await call.store.add_global_group(GlobalGroupId(instance, body.code), body.description)
+    return Reply(group_out(instance, group), audit=body.model_dump())
+
+
+@SPEC.operation(
+    "GET", "/global-groups/{group_code}", "Get a global group", tag="global groups", response=GlobalGroupOut
+)
+async def get_global_group(call: Call) -> Reply:
+    gid = await _group_id(call)
+    return Reply(group_out(gid.instance, await call.store.get_global_group(gid)))
+
+
+@SPEC.operation(
+    "POST",
+    "/global-groups/{group_code}/members",
+    "Add a member to a global group",
+    tag="global groups",
+    roles=RO,
+    event="Add members to global group",
+    body=ClientIn,
+    response=GlobalGroupOut,
+    status=201,
+)
+async def add_group_member(call: Call) -> Reply:
+    gid = await _group_id(call)
+    client = _client_id(call.typed_body(ClientIn).client_id)
+    group = await call.store.add_group_member(gid, client)
+    return Reply(
+        group_out(gid.instance, group), audit={"group": gid.group_code, "client_id": format_colon_id(client)}
+    )
+
+
+@SPEC.operation(
+    "DELETE",
+    "/global-groups/{group_code}/members/{client_id}",
+    "Remove a member from a global group",
+    tag="global groups",
+    roles=RO,
+    event="Delete member from global group",
+)
+async def remove_group_member(call: Call) -> Reply:
+    gid = await _group_id(call)
+    client = _client_id(call.param("client_id"))
+    await call.store.remove_group_member(gid, client)
+    return Reply(audit={"group": gid.group_code, "client_id": format_colon_id(client)})
+
+
+# -- approved certification services
+
+
+def _ocsp_in(items: list[OcspResponderIn]) -> tuple[OcspInfo, ...]:
+    return tuple(
+        OcspInfo(
+            o.url, parse_certificate(o.certificate, "OCSP responder certificate") if o.certificate else None
+        )
+        for o in items
+    )
+
+
+@SPEC.operation(
+    "GET",
+    "/certification-services",
+    "List approved certification authorities",
+    tag="trust services",
+    response=list[CertificationServiceOut],
+)
+async def list_certification_services(call: Call) -> Reply:
+    return Reply([ca_out(ca) for ca in await call.store.list_cas()])
+
+
+@SPEC.operation(
+    "POST",
+    "/certification-services",
+    "Add an approved CA with intermediates and OCSP responders",
+    tag="trust services",
+    roles=SO,
+    event="Add certification service",
+    body=CertificationServiceIn,
+    response=CertificationServiceOut,
+    status=201,
+)
+async def add_certification_service(call: Call) -> Reply:
+    body = call.typed_body(CertificationServiceIn)
+    top = parse_certificate(body.certificate, "CA certificate")
+    entry = ApprovedCAEntry(
+        name=body.name or common_name(top),
+        top_ca=CaInfo(top, _ocsp_in(body.ocsp_responders)),
+        certificate_profile_info=body.certificate_profile_info,
+        intermediate_cas=tuple(
+            CaInfo(
+                parse_certificate(i.certificate, "intermediate CA certificate"), _ocsp_in(i.ocsp_responders)
+            )
+            for i in body.intermediate_cas
+        ),
+        authentication_only=body.authentication_only,
+    )
+    added = await call.store.add_ca(entry)
+    out = ca_out(added)
+    return Reply(
+        out,
+        audit={
+            "name": out.name,
+            "certificate_sha256": out.top_ca.certificate.sha256,
+            "certificate_profile_info": out.certificate_profile_info,
+            "authentication_only": out.authentication_only,
+            "intermediate_cas": [i.certificate.sha256 for i in out.intermediate_cas],
+        },
+    )
+
+
+@SPEC.operation(
+    "GET",
+    "/certification-services/{name}",
+    "Get an approved CA",
+    tag="trust services",
+    response=CertificationServiceOut,
+)
+async def get_certification_service(call: Call) -> Reply:
+    return Reply(ca_out(await call.store.get_ca(call.param("name"))))
+
+
+@SPEC.operation(
+    "DELETE",
+    "/certification-services/{name}",
+    "Delete an approved CA",
+    tag="trust services",
+    roles=SO,
+    event="Delete certification service",
+)
+async def delete_certification_service(call: Call) -> Reply:
+    await call.store.delete_ca(call.param("name"))
+    return Reply(audit={"name": call.param("name")})
+
+
+# -- approved timestamping services
+
+
+@SPEC.operation(
+    "GET",
+    "/timestamping-services",
+    "List approved time-stamping authorities",
+    tag="trust services",
+    response=list[TimestampingServiceOut],
+)
+async def list_timestamping_services(call: Call) -> Reply:
+    return Reply([tsa_out(t) for t in await call.store.list_tsas()])
+
+
+@SPEC.operation(
+    "POST",
+    "/timestamping-services",
+    "Add an approved time-stamping authority",
+    tag="trust services",
+    roles=SO,
+    event="Add timestamping service",
+    body=TimestampingServiceIn,
+    response=TimestampingServiceOut,
+    status=201,
+)
+async def add_timestamping_service(call: Call) -> Reply:
+    body = call.typed_body(TimestampingServiceIn)
+    cert = parse_certificate(body.certificate, "TSA certificate")
+    tsa = await call.store.add_tsa(ApprovedTSAEntry(body.name or common_name(cert), body.url, cert))
+    out = tsa_out(tsa)
+    return Reply(out, audit={"name": out.name, "url": out.url, "certificate_sha256": out.certificate.sha256})
+
+
+@SPEC.operation(
+    "DELETE",
+    "/timestamping-services/{name}",
+    "Delete an approved time-stamping authority",
+    tag="trust services",
+    roles=SO,
+    event="Delete timestamping service",
+)
+async def delete_timestamping_service(call: Call) -> Reply:
+    await call.store.delete_tsa(call.param("name"))
+    return Reply(audit={"name": call.param("name")})
+
+
+# -- configuration signing keys
+
+
+@SPEC.operation(
+    "GET",
+    "/configuration-signing-keys",
+    "List configuration signing keys",
+    tag="signing keys",
+    response=list[SigningKeyOut],
+    query=[QueryParam("kind", "internal or external", ("internal", "external"))],
+)
+async def list_signing_keys(call: Call) -> Reply:
+    raw = call.query("kind")
+    try:
+        kind = KeyKind(raw) if raw is not None else None
+    except ValueError:
+        raise XRoadError(
+            FaultCode.INVALID_REQUEST, "kind must be 'internal' or 'external'", http_status=400
+        ) from None
+    return Reply([key_out(k) for k in await call.store.list_signing_keys(kind)])
+
+
+@SPEC.operation(
+    "POST",
+    "/configuration-signing-keys",
+    "Generate a new (pending) signing key: rotation phase one",
+    tag="signing keys",
+    roles=SO_SA,
+    event="Generate configuration signing key",
+    body=SigningKeyIn,
+    response=SigningKeyOut,
+    status=201,
+)
+async def add_configuration_signing_key(call: Call) -> Reply:
+    body = call.typed_body(SigningKeyIn)
+    key = await add_signing_key(call.store, body.kind, call.now())
+    return Reply(key_out(key), audit={"key_id": key.key_id, "kind": key.kind.value, "active": key.active})
+
+
+@SPEC.operation(
+    "POST",
+    "/configuration-signing-keys/{key_id}/activate",
+    "Activate a pending key (rotation phase two; the key it replaces is deleted)",
+    tag="signing keys",
+    roles=SO_SA,
+    event="Activate configuration signing key",
+    response=SigningKeyOut,
+)
+async def activate_signing_key(call: Call) -> Reply:
+    key = await call.store.activate_signing_key(call.param("key_id"))
+    return Reply(key_out(key), audit={"key_id": key.key_id, "kind": key.kind.value})
+
+
+@SPEC.operation(
+    "DELETE",
+    "/configuration-signing-keys/{key_id}",
+    "Delete a pending signing key",
+    tag="signing keys",
+    roles=SO_SA,
+    event="Delete configuration signing key",
+)
+async def delete_signing_key(call: Call) -> Reply:
+    await call.store.delete_signing_key(call.param("key_id"))
+    return Reply(audit={"key_id": call.param("key_id")})
+
+
+# -- management requests
+
+
+@SPEC.operation(
+    "GET",
+    "/management-requests",
+    "List management requests",
+    tag="management requests",
+    response=list[ManagementRequestOut],
+    query=[
+        QueryParam("state", "Filter by state", tuple(s.value for s in RequestState)),
+        QueryParam("type", "Filter by type", tuple(t.value for t in RequestType)),
+        QueryParam("security_server", "Filter by security server (colon form)"),
+    ],
+)
+async def list_management_requests(call: Call) -> Reply:
+    try:
+        state = RequestState(s) if (s := call.query("state")) is not None else None
+        rtype = RequestType(t) if (t := call.query("type")) is not None else None
+    except ValueError as e:
+        raise XRoadError(FaultCode.INVALID_REQUEST, f"unknown filter value: {e}", http_status=400) from e
+    ss = call.query("security_server")
+    found = await call.store.list_requests(
+        state=state, type=rtype, security_server=_server_id(ss) if ss is not None else None
+    )
+    return Reply([request_out(r) for r in found])
+
+
+@SPEC.operation(
+    "GET",
+    "/management-requests/{request_id}",
+    "Get a management request with its history",
+    tag="management requests",
+    response=ManagementRequestOut,
+)
+async def get_management_request(call: Call) -> Reply:
+    return Reply(request_out(await call.store.get_request(_request_id(call))))
+
+
+@SPEC.operation(
+    "POST",
+    "/management-requests/{request_id}/approve",
+    "Approve a submitted request (applies it)",
+    tag="management requests",
+    roles=RO,
+    event="Approve management request",
+    body=RequestDecisionIn,
+    response=ManagementRequestOut,
+)
+async def approve_management_request(call: Call) -> Reply:
+    body = call.typed_body(RequestDecisionIn)
+    rid = _request_id(call)
+    done = await workflow.approve_request(call.store, rid, user=call.user, comment=body.comment)
+    return Reply(
+        request_out(done), audit={"request_id": rid, "type": done.type.value, "comment": body.comment}
+    )
+
+
+@SPEC.operation(
+    "POST",
+    "/management-requests/{request_id}/reject",
+    "Reject a submitted request",
+    tag="management requests",
+    roles=RO,
+    event="Reject management request",
+    body=RequestDecisionIn,
+    response=ManagementRequestOut,
+)
+async def reject_management_request(call: Call) -> Reply:
+    body = call.typed_body(RequestDecisionIn)
+    rid = _request_id(call)
+    done = await workflow.reject_request(call.store, rid, user=call.user, comment=body.comment)
+    return Reply(
+        request_out(done), audit={"request_id": rid, "type": done.type.value, "comment": body.comment}
+    )
+
+
+# -- anchors and global configuration
+
+
+@SPEC.operation(
+    "GET",
+    "/configuration-anchors/{kind}",
+    "The internal or external configuration anchor and its hash",
+    tag="global configuration",
+    response=AnchorOut,
+)
+async def get_configuration_anchor(call: Call) -> Reply:
+    anchor = await configuration_anchor(call.store, call.settings, _kind(call), now=call.now())
+    return Reply(
+        AnchorOut(
+            kind=_kind(call), hash=anchor.hash, hash_hex=anchor.hash_hex, xml=anchor.xml.decode("utf-8")
+        )
+    )
+
+
+@SPEC.operation(
+    "GET",
+    "/configuration-anchors/{kind}/download",
+    "Download the anchor file",
+    tag="global configuration",
+    response=str,
+    media_type="application/xml",
+)
+async def download_configuration_anchor(call: Call) -> Reply:
+    kind = _kind(call)
+    anchor = await configuration_anchor(call.store, call.settings, kind, now=call.now())
+    name = f"configuration_anchor_{kind.value}.xml"
+    return Reply(
+        response=web.Response(
+            body=anchor.xml,
+            content_type="application/xml",
+            headers={"Content-Disposition": f'attachment; filename="{name}"', "X-Anchor-Hash": anchor.hash},
+        )
+    )
+
+
+def conf_out(conf: Any) -> GlobalConfigurationOut:
+    return GlobalConfigurationOut(
+        instance_identifier=conf.instance,
+        generated_at=conf.generated_at,
+        expire_date=conf.expire_date,
+        versions=sorted(conf.versions),
+    )
+
+
+@SPEC.operation(
+    "GET",
+    "/global-configuration",
+    "The global configuration being served",
+    tag="global configuration",
+    response=GlobalConfigurationOut,
+)
+async def get_global_configuration(call: Call) -> Reply:
+    return Reply(conf_out(call.request.app[PUBLISHER_KEY].current()))
+
+
+@SPEC.operation(
+    "POST",
+    "/global-configuration/regenerate",
+    "Generate global configuration now",
+    tag="global configuration",
+    roles=SA | SO | RO,
+    event="Regenerate global configuration",
+    response=GlobalConfigurationOut,
+)
+async def regenerate_global_configuration(call: Call) -> Reply:
+    conf = await call.request.app[PUBLISHER_KEY].regenerate()
+    out = conf_out(conf)
+    return Reply(out, audit={"generated_at": out.generated_at.isoformat()})
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Dispatch: authentication → rate limit → authorisation → body → operation → audit
+
+
+def _token(request: web.Request) -> str | None:
+    header = request.headers.get("Authorization")
+    if header is None:
+        return None
+    scheme, _, rest = header.strip().partition(" ")
+    name, sep, token = rest.strip().partition("=")
+    if scheme.lower() != AUTH_SCHEME.lower() or not sep or name.strip().lower() != "token":
+        return None
+    return token.strip() or None
+
+
+def _unauthorized() -> XRoadError:
+    return XRoadError(
+        FaultCode.UNAUTHORIZED,
+        f"a valid API key is required (Authorization: {AUTH_SCHEME} token=...)",
+        http_status=401,
+    )
+
+
+async def _authenticate(request: web.Request, op: Operation) -> ApiKey:
+    app = request.app
+    token = _token(request)
+    key = app[API_KEYS_KEY].authenticate(token) if token is not None else None
+    # 2. The rate limit applies per key, and per remote address to requests without a valid key.
+    caller = f"key:{key.key_id}" if key is not None else f"addr:{request.remote}"
+    wait = app[LIMITER_KEY].check(caller)
+    if wait is not None:
+        raise XRoadError(
+            FaultCode.RATE_LIMIT_EXCEEDED,
+            f"too many requests; retry in {wait:.1f} s",
+            details={"retry_after": round(wait, 3)},
+            http_status=429,
+        )
+    if key is None:
+        err = _unauthorized()
+        await app[AUDIT_KEY].record_failure(
+            AUTH_EVENT,
+            None,
+            {"method": op.method, "path": request.path, "remote": request.remote},
+            _as_sent(err),
+        )
+        raise err
+    return key
+
+
+async def _read_body(request: web.Request, op: Operation) -> BaseModel | None:
+    if op.body is None:
+        return None
+    limit = request.app[SETTINGS_KEY].max_body_bytes
+    try:
+        raw = await read_body(request, limit)
+    except XRoadError as e:
+        raise XRoadError(e.code, e.message, http_status=413) from e
+    if request.content_type not in ("application/json", "application/octet-stream") and raw:
+        raise XRoadError(
+            FaultCode.INVALID_CONTENT_TYPE, "send the request body as application/json", http_status=415
+        )
+    try:
+        return op.body.model_validate_json(raw or b"{}")
+    except ValidationError as e:
+        errors = e.errors(include_url=False, include_input=False)
+        if any(err["type"] == "json_invalid" for err in errors):
+            message = "request body is not valid JSON"
+        else:
+            message = "; ".join(
+                f"{'.'.join(str(p) for p in err['loc']) or 'body'}: {err['msg']}" for err in errors[:10]
+            )
+        raise XRoadError(FaultCode.INVALID_BODY, message, http_status=400) from e
+
+
+def _respond(op: Operation, reply: Reply) -> web.StreamResponse:
+    if reply.response is not None:
+        return reply.response
+    if op.response is None:
+        return web.Response(status=op.status)
+    data = TypeAdapter(op.response).dump_json(reply.value)
+    return web.Response(status=op.status, body=data, content_type="application/json")
+
+
+_BAD_INPUT_CODES: Final = frozenset(
+    {
+        FaultCode.INVALID_CLIENT_IDENTIFIER,
+        FaultCode.INVALID_SECURITY_SERVER,
+        FaultCode.INVALID_IDENTIFIER,
+        FaultCode.INVALID_REQUEST,
+        FaultCode.INVALID_BODY,
+    }
+)
+"""Codes of errors caused by the caller's input: HTTP 400 when the raiser named no status."""
+
+
+def _with_status(err: XRoadError) -> XRoadError:
+    if err.http_status is not None or err.code not in _BAD_INPUT_CODES:
+        return err
+    return XRoadError(err.code, err.message, details=err.details, detail=err.detail, http_status=400)
+
+
+def _as_sent(err: XRoadError) -> XRoadError:
+    """The error with the prefix the client sees (what the audit log records)."""
+    status = err.http_status if err.http_status is not None else 500
+    return err.with_prefix("client" if 400 <= status < 500 else "server")
+
+
+def _authorize(key: ApiKey, op: Operation) -> None:
+    allowed = op.roles if op.roles is not None else frozenset(Role)
+    if not key.roles & allowed:
+        raise XRoadError(
+            FaultCode.FORBIDDEN,
+            f"the API key's roles may not {op.summary[0].lower()}{op.summary[1:]}",
+            details={"roles": ",".join(sorted(r.value for r in key.roles))},
+            http_status=403,
+        )
+
+
+def _dispatch(op: Operation) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    handler: Handler = op.handler
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        app = request.app
+        # 1-2. Authentication and the rate limit.
+        key = await _authenticate(request, op)
+        audit_data: dict[str, Any] = {"path": request.path}
+        try:
+            # 3. Authorisation: observers read; changes need one of the operation's roles.
+            _authorize(key, op)
+            # 4-5. The body and the operation.
+            body = await _read_body(request, op)
+            reply = await handler(Call(request, key, body))
+        except XRoadError as e:
+            err = _with_status(e)
+            if op.event is not None:
+                await app[AUDIT_KEY].record_failure(op.event, key.key_id, audit_data, _as_sent(err))
+            if err is e:
+                raise
+            raise err from e
+        # 6. Audit and regenerate.
+        if op.event is not None:
+            await app[AUDIT_KEY].record(op.event, key.key_id, {**audit_data, **reply.audit})
+            app[CHANGED_KEY].set()
+        return _respond(op, reply)
+
+    return handle
+
+
+async def _openapi(request: web.Request) -> web.Response:
+    return web.json_response(SPEC.document())
+
+
+def add_admin_routes(app: web.Application) -> None:
+    """Mount every operation of :data:`SPEC` and ``GET /api/v1/openapi.json`` on ``app``.
+
+    The app must hold ``STORE_KEY``, ``CLOCK_KEY``, ``PUBLISHER_KEY``, ``CHANGED_KEY``, :data:`SETTINGS_KEY`,
+    :data:`AUDIT_KEY`, :data:`API_KEYS_KEY` and :data:`LIMITER_KEY` (see :func:`registry.app.create_app`).
+    """
+    app.router.add_get(OPENAPI_PATH, _openapi)
+    for op in SPEC:
+        app.router.add_route(op.method, SPEC.full_path(op), _dispatch(op), name=op.operation_id)

@@ -1,0 +1,273 @@
+"""The registry's home directory (``--dir``) and its admin API keys.
+
+Layout::
+
+    HOME/registry.toml    settings (RegistrySettings; ``home`` itself is implied)
+    HOME/registry.db      the SQLite database (unless ``database_url`` names another)
+    HOME/audit.log        the audit log, JSON lines
+    HOME/api-keys.json    admin API keys: SHA-256 of each token, never the token, with its roles
+
+Example::
+
+    >>> from datetime import UTC, datetime
+    >>> home = create_home(Path("registry-home"), {"public_port": 8080})  # doctest: +SKIP
+    >>> settings = load_registry_settings(home)  # doctest: +SKIP
+    >>> created = create_api_key(settings.api_keys_path(), {Role.SYSTEM_ADMINISTRATOR}, datetime.now(UTC))
+    ... # doctest: +SKIP
+    >>> ApiKeyRing(settings.api_keys_path()).authenticate(created.token).roles  # doctest: +SKIP
+    frozenset({<Role.SYSTEM_ADMINISTRATOR: 'system-administrator'>})
+
+An API key is shown once, when it is created (as X-Road does); the file keeps only its hash. Tokens are
+compared in constant time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import tempfile
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Final
+
+from registry.settings import SETTINGS_FILE, RegistrySettings
+from xroad_mn.errors import FaultCode, XRoadError
+from xroad_mn.settings import load_settings
+
+__all__ = [
+    "ADMIN_ROLES",
+    "MAX_API_KEYS_FILE_BYTES",
+    "ApiKey",
+    "ApiKeyRing",
+    "CreatedApiKey",
+    "Role",
+    "create_api_key",
+    "create_home",
+    "find_api_key",
+    "hash_token",
+    "load_registry_settings",
+    "parse_api_keys",
+    "render_api_keys",
+    "settings_file",
+]
+
+MAX_API_KEYS_FILE_BYTES: Final = 4 * 1024 * 1024
+TOKEN_BYTES: Final = 32
+"""Random bytes in a new API key (base64url: 43 characters)."""
+MAX_TOKEN_CHARS: Final = 512
+
+
+class Role(StrEnum):
+    """X-Road central server roles. Observers may only read."""
+
+    REGISTRATION_OFFICER = "registration-officer"
+    SECURITY_OFFICER = "security-officer"
+    SYSTEM_ADMINISTRATOR = "system-administrator"
+    OBSERVER = "observer"
+
+
+ADMIN_ROLES: Final = frozenset({Role.REGISTRATION_OFFICER, Role.SECURITY_OFFICER, Role.SYSTEM_ADMINISTRATOR})
+"""The roles of the first API key ``registry init`` creates."""
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """One stored API key: its id (shown in the audit log), the token's SHA-256 and its roles."""
+
+    key_id: str
+    token_hash: str
+    roles: frozenset[Role]
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class CreatedApiKey:
+    """A new API key and its token, which exists only here."""
+
+    key: ApiKey
+    token: str
+
+
+def settings_file(home: Path) -> Path:
+    return home / SETTINGS_FILE
+
+
+def _toml_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str | Path):
+        return json.dumps(str(value))  # a JSON string is a TOML basic string
+    if isinstance(value, list | tuple | frozenset | set):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    raise XRoadError(FaultCode.INVALID_SETTINGS, f"cannot write {type(value).__name__} to {SETTINGS_FILE}")
+
+
+def create_home(home: Path, settings: Mapping[str, object]) -> Path:
+    """Create the home directory with a ``registry.toml`` holding ``settings`` (checked first).
+
+    A home that already has a ``registry.toml`` is refused (``conflict``): a registry is initialised once.
+    """
+    load_registry_settings(home, env={}, overrides=dict(settings), read_file=False)
+    path = settings_file(home)
+    if path.exists():
+        raise XRoadError(FaultCode.CONFLICT, f"{home} already holds a registry ({path.name} exists)")
+    lines = ["# xroad-mn registry settings; environment overrides: XROAD_MN_REGISTRY__<KEY>"]
+    lines += [f"{k} = {_toml_value(v)}" for k, v in sorted(settings.items()) if v is not None]
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    except OSError as e:
+        raise XRoadError(FaultCode.IO_ERROR, f"cannot create the registry home {home}: {e.strerror}") from e
+    return home
+
+
+def load_registry_settings(
+    home: Path,
+    *,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    read_file: bool = True,
+) -> RegistrySettings:
+    """The settings of the registry in ``home``: ``registry.toml``, the environment, then ``overrides``."""
+    path = settings_file(home)
+    if read_file and not path.is_file():
+        raise XRoadError(
+            FaultCode.INVALID_SETTINGS, f"{home} is no registry home (no {path.name}); run `registry init`"
+        )
+    return load_settings(
+        RegistrySettings,
+        app="registry",
+        path=path if read_file else None,
+        env=env,
+        overrides={**(overrides or {}), "home": home},
+    )
+
+
+# -- API keys ---------------------------------------------------------------------------------------------
+
+
+def hash_token(token: str) -> str:
+    """The stored form of a token: SHA-256, lower-case hex."""
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def _sha256_hex(value: object) -> str:
+    text = str(value)
+    if len(text) != 64 or any(c not in "0123456789abcdef" for c in text):
+        raise ValueError("token_sha256 is not a SHA-256 hex digest")
+    return text
+
+
+def parse_api_keys(data: bytes) -> tuple[ApiKey, ...]:
+    """Read ``api-keys.json`` (``{"keys": [{"id", "token_sha256", "roles", "created_at"}]}``)."""
+    if len(data) > MAX_API_KEYS_FILE_BYTES:
+        raise XRoadError(FaultCode.INVALID_SETTINGS, "the API keys file is too large")
+    try:
+        doc = json.loads(data) if data.strip() else {"keys": []}
+        keys = []
+        for entry in doc["keys"]:
+            token_hash = _sha256_hex(entry["token_sha256"])
+            keys.append(
+                ApiKey(
+                    key_id=str(entry["id"]),
+                    token_hash=token_hash,
+                    roles=frozenset(Role(r) for r in entry["roles"]),
+                    created_at=datetime.fromisoformat(entry["created_at"]),
+                )
+            )
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError) as e:
+        raise XRoadError(FaultCode.INVALID_SETTINGS, f"the API keys file is malformed: {e}") from e
+    return tuple(keys)
+
+
+def render_api_keys(keys: Iterable[ApiKey]) -> bytes:
+    entries = [
+        {
+            "id": k.key_id,
+            "token_sha256": k.token_hash,
+            "roles": sorted(r.value for r in k.roles),
+            "created_at": k.created_at.isoformat(),
+        }
+        for k in keys
+    ]
+    return json.dumps({"keys": entries}, indent=2).encode() + b"\n"
+
+
+def find_api_key(keys: Iterable[ApiKey], token: str) -> ApiKey | None:
+    """The key whose hash ``token`` has; every stored hash is compared in constant time."""
+    if not token or len(token) > MAX_TOKEN_CHARS:
+        return None
+    wanted = hash_token(token)
+    found = None
+    for key in keys:
+        if hmac.compare_digest(key.token_hash, wanted):
+            found = key
+    return found
+
+
+def _read_keys(path: Path) -> tuple[ApiKey, ...]:
+    try:
+        return parse_api_keys(path.read_bytes())
+    except FileNotFoundError:
+        return ()
+    except OSError as e:
+        raise XRoadError(FaultCode.IO_ERROR, f"cannot read API keys {path}: {e.strerror}") from e
+
+
+def create_api_key(path: Path, roles: Iterable[Role], now: datetime) -> CreatedApiKey:
+    """Add a new API key with ``roles`` to the keys file (written atomically, mode 0600)."""
+    wanted = frozenset(roles)
+    if not wanted:
+        raise XRoadError(FaultCode.INVALID_REQUEST, "an API key needs at least one role")
+    keys = _read_keys(path)
+    token = secrets.token_urlsafe(TOKEN_BYTES)
+    key = ApiKey(secrets.token_hex(8), hash_token(token), wanted, now)
+    data = render_api_keys((*keys, key))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.chmod(tmp, 0o600)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    except OSError as e:
+        raise XRoadError(FaultCode.IO_ERROR, f"cannot write API keys {path}: {e.strerror}") from e
+    return CreatedApiKey(key, token)
+
+
+class ApiKeyRing:
+    """The API keys of a running registry, re-read when the file changes (``apikey create`` while serving)."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._stamp: tuple[int, int, int] | None = None
+        self._keys: tuple[ApiKey, ...] = ()
+
+    def keys(self) -> tuple[ApiKey, ...]:
+        try:
+            st = self._path.stat()
+            stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
+        except FileNotFoundError:
+            self._stamp, self._keys = None, ()
+            return ()
+        except OSError as e:
+            raise XRoadError(FaultCode.IO_ERROR, f"cannot read API keys {self._path}: {e.strerror}") from e
+        if stamp != self._stamp:
+            self._keys = _read_keys(self._path)
+            self._stamp = stamp
+        return self._keys
+
+    def authenticate(self, token: str) -> ApiKey | None:
+        return find_api_key(self.keys(), token)

@@ -1,0 +1,258 @@
+"""Route registration that writes the OpenAPI 3 document as it goes, so routes and document cannot drift.
+
+Every admin API operation is declared once, with :meth:`ApiSpec.operation`: method, path, summary, the
+roles that may call it, its audit event, and its request and response types (pydantic models, or types
+such as ``list[Model]``). :meth:`ApiSpec.document` builds the OpenAPI document from those declarations
+(schemas from pydantic), and :mod:`registry.api` mounts the same declarations as aiohttp routes, validating
+bodies against the same models and serialising responses with them.
+
+Example::
+
+    >>> spec = ApiSpec("Registry admin API", "1.0.0", prefix="/api/v1")
+    >>> class MemberOut(BaseModel):
+    ...     member_id: str
+    >>> @spec.operation("GET", "/members", "List members", tag="members", response=list[MemberOut])
+    ... async def list_members(call):  # doctest: +SKIP
+    ...     ...
+    >>> sorted(spec.document()["paths"])
+    ['/api/v1/members']
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal
+
+from pydantic import BaseModel, TypeAdapter
+
+from registry.home import Role
+from xroad_mn.errors import FaultCode, XRoadError
+
+__all__ = [
+    "ERROR_STATUSES",
+    "OPENAPI_VERSION",
+    "SECURITY_SCHEME",
+    "ApiSpec",
+    "Operation",
+    "QueryParam",
+]
+
+OPENAPI_VERSION: Final = "3.1.0"
+"""3.1: its schemas are JSON Schema 2020-12, which pydantic writes."""
+SECURITY_SCHEME: Final = "ApiKeyAuth"
+ERROR_STATUSES: Final[Mapping[int, str]] = {
+    400: "Bad request: malformed JSON, invalid or oversized input",
+    401: "No valid API key (Authorization: X-Road-ApiKey token=...)",
+    403: "The API key's roles do not allow this operation",
+    404: "Not found",
+    409: "Conflicts with the registry's state",
+    413: "Request body too large",
+    429: "Too many requests (rate limit)",
+}
+_PATH_PARAM: Final = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_REF_TEMPLATE: Final = "#/components/schemas/{model}"
+
+Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
+
+
+@dataclass(frozen=True)
+class QueryParam:
+    name: str
+    description: str
+    enum: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One documented and routed admin API operation."""
+
+    method: Method
+    path: str
+    """Relative to the spec's prefix, OpenAPI path template syntax (``/members/{member_id}``)."""
+    summary: str
+    tag: str
+    operation_id: str
+    handler: Callable[..., Awaitable[Any]]
+    roles: frozenset[Role] | None
+    """Roles allowed to call a changing operation; None for a read that every role may call."""
+    event: str | None
+    """The audit event of a changing operation."""
+    body: type[BaseModel] | None
+    response: Any
+    """The response's type (pydantic model or e.g. ``list[Model]``); None for no body (204)."""
+    status: int
+    query: tuple[QueryParam, ...]
+    media_type: str
+    """The success response's media type; non-JSON responses are returned by the handler as they are."""
+
+    def path_params(self) -> list[str]:
+        return _PATH_PARAM.findall(self.path)
+
+    @property
+    def changes(self) -> bool:
+        return self.method != "GET"
+
+
+@dataclass
+class ApiSpec:
+    """The set of operations of one API, and its OpenAPI document."""
+
+    title: str
+    version: str
+    prefix: str = ""
+    description: str = ""
+    operations: list[Operation] = field(default_factory=list)
+
+    def __iter__(self) -> Iterator[Operation]:
+        return iter(self.operations)
+
+    def full_path(self, op: Operation) -> str:
+        return self.prefix + op.path
+
+    def operation(
+        self,
+        method: Method,
+        path: str,
+        summary: str,
+        *,
+        tag: str,
+        roles: frozenset[Role] | None = None,
+        event: str | None = None,
+        body: type[BaseModel] | None = None,
+        response: Any = None,
+        status: int | None = None,
+        query: Sequence[QueryParam] = (),
+        media_type: str = "application/json",
+    ) -> Callable[[Callable[..., Awaitable[Any]]], Callable[..., Awaitable[Any]]]:
+        """Declare an operation; use as a decorator on its handler."""
+        if method != "GET" and (roles is None or event is None):
+            raise XRoadError(FaultCode.INTERNAL_ERROR, f"{method} {path} needs roles and an audit event")
+
+        def register(handler: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+            if any(o.method == method and o.path == path for o in self.operations):
+                raise XRoadError(FaultCode.INTERNAL_ERROR, f"{method} {path} is declared twice")
+            self.operations.append(
+                Operation(
+                    method=method,
+                    path=path,
+                    summary=summary,
+                    tag=tag,
+                    operation_id=handler.__name__,
+                    handler=handler,
+                    roles=roles,
+                    event=event,
+                    body=body,
+                    response=response,
+                    status=status if status is not None else (200 if response is not None else 204),
+                    query=tuple(query),
+                    media_type=media_type,
+                )
+            )
+            return handler
+
+        return register
+
+    # -- document ---------------------------------------------------------------------------------------
+
+    def document(self) -> dict[str, Any]:
+        """The OpenAPI 3 document of every declared operation."""
+        schemas: dict[str, Any] = {
+            "ErrorInfo": {
+                "type": "object",
+                "description": "X-Road REST error (also in the X-Road-Error response header).",
+                "required": ["type", "message", "detail"],
+                "properties": {
+                    "type": {"type": "string", "example": "client.not_found"},
+                    "message": {"type": "string"},
+                    "detail": {"type": "string", "description": "Fault-detail id, also in the log."},
+                },
+            }
+        }
+        paths: dict[str, dict[str, Any]] = {}
+        for op in self.operations:
+            paths.setdefault(self.full_path(op), {})[op.method.lower()] = self._operation_doc(op, schemas)
+        return {
+            "openapi": OPENAPI_VERSION,
+            "info": {"title": self.title, "version": self.version, "description": self.description},
+            "servers": [{"url": "/"}],
+            "security": [{SECURITY_SCHEME: []}],
+            "tags": [{"name": t} for t in sorted({op.tag for op in self.operations})],
+            "paths": paths,
+            "components": {
+                "schemas": dict(sorted(schemas.items())),
+                "securitySchemes": {
+                    SECURITY_SCHEME: {
+                        "type": "apiKey",
+                        "in": "header",
+                        "name": "Authorization",
+                        "description": "`X-Road-ApiKey token=<api key>`",
+                    }
+                },
+                "responses": {
+                    str(status): {
+                        "description": text,
+                        "content": {
+                            "application/json": {"schema": {"$ref": "#/components/schemas/ErrorInfo"}}
+                        },
+                    }
+                    for status, text in ERROR_STATUSES.items()
+                },
+            },
+        }
+
+    @staticmethod
+    def _schema(tp: Any, schemas: dict[str, Any], mode: Literal["validation", "serialization"]) -> Any:
+        schema = TypeAdapter(tp).json_schema(ref_template=_REF_TEMPLATE, mode=mode)
+        schemas.update(schema.pop("$defs", {}))
+        if isinstance(tp, type) and issubclass(tp, BaseModel):
+            schemas[tp.__name__] = schema
+            return {"$ref": _REF_TEMPLATE.format(model=tp.__name__)}
+        return schema
+
+    def _operation_doc(self, op: Operation, schemas: dict[str, Any]) -> dict[str, Any]:
+        params: list[dict[str, Any]] = [
+            {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+            for name in op.path_params()
+        ]
+        for q in op.query:
+            schema: dict[str, Any] = {"type": "string"}
+            if q.enum:
+                schema["enum"] = list(q.enum)
+            params.append(
+                {
+                    "name": q.name,
+                    "in": "query",
+                    "required": False,
+                    "description": q.description,
+                    "schema": schema,
+                }
+            )
+        doc: dict[str, Any] = {
+            "operationId": op.operation_id,
+            "summary": op.summary,
+            "tags": [op.tag],
+        }
+        if op.roles is not None:
+            doc["description"] = "Roles: " + ", ".join(sorted(r.value for r in op.roles))
+        if params:
+            doc["parameters"] = params
+        if op.body is not None:
+            doc["requestBody"] = {
+                "required": True,
+                "content": {"application/json": {"schema": self._schema(op.body, schemas, "validation")}},
+            }
+        success: dict[str, Any] = {"description": op.summary}
+        if op.response is not None:
+            if op.media_type == "application/json":
+                content_schema = self._schema(op.response, schemas, "serialization")
+            else:
+                content_schema = {"type": "string"}
+            success["content"] = {op.media_type: {"schema": content_schema}}
+        statuses = [401, 403, 404, 429] if op.roles is None else [400, 401, 403, 404, 409, 413, 429]
+        doc["responses"] = {
+            str(op.status): success,
+            **{str(s): {"$ref": f"#/components/responses/{s}"} for s in statuses},
+        }
+        return doc

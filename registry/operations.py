@@ -1,0 +1,280 @@
+"""Registry operations shared by the admin API and the CLI: initialisation, signing keys, generation, anchors.
+
+The API handlers and the CLI commands are thin: they parse their input and call these functions with a
+:class:`~registry.db.RegistryStore` and :class:`~registry.settings.RegistrySettings`.
+
+Example::
+
+    >>> async def main(store: RegistryStore, settings: RegistrySettings) -> None:
+    ...     await init_registry(store, settings, instance="MN", owner=MemberId("MN", "GOV", "1000001"),
+    ...                         owner_name="Registry operator", now=datetime.now(UTC))
+    ...     conf = await build_configuration(store, settings, now=datetime.now(UTC))
+    ...     conf.write_to(Path("public"))
+    ...     anchor = await configuration_anchor(store, settings, KeyKind.INTERNAL, now=datetime.now(UTC))
+    ...     print(anchor.hash)
+    >>> asyncio.run(main(store, settings))  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import secrets
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Final
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+
+from registry import globalconf_gen
+from registry.db import GlobalSettings, KeyKind, RegistryStore, SigningKey, create_engine, migrate
+from registry.db.records import to_generator_key
+from registry.globalconf_gen import ExportedAnchor, GeneratedConfiguration
+from registry.settings import RegistrySettings
+from xroad_mn.errors import FaultCode, XRoadError
+from xroad_mn.globalconf.params import MemberClass
+from xroad_mn.identifiers import MemberId, SecurityServerId
+
+__all__ = [
+    "DEFAULT_MEMBER_CLASSES",
+    "MANAGEMENT_SUBSYSTEM",
+    "MAX_CERTIFICATE_BYTES",
+    "SIGNING_KEY_BITS",
+    "SIGNING_KEY_VALIDITY",
+    "InitResult",
+    "add_signing_key",
+    "build_configuration",
+    "common_name",
+    "configuration_anchor",
+    "init_registry",
+    "new_signing_key",
+    "open_store",
+    "parse_certificate",
+    "sync_management_address",
+]
+
+DEFAULT_MEMBER_CLASSES: Final = (
+    MemberClass("GOV", "Government organisations"),
+    MemberClass("COM", "Commercial organisations"),
+    MemberClass("NGO", "Non-governmental organisations"),
+    MemberClass("PRIVATE", "Private persons"),
+)
+MANAGEMENT_SUBSYSTEM: Final = "MANAGEMENT"
+"""The subsystem of the registry's owner that provides the management services (X-Road's default name)."""
+SIGNING_KEY_BITS: Final = 2048
+SIGNING_KEY_VALIDITY: Final = timedelta(days=20 * 365)
+"""X-Road's configuration signing certificates are self-signed and valid for 20 years."""
+MAX_CERTIFICATE_BYTES: Final = 32 * 1024
+
+
+def parse_certificate(data: bytes | str, what: str = "certificate") -> x509.Certificate:
+    """A certificate given as PEM, DER, or base64 DER (as JSON carries it); 400 ``invalid_request`` else."""
+    raw = data.encode("ascii", "replace") if isinstance(data, str) else data
+    if len(raw) > MAX_CERTIFICATE_BYTES:
+        raise XRoadError(FaultCode.INVALID_REQUEST, f"{what} is too large", http_status=400)
+    try:
+        if b"-----BEGIN" in raw:
+            return x509.load_pem_x509_certificate(raw)
+        stripped = raw.strip()
+        if stripped[:1] == b"\x30":
+            return x509.load_der_x509_certificate(stripped)
+        return x509.load_der_x509_certificate(base64.b64decode(b"".join(stripped.split()), validate=True))
+    except (ValueError, binascii.Error) as e:
+        raise XRoadError(
+            FaultCode.INVALID_REQUEST, f"{what} is not a PEM or base64 DER X.509 certificate", http_status=400
+        ) from e
+
+
+def common_name(cert: x509.Certificate) -> str:
+    """A certificate's subject CN (the default name of an approved CA or TSA), else its whole subject."""
+    names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    value = names[0].value if names else None
+    return value if isinstance(value, str) and value else cert.subject.rfc4514_string()
+
+
+def new_signing_key(kind: KeyKind, instance: str, now: datetime) -> tuple[str, bytes, x509.Certificate]:
+    """A new configuration signing key: its id, unencrypted PKCS#8 PEM and self-signed certificate.
+
+    CPU-bound (RSA key generation): call it in a thread.
+    """
+    key = rsa.generate_private_key(public_exponent=65537, key_size=SIGNING_KEY_BITS)
+    key_id = secrets.token_hex(20).upper()
+    name = x509.Name(
+        [
+            x509.NameAttribute(NameOID.COMMON_NAME, f"{instance} {kind.value} configuration signing"),
+            x509.NameAttribute(NameOID.SERIAL_NUMBER, key_id),
+        ]
+    )
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + SIGNING_KEY_VALIDITY)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=True,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    return key_id, pem, cert
+
+
+async def add_signing_key(store: RegistryStore, kind: KeyKind, now: datetime) -> SigningKey:
+    """Generate and add a signing key of ``kind``: active when it is the first, else pending (rotation
+    phase one: it is published in anchors and ``source`` before it signs)."""
+    settings = await store.get_settings()
+    key_id, pem, cert = await asyncio.to_thread(new_signing_key, kind, settings.instance, now)
+    return await store.add_signing_key(kind, key_id, pem, cert)
+
+
+@dataclass(frozen=True)
+class InitResult:
+    settings: GlobalSettings
+    signing_keys: tuple[SigningKey, ...]
+
+
+async def init_registry(
+    store: RegistryStore,
+    settings: RegistrySettings,
+    *,
+    instance: str,
+    owner: MemberId,
+    owner_name: str,
+    now: datetime,
+    member_classes: Sequence[MemberClass] = DEFAULT_MEMBER_CLASSES,
+) -> InitResult:
+    """Initialise an empty registry database: the instance, the member classes, the owner member with its
+    management-service subsystem (announced in private-params), and the first internal and external
+    signing keys (both active)."""
+    if owner.instance != instance:
+        raise XRoadError(
+            FaultCode.INVALID_REQUEST, f"the owner {owner} is not a member of instance {instance}"
+        )
+    await store.init_instance(instance)
+    for mc in member_classes:
+        await store.add_member_class(mc.code, mc.description)
+    if owner.member_class not in {mc.code for mc in member_classes}:
+        raise XRoadError(FaultCode.INVALID_REQUEST, f"member class {owner.member_class!r} is not created")
+    await store.add_member(owner, owner_name)
+    provider = owner.subsystem(MANAGEMENT_SUBSYSTEM)
+    await store.add_subsystem(provider, "Management services")
+    global_settings = await store.update_settings(
+        management_service_provider=provider,
+        management_service_address=settings.management_service_address(),
+        configuration_expiry_seconds=settings.configuration_expiry_seconds,
+    )
+    keys = (
+        await add_signing_key(store, KeyKind.INTERNAL, now),
+        await add_signing_key(store, KeyKind.EXTERNAL, now),
+    )
+    return InitResult(global_settings, keys)
+
+
+async def sync_management_address(store: RegistryStore, settings: RegistrySettings) -> None:
+    """Announce the management service where this registry serves it (its public address can change
+    between runs, e.g. a test's free port); an uninitialised registry is left alone."""
+    try:
+        current = await store.get_settings()
+    except XRoadError:
+        return
+    wanted = settings.management_service_address()
+    if current.management_service_provider is not None and current.management_service_address != wanted:
+        await store.update_settings(management_service_address=wanted)
+
+
+@asynccontextmanager
+async def open_store(
+    settings: RegistrySettings, *, clock: Callable[[], datetime] | None = None
+) -> AsyncIterator[RegistryStore]:
+    """The registry's database, migrated to the current schema (and, on PostgreSQL with
+    ``database_schema``, that schema created when missing), closed after the block."""
+    url = settings.database()
+    if settings.database_url is None:  # the SQLite file in the home directory
+        try:
+            settings.home.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise XRoadError(FaultCode.IO_ERROR, f"cannot create {settings.home}: {e.strerror}") from e
+    if settings.database_schema is not None and url.startswith("postgresql"):
+        admin = create_engine(url)
+        try:
+            async with admin.begin() as conn:
+                await conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{settings.database_schema}"'))
+        except SQLAlchemyError as e:
+            raise XRoadError(FaultCode.IO_ERROR, f"cannot create the database schema: {e}") from e
+        finally:
+            await admin.dispose()
+    engine = create_engine(url, **settings.engine_options())
+    try:
+        await migrate(engine)
+        yield RegistryStore(engine) if clock is None else RegistryStore(engine, clock=clock)
+    finally:
+        await engine.dispose()
+
+
+async def build_configuration(
+    store: RegistryStore, settings: RegistrySettings, *, now: datetime
+) -> GeneratedConfiguration:
+    """The next global configuration: a consistent snapshot of the store, signed by the active keys."""
+    addresses = settings.source_addresses()
+    snap = await store.snapshot(addresses)
+    versions = settings.versions()
+    auth_certs: dict[SecurityServerId, Sequence[x509.Certificate]] | None = None
+    if 2 in versions:  # version 2 writes SHA-1 hashes: it needs the certificates
+        auth_certs = {}
+        for ss in snap.shared.security_servers:
+            sid = ss.owner.server(ss.server_code)
+            auth_certs[sid] = await store.list_auth_certs(sid)
+    return await asyncio.to_thread(
+        globalconf_gen.generate,
+        snap.shared,
+        snap.private,
+        snap.generator_keys(),
+        now=now,
+        expire_seconds=settings.expiry_seconds(snap.settings.configuration_expiry_seconds),
+        versions=versions,
+        source_addresses=addresses,
+        auth_certs=auth_certs,
+    )
+
+
+async def configuration_anchor(
+    store: RegistryStore, settings: RegistrySettings, kind: KeyKind, *, now: datetime
+) -> ExportedAnchor:
+    """The internal or external configuration anchor (every key of ``kind``, active and pending)."""
+    global_settings = await store.get_settings()
+    keys = await store.list_signing_keys(kind)
+    if not keys:
+        raise XRoadError(FaultCode.CONFLICT, f"the registry has no {kind.value} signing key", http_status=409)
+    gen_kind: globalconf_gen.KeyKind = "internal" if kind is KeyKind.INTERNAL else "external"
+    return globalconf_gen.export_anchor(
+        global_settings.instance,
+        settings.source_addresses(),
+        [to_generator_key(k) for k in keys],
+        gen_kind,
+        now.astimezone(UTC),
+    )

@@ -1,0 +1,145 @@
+"""Settings of the registry: ``registry.toml`` in the home directory plus ``XROAD_MN_REGISTRY__*``.
+
+Example::
+
+    >>> from pathlib import Path
+    >>> settings = RegistrySettings(home=Path("/var/lib/xroad-mn/registry"), public_port=8080)
+    >>> settings.database()
+    'sqlite+aiosqlite:////var/lib/xroad-mn/registry/registry.db'
+    >>> settings.source_addresses()
+    ('127.0.0.1:8080',)
+
+Everything has a default except ``home`` (the ``--dir`` of the CLI), so an empty ``registry.toml`` works.
+Keys unknown to the model are refused (see :mod:`xroad_mn.settings`). Nothing here is trust material: the
+members, CAs and signing keys are in the database.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Final
+
+from pydantic import Field, field_validator
+
+from registry.db import RequestType, sqlite_url
+from registry.distribution import REGENERATE_INTERVAL_SECONDS
+from registry.globalconf_gen import DEFAULT_EXPIRE_SECONDS, SERVED_VERSIONS
+from xroad_mn.globalconf.params import CURRENT_VERSION, MIN_VERSION
+from xroad_mn.settings import SettingsModel
+
+__all__ = [
+    "API_KEYS_FILE",
+    "AUDIT_LOG_FILE",
+    "DATABASE_FILE",
+    "DEFAULT_ADMIN_PORT",
+    "DEFAULT_MAX_BODY_BYTES",
+    "DEFAULT_PUBLIC_PORT",
+    "DEFAULT_RATE_PER_MINUTE",
+    "DEFAULT_RATE_PER_SECOND",
+    "SETTINGS_FILE",
+    "RegistrySettings",
+]
+
+SETTINGS_FILE: Final = "registry.toml"
+DATABASE_FILE: Final = "registry.db"
+AUDIT_LOG_FILE: Final = "audit.log"
+API_KEYS_FILE: Final = "api-keys.json"
+
+DEFAULT_ADMIN_PORT: Final = 4000
+"""X-Road's central server admin UI/API port."""
+DEFAULT_PUBLIC_PORT: Final = 8080
+"""Global configuration distribution and the management service (X-Road uses 80 and 4001)."""
+DEFAULT_RATE_PER_SECOND: Final = 20
+"""X-Road's ``ratelimit.requests.per.second`` for the admin API."""
+DEFAULT_RATE_PER_MINUTE: Final = 600
+"""X-Road's ``ratelimit.requests.per.minute`` for the admin API."""
+DEFAULT_MAX_BODY_BYTES: Final = 50 * 1024
+"""X-Road's ``request.sizelimit.regular`` (50 KB) for admin API request bodies."""
+
+Port = Annotated[int, Field(ge=0, le=65535)]
+
+
+class RegistrySettings(SettingsModel):
+    """Settings of one registry (file ``HOME/registry.toml``, environment ``XROAD_MN_REGISTRY__*``)."""
+
+    home: Path
+    """The registry's home: settings, database (by default), audit log and API keys."""
+    database_url: str | None = None
+    """SQLAlchemy async URL; default the SQLite file ``HOME/registry.db``."""
+    database_schema: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+    """PostgreSQL only: the schema (``search_path``) holding the registry's tables."""
+    admin_host: str = "127.0.0.1"
+    admin_port: Port = DEFAULT_ADMIN_PORT
+    public_host: str = "127.0.0.1"
+    public_port: Port = DEFAULT_PUBLIC_PORT
+    """Where ``/internalconf``, ``/externalconf``, the content files and ``/managementservice/`` answer;
+    the same as the admin port serves everything from one socket."""
+    public_addresses: tuple[str, ...] = ()
+    """The addresses written into anchors and ``source`` (``cs.example.mn`` or ``http://cs:8080``);
+    default ``public_host:public_port``."""
+    management_service_url: str | None = None
+    """``authCertRegServiceAddress``; default ``http://<first public address>/managementservice/``."""
+    regenerate_interval_seconds: float = Field(default=REGENERATE_INTERVAL_SECONDS, gt=0)
+    configuration_expiry_seconds: int | None = Field(default=None, gt=0)
+    """Overrides the database's global setting when set; X-Road's default is 600 s."""
+    configuration_versions: tuple[int, ...] = SERVED_VERSIONS
+    """Versions generated and served: 2 to 6 (X-Road's configuration client asks for 6 down to 2, and
+    ``/internalconf`` without ``?version`` is version 2)."""
+    auto_approve: frozenset[RequestType] = frozenset()
+    """Management request types approved as soon as they are submitted (X-Road's auto-approval)."""
+    rate_limit_per_second: int = Field(default=DEFAULT_RATE_PER_SECOND, gt=0)
+    rate_limit_per_minute: int = Field(default=DEFAULT_RATE_PER_MINUTE, gt=0)
+    max_body_bytes: int = Field(default=DEFAULT_MAX_BODY_BYTES, gt=0, le=16 * 1024 * 1024)
+    api_keys_file: Path | None = None
+    """Default ``HOME/api-keys.json``."""
+    audit_log: Path | None = None
+    """Default ``HOME/audit.log``."""
+
+    @field_validator("configuration_versions")
+    @classmethod
+    def _known_versions(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if not value:
+            raise ValueError("at least one version must be served")
+        for v in value:
+            if not MIN_VERSION <= v <= CURRENT_VERSION:
+                raise ValueError(f"version {v} is not between {MIN_VERSION} and {CURRENT_VERSION}")
+        return tuple(sorted(set(value)))
+
+    def database(self) -> str:
+        """The database URL to use."""
+        return self.database_url or sqlite_url(self.home / DATABASE_FILE)
+
+    def api_keys_path(self) -> Path:
+        return self.api_keys_file or self.home / API_KEYS_FILE
+
+    def audit_log_path(self) -> Path:
+        return self.audit_log or self.home / AUDIT_LOG_FILE
+
+    def source_addresses(self) -> tuple[str, ...]:
+        """The public addresses of the configuration sources (anchors and shared-params ``source``)."""
+        if self.public_addresses:
+            return self.public_addresses
+        host = f"[{self.public_host}]" if ":" in self.public_host else self.public_host
+        return (f"{host}:{self.public_port}",)
+
+    def management_service_address(self) -> str:
+        """The management service's address as global configuration announces it."""
+        if self.management_service_url:
+            return self.management_service_url
+        first = self.source_addresses()[0].rstrip("/")
+        base = first if "://" in first else f"http://{first}"
+        return f"{base}/managementservice/"
+
+    def expiry_seconds(self, stored: int) -> int:
+        """The configuration expiry: this file's value when set, else the database's global setting."""
+        return self.configuration_expiry_seconds or stored or DEFAULT_EXPIRE_SECONDS
+
+    def versions(self) -> tuple[int, ...]:
+        """Versions to generate."""
+        return self.configuration_versions
+
+    def engine_options(self) -> dict[str, Any]:
+        """Keyword arguments of :func:`registry.db.create_engine` (the PostgreSQL schema, if any)."""
+        if self.database_schema is None:
+            return {}
+        return {"connect_args": {"server_settings": {"search_path": self.database_schema}}}
