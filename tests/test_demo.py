@@ -28,6 +28,13 @@ def test_demo_initialises_once_and_self_checks(tmp_path: Path) -> None:
     assert "Creating trust directory" in first.output
     assert re.search(r"TSA\s+http://127\.0\.0\.1:\d+/tsa", first.output)
     assert "the token verifies" in first.output
+    # The registry component: created once, serving, its configuration downloaded and verified.
+    assert "Central registry (instance MN) — created" in first.output
+    assert re.search(r"admin API\s+http://127\.0\.0\.1:\d+/api/v1", first.output)
+    assert "MEMBER:MN/GOV/9010001" in first.output
+    assert "the configuration client verified version 6" in first.output
+    assert (tmp_path / "registry" / "anchor-internal.xml").is_file()
+    assert (tmp_path / "globalconf" / "MN" / "shared-params.xml").is_file()
     ca_pem = (tmp_path / "trust" / "ca.pem").read_bytes()
     for name in ("ca.pem", "ocsp.pem", "tsa.pem"):
         assert (tmp_path / "trust" / name).is_file()
@@ -35,4 +42,6 @@ def test_demo_initialises_once_and_self_checks(tmp_path: Path) -> None:
     second = runner.invoke(build_app(), ["demo", "--dir", str(tmp_path), "--port", "0", "--check"])
     assert second.exit_code == 0, second.output
     assert "Using trust directory" in second.output
+    assert "Central registry (instance MN):" in second.output
+    assert "created" not in second.output
     assert (tmp_path / "trust" / "ca.pem").read_bytes() == ca_pem

@@ -1,25 +1,39 @@
-"""``xroad-mn demo``: run what xroad-mn can show on one laptop, on the embedded defaults.
+"""``xroad-mn demo``: run the demo federation on one laptop, on the embedded defaults.
 
-Today the demo initialises the development trust services (a root CA, an OCSP responder and an RFC 3161
-TSA) under ``DIR/trust`` — once; later runs reuse them — serves them, proves they answer by time-stamping
-a sample and checking the token, and prints their URLs::
+The demo initialises the development trust services (a root CA, an OCSP responder and an RFC 3161 TSA)
+under ``DIR/trust`` — once; later runs reuse them — serves them and proves they answer by time-stamping a
+sample and checking the token. Then every installed demo component starts beside them and prints what
+it serves::
 
     $ xroad-mn demo --dir .demo
-    CA    http://127.0.0.1:8899/ca/certificates
-    OCSP  http://127.0.0.1:8899/ocsp
-    TSA   http://127.0.0.1:8899/tsa
+    Trust services (development CA, OCSP responder, time-stamping authority):
+      CA    http://127.0.0.1:8899/ca/certificates
+      ...
+    Central registry (instance MN):
+      admin API  http://127.0.0.1:4000/api/v1  (X-Road-ApiKey token=...)
+      ...
 
-``--check`` stops after the self-check instead of serving until Ctrl-C (used by the tests). The command
-holds no logic of its own: it calls the trust store, the trust service and the time-stamp client.
+Components plug in like sub-commands, through the ``xroad_mn.demo`` entry-point group: a component is a
+callable taking a :class:`DemoContext` and returning an async context manager that yields the lines to
+print while it runs (the registry declares ``registry = "registry.demo:component"``). So the core imports
+no application, and a new application joins the demo without touching it.
+
+``--check`` stops after start-up instead of serving until Ctrl-C (used by the tests). The command holds
+no logic of its own: it calls the trust store, the trust service, the time-stamp client and the
+components.
 """
 
 from __future__ import annotations
 
 import asyncio
 import signal
+from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager, AsyncExitStack
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Final
 
 import aiohttp
 import typer
@@ -30,9 +44,37 @@ from xroad_mn.timestamp import AiohttpTimestampTransport, request_timestamp, ver
 from xroad_mn.trust.app import RunningTrustService, TrustSettings, run_trust_service
 from xroad_mn.trust.store import TrustFiles, init_trust_dir
 
-__all__ = ["app"]
+__all__ = ["DEMO_ENTRY_POINT_GROUP", "DemoComponent", "DemoContext", "app"]
 
 DEMO_SAMPLE = "Хурал: xroad-mn demo time-stamp sample".encode()
+DEMO_ENTRY_POINT_GROUP: Final = "xroad_mn.demo"
+
+
+@dataclass(frozen=True)
+class DemoContext:
+    """What a demo component gets: the demo home, the instance and the running trust services."""
+
+    directory: Path
+    instance: str
+    host: str
+    ephemeral_ports: bool
+    """True when the demo runs on free ports (``--port 0``): components must bind port 0 too."""
+    trust: RunningTrustService
+    trust_files: TrustFiles
+
+
+DemoComponent = Callable[[DemoContext], AbstractAsyncContextManager[Sequence[str]]]
+"""A demo component: started with the context, it yields the lines to print while it runs."""
+
+
+def _components() -> list[tuple[str, DemoComponent]]:
+    found: list[tuple[str, DemoComponent]] = []
+    for ep in sorted(entry_points(group=DEMO_ENTRY_POINT_GROUP), key=lambda e: e.name):
+        component = ep.load()
+        if not callable(component):
+            raise TypeError(f"demo entry point {ep.name} ({ep.value}) is not callable")
+        found.append((ep.name, component))
+    return found
 
 app = typer.Typer(name="demo", help="Run the demo federation on this machine.", add_completion=False)
 
@@ -56,13 +98,13 @@ async def _self_check(service: RunningTrustService, files: TrustFiles) -> str:
     return info.gen_time.isoformat()
 
 
-async def _run(settings: TrustSettings, files: TrustFiles, *, check_only: bool) -> None:
+async def _run(settings: TrustSettings, files: TrustFiles, *, instance: str, check_only: bool) -> None:
     stop = asyncio.Event()
     if not check_only:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-    async with run_trust_service(settings) as service:
+    async with run_trust_service(settings) as service, AsyncExitStack() as stack:
         gen_time = await _self_check(service, files)
         typer.echo("Trust services (development CA, OCSP responder, time-stamping authority):")
         typer.echo(f"  CA    {service.urls.ca}")
@@ -70,6 +112,17 @@ async def _run(settings: TrustSettings, files: TrustFiles, *, check_only: bool) 
         typer.echo(f"  TSA   {service.urls.tsa}")
         typer.echo(f"  CA certificate: {files.ca_cert}")
         typer.echo(f"Self-check: the TSA time-stamped a sample at {gen_time}; the token verifies.")
+        context = DemoContext(
+            directory=files.directory.parent,
+            instance=instance,
+            host=settings.host,
+            ephemeral_ports=settings.port == 0,
+            trust=service,
+            trust_files=files,
+        )
+        for _name, component in _components():
+            for line in await stack.enter_async_context(component(context)):
+                typer.echo(line)
         if check_only:
             return
         typer.echo("Serving. Press Ctrl-C to stop.")
@@ -84,9 +137,9 @@ def demo(
     port: Annotated[int, typer.Option("--port", help="Port of the trust services, 0 for any.")] = 8899,
     check: Annotated[bool, typer.Option("--check", help="Run the self-check and exit.")] = False,
 ) -> None:
-    """Initialise (once) and serve the demo: today the trust services, with a self-check."""
+    """Initialise (once) and serve the demo federation: trust services, then every demo component."""
     files = _ensure_trust_dir(directory / "trust", instance)
     settings = load_settings(
         TrustSettings, app="trust", overrides={"dir": files.directory, "host": host, "port": port}
     )
-    asyncio.run(_run(settings, files, check_only=check))
+    asyncio.run(_run(settings, files, instance=instance, check_only=check))
