@@ -30,19 +30,21 @@ Rules (following X-Road's ``*RequestHandler`` classes of the central server):
 * ``clientReg``: the server must exist, the client's member must exist, the owner member itself cannot be
   registered, the client must not be registered already nor pending (``conflict``). Approval creates the
   subsystem when the member has none of that code (X-Road does the same), then registers it.
-* ``clientDeletion``, ``clientRename``, ``clientDisable``: the client must be registered on the server.
-  ``clientDisable`` takes the client out of the server's client list (global configuration lists enabled
-  clients only; the store keeps no separate "disabled" flag) and ``clientEnable`` puts it back, which is
-  allowed only for a client disabled by an approved ``clientDisable``.
+* ``clientDeletion``, ``clientRename``: the client must be registered on the server (enabled or disabled).
+* ``clientDisable`` / ``clientEnable``: the client must be registered on the server and enabled / disabled
+  (``conflict`` otherwise); the owner member cannot be disabled. Approval flips the registration's
+  ``enabled`` flag: a disabled client stays registered (``clientReg`` of it is a ``conflict``) but global
+  configuration leaves it out of the server's clients, as X-Road's central server does.
 * ``authCertDeletion``: the certificate must be registered on that server.
 * ``ownerChange``: the new owner must be a member, a client of the server and not the current owner.
 * ``addressChange``, ``maintenanceModeEnable`` / ``Disable``: the server must exist.
 
-Atomicity. Every check runs before the first change, and each effect is one store operation, except the
-two-step effects (``authCertReg`` for a new server: create server, then register the certificate;
-``clientReg`` for a new subsystem: create it, then register it), whose second step can fail only when a
-concurrent change raced it. The transition to ``approved`` is recorded after the effect, so a failed effect
-leaves the request ``submitted``.
+Atomicity. Approval is one transaction (:meth:`registry.db.RegistryStore.apply_request`): with the request
+row locked it checks the rules again, applies every write of the effect (``authCertReg`` for a new server
+creates the server and registers the certificate; ``clientReg`` for a new subsystem creates and registers
+it) and records the transition. A failed check or write leaves nothing of the effect and the request
+``submitted``; of two concurrent approvals of one request the second waits, finds it ``approved`` and fails
+with ``conflict`` without applying anything.
 """
 
 from __future__ import annotations
@@ -50,15 +52,22 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import structlog
 from cryptography import x509
 
-from registry.db import ManagementRequest, RegistryStore, RequestAction, RequestState, RequestType
-from registry.db.records import transition_target
+from registry.db import (
+    ManagementRequest,
+    RegistryStore,
+    RequestAction,
+    RequestEffects,
+    RequestState,
+    RequestType,
+    ServerClient,
+)
 from xroad_mn.errors import FaultCode, XRoadError
-from xroad_mn.globalconf.params import SecurityServer, auth_cert_hash
+from xroad_mn.globalconf.params import Member, SecurityServer, auth_cert_hash
 from xroad_mn.identifiers import ClientId, GlobalGroupId, MemberId, SecurityServerId, SubsystemId
 from xroad_mn.management import (
     AddressChangeRequest,
@@ -167,9 +176,22 @@ def _payload_cert(payload: Mapping[str, Any]) -> x509.Certificate:
 # Reading the registry
 
 
-async def _member_exists(store: RegistryStore, member: MemberId) -> bool:
+class _Registry(Protocol):
+    """What the business checks read: the store itself (at submission) or, at approval, the
+    :class:`~registry.db.RequestEffects` of the approving transaction."""
+
+    async def get_member(self, member: MemberId) -> Member: ...
+
+    async def get_security_server(self, server: SecurityServerId) -> SecurityServer: ...
+
+    async def list_security_servers(self) -> tuple[SecurityServer, ...]: ...
+
+    async def list_server_clients(self, server: SecurityServerId) -> tuple[ServerClient, ...]: ...
+
+
+async def _member_exists(reg: _Registry, member: MemberId) -> bool:
     try:
-        await store.get_member(member)
+        await reg.get_member(member)
     except XRoadError as e:
         if e.code == FaultCode.NOT_FOUND:
             return False
@@ -177,17 +199,17 @@ async def _member_exists(store: RegistryStore, member: MemberId) -> bool:
     return True
 
 
-async def _server_or_none(store: RegistryStore, server: SecurityServerId) -> SecurityServer | None:
+async def _server_or_none(reg: _Registry, server: SecurityServerId) -> SecurityServer | None:
     try:
-        return await store.get_security_server(server)
+        return await reg.get_security_server(server)
     except XRoadError as e:
         if e.code == FaultCode.NOT_FOUND:
             return None
         raise
 
 
-async def _server(store: RegistryStore, server: SecurityServerId) -> SecurityServer:
-    found = await _server_or_none(store, server)
+async def _server(reg: _Registry, server: SecurityServerId) -> SecurityServer:
+    found = await _server_or_none(reg, server)
     if found is None:
         raise XRoadError(
             FaultCode.INVALID_SECURITY_SERVER,
@@ -198,13 +220,13 @@ async def _server(store: RegistryStore, server: SecurityServerId) -> SecuritySer
     return found
 
 
-async def _subsystem_exists(store: RegistryStore, subsystem: SubsystemId) -> bool:
-    member = await store.get_member(subsystem.member)
+async def _subsystem_exists(reg: _Registry, subsystem: SubsystemId) -> bool:
+    member = await reg.get_member(subsystem.member)
     return any(s.code == subsystem.subsystem_code for s in member.subsystems)
 
 
-async def _cert_registered(store: RegistryStore, digest: bytes) -> SecurityServer | None:
-    for server in await store.list_security_servers():
+async def _cert_registered(reg: _Registry, digest: bytes) -> SecurityServer | None:
+    for server in await reg.list_security_servers():
         if digest in server.auth_cert_hashes:
             return server
     return None
@@ -216,97 +238,86 @@ async def _pending(
     return await store.list_requests(state=_PENDING, type=rtype, security_server=server)
 
 
-def _registered(server: SecurityServer, client: ClientId) -> bool:
-    return client in server.clients
+async def _registration(reg: _Registry, server_id: SecurityServerId, client: ClientId) -> ServerClient | None:
+    """``client``'s registration on the server (enabled or disabled), or None; the server must exist."""
+    await _server(reg, server_id)
+    return next((c for c in await reg.list_server_clients(server_id) if c.client == client), None)
 
 
-async def _disabled_by_request(store: RegistryStore, server: SecurityServerId, client: ClientId) -> bool:
-    """True when the latest approved ``clientDisable``/``clientEnable`` of ``client`` disabled it."""
-    latest: ManagementRequest | None = None
-    for rtype in (RequestType.CLIENT_DISABLE, RequestType.CLIENT_ENABLE):
-        for r in await store.list_requests(state=RequestState.APPROVED, type=rtype, security_server=server):
-            if r.client == client and (
-                latest is None or (r.updated_at, r.id) > (latest.updated_at, latest.id)
-            ):
-                latest = r
-    return latest is not None and latest.type is RequestType.CLIENT_DISABLE
-
-
-# --------------------------------------------------------------------------------------------------------
-# Business checks (before recording, and again before applying)
-
-
-async def _check_auth_cert_reg(
-    store: RegistryStore, server: SecurityServerId, cert: x509.Certificate
-) -> None:
-    if not await _member_exists(store, server.owner):
-        raise _unknown_member(server.owner)
-    digest = auth_cert_hash(cert)
-    holder = await _cert_registered(store, digest)
-    if holder is not None:
-        raise _conflict("the authentication certificate is already registered", hash=digest.hex())
-
-
-async def _check_client_reg(store: RegistryStore, server_id: SecurityServerId, client: ClientId) -> None:
-    server = await _server(store, server_id)
-    member = client if isinstance(client, MemberId) else client.member
-    if not await _member_exists(store, member):
-        raise _unknown_member(member)
-    if client == server_id.owner:
-        raise _refused(f"the owner {client} cannot be registered as a client of its own server")
-    if _registered(server, client):
-        raise _conflict(f"{client} is already a client of {server_id}", client=str(client))
-
-
-async def _check_registered(store: RegistryStore, server_id: SecurityServerId, client: ClientId) -> None:
-    server = await _server(store, server_id)
-    if not _registered(server, client):
+async def _registered(reg: _Registry, server_id: SecurityServerId, client: ClientId) -> ServerClient:
+    found = await _registration(reg, server_id, client)
+    if found is None:
         raise XRoadError(
             FaultCode.NOT_FOUND,
             f"{client} is not a client of {server_id}",
             details={"client": str(client)},
             http_status=404,
         )
+    return found
+
+
+# --------------------------------------------------------------------------------------------------------
+# Business checks (before recording, and again inside the approving transaction)
+
+
+async def _check_auth_cert_reg(reg: _Registry, server: SecurityServerId, cert: x509.Certificate) -> None:
+    if not await _member_exists(reg, server.owner):
+        raise _unknown_member(server.owner)
+    digest = auth_cert_hash(cert)
+    holder = await _cert_registered(reg, digest)
+    if holder is not None:
+        raise _conflict("the authentication certificate is already registered", hash=digest.hex())
+
+
+async def _check_client_reg(reg: _Registry, server_id: SecurityServerId, client: ClientId) -> None:
+    await _server(reg, server_id)
+    member = client if isinstance(client, MemberId) else client.member
+    if not await _member_exists(reg, member):
+        raise _unknown_member(member)
+    if client == server_id.owner:
+        raise _refused(f"the owner {client} cannot be registered as a client of its own server")
+    found = await _registration(reg, server_id, client)
+    if found is not None:
+        state = "" if found.enabled else " (disabled; enable it with clientEnable)"
+        raise _conflict(f"{client} is already a client of {server_id}{state}", client=str(client))
 
 
 async def _check(
-    store: RegistryStore,
+    reg: _Registry,
     rtype: RequestType,
     server_id: SecurityServerId,
     client: ClientId | None,
     payload: Mapping[str, Any],
 ) -> None:
-    """The business rules of ``rtype`` against the registry as it is now (see the module docstring)."""
+    """The business rules of ``rtype`` against the registry as ``reg`` sees it (see the module docstring)."""
     T = RequestType
     if rtype is T.AUTH_CERT_REG:
-        await _check_auth_cert_reg(store, server_id, _payload_cert(payload))
+        await _check_auth_cert_reg(reg, server_id, _payload_cert(payload))
         return
     if rtype is T.CLIENT_REG:
         assert client is not None
-        await _check_client_reg(store, server_id, client)
+        await _check_client_reg(reg, server_id, client)
         return
-    if rtype in (T.CLIENT_DELETION, T.CLIENT_DISABLE):
+    if rtype in (T.CLIENT_DELETION, T.CLIENT_DISABLE, T.CLIENT_ENABLE):
         assert client is not None
-        await _check_registered(store, server_id, client)
+        found = await _registered(reg, server_id, client)
+        if rtype is T.CLIENT_ENABLE:
+            if found.enabled:
+                raise _conflict(f"{client} is already enabled on {server_id}", client=str(client))
+            return
         if client == server_id.owner:
-            raise _refused(f"the owner {client} cannot be removed from its own server")
+            raise _refused(f"the owner {client} cannot be removed from or disabled on its own server")
+        if rtype is T.CLIENT_DISABLE and not found.enabled:
+            raise _conflict(f"{client} is already disabled on {server_id}", client=str(client))
         return
     if rtype is T.CLIENT_RENAME:
         assert client is not None
         if not isinstance(client, SubsystemId):
             raise _refused("only a subsystem can be renamed", FaultCode.INVALID_CLIENT_IDENTIFIER)
-        await _check_registered(store, server_id, client)
-        return
-    if rtype is T.CLIENT_ENABLE:
-        assert client is not None
-        server = await _server(store, server_id)
-        if _registered(server, client):
-            raise _conflict(f"{client} is already enabled on {server_id}", client=str(client))
-        if not await _disabled_by_request(store, server_id, client):
-            raise _refused(f"{client} was not disabled on {server_id}; register it with clientReg")
+        await _registered(reg, server_id, client)
         return
     if rtype is T.AUTH_CERT_DELETION:
-        server = await _server(store, server_id)
+        server = await _server(reg, server_id)
         digest = auth_cert_hash(_payload_cert(payload))
         if digest not in server.auth_cert_hashes:
             raise XRoadError(
@@ -318,16 +329,16 @@ async def _check(
         return
     if rtype is T.OWNER_CHANGE:
         assert isinstance(client, MemberId)
-        server = await _server(store, server_id)
-        if not await _member_exists(store, client):
+        await _server(reg, server_id)
+        if not await _member_exists(reg, client):
             raise _unknown_member(client)
         if client == server_id.owner:
             raise _refused(f"{client} already owns {server_id}")
-        if not _registered(server, client):
+        if await _registration(reg, server_id, client) is None:
             raise _refused(f"the new owner {client} must be a client of {server_id}")
         return
     # addressChange, maintenanceModeEnable, maintenanceModeDisable
-    await _server(store, server_id)
+    await _server(reg, server_id)
 
 
 async def _check_not_pending(
@@ -358,63 +369,70 @@ async def _check_not_pending(
 
 
 # --------------------------------------------------------------------------------------------------------
-# Effects
+# Effects (inside the approving transaction)
 
 
-async def _add_to_owners_group(store: RegistryStore, owner: MemberId) -> None:
+async def _add_to_owners_group(fx: RequestEffects, owner: MemberId) -> None:
     group = GlobalGroupId(owner.instance, SECURITY_SERVER_OWNERS_GROUP)
     try:
-        found = await store.get_global_group(group)
+        found = await fx.get_global_group(group)
     except XRoadError as e:
         if e.code == FaultCode.NOT_FOUND:
             return
         raise
     if owner not in found.members:
-        await store.add_group_member(group, owner)
+        await fx.add_group_member(group, owner)
 
 
-async def _apply(store: RegistryStore, request: ManagementRequest) -> None:
+async def _apply(fx: RequestEffects, request: ManagementRequest) -> None:
     T = RequestType
     server_id, client, payload = request.security_server, request.client, request.payload
     if request.type is T.AUTH_CERT_REG:
         cert = _payload_cert(payload)
         address = _payload_text(payload, "address")
-        if await _server_or_none(store, server_id) is None:
-            await store.add_security_server(server_id, address)
-            await store.add_auth_cert(server_id, cert)
+        if await _server_or_none(fx, server_id) is None:
+            await fx.add_security_server(server_id, address)
+            await fx.add_auth_cert(server_id, cert)
         else:
-            await store.add_auth_cert(server_id, cert)
-            await store.set_server_address(server_id, address)
-        await _add_to_owners_group(store, server_id.owner)
+            await fx.add_auth_cert(server_id, cert)
+            await fx.set_server_address(server_id, address)
+        await _add_to_owners_group(fx, server_id.owner)
         return
     if request.type is T.AUTH_CERT_DELETION:
-        await store.remove_auth_cert(server_id, auth_cert_hash(_payload_cert(payload)))
+        await fx.remove_auth_cert(server_id, auth_cert_hash(_payload_cert(payload)))
         return
     if request.type is T.ADDRESS_CHANGE:
-        await store.set_server_address(server_id, _payload_text(payload, "address"))
+        await fx.set_server_address(server_id, _payload_text(payload, "address"))
         return
     if request.type is T.MAINTENANCE_MODE_ENABLE:
-        await store.set_maintenance_mode(server_id, True, _payload_text(payload, "message", optional=True))
+        await fx.set_maintenance_mode(server_id, True, _payload_text(payload, "message", optional=True))
         return
     if request.type is T.MAINTENANCE_MODE_DISABLE:
-        await store.set_maintenance_mode(server_id, False)
+        await fx.set_maintenance_mode(server_id, False)
         return
     assert client is not None
     if request.type is T.CLIENT_REG:
         name = _payload_text(payload, "subsystem_name", optional=True)
-        if isinstance(client, SubsystemId) and not await _subsystem_exists(store, client):
-            await store.add_subsystem(client, name)
-        await store.register_client(server_id, client)
-    elif request.type in (T.CLIENT_DELETION, T.CLIENT_DISABLE):
-        await store.unregister_client(server_id, client)
-    elif request.type is T.CLIENT_ENABLE:
-        await store.register_client(server_id, client)
+        if isinstance(client, SubsystemId) and not await _subsystem_exists(fx, client):
+            await fx.add_subsystem(client, name)
+        await fx.register_client(server_id, client)
+    elif request.type is T.CLIENT_DELETION:
+        await fx.unregister_client(server_id, client)
+    elif request.type in (T.CLIENT_DISABLE, T.CLIENT_ENABLE):
+        await fx.set_client_enabled(server_id, client, request.type is T.CLIENT_ENABLE)
     elif request.type is T.CLIENT_RENAME:
         assert isinstance(client, SubsystemId)
-        await store.rename_subsystem(client, _payload_text(payload, "subsystem_name", optional=True))
+        await fx.rename_subsystem(client, _payload_text(payload, "subsystem_name", optional=True))
     elif request.type is T.OWNER_CHANGE:
         assert isinstance(client, MemberId)
-        await store.change_server_owner(server_id, client)
+        await fx.change_server_owner(server_id, client)
+
+
+async def _check_and_apply(fx: RequestEffects, request: ManagementRequest) -> None:
+    # 1. Its rules still hold (the registry may have changed since submission).
+    await _check(fx, request.type, request.security_server, request.client, request.payload)
+    # 2. Every write of its effect.
+    await _apply(fx, request)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -469,17 +487,13 @@ async def submit_request(
 async def approve_request(
     store: RegistryStore, request_id: int, *, user: str, comment: str | None = None
 ) -> ManagementRequest:
-    """Apply a submitted request's effect to the registry and record it as ``approved`` (409 unless it is
-    submitted; the business rules are checked again, as the registry may have changed since)."""
-    request = await store.get_request(request_id)
-    # 1. Only a submitted request can be approved.
-    transition_target(request.state, RequestAction.APPROVE)
-    # 2. Its rules still hold.
-    await _check(store, request.type, request.security_server, request.client, request.payload)
-    # 3. The effect, then the transition.
-    await _apply(store, request)
-    approved = await store.transition_request(request_id, RequestAction.APPROVE, user=user, comment=comment)
-    log.info("management_request_approved", request_id=request_id, type=request.type.value, user=user)
+    """Apply a submitted request's effect to the registry and record it as ``approved``, in one transaction
+    (409 unless it is submitted; the business rules are checked again, as the registry may have changed
+    since). On any error nothing is applied and the request stays as it was."""
+    approved = await store.apply_request(
+        request_id, RequestAction.APPROVE, effect=_check_and_apply, user=user, comment=comment
+    )
+    log.info("management_request_approved", request_id=request_id, type=approved.type.value, user=user)
     return approved
 
 

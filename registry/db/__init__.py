@@ -27,9 +27,10 @@ from registry.db.records import (
     RegistrySnapshot,
     RequestAction,
     RequestEvent,
+    ServerClient,
     SigningKey,
 )
-from registry.db.store import RegistryStore
+from registry.db.store import RegistryStore, RequestEffects
 
 __all__ = [
     "MIGRATIONS_DIR",
@@ -39,9 +40,11 @@ __all__ = [
     "RegistrySnapshot",
     "RegistryStore",
     "RequestAction",
+    "RequestEffects",
     "RequestEvent",
     "RequestState",
     "RequestType",
+    "ServerClient",
     "SigningKey",
     "create_engine",
     "migrate",

@@ -38,6 +38,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     text,
+    true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -222,7 +223,12 @@ class AuthCertRow(Base):
 
 
 class SecurityServerClientRow(Base):
-    """A client registered on a security server: a member (``subsystem_id`` NULL) or one of its subsystems."""
+    """A client registered on a security server: a member (``subsystem_id`` NULL) or one of its subsystems.
+
+    ``enabled`` is false while an approved ``clientDisable`` holds: the client stays registered (it cannot be
+    registered again, ``clientEnable`` turns it back on) but global configuration leaves it out of the
+    server's clients, as X-Road's central server does (``server_clients.enabled``).
+    """
 
     __tablename__ = "security_server_clients"
     __table_args__ = (
@@ -241,6 +247,7 @@ class SecurityServerClientRow(Base):
     server_id: Mapped[int] = mapped_column(ForeignKey("security_servers.id", ondelete="CASCADE"))
     member_id: Mapped[int] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"))
     subsystem_id: Mapped[int | None] = mapped_column(ForeignKey("subsystems.id", ondelete="CASCADE"))
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
 
 
 class GlobalGroupRow(Base):

@@ -36,6 +36,7 @@ __all__ = [
     "RegistrySnapshot",
     "RequestAction",
     "RequestEvent",
+    "ServerClient",
     "SigningKey",
     "to_generator_key",
     "transition_target",
@@ -96,6 +97,18 @@ class GlobalSettings:
     """``authCertRegServiceAddress``: where security servers send ``authCertReg`` requests."""
     management_service_cert: x509.Certificate | None = None
     """``authCertRegServiceCert``: the TLS certificate of that address."""
+
+
+@dataclass(frozen=True)
+class ServerClient:
+    """A client registered on a security server, with its ``clientDisable`` / ``clientEnable`` state.
+
+    A disabled client stays registered but is not among the server's clients in global configuration
+    (X-Road's central server lists enabled server clients only).
+    """
+
+    client: ClientId
+    enabled: bool = True
 
 
 @dataclass(frozen=True)

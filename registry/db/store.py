@@ -22,14 +22,25 @@ is not initialised and refused state changes, ``not_found`` (404), ``invalid_req
 code (400) for bad input, ``io_error`` when the database fails. New identifier parts must pass X-Road's
 strict identifier checks. Members, servers, groups, CAs and TSAs are returned as the
 :mod:`xroad_mn.globalconf.params` dataclasses, sorted, so :meth:`RegistryStore.snapshot` is the content of
-the next global configuration.
+the next global configuration: a security server's ``clients`` are its *enabled* clients, as X-Road's
+central server lists them (a client disabled by ``clientDisable`` stays registered, see
+:meth:`RegistryStore.set_client_enabled` and :meth:`RegistryStore.list_server_clients`).
+
+A management request's effect and its state transition are one transaction with
+:meth:`RegistryStore.apply_request`, which hands the effect a :class:`RequestEffects` bound to it::
+
+    >>> async def approve(store: RegistryStore, request_id: int) -> None:
+    ...     async def register(fx: RequestEffects, request: ManagementRequest) -> None:
+    ...         await fx.add_security_server(request.security_server, "ss1.example.mn")
+    ...         await fx.add_auth_cert(request.security_server, auth_cert)  # fails: neither write is kept
+    ...     await store.apply_request(request_id, RequestAction.APPROVE, effect=register, user="admin")
 """
 
 from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any, Final, TypeVar
@@ -75,6 +86,7 @@ from registry.db.records import (
     RegistrySnapshot,
     RequestAction,
     RequestEvent,
+    ServerClient,
     SigningKey,
     transition_target,
 )
@@ -106,7 +118,7 @@ from xroad_mn.identifiers import (
     validate_part,
 )
 
-__all__ = ["MAX_PAYLOAD_BYTES", "MAX_SETTING_SECONDS", "RegistryStore"]
+__all__ = ["MAX_PAYLOAD_BYTES", "MAX_SETTING_SECONDS", "RegistryStore", "RequestEffect", "RequestEffects"]
 
 MAX_PAYLOAD_BYTES: Final = 1024 * 1024
 """Largest JSON payload (and raw request) of a management request."""
@@ -509,8 +521,11 @@ class RegistryStore:
 
     async def get_member(self, member: MemberId) -> Member:
         async with self._tx() as s:
-            await self._member_row(s, member)
-            return await self._member(s, member)
+            return await self._get_member(s, member)
+
+    async def _get_member(self, s: AsyncSession, member: MemberId) -> Member:
+        await self._member_row(s, member)
+        return await self._member(s, member)
 
     async def list_members(self) -> tuple[Member, ...]:
         async with self._tx() as s:
@@ -533,53 +548,69 @@ class RegistryStore:
         return tuple(sorted(members, key=lambda m: (m.member_class.code, m.member_code)))
 
     async def add_subsystem(self, subsystem: SubsystemId, name: str | None = None) -> Subsystem:
+        async with self._tx() as s:
+            return await self._add_subsystem(s, subsystem, name)
+
+    async def _add_subsystem(self, s: AsyncSession, subsystem: SubsystemId, name: str | None) -> Subsystem:
         _strict_part("subsystemCode", subsystem.subsystem_code)
         if name is not None:
             _text("subsystem name", name)
-        async with self._tx() as s:
-            member = await self._member_row(s, subsystem.member)
-            existing = select(SubsystemRow).where(
-                SubsystemRow.member_id == member.id, SubsystemRow.code == subsystem.subsystem_code
-            )
-            if (await s.scalars(existing)).first() is not None:
-                raise _conflict(f"subsystem {subsystem} already exists", subsystem=str(subsystem))
-            s.add(SubsystemRow(member_id=member.id, code=subsystem.subsystem_code, name=name))
-            await s.flush()
-            return Subsystem(subsystem.subsystem_code, name)
+        member = await self._member_row(s, subsystem.member)
+        existing = select(SubsystemRow).where(
+            SubsystemRow.member_id == member.id, SubsystemRow.code == subsystem.subsystem_code
+        )
+        if (await s.scalars(existing)).first() is not None:
+            raise _conflict(f"subsystem {subsystem} already exists", subsystem=str(subsystem))
+        s.add(SubsystemRow(member_id=member.id, code=subsystem.subsystem_code, name=name))
+        await s.flush()
+        return Subsystem(subsystem.subsystem_code, name)
 
     async def rename_subsystem(self, subsystem: SubsystemId, name: str | None) -> Subsystem:
         """Set (or with ``None`` clear) a subsystem's name, as an approved ``clientRename`` does."""
+        async with self._tx() as s:
+            return await self._rename_subsystem(s, subsystem, name)
+
+    async def _rename_subsystem(self, s: AsyncSession, subsystem: SubsystemId, name: str | None) -> Subsystem:
         if name is not None:
             _text("subsystem name", name)
-        async with self._tx() as s:
-            row = await self._subsystem_row(s, subsystem)
-            row.name = name
-            return Subsystem(subsystem.subsystem_code, name)
+        row = await self._subsystem_row(s, subsystem)
+        row.name = name
+        await s.flush()
+        return Subsystem(subsystem.subsystem_code, name)
 
     # -- security servers ---------------------------------------------------------------------------------
 
     async def add_security_server(
         self, server: SecurityServerId, address: str | None = None
     ) -> SecurityServer:
+        async with self._tx() as s:
+            return await self._add_server(s, server, address)
+
+    async def _add_server(
+        self, s: AsyncSession, server: SecurityServerId, address: str | None
+    ) -> SecurityServer:
         _strict_part("serverCode", server.server_code, FaultCode.INVALID_SECURITY_SERVER)
         if address is not None:
             _text("security server address", address)
-        async with self._tx() as s:
-            owner = await self._member_row(s, server.owner)
-            existing = select(SecurityServerRow).where(
-                SecurityServerRow.owner_id == owner.id, SecurityServerRow.server_code == server.server_code
-            )
-            if (await s.scalars(existing)).first() is not None:
-                raise _conflict(f"security server {server} already exists", server=str(server))
-            s.add(SecurityServerRow(owner_id=owner.id, server_code=server.server_code, address=address))
-            await s.flush()
-            return SecurityServer(server.owner, server.server_code, address)
+        owner = await self._member_row(s, server.owner)
+        existing = select(SecurityServerRow).where(
+            SecurityServerRow.owner_id == owner.id, SecurityServerRow.server_code == server.server_code
+        )
+        if (await s.scalars(existing)).first() is not None:
+            raise _conflict(f"security server {server} already exists", server=str(server))
+        s.add(SecurityServerRow(owner_id=owner.id, server_code=server.server_code, address=address))
+        await s.flush()
+        return SecurityServer(server.owner, server.server_code, address)
 
     async def get_security_server(self, server: SecurityServerId) -> SecurityServer:
+        """The server as global configuration lists it: ``clients`` are its enabled clients only."""
         async with self._tx() as s:
-            row = await self._server_row(s, server)
-            (found,) = await self._servers(s, row.id)
-            return found
+            return await self._get_server(s, server)
+
+    async def _get_server(self, s: AsyncSession, server: SecurityServerId) -> SecurityServer:
+        row = await self._server_row(s, server)
+        (found,) = await self._servers(s, row.id)
+        return found
 
     async def list_security_servers(self) -> tuple[SecurityServer, ...]:
         async with self._tx() as s:
@@ -591,7 +622,7 @@ class RegistryStore:
         for cert in await s.scalars(select(AuthCertRow).order_by(AuthCertRow.id)):
             hashes[cert.server_id].append(cert.cert_hash)
         clients: dict[int, list[ClientId]] = defaultdict(list)
-        for c in await s.scalars(select(SecurityServerClientRow)):
+        for c in await s.scalars(select(SecurityServerClientRow).where(SecurityServerClientRow.enabled)):
             clients[c.server_id].append(ids.client(c.member_id, c.subsystem_id))
         query = select(SecurityServerRow)
         if only is not None:
@@ -612,71 +643,89 @@ class RegistryStore:
 
     async def set_server_address(self, server: SecurityServerId, address: str | None) -> SecurityServer:
         """Change a server's address (an approved ``addressChange``)."""
+        async with self._tx() as s:
+            return await self._set_server_address(s, server, address)
+
+    async def _set_server_address(
+        self, s: AsyncSession, server: SecurityServerId, address: str | None
+    ) -> SecurityServer:
         if address is not None:
             _text("security server address", address)
-        async with self._tx() as s:
-            row = await self._server_row(s, server, lock=True)
-            row.address = address
-            await s.flush()
-            (found,) = await self._servers(s, row.id)
-            return found
+        row = await self._server_row(s, server, lock=True)
+        row.address = address
+        await s.flush()
+        (found,) = await self._servers(s, row.id)
+        return found
 
     async def set_maintenance_mode(
         self, server: SecurityServerId, enabled: bool, message: str | None = None
     ) -> SecurityServer:
         """Put a server into maintenance mode with an optional message, or take it out."""
+        async with self._tx() as s:
+            return await self._set_maintenance_mode(s, server, enabled, message)
+
+    async def _set_maintenance_mode(
+        self, s: AsyncSession, server: SecurityServerId, enabled: bool, message: str | None
+    ) -> SecurityServer:
         if message is not None:
             _text("maintenance message", message)
-        async with self._tx() as s:
-            row = await self._server_row(s, server, lock=True)
-            row.in_maintenance = enabled
-            row.maintenance_message = message if enabled else None
-            await s.flush()
-            (found,) = await self._servers(s, row.id)
-            return found
+        row = await self._server_row(s, server, lock=True)
+        row.in_maintenance = enabled
+        row.maintenance_message = message if enabled else None
+        await s.flush()
+        (found,) = await self._servers(s, row.id)
+        return found
 
     async def change_server_owner(self, server: SecurityServerId, new_owner: MemberId) -> SecurityServer:
         """Give a server to another member (an approved ``ownerChange``); the new owner must be its client."""
         async with self._tx() as s:
-            row = await self._server_row(s, server, lock=True)
-            owner = await self._member_row(s, new_owner)
-            client = select(SecurityServerClientRow).where(
-                SecurityServerClientRow.server_id == row.id,
-                SecurityServerClientRow.member_id == owner.id,
-                SecurityServerClientRow.subsystem_id.is_(None),
-            )
-            if (await s.scalars(client)).first() is None:
-                raise _conflict(f"{new_owner} is not a client of {server}", member=str(new_owner))
-            clash = select(SecurityServerRow).where(
-                SecurityServerRow.owner_id == owner.id, SecurityServerRow.server_code == server.server_code
-            )
-            if (await s.scalars(clash)).first() is not None:
-                raise _conflict(f"{new_owner} already owns a server {server.server_code!r}")
-            row.owner_id = owner.id
-            await s.flush()
-            (found,) = await self._servers(s, row.id)
-            return found
+            return await self._change_server_owner(s, server, new_owner)
+
+    async def _change_server_owner(
+        self, s: AsyncSession, server: SecurityServerId, new_owner: MemberId
+    ) -> SecurityServer:
+        row = await self._server_row(s, server, lock=True)
+        owner = await self._member_row(s, new_owner)
+        if await self._server_client(s, row.id, owner.id, None) is None:
+            raise _conflict(f"{new_owner} is not a client of {server}", member=str(new_owner))
+        clash = select(SecurityServerRow).where(
+            SecurityServerRow.owner_id == owner.id, SecurityServerRow.server_code == server.server_code
+        )
+        if (await s.scalars(clash)).first() is not None:
+            raise _conflict(f"{new_owner} already owns a server {server.server_code!r}")
+        row.owner_id = owner.id
+        await s.flush()
+        (found,) = await self._servers(s, row.id)
+        return found
 
     async def add_auth_cert(self, server: SecurityServerId, cert: x509.Certificate) -> bytes:
         """Register an authentication certificate on ``server``; returns its SHA-256 hash."""
+        async with self._tx() as s:
+            return await self._add_auth_cert(s, server, cert)
+
+    async def _add_auth_cert(
+        self, s: AsyncSession, server: SecurityServerId, cert: x509.Certificate
+    ) -> bytes:
         der = _der(cert)
         digest = auth_cert_hash(cert)
-        async with self._tx() as s:
-            row = await self._server_row(s, server, lock=True)
-            if (await s.scalars(select(AuthCertRow).where(AuthCertRow.cert_hash == digest))).first():
-                raise _conflict("the authentication certificate is already registered", hash=digest.hex())
-            s.add(AuthCertRow(server_id=row.id, cert_der=der, cert_hash=digest))
-            await s.flush()
-            return digest
+        row = await self._server_row(s, server, lock=True)
+        if (await s.scalars(select(AuthCertRow).where(AuthCertRow.cert_hash == digest))).first():
+            raise _conflict("the authentication certificate is already registered", hash=digest.hex())
+        s.add(AuthCertRow(server_id=row.id, cert_der=der, cert_hash=digest))
+        await s.flush()
+        return digest
 
     async def remove_auth_cert(self, server: SecurityServerId, cert_hash: bytes) -> None:
         async with self._tx() as s:
-            row = await self._server_row(s, server, lock=True)
-            result = await s.execute(
-                delete(AuthCertRow).where(AuthCertRow.server_id == row.id, AuthCertRow.cert_hash == cert_hash)
-            )
-            if getattr(result, "rowcount", 0) != 1:
-                raise _not_found(f"{server} has no authentication certificate {cert_hash.hex()}")
+            await self._remove_auth_cert(s, server, cert_hash)
+
+    async def _remove_auth_cert(self, s: AsyncSession, server: SecurityServerId, cert_hash: bytes) -> None:
+        row = await self._server_row(s, server, lock=True)
+        result = await s.execute(
+            delete(AuthCertRow).where(AuthCertRow.server_id == row.id, AuthCertRow.cert_hash == cert_hash)
+        )
+        if getattr(result, "rowcount", 0) != 1:
+            raise _not_found(f"{server} has no authentication certificate {cert_hash.hex()}")
 
     async def list_auth_certs(self, server: SecurityServerId) -> tuple[x509.Certificate, ...]:
         async with self._tx() as s:
@@ -685,29 +734,98 @@ class RegistryStore:
             return tuple(_cert(c.cert_der) for c in await s.scalars(query))
 
     async def register_client(self, server: SecurityServerId, client: ClientId) -> SecurityServer:
+        """Register ``client`` (enabled) on ``server``; 409 when it is registered already, even disabled."""
         async with self._tx() as s:
-            row = await self._server_row(s, server, lock=True)
-            member_id, subsystem_id = await self._client_row_ids(s, client)
-            if await self._server_client(s, row.id, member_id, subsystem_id) is not None:
-                raise _conflict(f"{client} is already a client of {server}", client=str(client))
-            s.add(SecurityServerClientRow(server_id=row.id, member_id=member_id, subsystem_id=subsystem_id))
-            await s.flush()
-            (found,) = await self._servers(s, row.id)
-            return found
+            return await self._register_client(s, server, client)
+
+    async def _register_client(
+        self, s: AsyncSession, server: SecurityServerId, client: ClientId
+    ) -> SecurityServer:
+        row = await self._server_row(s, server, lock=True)
+        member_id, subsystem_id = await self._client_row_ids(s, client)
+        existing = await self._server_client(s, row.id, member_id, subsystem_id)
+        if existing is not None:
+            state = "" if existing.enabled else " (disabled)"
+            raise _conflict(f"{client} is already a client of {server}{state}", client=str(client))
+        s.add(
+            SecurityServerClientRow(
+                server_id=row.id, member_id=member_id, subsystem_id=subsystem_id, enabled=True
+            )
+        )
+        await s.flush()
+        (found,) = await self._servers(s, row.id)
+        return found
 
     async def unregister_client(self, server: SecurityServerId, client: ClientId) -> SecurityServer:
+        """Remove ``client`` (enabled or disabled) from ``server``; the owner member stays (409)."""
         async with self._tx() as s:
-            row = await self._server_row(s, server, lock=True)
-            member_id, subsystem_id = await self._client_row_ids(s, client)
-            found_row = await self._server_client(s, row.id, member_id, subsystem_id)
-            if found_row is None:
-                raise _not_found(f"{client} is not a client of {server}", client=str(client))
-            if subsystem_id is None and member_id == row.owner_id:
-                raise _conflict(f"the owner {client} cannot be removed from its own server")
-            await s.delete(found_row)
-            await s.flush()
-            (found,) = await self._servers(s, row.id)
-            return found
+            return await self._unregister_client(s, server, client)
+
+    async def _unregister_client(
+        self, s: AsyncSession, server: SecurityServerId, client: ClientId
+    ) -> SecurityServer:
+        row, found_row = await self._server_client_row(s, server, client)
+        if found_row.subsystem_id is None and found_row.member_id == row.owner_id:
+            raise _conflict(f"the owner {client} cannot be removed from its own server")
+        await s.delete(found_row)
+        await s.flush()
+        (found,) = await self._servers(s, row.id)
+        return found
+
+    async def set_client_enabled(
+        self, server: SecurityServerId, client: ClientId, enabled: bool
+    ) -> SecurityServer:
+        """Disable (an approved ``clientDisable``) or enable again (``clientEnable``) a registered client.
+
+        Follows X-Road's central server: a disabled client keeps its registration (``register_client``
+        refuses it, ``unregister_client`` removes it) and global configuration leaves it out of the server's
+        clients (``SharedParametersLoader`` lists enabled server clients only), so security servers stop
+        serving it until it is enabled. 404 when it is not a client of ``server``, 409 when it already is in
+        that state or is the owner member (the owner cannot be disabled on its own server).
+        """
+        async with self._tx() as s:
+            return await self._set_client_enabled(s, server, client, enabled)
+
+    async def _set_client_enabled(
+        self, s: AsyncSession, server: SecurityServerId, client: ClientId, enabled: bool
+    ) -> SecurityServer:
+        row, found_row = await self._server_client_row(s, server, client)
+        if found_row.enabled == enabled:
+            state = "enabled" if enabled else "disabled"
+            raise _conflict(f"{client} is already {state} on {server}", client=str(client))
+        if not enabled and found_row.subsystem_id is None and found_row.member_id == row.owner_id:
+            raise _conflict(f"the owner {client} cannot be disabled on its own server")
+        found_row.enabled = enabled
+        await s.flush()
+        (found,) = await self._servers(s, row.id)
+        return found
+
+    async def list_server_clients(self, server: SecurityServerId) -> tuple[ServerClient, ...]:
+        """Every client registered on ``server``, enabled and disabled, sorted by identifier."""
+        async with self._tx() as s:
+            return await self._list_server_clients(s, server)
+
+    async def _list_server_clients(
+        self, s: AsyncSession, server: SecurityServerId
+    ) -> tuple[ServerClient, ...]:
+        row = await self._server_row(s, server)
+        ids = await self._ids(s)
+        query = select(SecurityServerClientRow).where(SecurityServerClientRow.server_id == row.id)
+        found = [
+            ServerClient(ids.client(c.member_id, c.subsystem_id), c.enabled) for c in await s.scalars(query)
+        ]
+        return tuple(sorted(found, key=lambda c: c.client))
+
+    async def _server_client_row(
+        self, s: AsyncSession, server: SecurityServerId, client: ClientId
+    ) -> tuple[SecurityServerRow, SecurityServerClientRow]:
+        """The locked server row and ``client``'s registration on it (404 when it is not its client)."""
+        row = await self._server_row(s, server, lock=True)
+        member_id, subsystem_id = await self._client_row_ids(s, client)
+        found_row = await self._server_client(s, row.id, member_id, subsystem_id)
+        if found_row is None:
+            raise _not_found(f"{client} is not a client of {server}", client=str(client))
+        return row, found_row
 
     @staticmethod
     async def _server_client(
@@ -740,14 +858,17 @@ class RegistryStore:
 
     async def add_group_member(self, group: GlobalGroupId, client: ClientId) -> GlobalGroup:
         async with self._tx() as s:
-            row = await self._group_row(s, group)
-            member_id, subsystem_id = await self._client_row_ids(s, client)
-            if await self._group_member(s, row.id, member_id, subsystem_id) is not None:
-                raise _conflict(f"{client} is already a member of {group}", client=str(client))
-            s.add(GlobalGroupMemberRow(group_id=row.id, member_id=member_id, subsystem_id=subsystem_id))
-            await s.flush()
-            (found,) = await self._groups(s, row.id)
-            return found
+            return await self._add_group_member(s, group, client)
+
+    async def _add_group_member(self, s: AsyncSession, group: GlobalGroupId, client: ClientId) -> GlobalGroup:
+        row = await self._group_row(s, group)
+        member_id, subsystem_id = await self._client_row_ids(s, client)
+        if await self._group_member(s, row.id, member_id, subsystem_id) is not None:
+            raise _conflict(f"{client} is already a member of {group}", client=str(client))
+        s.add(GlobalGroupMemberRow(group_id=row.id, member_id=member_id, subsystem_id=subsystem_id))
+        await s.flush()
+        (found,) = await self._groups(s, row.id)
+        return found
 
     async def remove_group_member(self, group: GlobalGroupId, client: ClientId) -> GlobalGroup:
         async with self._tx() as s:
@@ -763,9 +884,12 @@ class RegistryStore:
 
     async def get_global_group(self, group: GlobalGroupId) -> GlobalGroup:
         async with self._tx() as s:
-            row = await self._group_row(s, group)
-            (found,) = await self._groups(s, row.id)
-            return found
+            return await self._get_global_group(s, group)
+
+    async def _get_global_group(self, s: AsyncSession, group: GlobalGroupId) -> GlobalGroup:
+        row = await self._group_row(s, group)
+        (found,) = await self._groups(s, row.id)
+        return found
 
     async def list_global_groups(self) -> tuple[GlobalGroup, ...]:
         async with self._tx() as s:
@@ -1068,23 +1192,55 @@ class RegistryStore:
             _text("user", user, limit=ID_PART_LENGTH)
         async with self._tx() as s:
             row = await self._request_row(s, request_id, lock=True)
+            return await self._transition(s, row, transition_target(row.state, action), user, comment)
+
+    async def apply_request(
+        self,
+        request_id: int,
+        action: RequestAction,
+        *,
+        effect: RequestEffect,
+        user: str | None = None,
+        comment: str | None = None,
+    ) -> ManagementRequest:
+        """Run a request's ``effect`` and its transition by ``action`` in one transaction.
+
+        The request row is locked first (``SELECT ... FOR UPDATE`` on PostgreSQL; SQLite's transactions
+        are ``BEGIN IMMEDIATE``), so a concurrent call for the same request waits, then finds it moved on
+        and fails with 409 without running its effect. ``effect`` receives a :class:`RequestEffects` bound
+        to this transaction and the request as locked (409 before ``effect`` runs unless ``action`` applies
+        to its state). ``effect`` must read and change the registry only through that object: calling
+        this store from inside it would start a second transaction (on SQLite one that waits for this
+        one). When ``effect`` raises, none of its changes are kept and the request keeps its state.
+        """
+        if user is not None:
+            _text("user", user, limit=ID_PART_LENGTH)
+        async with self._tx() as s:
+            row = await self._request_row(s, request_id, lock=True)
             target = transition_target(row.state, action)
-            now = self._clock()
-            s.add(
-                ManagementRequestEventRow(
-                    request_id=row.id,
-                    at=now,
-                    from_state=row.state,
-                    to_state=target,
-                    user=user,
-                    comment=comment,
-                )
+            (request,) = await self._requests(s, [row])
+            await effect(RequestEffects(self, s), request)
+            return await self._transition(s, row, target, user, comment)
+
+    async def _transition(
+        self,
+        s: AsyncSession,
+        row: ManagementRequestRow,
+        target: RequestState,
+        user: str | None,
+        comment: str | None,
+    ) -> ManagementRequest:
+        now = self._clock()
+        s.add(
+            ManagementRequestEventRow(
+                request_id=row.id, at=now, from_state=row.state, to_state=target, user=user, comment=comment
             )
-            row.state = target
-            row.updated_at = now
-            await s.flush()
-            (found,) = await self._requests(s, [row])
-            return found
+        )
+        row.state = target
+        row.updated_at = now
+        await s.flush()
+        (found,) = await self._requests(s, [row])
+        return found
 
     async def _request_row(
         self, s: AsyncSession, request_id: int, *, lock: bool = False
@@ -1177,3 +1333,81 @@ class RegistryStore:
             time_stamping_interval_seconds=settings.timestamping_interval_seconds,
         )
         return RegistrySnapshot(shared, private, settings, keys)
+
+
+class RequestEffects:
+    """The registry operations a management request's effect may use, bound to the transaction of
+    :meth:`RegistryStore.apply_request`.
+
+    Each method does what the store's method of the same name does (same checks, same errors, same SQL)
+    but inside that one transaction, so an effect of several writes is applied whole or not at all.
+    """
+
+    def __init__(self, store: RegistryStore, session: AsyncSession) -> None:
+        self._store = store
+        self._s = session
+
+    # reads (the same view as the store's, including this transaction's own changes)
+
+    async def get_member(self, member: MemberId) -> Member:
+        return await self._store._get_member(self._s, member)
+
+    async def get_security_server(self, server: SecurityServerId) -> SecurityServer:
+        return await self._store._get_server(self._s, server)
+
+    async def list_security_servers(self) -> tuple[SecurityServer, ...]:
+        return await self._store._servers(self._s)
+
+    async def list_server_clients(self, server: SecurityServerId) -> tuple[ServerClient, ...]:
+        return await self._store._list_server_clients(self._s, server)
+
+    async def get_global_group(self, group: GlobalGroupId) -> GlobalGroup:
+        return await self._store._get_global_group(self._s, group)
+
+    # changes
+
+    async def add_subsystem(self, subsystem: SubsystemId, name: str | None = None) -> Subsystem:
+        return await self._store._add_subsystem(self._s, subsystem, name)
+
+    async def rename_subsystem(self, subsystem: SubsystemId, name: str | None) -> Subsystem:
+        return await self._store._rename_subsystem(self._s, subsystem, name)
+
+    async def add_security_server(
+        self, server: SecurityServerId, address: str | None = None
+    ) -> SecurityServer:
+        return await self._store._add_server(self._s, server, address)
+
+    async def set_server_address(self, server: SecurityServerId, address: str | None) -> SecurityServer:
+        return await self._store._set_server_address(self._s, server, address)
+
+    async def set_maintenance_mode(
+        self, server: SecurityServerId, enabled: bool, message: str | None = None
+    ) -> SecurityServer:
+        return await self._store._set_maintenance_mode(self._s, server, enabled, message)
+
+    async def change_server_owner(self, server: SecurityServerId, new_owner: MemberId) -> SecurityServer:
+        return await self._store._change_server_owner(self._s, server, new_owner)
+
+    async def add_auth_cert(self, server: SecurityServerId, cert: x509.Certificate) -> bytes:
+        return await self._store._add_auth_cert(self._s, server, cert)
+
+    async def remove_auth_cert(self, server: SecurityServerId, cert_hash: bytes) -> None:
+        await self._store._remove_auth_cert(self._s, server, cert_hash)
+
+    async def register_client(self, server: SecurityServerId, client: ClientId) -> SecurityServer:
+        return await self._store._register_client(self._s, server, client)
+
+    async def unregister_client(self, server: SecurityServerId, client: ClientId) -> SecurityServer:
+        return await self._store._unregister_client(self._s, server, client)
+
+    async def set_client_enabled(
+        self, server: SecurityServerId, client: ClientId, enabled: bool
+    ) -> SecurityServer:
+        return await self._store._set_client_enabled(self._s, server, client, enabled)
+
+    async def add_group_member(self, group: GlobalGroupId, client: ClientId) -> GlobalGroup:
+        return await self._store._add_group_member(self._s, group, client)
+
+
+RequestEffect = Callable[[RequestEffects, ManagementRequest], Awaitable[None]]
+"""The effect of a management request: run by :meth:`RegistryStore.apply_request` inside its transaction."""

@@ -3,10 +3,12 @@ auto-approval, rejection, revocation and refused transitions."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from registry.db import RegistryStore, RequestState, RequestType
+from registry.db import ManagementRequest, RegistryStore, RequestState, RequestType, ServerClient
 from registry.requests import (
     AUTO_APPROVE_USER,
     SECURITY_SERVER_OWNERS_GROUP,
@@ -221,11 +223,29 @@ async def test_every_effect(store: RegistryStore, pki: DevPki) -> None:
         submit_request(store, ClientEnableRequest(SERVER, tax), raw=None, auto_approve=NONE, user="ss"),
     )
     await run(ClientDisableRequest(SERVER, tax))
-    assert tax not in (await store.get_security_server(SERVER)).clients
+    assert tax not in (await store.get_security_server(SERVER)).clients  # nor in global configuration
+    assert ServerClient(tax, enabled=False) in await store.list_server_clients(SERVER)
+    for refused in (ClientDisableRequest(SERVER, tax), ClientRegRequest(SERVER, tax)):
+        await _expect(
+            FaultCode.CONFLICT, submit_request(store, refused, raw=None, auto_approve=NONE, user="ss")
+        )
     await run(ClientEnableRequest(SERVER, tax))
     assert tax in (await store.get_security_server(SERVER)).clients
+    assert ServerClient(tax) in await store.list_server_clients(SERVER)
+    await _expect(
+        FaultCode.NOT_FOUND,
+        submit_request(
+            store, ClientEnableRequest(SERVER, OWNER.subsystem("x")), raw=None, auto_approve=NONE, user="ss"
+        ),
+    )
+    await store.register_client(SERVER, OWNER)  # the owner member as a client: it cannot be disabled
+    await _expect(
+        FaultCode.INVALID_REQUEST,
+        submit_request(store, ClientDisableRequest(SERVER, OWNER), raw=None, auto_approve=NONE, user="ss"),
+    )
+    await run(ClientDisableRequest(SERVER, tax))  # a disabled client can be deleted
     await run(ClientDeletionRequest(SERVER, tax))
-    assert (await store.get_security_server(SERVER)).clients == (OTHER,)
+    assert (await store.get_security_server(SERVER)).clients == (OTHER, OWNER)
     await _expect(
         FaultCode.NOT_FOUND,
         submit_request(store, ClientDeletionRequest(SERVER, tax), raw=None, auto_approve=NONE, user="ss"),
@@ -294,3 +314,51 @@ async def test_approval_rechecks_the_rules(store: RegistryStore, pki: DevPki) ->
     await store.register_client(SERVER, OTHER.subsystem("tax"))  # e.g. registered by an administrator
     await _expect(FaultCode.CONFLICT, approve_request(store, first.id, user="admin"))
     assert (await store.get_request(first.id)).state is RequestState.SUBMITTED
+
+
+async def test_concurrent_approvals_apply_the_effect_once(store: RegistryStore, pki: DevPki) -> None:
+    await _populate(store)
+    await store.add_global_group(GlobalGroupId("MN", SECURITY_SERVER_OWNERS_GROUP), "Owners")
+    record = await submit_request(
+        store,
+        AuthCertRegRequest(SERVER, "ss1.example.mn", _auth_der(pki)),
+        raw=None,
+        auto_approve=NONE,
+        user="ss",
+    )
+    results = await asyncio.gather(
+        approve_request(store, record.id, user="alice"),
+        approve_request(store, record.id, user="bob"),
+        return_exceptions=True,
+    )
+    approved = [r for r in results if isinstance(r, ManagementRequest)]
+    refused = [r for r in results if isinstance(r, XRoadError)]
+    assert len(approved) == len(refused) == 1, results
+    assert refused[0].code == FaultCode.CONFLICT
+    assert refused[0].http_status == 409
+    (server,) = await store.list_security_servers()
+    assert server.auth_cert_hashes == (auth_cert_hash(pki.member_auth.certificate),)
+    group = await store.get_global_group(GlobalGroupId("MN", SECURITY_SERVER_OWNERS_GROUP))
+    assert group.members == (OWNER,)
+    final = await store.get_request(record.id)
+    assert final.state is RequestState.APPROVED
+    assert [e.user for e in final.history] == ["ss", approved[0].history[-1].user]
+
+
+async def test_an_effect_failing_midway_applies_nothing(store: RegistryStore, pki: DevPki) -> None:
+    """``authCertReg`` of a known server registers the certificate, then sets the address; an address the
+    registry refuses (400) takes the registered certificate back with it and leaves the request submitted."""
+    await _populate(store)
+    await _registered_server(store, pki)
+    second = pki.member_sign.certificate.public_bytes(Encoding.DER)
+    record = await submit_request(
+        store, AuthCertRegRequest(SERVER, "x" * 2000, second), raw=None, auto_approve=NONE, user="ss"
+    )
+    err = await _expect(FaultCode.INVALID_REQUEST, approve_request(store, record.id, user="admin"))
+    assert err.http_status == 400
+    server = await store.get_security_server(SERVER)
+    assert server.auth_cert_hashes == (auth_cert_hash(pki.member_auth.certificate),)
+    assert server.address == "ss1.example.mn"
+    unchanged = await store.get_request(record.id)
+    assert unchanged.state is RequestState.SUBMITTED
+    assert len(unchanged.history) == 1

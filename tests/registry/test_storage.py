@@ -9,19 +9,25 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.migration import MigrationContext
 from cryptography import x509
 from lxml import etree
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, inspect, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from registry.db import (
+    MIGRATIONS_DIR,
     KeyKind,
+    ManagementRequest,
     RegistryStore,
     RequestAction,
+    RequestEffects,
     RequestState,
     RequestType,
+    ServerClient,
     migrate,
 )
 from registry.db.models import Base
@@ -80,11 +86,46 @@ async def test_migrations_create_the_models_schema_and_are_idempotent(registry_d
     async with registry_db.connect() as conn:
         assert await conn.run_sync(_diff) == []
         version = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar_one()
-    assert version == "r0001"
+    assert version == "r0002"
     await migrate(registry_db)  # already at head: nothing happens
     async with registry_db.connect() as conn:
         assert (await conn.execute(text("SELECT count(*) FROM alembic_version"))).scalar_one() == 1
         assert (await conn.execute(text("SELECT count(*) FROM members"))).scalar_one() == 0
+
+
+def _downgrade(conn: Connection, revision: str) -> None:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.attributes["connection"] = conn
+    command.downgrade(config, revision)
+
+
+def _client_columns(conn: Connection) -> set[str]:
+    return {c["name"] for c in inspect(conn).get_columns("security_server_clients")}
+
+
+async def test_migration_r0002_enables_the_clients_registered_before_it(registry_db: AsyncEngine) -> None:
+    async with registry_db.begin() as conn:
+        await conn.run_sync(_downgrade, "r0001")
+        assert "enabled" not in await conn.run_sync(_client_columns)
+    store = RegistryStore(registry_db)
+    await store.init_instance("MN")
+    await _members(store)
+    await store.add_security_server(SS1)
+    async with registry_db.begin() as conn:  # a client registered under r0001 (no enabled column)
+        await conn.execute(
+            text(
+                "INSERT INTO security_server_clients (server_id, member_id) "
+                "SELECT s.id, m.id FROM security_servers s, members m WHERE m.code = :code"
+            ),
+            {"code": COM.member_code},
+        )
+    await migrate(registry_db)
+    async with registry_db.connect() as conn:
+        assert "enabled" in await conn.run_sync(_client_columns)
+        assert await conn.run_sync(_diff) == []
+    assert await store.list_server_clients(SS1) == (ServerClient(COM, enabled=True),)
+    assert (await store.get_security_server(SS1)).clients == (COM,)
 
 
 # -- instance and settings ------------------------------------------------------------------------------
@@ -217,6 +258,45 @@ async def test_security_servers_auth_certs_and_clients(store: RegistryStore, pki
 
 
 # -- global groups --------------------------------------------------------------------------------------
+
+
+async def test_disabled_client_stays_registered_and_leaves_global_configuration(store: RegistryStore) -> None:
+    await _members(store)
+    await store.update_settings(
+        management_service_provider=GOV.subsystem("mgmt"),
+        management_service_address="https://cs.example.mn:4001/managementservice/",
+    )
+    await store.add_security_server(SS1, "ss1.example.mn")
+    await store.register_client(SS1, GOV)
+    await store.register_client(SS1, COM)
+    registry = GOV.subsystem("civil-registry")
+    await store.register_client(SS1, registry)
+
+    disabled = await store.set_client_enabled(SS1, registry, False)
+    assert disabled.clients == (COM, GOV)
+    assert await store.list_server_clients(SS1) == (
+        ServerClient(COM),
+        ServerClient(GOV),
+        ServerClient(registry, enabled=False),
+    )
+    (in_conf,) = (await store.snapshot(["cs.example.mn"])).shared.security_servers
+    assert in_conf.clients == (COM, GOV)  # X-Road lists enabled server clients only
+    err = await _fails(store.register_client(SS1, registry), FaultCode.CONFLICT, 409)
+    assert "disabled" in err.message
+    await _fails(store.set_client_enabled(SS1, registry, False), FaultCode.CONFLICT, 409)
+    await _fails(store.set_client_enabled(SS1, GOV, False), FaultCode.CONFLICT, 409)  # the owner
+    await _fails(store.set_client_enabled(SS1, COM, True), FaultCode.CONFLICT, 409)
+    await _fails(store.set_client_enabled(SS1, GOV.subsystem("mgmt"), True), FaultCode.NOT_FOUND, 404)
+    await _fails(store.set_client_enabled(GOV.server("ss9"), COM, True), FaultCode.NOT_FOUND, 404)
+
+    assert (await store.set_client_enabled(SS1, registry, True)).clients == (COM, GOV, registry)
+    (in_conf,) = (await store.snapshot(["cs.example.mn"])).shared.security_servers
+    assert in_conf.clients == (COM, GOV, registry)
+    await store.set_client_enabled(SS1, COM, False)
+    assert (await store.unregister_client(SS1, COM)).clients == (GOV, registry)  # disabled ones go too
+    assert [c.client for c in await store.list_server_clients(SS1)] == [GOV, registry]
+    await store.register_client(SS1, COM)  # registered afresh: enabled
+    assert ServerClient(COM) in await store.list_server_clients(SS1)
 
 
 async def test_global_groups(store: RegistryStore) -> None:
@@ -445,6 +525,71 @@ async def test_concurrent_writers_conflict_cleanly(store: RegistryStore) -> None
     final = await store.get_request(request.id)
     assert final.state is winners[0].state
     assert len(final.history) == 2
+
+
+async def test_apply_request_runs_the_effect_once_under_concurrent_approvals(
+    store: RegistryStore, pki: DevPki
+) -> None:
+    await _members(store)
+    request = await store.submit_request(RequestType.AUTH_CERT_REG, SS1)
+    seen: list[RequestState] = []
+
+    async def register(fx: RequestEffects, locked: ManagementRequest) -> None:
+        seen.append(locked.state)
+        await fx.add_security_server(SS1, "ss1.example.mn")
+        await asyncio.sleep(0.05)  # the other approval is waiting for the request row meanwhile
+        await fx.add_auth_cert(SS1, pki.member_auth.certificate)
+
+    results = await asyncio.gather(
+        *(store.apply_request(request.id, RequestAction.APPROVE, effect=register, user=u) for u in "ab"),
+        return_exceptions=True,
+    )
+    winners = [r for r in results if isinstance(r, ManagementRequest)]
+    losers = [r for r in results if isinstance(r, XRoadError)]
+    assert len(winners) == len(losers) == 1, results
+    assert losers[0].has_code(FaultCode.CONFLICT)
+    assert losers[0].http_status == 409
+    assert seen == [RequestState.SUBMITTED]  # the effect ran once
+    (server,) = await store.list_security_servers()
+    assert server.auth_cert_hashes == (auth_cert_hash(pki.member_auth.certificate),)
+    final = await store.get_request(request.id)
+    assert final.state is RequestState.APPROVED
+    assert len(final.history) == 2
+
+
+async def test_apply_request_keeps_nothing_of_an_effect_that_fails(store: RegistryStore, pki: DevPki) -> None:
+    await _members(store)
+    await store.add_security_server(COM.server("ss2"))
+    await store.add_auth_cert(COM.server("ss2"), pki.member_auth.certificate)
+    request = await store.submit_request(RequestType.AUTH_CERT_REG, SS1)
+
+    async def register(fx: RequestEffects, locked: ManagementRequest) -> None:
+        await fx.add_security_server(SS1, "ss1.example.mn")  # first write succeeds
+        assert (await fx.get_security_server(SS1)).address == "ss1.example.mn"
+        await fx.add_auth_cert(SS1, pki.member_auth.certificate)  # held by ss2: 409
+
+    await _fails(
+        store.apply_request(request.id, RequestAction.APPROVE, effect=register, user="admin"),
+        FaultCode.CONFLICT,
+        409,
+    )
+    assert [s.server_code for s in await store.list_security_servers()] == ["ss2"]
+    unchanged = await store.get_request(request.id)
+    assert unchanged.state is RequestState.SUBMITTED
+    assert len(unchanged.history) == 1
+
+    async def not_applicable(fx: RequestEffects, locked: ManagementRequest) -> None:
+        raise AssertionError("an effect must not run for a request that cannot move")
+
+    await store.transition_request(request.id, RequestAction.REJECT, user="admin")
+    await _fails(
+        store.apply_request(request.id, RequestAction.APPROVE, effect=not_applicable),
+        FaultCode.CONFLICT,
+        409,
+    )
+    await _fails(
+        store.apply_request(10_000, RequestAction.APPROVE, effect=not_applicable), FaultCode.NOT_FOUND, 404
+    )
 
 
 # -- snapshot -> global configuration -------------------------------------------------------------------
