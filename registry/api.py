@@ -282,7 +282,10 @@ class SecurityServerOut(_Out):
     server_code: str
     address: str | None
     auth_cert_hashes: list[str] = Field(description="SHA-256 of each authentication certificate, hex")
-    clients: list[str]
+    clients: list[str] = Field(description="Registered and enabled clients (what global configuration lists)")
+    disabled_clients: list[str] = Field(
+        default_factory=list, description="Registered clients disabled by an approved clientDisable"
+    )
     in_maintenance_mode: bool
     maintenance_message: str | None
 
@@ -449,6 +452,13 @@ def member_out(instance: str, m: Member) -> MemberOut:
             for s in m.subsystems
         ],
     )
+
+
+async def server_view(store: RegistryStore, ss: SecurityServer) -> SecurityServerOut:
+    """A security server as the API shows it, with its disabled clients (global configuration omits them)."""
+    registrations = await store.list_server_clients(ss.owner.server(ss.server_code))
+    disabled = [format_colon_id(r.client) for r in registrations if not r.enabled]
+    return server_out(ss).model_copy(update={"disabled_clients": disabled})
 
 
 def server_out(ss: SecurityServer) -> SecurityServerOut:
@@ -784,7 +794,7 @@ async def rename_subsystem(call: Call) -> Reply:
     response=list[SecurityServerOut],
 )
 async def list_security_servers(call: Call) -> Reply:
-    return Reply([server_out(s) for s in await call.store.list_security_servers()])
+    return Reply([await server_view(call.store, s) for s in await call.store.list_security_servers()])
 
 
 @SPEC.operation(
@@ -813,7 +823,8 @@ async def add_security_server(call: Call) -> Reply:
     response=SecurityServerOut,
 )
 async def get_security_server(call: Call) -> Reply:
-    return Reply(server_out(await call.store.get_security_server(_server_id(call.param("server_id")))))
+    ss = await call.store.get_security_server(_server_id(call.param("server_id")))
+    return Reply(await server_view(call.store, ss))
 
 
 @SPEC.operation(

@@ -38,7 +38,7 @@ from registry.api import (
     key_out,
     member_out,
     request_out,
-    server_out,
+    server_view,
     tsa_out,
 )
 from registry.app import run_registry
@@ -337,7 +337,7 @@ def server_list(home: DirOption, as_json: JsonOption = False) -> None:
     """List security servers with their addresses, authentication certificates and clients."""
 
     async def action(store: RegistryStore, _: RegistrySettings) -> tuple[Any, dict[str, Any]]:
-        return [server_out(s) for s in await store.list_security_servers()], {}
+        return [await server_view(store, s) for s in await store.list_security_servers()], {}
 
     servers = _run(home, None, action)
     if as_json:
