@@ -313,7 +313,8 @@ def test_cli_verifies_interop_archives(interop_dir: Path) -> None:
         human = runner.invoke(app, ["verify", path, "--first"])
         as_json = runner.invoke(app, ["verify", path, "--first", "--json"])
         obj = json.loads(as_json.stdout)
-        assert set(obj) >= {"valid", "code", "reason", "last_digest", "entries"}
+        assert set(obj) >= {"valid", "code", "reason", "last_digest", "entries", "linked"}
+        assert obj["linked"] is valid
         if valid:
             assert human.exit_code == 0, human.output
             assert f"last digest: {expected}" in human.stdout
@@ -350,6 +351,7 @@ def test_cli_chains_our_archives(tmp_path: Path) -> None:
     unlinked = runner.invoke(app, ["verify", str(chain[1][0])])
     assert unlinked.exit_code == 0
     assert "not checked" in unlinked.stdout
+    assert "linked" in unlinked.stdout
     whole = runner.invoke(app, ["verify-chain", *(str(p) for p, _ in chain), "--first", "--json"])
     assert whole.exit_code == 0, whole.output
     assert [o["last_digest"] for o in json.loads(whole.stdout)] == [w.last_link.digest for _, w in chain]
@@ -357,3 +359,25 @@ def test_cli_chains_our_archives(tmp_path: Path) -> None:
     assert broken.exit_code == 1
     both = runner.invoke(app, ["verify", str(chain[0][0]), "--first", "--previous-digest", "00"])
     assert both.exit_code == 2
+
+
+def test_cli_says_whether_the_link_was_checked(tmp_path: Path) -> None:
+    # Review finding T2: "valid": true alone hid that the link to the previous archive was not checked.
+    chain = _chain_of_three(tmp_path)
+    runner = CliRunner()
+    second, digest = str(chain[1][0]), chain[0][1].last_link.digest
+    unlinked = runner.invoke(app, ["verify", second, "--json"])
+    assert unlinked.exit_code == 0, unlinked.output
+    assert json.loads(unlinked.stdout)["valid"] is True
+    assert json.loads(unlinked.stdout)["linked"] is False
+    linked = runner.invoke(app, ["verify", second, "--previous-digest", digest, "--json"])
+    assert json.loads(linked.stdout)["linked"] is True
+    first = runner.invoke(app, ["verify", str(chain[0][0]), "--first", "--json"])
+    assert json.loads(first.stdout)["linked"] is True
+    human = runner.invoke(app, ["verify", second])
+    assert "linked" in human.stdout
+    assert "no: link not checked" in human.stdout
+    human_linked = runner.invoke(app, ["verify", second, "--previous-digest", digest])
+    assert "not checked" not in human_linked.stdout
+    chained = runner.invoke(app, ["verify-chain", *(str(p) for p, _ in chain), "--json"])
+    assert [o["linked"] for o in json.loads(chained.stdout)] == [False, True, True]

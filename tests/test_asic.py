@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import subprocess
+import tracemalloc
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -12,10 +14,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from xroad_mn.asic import (
     ASIC_MANIFEST_NS,
+    MAX_TOTAL_UNCOMPRESSED_BYTES,
     MIMETYPE,
     AsicContainer,
     BatchTimestamp,
@@ -574,3 +579,126 @@ def test_batch_signature_containers(evidence: Evidence) -> None:
         assert body is not None
         result = verify_container(write_container(AsicContainer(body, stamped)), trust=evidence.trust)
         assert result.batch_signature
+
+
+# --------------------------------------------------------------------------------------------------
+# Review findings 2a and 2c: corrupt and hostile archives
+
+
+REAL_CONTAINER = ASIC / "asic-verifier-cli" / "valid-signed-message.asice"
+
+
+def _corrupt_deflate(data: bytes, entry_index: int) -> bytes:
+    """``data`` with the first half of one entry's compressed bytes scrambled (headers kept)."""
+    info = zipfile.ZipFile(io.BytesIO(data)).infolist()[entry_index]
+    assert info.compress_type == zipfile.ZIP_DEFLATED
+    start = info.header_offset + 30 + len(info.filename) + len(info.extra)
+    out = bytearray(data)
+    for i in range(start, start + info.compress_size // 2):
+        out[i] ^= 0x55
+    return bytes(out)
+
+
+def test_corrupt_deflate_stream_is_an_xroad_error(evidence: Evidence) -> None:
+    data = _corrupt_deflate(REAL_CONTAINER.read_bytes(), 1)  # META-INF/manifest.xml
+    with pytest.raises(XRoadError) as e:
+        read_container(data)
+    assert e.value.has_code(FaultCode.ASIC_INVALID_MIME_TYPE)
+    with pytest.raises(XRoadError):
+        verify_container(data, trust=evidence.trust, at=evidence.now)
+
+
+def test_unknown_zip_version_is_an_xroad_error() -> None:
+    data = bytearray(REAL_CONTAINER.read_bytes())
+    # "version needed to extract" of the first central directory header: 7.1 is beyond what zipfile
+    # implements, and ZipFile() itself raises NotImplementedError.
+    central = data.index(b"PK\x01\x02")
+    data[central + 6] = 71
+    with pytest.raises(XRoadError) as e:
+        read_container(bytes(data))
+    assert e.value.has_code(FaultCode.ASIC_MIME_TYPE_NOT_FOUND)
+
+
+_BOMB_ENTRY_BYTES = 100 * 1024 * 1024
+_MiB = 1024 * 1024
+
+
+def _bomb(names: Sequence[str]) -> bytes:
+    """A container whose ``names`` each inflate to 100 MiB of zeros (about 100 KiB compressed each)."""
+    out = io.BytesIO()
+    chunk = bytes(_MiB)
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as z:
+        z.writestr("mimetype", MIMETYPE)
+        z.writestr("message.xml", SOAP)
+        for name in names:
+            with z.open(name, "w") as f:
+                for _ in range(_BOMB_ENTRY_BYTES // _MiB):
+                    f.write(chunk)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("names", "code"),
+    [
+        # Entries nobody reads are never decompressed: the verdict is about what is missing.
+        ([f"junk{i}" for i in range(3)], FaultCode.ASIC_SIGNATURE_NOT_FOUND),
+        # Entries that are read must fit MAX_TOTAL_UNCOMPRESSED_BYTES together, checked before inflating.
+        ([f"attachment{i}" for i in range(1, 4)], FaultCode.ASIC_INVALID_MIME_TYPE),
+    ],
+)
+def test_zip_bomb_is_refused_without_inflating(evidence: Evidence, names: list[str], code: str) -> None:
+    data = _bomb(names)
+    assert len(data) < 2 * _MiB
+    assert len(names) * _BOMB_ENTRY_BYTES > MAX_TOTAL_UNCOMPRESSED_BYTES
+    for call in (
+        lambda: read_container(data),
+        lambda: verify_container(data, trust=evidence.trust, at=evidence.now),
+    ):
+        tracemalloc.start()
+        try:
+            with pytest.raises(XRoadError) as e:
+                call()
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert e.value.has_code(code), e.value
+        assert peak < 8 * _MiB, peak
+
+
+def _mutated_containers() -> list[bytes]:
+    return [p.read_bytes() for p in sorted(ASIC.rglob("*.asice"))]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    which=st.integers(min_value=0),
+    edits=st.lists(st.tuples(st.integers(min_value=0), st.integers(0, 255)), min_size=1, max_size=6),
+    rezip=st.booleans(),
+)
+def test_mutated_real_containers_raise_only_xroad_errors(
+    evidence: Evidence, which: int, edits: list[tuple[int, int]], rezip: bool
+) -> None:
+    seeds = _mutated_containers()
+    data = bytearray(seeds[which % len(seeds)])
+    contents: dict[str, bytearray] = {}
+    if rezip:  # keep the archive well-formed, mutate one entry's content instead
+        with contextlib.suppress(zipfile.BadZipFile), zipfile.ZipFile(io.BytesIO(bytes(data))) as zin:
+            contents = {n: bytearray(zin.read(n)) for n in zin.namelist()}
+    if contents:
+        target = sorted(contents)[which % len(contents)]
+        for offset, value in edits:
+            if contents[target]:
+                contents[target][offset % len(contents[target])] = value
+        out = io.BytesIO()
+        with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zout:
+            for name, content in contents.items():
+                zout.writestr(name, bytes(content))
+        mutated = out.getvalue()
+    else:
+        for offset, value in edits:
+            data[offset % len(data)] = value
+        mutated = bytes(data)
+    with contextlib.suppress(XRoadError):
+        read_container(mutated)
+    with contextlib.suppress(XRoadError):
+        verify_container(mutated, trust=evidence.trust, at=evidence.now)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import io
+import re
 import warnings
 import zipfile
 from collections.abc import Sequence
@@ -24,12 +26,14 @@ from xroad_mn.certs import (
     EJBCA_PROFILE,
     FIVRK_PROFILE,
     MAX_CHAIN_DEPTH,
+    PKIX_CRITICAL_EXTENSIONS,
     TEST_PROFILE,
     XROAD_MN_PROFILE,
     cert_hash,
     cert_hash_b64,
     cert_hash_hex,
     hash_algorithm_name,
+    issued_by,
     load_certificate,
     load_certificates,
     profile_for,
@@ -501,3 +505,178 @@ def test_der_ending_in_whitespace_bytes_loads(pki: DevPki) -> None:
             assert load_certificate(der) == cert
             return
     pytest.fail("no certificate ending in a whitespace byte was produced")
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Chains: trust anchor, path search, critical extensions, instance scope (review findings 1a and 1e)
+
+
+def _hand_cert(
+    subject: str,
+    issuer_name: str,
+    public_key: ec.EllipticCurvePublicKey,
+    signer: ec.EllipticCurvePrivateKey,
+    *,
+    ca: bool | None,
+    not_before: datetime = NOW - timedelta(days=1),
+    not_after: datetime = NOW + timedelta(days=1),
+    extra: Sequence[tuple[x509.ExtensionType, bool]] = (),
+) -> x509.Certificate:
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name(subject))
+        .issuer_name(ca_name(issuer_name))
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+    )
+    if ca is not None:
+        builder = builder.add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+    for ext, critical in extra:
+        builder = builder.add_extension(ext, critical=critical)
+    return builder.sign(signer, hashes.SHA256())
+
+
+def _approved(
+    top: x509.Certificate, instance: str = "MN", intermediates: Sequence[x509.Certificate] = ()
+) -> ApprovedCA:
+    return ApprovedCA(
+        name=f"ca-{instance}",
+        top_ca=top,
+        intermediates=tuple(intermediates),
+        ocsp_responders=(),
+        certificate_profile_info=XROAD_MN_PROFILE,
+        authentication_only=False,
+        instance=instance,
+    )
+
+
+def test_chain_trusts_the_approved_top_ca_as_anchor() -> None:
+    # The top CA is expired at NOW and has no basicConstraints: Java's PKIX takes a trust anchor as given.
+    root_key, leaf_key = generate_ec_key(), generate_ec_key()
+    top = _hand_cert(
+        "anchor",
+        "anchor",
+        root_key.public_key(),
+        root_key,
+        ca=None,
+        not_before=NOW - timedelta(days=30),
+        not_after=NOW - timedelta(days=10),
+    )
+    leaf = _hand_cert("leaf", "anchor", leaf_key.public_key(), root_key, ca=False)
+    trust = TrustMaterial("MN", (_approved(top),), (), 3600, None)
+    assert verify_chain(leaf, intermediates=(), trust=trust, at=NOW).top_ca == top
+    # The end-entity certificate itself is still checked.
+    expired_leaf = _hand_cert(
+        "leaf",
+        "anchor",
+        leaf_key.public_key(),
+        root_key,
+        ca=False,
+        not_before=NOW - timedelta(days=30),
+        not_after=NOW - timedelta(days=20),
+    )
+    with pytest.raises(XRoadError) as e:
+        verify_chain(expired_leaf, intermediates=(), trust=trust, at=NOW)
+    assert e.value.code == FaultCode.CERT_VALIDATION
+
+
+def test_chain_tries_every_intermediate_of_the_same_name() -> None:
+    root_key, int_key, leaf_key, rogue_key = (generate_ec_key() for _ in range(4))
+    top = _hand_cert("root", "root", root_key.public_key(), root_key, ca=True)
+    expired = _hand_cert(
+        "sub",
+        "root",
+        int_key.public_key(),
+        root_key,
+        ca=True,
+        not_before=NOW - timedelta(days=30),
+        not_after=NOW - timedelta(days=20),
+    )
+    # Same name and key, but issued by a CA nobody approved (named like the approved root).
+    unapproved = _hand_cert("sub", "root", int_key.public_key(), rogue_key, ca=True)
+    good = _hand_cert("sub", "root", int_key.public_key(), root_key, ca=True)
+    leaf = _hand_cert("leaf", "sub", leaf_key.public_key(), int_key, ca=False)
+    trust = TrustMaterial("MN", (_approved(top),), (), 3600, None)
+    assert issued_by(leaf, expired)
+    assert issued_by(leaf, unapproved)
+    assert not issued_by(unapproved, top)
+    ca = verify_chain(leaf, intermediates=(expired, unapproved, good), trust=trust, at=NOW)
+    assert ca.top_ca == top
+    # With only the bad candidates the first failure is reported.
+    with pytest.raises(XRoadError) as e:
+        verify_chain(leaf, intermediates=(expired, unapproved), trust=trust, at=NOW)
+    assert e.value.code == FaultCode.CERT_VALIDATION
+
+
+@pytest.mark.parametrize("where", ["leaf", "intermediate"])
+def test_chain_rejects_unknown_critical_extension(where: str) -> None:
+    root_key, int_key, leaf_key = (generate_ec_key() for _ in range(3))
+    unknown = x509.UnrecognizedExtension(x509.ObjectIdentifier("1.3.6.1.4.1.99999.1"), b"\x05\x00")
+    top = _hand_cert("root", "root", root_key.public_key(), root_key, ca=True)
+
+    def build(critical: bool) -> tuple[x509.Certificate, x509.Certificate]:
+        on_int = [(unknown, critical)] if where == "intermediate" else []
+        on_leaf = [(unknown, critical)] if where == "leaf" else []
+        sub = _hand_cert("sub", "root", int_key.public_key(), root_key, ca=True, extra=on_int)
+        leaf = _hand_cert("leaf", "sub", leaf_key.public_key(), int_key, ca=False, extra=on_leaf)
+        return sub, leaf
+
+    trust = TrustMaterial("MN", (_approved(top),), (), 3600, None)
+    sub, leaf = build(critical=False)
+    verify_chain(leaf, intermediates=(sub,), trust=trust, at=NOW)
+    sub, leaf = build(critical=True)
+    with pytest.raises(XRoadError, match="unrecognised critical extension") as e:
+        verify_chain(leaf, intermediates=(sub,), trust=trust, at=NOW)
+    assert e.value.code == FaultCode.INVALID_CERT_PATH
+
+
+def test_chain_scoped_to_an_instance(pki: DevPki) -> None:
+    fed = build_dev_pki(NOW, instance="FED")
+    trust = trust_of(pki).merged_with([trust_of(fed)])
+    cert, chain = fed.member_sign.certificate, fed.member_sign.chain
+    assert verify_chain(cert, intermediates=chain, trust=trust, at=NOW).instance == "FED"
+    assert verify_chain(cert, intermediates=chain, trust=trust, at=NOW, instance="FED").instance == "FED"
+    with pytest.raises(XRoadError) as e:
+        verify_chain(cert, intermediates=chain, trust=trust, at=NOW, instance="MN")
+    assert e.value.code == FaultCode.INVALID_CERT_PATH
+    with pytest.raises(XRoadError) as e:
+        verify_chain(cert, intermediates=chain, trust=trust, at=NOW, instance="XX")
+    assert e.value.code == FaultCode.INVALID_CERT_PATH
+
+
+_BASE64_CERT = re.compile(rb"MII[A-Za-z0-9+/=\s]{200,}")
+
+
+def _interop_certificates(interop_dir: Path) -> list[x509.Certificate]:
+    """Every certificate found in the interop artifacts: DER/PEM files and base64 inside XML and zips."""
+
+    def blobs(data: bytes) -> list[bytes]:
+        if data[:2] == b"PK":
+            with contextlib.suppress(zipfile.BadZipFile), zipfile.ZipFile(io.BytesIO(data)) as z:
+                return [data, *(z.read(n) for n in z.namelist())]
+        return [data]
+
+    out: list[x509.Certificate] = []
+    for path in sorted(interop_dir.rglob("*")):
+        if not path.is_file():
+            continue
+        for blob in blobs(path.read_bytes()):
+            candidates = [blob] + [
+                base64.b64decode(re.sub(rb"\s", b"", m.group(0))) for m in _BASE64_CERT.finditer(blob)
+            ]
+            for der in candidates:
+                with contextlib.suppress(ValueError):
+                    out.append(x509.load_der_x509_certificate(der))
+    return out
+
+
+def test_every_interop_certificate_has_only_pkix_critical_extensions(interop_dir: Path) -> None:
+    # Finding 1e: refusing unknown critical extensions must not refuse any real X-Road certificate.
+    certs = _interop_certificates(interop_dir)
+    assert len(certs) > 100
+    for cert in certs:
+        with contextlib.suppress(ValueError):
+            for ext in cert.extensions:
+                assert not ext.critical or ext.oid in PKIX_CRITICAL_EXTENSIONS, (cert.subject, ext.oid)

@@ -24,6 +24,7 @@ from xroad_mn.hashchain import (
     MAX_STEPS,
     MAX_VALUES,
     MAX_XML_BYTES,
+    SIG_HASH_CHAIN,
     TS_DATA_REF,
     TS_HASH_CHAIN,
     XMLDSIG_NS,
@@ -523,3 +524,21 @@ def test_step_and_value_counts_are_bounded() -> None:
         verify_hash_chain(_result("/hashchain.xml#S0"), _chain_doc(wide), {})
     assert _code(err) == FaultCode.MALFORMED_HASH_CHAIN
     assert "values" in err.value.message
+
+
+def test_result_must_name_the_expected_chain_document() -> None:
+    # Review finding 1d: X-Road's URI resolvers serve only /sig-hashchain.xml (signature) or
+    # /ts-hashchain.xml (time-stamp); a result naming any other document is malformed there.
+    parts = [MessagePart("/message.xml", b"<m/>"), MessagePart("/attachment1", b"a")]
+    built = build_hash_chains([parts], chain_uri="/hashchain.xml")
+    data: Inputs = {"/message.xml": b"<m/>", "/attachment1": b"a"}
+    assert verify_hash_chain(built.result_xml, built.chains[0], data).verified
+    assert verify_hash_chain(
+        built.result_xml, built.chains[0], data, expected_chain_uri="/hashchain.xml"
+    ).verified
+    for expected in (SIG_HASH_CHAIN, TS_HASH_CHAIN):
+        with pytest.raises(XRoadError) as e:
+            verify_hash_chain(built.result_xml, built.chains[0], data, expected_chain_uri=expected)
+        assert e.value.has_code(FaultCode.MALFORMED_HASH_CHAIN)
+    sig = build_hash_chains([parts], chain_uri=SIG_HASH_CHAIN)
+    assert verify_hash_chain(sig.result_xml, sig.chains[0], data, expected_chain_uri=SIG_HASH_CHAIN).verified

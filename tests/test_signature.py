@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import base64
+import copy
+import re
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -39,7 +41,15 @@ from xroad_mn.signature import (
 )
 from xroad_mn.timestamp import build_timestamp_request, verify_timestamp_response
 from xroad_mn.trust.ocsp_responder import build_ocsp_response, status_lookup
-from xroad_mn.trust.pki import CertifiedKey, DevPki, build_dev_pki
+from xroad_mn.trust.pki import (
+    CertifiedKey,
+    DevPki,
+    _issue_leaf,
+    build_dev_pki,
+    generate_rsa_key,
+    member_subject,
+    sign_profile_extensions,
+)
 from xroad_mn.trust.tsa import build_timestamp_reply
 from xroad_mn.xades import ASIC_NS, DS_NS, XADES_NS, XSI_NS
 
@@ -672,6 +682,114 @@ def test_untrusted_ca_is_refused(evidence: Evidence) -> None:
     assert info.value.has_code(FaultCode.INVALID_CERT_PATH)
 
 
+def _forged_member_key(issuer_pki: DevPki, member: MemberId, now: datetime) -> SigningKey:
+    """A signing key whose certificate names ``member`` but is issued by ``issuer_pki``'s CA."""
+    forged = _issue_leaf(
+        issuer_pki.intermediate,
+        member_subject(member),
+        generate_rsa_key(),
+        sign_profile_extensions(),
+        not_before=now - timedelta(days=1),
+        not_after=now + timedelta(days=10),
+    )
+    leaf = build_ocsp_response(
+        build_ocsp_request(forged.certificate, issuer_pki.intermediate.certificate),
+        issuer=issuer_pki.intermediate,
+        responder=issuer_pki.ocsp_responder,
+        status_of=status_lookup({}, [forged.certificate.serial_number]),
+        now=now,
+    )
+    intermediate = ocsp_for(issuer_pki, issuer_pki.member_sign, now)[1]
+    return SigningKey(forged.private_key, forged.certificate, (leaf, intermediate), forged.chain)
+
+
+def test_federated_ca_cannot_sign_for_another_instance(evidence: Evidence) -> None:
+    # Finding 1a: a CA approved by a federated instance (FED) issues a certificate naming a member of MN.
+    # Only MN's approved CAs may vouch for an MN member (GlobalConf.getCaCert(signer instance, cert)).
+    fed = build_dev_pki(evidence.now, "FED")
+    trust = evidence.trust.merged_with([dev_trust(fed)])
+    parts = [MessagePart("/message.xml", SOAP)]
+    victim = evidence.pki.member
+    forged = sign(parts, _forged_member_key(fed, victim, evidence.now))
+    with pytest.raises(XRoadError) as info:
+        verify_signature(forged.signature_xml, parts, trust=trust, expected_member=victim, at=evidence.now)
+    assert info.value.has_code(FaultCode.INVALID_CERT_PATH), info.value
+    # FED's CA still vouches for FED's own members, and MN's for MN's, with the merged trust.
+    own = sign(parts, signing_key(fed, fed.member_sign, evidence.now))
+    verified = verify_signature(
+        own.signature_xml, parts, trust=trust, expected_member=fed.member, at=evidence.now
+    )
+    assert verified.signer == fed.member
+    assert verified.approved_ca.instance == "FED"
+    mn = sign(parts, evidence.key)
+    verified = verify_signature(mn.signature_xml, parts, trust=trust, expected_member=victim, at=evidence.now)
+    assert verified.approved_ca.instance == "MN"
+
+
+def _ds_el(name: str) -> str:
+    return f"{{{DS_NS}}}{name}"
+
+
+def _xa_el(name: str) -> str:
+    return f"{{{XADES_NS}}}{name}"
+
+
+def _wrapped_with_second_object(xml: bytes) -> bytes:
+    """The genuine ds:Object moved to a second ds:Object; a decoy with a forged SigningTime comes first."""
+    root = etree.fromstring(xml)
+    sig = root.find(_ds_el("Signature"))
+    assert sig is not None
+    obj = sig.find(_ds_el("Object"))
+    assert obj is not None
+    genuine = copy.deepcopy(obj)
+    sig.append(genuine)
+    decoy = obj.find(f"{_xa_el('QualifyingProperties')}/{_xa_el('SignedProperties')}")
+    assert decoy is not None
+    decoy.set("Id", "decoy")
+    time_el = decoy.find(f"{_xa_el('SignedSignatureProperties')}/{_xa_el('SigningTime')}")
+    assert time_el is not None
+    time_el.text = "1999-01-01T00:00:00.000Z"
+    for el in genuine.iter():
+        if el.get("Id", "").startswith(("ocsp-", "encapsulated-", "complete-")):
+            del el.attrib["Id"]
+    return bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8"))
+
+
+def _wrapped_within_one_object(xml: bytes) -> bytes:
+    """The genuine SignedProperties moved into the unsigned properties; a decoy copy takes its place."""
+    root = etree.fromstring(xml)
+    qualifying = root.find(f"{_ds_el('Signature')}/{_ds_el('Object')}/{_xa_el('QualifyingProperties')}")
+    assert qualifying is not None
+    genuine = qualifying.find(_xa_el("SignedProperties"))
+    usp = qualifying.find(f"{_xa_el('UnsignedProperties')}/{_xa_el('UnsignedSignatureProperties')}")
+    assert genuine is not None
+    assert usp is not None
+    decoy = copy.deepcopy(genuine)
+    del decoy.attrib["Id"]
+    time_el = decoy.find(f"{_xa_el('SignedSignatureProperties')}/{_xa_el('SigningTime')}")
+    assert time_el is not None
+    time_el.text = "1999-01-01T00:00:00.000Z"
+    genuine.addprevious(decoy)
+    usp.append(genuine)
+    return bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8"))
+
+
+@pytest.mark.parametrize("wrap", [_wrapped_with_second_object, _wrapped_within_one_object])
+def test_signed_properties_wrapping_is_refused(evidence: Evidence, wrap: Callable[[bytes], bytes]) -> None:
+    # Finding 1b: the SigningTime and SigningCertificate must come from the SignedProperties the signature's
+    # reference covers, inside the one QualifyingProperties that targets this signature.
+    parts = [MessagePart("/message.xml", SOAP)]
+    xml = sign(parts, evidence.key).signature_xml
+    with pytest.raises(XRoadError) as info:
+        verify_signature(
+            wrap(xml), parts, trust=evidence.trust, expected_member=evidence.pki.member, at=evidence.now
+        )
+    assert info.value.has_code(FaultCode.MALFORMED_SIGNATURE), info.value
+    with pytest.raises(XRoadError) as info:
+        parse_signature(wrap(xml))
+    assert info.value.has_code(FaultCode.MALFORMED_SIGNATURE), info.value
+
+
 def test_embedded_ocsp_passes_openssl(evidence: Evidence, openssl: str, tmp_path: Path) -> None:
     data = sign([MessagePart("/message.xml", SOAP)], evidence.key)
     parsed = parse_signature(data.signature_xml)
@@ -761,10 +879,25 @@ def test_flipping_message_bytes_is_detected(evidence: Evidence) -> None:
         assert info.value.has_code(FaultCode.INVALID_SIGNATURE_VALUE)
 
 
+def _base64_bodies(xml: bytes, tag: bytes) -> list[tuple[int, int]]:
+    """(start, end) offsets of the text of every ``tag`` element in ``xml``."""
+    out = []
+    pos = 0
+    while (open_at := xml.find(b"<" + tag, pos)) >= 0:
+        start = xml.index(b">", open_at) + 1
+        end = xml.index(b"</" + tag, start)
+        out.append((start, end))
+        pos = end
+    return out
+
+
 def test_flipping_signature_bytes_is_detected(evidence: Evidence) -> None:
     parts = [MessagePart("/message.xml", SOAP)]
     xml = sign(parts, evidence.key).signature_xml
+    assert b"<xades:CompleteCertificateRefs" in xml  # the dev key has an intermediate: refs are covered
+    fault_codes = set(FaultCode)
     accepted: list[int] = []
+    rejected_codes: set[str] = set()
     for i in range(0, len(xml), 7):
         try:
             verify_signature(
@@ -774,20 +907,41 @@ def test_flipping_signature_bytes_is_detected(evidence: Evidence) -> None:
                 expected_member=evidence.pki.member,
                 at=evidence.now,
             )
-        except XRoadError:
+        except XRoadError as e:
+            rejected_codes.add(e.code)
             continue
         accepted.append(i)
-    # Only unsigned bytes may change without notice: the XML declaration, the SignatureValue's Id, and the
-    # unsigned properties (whose OCSP responses are checked on their own).
-    value_tag = xml.index(b"<ds:SignatureValue")
-    value_tag_end = xml.index(b">", value_tag)
-    unsigned_start = xml.index(b"<xades:UnsignedProperties>")
+    assert rejected_codes
+    assert rejected_codes <= fault_codes, rejected_codes
+    # Only bytes nobody relies on may change without notice: the XML declaration, the start tags of
+    # ds:SignatureValue, xades:CompleteCertificateRefs and xades:EncapsulatedOCSPValue (their Ids are
+    # referenced by nothing) and, inside an OCSP
+    # response, bytes outside what its responder signed (the certificates it carries), and base64's unused
+    # padding bits.
+    # A flip in the signed data, the key info, CompleteCertificateRefs or CertificateValues is refused.
+    unreferenced_ids = (
+        b"<ds:SignatureValue ",
+        b"<xades:CompleteCertificateRefs ",
+        b"<xades:EncapsulatedOCSPValue ",
+    )
+    tags = [
+        (m.start(), xml.index(b">", m.start()))
+        for tag in unreferenced_ids
+        for m in re.finditer(re.escape(tag), xml)
+    ]
+    ocsp_bodies = _base64_bodies(xml, b"xades:EncapsulatedOCSPValue")
+    assert len(ocsp_bodies) == len(evidence.key.ocsp_responses)
     for i in accepted:
         padding_bits = xml[i + 1 : i + 2] == b"="  # base64's last character before '=' carries unused bits
-        assert i < 60 or value_tag < i < value_tag_end or i > unsigned_start or padding_bits, (
-            i,
-            xml[i - 20 : i + 20],
-        )
+        if i < 60 or padding_bits or any(start < i < end for start, end in tags):
+            continue
+        body = next(((s, e) for s, e in ocsp_bodies if s <= i < e), None)
+        assert body is not None, (i, xml[i - 20 : i + 20])
+        original = ocsp.load_der_ocsp_response(base64.b64decode(xml[body[0] : body[1]]))
+        flipped_der = base64.b64decode(_flip(xml, i)[body[0] : body[1]])
+        flipped = ocsp.load_der_ocsp_response(flipped_der)
+        assert flipped.tbs_response_bytes == original.tbs_response_bytes, i
+        assert flipped.signature == original.signature, i
 
 
 def test_flipping_hash_chain_bytes_is_detected(evidence: Evidence) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import shutil
 import socket
@@ -40,7 +41,16 @@ from xroad_mn.timestamp import (
     verify_timestamp_token_digest,
 )
 from xroad_mn.trust.app import TrustSettings, run_trust_service
-from xroad_mn.trust.pki import DevPki, build_dev_pki
+from xroad_mn.trust.pki import (
+    CertifiedKey,
+    DevPki,
+    _issue_leaf,
+    _key_usage,
+    _leaf,
+    build_dev_pki,
+    ca_name,
+    generate_rsa_key,
+)
 from xroad_mn.trust.store import init_trust_dir
 from xroad_mn.trust.tsa import build_timestamp_reply
 
@@ -907,3 +917,94 @@ async def test_own_trust_service_over_http(
     info = verify_timestamp_token(token, data=b"payload", tsa_certs=[tsa_cert], at=now)
     assert info.gen_time == now
     assert info.tsa_certificate == tsa_cert
+
+
+# --- Review findings: TSA certificate usage (1c), add_tsa_certificate on malformed tokens (2b) ---------
+
+
+def _tsa_like(dev_pki: DevPki, extensions: list[tuple[x509.ExtensionType, bool]]) -> CertifiedKey:
+    return _issue_leaf(
+        dev_pki.root,
+        ca_name("not quite a TSA"),
+        generate_rsa_key(),
+        extensions,
+        not_before=FROZEN_NOW - timedelta(days=1),
+        not_after=FROZEN_NOW + timedelta(days=10),
+    )
+
+
+_TSA_USAGE = _key_usage(digital_signature=True, non_repudiation=True)
+
+
+@pytest.mark.parametrize(
+    "extensions",
+    [
+        pytest.param(_leaf(None, _TSA_USAGE), id="no-extended-key-usage"),
+        pytest.param(
+            _leaf(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.TIME_STAMPING]), _TSA_USAGE), id="not-critical"
+        ),
+        pytest.param(
+            _leaf(
+                x509.ExtendedKeyUsage([ExtendedKeyUsageOID.TIME_STAMPING, ExtendedKeyUsageOID.CODE_SIGNING]),
+                _TSA_USAGE,
+                eku_critical=True,
+            ),
+            id="not-solely-timestamping",
+        ),
+    ],
+)
+def test_tsa_certificate_must_be_for_timestamping_only(
+    dev_pki: DevPki, extensions: list[tuple[x509.ExtensionType, bool]]
+) -> None:
+    # BouncyCastle's TSPUtil.validateCertificate (run by X-Road's TimestampVerifier) refuses these.
+    bad = _tsa_like(dev_pki, extensions)
+    query = build_timestamp_request(b"abc")
+    token = verify_timestamp_response(build_timestamp_reply(query, tsa=bad, serial=1, now=FROZEN_NOW), query)
+    with pytest.raises(XRoadError) as exc:
+        verify_timestamp_token(token, data=b"abc", tsa_certs=[bad.certificate])
+    assert exc.value.has_code(FaultCode.TIMESTAMP_VALIDATION)
+    assert _reason(exc.value) == "tsa_certificate_not_for_timestamping"
+
+
+def test_every_interop_tsa_certificate_is_for_timestamping_only() -> None:
+    certs = [
+        c
+        for rel in (TRUST_EE_2012, TRUST_DEV_2024, TRUST_CS_2021, TRUST_DEV_2025)
+        for c in approved_tsa_certs(rel)
+    ]
+    assert certs
+    for cert in certs:
+        eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage)
+        assert eku.critical
+        assert list(eku.value) == [ExtendedKeyUsageOID.TIME_STAMPING]
+
+
+def _digest_algorithms_offset(token: bytes) -> int:
+    """Offset of SignedData's digestAlgorithms SET in ``token`` (a field the verifier never reads)."""
+    der = bytes(cms.ContentInfo.load(token)["content"]["digest_algorithms"].dump())
+    return token.index(der)
+
+
+def test_add_tsa_certificate_on_a_corrupt_unread_field_is_malformed() -> None:
+    # asn1crypto parses lazily: re-encoding the token touches fields verification never reads, and a corrupt
+    # one must not escape as ValueError.
+    case = _case(GC_VALID)
+    (tsa,) = approved_tsa_certs(TRUST_DEV_2024)  # not embedded yet: the token is re-encoded
+    start = _digest_algorithms_offset(case.token)
+    corrupt = bytearray(case.token)
+    assert corrupt[start] == 0x31  # digestAlgorithms SET ...
+    corrupt[start] = 0xC6  # ... now a private-class tag
+    with pytest.raises(XRoadError) as exc:
+        add_tsa_certificate(bytes(corrupt), tsa)
+    assert _reason(exc.value) == "malformed"
+
+
+@given(edits=st.lists(st.tuples(st.integers(min_value=0), st.integers(0, 255)), min_size=1, max_size=8))
+def test_add_tsa_certificate_never_raises_other_errors(edits: list[tuple[int, int]]) -> None:
+    case = _case(SINGLE_2024)
+    (tsa,) = approved_tsa_certs(TRUST_EE_2012)  # not embedded yet: the token is re-encoded
+    data = bytearray(case.token)
+    for offset, value in edits:
+        data[offset % len(data)] = value
+    with contextlib.suppress(XRoadError):
+        add_tsa_certificate(bytes(data), tsa)

@@ -5,7 +5,9 @@
     $ xroad-mn archive verify-chain A.zip B.zip C.zip --first
 
 Exit status 0 when the archive verifies (the last linking digest is printed so the next archive can be
-checked against it), 1 with the X-Road fault code and a plain-language reason when it does not.
+checked against it), 1 with the X-Road fault code and a plain-language reason when it does not. Without
+``--first`` or ``--previous-digest`` the link to the previous archive is not checked: the output says
+``linked: no`` (JSON ``"linked": false``).
 """
 
 from __future__ import annotations
@@ -48,6 +50,9 @@ def _payload(ok: ArchiveVerification | None, err: XRoadError | None, archive: st
         "reason": err.message if err else None,
         "last_digest": ok.last_digest if ok else None,
         "entries": list(ok.entries) if ok else [],
+        # False when neither --first nor --previous-digest was given: the archive is intact, but whether it
+        # follows the previous archive of its chain was not checked.
+        "linked": ok.linked if ok else False,
     }
 
 
@@ -58,8 +63,10 @@ def _print_ok(console: Console, name: str, result: ArchiveVerification) -> None:
     table.add_row("entries", str(len(result.entries)))
     table.add_row("hash algorithm", result.hash_algorithm)
     table.add_row("previous digest", result.previous_digest or "- (first archive of its chain)")
-    if not result.linked:
-        table.add_row("link", "[yellow]not checked: give --previous-digest or --first[/]")
+    if result.linked:
+        table.add_row("linked", "yes")
+    else:
+        table.add_row("linked", "[yellow]no: link not checked; give --previous-digest or --first[/]")
     console.print(table)
     # On one line, never wrapped, so it can be copied into the next archive's --previous-digest.
     console.print(f"last digest: {result.last_digest}", soft_wrap=True)

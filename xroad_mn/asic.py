@@ -28,6 +28,7 @@ from __future__ import annotations
 import io
 import re
 import zipfile
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -58,6 +59,7 @@ from xroad_mn.xades import DIGEST_SHA512, DS_NS, b64decode, b64encode, digest, p
 
 __all__ = [
     "ASIC_MANIFEST_NS",
+    "MAX_TOTAL_UNCOMPRESSED_BYTES",
     "MIMETYPE",
     "AsicContainer",
     "BatchTimestamp",
@@ -93,6 +95,21 @@ MAX_ENTRY_BYTES: Final = 128 * 1024 * 1024
 """Largest single entry, uncompressed."""
 MAX_ENTRIES: Final = 10_000
 """Most entries a container may have."""
+MAX_TOTAL_UNCOMPRESSED_BYTES: Final = 256 * 1024 * 1024
+"""Most bytes the entries read from one container may expand to, together."""
+_NEEDED_ENTRIES: Final = frozenset(
+    {
+        ENTRY_MIMETYPE,
+        ENTRY_MESSAGE,
+        ENTRY_SIG_HASH_CHAIN_RESULT,
+        ENTRY_SIG_HASH_CHAIN,
+        ENTRY_TS_HASH_CHAIN_RESULT,
+        ENTRY_TS_HASH_CHAIN,
+        ENTRY_MANIFEST,
+        ENTRY_ASIC_MANIFEST,
+        ENTRY_TIMESTAMP,
+    }
+)
 
 _SIGNATURE_ENTRY: Final = re.compile(r"^META-INF/[^/]*signatures[^/]*\.xml$")
 _ATTACHMENT_ENTRY: Final = re.compile(r"^attachment([1-9][0-9]*)$")
@@ -231,12 +248,35 @@ def write_container(container: AsicContainer, *, created: datetime | None = None
 # Reading
 
 
+_READ_ERRORS: Final = (
+    zipfile.BadZipFile,
+    zipfile.LargeZipFile,
+    zlib.error,
+    EOFError,
+    NotImplementedError,
+    ValueError,
+    OSError,
+)
+"""What :mod:`zipfile` raises on a corrupt archive (``zlib.error`` from a bad deflate stream, ``EOFError``
+from a truncated one, ``NotImplementedError`` for an unknown version or compression method)."""
+
+
+def _needed(name: str) -> bool:
+    """Is ``name`` an entry verification reads? Nothing else is ever decompressed."""
+    return (
+        name in _NEEDED_ENTRIES
+        or _SIGNATURE_ENTRY.match(name) is not None
+        or _ATTACHMENT_ENTRY.match(name) is not None
+    )
+
+
 def _read_entries(data: bytes) -> dict[str, bytes]:
+    """The entries X-Road's verifier reads (see :func:`_needed`), decompressed within the size limits."""
     if len(data) > MAX_CONTAINER_BYTES:
         raise XRoadError(FaultCode.ASIC_INVALID_MIME_TYPE, f"container exceeds {MAX_CONTAINER_BYTES} bytes")
     try:
         zf = zipfile.ZipFile(io.BytesIO(data))
-    except (zipfile.BadZipFile, ValueError, OSError) as e:
+    except _READ_ERRORS as e:
         raise XRoadError(
             FaultCode.ASIC_MIME_TYPE_NOT_FOUND, "not an ASiC container (not a ZIP archive)"
         ) from e
@@ -246,31 +286,56 @@ def _read_entries(data: bytes) -> dict[str, bytes]:
             raise XRoadError(
                 FaultCode.ASIC_INVALID_MIME_TYPE, f"container has more than {MAX_ENTRIES} entries"
             )
-        entries: dict[str, bytes] = {}
+        names: set[str] = set()
+        wanted: list[zipfile.ZipInfo] = []
         for info in infos:
-            if info.is_dir():
+            if info.filename in names:
+                raise XRoadError(FaultCode.ASIC_INVALID_MIME_TYPE, f"duplicate entry {info.filename}")
+            names.add(info.filename)
+            if info.is_dir() or not _needed(info.filename):
                 continue
             if info.file_size > MAX_ENTRY_BYTES:
                 raise XRoadError(FaultCode.ASIC_INVALID_MIME_TYPE, f"entry {info.filename} is too large")
-            if info.filename in entries:
-                raise XRoadError(FaultCode.ASIC_INVALID_MIME_TYPE, f"duplicate entry {info.filename}")
+            wanted.append(info)
+        # The declared sizes bound what zipfile inflates (it stops at file_size and checks the CRC), so the
+        # total is known before anything is decompressed.
+        total = sum(info.file_size for info in wanted)
+        if total > MAX_TOTAL_UNCOMPRESSED_BYTES:
+            raise XRoadError(
+                FaultCode.ASIC_INVALID_MIME_TYPE,
+                f"container entries expand to {total} bytes, more than {MAX_TOTAL_UNCOMPRESSED_BYTES}",
+            )
+        entries: dict[str, bytes] = {}
+        for info in wanted:
             try:
-                entries[info.filename] = zf.read(info)
-            except (zipfile.BadZipFile, ValueError, OSError, NotImplementedError) as e:
+                with zf.open(info) as f:
+                    content = f.read(info.file_size + 1)
+            except _READ_ERRORS as e:
                 raise XRoadError(
                     FaultCode.ASIC_INVALID_MIME_TYPE, f"entry {info.filename} cannot be read"
                 ) from e
+            if len(content) != info.file_size:
+                raise XRoadError(
+                    FaultCode.ASIC_INVALID_MIME_TYPE, f"entry {info.filename} is not its declared size"
+                )
+            entries[info.filename] = content
     return entries
 
 
 def read_container(data: bytes) -> AsicContainer:
     """Read a container in any entry order; the signature is found as ``META-INF/*signatures*.xml``.
 
+    Only the entries X-Road's verifier reads are decompressed, together at most
+    :data:`MAX_TOTAL_UNCOMPRESSED_BYTES`.
+
     Raises ``asic_mime_type_not_found``, ``asic_invalid_mime_type``, ``asic_message_not_found``,
     ``asic_signature_not_found`` and, for incomplete batch material, ``asic_hash_chain*_not_found`` /
     ``asic_timestamp_not_found`` / ``asic_manifest_not_found``.
     """
-    entries = _read_entries(data)
+    return _container_of(_read_entries(data))
+
+
+def _container_of(entries: dict[str, bytes]) -> AsicContainer:
     # 1. mimetype, 2. message, 3. signature - in the order X-Road reports them missing.
     mimetype = entries.get(ENTRY_MIMETYPE)
     if mimetype is None:
@@ -422,7 +487,12 @@ def _verify_batch_timestamp(
     # a. The hash chain binds this container's signature document to the time-stamped result.
     try:
         _verify_asic_manifest(asic_manifest, ts.hash_chain_result)
-        checked = verify_hash_chain(ts.hash_chain_result, ts.hash_chain, {TS_DATA_REF: signature_xml})
+        checked = verify_hash_chain(
+            ts.hash_chain_result,
+            ts.hash_chain,
+            {TS_DATA_REF: signature_xml},
+            expected_chain_uri=TS_HASH_CHAIN_URI,
+        )
     except XRoadError as e:
         if e.has_code(FaultCode.MALFORMED_HASH_CHAIN):
             raise XRoadError(
@@ -453,8 +523,9 @@ def verify_container(
     ``expected_member`` overrides the signer derived from ``message.xml``.
     """
     # 0. Container structure: mimetype, message, signature (and complete batch material).
-    container = read_container(data)
-    entries_manifest = _read_entries(data).get(ENTRY_ASIC_MANIFEST) if container.timestamp else None
+    entries = _read_entries(data)  # the archive is read once
+    container = _container_of(entries)
+    entries_manifest = entries.get(ENTRY_ASIC_MANIFEST) if container.timestamp else None
     signature = container.signature
     parsed: ParsedSignature = parse_signature(signature.signature_xml)
 

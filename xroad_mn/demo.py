@@ -76,6 +76,7 @@ def _components() -> list[tuple[str, DemoComponent]]:
         found.append((ep.name, component))
     return found
 
+
 app = typer.Typer(name="demo", help="Run the demo federation on this machine.", add_completion=False)
 
 

@@ -749,6 +749,7 @@ def verify_hash_chain(
     inputs: Mapping[str, bytes | InputDigest | None],
     *,
     other_chains: Mapping[str, bytes] | None = None,
+    expected_chain_uri: str | None = None,
 ) -> HashChainVerification:
     """Verify that ``inputs`` are bound by ``chain_xml`` to the (signed or time-stamped) ``result_xml``.
 
@@ -756,6 +757,8 @@ def verify_hash_chain(
     data (bytes, after which any c14n transform on the reference is applied), to an :class:`InputDigest`, or
     to ``None`` when the data is known to be absent. ``chain_xml`` is the document the result's URI names;
     ``other_chains`` maps further chain URIs (``/hashchain2.xml``) to their documents.
+    ``expected_chain_uri`` pins the document the result must name (``/sig-hashchain.xml`` for a batch
+    signature, ``/ts-hashchain.xml`` for a batch time-stamp), as X-Road's URI resolvers only serve that one.
 
     Steps: 1. parse the result (``malformed_hash_chain``); 2. resolve the step it names, recursively,
     hashing each DataRef's data (``invalid_hash_chain_ref``) under hard bounds; 3. compare the digest of the
@@ -767,6 +770,8 @@ def verify_hash_chain(
     if method not in DIGEST_URIS:
         raise _malformed(f"unsupported digest method {method!r} in hash chain result")
     base, _ = _split_uri(uri)
+    if expected_chain_uri is not None and base != expected_chain_uri:
+        raise _malformed(f"hash chain result names {base!r}, expected {expected_chain_uri!r}")
     documents = dict(other_chains or {})
     documents[base] = chain_xml
     verifier = _Verifier(documents, inputs)

@@ -1123,7 +1123,14 @@ def verify_parsed_management_request(
             raise _invalid("authCertReg carries no auth signature or auth certificate")
         auth_cert = _load_cert(parsed.auth_certificate, "auth certificate")
         try:
-            verify_chain(auth_cert, intermediates=(), trust=trust, at=at, purpose="authentication")
+            verify_chain(
+                auth_cert,
+                intermediates=(),
+                trust=trust,
+                at=at,
+                purpose="authentication",
+                instance=trust.instance,
+            )
             verify_auth_key_usage(auth_cert)
         except XRoadError as e:
             raise XRoadError(
@@ -1142,7 +1149,7 @@ def verify_parsed_management_request(
         verify_signing_key_usage(cert)
     except XRoadError as e:
         raise XRoadError(FaultCode.CERT_VALIDATION, f"member sign certificate is invalid: {e.message}") from e
-    ca = verify_chain(cert, intermediates=(), trust=trust, at=at, purpose="signing")
+    ca = verify_chain(cert, intermediates=(), trust=trust, at=at, purpose="signing", instance=trust.instance)
     # 6. OCSP: authorised responder, fresh at `at`, status good.
     verify_ocsp_response(
         parsed.ocsp_response,

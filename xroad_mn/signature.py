@@ -31,15 +31,17 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from types import MappingProxyType
 from typing import Final, Literal
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509 import ocsp
+from cryptography.x509.oid import NameOID
 from lxml import etree
 
-from xroad_mn.certs import profile_for, verify_chain, verify_signing_key_usage
+from xroad_mn.certs import instance_cas, profile_for, verify_chain, verify_signing_key_usage
 from xroad_mn.errors import FaultCode, XRoadError
 from xroad_mn.globalconf.trust import ApprovedCA, TrustMaterial
 from xroad_mn.hashchain import InputDigest, MessagePart, build_hash_chains, verify_hash_chain
@@ -494,14 +496,24 @@ def _parse(signature_xml: bytes) -> _Document:
     except (ValueError, TypeError, UnsupportedAlgorithm) as e:
         raise _malformed("the signing certificate's public key cannot be read") from e
 
-    qualifying = sig.find(f"{_ds('Object')}/{_xades('QualifyingProperties')}")
-    if qualifying is None:
+    # Exactly one ds:Object/xades:QualifyingProperties (and in X-Road's own dialect exactly one ds:Object):
+    # the signing time, signing certificate and unsigned properties are all read from it, so no second copy
+    # may stand beside the one the SignedProperties reference covers (XML signature wrapping).
+    objects = sig.findall(_ds("Object"))
+    if dialect == "native" and len(objects) > 1:
+        raise _malformed(f"signature must hold one ds:Object, found {len(objects)}")
+    qualifyings = [q for obj in objects for q in obj.iterchildren(_xades("QualifyingProperties"))]
+    if not qualifyings:
         raise _malformed("signature has no ds:Object/xades:QualifyingProperties")
+    if len(qualifyings) != 1:
+        raise _malformed(f"signature must hold one xades:QualifyingProperties, found {len(qualifyings)}")
+    qualifying = qualifyings[0]
     if qualifying.get("Target") != f"#{sig.get('Id')}":
         raise _malformed("xades:QualifyingProperties does not target this ds:Signature")
 
     data_refs: list[DataReference] = []
     signed_props_refs = 0
+    signed_props: etree._Element | None = None
     for ref in signed_info.iterchildren(_ds("Reference")):
         uri = ref.get("URI", "")
         ref_type = ref.get("Type")
@@ -512,6 +524,12 @@ def _parse(signature_xml: bytes) -> _Document:
             target = _by_id(root, uri[1:]) if uri.startswith("#") else None
             if target is None or target.tag != _xades("SignedProperties"):
                 raise _malformed("the SignedProperties reference does not point to xades:SignedProperties")
+            if target.getparent() is not qualifying:
+                raise _malformed(
+                    "the referenced xades:SignedProperties is not in this signature's "
+                    "xades:QualifyingProperties"
+                )
+            signed_props = target
             continue
         if not uri.startswith("/") or _reference_transforms(ref):
             raise _malformed(f"unsupported data reference {uri!r}")
@@ -529,7 +547,9 @@ def _parse(signature_xml: bytes) -> _Document:
     if not data_refs:
         raise _malformed("signature references no message part")
 
-    ssp = qualifying.find(f"{_xades('SignedProperties')}/{_xades('SignedSignatureProperties')}")
+    # The signed signature properties come from the element the signature's reference covers.
+    assert signed_props is not None
+    ssp = signed_props.find(_xades("SignedSignatureProperties"))
     if ssp is None:
         raise _malformed("signature has no xades:SignedSignatureProperties")
     signing_time = _parse_time(ssp.findtext(_xades("SigningTime")))
@@ -624,6 +644,47 @@ def _check_cert_ref(cert_ref: etree._Element, cert: x509.Certificate) -> None:
     der = cert.public_bytes(serialization.Encoding.DER)
     if digest(method.get("Algorithm", ""), der) != b64decode(value, what="CertDigest"):
         raise _malformed("digest of an encapsulated certificate does not match its reference")
+    # The reference's IssuerSerial must name the same certificate (XAdES 7.4.1 identifies it by both).
+    issuer_serial = cert_ref.find(_xades("IssuerSerial"))
+    if issuer_serial is None:
+        return
+    serial_text = (issuer_serial.findtext(_ds("X509SerialNumber")) or "").strip()
+    if not serial_text.isdigit() or int(serial_text) != cert.serial_number:
+        raise _malformed("the serial number of a certificate reference does not match its certificate")
+    issuer_text = issuer_serial.findtext(_ds("X509IssuerName"))
+    if issuer_text is None or not _same_name(issuer_text, cert.issuer):
+        raise _malformed("the issuer name of a certificate reference does not match its certificate")
+
+
+_DN_SEPARATOR_SPACE: Final = re.compile(r"(?<!\\)([,+])\s+")
+_DN_ATTRIBUTE_ALIASES: Final = MappingProxyType(
+    {
+        "E": NameOID.EMAIL_ADDRESS,
+        "EMAILADDRESS": NameOID.EMAIL_ADDRESS,
+        "SERIALNUMBER": NameOID.SERIAL_NUMBER,
+        "S": NameOID.STATE_OR_PROVINCE_NAME,
+        "T": NameOID.TITLE,
+        "GIVENNAME": NameOID.GIVEN_NAME,
+        "SURNAME": NameOID.SURNAME,
+        "BUSINESSCATEGORY": NameOID.BUSINESS_CATEGORY,
+    }
+)
+
+
+def _same_name(text: str, name: x509.Name) -> bool:
+    """True when the distinguished name string ``text`` (RFC 4514, either RDN order, Java's ``", "``
+    separators and short names such as ``E=`` allowed) names ``name``."""
+    try:
+        parsed = x509.Name.from_rfc4514_string(
+            _DN_SEPARATOR_SPACE.sub(r"\1", text.strip()), attr_name_overrides=_DN_ATTRIBUTE_ALIASES
+        )
+    except ValueError as e:
+        raise _malformed(f"cannot parse the distinguished name {text!r}: {e}") from e
+
+    def pairs(n: x509.Name) -> list[tuple[str, str]]:
+        return sorted((a.oid.dotted_string, str(a.value)) for a in n)
+
+    return pairs(parsed) == pairs(name)
 
 
 def parse_signature(signature_xml: bytes) -> ParsedSignature:
@@ -663,7 +724,9 @@ def _check_references(
                 p.name: p.data if p.data is not None else (InputDigest(p.digest) if p.digest else None)
                 for p in parts
             }
-            checked = verify_hash_chain(hash_chain_result, hash_chain, inputs)
+            checked = verify_hash_chain(
+                hash_chain_result, hash_chain, inputs, expected_chain_uri=SIG_HASH_CHAIN
+            )
             unverified = checked.unverified
             referenced.update(checked.verified)
             continue
@@ -725,12 +788,18 @@ def _ca_certificates(trust: TrustMaterial) -> list[x509.Certificate]:
 
 
 def _approved_ca_for(
-    cert: x509.Certificate, extra: Sequence[x509.Certificate], trust: TrustMaterial
+    cert: x509.Certificate, extra: Sequence[x509.Certificate], trust: TrustMaterial, instance: str
 ) -> ApprovedCA:
+    """The approved CA of ``instance`` whose name issued ``cert`` or one of its intermediates.
+
+    Only the expected signer's instance counts (``GlobalConf.getCaCert(signer.getXRoadInstance(), cert)``):
+    a CA another (federated) instance approves cannot vouch for a member of this one.
+    """
+    cas = instance_cas(trust, instance)
     path_cert = cert
     pool = list(extra)
     for _ in range(len(pool) + 1):
-        for ca in trust.approved_cas:
+        for ca in cas:
             if ca.authentication_only:
                 continue
             if path_cert.issuer in {c.subject for c in (ca.top_ca, *ca.intermediates)}:
@@ -739,7 +808,10 @@ def _approved_ca_for(
         if issuer is None:
             break
         path_cert = issuer
-    raise XRoadError(FaultCode.INVALID_CERT_PATH, "the signing certificate was not issued by an approved CA")
+    raise XRoadError(
+        FaultCode.INVALID_CERT_PATH,
+        f"the signing certificate was not issued by a CA approved by instance {instance}",
+    )
 
 
 def _bind_member(
@@ -849,12 +921,19 @@ def verify_signer(
     """Steps 3-5 of :func:`verify_signature`: the signer, its certificate chain and OCSP at ``at``."""
     parsed = integrity.parsed
     cert = parsed.signing_certificate
-    # 3. Signing certificate: signing key usage, and the member it names is the expected signer.
+    instance = expected_member.instance
+    # 3. Signing certificate: signing key usage, and the member it names (by the profile of a CA of the
+    #    expected signer's instance) is the expected signer.
     verify_signing_key_usage(cert)
-    ca = _approved_ca_for(cert, parsed.extra_certificates, trust)
-    signer = _bind_member(cert, ca, trust, expected_member)
-    # 4. Certificate chain to an approved CA, valid at the verification time.
-    chain_ca = verify_chain(cert, intermediates=parsed.extra_certificates, trust=trust, at=at)
+    _bind_member(
+        cert, _approved_ca_for(cert, parsed.extra_certificates, trust, instance), trust, expected_member
+    )
+    # 4. Certificate chain to a CA the expected signer's instance approves, valid at the verification time;
+    #    the member binding is confirmed with the CA the path actually ends at.
+    chain_ca = verify_chain(
+        cert, intermediates=parsed.extra_certificates, trust=trust, at=at, instance=instance
+    )
+    signer = _bind_member(cert, chain_ca, trust, expected_member)
     # 5. OCSP: authorised responder, fresh at the verification time, status good.
     _verify_ocsp(cert, parsed.extra_certificates, chain_ca, trust, parsed.ocsp_responses, at)
     return VerifiedSignature(

@@ -37,6 +37,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from xroad_mn.errors import FaultCode, XRoadError
 
@@ -428,7 +429,9 @@ def _verify_token(
     #   5. signed attributes: content-type is id-ct-TSTInfo, message-digest is H(eContent), and the signature
     #      over the DER SET OF signed attributes verifies with that certificate's key;
     #   6. the ESS signing-certificate attribute (v1 or v2), required by RFC 3161, names that certificate;
-    #   7. the certificate is valid at genTime, and genTime is not after the verification time ``at``.
+    #   7. the certificate is for time-stamping only (BouncyCastle's TSPUtil.validateCertificate: extended key
+    #      usage present, critical, exactly id-kp-timeStamping), valid at genTime, and genTime is not after
+    #      the verification time ``at``.
     # 1.
     parsed = _parse_token(token_der)
     tst = parsed.tst_info
@@ -486,6 +489,7 @@ def _verify_token(
     _check_ess(signer_info, tsa_cert)
 
     # 7.
+    _check_tsa_usage(tsa_cert)
     if not tsa_cert.not_valid_before_utc <= gen_time <= tsa_cert.not_valid_after_utc:
         raise _fail(
             f"TSA certificate is not valid at genTime {gen_time.isoformat()}",
@@ -507,6 +511,29 @@ def _verify_token(
         policy=str(tst["policy"].dotted),
         nonce=tst["nonce"].native,
     )
+
+
+def _check_tsa_usage(cert: x509.Certificate) -> None:
+    """RFC 3161 2.3 as BouncyCastle enforces it: extendedKeyUsage present, critical, timeStamping only."""
+    try:
+        eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage)
+    except x509.ExtensionNotFound:
+        eku = None
+    except ValueError as e:
+        raise _fail(
+            f"TSA certificate extensions cannot be parsed: {e}", "tsa_certificate_not_for_timestamping"
+        ) from e
+    if eku is None:
+        raise _fail("TSA certificate has no extended key usage", "tsa_certificate_not_for_timestamping")
+    if not eku.critical:
+        raise _fail(
+            "TSA certificate's extended key usage is not critical", "tsa_certificate_not_for_timestamping"
+        )
+    if list(eku.value) != [ExtendedKeyUsageOID.TIME_STAMPING]:
+        raise _fail(
+            "TSA certificate's extended key usage is not solely timeStamping",
+            "tsa_certificate_not_for_timestamping",
+        )
 
 
 def verify_timestamp_token(
@@ -553,14 +580,18 @@ def add_tsa_certificate(token_der: bytes, tsa_cert: x509.Certificate) -> bytes:
     """
     parsed = _parse_token(token_der)
     der = _der(tsa_cert)
-    existing = list(parsed.signed_data["certificates"] or [])
-    if any(choice.name == "certificate" and bytes(choice.chosen.dump()) == der for choice in existing):
-        return token_der
-    info = cms.ContentInfo.load(token_der)
-    signed_data = info["content"]
-    new_choice = cms.CertificateChoices(name="certificate", value=asn1_x509.Certificate.load(der))
-    signed_data["certificates"] = cms.CertificateSet([*existing, new_choice])
-    return bytes(info.dump())
+    # asn1crypto parses the certificates field lazily: a malformed one fails only when touched here.
+    try:
+        existing = list(parsed.signed_data["certificates"] or [])
+        if any(choice.name == "certificate" and bytes(choice.chosen.dump()) == der for choice in existing):
+            return token_der
+        info = cms.ContentInfo.load(token_der)
+        signed_data = info["content"]
+        new_choice = cms.CertificateChoices(name="certificate", value=asn1_x509.Certificate.load(der))
+        signed_data["certificates"] = cms.CertificateSet([*existing, new_choice])
+        return bytes(info.dump())
+    except (ValueError, TypeError, KeyError, IndexError, OverflowError) as e:
+        raise _fail(f"malformed time-stamp token: {e}", "malformed") from e
 
 
 # --- Transport and failover ----------------------------------------------------------------------------

@@ -123,7 +123,10 @@ def canonicalize(element: etree._Element, method_uri: str) -> bytes:
     if mode is None:
         raise XRoadError(FaultCode.MALFORMED_SIGNATURE, f"unsupported canonicalization method {method_uri!r}")
     exclusive, comments = mode
-    return bytes(etree.tostring(element, method="c14n", exclusive=exclusive, with_comments=comments))
+    try:
+        return bytes(etree.tostring(element, method="c14n", exclusive=exclusive, with_comments=comments))
+    except etree.C14NError as e:  # e.g. a relative namespace URI, which C14N 1.0 cannot render
+        raise XRoadError(FaultCode.MALFORMED_SIGNATURE, f"cannot canonicalise the signed XML: {e}") from e
 
 
 def b64decode(text: str | bytes | None, *, what: str) -> bytes:
