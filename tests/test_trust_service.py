@@ -424,3 +424,89 @@ async def test_serve_command_prints_urls_and_serves(openssl: str, tmp_path: Path
         proc.terminate()
         await asyncio.wait_for(proc.wait(), timeout=30)
     assert proc.returncode == 0
+
+
+async def _post_query(url: str, query_der: bytes) -> bytes:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(url, data=query_der, headers={"Content-Type": "application/timestamp-query"}) as resp,
+    ):
+        assert resp.status == 200
+        return await resp.read()
+
+
+def _token_certificates(reply_der: bytes) -> list[bytes]:
+    signed_data = tsp.TimeStampResp.load(reply_der)["time_stamp_token"]["content"]
+    certificates = signed_data["certificates"]
+    return [] if certificates.native is None else [c.dump() for c in certificates]
+
+
+async def test_tsa_issue_acceptance_commands_verify(
+    trust_service: RunningTrustService, openssl: str, tmp_path: Path
+) -> None:
+    """The issue's exact check: ``openssl ts -query -data f -sha512`` (no ``-cert``) posted to /tsa, then
+    ``openssl ts -verify -in reply.tsr -data f -CAfile DIR/tsa.pem -partial_chain`` prints OK."""
+    (tmp_path / "f").write_bytes(b"X-Road message log batch\n")
+    rc, _, err = await run(openssl, "ts", "-query", "-data", "f", "-sha512", "-out", "req.tsq", cwd=tmp_path)
+    assert rc == 0, err
+    reply = await _post_query(trust_service.urls.tsa, (tmp_path / "req.tsq").read_bytes())
+    (tmp_path / "reply.tsr").write_bytes(reply)
+    tsa_pem = trust_service.directory / "tsa.pem"
+    rc, out, err = await run(
+        openssl,
+        "ts",
+        "-verify",
+        "-in",
+        "reply.tsr",
+        "-data",
+        "f",
+        "-CAfile",
+        tsa_pem,
+        "-partial_chain",
+        cwd=tmp_path,
+    )
+    assert rc == 0, err
+    assert "Verification: OK" in out
+    # The default ("always"): the certificate travels in the token although certReq was not set.
+    assert not tsp.TimeStampReq.load((tmp_path / "req.tsq").read_bytes())["cert_req"].native
+    tsa_der = x509.load_pem_x509_certificate(tsa_pem.read_bytes()).public_bytes(serialization.Encoding.DER)
+    assert _token_certificates(reply) == [tsa_der]
+
+
+async def test_tsa_on_request_mode_is_strict_rfc_3161(openssl: str, tmp_path: Path) -> None:
+    from xroad_mn.trust.store import init_trust_dir
+
+    directory = tmp_path / "trust"
+    await asyncio.to_thread(init_trust_dir, directory, instance="MN", now=datetime.now(UTC))
+    settings = TrustSettings(dir=directory, port=0, tsa_include_certificate="on_request")
+    tsa_pem = directory / "tsa.pem"
+    tsa_der = x509.load_pem_x509_certificate(tsa_pem.read_bytes()).public_bytes(serialization.Encoding.DER)
+    (tmp_path / "f").write_bytes(b"payload\n")
+    verify = ("ts", "-verify", "-in", "reply.tsr", "-data", "f", "-CAfile", tsa_pem, "-partial_chain")
+    async with run_trust_service(settings) as service:
+        # No certReq: RFC 3161 says the certificate MUST NOT be in the token.
+        rc, _, err = await run(
+            openssl, "ts", "-query", "-data", "f", "-sha512", "-out", "req.tsq", cwd=tmp_path
+        )
+        assert rc == 0, err
+        reply = await _post_query(service.urls.tsa, (tmp_path / "req.tsq").read_bytes())
+        (tmp_path / "reply.tsr").write_bytes(reply)
+        assert _token_certificates(reply) == []
+        rc, out, _ = await run(openssl, *verify, cwd=tmp_path)
+        assert rc != 0
+        assert "Verification: OK" not in out
+        rc, out, err = await run(openssl, *verify, "-untrusted", tsa_pem, cwd=tmp_path)
+        assert rc == 0, err
+        assert "Verification: OK" in out
+
+        # certReq set (-cert): the certificate is included and the plain command verifies.
+        rc, _, err = await run(
+            openssl, "ts", "-query", "-data", "f", "-sha512", "-cert", "-out", "req.tsq", cwd=tmp_path
+        )
+        assert rc == 0, err
+        reply = await _post_query(service.urls.tsa, (tmp_path / "req.tsq").read_bytes())
+        (tmp_path / "reply.tsr").write_bytes(reply)
+        assert _token_certificates(reply) == [tsa_der]
+        rc, out, err = await run(openssl, *verify, cwd=tmp_path)
+        assert rc == 0, err
+        assert "Verification: OK" in out

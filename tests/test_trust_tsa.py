@@ -195,3 +195,16 @@ def test_parser_never_raises_anything_but_xroad_error(data: bytes) -> None:
     except XRoadError as e:
         error = e
     assert error is None or error.http_status == 400
+
+
+def test_always_mode_includes_the_certificate_without_cert_req(pki: DevPki) -> None:
+    signed_data, _ = granted(
+        build_timestamp_reply(query(), tsa=pki.tsa, serial=1, now=NOW, include_certificate="always")
+    )
+    assert [c.dump() for c in signed_data["certificates"]] == [
+        pki.tsa.certificate.public_bytes(serialization.Encoding.DER)
+    ]
+    signed_data, _ = granted(
+        build_timestamp_reply(query(), tsa=pki.tsa, serial=1, now=NOW, include_certificate="on_request")
+    )
+    assert signed_data["certificates"].native is None

@@ -9,7 +9,16 @@ Routes:
 * ``POST /tsa`` — RFC 3161, ``application/timestamp-query`` → ``application/timestamp-reply``.
 
 Bad input gets HTTP 400 (404 for an unknown serial) in X-Road's REST error format. The handlers only do
-I/O; the CA policy, OCSP and TSA logic are pure functions in :mod:`xroad_mn.trust`.
+I/O; the CA policy, OCSP and TSA logic are pure functions in :mod:`xroad_mn.trust`. One exception: a
+request aiohttp cannot parse at all (a request line or header over 8 KB, bytes that are no HTTP) never
+reaches the application, so aiohttp answers it with its own plain-text 400; aiohttp offers no public hook
+to render those errors, and replacing its low-level request handler would tie us to its internals.
+
+Nobody authenticates to these services: anyone who reaches them can issue and revoke certificates. So
+:func:`run_trust_service` binds only to a loopback address unless ``allow_remote`` is set
+(``xroad-mn trust serve --allow-remote``), and warns in the log when it is. The TSA puts its certificate
+in every token by default (``tsa_include_certificate = "always"``; see :mod:`xroad_mn.trust.tsa` for why);
+``"on_request"`` gives strict RFC 3161 behaviour.
 
 Example::
 
@@ -24,7 +33,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import ipaddress
 import json
+import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -42,17 +53,19 @@ from xroad_mn.settings import SettingsModel
 from xroad_mn.trust.ca import MAX_CSR_BYTES, Profile
 from xroad_mn.trust.ocsp_responder import MAX_OCSP_REQUEST_BYTES
 from xroad_mn.trust.store import TrustStore, parse_reason
-from xroad_mn.trust.tsa import MAX_TIMESTAMP_QUERY_BYTES
+from xroad_mn.trust.tsa import MAX_TIMESTAMP_QUERY_BYTES, CertificateInclusion
 from xroad_mn.web import read_body, require_content_type, xroad_error_middleware
 
 __all__ = [
     "CLOCK_KEY",
     "LOCK_KEY",
     "MAX_BODY_BYTES",
+    "SETTINGS_KEY",
     "STORE_KEY",
     "RunningTrustService",
     "ServiceUrls",
     "TrustSettings",
+    "check_bind_address",
     "create_app",
     "run_trust_service",
 ]
@@ -74,6 +87,9 @@ OCSP_RESPONSE_TYPE: Final = "application/ocsp-response"
 TIMESTAMP_QUERY_TYPE: Final = "application/timestamp-query"
 TIMESTAMP_REPLY_TYPE: Final = "application/timestamp-reply"
 PEM_TYPE: Final = "application/x-pem-file"
+_SERIAL_PATTERN: Final = re.compile(r"[0-9]{1,40}")
+"""A serial in a URL: ASCII decimal digits only, at most 40 (RFC 5280 serials are at most 20 octets)."""
+_LOOPBACK_NAMES: Final = frozenset({"localhost", "localhost.", "ip6-localhost"})
 
 
 class TrustSettings(SettingsModel):
@@ -82,12 +98,20 @@ class TrustSettings(SettingsModel):
     dir: Path
     host: str = "127.0.0.1"
     port: int = Field(default=8899, ge=0, le=65535)
+    allow_remote: bool = False
+    """Allow binding to a non-loopback address. The services authenticate nobody: whoever reaches them
+    can issue and revoke certificates."""
+    tsa_include_certificate: CertificateInclusion = "always"
+    """``always``: every time-stamp token carries the TSA certificate (X-Road's practice; the acceptance
+    check ``openssl ts -verify ... -CAfile tsa.pem`` needs it); ``on_request``: strict RFC 3161, only
+    when the query sets ``certReq``."""
 
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+SETTINGS_KEY: Final = web.AppKey("trust_settings", TrustSettings)
 STORE_KEY: Final = web.AppKey("trust_store", TrustStore)
 LOCK_KEY: Final = web.AppKey("trust_store_lock", asyncio.Lock)
 """Serialises the store's writes (issuing, revoking)."""
@@ -128,8 +152,11 @@ async def issue_certificate(request: web.Request) -> web.Response:
 
 def _serial_from_path(request: web.Request) -> int:
     text = request.match_info["serial"]
-    if not text.isdigit():
-        raise _bad_request(FaultCode.BAD_REQUEST, f"serial {text!r} is not a decimal integer")
+    if _SERIAL_PATTERN.fullmatch(text) is None:
+        shown = text if len(text) <= 50 else f"{text[:50]}..."
+        raise _bad_request(
+            FaultCode.BAD_REQUEST, f"serial {shown!r} is not a decimal integer of at most 40 digits"
+        )
     return int(text)
 
 
@@ -210,7 +237,11 @@ async def timestamp(request: web.Request) -> web.Response:
     query = await read_body(request, min(MAX_BODY_BYTES, MAX_TIMESTAMP_QUERY_BYTES))
     if not query:
         raise _bad_request(FaultCode.INVALID_TIMESTAMP_REQUEST, "the request holds no time-stamp query")
-    reply = request.app[STORE_KEY].timestamp_reply(query, now=request.app[CLOCK_KEY]())
+    reply = request.app[STORE_KEY].timestamp_reply(
+        query,
+        now=request.app[CLOCK_KEY](),
+        include_certificate=request.app[SETTINGS_KEY].tsa_include_certificate,
+    )
     return web.Response(body=reply, content_type=TIMESTAMP_REPLY_TYPE)
 
 
@@ -218,6 +249,7 @@ def create_app(settings: TrustSettings, *, clock: Callable[[], datetime] = utc_n
     """The trust services' aiohttp application for the trust directory ``settings.dir``."""
     app = web.Application(middlewares=[xroad_error_middleware], client_max_size=MAX_BODY_BYTES)
     app[CLOCK_KEY] = clock
+    app[SETTINGS_KEY] = settings
 
     async def store_ctx(app: web.Application) -> AsyncIterator[None]:
         app[STORE_KEY] = await asyncio.to_thread(TrustStore.open, settings.dir)
@@ -268,6 +300,35 @@ class RunningTrustService:
     directory: Path
 
 
+def _is_loopback(host: str) -> bool:
+    if host.lower() in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name (other than localhost) or "" (every interface)
+
+
+def check_bind_address(host: str, *, allow_remote: bool) -> None:
+    """Refuse (``invalid_settings``) to serve on a non-loopback ``host`` unless ``allow_remote``."""
+    if _is_loopback(host):
+        return
+    if not allow_remote:
+        raise XRoadError(
+            FaultCode.INVALID_SETTINGS,
+            f"refusing to serve the trust services on {host or 'every interface'!r}: they authenticate "
+            "nobody, so anyone who reaches them can issue and revoke certificates. Bind to 127.0.0.1, or "
+            "pass --allow-remote (setting allow_remote = true, XROAD_MN_TRUST__ALLOW_REMOTE=true) "
+            "to accept that",
+            details={"host": host},
+        )
+    log.warning(
+        "trust_services_remote",
+        host=host,
+        reason="the trust services authenticate nobody; anyone who reaches them can issue and revoke",
+    )
+
+
 def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
@@ -276,7 +337,11 @@ def _url_host(host: str) -> str:
 async def run_trust_service(
     settings: TrustSettings, *, clock: Callable[[], datetime] = utc_now
 ) -> AsyncIterator[RunningTrustService]:
-    """Serve :func:`create_app` on ``settings.host:settings.port`` (port 0: any free one) in the block."""
+    """Serve :func:`create_app` on ``settings.host:settings.port`` (port 0: any free one) in the block.
+
+    A non-loopback ``host`` is refused unless ``settings.allow_remote`` (see :func:`check_bind_address`).
+    """
+    check_bind_address(settings.host, allow_remote=settings.allow_remote)
     runner = web.AppRunner(create_app(settings, clock=clock), access_log=None)
     await runner.setup()
     try:

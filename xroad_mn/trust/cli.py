@@ -1,7 +1,7 @@
 """``xroad-mn trust``: create a development trust directory and serve its CA, OCSP responder and TSA.
 
     $ xroad-mn trust init --dir ./trust --instance MN
-    $ xroad-mn trust serve --dir ./trust --port 8899
+    $ xroad-mn trust serve --dir ./trust --port 8899     # loopback only; --allow-remote for more
     CA    http://127.0.0.1:8899/ca/certificates
     OCSP  http://127.0.0.1:8899/ocsp
     TSA   http://127.0.0.1:8899/tsa
@@ -81,10 +81,26 @@ def serve(
     ] = None,
     host: Annotated[str | None, typer.Option("--host", help="Address to listen on [127.0.0.1].")] = None,
     port: Annotated[int | None, typer.Option("--port", help="Port to listen on, 0 for any [8899].")] = None,
+    allow_remote: Annotated[
+        bool,
+        typer.Option(
+            "--allow-remote",
+            help="Allow a non-loopback --host. The services authenticate nobody: whoever reaches them "
+            "can issue and revoke certificates.",
+        ),
+    ] = False,
     config: Annotated[Path | None, typer.Option("--config", help="TOML settings file.")] = None,
 ) -> None:
     """Serve the CA, OCSP responder and TSA of a trust directory over HTTP until interrupted."""
     settings = load_settings(
-        TrustSettings, app="trust", path=config, overrides={"dir": directory, "host": host, "port": port}
+        TrustSettings,
+        app="trust",
+        path=config,
+        overrides={
+            "dir": directory,
+            "host": host,
+            "port": port,
+            "allow_remote": True if allow_remote else None,
+        },
     )
     asyncio.run(_serve(settings))

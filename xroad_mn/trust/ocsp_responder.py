@@ -5,6 +5,14 @@ request, signed with SHA-256 by the responder certificate, responder ID by name,
 certificate included, ``thisUpdate`` = the responder's clock and no ``nextUpdate``. A nonce in the
 request is echoed.
 
+A request this responder cannot answer raises ``invalid_ocsp_request`` (the HTTP app sends 400 with
+X-Road's error body): bytes that are no OCSPRequest, no certificate or several, a CertID hash whose length
+does not match its algorithm, a negative serial number, a repeated extension, an unknown critical
+extension, or a nonce outside 1–32 octets. RFC 8954 §2.1 has a responder answer an over-long nonce with
+the ``malformedRequest`` response status; we answer every malformed request the same way, with HTTP 400
+and a message that says what is wrong, as the trust services' contract (bad input → 400 with a clear
+X-Road error) asks. ``openssl ocsp`` reports either as a failed query.
+
 Example::
 
     >>> from datetime import UTC, datetime
@@ -35,6 +43,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
 
+from asn1crypto import ocsp as asn1_ocsp
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
@@ -45,7 +54,9 @@ from xroad_mn.ocsp import issuer_hashes
 from xroad_mn.trust.pki import CertifiedKey
 
 __all__ = [
+    "MAX_NONCE_BYTES",
     "MAX_OCSP_REQUEST_BYTES",
+    "MIN_NONCE_BYTES",
     "CertStatusInfo",
     "build_ocsp_response",
     "issuer_hashes",
@@ -55,6 +66,9 @@ __all__ = [
 
 MAX_OCSP_REQUEST_BYTES: Final = 64 * 1024
 """Largest OCSP request accepted; a single-certificate request is about 100 bytes."""
+MIN_NONCE_BYTES: Final = 1
+MAX_NONCE_BYTES: Final = 32
+"""RFC 8954 §2.1: a nonce is 1 to 32 octets."""
 
 
 @dataclass(frozen=True)
@@ -94,8 +108,38 @@ def status_lookup(
     return status_of
 
 
+def _invalid(message: str) -> XRoadError:
+    return XRoadError(FaultCode.INVALID_OCSP_REQUEST, message, http_status=400)
+
+
+def _count_requests(request_der: bytes) -> int | None:
+    """How many certificates ``request_der`` asks about (None if even asn1crypto cannot tell)."""
+    try:
+        return len(asn1_ocsp.OCSPRequest.load(request_der)["tbs_request"]["request_list"])
+    except (ValueError, TypeError, KeyError):
+        return None
+
+
+def _check_extensions(extensions: x509.Extensions) -> None:
+    for ext in extensions:
+        if isinstance(ext.value, x509.OCSPNonce):
+            length = len(ext.value.nonce)
+            if not MIN_NONCE_BYTES <= length <= MAX_NONCE_BYTES:
+                raise _invalid(
+                    f"OCSP nonce is {length} octets; RFC 8954 allows {MIN_NONCE_BYTES} to {MAX_NONCE_BYTES}"
+                )
+        elif ext.critical:
+            raise _invalid(f"OCSP request extension {ext.oid.dotted_string} is critical and not supported")
+
+
 def parse_ocsp_request(request_der: bytes) -> ocsp.OCSPRequest:
-    """Parse a DER OCSP request for one certificate; raise ``invalid_ocsp_request`` if it is not one."""
+    """Parse a DER OCSP request for one certificate; raise ``invalid_ocsp_request`` if it is not one.
+
+    Besides the DER itself this checks what the response builder relies on: exactly one CertID, whose
+    hash algorithm is known and whose issuer name and key hashes have that algorithm's length, a serial
+    number that is not negative, at most one nonce of 1 to 32 octets (RFC 8954 §2.1) and no critical
+    extension other than the nonce.
+    """
     if len(request_der) > MAX_OCSP_REQUEST_BYTES:
         raise XRoadError(
             FaultCode.REQUEST_TOO_LARGE,
@@ -104,17 +148,29 @@ def parse_ocsp_request(request_der: bytes) -> ocsp.OCSPRequest:
         )
     try:
         request = ocsp.load_der_ocsp_request(request_der)
-        request.hash_algorithm  # noqa: B018 -- parse the CertID algorithm now, not later
-    except (ValueError, UnsupportedAlgorithm) as e:
-        raise XRoadError(
-            FaultCode.INVALID_OCSP_REQUEST, f"malformed OCSP request: {e}", http_status=400
+        algorithm = request.hash_algorithm
+        extensions = request.extensions
+    except x509.DuplicateExtension as e:
+        raise _invalid(f"OCSP request names extension {e.oid.dotted_string} more than once") from e
+    except UnsupportedAlgorithm as e:
+        raise _invalid(f"the CertID hash algorithm is not supported: {e}") from e
+    except ValueError as e:
+        raise _invalid(f"malformed OCSP request: {e}") from e
+    except NotImplementedError as e:  # cryptography reads single-certificate requests only
+        count = _count_requests(request_der)
+        what = {None: "not one certificate", 0: "no certificate"}.get(count, f"{count} certificates")
+        raise _invalid(
+            f"unsupported OCSP request: it names {what}; ask about exactly one certificate per request"
         ) from e
-    except NotImplementedError as e:  # several certificates in one request
-        raise XRoadError(
-            FaultCode.INVALID_OCSP_REQUEST,
-            f"unsupported OCSP request (ask for one certificate per request): {e}",
-            http_status=400,
-        ) from e
+    for label, value in (("issuer name", request.issuer_name_hash), ("issuer key", request.issuer_key_hash)):
+        if len(value) != algorithm.digest_size:
+            raise _invalid(
+                f"CertID {label} hash is {len(value)} octets; {algorithm.name} hashes are "
+                f"{algorithm.digest_size}"
+            )
+    if request.serial_number < 0:
+        raise _invalid(f"CertID serial number {request.serial_number} is negative")
+    _check_extensions(extensions)
     return request
 
 
@@ -177,7 +233,7 @@ def build_ocsp_response(
         .responder_id(ocsp.OCSPResponderEncoding.NAME, responder.certificate)
         .certificates([responder.certificate])
     )
-    for ext in request.extensions:
+    for ext in request.extensions:  # parse_ocsp_request has read (and checked) them already
         if isinstance(ext.value, x509.OCSPNonce):
             builder = builder.add_extension(ext.value, critical=False)
     try:

@@ -54,6 +54,7 @@ __all__ = [
     "member_subject",
     "random_serial",
     "self_signed_ca",
+    "server_subject",
     "sign_profile_extensions",
 ]
 
@@ -130,6 +131,24 @@ def member_subject(member: MemberId) -> x509.Name:
             x509.NameAttribute(NameOID.COMMON_NAME, member.member_code),
         ]
     )
+
+
+def server_subject(
+    instance: str, member_class: str, server_code: str, member_code: str | None = None
+) -> x509.Name:
+    """The subject of a security server's authentication certificate under our auth profile.
+
+    ``C`` = instance and ``CN`` = server code, as X-Road's EJBCA auth profile names a security server,
+    plus ``O`` = the owner's member class and, when given, ``serialNumber`` = the owner's member code.
+    """
+    attributes = [
+        _country(instance),
+        x509.NameAttribute(NameOID.ORGANIZATION_NAME, member_class),
+        x509.NameAttribute(NameOID.COMMON_NAME, server_code),
+    ]
+    if member_code is not None:
+        attributes.append(x509.NameAttribute(NameOID.SERIAL_NUMBER, member_code))
+    return x509.Name(attributes)
 
 
 def ca_name(common_name: str) -> x509.Name:
@@ -388,7 +407,8 @@ class DevPki:
     """The same member's signing certificate with an EC P-256 key."""
     member_auth: CertifiedKey
     """TLS client and server certificate of security server ``ss1`` of :attr:`member` (SAN localhost,
-    127.0.0.1), so tests can run real TLS with it."""
+    127.0.0.1), so tests can run real TLS with it. Its subject follows the CA's auth profile
+    (:func:`server_subject`): ``C=MN, O=GOV, CN=ss1, serialNumber=5012345``."""
     expired_sign: CertifiedKey
     """BAD: expired — valid from ``now - 400 days`` until ``now - 35 days``."""
     revoked_sign: CertifiedKey
@@ -452,14 +472,7 @@ def build_dev_pki(now: datetime, instance: str = "MN") -> DevPki:
     member_sign_ec = _issue_leaf(
         intermediate, subject, generate_ec_key(), sign_profile_extensions(), **leaf_validity
     )
-    auth_subject = x509.Name(
-        [
-            _country(instance),
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, DEV_MEMBER_CLASS),
-            x509.NameAttribute(NameOID.COMMON_NAME, DEV_SERVER_CODE),
-            x509.NameAttribute(NameOID.SERIAL_NUMBER, f"{instance}/{DEV_SERVER_CODE}/{DEV_MEMBER_CLASS}"),
-        ]
-    )
+    auth_subject = server_subject(instance, DEV_MEMBER_CLASS, DEV_SERVER_CODE, DEV_MEMBER_CODE)
     member_auth = _issue_leaf(
         intermediate,
         auth_subject,

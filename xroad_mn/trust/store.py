@@ -11,7 +11,8 @@ Layout (``xroad-mn trust init --dir DIR``)::
 
 Keys are unencrypted PKCS#8 PEM with mode 0600 — development material only. Every write goes to a
 temporary file in the same directory, is flushed to disk and renamed over the target, so a crash leaves
-either the old or the new file.
+either the old or the new file. ``init --force`` builds the whole new directory beside the old one and
+swaps it in (atomically on Linux), so a crash never leaves a directory without its CA key.
 
 Example::
 
@@ -26,9 +27,13 @@ Example::
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
 import json
 import os
 import secrets
+import shutil
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -55,7 +60,7 @@ from xroad_mn.trust.pki import (
     random_serial,
     self_signed_ca,
 )
-from xroad_mn.trust.tsa import build_timestamp_reply
+from xroad_mn.trust.tsa import CertificateInclusion, build_timestamp_reply
 
 __all__ = [
     "FORMAT_VERSION",
@@ -212,18 +217,136 @@ def _write_certified(cert_path: Path, key_path: Path, certified: CertifiedKey) -
     write_atomic(cert_path, certified.certificate_pem())
 
 
+def _fsync_dir(path: Path) -> None:
+    dir_fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+_AT_FDCWD: Final = -100
+_RENAME_EXCHANGE: Final = 2
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two directories atomically with Linux ``renameat2(RENAME_EXCHANGE)``; False if unavailable."""
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (AttributeError, OSError):
+        return False
+    rc = renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE)
+    if rc == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
+        return False  # old kernel or a file system without exchange
+    raise OSError(err, os.strerror(err), str(a))
+
+
+def _swap_in(staging: Path, directory: Path) -> Path:
+    """Put ``staging`` at ``directory``; the replaced directory ends up at the returned path.
+
+    Atomic where the platform allows (Linux ``RENAME_EXCHANGE``): ``directory`` always holds a complete
+    trust directory, old or new. Elsewhere two renames leave a moment in which ``directory`` does not
+    exist; a crash then leaves the complete old directory beside it (``.NAME.old-*``).
+    """
+    if _exchange(staging, directory):
+        return staging
+    aside = directory.with_name(f".{directory.name}.old-{secrets.token_hex(6)}")
+    os.rename(directory, aside)
+    os.rename(staging, directory)
+    return aside
+
+
+def _write_trust_files(
+    files: TrustFiles, instance: str, ca: CertifiedKey, ocsp: CertifiedKey, tsa: CertifiedKey
+) -> None:
+    files.issued.mkdir()
+    _write_certified(files.ca_cert, files.ca_key, ca)
+    _write_certified(files.ocsp_cert, files.ocsp_key, ocsp)
+    _write_certified(files.tsa_cert, files.tsa_key, tsa)
+    write_atomic(files.revocations, b"{}\n")
+    write_atomic(
+        files.meta, json.dumps({"instance": instance, "format": FORMAT_VERSION}, indent=2).encode() + b"\n"
+    )
+
+
+def _replace_by_swap(
+    target: Path, instance: str, ca: CertifiedKey, ocsp: CertifiedKey, tsa: CertifiedKey, *, existing: bool
+) -> None:
+    staging = target.with_name(f".{target.name}.init-{secrets.token_hex(6)}")
+    staging.mkdir(mode=0o700)
+    try:
+        _write_trust_files(TrustFiles(staging), instance, ca, ocsp, tsa)
+        if existing:
+            os.chmod(staging, stat.S_IMODE(target.stat().st_mode))
+        _fsync_dir(staging)
+        if existing:
+            old = _swap_in(staging, target)
+        else:
+            os.rename(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    _fsync_dir(target.parent)
+    if existing:
+        _carry_over(old, TrustFiles(target))
+        shutil.rmtree(old)
+
+
+def _replace_in_place(
+    files: TrustFiles, instance: str, ca: CertifiedKey, ocsp: CertifiedKey, tsa: CertifiedKey
+) -> None:
+    """Replace the trust files one by one (each atomically), then drop the old CA's issued certificates.
+
+    For a directory that cannot be swapped (a mount point, the working directory). A crash midway
+    leaves a mix of old and new files — every one complete, the CA key always present — which
+    :meth:`TrustStore.open` refuses (a key that does not match its certificate) until ``init --force``
+    runs again.
+    """
+    files.issued.mkdir(exist_ok=True)
+    _write_certified(files.ca_cert, files.ca_key, ca)
+    _write_certified(files.ocsp_cert, files.ocsp_key, ocsp)
+    _write_certified(files.tsa_cert, files.tsa_key, tsa)
+    write_atomic(files.revocations, b"{}\n")
+    write_atomic(
+        files.meta, json.dumps({"instance": instance, "format": FORMAT_VERSION}, indent=2).encode() + b"\n"
+    )
+    for cert in files.issued.glob("*.pem"):
+        cert.unlink()
+
+
+def _carry_over(old: Path, new: TrustFiles) -> None:
+    """Move what is not ours (anything but the trust files and ``issued/``) from ``old`` into ``new``."""
+    ours = {p.name for p in new.owned_files()} | {new.issued.name}
+    for entry in old.iterdir():
+        if entry.name not in ours and not entry.name.endswith(".tmp"):
+            os.rename(entry, new.directory / entry.name)
+
+
 def init_trust_dir(
     directory: Path, *, instance: str = "MN", now: datetime, force: bool = False
 ) -> TrustFiles:
     """Create a CA, an OCSP responder and a TSA in ``directory``.
 
     Refuses a directory that exists and is not empty unless ``force``; with ``force`` the trust files
-    (and every issued certificate and revocation, which the new CA does not vouch for) are replaced.
+    (and every issued certificate and revocation, which the new CA does not vouch for) are replaced, and
+    other files in the directory are kept.
+
+    Steps: generate the keys and certificates in memory; write the complete new directory beside the
+    target (``.NAME.init-*``, every file flushed to disk); then move it into place — a rename when there
+    is nothing to replace, an atomic swap with the old directory otherwise — and only then delete the
+    old one. A crash at any point leaves ``directory`` either as it was or complete and new: never
+    without a CA key. An existing empty directory is written in place (there is nothing to lose), and so
+    is one that cannot be renamed (a mount point, the working directory): see :func:`_replace_in_place`.
+    A new directory gets mode 0700.
     """
     _check_instance(instance)
     files = TrustFiles(directory)
     try:
-        if directory.exists():
+        existing = directory.exists()
+        if existing:
             if not directory.is_dir():
                 raise XRoadError(FaultCode.CONFLICT, f"{directory} exists and is not a directory")
             if any(directory.iterdir()) and not force:
@@ -231,17 +354,12 @@ def init_trust_dir(
                     FaultCode.CONFLICT,
                     f"{directory} already exists and is not empty; use --force to replace it",
                 )
-            if force:
-                for path in files.owned_files():
-                    path.unlink(missing_ok=True)
-                if files.issued.is_dir():
-                    for cert in files.issued.glob("*.pem"):
-                        cert.unlink()
-        directory.mkdir(parents=True, exist_ok=True)
-        files.issued.mkdir(exist_ok=True)
+        else:
+            directory.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise _io_error(f"cannot prepare {directory}", e) from e
 
+    # 1. Generate in memory.
     ca = self_signed_ca(
         ca_name(f"{instance} xroad-mn development CA"),
         generate_rsa_key(),
@@ -254,14 +372,18 @@ def init_trust_dir(
     )
     tsa = issue_tsa(ca, ca_name(f"{instance} xroad-mn development TSA"), generate_rsa_key(), **service)
 
-    _write_certified(files.ca_cert, files.ca_key, ca)
-    _write_certified(files.ocsp_cert, files.ocsp_key, ocsp)
-    _write_certified(files.tsa_cert, files.tsa_key, tsa)
-    write_atomic(files.revocations, b"{}\n")
-    write_atomic(
-        files.meta, json.dumps({"instance": instance, "format": FORMAT_VERSION}, indent=2).encode() + b"\n"
-    )
-    log.info("trust_dir_created", directory=str(directory), instance=instance)
+    # 2. Write the new directory beside the target and move it into place (or write in place).
+    target = directory.resolve() if existing else directory.absolute()  # swap a symlink's target
+    try:
+        if existing and not any(directory.iterdir()):
+            _write_trust_files(files, instance, ca, ocsp, tsa)  # nothing there to lose
+        elif existing and (os.path.ismount(target) or Path.cwd().resolve().is_relative_to(target)):
+            _replace_in_place(files, instance, ca, ocsp, tsa)  # a directory that cannot be renamed
+        else:
+            _replace_by_swap(target, instance, ca, ocsp, tsa, existing=existing)
+    except OSError as e:
+        raise _io_error(f"cannot create the trust directory {directory}", e) from e
+    log.info("trust_dir_created", directory=str(directory), instance=instance, replaced=existing)
     return files
 
 
@@ -437,5 +559,14 @@ class TrustStore:
             request_der, issuer=self.ca, responder=self.ocsp, status_of=self.status_of, now=now
         )
 
-    def timestamp_reply(self, query_der: bytes, *, now: datetime) -> bytes:
-        return build_timestamp_reply(query_der, tsa=self.tsa, serial=random_serial(), now=now)
+    def timestamp_reply(
+        self, query_der: bytes, *, now: datetime, include_certificate: CertificateInclusion = "always"
+    ) -> bytes:
+        """An RFC 3161 reply by this directory's TSA; the certificate is in every token by default."""
+        return build_timestamp_reply(
+            query_der,
+            tsa=self.tsa,
+            serial=random_serial(),
+            now=now,
+            include_certificate=include_certificate,
+        )

@@ -2,8 +2,20 @@
 
 The token is a CMS SignedData over a TSTInfo, signed by the TSA certificate with SHA-256 and the signed
 attributes content-type, signing-time, message-digest and ESS signingCertificateV2 (which ``openssl ts
--verify`` and X-Road's verifier require). The query's nonce is echoed; the TSA certificate is included
-when ``certReq`` is set.
+-verify`` and X-Road's verifier require). The query's nonce is echoed.
+
+Whether the token carries the TSA certificate is a choice (``include_certificate``):
+
+* ``"on_request"`` — strict RFC 3161 §2.4.1: the certificate is included exactly when the query sets
+  ``certReq``, and MUST NOT be included otherwise. This is the pure builder's default.
+* ``"always"`` — the certificate is in every token. The development trust service
+  (:class:`~xroad_mn.trust.app.TrustSettings` ``tsa_include_certificate``) defaults to this, for two
+  reasons: the product's acceptance check is ``openssl ts -query -data f -sha512`` (no ``-cert``) posted
+  to ``/tsa`` and then ``openssl ts -verify -in reply.tsr -data f -CAfile tsa.pem -partial_chain``, which
+  only verifies when the signer certificate travels in the token; and X-Road itself carries the TSA
+  certificate in every time-stamp token it stores (its client adds the certificate to tokens that lack
+  it), so tokens from this TSA look like the ones X-Road archives. Strict clients lose nothing: an
+  RFC 3161 client must accept a certificate it did not ask for.
 
 Example::
 
@@ -27,7 +39,7 @@ import hashlib
 from collections.abc import Mapping
 from datetime import datetime
 from types import MappingProxyType
-from typing import Final
+from typing import Final, Literal
 
 from asn1crypto import algos, cms, core, tsp
 from asn1crypto import x509 as asn1_x509
@@ -42,6 +54,7 @@ __all__ = [
     "DEV_TSA_POLICY",
     "MAX_TIMESTAMP_QUERY_BYTES",
     "SUPPORTED_IMPRINT_ALGORITHMS",
+    "CertificateInclusion",
     "build_timestamp_reply",
     "parse_timestamp_query",
 ]
@@ -54,6 +67,8 @@ SUPPORTED_IMPRINT_ALGORITHMS: Final[Mapping[str, int]] = MappingProxyType(
     {"sha256": 32, "sha384": 48, "sha512": 64}
 )
 """Message imprint hash algorithms accepted, with their digest lengths."""
+CertificateInclusion = Literal["always", "on_request"]
+"""When a token carries the TSA certificate: in every token, or only when the query sets ``certReq``."""
 _SIGNING_TIME_UTC_LIMIT: Final = 2050  # RFC 5652 §11.3: UTCTime before 2050, GeneralizedTime after
 
 
@@ -129,7 +144,13 @@ def _signing_time(now: datetime) -> cms.Time:
 
 
 def build_timestamp_reply(
-    query_der: bytes, *, tsa: CertifiedKey, serial: int, now: datetime, policy: str = DEV_TSA_POLICY
+    query_der: bytes,
+    *,
+    tsa: CertifiedKey,
+    serial: int,
+    now: datetime,
+    policy: str = DEV_TSA_POLICY,
+    include_certificate: CertificateInclusion = "on_request",
 ) -> bytes:
     """Answer ``query_der`` (DER TimeStampReq) with a DER TimeStampResp stamped at ``now``.
 
@@ -139,7 +160,8 @@ def build_timestamp_reply(
     3. build TSTInfo: ``policy``, the query's imprint as sent, ``serial``, genTime ``now`` (whole
        seconds, accuracy 1 s), the nonce echoed, the TSA's name;
     4. sign it as CMS SignedData with signed attributes content-type, signing-time, message-digest and
-       signingCertificateV2; include the TSA certificate if ``certReq`` is set.
+       signingCertificateV2; include the TSA certificate if ``include_certificate`` is ``"always"`` or
+       the query sets ``certReq``.
     """
     if now.tzinfo is None:
         raise XRoadError(FaultCode.INTERNAL_ERROR, "time-stamp clock must be timezone-aware")
@@ -222,7 +244,7 @@ def build_timestamp_reply(
         "encap_content_info": {"content_type": "tst_info", "content": tst_info},
         "signer_infos": [signer_info],
     }
-    if query["cert_req"].native:
+    if include_certificate == "always" or query["cert_req"].native:
         signed_data_fields["certificates"] = [cert]
     token = cms.ContentInfo({"content_type": "signed_data", "content": cms.SignedData(signed_data_fields)})
     return bytes(tsp.TimeStampResp({"status": {"status": "granted"}, "time_stamp_token": token}).dump())
