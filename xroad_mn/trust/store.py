@@ -27,8 +27,6 @@ Example::
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import errno
 import json
 import os
 import secrets
@@ -225,34 +223,12 @@ def _fsync_dir(path: Path) -> None:
         os.close(dir_fd)
 
 
-_AT_FDCWD: Final = -100
-_RENAME_EXCHANGE: Final = 2
-
-
-def _exchange(a: Path, b: Path) -> bool:
-    """Swap two directories atomically with Linux ``renameat2(RENAME_EXCHANGE)``; False if unavailable."""
-    try:
-        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
-    except (AttributeError, OSError):
-        return False
-    rc = renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE)
-    if rc == 0:
-        return True
-    err = ctypes.get_errno()
-    if err in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
-        return False  # old kernel or a file system without exchange
-    raise OSError(err, os.strerror(err), str(a))
-
-
 def _swap_in(staging: Path, directory: Path) -> Path:
     """Put ``staging`` at ``directory``; the replaced directory ends up at the returned path.
 
-    Atomic where the platform allows (Linux ``RENAME_EXCHANGE``): ``directory`` always holds a complete
-    trust directory, old or new. Elsewhere two renames leave a moment in which ``directory`` does not
-    exist; a crash then leaves the complete old directory beside it (``.NAME.old-*``).
+    Two renames: the old directory is moved aside first, so a crash between them leaves the complete
+    old directory beside the target (``.NAME.old-*``), never a half-written one at it.
     """
-    if _exchange(staging, directory):
-        return staging
     aside = directory.with_name(f".{directory.name}.old-{secrets.token_hex(6)}")
     os.rename(directory, aside)
     os.rename(staging, directory)
