@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import hashlib
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from cryptography import x509
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.globalconf_fixtures import INDEX_COLON_HASHES, INDEX_HEX_HASHES, INVALID_ANCHORS, VALID_ANCHORS
 from xroad_mn.errors import FaultCode, XRoadError
 from xroad_mn.globalconf.anchor import (
     ConfigurationAnchor,
@@ -20,23 +22,6 @@ from xroad_mn.globalconf.anchor import (
     build_anchor,
     parse_anchor,
 )
-
-VALID_ANCHORS = [
-    "asic-verifier-configuration-anchor1.xml",
-    "confclient-configuration-anchor1.xml",
-    "confproxy-PROXY1-anchor.xml",
-    "cs-core-trusted-anchor.xml",
-    "cs-int-external-configuration-anchor.xml",
-    "cs-int-internal-configuration-anchor.xml",
-    "cs-int-trusted-anchor-2.xml",
-    "cs-int-trusted-anchor.xml",
-    "cs-ui-trusted-anchor-CS2-E2E.xml",
-    "globalconf-core-configuration-anchor1.xml",
-    "globalconf-core-configuration-anchor2.xml",
-    "ss-admin-internal-configuration-anchor.xml",
-    "system-test-configuration_anchor_CS_internal.xml",
-]
-INVALID_ANCHORS = ["cs-int-trusted-anchor-invalid-1.xml", "cs-int-trusted-anchor-invalid-2.xml"]
 
 
 @pytest.fixture(scope="module")
@@ -52,27 +37,31 @@ def test_valid_anchor_parses(anchors: Path, name: str) -> None:
     assert all(s.download_url and s.verification_certs for s in anchor.sources)
 
 
-@pytest.mark.parametrize("name", INVALID_ANCHORS)
+@pytest.mark.parametrize("name", sorted(INVALID_ANCHORS))
 def test_invalid_anchor_is_malformed_anchor(anchors: Path, name: str) -> None:
     with pytest.raises(XRoadError) as exc:
         parse_anchor((anchors / name).read_bytes())
-    assert exc.value.has_code(FaultCode.MALFORMED_ANCHOR)
+    assert exc.value.has_code(INVALID_ANCHORS[name])
 
 
-def test_anchor_hashes_match_index(anchors: Path) -> None:
-    trusted = (anchors / "cs-int-trusted-anchor.xml").read_bytes()
-    assert anchor_hash(trusted) == (
-        "40:2A:4F:94:05:D2:9B:ED:C9:EE:A2:6D:EC:EC:11:94:5D:C9:A8:3E:29:1F:B2:92:A6:E4:DF:1D"
-    )
-    assert anchor_hash((anchors / "cs-core-trusted-anchor.xml").read_bytes()) == anchor_hash(trusted)
-    assert parse_anchor((anchors / "cs-int-trusted-anchor-2.xml").read_bytes()).file_hash == (
-        "95:6C:C8:A5:9B:B5:51:5A:FB:9F:9C:84:38:C0:62:6B:93:48:AE:D7:54:44:16:0C:83:28:59:54"
-    )
-    ss_admin = (anchors / "ss-admin-internal-configuration-anchor.xml").read_bytes()
-    assert anchor_hash_hex(ss_admin) == "B37E02C0B310497C05D938A8C4446DFA80722F97123852BA8BF20D57"
-    system = (anchors / "system-test-configuration_anchor_CS_internal.xml").read_bytes()
-    assert anchor_hash_hex(system).startswith("5470AFFE")
-    assert anchor_hash_hex(system).endswith("7CC7")
+def test_every_anchor_has_a_verdict(anchors: Path) -> None:
+    assert {p.name for p in anchors.iterdir()} == set(VALID_ANCHORS) | set(INVALID_ANCHORS)
+    assert set(INDEX_COLON_HASHES) | set(INDEX_HEX_HASHES) <= set(VALID_ANCHORS)
+
+
+@pytest.mark.parametrize("name", VALID_ANCHORS)
+def test_anchor_hashes_match_index(anchors: Path, name: str) -> None:
+    data = (anchors / name).read_bytes()
+    digest = hashlib.sha224(data).hexdigest().upper()
+    assert anchor_hash_hex(data) == digest
+    assert anchor_hash(data) == ":".join(digest[i : i + 2] for i in range(0, len(digest), 2))
+    assert parse_anchor(data).file_hash == anchor_hash(data)
+    if name in INDEX_COLON_HASHES:
+        assert anchor_hash(data) == INDEX_COLON_HASHES[name]
+    if name in INDEX_HEX_HASHES:
+        prefix, suffix = INDEX_HEX_HASHES[name]
+        assert anchor_hash_hex(data).startswith(prefix)
+        assert anchor_hash_hex(data).endswith(suffix)
 
 
 def test_legacy_anchor_details(anchors: Path) -> None:

@@ -769,3 +769,47 @@ async def test_cli_download(keys: dict[str, SigningKey], server: ConfServer, tmp
     plain = await asyncio.to_thread(runner.invoke, app, args)
     assert plain.exit_code == 1
     assert "network_error" in plain.output
+
+
+_PROC_NOPE = (Path("/proc/nope"),) if Path("/proc/self").exists() else ()
+"""The path of the report (procfs refuses new directories, even to root); only where procfs exists."""
+
+
+def test_store_root_that_cannot_be_created_is_io_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_bytes(b"")
+    for root in (blocker / "globalconf", *_PROC_NOPE):
+        store = ConfigurationStore(root)
+        with pytest.raises(XRoadError) as exc:
+            store.write_instance_identifier("MN")
+        assert exc.value.has_code(FaultCode.IO_ERROR)
+        assert str(root) in exc.value.message
+    with pytest.raises(XRoadError) as exc:
+        ConfigurationStore(blocker / "globalconf").write_parts("MN", [], delete_others=False)
+    assert exc.value.has_code(FaultCode.IO_ERROR)
+
+
+async def test_cli_download_into_uncreatable_out_is_io_error(
+    keys: dict[str, SigningKey], server: ConfServer, tmp_path: Path
+) -> None:
+    conf = Conf(expire=datetime.now(UTC) + timedelta(minutes=10))
+    server.files = conf.publish(keys["internal"])
+    anchor_file = tmp_path / "anchor.xml"
+    anchor_file.write_bytes(
+        build_anchor("MN", [(f"{server.base}/internalconf", [keys["internal"].cert])], NOW)
+    )
+    blocker = tmp_path / "a-file"
+    blocker.write_bytes(b"")
+    runner = CliRunner()
+    app = build_app()
+    for out in (*_PROC_NOPE, blocker / "gc"):
+        args = ["globalconf", "download", "--anchor", str(anchor_file), "--out", str(out)]
+        failed = await asyncio.to_thread(runner.invoke, app, [*args, "--json"])
+        assert failed.exit_code == 1, failed.output
+        doc = json.loads(failed.stdout)
+        assert (doc["ok"], doc["code"]) == (False, FaultCode.IO_ERROR)
+        plain = await asyncio.to_thread(runner.invoke, app, args)
+        assert plain.exit_code == 1
+        assert "io_error" in plain.output
+        assert "internal error" not in plain.output
+    assert not any(p.exists() for p in _PROC_NOPE)

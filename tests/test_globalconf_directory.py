@@ -19,6 +19,13 @@ from cryptography.x509.oid import NameOID
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.globalconf_fixtures import (
+    LEGACY_2013_PUBKEYS,
+    SIGNED_CASES,
+    SignedCase,
+    anchor_for,
+    signed_directory_files,
+)
 from xroad_mn.errors import FaultCode, XRoadError
 from xroad_mn.globalconf.anchor import parse_anchor
 from xroad_mn.globalconf.directory import (
@@ -109,27 +116,44 @@ def test_same_directory_with_lf_and_other_header_case_still_parses(interop_dir: 
     assert [p.instance for p in directory.parts] == ["DEV", "DEV"]
 
 
-# -- key rotation: older versions verify only through the source certs of their shared-params -------------
+# -- every signed directory of the corpus, through the table the CLI tests share -----------------------------
 
 
-@pytest.mark.parametrize("version", ["V3", "V4", "V5"])
-@pytest.mark.parametrize("kind", ["internalconf", "externalconf"])
-def test_key_rotation_path(interop_dir: Path, version: str, kind: str) -> None:
-    anchor = parse_anchor((interop_dir / INTERNAL_ANCHOR).read_bytes())
-    base = interop_dir / PUBLIC / version
-    shared = parse_shared_params(next(base.glob("*/shared-params.xml")).read_bytes())
-    directory = parse_signed_directory((base / kind).read_bytes())
-    assert directory.version == int(version[1:])
-    # 1. The V6 anchor alone does not trust the rotated-out keys.
+def test_every_signed_directory_has_a_verdict(interop_dir: Path) -> None:
+    assert {c.path for c in SIGNED_CASES} == signed_directory_files(interop_dir)
+    assert len({c.id for c in SIGNED_CASES}) == len(SIGNED_CASES)
+
+
+def _module_verdict(interop_dir: Path, case: SignedCase) -> None:
+    anchor = parse_anchor(anchor_for(interop_dir, case))
+    directory = parse_signed_directory((interop_dir / case.path).read_bytes())
+    trusted = list(anchor.verification_certs)
+    if case.shared_params is not None:
+        shared = parse_shared_params((interop_dir / case.shared_params).read_bytes())
+        trusted += shared.verification_certs(external=case.external)
+    verify_signed_directory(directory, trusted, at=case.at)
+    if case.files_root is not None:
+        for part in directory.parts:
+            content = (interop_dir / case.files_root / part.content_location.lstrip("/")).read_bytes()
+            verify_part_content(part, content)
+
+
+@pytest.mark.parametrize("case", SIGNED_CASES, ids=lambda c: c.id)
+def test_signed_directory_verdicts(interop_dir: Path, case: SignedCase) -> None:
+    if case.code is None:
+        _module_verdict(interop_dir, case)
+        return
     with pytest.raises(XRoadError) as exc:
-        verify_signed_directory(directory, anchor.verification_certs, at=AT)
-    assert exc.value.has_code(FaultCode.GLOBAL_CONF_INVALID)
-    assert exc.value.details["reason"] == "missing_verification_cert"
-    # 2. The source certificates of the installed shared-params do.
-    trusted = anchor.verification_certs + shared.verification_certs(external=kind == "externalconf")
-    verify_signed_directory(directory, trusted, at=AT)
-    for part in directory.parts:
-        verify_part_content(part, (interop_dir / PUBLIC / part.content_location.lstrip("/")).read_bytes())
+        _module_verdict(interop_dir, case)
+    assert exc.value.has_code(case.code)
+    assert {k: exc.value.details.get(k) for k in case.details} == case.details
+
+
+def test_rotated_directories_declare_their_version(interop_dir: Path) -> None:
+    for version in ("V3", "V4", "V5"):
+        for kind in ("internalconf", "externalconf"):
+            directory = parse_signed_directory((interop_dir / PUBLIC / version / kind).read_bytes())
+            assert directory.version == int(version[1:])
 
 
 def test_v6_internalconf_not_verified_by_wrong_kind_of_source_cert(interop_dir: Path) -> None:
@@ -177,28 +201,32 @@ def test_confclient_detached_valid(interop_dir: Path) -> None:
     )
 
 
-@pytest.mark.parametrize(
-    ("name", "stage", "code"),
-    [
-        ("test-conf-invalid-signature.txt", "verify", FaultCode.INVALID_SIGNATURE_VALUE),
-        ("test-conf-missing-signature.txt", "verify", FaultCode.INVALID_SIGNATURE_VALUE),
-        ("test-conf-malformed.txt", "parse", FaultCode.MALFORMED_GLOBALCONF),
-        ("test-conf-missing-date.txt", "parse", FaultCode.MALFORMED_GLOBALCONF),
-        ("conf1.txt", "parse", FaultCode.MALFORMED_GLOBALCONF),
-    ],
-)
-def test_confclient_negatives(interop_dir: Path, name: str, stage: str, code: str) -> None:
-    data = (interop_dir / CONFCLIENT / name).read_bytes()
-    if stage == "parse":
-        with pytest.raises(XRoadError) as exc:
-            parse_signed_directory(data)
-    else:
-        directory = parse_signed_directory(data)
-        # Before the expiry date too: the signature itself is what fails.
-        at = datetime(2015, 1, 1, tzinfo=UTC)
-        with pytest.raises(XRoadError) as exc:
-            verify_signed_directory(directory, [_consumer(interop_dir)], at=at)
-    assert exc.value.has_code(code)
+@pytest.mark.parametrize("rel", [c.path for c in SIGNED_CASES if c.id.startswith("legacy-2013")])
+def test_legacy_2013_signed_format_is_refused(interop_dir: Path, rel: str) -> None:
+    # INDEX: the pre-release 2013 format (inner text/xml part, Content-Date, raw RSA .pubkey) "do not need to
+    # support": it must be refused, never half-read. It has no Expire-date, so it cannot be valid.
+    data = (interop_dir / rel).read_bytes()
+    assert b"Content-Date: 2013-" in data
+    with pytest.raises(XRoadError) as exc:
+        parse_signed_directory(data)
+    assert exc.value.has_code(FaultCode.MALFORMED_GLOBALCONF)
+    assert exc.value.details["missing"] == "Expire-date"
+
+
+@pytest.mark.parametrize("rel", LEGACY_2013_PUBKEYS)
+def test_legacy_2013_pubkeys_are_not_directories(interop_dir: Path, rel: str) -> None:
+    with pytest.raises(XRoadError) as exc:
+        parse_signed_directory((interop_dir / rel).read_bytes())
+    assert exc.value.has_code(FaultCode.MALFORMED_GLOBALCONF)
+
+
+def test_conf1_directory_is_refused_before_its_placeholder_parts(interop_dir: Path) -> None:
+    # INDEX: conf1.txt INVALID, its conf1/ parts "malformed; unused": the directory is refused at parsing
+    # (a truncated hash), before any part could be looked at.
+    with pytest.raises(XRoadError) as exc:
+        parse_signed_directory((interop_dir / CONFCLIENT / "conf1.txt").read_bytes())
+    assert exc.value.has_code(FaultCode.MALFORMED_GLOBALCONF)
+    assert "hash" in exc.value.message
 
 
 def test_missing_date_reason(interop_dir: Path) -> None:

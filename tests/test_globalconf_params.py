@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
+from tests.globalconf_fixtures import CONF1_PLACEHOLDERS, XXE_PART
 from xroad_mn.errors import FaultCode, XRoadError
 from xroad_mn.globalconf.anchor import parse_anchor
 from xroad_mn.globalconf.params import (
@@ -243,11 +244,23 @@ def test_unknown_elements_are_ignored(interop_dir: Path) -> None:
 
 
 def test_xxe_payload_is_refused(interop_dir: Path) -> None:
-    payload = (interop_dir / "globalconf/xml-security/test-part-with-xxe.xml").read_bytes()
+    payload = (interop_dir / XXE_PART).read_bytes()
     for parse in (parse_shared_params, parse_private_params):
         with pytest.raises(XRoadError) as exc:
             parse(payload)
         assert exc.value.has_code(FaultCode.MALFORMED_GLOBALCONF)
+
+
+@pytest.mark.parametrize("rel", CONF1_PLACEHOLDERS)
+def test_conf1_placeholders_are_malformed(interop_dir: Path, rel: str) -> None:
+    # INDEX: conf1/*-parameters.xml are "malformed; unused" (a sentence of prose, not XML).
+    data = (interop_dir / rel).read_bytes()
+    assert not data.lstrip().startswith(b"<")
+    for parse in (parse_shared_params, parse_private_params):
+        with pytest.raises(XRoadError) as exc:
+            parse(data)
+        assert exc.value.has_code(FaultCode.MALFORMED_GLOBALCONF)
+        assert "not well-formed XML" in exc.value.message
 
 
 def test_dangling_idref_is_malformed(interop_dir: Path) -> None:

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.globalconf_fixtures import BAD_DIRS, CONF1_PLACEHOLDERS, GOOD_DIRS, XXE_PART
 from xroad_mn.certs import load_certificate, same_certificate
 from xroad_mn.errors import FaultCode, XRoadError
 from xroad_mn.globalconf.trust import (
@@ -16,38 +17,6 @@ from xroad_mn.globalconf.trust import (
     load_trust_store,
     parse_time_stamping_interval,
 )
-
-# dir -> (own instance, {instance: (approved CAs, approved TSAs)}, freshness, time-stamping interval)
-GOOD_DIRS: dict[str, tuple[str, dict[str, tuple[int, int]], int, int | None]] = {
-    "cs-admin-int-test": ("EE", {"EE": (5, 1)}, 42, 123),
-    "cs-management-int-test": ("EE", {"EE": (5, 1)}, 42, 123),
-    "ss-admin-int-test": ("EE", {"EE": (5, 1)}, 42, 123),
-    "globalconf_good2_v3": ("DEV", {"DEV": (1, 1)}, 3600, None),
-    "messagelog-addon": ("CS", {"CS": (1, 1)}, 3600, None),
-    "signer-int-test": ("DEV", {"DEV": (1, 1)}, 3600, 60),
-    "globalconf_good_v2": ("EE", {"EE": (5, 1), "bar": (1, 1), "foo": (4, 1)}, 42, 123),
-    "globalconf_good_v3": ("EE", {"EE": (5, 1), "bar": (1, 1), "foo_v2": (4, 1)}, 42, 123),
-    "globalconf_good_v4": ("EE", {"EE": (5, 1), "bar": (1, 1), "baz_v3": (5, 1), "foo_v2": (4, 1)}, 42, 123),
-    "globalconf_good_v5": (
-        "EE",
-        {"EE": (5, 1), "bar": (1, 1), "baz_v3": (5, 1), "foo_v2": (4, 1), "qux_v4": (5, 1)},
-        42,
-        123,
-    ),
-    "globalconf_good_v6": (
-        "EE",
-        {
-            "EE": (2, 1),
-            "bar": (1, 1),
-            "baz_v3": (5, 1),
-            "foo_v2": (4, 1),
-            "quux_v5": (5, 1),
-            "qux_v4": (5, 1),
-        },
-        42,
-        123,
-    ),
-}
 
 # Parameter files outside installed directories: path -> (instance, approved CAs, approved TSAs, freshness)
 SIGNED_PARAMS: dict[str, tuple[str, int, int, int]] = {
@@ -70,8 +39,7 @@ def globalconf(interop_dir: Path) -> Path:
 
 
 def test_every_interop_dir_has_a_verdict(globalconf: Path) -> None:
-    bad = {"globalconf_empty", "globalconf_malformed", "globalconf_missing_identifier"}
-    assert {p.name for p in (globalconf / "dirs").iterdir()} == set(GOOD_DIRS) | bad
+    assert {p.name for p in (globalconf / "dirs").iterdir()} == set(GOOD_DIRS) | set(BAD_DIRS)
 
 
 @pytest.mark.parametrize("name", sorted(GOOD_DIRS))
@@ -217,8 +185,20 @@ def test_unknown_elements_are_ignored(globalconf: Path) -> None:
     assert TrustMaterial.from_shared_params(future) == TrustMaterial.from_shared_params(xml)
 
 
-def test_xxe_is_refused(globalconf: Path) -> None:
-    payload = (globalconf / "xml-security/test-part-with-xxe.xml").read_bytes()
+@pytest.mark.parametrize("rel", CONF1_PLACEHOLDERS)
+def test_conf1_placeholder_parameters_are_malformed(interop_dir: Path, rel: str) -> None:
+    # INDEX: "malformed; unused" - one line of prose each, never trust material.
+    data = (interop_dir / rel).read_bytes()
+    with pytest.raises(XRoadError, match="not well-formed") as e:
+        TrustMaterial.from_shared_params(data)
+    assert e.value.code == FaultCode.MALFORMED_GLOBALCONF
+    with pytest.raises(XRoadError) as e:
+        parse_time_stamping_interval(data)
+    assert e.value.code == FaultCode.MALFORMED_GLOBALCONF
+
+
+def test_xxe_is_refused(interop_dir: Path) -> None:
+    payload = (interop_dir / XXE_PART).read_bytes()
     with pytest.raises(XRoadError, match="DOCTYPE") as e:
         TrustMaterial.from_shared_params(payload)
     assert e.value.code == FaultCode.MALFORMED_GLOBALCONF

@@ -5,10 +5,13 @@
     valid: version 6, expires 2035-11-11T03:07:40+00:00, 2 parts
     $ xroad-mn globalconf anchor-hash configuration-anchor.xml
     54:70:AF:FE:...
+    $ xroad-mn globalconf check-dir /etc/xroad/globalconf
+    valid: instance EE, instances EE, bar, foo; 10 approved CAs, 3 approved TSAs, expires 2124-05-20T17:42:55Z
 
-``verify`` exits 0 when the directory is valid and 1 (with the fault code and reason) when it is not.
-With ``--shared-params`` the source verification certificates of an installed shared-params are trusted
-too, which is how a security server follows a signing-key rotation.
+``verify`` and ``check-dir`` exit 0 when the directory is valid and 1 (with the fault code and reason) when
+it is not. With ``--shared-params`` the source verification certificates of an installed shared-params are
+trusted too, which is how a security server follows a signing-key rotation: the internal sources' for an
+``internalconf``, the external sources' with ``--external`` (an ``externalconf``).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from xroad_mn.globalconf.directory import (
     verify_signed_directory,
 )
 from xroad_mn.globalconf.params import parse_shared_params
+from xroad_mn.globalconf.store import check_stored_directory
 
 __all__ = ["app"]
 
@@ -74,15 +78,21 @@ def _content_path(root: Path, location: str) -> Path:
 
 
 def _check(
-    directory_file: Path, anchor_file: Path, files_root: Path | None, at: datetime, shared_params: Path | None
+    directory_file: Path,
+    anchor_file: Path,
+    files_root: Path | None,
+    at: datetime,
+    shared_params: Path | None,
+    *,
+    external: bool,
 ) -> SignedDirectory:
     anchor = parse_anchor(_read(anchor_file, "anchor"))
     directory = parse_signed_directory(_read(directory_file, "signed directory"))
     trusted: list[x509.Certificate] = list(anchor.verification_certs)
     if shared_params is not None:
+        # Only the sources of the kind being verified: internal keys never vouch for an externalconf.
         shared = parse_shared_params(_read(shared_params, "shared-params"))
-        for external in (False, True):
-            trusted += [c for c in shared.verification_certs(external=external) if c not in trusted]
+        trusted += [c for c in shared.verification_certs(external=external) if c not in trusted]
     verify_signed_directory(directory, trusted, at=at)
     if files_root is not None:
         for part in directory.parts:
@@ -104,12 +114,19 @@ def verify(
             "--shared-params", help="Also trust this shared-params' source certificates (key rotation)."
         ),
     ] = None,
+    external: Annotated[
+        bool,
+        typer.Option(
+            "--external",
+            help="The directory is an externalconf: trust the external sources of --shared-params.",
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Verify a signed configuration directory against an anchor: exit 0 if valid, 1 if not."""
     when = _parse_at(at)
     try:
-        directory = _check(directory_file, anchor, files_root, when, shared_params)
+        directory = _check(directory_file, anchor, files_root, when, shared_params, external=external)
     except XRoadError as e:
         if as_json:
             result = {"valid": False, "code": e.code, "message": e.message, "details": dict(e.details)}
@@ -139,6 +156,35 @@ def verify(
             f"valid: version {directory.version}, expires {directory.expire_date.isoformat()}, "
             f"{len(directory.parts)} parts{checked}"
         )
+
+
+@app.command("check-dir")
+def check_dir(
+    conf_dir: Annotated[Path, typer.Argument(help="An installed configuration directory.")],
+    at: Annotated[str | None, typer.Option("--at", help="Check expiry at (ISO 8601); default now.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Check an installed global configuration directory: exit 0 if valid, 1 if not."""
+    when = _parse_at(at)
+    try:
+        result = check_stored_directory(conf_dir, at=when)
+    except XRoadError as e:
+        if as_json:
+            failed = {"valid": False, "code": e.code, "message": e.message, "details": dict(e.details)}
+            typer.echo(json.dumps(failed))
+        else:
+            print_error(e)
+        raise typer.Exit(code=1) from e
+    if as_json:
+        typer.echo(json.dumps({"valid": True, **result.to_dict()}))
+        return
+    expires = f", expires {result.expires.isoformat()}" if result.expires is not None else ""
+    typer.echo(
+        f"valid: instance {result.instance}, instances {', '.join(result.instances)}; "
+        f"{result.approved_cas} approved CAs, {result.approved_tsas} approved TSAs{expires}"
+    )
+    for skipped in result.skipped:
+        typer.echo(f"  skipped {skipped}")
 
 
 @app.command("anchor-hash")

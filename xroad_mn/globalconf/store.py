@@ -28,6 +28,17 @@ Example::
     'DEV'
     >>> store.read_metadata("DEV", "shared-params.xml").expiration_date  # doctest: +SKIP
     datetime.datetime(2035, 11, 11, 3, 7, 40, tzinfo=datetime.timezone.utc)
+    >>> from datetime import UTC, datetime
+    >>> check = check_stored_directory(Path("/etc/xroad/globalconf"), at=datetime.now(UTC))  # doctest: +SKIP
+    >>> check.instance, check.instances, check.approved_cas  # doctest: +SKIP
+    ('EE', ('EE', 'bar', 'foo'), 10)
+
+:func:`check_stored_directory` gives a verdict on an installed directory: ``instance-identifier`` names the
+own instance, every instance's ``shared-params.xml`` parses (a malformed federated part is skipped, as
+X-Road's ``VersionedConfigurationDirectory`` skips it), the own instance has parameters, and the
+``.metadata`` files present parse, describe their file and have not expired (an expired federated part is
+skipped; an expired own instance is ``global_conf_outdated``). The ``instanceIdentifier`` inside a metadata
+file is not compared: X-Road's own test directories write ``v2`` for ``foo_v2``.
 """
 
 from __future__ import annotations
@@ -42,6 +53,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from types import MappingProxyType
 from typing import Final
 
 from xroad_mn.errors import FaultCode, XRoadError
@@ -50,14 +62,18 @@ from xroad_mn.globalconf.trust import (
     MAX_PARAMS_BYTES,
     PRIVATE_PARAMS_FILE,
     SHARED_PARAMS_FILE,
+    TrustStore,
+    load_trust_store,
 )
 
 __all__ = [
     "METADATA_SUFFIX",
     "ConfigurationStore",
+    "DirectoryCheck",
     "PartMetadata",
     "StoredPart",
     "check_instance_name",
+    "check_stored_directory",
     "part_file_name",
 ]
 
@@ -258,17 +274,21 @@ class ConfigurationStore:
         if not self.root.is_dir():
             return ()
         out: list[str] = []
-        for p in self.root.iterdir():
-            if p.is_dir() and _NAME_OK.match(p.name) and any(p.glob("*" + METADATA_SUFFIX)):
-                out.append(p.name)
+
+        def scan() -> None:
+            for p in self.root.iterdir():
+                if p.is_dir() and _NAME_OK.match(p.name) and any(p.glob("*" + METADATA_SUFFIX)):
+                    out.append(p.name)
+
+        self._guard(scan, "read global configuration")
         return tuple(sorted(out))
 
     # -- writing
 
     def write_instance_identifier(self, instance: str) -> None:
-        """Write ``instance-identifier`` (only when it changes)."""
+        """Write ``instance-identifier`` (only when it changes); an unusable root is ``io_error``."""
         check_instance_name(instance)
-        self.root.mkdir(parents=True, exist_ok=True)
+        self._guard(lambda: self.root.mkdir(parents=True, exist_ok=True))
         if self.instance_identifier() != instance:
             self._guard(lambda: _write_atomic(self.root / INSTANCE_IDENTIFIER_FILE, instance.encode("utf-8")))
 
@@ -318,8 +338,142 @@ class ConfigurationStore:
         return tuple(removed)
 
     @staticmethod
-    def _guard(action: Callable[[], None]) -> None:
+    def _guard(action: Callable[[], None], what: str = "store global configuration") -> None:
         try:
             action()
         except OSError as e:
-            raise XRoadError(FaultCode.IO_ERROR, f"cannot store global configuration: {e}") from e
+            raise XRoadError(FaultCode.IO_ERROR, f"cannot {what}: {e}") from e
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Checking an installed directory
+
+
+@dataclass(frozen=True)
+class DirectoryCheck:
+    """What :func:`check_stored_directory` found in a valid configuration directory."""
+
+    instance: str
+    """The own instance (``instance-identifier``)."""
+    instances: tuple[str, ...]
+    """Instances whose parameters were loaded, own instance first."""
+    approved_cas: int
+    approved_tsas: int
+    ocsp_freshness_seconds: int
+    time_stamping_interval_seconds: int | None
+    expires: datetime | None
+    """Earliest expiration date the own instance's metadata gives (None when it gives none)."""
+    skipped: tuple[str, ...]
+    """Federated parts left out, each as ``"<dir>: <reason>"``."""
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready summary."""
+        return {
+            "instance": self.instance,
+            "instances": list(self.instances),
+            "approved_cas": self.approved_cas,
+            "approved_tsas": self.approved_tsas,
+            "ocsp_freshness_seconds": self.ocsp_freshness_seconds,
+            "time_stamping_interval_seconds": self.time_stamping_interval_seconds,
+            "expires": _format_time(self.expires) if self.expires is not None else None,
+            "skipped": list(self.skipped),
+        }
+
+
+_EXPECTED_CONTENT: Final = {v: k for k, v in _FIXED_NAMES.items()}
+
+
+def _metadata_problem(store: ConfigurationStore, name: str, at: datetime) -> tuple[str, datetime | None]:
+    """``(problem, earliest expiry)`` of the parameter files' metadata in instance directory ``name``;
+    ``problem`` is ``""`` (fine), ``"outdated"`` or ``"malformed"`` with the reason after a colon."""
+    earliest: datetime | None = None
+    for file_name, content_identifier in _EXPECTED_CONTENT.items():
+        if not (store.root / name / file_name).is_file():
+            continue
+        try:
+            meta = store.read_metadata(name, file_name)
+        except XRoadError as e:
+            return f"malformed:{file_name}{METADATA_SUFFIX}: {e.message}", earliest
+        if meta is None:
+            continue
+        if meta.content_identifier and meta.content_identifier != content_identifier:
+            return (
+                f"malformed:{file_name}{METADATA_SUFFIX} describes {meta.content_identifier[:40]!r}",
+                earliest,
+            )
+        expires = meta.expiration_date
+        if expires is None:
+            continue
+        if expires <= at:
+            return f"outdated:{file_name} expired at {_format_time(expires)}", expires
+        earliest = expires if earliest is None else min(earliest, expires)
+    return "", earliest
+
+
+def check_stored_directory(root: Path, *, at: datetime) -> DirectoryCheck:
+    """Check an installed configuration directory (as the configuration client stores it) at time ``at``.
+
+    Raises ``io_error`` (not a readable directory), ``malformed_global_conf`` (details ``reason``
+    ``missing_instance_identifier`` or ``malformed``) or ``global_conf_outdated`` (reason ``outdated``).
+    Federated parts that are malformed or expired are skipped, as X-Road's configuration directory does.
+    """
+    # 1. A directory that names its own instance (X-Road: FAILURE_MISSING_INSTANCE_IDENTIFIER).
+    if not root.is_dir():
+        raise XRoadError(FaultCode.IO_ERROR, f"{root} is not a directory")
+    store = ConfigurationStore(root)
+    own = store.instance_identifier()
+    if own is None:
+        raise XRoadError(
+            FaultCode.MALFORMED_GLOBALCONF,
+            f"configuration directory {root} has no {INSTANCE_IDENTIFIER_FILE}",
+            details={"reason": "missing_instance_identifier"},
+        )
+    check_instance_name(own)
+    # 2. Every instance's shared-params (and the own private-params) parse; malformed federated parts are
+    #    skipped, a malformed own part fails.
+    try:
+        trust_store = load_trust_store(root)
+    except XRoadError as e:
+        raise XRoadError(e.code, e.message, details={"reason": "malformed"}) from e
+    by_instance = dict(trust_store.by_instance)
+    skipped = list(trust_store.skipped)
+    # 3. The own instance has parameters (X-Road: FAILURE_MALFORMED).
+    if own not in by_instance:
+        raise XRoadError(
+            FaultCode.MALFORMED_GLOBALCONF,
+            f"configuration directory {root} has no readable {SHARED_PARAMS_FILE} for its instance {own}",
+            details={"reason": "malformed", **({"skipped": "; ".join(skipped)} if skipped else {})},
+        )
+    # 4. Metadata, where present, parses and names its file's content; nothing used has expired.
+    expires: datetime | None = None
+    for name in sorted(by_instance, key=lambda n: (n != own, n)):
+        if not _NAME_OK.match(name):
+            continue
+        problem, earliest = _metadata_problem(store, name, at)
+        if name == own:
+            if problem.startswith("outdated:"):
+                raise XRoadError(
+                    FaultCode.GLOBAL_CONF_OUTDATED,
+                    f"global configuration of {own} is outdated: {problem.partition(':')[2]}",
+                    details={"reason": "outdated"},
+                )
+            if problem:
+                raise XRoadError(
+                    FaultCode.MALFORMED_GLOBALCONF, problem.partition(":")[2], details={"reason": "malformed"}
+                )
+            expires = earliest
+        elif problem:
+            del by_instance[name]
+            skipped.append(f"{name}: {problem.partition(':')[2]}")
+    kept = TrustStore(instance=own, by_instance=MappingProxyType(by_instance), skipped=tuple(skipped))
+    material = kept.trust_material()
+    return DirectoryCheck(
+        instance=own,
+        instances=(own, *material.federated_instances),
+        approved_cas=len(material.approved_cas),
+        approved_tsas=len(material.approved_tsas),
+        ocsp_freshness_seconds=material.ocsp_freshness_seconds,
+        time_stamping_interval_seconds=material.time_stamping_interval_seconds,
+        expires=expires,
+        skipped=tuple(skipped),
+    )
