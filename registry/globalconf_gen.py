@@ -31,8 +31,6 @@ authentication certificates) and the hashes are computed per version; without it
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -44,6 +42,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from xroad_mn.errors import FaultCode, XRoadError
+from xroad_mn.fileio import write_atomic
 from xroad_mn.globalconf.anchor import anchor_hash, anchor_hash_hex, build_anchor
 from xroad_mn.globalconf.directory import DEFAULT_VERSION, PartSpec, build_signed_directory
 from xroad_mn.globalconf.params import (
@@ -159,12 +158,12 @@ class GeneratedConfiguration:
             out_dir.mkdir(parents=True, exist_ok=True)
             for gen in self.versions.values():
                 for location, data in gen.files.items():
-                    _write_atomic(out_dir.joinpath(*location.lstrip("/").split("/")), data)
+                    write_atomic(out_dir.joinpath(*location.lstrip("/").split("/")), data, make_parents=True)
             for version, gen in sorted(self.versions.items()):
                 for kind, data in gen.directories.items():
-                    _write_atomic(out_dir / f"V{version}" / DIRECTORY_NAMES[kind], data)
+                    write_atomic(out_dir / f"V{version}" / DIRECTORY_NAMES[kind], data, make_parents=True)
                     if version == DEFAULT_VERSION:
-                        _write_atomic(out_dir / DIRECTORY_NAMES[kind], data)
+                        write_atomic(out_dir / DIRECTORY_NAMES[kind], data, make_parents=True)
         except OSError as e:
             raise XRoadError(
                 FaultCode.IO_ERROR, f"cannot write global configuration to {out_dir}: {e.strerror}"
@@ -181,19 +180,6 @@ class ExportedAnchor:
     """SHA-224 of the file, colon-separated upper-case hex (central server UI)."""
     hash_hex: str
     """The same without colons (security server UI)."""
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def timestamp_dir_name(at: datetime) -> str:

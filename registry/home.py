@@ -26,9 +26,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import os
 import secrets
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -38,6 +36,7 @@ from typing import Any, Final
 
 from registry.settings import SETTINGS_FILE, RegistrySettings
 from xroad_mn.errors import FaultCode, XRoadError
+from xroad_mn.fileio import write_atomic
 from xroad_mn.settings import load_settings
 
 __all__ = [
@@ -231,19 +230,7 @@ def create_api_key(path: Path, roles: Iterable[Role], now: datetime) -> CreatedA
     token = secrets.token_urlsafe(TOKEN_BYTES)
     key = ApiKey(secrets.token_hex(8), hash_token(token), wanted, now)
     data = render_api_keys((*keys, key))
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            os.chmod(tmp, 0o600)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-    except OSError as e:
-        raise XRoadError(FaultCode.IO_ERROR, f"cannot write API keys {path}: {e.strerror}") from e
+    write_atomic(path, data, mode=0o600, make_parents=True)
     return CreatedApiKey(key, token)
 
 

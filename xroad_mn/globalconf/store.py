@@ -43,12 +43,9 @@ file is not compared: X-Road's own test directories write ``v2`` for ``foo_v2``.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import re
 import shutil
-import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -57,6 +54,7 @@ from types import MappingProxyType
 from typing import Final
 
 from xroad_mn.errors import FaultCode, XRoadError
+from xroad_mn.fileio import fsync_directory, write_atomic
 from xroad_mn.globalconf.trust import (
     INSTANCE_IDENTIFIER_FILE,
     MAX_PARAMS_BYTES,
@@ -202,34 +200,6 @@ class StoredPart:
     metadata: PartMetadata
 
 
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file and a rename (never a half-written file)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
 class ConfigurationStore:
     """The configuration directory of one security server (``/etc/xroad/globalconf`` in X-Road)."""
 
@@ -290,7 +260,7 @@ class ConfigurationStore:
         check_instance_name(instance)
         self._guard(lambda: self.root.mkdir(parents=True, exist_ok=True))
         if self.instance_identifier() != instance:
-            self._guard(lambda: _write_atomic(self.root / INSTANCE_IDENTIFIER_FILE, instance.encode("utf-8")))
+            self._guard(lambda: write_atomic(self.root / INSTANCE_IDENTIFIER_FILE, instance.encode("utf-8")))
 
     def write_parts(self, instance: str, parts: Sequence[StoredPart], *, delete_others: bool) -> list[Path]:
         """Store verified parts of ``instance``; returns the paths written or refreshed.
@@ -312,18 +282,18 @@ class ConfigurationStore:
             for part in parts:  # content first ...
                 target = directory / part.file_name
                 if self._read(target, MAX_PARAMS_BYTES) != part.content:
-                    _write_atomic(target, part.content)
+                    write_atomic(target, part.content)
                 written.append(target)
             for part in parts:  # ... then the metadata that says until when it is valid
                 meta = directory / (part.file_name + METADATA_SUFFIX)
-                _write_atomic(meta, part.metadata.to_json())
+                write_atomic(meta, part.metadata.to_json())
                 written.append(meta)
             if delete_others:
                 keep = {p.name for p in written}
                 for p in directory.iterdir():
                     if p.is_file() and p.name not in keep and not p.name.startswith("."):
                         p.unlink()
-            _fsync_dir(directory)
+            fsync_directory(directory)
 
         self._guard(run)
         return written

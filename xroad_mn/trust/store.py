@@ -26,7 +26,6 @@ Example::
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import secrets
@@ -45,6 +44,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from xroad_mn.errors import FaultCode, XRoadError
+from xroad_mn.fileio import write_atomic
 from xroad_mn.identifiers import validate_part
 from xroad_mn.trust.ca import Profile, issue_from_csr
 from xroad_mn.trust.ocsp_responder import CertStatusInfo, build_ocsp_response
@@ -163,31 +163,6 @@ class TrustFiles:
 
 def _io_error(message: str, e: OSError) -> XRoadError:
     return XRoadError(FaultCode.IO_ERROR, f"{message}: {e.strerror or e}")
-
-
-def write_atomic(path: Path, data: bytes, *, mode: int = 0o644) -> None:
-    """Write ``data`` to ``path`` through a flushed temporary file renamed over it."""
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.chmod(tmp, mode)  # the umask may have narrowed or (for keys) must not widen it
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
-            raise
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except OSError as e:
-        raise _io_error(f"cannot write {path}", e) from e
 
 
 def _read(path: Path) -> bytes:
