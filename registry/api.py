@@ -1286,6 +1286,25 @@ async def reject_management_request(call: Call) -> Reply:
     )
 
 
+@SPEC.operation(
+    "POST",
+    "/management-requests/{request_id}/revoke",
+    "Revoke a submitted request (withdrawn by its sender; nothing is applied)",
+    tag="management requests",
+    roles=RO,
+    event="Revoke management request",
+    body=RequestDecisionIn,
+    response=ManagementRequestOut,
+)
+async def revoke_management_request(call: Call) -> Reply:
+    body = call.typed_body(RequestDecisionIn)
+    rid = _request_id(call)
+    done = await workflow.revoke_request(call.store, rid, user=call.user, comment=body.comment)
+    return Reply(
+        request_out(done), audit={"request_id": rid, "type": done.type.value, "comment": body.comment}
+    )
+
+
 # -- anchors and global configuration
 
 

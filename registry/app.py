@@ -5,7 +5,9 @@
 configuration before serving and regenerates it every ``regenerate_interval_seconds`` and at once after
 every change. :func:`run_registry` serves it with ``AppRunner`` on the admin socket and, when it differs,
 the public socket (``/internalconf``, ``/externalconf``, the content files and ``/managementservice/``);
-the admin API answers on the admin socket only.
+the admin API answers on the admin socket only. With ``public_tls_cert`` and ``public_tls_key`` the public
+socket speaks TLS (1.2 or later; :func:`public_ssl_context`), so ``authCertReg`` reaches the registry by
+direct HTTPS as in X-Road, and the certificate is published as ``authCertRegServiceCert``.
 
 Example::
 
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -49,7 +52,7 @@ from registry.settings import RegistrySettings
 from xroad_mn.errors import FaultCode, XRoadError
 from xroad_mn.web import xroad_error_middleware
 
-__all__ = ["ADMIN_ONLY_KEY", "RunningRegistry", "create_app", "run_registry", "utc_now"]
+__all__ = ["ADMIN_ONLY_KEY", "RunningRegistry", "create_app", "public_ssl_context", "run_registry", "utc_now"]
 
 log = structlog.get_logger(__name__)
 
@@ -120,8 +123,26 @@ def _listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _url(host: str, port: int) -> str:
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+def _url(host: str, port: int, scheme: str = "http") -> str:
+    return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
+
+
+def public_ssl_context(settings: RegistrySettings) -> ssl.SSLContext | None:
+    """The public socket's TLS server context (TLS 1.2 or later, no client certificate asked), or None
+    when ``public_tls_cert`` is not set."""
+    if settings.public_tls_cert is None or settings.public_tls_key is None:
+        return None
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(settings.public_tls_cert, settings.public_tls_key)
+    except (OSError, ssl.SSLError) as e:
+        raise XRoadError(
+            FaultCode.INVALID_SETTINGS,
+            f"cannot load the public TLS certificate {settings.public_tls_cert} and key "
+            f"{settings.public_tls_key}: {e}",
+        ) from e
+    return context
 
 
 @asynccontextmanager
@@ -129,7 +150,9 @@ async def run_registry(
     settings: RegistrySettings, *, clock: Callable[[], datetime] = utc_now
 ) -> AsyncIterator[RunningRegistry]:
     """Serve :func:`create_app` in the block. Port 0 binds a free port; with no ``public_addresses`` the
-    bound public address is what anchors and global configuration announce."""
+    bound public address is what anchors and global configuration announce. With TLS on the public
+    socket, a shared admin and public socket speaks TLS too."""
+    tls = public_ssl_context(settings)
     same = (settings.admin_host, settings.admin_port) == (settings.public_host, settings.public_port)
     sockets = [_listen(settings.admin_host, settings.admin_port)]
     try:
@@ -142,10 +165,16 @@ async def run_registry(
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         try:
-            for sock in sockets:
-                await web.SockSite(runner, sock).start()
+            for i, sock in enumerate(sockets):
+                public = i == len(sockets) - 1
+                await web.SockSite(runner, sock, ssl_context=tls if public else None).start()
+            scheme = resolved.public_scheme()
+            admin_scheme = scheme if len(sockets) == 1 else "http"
             running = RunningRegistry(
-                _url(settings.admin_host, admin_port), _url(settings.public_host, public_port), resolved, app
+                _url(settings.admin_host, admin_port, admin_scheme),
+                _url(settings.public_host, public_port, scheme),
+                resolved,
+                app,
             )
             log.info("registry_started", admin=running.admin_url, public=running.public_url)
             yield running

@@ -7,6 +7,8 @@
     $ xroad-mn registry anchor export --dir ./registry --out configuration-anchor.xml
     $ xroad-mn registry globalconf generate --dir ./registry --out public/
     $ xroad-mn registry serve --dir ./registry
+    $ xroad-mn registry serve --dir ./registry --public-port 9080    # prints its anchor sources, then:
+    $ xroad-mn registry anchor export --dir ./registry --address 127.0.0.1:9080 --out anchor.xml
 
 Every command takes ``--dir`` (the registry's home: ``registry.toml``, the database, the audit log and the
 API keys) and works on the database directly through :class:`~registry.db.RegistryStore`, so no server
@@ -64,7 +66,7 @@ from xroad_mn.identifiers import (
     parse_colon_client_id,
 )
 
-__all__ = ["app"]
+__all__ = ["app", "serve_banner"]
 
 _T = TypeVar("_T")
 
@@ -191,6 +193,13 @@ def init(
     database_schema: Annotated[
         str | None, typer.Option("--database-schema", help="PostgreSQL schema.")
     ] = None,
+    public_tls_cert: Annotated[
+        Path | None,
+        typer.Option("--public-tls-cert", help="PEM certificate: the public port speaks TLS (with the key)."),
+    ] = None,
+    public_tls_key: Annotated[
+        Path | None, typer.Option("--public-tls-key", help="PEM private key of --public-tls-cert.")
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Create a registry: its home, database, member classes, operator and first signing keys; prints the
@@ -201,6 +210,8 @@ def init(
         "public_port": public_port,
         "database_url": database_url,
         "database_schema": database_schema,
+        "public_tls_cert": public_tls_cert.resolve() if public_tls_cert is not None else None,
+        "public_tls_key": public_tls_key.resolve() if public_tls_key is not None else None,
     }
     create_home(home, {k: v for k, v in file_settings.items() if v is not None})
     owner = MemberId(instance, owner_class, owner_code)
@@ -238,7 +249,22 @@ def init(
     typer.echo(f"  {created.token}")
 
 
-async def _serve(settings: RegistrySettings) -> None:
+def serve_banner(running: RegistrySettings, configured: RegistrySettings, home: Path) -> list[str]:
+    """What ``serve`` prints about its addresses: the anchor sources it announces and, when they differ
+    from what ``anchor export`` writes by default (a port override on the command line), the command
+    that exports a matching anchor."""
+    sources = running.source_addresses()
+    lines = [f"Anchor sources {' '.join(running.anchor_addresses())}"]
+    if sources != configured.source_addresses():
+        options = " ".join(f"--address {a}" for a in running.anchor_addresses())
+        lines.append(
+            f"  (not the configured {' '.join(configured.anchor_addresses())}: export a matching anchor with "
+            f"`xroad-mn registry anchor export --dir {home} {options} --out ANCHOR.xml`)"
+        )
+    return lines
+
+
+async def _serve(settings: RegistrySettings, configured: RegistrySettings) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -248,7 +274,9 @@ async def _serve(settings: RegistrySettings) -> None:
             f"Admin API   {registry.admin_url}/api/v1  (OpenAPI: {registry.admin_url}/api/v1/openapi.json)"
         )
         typer.echo(f"Global conf {registry.public_url}/internalconf  {registry.public_url}/externalconf")
-        typer.echo(f"Management  {registry.public_url}/managementservice/")
+        typer.echo(f"Management  {registry.settings.management_service_address()}")
+        for line in serve_banner(registry.settings, configured, settings.home):
+            typer.echo(line)
         typer.echo("Press Ctrl-C to stop.")
         await stop.wait()
 
@@ -261,9 +289,14 @@ def serve(
         int | None, typer.Option("--public-port", help="Override the public port.")
     ] = None,
 ) -> None:
-    """Serve the admin API, global configuration and the management service until interrupted."""
+    """Serve the admin API, global configuration and the management service until interrupted.
+
+    The anchor sources it prints are what configuration clients must find in their anchor: with a
+    ``--public-port`` override (and no ``public_addresses`` in the settings) they differ from what
+    ``anchor export`` writes by default, so export with ``--address`` as printed."""
+    configured = load_registry_settings(home)
     settings = load_registry_settings(home, overrides={"admin_port": admin_port, "public_port": public_port})
-    asyncio.run(_serve(settings))
+    asyncio.run(_serve(settings, configured))
 
 
 # -- members, subsystems, servers, groups -----------------------------------------------------------------
@@ -488,9 +521,15 @@ def requests_list(
     )
 
 
-def _decide(home: Path, request_id: int, comment: str | None, *, approve: bool, as_json: bool) -> None:
-    decide = workflow.approve_request if approve else workflow.reject_request
-    event = "Approve management request" if approve else "Reject management request"
+_DECISIONS: dict[str, tuple[Callable[..., Awaitable[Any]], str]] = {
+    "approve": (workflow.approve_request, "Approve management request"),
+    "reject": (workflow.reject_request, "Reject management request"),
+    "revoke": (workflow.revoke_request, "Revoke management request"),
+}
+
+
+def _decide(home: Path, request_id: int, comment: str | None, *, decision: str, as_json: bool) -> None:
+    decide, event = _DECISIONS[decision]
 
     async def action(store: RegistryStore, _: RegistrySettings) -> tuple[Any, dict[str, Any]]:
         done = await decide(store, request_id, user=_user(), comment=comment)
@@ -511,7 +550,7 @@ def requests_approve(
     as_json: JsonOption = False,
 ) -> None:
     """Approve a submitted management request (its change is applied)."""
-    _decide(home, request_id, comment, approve=True, as_json=as_json)
+    _decide(home, request_id, comment, decision="approve", as_json=as_json)
 
 
 @requests_app.command("reject")
@@ -522,7 +561,18 @@ def requests_reject(
     as_json: JsonOption = False,
 ) -> None:
     """Reject a submitted management request."""
-    _decide(home, request_id, comment, approve=False, as_json=as_json)
+    _decide(home, request_id, comment, decision="reject", as_json=as_json)
+
+
+@requests_app.command("revoke")
+def requests_revoke(
+    home: DirOption,
+    request_id: Annotated[int, typer.Argument(help="The request id.")],
+    comment: Annotated[str | None, typer.Option("--comment")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Revoke a submitted management request (withdrawn by its sender; nothing is applied)."""
+    _decide(home, request_id, comment, decision="revoke", as_json=as_json)
 
 
 # -- API keys, anchors, global configuration --------------------------------------------------------------
@@ -553,12 +603,22 @@ def anchor_export(
     home: DirOption,
     out: Annotated[Path, typer.Option("--out", help="Where to write the anchor XML.")],
     external: Annotated[bool, typer.Option("--external", help="The external anchor (federation).")] = False,
+    address: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--address",
+            help="Source address to name instead of the configured ones (repeatable): HOST:PORT, or "
+            "https://HOST:PORT; use what `serve` prints as its anchor address when its ports are overridden.",
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Write the configuration anchor and print its SHA-224 hash as X-Road shows it."""
     kind = KeyKind.EXTERNAL if external else KeyKind.INTERNAL
 
     async def action(store: RegistryStore, settings: RegistrySettings) -> tuple[Any, dict[str, Any]]:
+        if address:
+            settings = settings.model_copy(update={"public_addresses": tuple(address)})
         return await configuration_anchor(store, settings, kind, now=_now()), {}
 
     anchor = _run(home, None, action)

@@ -15,6 +15,12 @@ data and recorded through :mod:`registry.requests` (auto-approved when its type 
 ``ManagementRequestSoapExecutor`` answers). A refused request changes nothing. After an approval the
 change event (``CHANGED_KEY``) is set so the next configuration is generated at once.
 
+When the app holds the audit log (:data:`registry.api.AUDIT_KEY`), every recorded request is audited as
+``Submit management request`` and an automatic approval as ``Approve management request``, with the
+sender (the client in the request's SOAP header) as ``user``; a verified request refused by the registry's
+rules is audited as ``Submit management request failed``. Requests refused before their signatures verify
+are only logged, not audited: their sender is unproven and the service is public.
+
 Example::
 
     >>> from aiohttp import web
@@ -36,11 +42,13 @@ from typing import Final
 import structlog
 from aiohttp import web
 
+from registry.api import AUDIT_KEY
 from registry.context import CHANGED_KEY, CLOCK_KEY, STORE_KEY
-from registry.db import RequestState, RequestType
-from registry.requests import submit_request
+from registry.db import ManagementRequest, RequestState, RequestType
+from registry.requests import AUTO_APPROVE_USER, submit_request
 from registry.trust import registry_trust
 from xroad_mn.errors import FaultCode, XRoadError, render_soap_fault
+from xroad_mn.identifiers import format_colon_id
 from xroad_mn.management import (
     MAX_MANAGEMENT_REQUEST_BYTES,
     ManagementRequestType,
@@ -51,10 +59,12 @@ from xroad_mn.management import (
 from xroad_mn.web import read_body
 
 __all__ = [
+    "APPROVE_EVENT",
     "AUTO_APPROVE_KEY",
     "MANAGE_PATH",
     "REGISTRATION_PATH",
     "SOAP_CONTENT_TYPE",
+    "SUBMIT_EVENT",
     "add_management_routes",
     "handle_management_request",
 ]
@@ -64,6 +74,10 @@ log = structlog.get_logger(__name__)
 REGISTRATION_PATH: Final = "/managementservice"
 MANAGE_PATH: Final = "/managementservice/manage"
 SOAP_CONTENT_TYPE: Final = "text/xml"
+SUBMIT_EVENT: Final = "Submit management request"
+APPROVE_EVENT: Final = "Approve management request"
+"""The admin API's event name for an approval; here with the sender as user and ``approved_by``
+``auto-approve`` in its data."""
 FAULT_HTTP_STATUS: Final = 500
 """X-Road answers a refused management request with HTTP 500 and a SOAP fault."""
 
@@ -110,15 +124,39 @@ async def handle_management_request(
     verified = verify_parsed_management_request(parsed, trust=trust, service_provider=provider, at=clock())
     # 4. Business rules, record, auto-approval.
     auto: frozenset[RequestType] = app.get(AUTO_APPROVE_KEY, frozenset())
-    record = await submit_request(
-        store, verified.request, raw=body, auto_approve=auto, user=str(verified.header.client)
-    )
+    sender = str(verified.header.client)
+    audit = app.get(AUDIT_KEY)
+    try:
+        record = await submit_request(store, verified.request, raw=body, auto_approve=auto, user=sender)
+    except XRoadError as e:
+        if audit is not None:
+            data = {
+                "type": str(verified.request.TYPE),
+                "security_server_id": format_colon_id(verified.request.server),
+            }
+            await audit.record_failure(SUBMIT_EVENT, sender, data, e)
+        raise
+    if audit is not None:
+        await audit.record(SUBMIT_EVENT, sender, _audit_data(record))
+        if record.state is RequestState.APPROVED:
+            auto_data = {**_audit_data(record), "approved_by": AUTO_APPROVE_USER}
+            await audit.record(APPROVE_EVENT, sender, auto_data)
     # 5. Regenerate global configuration after a change.
     if record.state is RequestState.APPROVED:
         changed = app.get(CHANGED_KEY)
         if changed is not None:
             changed.set()
     return build_management_response(verified.soap, record.id)
+
+
+def _audit_data(record: ManagementRequest) -> dict[str, object]:
+    return {
+        "request_id": record.id,
+        "type": record.type.value,
+        "state": record.state.value,
+        "security_server_id": format_colon_id(record.security_server),
+        "client_id": format_colon_id(record.client) if record.client is not None else None,
+    }
 
 
 def _handler(*, registration_only: bool) -> Callable[[web.Request], Awaitable[web.Response]]:

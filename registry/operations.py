@@ -58,6 +58,7 @@ __all__ = [
     "new_signing_key",
     "open_store",
     "parse_certificate",
+    "public_tls_certificate",
     "sync_management_address",
 ]
 
@@ -169,8 +170,8 @@ async def init_registry(
     member_classes: Sequence[MemberClass] = DEFAULT_MEMBER_CLASSES,
 ) -> InitResult:
     """Initialise an empty registry database: the instance, the member classes, the owner member with its
-    management-service subsystem (announced in private-params), and the first internal and external
-    signing keys (both active)."""
+    management-service subsystem (announced in private-params, with the public TLS certificate when there is
+    one), and the first internal and external signing keys (both active)."""
     if owner.instance != instance:
         raise XRoadError(
             FaultCode.INVALID_REQUEST, f"the owner {owner} is not a member of instance {instance}"
@@ -186,6 +187,7 @@ async def init_registry(
     global_settings = await store.update_settings(
         management_service_provider=provider,
         management_service_address=settings.management_service_address(),
+        management_service_cert=public_tls_certificate(settings),
         configuration_expiry_seconds=settings.configuration_expiry_seconds,
     )
     keys = (
@@ -195,16 +197,41 @@ async def init_registry(
     return InitResult(global_settings, keys)
 
 
+def public_tls_certificate(settings: RegistrySettings) -> x509.Certificate | None:
+    """The public socket's TLS certificate (the first of ``public_tls_cert``), or None without TLS."""
+    if settings.public_tls_cert is None:
+        return None
+    try:
+        data = settings.public_tls_cert.read_bytes()
+    except OSError as e:
+        raise XRoadError(
+            FaultCode.INVALID_SETTINGS,
+            f"cannot read public_tls_cert {settings.public_tls_cert}: {e.strerror}",
+        ) from e
+    try:
+        return x509.load_pem_x509_certificate(data)
+    except ValueError as e:
+        raise XRoadError(
+            FaultCode.INVALID_SETTINGS, f"public_tls_cert {settings.public_tls_cert} is no PEM certificate"
+        ) from e
+
+
 async def sync_management_address(store: RegistryStore, settings: RegistrySettings) -> None:
     """Announce the management service where this registry serves it (its public address can change
-    between runs, e.g. a test's free port); an uninitialised registry is left alone."""
+    between runs, e.g. a test's free port) and, with TLS on the public socket, its certificate as
+    ``authCertRegServiceCert``; an uninitialised registry is left alone."""
     try:
         current = await store.get_settings()
     except XRoadError:
         return
+    if current.management_service_provider is None:
+        return
     wanted = settings.management_service_address()
-    if current.management_service_provider is not None and current.management_service_address != wanted:
+    cert = public_tls_certificate(settings)
+    if current.management_service_address != wanted:
         await store.update_settings(management_service_address=wanted)
+    if cert is not None and current.management_service_cert != cert:
+        await store.update_settings(management_service_cert=cert)
 
 
 @asynccontextmanager
@@ -265,7 +292,8 @@ async def build_configuration(
 async def configuration_anchor(
     store: RegistryStore, settings: RegistrySettings, kind: KeyKind, *, now: datetime
 ) -> ExportedAnchor:
-    """The internal or external configuration anchor (every key of ``kind``, active and pending)."""
+    """The internal or external configuration anchor (every key of ``kind``, active and pending) naming
+    the sources :meth:`RegistrySettings.anchor_addresses` gives."""
     global_settings = await store.get_settings()
     keys = await store.list_signing_keys(kind)
     if not keys:
@@ -273,7 +301,7 @@ async def configuration_anchor(
     gen_kind: globalconf_gen.KeyKind = "internal" if kind is KeyKind.INTERNAL else "external"
     return globalconf_gen.export_anchor(
         global_settings.instance,
-        settings.source_addresses(),
+        settings.anchor_addresses(),
         [to_generator_key(k) for k in keys],
         gen_kind,
         now.astimezone(UTC),

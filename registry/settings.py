@@ -19,7 +19,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Final
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from registry.db import RequestType, sqlite_url
 from registry.distribution import REGENERATE_INTERVAL_SECONDS
@@ -78,7 +78,13 @@ class RegistrySettings(SettingsModel):
     """The addresses written into anchors and ``source`` (``cs.example.mn`` or ``http://cs:8080``);
     default ``public_host:public_port``."""
     management_service_url: str | None = None
-    """``authCertRegServiceAddress``; default ``http://<first public address>/managementservice/``."""
+    """``authCertRegServiceAddress``; default ``http(s)://<first public address>/managementservice/``."""
+    public_tls_cert: Path | None = None
+    """PEM certificate (chain) of the public socket: set with ``public_tls_key`` and the public socket
+    speaks TLS 1.2+ only, anchors name ``https://`` sources, and the certificate is published as the
+    management service's ``authCertRegServiceCert`` so security servers can pin it for ``authCertReg``."""
+    public_tls_key: Path | None = None
+    """PEM private key of ``public_tls_cert``."""
     regenerate_interval_seconds: float = Field(default=REGENERATE_INTERVAL_SECONDS, gt=0)
     configuration_expiry_seconds: int | None = Field(default=None, gt=0)
     """Overrides the database's global setting when set; X-Road's default is 600 s."""
@@ -105,6 +111,21 @@ class RegistrySettings(SettingsModel):
                 raise ValueError(f"version {v} is not between {MIN_VERSION} and {CURRENT_VERSION}")
         return tuple(sorted(set(value)))
 
+    @model_validator(mode="after")
+    def _tls_pair(self) -> RegistrySettings:
+        if (self.public_tls_cert is None) != (self.public_tls_key is None):
+            raise ValueError("public_tls_cert and public_tls_key are set together or not at all")
+        return self
+
+    @property
+    def public_tls(self) -> bool:
+        """Whether the public socket speaks TLS."""
+        return self.public_tls_cert is not None
+
+    def public_scheme(self) -> str:
+        """``https`` when the public socket speaks TLS, else ``http``."""
+        return "https" if self.public_tls else "http"
+
     def database(self) -> str:
         """The database URL to use."""
         return self.database_url or sqlite_url(self.home / DATABASE_FILE)
@@ -122,12 +143,19 @@ class RegistrySettings(SettingsModel):
         host = f"[{self.public_host}]" if ":" in self.public_host else self.public_host
         return (f"{host}:{self.public_port}",)
 
+    def anchor_addresses(self) -> tuple[str, ...]:
+        """The sources as anchors name them: :meth:`source_addresses`, with ``https://`` added to the
+        addresses without a scheme when the public socket speaks TLS (``http`` is the anchor's default)."""
+        if not self.public_tls:
+            return self.source_addresses()
+        return tuple(a if "://" in a else f"https://{a}" for a in self.source_addresses())
+
     def management_service_address(self) -> str:
         """The management service's address as global configuration announces it."""
         if self.management_service_url:
             return self.management_service_url
         first = self.source_addresses()[0].rstrip("/")
-        base = first if "://" in first else f"http://{first}"
+        base = first if "://" in first else f"{self.public_scheme()}://{first}"
         return f"{base}/managementservice/"
 
     def expiry_seconds(self, stored: int) -> int:

@@ -457,8 +457,8 @@ def test_force_failing_midway_leaves_the_old_directory_whole(
     old_directory: Path, monkeypatch: pytest.MonkeyPatch, failing_call: int
 ) -> None:
     """Interrupted while generating the new keys (call 1 or 3) or writing them: the old directory stays."""
+    from xroad_mn.fileio import write_atomic as real_write
     from xroad_mn.trust.pki import generate_rsa_key as real
-    from xroad_mn.trust.store import write_atomic as real_write
 
     before = snapshot(old_directory)
     calls = 0

@@ -2,6 +2,8 @@
 
 Every storage test takes ``registry_db`` (or ``store``) and so runs on both backends; the PostgreSQL case
 uses ``postgres_url`` from ``tests/conftest.py`` and is skipped only when ``XROAD_TEST_PG_URL`` is unset.
+Tests of the whole application take ``database``: the :class:`~registry.settings.RegistrySettings` fields
+naming each backend's database.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -61,3 +64,21 @@ async def store(registry_db: AsyncEngine) -> RegistryStore:
 def pki() -> DevPki:
     """One development PKI for the session (key generation is the slow part)."""
     return build_dev_pki(datetime.now(UTC))
+
+
+@pytest.fixture(params=BACKENDS)
+async def database(request: pytest.FixtureRequest) -> AsyncIterator[dict[str, Any]]:
+    """Registry settings naming each backend's database (PostgreSQL: a schema of its own, which the
+    registry creates on start and this fixture drops afterwards)."""
+    if request.param == "sqlite":
+        yield {}  # the default: HOME/registry.db
+        return
+    pg_url: str = request.getfixturevalue("postgres_url")
+    schema = f"registry_app_{uuid.uuid4().hex[:12]}"
+    yield {"database_url": pg_url, "database_schema": schema}
+    admin = create_engine(pg_url)
+    try:
+        async with admin.begin() as conn:
+            await conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+    finally:
+        await admin.dispose()

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import base64
 import json
-import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
@@ -21,11 +20,9 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from multidict import CIMultiDictProxy
-from sqlalchemy import text
 
 from registry.app import RunningRegistry, run_registry
 from registry.context import STORE_KEY
-from registry.db import create_engine
 from registry.home import ADMIN_ROLES, Role, create_api_key
 from registry.operations import init_registry, open_store
 from registry.ratelimit import RateLimiter
@@ -103,23 +100,6 @@ class Harness:
         if "json" in str(headers.get("Content-Type", "")):
             return json.loads(data)
         return data
-
-
-@pytest.fixture(params=BACKENDS)
-async def database(request: pytest.FixtureRequest) -> AsyncIterator[dict[str, Any]]:
-    """Settings naming each backend's database (PostgreSQL: a schema of its own, dropped afterwards)."""
-    if request.param == "sqlite":
-        yield {}
-        return
-    pg_url: str = request.getfixturevalue("postgres_url")
-    schema = f"registry_api_{uuid.uuid4().hex[:12]}"
-    yield {"database_url": pg_url, "database_schema": schema}
-    admin = create_engine(pg_url)
-    try:
-        async with admin.begin() as conn:
-            await conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-    finally:
-        await admin.dispose()
 
 
 @pytest.fixture
@@ -320,8 +300,30 @@ async def test_every_documented_operation_end_to_end(registry: Harness, pki: Dev
         auto_approve=frozenset(),
         user=str(MEMBER),
     )
+    third = await submit_request(
+        store,
+        ClientRegRequest(MEMBER.server("ss1"), MEMBER.subsystem("education")),
+        raw=None,
+        auto_approve=frozenset(),
+        user=str(MEMBER),
+    )
     pending = await h.call("GET", "/management-requests", query="?state=submitted")
-    assert [r["id"] for r in pending] == [first.id, second.id]
+    assert [r["id"] for r in pending] == [first.id, second.id, third.id]
+    revoked = await h.call(
+        "POST",
+        "/management-requests/{request_id}/revoke",
+        params={"request_id": str(third.id)},
+        json_body={"comment": "withdrawn by the owner"},
+    )
+    assert revoked["state"] == "revoked"
+    assert [e["to_state"] for e in revoked["history"]] == ["submitted", "revoked"]
+    await h.call(  # only a submitted request can be revoked
+        "POST",
+        "/management-requests/{request_id}/revoke",
+        params={"request_id": str(third.id)},
+        json_body={},
+        expect=409,
+    )
     await h.call(
         "POST",
         "/management-requests/{request_id}/approve",
@@ -437,6 +439,8 @@ async def test_every_documented_operation_end_to_end(registry: Harness, pki: Dev
         "Add member",
         "Add certification service",
         "Approve management request",
+        "Revoke management request",
+        "Revoke management request failed",
         "Activate configuration signing key",
         "Delete certification service",
     ):

@@ -6,6 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import queue
+import signal
+import subprocess
+import sys
+import threading
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -21,9 +26,10 @@ from registry.db import create_engine
 from registry.home import load_registry_settings
 from registry.operations import open_store
 from registry.requests import submit_request
+from tests.registry.test_e2e import tls_identity
 from xroad_mn.cli import build_app
 from xroad_mn.globalconf.anchor import anchor_hash, parse_anchor
-from xroad_mn.globalconf.params import parse_shared_params
+from xroad_mn.globalconf.params import parse_private_params, parse_shared_params
 from xroad_mn.identifiers import MemberId
 from xroad_mn.management import ClientRegRequest
 from xroad_mn.trust.pki import DevPki
@@ -66,11 +72,11 @@ def database_args(request: pytest.FixtureRequest) -> Iterator[list[str]]:
 
 
 async def _submit_requests(home: Path) -> list[int]:
-    """A security server of MEMBER and two clientReg requests, recorded as the management service does."""
+    """A security server of MEMBER and three clientReg requests, recorded as the management service does."""
     async with open_store(load_registry_settings(home)) as store:
         await store.add_security_server(MEMBER.server("ss1"), "ss1.example.mn")
         ids = []
-        for code in ("tax", "health"):
+        for code in ("tax", "health", "education"):
             req = ClientRegRequest(MEMBER.server("ss1"), MEMBER.subsystem(code))
             ids.append((await submit_request(store, req, raw=None, auto_approve=frozenset(), user="ss1")).id)
         return ids
@@ -180,9 +186,14 @@ def test_registry_cli_end_to_end(tmp_path: Path, pki: DevPki, database_args: lis
     assert code == 1
     assert "conflict" in out
 
-    tax, health = asyncio.run(_submit_requests(Path(home)))
+    tax, health, education = asyncio.run(_submit_requests(Path(home)))
     pending = json.loads(_ok("registry", "requests", "list", "--dir", home, "--state", "submitted", "--json"))
-    assert [r["id"] for r in pending] == [tax, health]
+    assert [r["id"] for r in pending] == [tax, health, education]
+    revoked = json.loads(_ok("registry", "requests", "revoke", "--dir", home, str(education), "--json"))
+    assert revoked["state"] == "revoked"
+    code, out = _invoke("registry", "requests", "revoke", "--dir", home, str(education))
+    assert code == 1
+    assert "conflict" in out
     assert "approved" in _ok("registry", "requests", "approve", "--dir", home, str(tax), "--comment", "ok")
     rejected = json.loads(_ok("registry", "requests", "reject", "--dir", home, str(health), "--json"))
     assert rejected["state"] == "rejected"
@@ -204,6 +215,18 @@ def test_registry_cli_end_to_end(tmp_path: Path, pki: DevPki, database_args: lis
     anchor = parse_anchor(anchor_file.read_bytes())
     assert anchor.instance == "MN"
     assert len(anchor.verification_certs) == 1
+    # `serve --public-port` binds another port than registry.toml names: export for the address it prints.
+    moved = tmp_path / "moved.xml"
+    out = _ok(
+        "registry", "anchor", "export", "--dir", home, "--out", str(moved),
+        "--address", "127.0.0.1:9080", "--address", "cs2.example.mn",
+    )  # fmt: skip
+    assert anchor_hash(moved.read_bytes()) in out
+    assert [s.download_url for s in parse_anchor(moved.read_bytes()).sources] == [
+        "http://127.0.0.1:9080/internalconf",
+        "http://cs2.example.mn/internalconf",
+    ]
+    assert parse_anchor(moved.read_bytes()).verification_certs == anchor.verification_certs
     external = json.loads(
         _ok(
             "registry",
@@ -266,6 +289,8 @@ def test_registry_cli_end_to_end(tmp_path: Path, pki: DevPki, database_args: lis
         "Add certification service failed",
         "Approve management request",
         "Reject management request",
+        "Revoke management request",
+        "Revoke management request failed",
         "Create API key",
     ):
         assert event in events
@@ -277,3 +302,93 @@ def test_commands_need_a_home(tmp_path: Path) -> None:
     code, out = _invoke("registry", "member", "list", "--dir", str(tmp_path / "missing"))
     assert code == 1
     assert "registry init" in out
+
+
+class _Output:
+    """A process's stdout lines, read in a thread until EOF."""
+
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        assert proc.stdout is not None
+        self._stdout = proc.stdout
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        for line in self._stdout:
+            self._lines.put(line.rstrip("\n"))
+        self._lines.put(None)
+
+    def until(self, marker: str, timeout: float = 60) -> list[str]:
+        """The lines up to the one containing ``marker``."""
+        lines: list[str] = []
+        while True:
+            line = self._lines.get(timeout=timeout)
+            assert line is not None, lines
+            lines.append(line)
+            if marker in line:
+                return lines
+
+    def close(self) -> None:
+        """After the process ended: wait for EOF and close the pipe."""
+        self._thread.join(timeout=30)
+        self._stdout.close()
+
+
+def test_serve_with_a_port_override_prints_the_anchor_address(
+    tmp_path: Path, database_args: list[str]
+) -> None:
+    """`serve --public-port` announces another port than registry.toml names: it prints the anchor sources
+    and the `anchor export --address` command; the anchor exported that way downloads from the server."""
+    home = str(tmp_path / "home")
+    _ok("registry", "init", "--dir", home, "--instance", "MN", "--public-port", "8080", *database_args)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "xroad_mn", "registry", "serve", "--dir", home,
+         "--admin-port", "0", "--public-port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )  # fmt: skip
+    output = _Output(proc)
+    try:
+        lines = output.until("Press Ctrl-C")
+        (sources,) = [line for line in lines if line.startswith("Anchor sources ")]
+        (address,) = sources.removeprefix("Anchor sources ").split()
+        assert address.startswith("127.0.0.1:")
+        assert address != "127.0.0.1:8080"
+        assert any(f"--address {address}" in line for line in lines), lines
+        anchor_file = tmp_path / "anchor.xml"
+        _ok("registry", "anchor", "export", "--dir", home, "--address", address, "--out", str(anchor_file))
+        _ok("globalconf", "download", "--anchor", str(anchor_file), "--out", str(tmp_path / "conf"))
+        assert (tmp_path / "conf" / "MN" / "shared-params.xml").is_file()
+        stale = tmp_path / "stale.xml"  # the default export names the configured port: nothing there
+        _ok("registry", "anchor", "export", "--dir", home, "--out", str(stale))
+        code, _ = _invoke("globalconf", "download", "--anchor", str(stale), "--out", str(tmp_path / "none"))
+        assert code == 1
+    finally:
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(timeout=30)
+        output.close()
+    assert code == 0
+
+
+def test_init_with_public_tls(tmp_path: Path, database_args: list[str]) -> None:
+    """`init --public-tls-cert/--public-tls-key`: anchors name https sources and the generated
+    private-params publish the certificate as authCertRegServiceCert."""
+    cert_path, key_path, cert = tls_identity(tmp_path / "tls")
+    home = str(tmp_path / "home")
+    _ok(
+        "registry", "init", "--dir", home, "--instance", "MN", "--public-port", "8443",
+        "--public-tls-cert", str(cert_path), "--public-tls-key", str(key_path), *database_args,
+    )  # fmt: skip
+    anchor_file = tmp_path / "anchor.xml"
+    _ok("registry", "anchor", "export", "--dir", home, "--out", str(anchor_file))
+    assert [s.download_url for s in parse_anchor(anchor_file.read_bytes()).sources] == [
+        "https://127.0.0.1:8443/internalconf"
+    ]
+    conf_dir = tmp_path / "out"
+    _ok("registry", "globalconf", "generate", "--dir", home, "--out", str(conf_dir))
+    (private_file,) = conf_dir.glob("V6/*/private-params.xml")
+    management = parse_private_params(private_file.read_bytes()).management_service
+    assert management.auth_cert_reg_service_cert == cert
+    assert management.auth_cert_reg_service_address == "https://127.0.0.1:8443/managementservice/"
