@@ -328,34 +328,19 @@ def issue_ocsp_responder(
         _key_usage(digital_signature=True),
     )
     extensions.append((x509.OCSPNoCheck(), False))
-    cert = issue_certificate(
-        issuer,
-        subject=subject,
-        public_key=key.public_key(),
-        not_before=not_before,
-        not_after=not_after,
-        extensions=extensions,
-    )
-    return CertifiedKey(cert, key, _chain_below(issuer))
+    return _issue_leaf(issuer, subject, key, extensions, not_before=not_before, not_after=not_after)
 
 
 def issue_tsa(
     issuer: CertifiedKey, subject: x509.Name, key: PrivateKey, *, not_before: datetime, not_after: datetime
 ) -> CertifiedKey:
     """A time-stamping authority certificate: EKU timeStamping only and critical (RFC 3161 §2.3)."""
-    cert = issue_certificate(
-        issuer,
-        subject=subject,
-        public_key=key.public_key(),
-        not_before=not_before,
-        not_after=not_after,
-        extensions=_leaf(
-            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.TIME_STAMPING]),
-            _key_usage(digital_signature=True, non_repudiation=True),
-            eku_critical=True,
-        ),
+    extensions = _leaf(
+        x509.ExtendedKeyUsage([ExtendedKeyUsageOID.TIME_STAMPING]),
+        _key_usage(digital_signature=True, non_repudiation=True),
+        eku_critical=True,
     )
-    return CertifiedKey(cert, key, _chain_below(issuer))
+    return _issue_leaf(issuer, subject, key, extensions, not_before=not_before, not_after=not_after)
 
 
 def _issue_leaf(
