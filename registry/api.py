@@ -107,6 +107,11 @@ AUTH_SCHEME: Final = "X-Road-ApiKey"
 AUTH_EVENT: Final = "API key authentication"
 """Audited as ``API key authentication failed`` for a request without a valid key."""
 MAX_COMMENT_CHARS: Final = 1024
+DEFAULT_PAGE_LIMIT: Final = 100
+"""Management requests a list returns when the caller names no ``limit``."""
+MAX_PAGE_LIMIT: Final = 1000
+MAX_AUDITED_PATH_CHARS: Final = 256
+"""A refused request's path is cut to this length in the audit log (a path may be ~8 KB)."""
 
 SETTINGS_KEY: Final = web.AppKey("registry_settings", RegistrySettings)
 AUDIT_KEY: Final = web.AppKey("registry_audit", AuditLog)
@@ -572,6 +577,17 @@ def _kind(call: Call) -> KeyKind:
         ) from None
 
 
+def _int_query(call: Call, name: str, default: int, *, maximum: int) -> int:
+    text = call.query(name)
+    if text is None:
+        return default
+    if not text.isascii() or not text.isdigit() or len(text) > 10 or int(text) > maximum:
+        raise XRoadError(
+            FaultCode.INVALID_REQUEST, f"{name} must be an integer from 0 to {maximum}", http_status=400
+        )
+    return int(text)
+
+
 def _request_id(call: Call) -> int:
     text = call.param("request_id")
     if not text.isascii() or not text.isdigit() or len(text) > 18:
@@ -635,6 +651,14 @@ async def get_global_settings(call: Call) -> Reply:
 )
 async def update_global_settings(call: Call) -> Reply:
     body = call.typed_body(GlobalSettingsUpdate)
+    expiry, interval = body.configuration_expiry_seconds, call.settings.regenerate_interval_seconds
+    if expiry is not None and expiry < 2 * interval:
+        raise XRoadError(
+            FaultCode.INVALID_REQUEST,
+            f"configuration_expiry_seconds must be at least twice the regeneration interval "
+            f"({2 * interval:g} s): a configuration must not expire before the next one is published",
+            http_status=400,
+        )
     cert = body.management_service_certificate
     updated = await call.store.update_settings(
         ocsp_freshness_seconds=body.ocsp_freshness_seconds,
@@ -1222,6 +1246,10 @@ async def delete_signing_key(call: Call) -> Reply:
         QueryParam("state", "Filter by state", tuple(s.value for s in RequestState)),
         QueryParam("type", "Filter by type", tuple(t.value for t in RequestType)),
         QueryParam("security_server", "Filter by security server (colon form)"),
+        QueryParam(
+            "limit", f"At most this many requests (default {DEFAULT_PAGE_LIMIT}, at most {MAX_PAGE_LIMIT})"
+        ),
+        QueryParam("offset", "Skip this many requests first (default 0)"),
     ],
 )
 async def list_management_requests(call: Call) -> Reply:
@@ -1231,8 +1259,14 @@ async def list_management_requests(call: Call) -> Reply:
     except ValueError as e:
         raise XRoadError(FaultCode.INVALID_REQUEST, f"unknown filter value: {e}", http_status=400) from e
     ss = call.query("security_server")
+    limit = _int_query(call, "limit", DEFAULT_PAGE_LIMIT, maximum=MAX_PAGE_LIMIT)
+    offset = _int_query(call, "offset", 0, maximum=2**31 - 1)
     found = await call.store.list_requests(
-        state=state, type=rtype, security_server=_server_id(ss) if ss is not None else None
+        state=state,
+        type=rtype,
+        security_server=_server_id(ss) if ss is not None else None,
+        limit=limit,
+        offset=offset,
     )
     return Reply([request_out(r) for r in found])
 
@@ -1422,7 +1456,7 @@ async def _authenticate(request: web.Request, op: Operation) -> ApiKey:
         await app[AUDIT_KEY].record_failure(
             AUTH_EVENT,
             None,
-            {"method": op.method, "path": request.path, "remote": request.remote},
+            {"method": op.method, "path": request.path[:MAX_AUDITED_PATH_CHARS], "remote": request.remote},
             _as_sent(err),
         )
         raise err
@@ -1505,7 +1539,7 @@ def _dispatch(op: Operation) -> Callable[[web.Request], Awaitable[web.StreamResp
         app = request.app
         # 1-2. Authentication and the rate limit.
         key = await _authenticate(request, op)
-        audit_data: dict[str, Any] = {"path": request.path}
+        audit_data: dict[str, Any] = {"path": request.path[:MAX_AUDITED_PATH_CHARS]}
         try:
             # 3. Authorisation: observers read; changes need one of the operation's roles.
             _authorize(key, op)

@@ -3,11 +3,14 @@
 :func:`create_app` builds the aiohttp application from :class:`~registry.settings.RegistrySettings`; its
 ``cleanup_ctx`` opens the database (migrating it to the current schema), then generates global
 configuration before serving and regenerates it every ``regenerate_interval_seconds`` and at once after
-every change. :func:`run_registry` serves it with ``AppRunner`` on the admin socket and, when it differs,
-the public socket (``/internalconf``, ``/externalconf``, the content files and ``/managementservice/``);
-the admin API answers on the admin socket only. With ``public_tls_cert`` and ``public_tls_key`` the public
-socket speaks TLS (1.2 or later; :func:`public_ssl_context`), so ``authCertReg`` reaches the registry by
-direct HTTPS as in X-Road, and the certificate is published as ``authCertRegServiceCert``.
+every change. :func:`run_registry` serves it with one ``AppRunner`` on the admin socket and serves
+:func:`create_public_app` with another on the public socket. The public application holds only
+``/internalconf``, ``/externalconf``, the content files and the registration service
+``POST /managementservice/``: the admin API and the internal ``/managementservice/manage/`` are not routes
+of it, so they answer 404 on the public socket whatever its address (the two sockets must differ). With
+``public_tls_cert`` and ``public_tls_key`` the public socket speaks TLS (1.2 or later;
+:func:`public_ssl_context`), so ``authCertReg`` reaches the registry by direct HTTPS as in X-Road, and the
+certificate is published as ``authCertRegServiceCert``.
 
 Example::
 
@@ -30,34 +33,42 @@ from typing import Final
 
 import structlog
 from aiohttp import web
-from aiohttp.typedefs import Handler
 
 from registry.api import (
     API_KEYS_KEY,
-    API_PREFIX,
     AUDIT_KEY,
     LIMITER_KEY,
     SETTINGS_KEY,
     add_admin_routes,
 )
 from registry.audit import AuditLog
-from registry.context import CLOCK_KEY, STORE_KEY
-from registry.distribution import ConfigurationPublisher, setup_publishing
+from registry.context import CHANGED_KEY, CLOCK_KEY, PUBLISHER_KEY, STORE_KEY
+from registry.distribution import ConfigurationPublisher, add_distribution_routes, setup_publishing
 from registry.globalconf_gen import GeneratedConfiguration
 from registry.home import ApiKeyRing
-from registry.management_service import add_management_routes
+from registry.management_service import (
+    AUTO_APPROVE_KEY,
+    MANAGEMENT_LIMITER_KEY,
+    VERIFY_SLOTS_KEY,
+    add_management_routes,
+)
 from registry.operations import build_configuration, open_store, sync_management_address
 from registry.ratelimit import RateLimiter
 from registry.settings import RegistrySettings
 from xroad_mn.errors import FaultCode, XRoadError
 from xroad_mn.web import xroad_error_middleware
 
-__all__ = ["ADMIN_ONLY_KEY", "RunningRegistry", "create_app", "public_ssl_context", "run_registry", "utc_now"]
+__all__ = [
+    "RunningRegistry",
+    "create_app",
+    "create_public_app",
+    "public_ssl_context",
+    "run_registry",
+    "utc_now",
+]
 
 log = structlog.get_logger(__name__)
 
-ADMIN_ONLY_KEY: Final = web.AppKey[int]("registry_public_port")
-"""The public port, when it differs from the admin port: the admin API is not served there."""
 _LISTEN_BACKLOG: Final = 128
 
 
@@ -65,26 +76,14 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-@web.middleware
-async def _admin_socket_only(request: web.Request, handler: Handler) -> web.StreamResponse:
-    public_port = request.app.get(ADMIN_ONLY_KEY)
-    if public_port is not None and request.path.startswith(API_PREFIX):
-        sockname = request.transport.get_extra_info("sockname") if request.transport is not None else None
-        if sockname is not None and int(sockname[1]) == public_port:
-            raise XRoadError(FaultCode.NOT_FOUND, "the admin API is not served here", http_status=404)
-    return await handler(request)
-
-
 def create_app(settings: RegistrySettings, *, clock: Callable[[], datetime] = utc_now) -> web.Application:
     """The registry's aiohttp application for ``settings`` (resources live in the app's ``cleanup_ctx``)."""
-    app = web.Application(middlewares=[xroad_error_middleware, _admin_socket_only])
+    app = web.Application(middlewares=[xroad_error_middleware])
     app[SETTINGS_KEY] = settings
     app[CLOCK_KEY] = clock
     app[AUDIT_KEY] = AuditLog(settings.audit_log_path(), clock=clock)
     app[API_KEYS_KEY] = ApiKeyRing(settings.api_keys_path())
     app[LIMITER_KEY] = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_per_minute)
-    if settings.admin_port != settings.public_port:
-        app[ADMIN_ONLY_KEY] = settings.public_port
 
     async def store_ctx(app: web.Application) -> AsyncIterator[None]:
         async with open_store(settings, clock=clock) as store:
@@ -99,8 +98,31 @@ def create_app(settings: RegistrySettings, *, clock: Callable[[], datetime] = ut
     setup_publishing(
         app, ConfigurationPublisher(build), asyncio.Event(), interval=settings.regenerate_interval_seconds
     )
-    add_management_routes(app, auto_approve=settings.auto_approve)
+    limiter = RateLimiter(
+        settings.management_rate_limit_per_second, settings.management_rate_limit_per_minute
+    )
+    add_management_routes(app, internal=True, auto_approve=settings.auto_approve, limiter=limiter)
     add_admin_routes(app)
+    return app
+
+
+def create_public_app(admin: web.Application) -> web.Application:
+    """The public socket's application: global configuration distribution and the registration service
+    (``authCertReg``) only, sharing the store, clock, audit log, publisher and management-service limits of
+    ``admin`` (a :func:`create_app` application already set up, so its store is open)."""
+    app = web.Application(middlewares=[xroad_error_middleware])
+    app[STORE_KEY] = admin[STORE_KEY]
+    app[CLOCK_KEY] = admin[CLOCK_KEY]
+    app[CHANGED_KEY] = admin[CHANGED_KEY]
+    app[AUDIT_KEY] = admin[AUDIT_KEY]
+    add_distribution_routes(app, admin[PUBLISHER_KEY].current)
+    add_management_routes(
+        app,
+        internal=False,
+        auto_approve=admin[AUTO_APPROVE_KEY],
+        limiter=admin[MANAGEMENT_LIMITER_KEY],
+        verify_slots=admin[VERIFY_SLOTS_KEY],
+    )
     return app
 
 
@@ -150,36 +172,37 @@ async def run_registry(
     settings: RegistrySettings, *, clock: Callable[[], datetime] = utc_now
 ) -> AsyncIterator[RunningRegistry]:
     """Serve :func:`create_app` in the block. Port 0 binds a free port; with no ``public_addresses`` the
-    bound public address is what anchors and global configuration announce. With TLS on the public
-    socket, a shared admin and public socket speaks TLS too."""
+    bound public address is what anchors and global configuration announce. The admin socket speaks plain
+    HTTP (keep it on loopback); the public one TLS when configured."""
     tls = public_ssl_context(settings)
-    same = (settings.admin_host, settings.admin_port) == (settings.public_host, settings.public_port)
     sockets = [_listen(settings.admin_host, settings.admin_port)]
     try:
-        if not same or settings.admin_port == 0:
-            sockets.append(_listen(settings.public_host, settings.public_port))
-        admin_port = int(sockets[0].getsockname()[1])
-        public_port = int(sockets[-1].getsockname()[1])
+        sockets.append(_listen(settings.public_host, settings.public_port))
+        admin_sock, public_sock = sockets
+        admin_port = int(admin_sock.getsockname()[1])
+        public_port = int(public_sock.getsockname()[1])
         resolved = settings.model_copy(update={"admin_port": admin_port, "public_port": public_port})
         app = create_app(resolved, clock=clock)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
+        admin_runner = web.AppRunner(app, access_log=None)
+        await admin_runner.setup()  # opens the store, which the public app shares
         try:
-            for i, sock in enumerate(sockets):
-                public = i == len(sockets) - 1
-                await web.SockSite(runner, sock, ssl_context=tls if public else None).start()
-            scheme = resolved.public_scheme()
-            admin_scheme = scheme if len(sockets) == 1 else "http"
-            running = RunningRegistry(
-                _url(settings.admin_host, admin_port, admin_scheme),
-                _url(settings.public_host, public_port, scheme),
-                resolved,
-                app,
-            )
-            log.info("registry_started", admin=running.admin_url, public=running.public_url)
-            yield running
+            public_runner = web.AppRunner(create_public_app(app), access_log=None)
+            await public_runner.setup()
+            try:
+                await web.SockSite(admin_runner, admin_sock).start()
+                await web.SockSite(public_runner, public_sock, ssl_context=tls).start()
+                running = RunningRegistry(
+                    _url(settings.admin_host, admin_port),
+                    _url(settings.public_host, public_port, resolved.public_scheme()),
+                    resolved,
+                    app,
+                )
+                log.info("registry_started", admin=running.admin_url, public=running.public_url)
+                yield running
+            finally:
+                await public_runner.cleanup()
         finally:
-            await runner.cleanup()
+            await admin_runner.cleanup()
     finally:
         for sock in sockets:
             sock.close()

@@ -72,6 +72,7 @@ __all__ = [
     "content_location",
     "download_url",
     "export_anchor",
+    "export_anchor_of_certificates",
     "generate",
     "timestamp_dir_name",
 ]
@@ -331,7 +332,18 @@ def export_anchor(
 ) -> ExportedAnchor:
     """The configuration anchor of ``kind``: one source per public address, each listing the certificates
     of every signing key of that kind (active and not yet active), and its SHA-224 hash."""
-    certs = _certs(keys, kind)
+    return export_anchor_of_certificates(instance, addresses, _certs(keys, kind), kind, generated_at)
+
+
+def export_anchor_of_certificates(
+    instance: str,
+    addresses: Sequence[str],
+    certificates: Sequence[x509.Certificate],
+    kind: KeyKind,
+    generated_at: datetime,
+) -> ExportedAnchor:
+    """:func:`export_anchor` from the signing keys' certificates alone (no private key needs loading)."""
+    certs = tuple(dict.fromkeys(certificates))
     if not certs:
         raise XRoadError(FaultCode.INTERNAL_ERROR, f"the registry has no {kind} configuration signing key")
     if not addresses:

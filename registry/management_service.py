@@ -1,19 +1,32 @@
 """The registry's management service over HTTP: ``authCertReg`` and the other management requests.
 
-Routes (X-Road's central server: the registration service and the management service):
+Routes (X-Road's central server: the public registration service and the internal management service):
 
 * ``POST /managementservice`` (also with a trailing ``/``) — ``authCertReg`` only, sent directly by a
   security server that is not yet registered (proof of possession of the authentication key plus the
-  owner's signature);
-* ``POST /managementservice/manage`` (also ``/manage/``) — every request type.
+  owner's signature). Served on the public socket (``add_management_routes(app, internal=False)``) and on
+  the admin socket.
+* ``POST /managementservice/manage`` (also ``/manage/``) — every request type. Served **only on the
+  internal (admin) socket** (``internal=True``), loopback by default like X-Road's port 4002, and never on
+  the public socket, which answers 404 there. It needs no API key, but it must stay unreachable from
+  outside: ``clientDeletion`` and ``authCertDeletion`` carry no signature of their own. In X-Road they are
+  authenticated by the X-Road message signature that the management-services security server checks
+  before forwarding them to the central server's internal endpoint; here they are accepted unsigned only
+  because this channel is internal. Our security server will take the management-services role later.
 
 Each request is parsed and verified with :mod:`xroad_mn.management` against the registry's own trust
 (:func:`registry.trust.registry_trust`) at the time ``CLOCK_KEY`` gives, checked against the registry's
 data and recorded through :mod:`registry.requests` (auto-approved when its type is in
 :data:`AUTO_APPROVE_KEY`). The answer is the registry's SOAP response carrying the new ``requestId``
 (HTTP 200), or a SOAP fault with the X-Road fault code (HTTP 500, as X-Road's
-``ManagementRequestSoapExecutor`` answers). A refused request changes nothing. After an approval the
-change event (``CHANGED_KEY``) is set so the next configuration is generated at once.
+``ManagementRequestSoapExecutor`` answers; an unexpected failure is ``server.internal_error``, never a
+REST error). A refused request changes nothing. After an approval the change event (``CHANGED_KEY``) is
+set so the next configuration is generated at once.
+
+Flooding bounds: each remote address is rate limited (:data:`MANAGEMENT_LIMITER_KEY`, HTTP 429 with a
+``rate_limit_exceeded`` fault); parsing and signature verification are CPU work and run in a worker
+thread, at most :data:`MAX_CONCURRENT_VERIFICATIONS` at once (:data:`VERIFY_SLOTS_KEY`); a request that
+duplicates one still waiting for approval is a ``conflict`` (:mod:`registry.requests`).
 
 When the app holds the audit log (:data:`registry.api.AUDIT_KEY`), every recorded request is audited as
 ``Submit management request`` and an automatic approval as ``Approve management request``, with the
@@ -26,15 +39,16 @@ Example::
     >>> from aiohttp import web
     >>> from registry.context import CHANGED_KEY, CLOCK_KEY, STORE_KEY
     >>> from registry.db import RequestType
-    >>> app = web.Application()
-    >>> app[STORE_KEY] = store  # doctest: +SKIP
-    >>> add_management_routes(app, auto_approve={RequestType.CLIENT_REG})
-    >>> sorted(r.resource.canonical for r in app.router.routes())[:2]
+    >>> public = web.Application()
+    >>> public[STORE_KEY] = store  # doctest: +SKIP
+    >>> add_management_routes(public, internal=False, auto_approve={RequestType.CLIENT_REG})
+    >>> sorted(r.resource.canonical for r in public.router.routes())
     ['/managementservice', '/managementservice/']
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
 from typing import Final
@@ -45,7 +59,9 @@ from aiohttp import web
 from registry.api import AUDIT_KEY
 from registry.context import CHANGED_KEY, CLOCK_KEY, STORE_KEY
 from registry.db import ManagementRequest, RequestState, RequestType
+from registry.ratelimit import RateLimiter
 from registry.requests import AUTO_APPROVE_USER, submit_request
+from registry.settings import DEFAULT_MANAGEMENT_RATE_PER_MINUTE, DEFAULT_MANAGEMENT_RATE_PER_SECOND
 from registry.trust import registry_trust
 from xroad_mn.errors import FaultCode, XRoadError, render_soap_fault
 from xroad_mn.identifiers import format_colon_id
@@ -61,10 +77,13 @@ from xroad_mn.web import read_body
 __all__ = [
     "APPROVE_EVENT",
     "AUTO_APPROVE_KEY",
+    "MANAGEMENT_LIMITER_KEY",
     "MANAGE_PATH",
+    "MAX_CONCURRENT_VERIFICATIONS",
     "REGISTRATION_PATH",
     "SOAP_CONTENT_TYPE",
     "SUBMIT_EVENT",
+    "VERIFY_SLOTS_KEY",
     "add_management_routes",
     "handle_management_request",
 ]
@@ -80,9 +99,16 @@ APPROVE_EVENT: Final = "Approve management request"
 ``auto-approve`` in its data."""
 FAULT_HTTP_STATUS: Final = 500
 """X-Road answers a refused management request with HTTP 500 and a SOAP fault."""
+RATE_LIMITED_HTTP_STATUS: Final = 429
 
 AUTO_APPROVE_KEY: Final = web.AppKey[frozenset[RequestType]]("registry_auto_approve")
 """Request types approved as soon as they are submitted (a ``frozenset`` of :class:`RequestType`)."""
+
+MANAGEMENT_LIMITER_KEY: Final = web.AppKey("registry_management_limiter", RateLimiter)
+"""Requests per remote address to the management service (shared by the public and admin apps)."""
+VERIFY_SLOTS_KEY: Final = web.AppKey("registry_management_verify_slots", asyncio.Semaphore)
+"""Bounds the parse-and-verify threads running at once."""
+MAX_CONCURRENT_VERIFICATIONS: Final = 4
 
 _NO_CACHE: Final = {"Cache-Control": "no-store", "Pragma": "no-cache", "Expires": "0"}
 
@@ -114,14 +140,20 @@ async def handle_management_request(
     provider = settings.management_service_provider
     if provider is None:
         raise XRoadError(FaultCode.INTERNAL_ERROR, "the registry's management service provider is not set")
-    # 1. Structure.
-    parsed = parse_management_request(body, content_type)
-    # 2. The registration service takes authCertReg only.
-    if registration_only and parsed.request.TYPE is not ManagementRequestType.AUTH_CERT_REG:
-        raise XRoadError(FaultCode.INVALID_REQUEST, "AuthCertRegRequest is missing")
-    # 3. Signatures, certificates, OCSP, member binding.
-    trust = await registry_trust(store)
-    verified = verify_parsed_management_request(parsed, trust=trust, service_provider=provider, at=clock())
+    slots = app.get(VERIFY_SLOTS_KEY)
+    if slots is None:
+        slots = asyncio.Semaphore(MAX_CONCURRENT_VERIFICATIONS)
+    async with slots:  # CPU work (XML, signatures, OCSP) in a thread, a bounded number at once
+        # 1. Structure.
+        parsed = await asyncio.to_thread(parse_management_request, body, content_type)
+        # 2. The registration service takes authCertReg only.
+        if registration_only and parsed.request.TYPE is not ManagementRequestType.AUTH_CERT_REG:
+            raise XRoadError(FaultCode.INVALID_REQUEST, "AuthCertRegRequest is missing")
+        # 3. Signatures, certificates, OCSP, member binding.
+        trust = await registry_trust(store)
+        verified = await asyncio.to_thread(
+            verify_parsed_management_request, parsed, trust=trust, service_provider=provider, at=clock()
+        )
     # 4. Business rules, record, auto-approval.
     auto: frozenset[RequestType] = app.get(AUTO_APPROVE_KEY, frozenset())
     sender = str(verified.header.client)
@@ -159,9 +191,23 @@ def _audit_data(record: ManagementRequest) -> dict[str, object]:
     }
 
 
+def _check_rate(request: web.Request) -> None:
+    """Take a token for the remote address; ``rate_limit_exceeded`` when it has none left."""
+    limiter = request.app.get(MANAGEMENT_LIMITER_KEY)
+    wait = limiter.check(f"addr:{request.remote}") if limiter is not None else None
+    if wait is not None:
+        raise XRoadError(
+            FaultCode.RATE_LIMIT_EXCEEDED,
+            f"too many management requests; retry in {wait:.1f} s",
+            details={"retry_after": round(wait, 3)},
+            http_status=RATE_LIMITED_HTTP_STATUS,
+        )
+
+
 def _handler(*, registration_only: bool) -> Callable[[web.Request], Awaitable[web.Response]]:
     async def handle(request: web.Request) -> web.Response:
         try:
+            _check_rate(request)
             body = await read_body(request, MAX_MANAGEMENT_REQUEST_BYTES)
             content_type = request.headers.get("Content-Type", "")
             answer = await handle_management_request(
@@ -170,22 +216,42 @@ def _handler(*, registration_only: bool) -> Callable[[web.Request], Awaitable[we
             return _soap_response(answer)
         except XRoadError as e:
             log.info("management_request_refused", path=request.path, code=e.code, message=e.message)
-            return _soap_response(render_soap_fault(e), FAULT_HTTP_STATUS)
+            limited = e.code == FaultCode.RATE_LIMIT_EXCEEDED
+            status = RATE_LIMITED_HTTP_STATUS if limited else FAULT_HTTP_STATUS
+            return _soap_response(render_soap_fault(e), status)
+        except Exception:  # the SOAP client gets a SOAP fault, never a REST error or a traceback
+            log.exception("management_request_failed", path=request.path)
+            err = XRoadError(FaultCode.INTERNAL_ERROR, "internal error").with_prefix("server")
+            return _soap_response(render_soap_fault(err), FAULT_HTTP_STATUS)
 
     return handle
 
 
 def add_management_routes(
-    app: web.Application, *, auto_approve: Iterable[RequestType | str] | None = None
+    app: web.Application,
+    *,
+    internal: bool,
+    auto_approve: Iterable[RequestType | str] | None = None,
+    limiter: RateLimiter | None = None,
+    verify_slots: asyncio.Semaphore | None = None,
 ) -> None:
     """Serve the management service from ``app`` (which must hold ``STORE_KEY``; ``CLOCK_KEY`` and
-    ``CHANGED_KEY`` are used when present). ``auto_approve`` sets :data:`AUTO_APPROVE_KEY` (keep it
-    ``None`` to leave a value set elsewhere)."""
+    ``CHANGED_KEY`` are used when present): the registration service always, the every-type endpoint
+    ``/managementservice/manage/`` only when ``internal`` (an app served on the internal admin socket,
+    never the public one). ``auto_approve`` sets :data:`AUTO_APPROVE_KEY` (keep it ``None`` to leave a
+    value set elsewhere); ``limiter`` and ``verify_slots`` (default: new ones with
+    the settings' default rates and
+    :data:`MAX_CONCURRENT_VERIFICATIONS`) may be shared between apps."""
     if auto_approve is not None:
         app[AUTO_APPROVE_KEY] = frozenset(RequestType(str(t)) for t in auto_approve)
+    app[MANAGEMENT_LIMITER_KEY] = limiter or RateLimiter(
+        DEFAULT_MANAGEMENT_RATE_PER_SECOND, DEFAULT_MANAGEMENT_RATE_PER_MINUTE
+    )
+    app[VERIFY_SLOTS_KEY] = verify_slots or asyncio.Semaphore(MAX_CONCURRENT_VERIFICATIONS)
     registration = _handler(registration_only=True)
-    manage = _handler(registration_only=False)
     for path in (REGISTRATION_PATH, REGISTRATION_PATH + "/"):
         app.router.add_post(path, registration)
-    for path in (MANAGE_PATH, MANAGE_PATH + "/"):
-        app.router.add_post(path, manage)
+    if internal:
+        manage = _handler(registration_only=False)
+        for path in (MANAGE_PATH, MANAGE_PATH + "/"):
+            app.router.add_post(path, manage)

@@ -36,7 +36,6 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from registry import globalconf_gen
 from registry.db import GlobalSettings, KeyKind, RegistryStore, SigningKey, create_engine, migrate
-from registry.db.records import to_generator_key
 from registry.globalconf_gen import ExportedAnchor, GeneratedConfiguration
 from registry.settings import RegistrySettings
 from xroad_mn.errors import FaultCode, XRoadError
@@ -276,17 +275,21 @@ async def build_configuration(
         for ss in snap.shared.security_servers:
             sid = ss.owner.server(ss.server_code)
             auth_certs[sid] = await store.list_auth_certs(sid)
-    return await asyncio.to_thread(
-        globalconf_gen.generate,
-        snap.shared,
-        snap.private,
-        snap.generator_keys(),
-        now=now,
-        expire_seconds=settings.expiry_seconds(snap.settings.configuration_expiry_seconds),
-        versions=versions,
-        source_addresses=addresses,
-        auth_certs=auth_certs,
-    )
+    expire_seconds = settings.expiry_seconds(snap.settings.configuration_expiry_seconds)
+
+    def sign() -> GeneratedConfiguration:  # in the thread: loading the private keys is CPU work too
+        return globalconf_gen.generate(
+            snap.shared,
+            snap.private,
+            snap.generator_keys(),
+            now=now,
+            expire_seconds=expire_seconds,
+            versions=versions,
+            source_addresses=addresses,
+            auth_certs=auth_certs,
+        )
+
+    return await asyncio.to_thread(sign)
 
 
 async def configuration_anchor(
@@ -299,10 +302,10 @@ async def configuration_anchor(
     if not keys:
         raise XRoadError(FaultCode.CONFLICT, f"the registry has no {kind.value} signing key", http_status=409)
     gen_kind: globalconf_gen.KeyKind = "internal" if kind is KeyKind.INTERNAL else "external"
-    return globalconf_gen.export_anchor(
+    return globalconf_gen.export_anchor_of_certificates(
         global_settings.instance,
         settings.anchor_addresses(),
-        [to_generator_key(k) for k in keys],
+        [k.certificate for k in keys],
         gen_kind,
         now.astimezone(UTC),
     )

@@ -38,6 +38,8 @@ Rules (following X-Road's ``*RequestHandler`` classes of the central server):
 * ``authCertDeletion``: the certificate must be registered on that server.
 * ``ownerChange``: the new owner must be a member, a client of the server and not the current owner.
 * ``addressChange``, ``maintenanceModeEnable`` / ``Disable``: the server must exist.
+* Any type: a request equal to one still ``submitted`` (same type, server, client and payload) is a
+  ``conflict``, so repeating a request cannot pile up copies for an administrator.
 
 Atomicity. Approval is one transaction (:meth:`registry.db.RegistryStore.apply_request`): with the request
 row locked it checks the rules again, applies every write of the effect (``authCertReg`` for a new server
@@ -348,8 +350,9 @@ async def _check_not_pending(
     client: ClientId | None,
     payload: Mapping[str, Any],
 ) -> None:
-    """Refuse a registration that is already waiting for approval (X-Road's ``MR_EXISTS``): an
-    ``authCertReg`` of the same certificate, a ``clientReg`` of the same client on the same server."""
+    """Refuse a request that is already waiting for approval (X-Road's ``MR_EXISTS``): an
+    ``authCertReg`` of the same certificate, a ``clientReg`` of the same client on the same server, and
+    for every other type the same server, client and payload (no unbounded pile of copies)."""
     if rtype is RequestType.AUTH_CERT_REG:
         wanted = payload.get("auth_cert")
         for other in await _pending(store, rtype):
@@ -366,6 +369,14 @@ async def _check_not_pending(
                     f"management request {other.id} already registers {client} on {server}",
                     request_id=str(other.id),
                 )
+        return
+    # Every other type: the same request (server, client and payload) submitted again.
+    for other in await _pending(store, rtype, server):
+        if other.client == client and dict(other.payload) == dict(payload):
+            raise _conflict(
+                f"management request {other.id} is the same {rtype.value} and waits for approval",
+                request_id=str(other.id),
+            )
 
 
 # --------------------------------------------------------------------------------------------------------

@@ -32,6 +32,8 @@ __all__ = [
     "AUDIT_LOG_FILE",
     "DATABASE_FILE",
     "DEFAULT_ADMIN_PORT",
+    "DEFAULT_MANAGEMENT_RATE_PER_MINUTE",
+    "DEFAULT_MANAGEMENT_RATE_PER_SECOND",
     "DEFAULT_MAX_BODY_BYTES",
     "DEFAULT_PUBLIC_PORT",
     "DEFAULT_RATE_PER_MINUTE",
@@ -53,6 +55,9 @@ DEFAULT_RATE_PER_SECOND: Final = 20
 """X-Road's ``ratelimit.requests.per.second`` for the admin API."""
 DEFAULT_RATE_PER_MINUTE: Final = 600
 """X-Road's ``ratelimit.requests.per.minute`` for the admin API."""
+DEFAULT_MANAGEMENT_RATE_PER_SECOND: Final = 10
+"""Management requests a remote address may send a second (a security server sends a handful)."""
+DEFAULT_MANAGEMENT_RATE_PER_MINUTE: Final = 120
 DEFAULT_MAX_BODY_BYTES: Final = 50 * 1024
 """X-Road's ``request.sizelimit.regular`` (50 KB) for admin API request bodies."""
 
@@ -72,8 +77,9 @@ class RegistrySettings(SettingsModel):
     admin_port: Port = DEFAULT_ADMIN_PORT
     public_host: str = "127.0.0.1"
     public_port: Port = DEFAULT_PUBLIC_PORT
-    """Where ``/internalconf``, ``/externalconf``, the content files and ``/managementservice/`` answer;
-    the same as the admin port serves everything from one socket."""
+    """Where ``/internalconf``, ``/externalconf``, the content files and ``/managementservice/`` answer.
+    The public socket must differ from the admin socket, which alone serves the admin API and the internal
+    ``/managementservice/manage/`` (keep ``admin_host`` on loopback)."""
     public_addresses: tuple[str, ...] = ()
     """The addresses written into anchors and ``source`` (``cs.example.mn`` or ``http://cs:8080``);
     default ``public_host:public_port``."""
@@ -95,6 +101,9 @@ class RegistrySettings(SettingsModel):
     """Management request types approved as soon as they are submitted (X-Road's auto-approval)."""
     rate_limit_per_second: int = Field(default=DEFAULT_RATE_PER_SECOND, gt=0)
     rate_limit_per_minute: int = Field(default=DEFAULT_RATE_PER_MINUTE, gt=0)
+    management_rate_limit_per_second: int = Field(default=DEFAULT_MANAGEMENT_RATE_PER_SECOND, gt=0)
+    """Management service requests per remote address a second (``/managementservice*``, no API key)."""
+    management_rate_limit_per_minute: int = Field(default=DEFAULT_MANAGEMENT_RATE_PER_MINUTE, gt=0)
     max_body_bytes: int = Field(default=DEFAULT_MAX_BODY_BYTES, gt=0, le=16 * 1024 * 1024)
     api_keys_file: Path | None = None
     """Default ``HOME/api-keys.json``."""
@@ -117,6 +126,26 @@ class RegistrySettings(SettingsModel):
             raise ValueError("public_tls_cert and public_tls_key are set together or not at all")
         return self
 
+    @model_validator(mode="after")
+    def _expiry_outlives_regeneration(self) -> RegistrySettings:
+        expiry, interval = self.configuration_expiry_seconds, self.regenerate_interval_seconds
+        if expiry is not None and expiry < 2 * interval:
+            raise ValueError(
+                f"configuration_expiry_seconds ({expiry}) must be at least twice regenerate_interval_seconds "
+                f"({interval:g}): a configuration must not expire before the next one is published"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _separate_sockets(self) -> RegistrySettings:
+        admin, public = (self.admin_host, self.admin_port), (self.public_host, self.public_port)
+        if self.admin_port != 0 and admin == public:
+            raise ValueError(
+                "the admin socket (admin_host:admin_port) and the public socket (public_host:public_port) "
+                "must differ: the admin API and the internal management service are never served publicly"
+            )
+        return self
+
     @property
     def public_tls(self) -> bool:
         """Whether the public socket speaks TLS."""
@@ -136,25 +165,31 @@ class RegistrySettings(SettingsModel):
     def audit_log_path(self) -> Path:
         return self.audit_log or self.home / AUDIT_LOG_FILE
 
-    def source_addresses(self) -> tuple[str, ...]:
-        """The public addresses of the configuration sources (anchors and shared-params ``source``)."""
+    def _public_addresses(self) -> tuple[str, ...]:
         if self.public_addresses:
             return self.public_addresses
         host = f"[{self.public_host}]" if ":" in self.public_host else self.public_host
         return (f"{host}:{self.public_port}",)
 
+    def source_addresses(self) -> tuple[str, ...]:
+        """The addresses shared-params ``source`` names: ``host[:port]`` only, as X-Road expects there
+        (its clients build ``https://ADDRESS/internalconf``), so a scheme and path in ``public_addresses``
+        are dropped."""
+        return tuple(_host_port(a) for a in self._public_addresses())
+
     def anchor_addresses(self) -> tuple[str, ...]:
-        """The sources as anchors name them: :meth:`source_addresses`, with ``https://`` added to the
-        addresses without a scheme when the public socket speaks TLS (``http`` is the anchor's default)."""
+        """The sources as anchors name them: ``public_addresses`` as written (scheme kept), with
+        ``https://`` added to the addresses without a scheme when the public socket speaks TLS (``http``
+        is the anchor's default)."""
         if not self.public_tls:
-            return self.source_addresses()
-        return tuple(a if "://" in a else f"https://{a}" for a in self.source_addresses())
+            return self._public_addresses()
+        return tuple(a if "://" in a else f"https://{a}" for a in self._public_addresses())
 
     def management_service_address(self) -> str:
         """The management service's address as global configuration announces it."""
         if self.management_service_url:
             return self.management_service_url
-        first = self.source_addresses()[0].rstrip("/")
+        first = self._public_addresses()[0].rstrip("/")
         base = first if "://" in first else f"{self.public_scheme()}://{first}"
         return f"{base}/managementservice/"
 
@@ -171,3 +206,10 @@ class RegistrySettings(SettingsModel):
         if self.database_schema is None:
             return {}
         return {"connect_args": {"server_settings": {"search_path": self.database_schema}}}
+
+
+def _host_port(address: str) -> str:
+    """``host[:port]`` of an address written as ``host[:port]`` or ``scheme://host[:port][/path]``."""
+    if "://" not in address:
+        return address.rstrip("/")
+    return address.split("://", 1)[1].split("/", 1)[0]

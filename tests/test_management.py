@@ -5,11 +5,12 @@ from __future__ import annotations
 import base64
 import contextlib
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives import hashes
@@ -19,6 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
+from xroad_mn import management
 from xroad_mn.errors import FaultCode, XRoadError, render_soap_fault
 from xroad_mn.globalconf.trust import ApprovedCA, OcspResponder, TrustMaterial
 from xroad_mn.identifiers import MemberId, SubsystemId
@@ -48,6 +50,7 @@ from xroad_mn.management import (
     parse_management_response,
     required_signer,
     verify_management_request,
+    xml_depth_exceeds,
 )
 from xroad_mn.ocsp import build_ocsp_request
 from xroad_mn.trust.ocsp_responder import build_ocsp_response, status_lookup
@@ -419,6 +422,51 @@ def test_malformed_xml_is_refused(world: World) -> None:
     expect(FaultCode.INVALID_SOAP, lambda: parse_management_request(b"<SOAP-ENV:Envelope", "text/xml"))
     expect(FaultCode.INVALID_SOAP, lambda: parse_management_request(b"<a/>", "text/xml"))
     expect(FaultCode.INVALID_CONTENT_TYPE, lambda: parse_management_request(b"{}", "application/json"))
+
+
+def _nested(depth: int, siblings: int) -> bytes:
+    """A SOAP envelope with ``depth`` nested elements in its body and ``siblings`` leaves at the bottom."""
+    env = "http://schemas.xmlsoap.org/soap/envelope/"
+    inner = "<a>" * depth + "<b/>" * siblings + "</a>" * depth
+    return f'<e:Envelope xmlns:e="{env}"><e:Header/><e:Body>{inner}</e:Body></e:Envelope>'.encode()
+
+
+class _CountingWalk:
+    """Counts the events the depth check's tree walk yields (its work, instead of a wall clock)."""
+
+    def __init__(self) -> None:
+        self.events = 0
+        self._walk = etree.iterwalk
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Iterator[object]:
+        for item in self._walk(*args, **kwargs):
+            self.events += 1
+            yield item
+
+
+def test_deep_and_wide_xml_is_refused_in_one_bounded_walk(monkeypatch: pytest.MonkeyPatch) -> None:
+    """250 levels with 30,000 siblings at the bottom (≈120 KB) took ~7.5 million ancestor steps with a
+    per-element ancestor count; the walk stops at the first element past the limit."""
+    body = _nested(250, 30_000)
+    assert len(body) <= MAX_MANAGEMENT_REQUEST_BYTES
+    walk = _CountingWalk()
+    monkeypatch.setattr(etree, "iterwalk", walk)  # the lxml module xroad_mn.management uses
+    err = expect(FaultCode.INVALID_SOAP, lambda: parse_management_request(body, "text/xml"), "nests deeper")
+    assert "16 levels" in err.message
+    assert walk.events <= management.MAX_XML_DEPTH + 4  # Envelope, Header (start, end), Body, then <a>s
+
+
+def test_depth_check_is_linear_in_the_elements(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A wide tree just inside the limit is walked once: two events per element."""
+    root = etree.fromstring(_nested(management.MAX_XML_DEPTH - 2, 30_000))
+    walk = _CountingWalk()
+    monkeypatch.setattr(etree, "iterwalk", walk)  # the lxml module xroad_mn.management uses
+    assert not xml_depth_exceeds(root, management.MAX_XML_DEPTH)
+    elements = sum(1 for _ in root.iter())
+    assert walk.events == 2 * elements
+    assert xml_depth_exceeds(root, management.MAX_XML_DEPTH - 1)
+    assert not xml_depth_exceeds(etree.fromstring(b"<a/>"), 0)
+    assert xml_depth_exceeds(etree.fromstring(b"<a><b/></a>"), 0)
 
 
 def test_xxe_is_refused(world: World, tmp_path: Path) -> None:

@@ -142,6 +142,7 @@ __all__ = [
     "required_signer",
     "verify_management_request",
     "verify_parsed_management_request",
+    "xml_depth_exceeds",
 ]
 
 XROAD_NS: Final = "http://x-road.eu/xsd/xroad.xsd"
@@ -756,9 +757,26 @@ def _parse_xml(data: bytes, what: str) -> etree._Element:
     root = xmlsafe.parse(
         data, code=FaultCode.INVALID_SOAP, what=what, max_bytes=None, remove_comments=True, remove_pis=True
     )
-    if max((len(list(el.iterancestors())) for el in root.iter()), default=0) > MAX_XML_DEPTH:
+    if xml_depth_exceeds(root, MAX_XML_DEPTH):
         raise XRoadError(FaultCode.INVALID_SOAP, f"{what} nests deeper than {MAX_XML_DEPTH} levels")
     return root
+
+
+def xml_depth_exceeds(root: etree._Element, limit: int) -> bool:
+    """Whether an element below ``root`` has more than ``limit`` ancestors.
+
+    One walk over the tree (start and end events with a depth counter): O(n) in the elements, and it
+    stops at the first element past the limit, whatever the number of siblings.
+    """
+    depth = 0
+    for event, _ in etree.iterwalk(root, events=("start", "end")):
+        if event == "start":
+            depth += 1
+            if depth - 1 > limit:  # the root has no ancestors
+                return True
+        else:
+            depth -= 1
+    return False
 
 
 def _elements(parent: etree._Element, what: str, code: str) -> list[etree._Element]:

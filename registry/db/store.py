@@ -55,6 +55,7 @@ from cryptography.hazmat.primitives.serialization import (
 from sqlalchemy import Select, delete, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.orm import defer
 
 from registry.db.models import (
     ID_PART_LENGTH,
@@ -1172,9 +1173,20 @@ class RegistryStore:
         state: RequestState | None = None,
         type: RequestType | None = None,
         security_server: SecurityServerId | None = None,
+        limit: int | None = None,
+        offset: int = 0,
     ) -> tuple[ManagementRequest, ...]:
-        """Requests (with their history), oldest first, filtered by state, type and security server."""
-        query = select(ManagementRequestRow).order_by(ManagementRequestRow.id)
+        """Requests (with their history), oldest first, filtered by state, type and security server; at
+        most ``limit`` of them after skipping ``offset``. Their ``raw`` bytes are not loaded (``None``):
+        :meth:`get_request` returns one request with them."""
+        query = (
+            select(ManagementRequestRow)
+            .options(defer(ManagementRequestRow.raw))
+            .order_by(ManagementRequestRow.id)
+            .offset(max(0, offset))
+        )
+        if limit is not None:
+            query = query.limit(max(0, limit))
         if state is not None:
             query = query.where(ManagementRequestRow.state == state)
         if type is not None:
@@ -1182,7 +1194,7 @@ class RegistryStore:
         if security_server is not None:
             query = query.where(ManagementRequestRow.security_server == format_id(security_server))
         async with self._tx() as s:
-            return await self._requests(s, (await s.scalars(query)).all())
+            return await self._requests(s, (await s.scalars(query)).all(), with_raw=False)
 
     async def transition_request(
         self, request_id: int, action: RequestAction, *, user: str | None = None, comment: str | None = None
@@ -1254,7 +1266,7 @@ class RegistryStore:
 
     @staticmethod
     async def _requests(
-        s: AsyncSession, rows: Sequence[ManagementRequestRow]
+        s: AsyncSession, rows: Sequence[ManagementRequestRow], *, with_raw: bool = True
     ) -> tuple[ManagementRequest, ...]:
         history: dict[int, list[RequestEvent]] = defaultdict(list)
         if rows:
@@ -1273,7 +1285,7 @@ class RegistryStore:
                 security_server=_server_of(r.security_server),
                 client=_client_of(r.client),
                 payload=r.payload,
-                raw=r.raw,
+                raw=r.raw if with_raw else None,
                 created_at=r.created_at,
                 updated_at=r.updated_at,
                 history=tuple(history[r.id]),

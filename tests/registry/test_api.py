@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
+import socket
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
@@ -21,8 +22,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from multidict import CIMultiDictProxy
 
+from registry.api import DEFAULT_PAGE_LIMIT, MAX_AUDITED_PATH_CHARS
 from registry.app import RunningRegistry, run_registry
-from registry.context import STORE_KEY
+from registry.context import PUBLISHER_KEY, STORE_KEY
+from registry.db import RequestType
 from registry.home import ADMIN_ROLES, Role, create_api_key
 from registry.operations import init_registry, open_store
 from registry.ratelimit import RateLimiter
@@ -112,10 +115,8 @@ def start_registry(
     async def start(**overrides: Any) -> AsyncIterator[Harness]:
         settings = RegistrySettings(
             home=tmp_path / "home",
-            admin_port=0,
-            public_port=0,
             regenerate_interval_seconds=3600,
-            **{**GENEROUS, **database, **overrides},
+            **{"admin_port": 0, "public_port": 0, **GENEROUS, **database, **overrides},
         )
         now = datetime.now(UTC)
         async with open_store(settings) as store:
@@ -597,3 +598,131 @@ def test_openapi_document_shape() -> None:
         if method != "get":
             assert "Roles:" in op["description"]
     assert document["components"]["securitySchemes"]["ApiKeyAuth"]["name"] == "Authorization"
+
+
+def _port_free_on(*hosts: str) -> int:
+    """A port no socket listens on at any of ``hosts`` (found by binding port 0 on the first)."""
+    for _ in range(20):
+        with socket.create_server((hosts[0], 0)) as probe:
+            port = int(probe.getsockname()[1])
+        try:
+            for host in hosts[1:]:
+                socket.create_server((host, port)).close()
+        except OSError:
+            continue
+        return port
+    raise AssertionError("no common free port")
+
+
+async def test_admin_api_is_never_on_the_public_socket_even_on_the_same_port(
+    start_registry: Callable[..., AbstractAsyncContextManager[Harness]],
+) -> None:
+    """Admin 127.0.0.1:P and public 127.0.0.2:P: the public socket serves only distribution and the
+    registration service, whatever the addresses."""
+    port = _port_free_on("127.0.0.1", "127.0.0.2")
+    async with start_registry(
+        admin_host="127.0.0.1", admin_port=port, public_host="127.0.0.2", public_port=port
+    ) as h:
+        assert h.running.public_url == f"http://127.0.0.2:{port}"
+        await h.call("GET", "/members")  # the admin socket
+        auth = {"Authorization": f"X-Road-ApiKey token={h.tokens['admin']}"}
+        for method, path in (("GET", "/api/v1/members"), ("POST", "/managementservice/manage/")):
+            async with h.session.request(method, h.running.public_url + path, headers=auth) as resp:
+                assert resp.status == 404, path
+                assert resp.headers["X-Road-Error"] == "client.not_found"
+        async with h.session.get(h.running.public_url + "/internalconf?version=6") as resp:
+            assert resp.status == 200
+
+
+def test_admin_and_public_sockets_must_differ(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="must differ"):
+        RegistrySettings(home=tmp_path, admin_port=8080, public_port=8080)
+    RegistrySettings(home=tmp_path, admin_port=8080, public_host="127.0.0.2", public_port=8080)
+    RegistrySettings(home=tmp_path, admin_port=0, public_port=0)  # two free ports
+
+
+async def test_management_requests_are_paginated_without_raw(registry: Harness) -> None:
+    h = registry
+    store = h.running.app[STORE_KEY]
+    ids = [
+        (
+            await store.submit_request(
+                RequestType.CLIENT_REG, MEMBER.server("ss1"), MEMBER.subsystem(f"s{i}"), raw=b"<raw/>" * 100
+            )
+        ).id
+        for i in range(5)
+    ]
+    assert [r["id"] for r in await h.call("GET", "/management-requests")] == ids
+    page = await h.call("GET", "/management-requests", query="?limit=2&offset=1")
+    assert [r["id"] for r in page] == ids[1:3]
+    assert await h.call("GET", "/management-requests", query="?offset=5") == []
+    for bad in ("?limit=1001", "?limit=-1", "?limit=x", "?offset=1.5"):
+        await h.call("GET", "/management-requests", query=bad, expect=400)
+    assert [r.raw for r in await store.list_requests(limit=1000)] == [None] * 5
+    assert (await store.get_request(ids[0])).raw == b"<raw/>" * 100
+    assert [r.id for r in await store.list_requests(limit=2, offset=3)] == ids[3:]
+
+
+async def test_default_page_is_limited(registry: Harness) -> None:
+    store = registry.running.app[STORE_KEY]
+    for i in range(DEFAULT_PAGE_LIMIT + 1):
+        await store.submit_request(RequestType.CLIENT_REG, MEMBER.server("ss1"), MEMBER.subsystem(f"s{i}"))
+    assert len(await registry.call("GET", "/management-requests")) == DEFAULT_PAGE_LIMIT
+
+
+async def test_failed_login_audits_a_truncated_path(registry: Harness) -> None:
+    h = registry
+    status, _, _ = await h.raw("GET", "/members/" + "x" * 7000, key=None)
+    assert status == 401
+    (line,) = [a for a in h.audit_lines() if a["event"] == "API key authentication failed"]
+    assert len(line["data"]["path"]) == MAX_AUDITED_PATH_CHARS
+    assert line["data"]["path"].startswith("/api/v1/members/xxx")
+
+
+async def test_configuration_expiry_must_outlive_two_regenerations(registry: Harness, tmp_path: Path) -> None:
+    h = registry  # regenerate_interval_seconds=3600
+    status, body, _ = await h.raw(
+        "PATCH", "/global-settings", body=json.dumps({"configuration_expiry_seconds": 1}).encode()
+    )
+    assert status == 400
+    assert "twice" in json.loads(body)["message"]
+    assert (await h.call("GET", "/global-settings"))["configuration_expiry_seconds"] != 1
+    updated = await h.call("PATCH", "/global-settings", json_body={"configuration_expiry_seconds": 7200})
+    assert updated["configuration_expiry_seconds"] == 7200
+    with pytest.raises(ValueError, match="twice"):
+        RegistrySettings(home=tmp_path, configuration_expiry_seconds=1)
+    with pytest.raises(ValueError, match="twice"):
+        RegistrySettings(home=tmp_path, configuration_expiry_seconds=119, regenerate_interval_seconds=60)
+    RegistrySettings(home=tmp_path, configuration_expiry_seconds=120, regenerate_interval_seconds=60)
+
+
+def test_sources_name_host_and_port_only(tmp_path: Path) -> None:
+    """``public_addresses`` with a scheme: shared-params ``source`` gets host[:port] (X-Road builds
+    ``https://ADDRESS/internalconf`` from it); anchors keep the scheme."""
+    settings = RegistrySettings(
+        home=tmp_path,
+        public_addresses=("https://cs.example.mn:8443", "http://cs2.example.mn/", "cs3.example.mn"),
+    )
+    assert settings.source_addresses() == ("cs.example.mn:8443", "cs2.example.mn", "cs3.example.mn")
+    assert settings.anchor_addresses() == (
+        "https://cs.example.mn:8443",
+        "http://cs2.example.mn/",
+        "cs3.example.mn",
+    )
+    assert settings.management_service_address() == "https://cs.example.mn:8443/managementservice/"
+
+
+async def test_published_source_address_has_no_scheme(
+    start_registry: Callable[..., AbstractAsyncContextManager[Harness]],
+) -> None:
+    async with start_registry(public_addresses=("https://cs.example.mn:8443",)) as h:
+        conf = h.running.app[PUBLISHER_KEY].current()
+        shared_xml = next(
+            d for loc, d in conf.versions[6].files.items() if loc.endswith("/shared-params.xml")
+        )
+        shared = parse_shared_params(shared_xml)
+        assert [s.address for s in shared.sources] == ["cs.example.mn:8443"]
+        anchor = parse_anchor(
+            await h.call("GET", "/configuration-anchors/{kind}/download", params={"kind": "internal"})
+        )
+        assert [s.download_url for s in anchor.sources] == ["https://cs.example.mn:8443/internalconf"]

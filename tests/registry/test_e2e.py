@@ -67,6 +67,7 @@ from xroad_mn.identifiers import MemberId, SubsystemId, parse_colon_client_id
 from xroad_mn.management import (
     AuthCertRegRequest,
     BuiltManagementRequest,
+    ClientDeletionRequest,
     ClientRegRequest,
     ManagementRequest,
     MemberSigner,
@@ -405,7 +406,7 @@ async def _refusals(
 ) -> None:
     """Step 3: bad requests over HTTPS are answered with SOAP faults and change nothing."""
     registration = running.public_url + "/managementservice/"
-    manage = running.public_url + "/managementservice/manage/"
+    manage = running.admin_url + "/managementservice/manage/"  # internal: the admin socket only
     good = owner.auth_cert_reg()
     auth_sig, owner_sig = _parts(good)[1:3]
     stranger_sig = generate_rsa_key().sign(good.soap, padding.PKCS1v15(), hashes.SHA512())
@@ -488,7 +489,7 @@ async def _registrations(
         ClientRegRequest(server, owner.pki.member.subsystem("civil-registry"), "Civil registry")
     )
     status, answer = await post_soap(
-        session, running.public_url + "/managementservice/manage/", built.body, built.content_type, tls
+        session, running.admin_url + "/managementservice/manage/", built.body, built.content_type, tls
     )
     assert status == 200, answer
     client_reg_id = parse_management_response(answer, request=built.header).request_id
@@ -519,6 +520,51 @@ async def _registrations(
         if a["event"] == "Approve management request" and a["user"] == sender
     )
     assert auto["data"]["approved_by"] == "auto-approve"
+
+
+async def _internal_manage_only(
+    admin: Admin,
+    owner: Owner,
+    session: aiohttp.ClientSession,
+    running: RunningRegistry,
+    tls: ssl.SSLContext,
+) -> None:
+    """Step 4b: ``/managementservice/manage/`` takes the unsigned types (``clientDeletion``) on the internal
+    admin socket only; the public socket answers 404 in X-Road's error format and changes nothing."""
+    server = owner.pki.member.server("ss1")
+    deletion = owner.build(ClientDeletionRequest(server, owner.pki.member.subsystem("civil-registry")))
+    assert b"multipart" not in deletion.content_type.encode()  # no signature of its own
+    before, audit_before = await admin.state(), _audit(running.settings)
+    for path in ("/managementservice/manage/", "/managementservice/manage"):
+        url = running.public_url + path
+        headers = {"Content-Type": deletion.content_type}
+        async with session.post(url, data=deletion.body, headers=headers, ssl=tls) as resp:
+            assert resp.status == 404, path
+            assert resp.headers["X-Road-Error"] == "client.not_found"
+            assert json.loads(await resp.read())["type"] == "client.not_found"
+    assert await admin.state() == before
+    assert _audit(running.settings) == audit_before
+
+    internal = running.admin_url + "/managementservice/manage/"
+    status, answer = await post_soap(session, internal, deletion.body, deletion.content_type, tls)
+    assert status == 200, answer
+    deletion_id = parse_management_response(answer, request=deletion.header).request_id
+    got = await admin.call(
+        "GET", "/management-requests/{request_id}", params={"request_id": str(deletion_id)}
+    )
+    assert (got["type"], got["state"]) == ("clientDeletion", "submitted")
+    # The same request again while the first waits for approval: a conflict, nothing recorded.
+    pending = await admin.call("GET", "/management-requests?state=submitted")
+    status, answer = await post_soap(session, internal, deletion.body, deletion.content_type, tls)
+    assert status == 500
+    assert _fault(answer).code == FaultCode.CONFLICT
+    assert await admin.call("GET", "/management-requests?state=submitted") == pending
+    await admin.call(
+        "POST",
+        "/management-requests/{request_id}/reject",
+        params={"request_id": str(deletion_id)},
+        json_body={},
+    )
 
 
 def _check_registered(shared: SharedParameters, pki: DevPki) -> None:
@@ -594,7 +640,7 @@ async def test_registry_end_to_end(database: dict[str, Any], pki: DevPki, tmp_pa
         home=tmp_path / "home",
         admin_port=0,
         public_port=0,
-        regenerate_interval_seconds=3600,
+        regenerate_interval_seconds=EXPIRE_SECONDS / 2,  # expiry must be at least twice the interval
         auto_approve=frozenset({RequestType.CLIENT_REG}),
         public_tls_cert=cert_path,
         public_tls_key=key_path,
@@ -639,6 +685,7 @@ async def test_registry_end_to_end(database: dict[str, Any], pki: DevPki, tmp_pa
 
             # 4. authCertReg by direct HTTPS, approved; clientReg, auto-approved.
             await _registrations(admin, owner, session, running, tls)
+            await _internal_manage_only(admin, owner, session, running, tls)
 
             # 5. The next configuration shows them; the client picks them up.
             conf = await _regenerate(admin, clock)

@@ -18,9 +18,11 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from registry import management_service
 from registry.context import CHANGED_KEY, CLOCK_KEY, STORE_KEY
 from registry.db import RegistryStore, RequestState, RequestType
 from registry.management_service import MANAGE_PATH, REGISTRATION_PATH, add_management_routes
+from registry.ratelimit import RateLimiter
 from registry.requests import approve_request
 from registry.trust import registry_trust
 from xroad_mn.errors import FaultCode, XRoadError
@@ -30,7 +32,9 @@ from xroad_mn.management import (
     AddressChangeRequest,
     AuthCertRegRequest,
     BuiltManagementRequest,
+    ClientDeletionRequest,
     ClientRegRequest,
+    ClientRenameRequest,
     ManagementRequest,
     MemberSigner,
     build_management_request,
@@ -136,13 +140,18 @@ class Service:
 
 @asynccontextmanager
 async def running_service(
-    store: RegistryStore, clock: Callable[[], datetime], auto_approve: frozenset[RequestType] = frozenset()
+    store: RegistryStore,
+    clock: Callable[[], datetime],
+    auto_approve: frozenset[RequestType] = frozenset(),
+    *,
+    internal: bool = True,
+    limiter: RateLimiter | None = None,
 ) -> AsyncIterator[Service]:
     app = web.Application()
     app[STORE_KEY] = store
     app[CHANGED_KEY] = asyncio.Event()
     app[CLOCK_KEY] = clock
-    add_management_routes(app, auto_approve=auto_approve)
+    add_management_routes(app, internal=internal, auto_approve=auto_approve, limiter=limiter)
     runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -375,3 +384,72 @@ async def test_unconfigured_management_service_refuses(store: RegistryStore, pki
         assert status == 500
         assert fault_of(answer).code == FaultCode.INTERNAL_ERROR
         assert await store.list_requests() == ()
+
+
+async def test_public_service_has_no_manage_endpoint(store: RegistryStore, pki: DevPki) -> None:
+    """``internal=False`` (the public socket): ``/managementservice/manage`` is no route, so an unsigned
+    ``clientDeletion`` there is a 404 and changes nothing; the registration service still answers."""
+    await setup_registry(store, pki)
+    async with running_service(store, lambda: pki.now, internal=False) as service:
+        deletion = build(pki, ClientDeletionRequest(pki.member.server("ss1"), pki.member.subsystem("x")))
+        before = await store.snapshot([SOURCE])
+        for path in (MANAGE_PATH, MANAGE_PATH + "/"):
+            status, _ = await service.post(path, deletion.body, deletion.content_type)
+            assert status == 404
+        assert await store.snapshot([SOURCE]) == before
+        assert await store.list_requests() == ()
+        built = build(pki, AuthCertRegRequest(pki.member.server("ss1"), "ss1.example.mn", auth_der(pki)))
+        status, answer = await service.post(REGISTRATION_PATH + "/", built.body, built.content_type)
+        assert status == 200, answer
+
+
+async def test_requests_are_rate_limited_per_remote_address(store: RegistryStore, pki: DevPki) -> None:
+    await setup_registry(store, pki)
+    limiter = RateLimiter(2, 600, clock=lambda: 0.0)
+    async with running_service(store, lambda: pki.now, limiter=limiter) as service:
+        for _ in range(2):
+            status, answer = await service.post(MANAGE_PATH, b"<oops", "text/xml")
+            assert (status, fault_of(answer).code) == (500, FaultCode.INVALID_SOAP)
+        status, answer = await service.post(REGISTRATION_PATH, b"<oops", "text/xml")
+        assert status == 429
+        assert fault_of(answer).code == FaultCode.RATE_LIMIT_EXCEEDED
+        assert not limiter.allow("addr:127.0.0.1")
+
+
+async def test_unexpected_failure_is_a_soap_fault(
+    service: Service, pki: DevPki, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken(store: RegistryStore) -> object:
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr(management_service, "registry_trust", broken)
+    built = build(pki, AuthCertRegRequest(pki.member.server("ss1"), "ss1.example.mn", auth_der(pki)))
+    status, answer = await service.post(REGISTRATION_PATH, built.body, built.content_type)
+    assert status == 500
+    assert answer.lstrip().startswith(b"<?xml")
+    err = fault_of(answer)
+    assert err.code == "server.internal_error"
+    assert "database" not in err.message
+    assert await service.store.list_requests() == ()
+
+
+async def test_repeated_pending_request_of_any_type_is_a_conflict(service: Service, pki: DevPki) -> None:
+    server, client = pki.member.server("ss1"), pki.member.subsystem("civil-registry")
+    built = build(pki, AuthCertRegRequest(server, "ss1.example.mn", auth_der(pki)))
+    status, answer = await service.post(REGISTRATION_PATH, built.body, built.content_type)
+    assert status == 200, answer
+    await approve_request(service.store, parse_management_response(answer).request_id or -1, user="admin")
+    built = build(pki, ClientRegRequest(server, client, "Civil registry"))
+    assert (await service.post(MANAGE_PATH, built.body, built.content_type))[0] == 200  # auto-approved
+    service.changed.clear()
+
+    deletion = build(pki, ClientDeletionRequest(server, client))
+    status, answer = await service.post(MANAGE_PATH, deletion.body, deletion.content_type)
+    assert status == 200, answer
+    again = build(pki, ClientDeletionRequest(server, client))
+    err = await assert_refused(service, MANAGE_PATH, again.body, again.content_type, FaultCode.CONFLICT)
+    assert "waits for approval" in err.message
+    rename = build(pki, ClientRenameRequest(server, client, "Civil registry II"))
+    for expected in (200, 500):  # a different request is taken once, then it is the duplicate
+        status, answer = await service.post(MANAGE_PATH, rename.body, rename.content_type)
+        assert status == expected, answer
