@@ -274,7 +274,8 @@ async def _serve(settings: RegistrySettings, configured: RegistrySettings) -> No
             f"Admin API   {registry.admin_url}/api/v1  (OpenAPI: {registry.admin_url}/api/v1/openapi.json)"
         )
         typer.echo(f"Global conf {registry.public_url}/internalconf  {registry.public_url}/externalconf")
-        typer.echo(f"Management  {registry.settings.management_service_address()}")
+        typer.echo(f"Management  {registry.settings.management_service_address()}  (authCertReg, public)")
+        typer.echo(f"            {registry.admin_url}/managementservice/manage/  (all types, internal)")
         for line in serve_banner(registry.settings, configured, settings.home):
             typer.echo(line)
         typer.echo("Press Ctrl-C to stop.")
