@@ -24,7 +24,8 @@ X-Road's wire facts: the request carries one SHA-1 CertID and no nonce; response
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Final, Protocol
@@ -217,6 +218,15 @@ def _single_response(
     )
 
 
+@contextmanager
+def _corrupt_fields_are_invalid() -> Iterator[None]:
+    """cryptography parses OCSP responses lazily: a corrupt field surfaces only when it is read."""
+    try:
+        yield
+    except (ValueError, TypeError, x509.DuplicateExtension, x509.UnsupportedGeneralNameType) as e:
+        raise _invalid(f"OCSP response is malformed: {e}") from e
+
+
 def verify_ocsp_response(
     response_der: bytes,
     *,
@@ -233,131 +243,97 @@ def verify_ocsp_response(
     ``responder_certs`` are extra candidates for the responder certificate besides those in the response,
     ``issuer`` and the responders global configuration lists. Fails closed: any failed step raises.
     """
-    try:
-        return _verify_ocsp_response(
-            response_der,
-            cert=cert,
-            issuer=issuer,
-            trust=trust,
-            at=at,
-            freshness_seconds=freshness_seconds,
-            verify_next_update=verify_next_update,
-            responder_certs=responder_certs,
+    with _corrupt_fields_are_invalid():
+        when = _utc(at)
+        if len(response_der) > MAX_OCSP_RESPONSE_BYTES:
+            raise _invalid(f"OCSP response is larger than {MAX_OCSP_RESPONSE_BYTES} bytes")
+        try:
+            response = ocsp.load_der_ocsp_response(response_der)
+        except ValueError as e:
+            raise _invalid(f"OCSP response cannot be parsed: {e}") from e
+        if response.response_status != ocsp.OCSPResponseStatus.SUCCESSFUL:
+            raise _invalid(f"OCSP response status is {response.response_status.name}")
+
+        # 1. A SingleResponse's CertID matches the certificate (serial) and its issuer (name and key hash).
+        single = _single_response(response, cert, issuer)
+
+        # 2. The responder certificate is found (in the response, among the given certificates, the CA, or any
+        #    responder or CA certificate of global configuration, as X-Road looks them up) and the response
+        #    signature verifies with its key.
+        configured = trust.ocsp_responder_certs_for(issuer)
+        everywhere = (
+            *trust.ocsp_responder_certificates,
+            *(c for ca in trust.approved_cas for c in ca.ca_certificates),
         )
-    except XRoadError:
-        raise
-    except (ValueError, TypeError, x509.DuplicateExtension, x509.UnsupportedGeneralNameType) as e:
-        # cryptography parses lazily: a corrupt field surfaces only when it is read.
-        raise _invalid(f"OCSP response is malformed: {e}") from e
+        candidates = [
+            c
+            for c in (*response.certificates, *responder_certs, issuer, *configured, *everywhere)
+            if _matches_responder_id(response, c)
+        ]
+        if not candidates:
+            raise _invalid("Could not find OCSP certificate for responder ID")
+        signers = [c for c in candidates if _signed_by(response, c)]
+        if not signers:
+            responder_name = candidates[0].subject.rfc4514_string()
+            raise _invalid(f"Signature on OCSP response is not valid (responder {responder_name})")
 
+        # 3. The responder is authorised for the issuer: the CA itself, a responder global configuration lists
+        #    for that CA, or a certificate the CA issued with extended key usage id-kp-OCSPSigning.
+        responder = next((c for c in signers if _authorized(c, issuer, configured)), None)
+        if responder is None:
+            raise _invalid(
+                "OCSP responder is not authorized for given CA "
+                f"(responder {signers[0].subject.rfc4514_string()}, CA {issuer.subject.rfc4514_string()})"
+            )
+        # The responder certificate must have been valid when it vouched for the status (thisUpdate). Not
+        # producedAt: some responders stamp it from another clock. (X-Road checks neither.)
+        this_update = single.this_update_utc
+        if not responder.not_valid_before_utc <= this_update <= responder.not_valid_after_utc:
+            raise _invalid(
+                f"OCSP responder certificate {responder.subject.rfc4514_string()} was not valid at the "
+                f"response's thisUpdate ({this_update.isoformat()})"
+            )
 
-def _verify_ocsp_response(
-    response_der: bytes,
-    *,
-    cert: x509.Certificate,
-    issuer: x509.Certificate,
-    trust: TrustMaterial,
-    at: datetime,
-    freshness_seconds: int,
-    verify_next_update: bool = True,
-    responder_certs: Sequence[x509.Certificate] = (),
-) -> OcspStatus:
-    """Verify an OCSP response for ``cert`` (issued by ``issuer``) at time ``at``; return it if GOOD.
+        # 4. thisUpdate is recent enough (≥ at - freshness). Like X-Road's OcspVerifier there is no upper
+        #    bound: real X-Road evidence carries thisUpdate after producedAt (asic-core/valid-signed-message).
+        if this_update < when - timedelta(seconds=freshness_seconds):
+            raise _invalid(
+                f"OCSP response is too old (thisUpdate: {this_update.isoformat()}, "
+                f"verified at {when.isoformat()}, freshness {freshness_seconds} s)"
+            )
 
-    ``responder_certs`` are extra candidates for the responder certificate besides those in the response,
-    ``issuer`` and the responders global configuration lists. Fails closed: any failed step raises.
-    """
-    when = _utc(at)
-    if len(response_der) > MAX_OCSP_RESPONSE_BYTES:
-        raise _invalid(f"OCSP response is larger than {MAX_OCSP_RESPONSE_BYTES} bytes")
-    try:
-        response = ocsp.load_der_ocsp_response(response_der)
-    except ValueError as e:
-        raise _invalid(f"OCSP response cannot be parsed: {e}") from e
-    if response.response_status != ocsp.OCSPResponseStatus.SUCCESSFUL:
-        raise _invalid(f"OCSP response status is {response.response_status.name}")
+        # 5. nextUpdate, when present and checked, is not before the verification time.
+        next_update = single.next_update_utc
+        if verify_next_update and next_update is not None and next_update < when:
+            raise _invalid(f"OCSP response nextUpdate {next_update.isoformat()} is before {when.isoformat()}")
 
-    # 1. A SingleResponse's CertID matches the certificate (serial) and its issuer (name and key hash).
-    single = _single_response(response, cert, issuer)
-
-    # 2. The responder certificate is found (in the response, among the given certificates, the CA, or any
-    #    responder or CA certificate of global configuration, as X-Road looks them up) and the response
-    #    signature verifies with its key.
-    configured = trust.ocsp_responder_certs_for(issuer)
-    everywhere = (
-        *trust.ocsp_responder_certificates,
-        *(c for ca in trust.approved_cas for c in ca.ca_certificates),
-    )
-    candidates = [
-        c
-        for c in (*response.certificates, *responder_certs, issuer, *configured, *everywhere)
-        if _matches_responder_id(response, c)
-    ]
-    if not candidates:
-        raise _invalid("Could not find OCSP certificate for responder ID")
-    signers = [c for c in candidates if _signed_by(response, c)]
-    if not signers:
-        raise _invalid(
-            f"Signature on OCSP response is not valid (responder {candidates[0].subject.rfc4514_string()})"
+        # 6. The certificate status is GOOD.
+        status = single.certificate_status
+        if status == ocsp.OCSPCertStatus.REVOKED:
+            revoked_at = single.revocation_time_utc
+            reason = single.revocation_reason
+            raise XRoadError(
+                FaultCode.CERT_VALIDATION,
+                f"certificate {cert.subject.rfc4514_string()} (serial {cert.serial_number:X}) is revoked"
+                f" since {revoked_at.isoformat() if revoked_at else '?'}"
+                f" (reason: {reason.name if reason else 'unspecified'})",
+                details={
+                    "revocation_time": revoked_at.isoformat() if revoked_at else None,
+                    "revocation_reason": reason.name if reason else None,
+                },
+            )
+        if status != ocsp.OCSPCertStatus.GOOD:
+            raise XRoadError(
+                FaultCode.CERT_VALIDATION,
+                f"OCSP status of certificate {cert.subject.rfc4514_string()} is {status.name}",
+            )
+        return OcspStatus(
+            serial_number=cert.serial_number,
+            this_update=this_update,
+            next_update=next_update,
+            produced_at=response.produced_at_utc,
+            responder=responder,
         )
-
-    # 3. The responder is authorised for the issuer: the CA itself, a responder global configuration lists
-    #    for that CA, or a certificate the CA issued with extended key usage id-kp-OCSPSigning.
-    responder = next((c for c in signers if _authorized(c, issuer, configured)), None)
-    if responder is None:
-        raise _invalid(
-            "OCSP responder is not authorized for given CA "
-            f"(responder {signers[0].subject.rfc4514_string()}, CA {issuer.subject.rfc4514_string()})"
-        )
-    # The responder certificate must have been valid when it vouched for the status (thisUpdate). Not
-    # producedAt: some responders stamp it from another clock. (X-Road checks neither.)
-    this_update = single.this_update_utc
-    if not responder.not_valid_before_utc <= this_update <= responder.not_valid_after_utc:
-        raise _invalid(
-            f"OCSP responder certificate {responder.subject.rfc4514_string()} was not valid at the "
-            f"response's thisUpdate ({this_update.isoformat()})"
-        )
-
-    # 4. thisUpdate is recent enough (≥ at - freshness). Like X-Road's OcspVerifier there is no upper
-    #    bound: real X-Road evidence carries thisUpdate after producedAt (asic-core/valid-signed-message).
-    if this_update < when - timedelta(seconds=freshness_seconds):
-        raise _invalid(
-            f"OCSP response is too old (thisUpdate: {this_update.isoformat()}, "
-            f"verified at {when.isoformat()}, freshness {freshness_seconds} s)"
-        )
-
-    # 5. nextUpdate, when present and checked, is not before the verification time.
-    next_update = single.next_update_utc
-    if verify_next_update and next_update is not None and next_update < when:
-        raise _invalid(f"OCSP response nextUpdate {next_update.isoformat()} is before {when.isoformat()}")
-
-    # 6. The certificate status is GOOD.
-    status = single.certificate_status
-    if status == ocsp.OCSPCertStatus.REVOKED:
-        revoked_at = single.revocation_time_utc
-        reason = single.revocation_reason
-        raise XRoadError(
-            FaultCode.CERT_VALIDATION,
-            f"certificate {cert.subject.rfc4514_string()} (serial {cert.serial_number:X}) is revoked"
-            f" since {revoked_at.isoformat() if revoked_at else '?'}"
-            f" (reason: {reason.name if reason else 'unspecified'})",
-            details={
-                "revocation_time": revoked_at.isoformat() if revoked_at else None,
-                "revocation_reason": reason.name if reason else None,
-            },
-        )
-    if status != ocsp.OCSPCertStatus.GOOD:
-        raise XRoadError(
-            FaultCode.CERT_VALIDATION,
-            f"OCSP status of certificate {cert.subject.rfc4514_string()} is {status.name}",
-        )
-    return OcspStatus(
-        serial_number=cert.serial_number,
-        this_update=this_update,
-        next_update=next_update,
-        produced_at=response.produced_at_utc,
-        responder=responder,
-    )
 
 
 # ------------------------------------------------------------------------------------------------------------
