@@ -387,6 +387,14 @@ def profile_for(class_name: str, instance: str) -> CertificateProfile:
     )
 
 
+def signing_member(cert: x509.Certificate, ca: ApprovedCA, *, default_instance: str) -> MemberId:
+    """The member a signing certificate names, read by the certificate profile of the CA that issued it.
+
+    ``default_instance`` stands in for a CA whose global configuration gave no instance.
+    """
+    return profile_for(ca.certificate_profile_info, ca.instance or default_instance).member_id(cert)
+
+
 # ------------------------------------------------------------------------------------------------------------
 # Key usage
 

@@ -82,7 +82,7 @@ from xroad_mn import xmlsafe
 from xroad_mn.certs import (
     MAX_CERTIFICATE_BYTES,
     issued_by,
-    profile_for,
+    signing_member,
     verify_auth_key_usage,
     verify_chain,
     verify_signing_key_usage,
@@ -1097,12 +1097,8 @@ def _valid_address(address: str) -> bool:
 def _bind_member(
     cert: x509.Certificate, ca: ApprovedCA, trust: TrustMaterial, expected: MemberId
 ) -> MemberId:
-    member = profile_for(ca.certificate_profile_info, ca.instance or trust.instance).member_id(cert)
-    if (member.instance, member.member_class, member.member_code) != (
-        expected.instance,
-        expected.member_class,
-        expected.member_code,
-    ):
+    member = signing_member(cert, ca, default_instance=trust.instance)
+    if member != expected:
         raise _invalid(
             f"subject identifier ({member}) in certificate does not match the member that must sign "
             f"({expected})"

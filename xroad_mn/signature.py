@@ -41,7 +41,7 @@ from cryptography.x509 import ocsp
 from cryptography.x509.oid import NameOID
 from lxml import etree
 
-from xroad_mn.certs import instance_cas, profile_for, verify_chain, verify_signing_key_usage
+from xroad_mn.certs import instance_cas, signing_member, verify_chain, verify_signing_key_usage
 from xroad_mn.errors import FaultCode, XRoadError
 from xroad_mn.globalconf.trust import ApprovedCA, TrustMaterial
 from xroad_mn.hashchain import InputDigest, MessagePart, build_hash_chains, verify_hash_chain
@@ -817,12 +817,8 @@ def _approved_ca_for(
 def _bind_member(
     cert: x509.Certificate, ca: ApprovedCA, trust: TrustMaterial, expected: MemberId
 ) -> MemberId:
-    member = profile_for(ca.certificate_profile_info, ca.instance or trust.instance).member_id(cert)
-    if (member.instance, member.member_class, member.member_code) != (
-        expected.instance,
-        expected.member_class,
-        expected.member_code,
-    ):
+    member = signing_member(cert, ca, default_instance=trust.instance)
+    if member != expected:
         raise XRoadError(
             FaultCode.INCORRECT_CERTIFICATE,
             f"the signing certificate belongs to {member}, not to the expected signer {expected}",
