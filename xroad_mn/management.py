@@ -101,6 +101,7 @@ from xroad_mn.identifiers import (
     service_id_from_xml,
     to_xml,
 )
+from xroad_mn.mime import split_header_params
 from xroad_mn.ocsp import MAX_OCSP_RESPONSE_BYTES, verify_ocsp_response
 
 __all__ = [
@@ -645,20 +646,6 @@ class _MimePart:
     body: bytes
 
 
-def _header_params(value: str) -> tuple[str, dict[str, str]]:
-    pieces = value.split(";")
-    params: dict[str, str] = {}
-    for piece in pieces[1:]:
-        name, sep, val = piece.partition("=")
-        if not sep:
-            continue
-        val = val.strip()
-        if len(val) >= 2 and val[0] == val[-1] == '"':
-            val = val[1:-1]
-        params.setdefault(name.strip().lower(), val)
-    return pieces[0].strip().lower(), params
-
-
 def _part_headers(block: bytes) -> dict[str, str]:
     lines = block.split(b"\n")
     if len(lines) > MAX_PART_HEADER_LINES:
@@ -723,8 +710,14 @@ def _split_multipart(data: bytes, boundary: str) -> list[_MimePart]:
         pos = nxt + 1
 
 
+def _content_type(value: str) -> tuple[str, dict[str, str]]:
+    """A Content-Type's media type (lower-cased, as media types compare) and its parameters."""
+    mime, params = split_header_params(value)
+    return mime.lower(), params
+
+
 def _mime_parts(body: bytes, content_type: str) -> list[_MimePart]:
-    mime, params = _header_params(content_type)
+    mime, params = _content_type(content_type)
     if mime in ("text/xml", "application/xml"):
         return [_MimePart(MappingProxyType({"content-type": content_type}), body)]
     if mime != "multipart/related":
@@ -739,7 +732,7 @@ def _mime_parts(body: bytes, content_type: str) -> list[_MimePart]:
 
 
 def _check_binary_part(part: _MimePart, index: int) -> None:
-    ctype, _ = _header_params(part.headers.get("content-type", _BINARY))
+    ctype, _ = _content_type(part.headers.get("content-type", _BINARY))
     if ctype != _BINARY:
         raise _invalid(f"MIME part {index} is {ctype[:60]!r}, expected {_BINARY}")
     encoding = part.headers.get("content-transfer-encoding", "binary").lower()
@@ -1017,7 +1010,7 @@ def parse_management_request(body: bytes, content_type: str) -> ParsedManagement
         )
     parts = _mime_parts(bytes(body), content_type)
     soap_part = parts[0]
-    soap_type, params = _header_params(soap_part.headers.get("content-type", ""))
+    soap_type, params = _content_type(soap_part.headers.get("content-type", ""))
     if soap_type not in ("text/xml", "application/xml"):
         raise XRoadError(
             FaultCode.INVALID_CONTENT_TYPE, f"first MIME part is {soap_type[:60]!r}, not text/xml"

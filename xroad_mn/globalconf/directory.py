@@ -51,6 +51,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from xroad_mn.errors import FaultCode, XRoadError
 from xroad_mn.globalconf._xml import b64_text, decode_b64
+from xroad_mn.mime import split_header_params
 
 __all__ = [
     "CONTENT_IDENTIFIERS",
@@ -229,25 +230,10 @@ def _parse_headers(data: bytes, start: int, end: int, what: str) -> tuple[dict[s
     return headers, end
 
 
-def _header_params(value: str) -> tuple[str, dict[str, str]]:
-    """Split ``main; a=1; b='x'; c="y"`` into the main value and lower-case parameters."""
-    pieces = value.split(";")
-    params: dict[str, str] = {}
-    for piece in pieces[1:]:
-        name, sep, val = piece.partition("=")
-        if not sep:
-            continue
-        val = val.strip()
-        if len(val) >= 2 and val[0] == val[-1] and val[0] in "'\"":
-            val = val[1:-1]
-        params.setdefault(name.strip().lower(), val)
-    return pieces[0].strip(), params
-
-
 def _boundary(content_type: str | None, expected: str, what: str) -> str:
     if content_type is None:
         raise XRoadError(_MALFORMED, f"{what} has no Content-Type")
-    mime, params = _header_params(content_type)
+    mime, params = split_header_params(content_type)
     if mime.lower() != expected:
         raise XRoadError(_MALFORMED, f"{what} is {mime[:60]!r}, expected {expected}")
     boundary = params.get("boundary", "")
@@ -322,7 +308,7 @@ def _content_part(data: bytes, part: _Part, index: int) -> DirectoryPart:
     assert cid_header is not None
     assert location is not None
     assert alg is not None
-    content_identifier, params = _header_params(cid_header)
+    content_identifier, params = split_header_params(cid_header)
     instance = params.get("instance", "")
     if not content_identifier or not instance:
         raise XRoadError(_MALFORMED, f"{what} has no content identifier with an instance parameter")
@@ -391,7 +377,7 @@ def parse_signed_directory(data: bytes, content_type: str | None = None) -> Sign
     cert_hash_alg = _HASH_URIS["sha512"]
     vch = sh.get("verification-certificate-hash")
     if vch:
-        value, params = _header_params(vch)
+        value, params = split_header_params(vch)
         cert_hash = decode_b64(value, _MALFORMED, "Verification-certificate-hash")
         cert_hash_alg = params.get("hash-algorithm-id", cert_hash_alg)
     try:
