@@ -3,7 +3,7 @@
 On the first run it creates the registry home under ``DEMO/registry`` (SQLite, signing keys, an admin
 API key), approves the demo trust services (the development CA with its OCSP responder, and the TSA)
 and registers a few Mongolian agencies as members with the subsystems that would expose their registers
-(see ``../shared/reference/mongolia.md`` for the real ХУР/XYP services they stand for). Every run then
+(standing for the real ХУР/XYP services of those agencies). Every run then
 serves the registry, exports the internal configuration anchor, and proves the published global
 configuration is sound by downloading it with the configuration client a security server uses.
 

@@ -16,16 +16,14 @@ if TYPE_CHECKING:
     from xroad_mn.trust.app import RunningTrustService
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-INTEROP_DIR = REPO_ROOT.parent / "shared" / "interop"
+INTEROP_DIR = REPO_ROOT / "tests" / "data" / "xroad"
 REQUIRE_ALL_ENV = "XROAD_TEST_REQUIRE_ALL"
 PG_URL_ENV = "XROAD_TEST_PG_URL"
 
 
 @pytest.fixture(scope="session")
 def interop_dir() -> Path:
-    """The real X-Road artifacts (``../shared/interop``); CI lays shared/ beside the clone."""
-    if not INTEROP_DIR.is_dir():
-        pytest.skip(f"interop corpus not found at {INTEROP_DIR}")
+    """The real X-Road artifacts, vendored in ``tests/data/xroad`` (see its NOTICE.md)."""
     return INTEROP_DIR
 
 

@@ -144,17 +144,12 @@ def test_fuzz_random_bytes_only_raise_xroad_error(data: bytes) -> None:
         parse_anchor(data)
 
 
-_REAL_ANCHOR = (
-    Path(__file__).resolve().parents[1].parent
-    / "shared/interop/anchors/globalconf-core-configuration-anchor1.xml"
-)
+_REAL_ANCHOR = Path(__file__).resolve().parent / "data/xroad/anchors/globalconf-core-configuration-anchor1.xml"
 
 
 @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow], deadline=None)
 @given(st.integers(min_value=0), st.integers(min_value=0, max_value=64), st.binary(max_size=16))
 def test_fuzz_mutated_anchor_only_raises_xroad_error(pos: int, cut: int, insert: bytes) -> None:
-    if not _REAL_ANCHOR.is_file():
-        pytest.skip("interop corpus not found")
     data = _REAL_ANCHOR.read_bytes()
     i = pos % (len(data) + 1)
     mutated = data[:i] + insert + data[i + cut :]

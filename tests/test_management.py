@@ -72,7 +72,7 @@ SOAP_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
 
 @pytest.fixture(scope="module")
 def interop_soap() -> Path:
-    return Path(__file__).resolve().parents[1].parent / "shared" / "interop" / "soap"
+    return Path(__file__).resolve().parent / "data" / "xroad" / "soap"
 
 
 @dataclass(frozen=True)

@@ -54,7 +54,7 @@ from xroad_mn.trust.pki import (
 from xroad_mn.trust.store import init_trust_dir
 from xroad_mn.trust.tsa import build_timestamp_reply
 
-INTEROP = Path(__file__).resolve().parents[1].parent / "shared" / "interop"
+INTEROP = Path(__file__).resolve().parent / "data" / "xroad"
 DS_NS = "http://www.w3.org/2000/09/xmldsig#"
 
 pytestmark = pytest.mark.skipif(not INTEROP.is_dir(), reason="interop corpus not found beside the repo")
