@@ -4,7 +4,7 @@ Run by ``make bench``::
 
     $ .venv/bin/python bench/evidence.py
 
-Signs SOAP messages with a development PKI (:func:`xroad_mn.trust.pki.build_dev_pki`) and verifies them
+Signs SOAP messages with a development PKI (:func:`trust_services.pki.build_dev_pki`) and verifies them
 fully (digests, hash chain, signature value, signer, chain and OCSP), printing the wall-clock cost per
 message. A batch signature pays for one private-key operation however many messages it covers, so the
 per-message signing cost of a batch of 1000 must be a small fraction of a single signature's.
@@ -17,13 +17,13 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from trust_services.ocsp_responder import build_ocsp_response, status_lookup
+from trust_services.pki import DevPki, build_dev_pki
 from xroad_mn.certs import XROAD_MN_PROFILE
 from xroad_mn.globalconf.trust import ApprovedCA, OcspResponder, TrustMaterial
 from xroad_mn.hashchain import MessagePart
 from xroad_mn.ocsp import build_ocsp_request
 from xroad_mn.signature import SignatureData, SigningKey, sign, sign_batch, verify_signature
-from xroad_mn.trust.ocsp_responder import build_ocsp_response, status_lookup
-from xroad_mn.trust.pki import DevPki, build_dev_pki
 
 BATCH_SIZES = (1, 10, 100, 1000)
 SINGLE_COUNT = 200

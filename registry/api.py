@@ -15,8 +15,8 @@ declarations. Each call goes through the same steps, in this order:
    ``<event> failed`` with the reason, as X-Road does.
 
 Errors are X-Road REST errors (``{"type", "message", "detail"}`` and ``X-Road-Error``) from
-:func:`xroad_mn.web.xroad_error_middleware`. Identifiers in paths and bodies use X-Road's admin API colon
-form: ``MN:GOV:5012345`` (member), ``MN:GOV:5012345:civil-registry`` (subsystem),
+:func:`xroad_mn.transport.server.xroad_error_middleware`. Identifiers in paths and bodies use X-Road's
+admin API colon form: ``MN:GOV:5012345`` (member), ``MN:GOV:5012345:civil-registry`` (subsystem),
 ``MN:GOV:5012345:ss1`` (security server). Certificates are returned as base64 DER and accepted as PEM or
 base64 DER.
 
@@ -73,7 +73,7 @@ from xroad_mn.identifiers import (
     parse_colon_client_id,
     parse_colon_server_id,
 )
-from xroad_mn.web import read_body
+from xroad_mn.transport.server import read_body
 
 __all__ = [
     "API_KEYS_KEY",

@@ -56,7 +56,7 @@ from registry.operations import build_configuration, open_store, sync_management
 from registry.ratelimit import RateLimiter
 from registry.settings import RegistrySettings
 from xroad_mn.errors import FaultCode, XRoadError
-from xroad_mn.web import xroad_error_middleware
+from xroad_mn.transport.server import xroad_error_middleware
 
 __all__ = [
     "RunningRegistry",

@@ -28,12 +28,13 @@ from registry.db import KeyKind, RegistryStore
 from registry.home import ADMIN_ROLES, create_api_key, create_home, load_registry_settings, settings_file
 from registry.operations import configuration_anchor, init_registry, open_store
 from registry.settings import RegistrySettings
-from xroad_mn.certs import XROAD_MN_PROFILE, load_certificate
-from xroad_mn.demo import DemoContext
+from xroad_mn.certs import XROAD_MN_PROFILE
+from xroad_mn.cli.demo import DemoContext
+from xroad_mn.confclient.client import ConfigurationClient
 from xroad_mn.globalconf.anchor import parse_anchor
-from xroad_mn.globalconf.client import AiohttpConfigurationTransport, ConfigurationClient
 from xroad_mn.globalconf.params import ApprovedCAEntry, ApprovedTSAEntry, CaInfo, OcspInfo
 from xroad_mn.identifiers import MemberId
+from xroad_mn.transport.globalconf import AiohttpConfigurationTransport
 
 __all__ = ["DEMO_AGENCIES", "component"]
 
@@ -81,21 +82,18 @@ async def _seed(store: RegistryStore, settings: RegistrySettings, context: DemoC
         owner_name="E-Mongolia central registry",
         now=now,
     )
-    files = context.trust_files
     await store.add_ca(
         ApprovedCAEntry(
             name="xroad-mn demo CA",
             top_ca=CaInfo(
-                load_certificate(files.ca_cert.read_bytes()),
-                (OcspInfo(context.trust.urls.ocsp, load_certificate(files.ocsp_cert.read_bytes())),),
+                context.trust.ca_certificate,
+                (OcspInfo(context.trust.ocsp_url, context.trust.ocsp_certificate),),
             ),
             certificate_profile_info=XROAD_MN_PROFILE,
         )
     )
     await store.add_tsa(
-        ApprovedTSAEntry(
-            "xroad-mn demo TSA", context.trust.urls.tsa, load_certificate(files.tsa_cert.read_bytes())
-        )
+        ApprovedTSAEntry("xroad-mn demo TSA", context.trust.tsa_url, context.trust.tsa_certificate)
     )
     for member, name, subsystems in DEMO_AGENCIES:
         member = MemberId(context.instance, member.member_class, member.member_code)

@@ -39,7 +39,7 @@ from aiohttp import web
 
 from registry.globalconf_gen import DEFAULT_VERSION, DIRECTORY_NAMES, GeneratedConfiguration, KeyKind
 from xroad_mn.errors import FaultCode, XRoadError
-from xroad_mn.web import xroad_error_middleware
+from xroad_mn.transport.server import xroad_error_middleware
 
 __all__ = [
     "CHANGED_KEY",

@@ -63,7 +63,7 @@ from registry.ratelimit import RateLimiter
 from registry.requests import AUTO_APPROVE_USER, submit_request
 from registry.settings import DEFAULT_MANAGEMENT_RATE_PER_MINUTE, DEFAULT_MANAGEMENT_RATE_PER_SECOND
 from registry.trust import registry_trust
-from xroad_mn.errors import FaultCode, XRoadError, render_soap_fault
+from xroad_mn.errors import FaultCode, XRoadError
 from xroad_mn.identifiers import format_colon_id
 from xroad_mn.management import (
     MAX_MANAGEMENT_REQUEST_BYTES,
@@ -72,7 +72,8 @@ from xroad_mn.management import (
     parse_management_request,
     verify_parsed_management_request,
 )
-from xroad_mn.web import read_body
+from xroad_mn.transport.server import read_body
+from xroad_mn.wire.faults import render_soap_fault
 
 __all__ = [
     "APPROVE_EVENT",

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from xroad_mn.trust.app import RunningTrustService
+    from trust_services.app import RunningTrustService
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 INTEROP_DIR = REPO_ROOT / "tests" / "data" / "xroad"
@@ -73,8 +73,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 async def trust_service(tmp_path: Path) -> AsyncIterator[RunningTrustService]:
     """Our own CA, OCSP responder and TSA, freshly initialised in ``tmp_path/trust`` and served on 127.0.0.1
     at a free port (``service.urls.ca`` / ``.ocsp`` / ``.tsa``; the files are in ``service.directory``)."""
-    from xroad_mn.trust.app import TrustSettings, run_trust_service
-    from xroad_mn.trust.store import init_trust_dir
+    from trust_services.app import TrustSettings, run_trust_service
+    from trust_services.store import init_trust_dir
 
     directory = tmp_path / "trust"
     await asyncio.to_thread(init_trust_dir, directory, instance="MN", now=datetime.now(UTC))

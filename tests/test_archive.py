@@ -22,13 +22,13 @@ from xroad_mn.archive import (
     asic_entry_name,
     build_linking_info,
     escape_query_id,
-    save_archive,
     verify_archive,
     verify_archive_chain,
     write_archive,
 )
-from xroad_mn.archive_cli import app
+from xroad_mn.cli.archive import app
 from xroad_mn.errors import FaultCode, XRoadError
+from xroad_mn.fileio import read_archives, save_archive
 
 T0 = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
 REAL_LAST_DIGEST = (
@@ -226,10 +226,10 @@ def test_chain_of_three_archives_links(tmp_path: Path) -> None:
             with pytest.raises(XRoadError):
                 verify_archive(data, previous_digest=chain[0][1].last_link.digest if k == 2 else "00" * 64)
         previous_digest = result.last_digest
-    results = verify_archive_chain([p for p, _ in chain], first=True)
+    results = verify_archive_chain(read_archives(p for p, _ in chain), first=True)
     assert [r.last_digest for r in results] == [w.last_link.digest for _, w in chain]
     with pytest.raises(XRoadError) as err:
-        verify_archive_chain([chain[0][0], chain[2][0]], first=True)
+        verify_archive_chain(read_archives([chain[0][0], chain[2][0]]), first=True)
     assert err.value.details["archive"] == chain[2][0].name
 
 

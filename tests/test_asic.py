@@ -30,8 +30,9 @@ from xroad_mn.asic import (
     verify_container,
     write_container,
 )
-from xroad_mn.asic_cli import app
 from xroad_mn.certs import TEST_PROFILE, load_certificates
+from xroad_mn.cli.asic import app
+from xroad_mn.confclient.installed import load_trust_material
 from xroad_mn.errors import FaultCode, XRoadError
 from xroad_mn.globalconf.params import (
     ApprovedCAEntry,
@@ -41,13 +42,7 @@ from xroad_mn.globalconf.params import (
     SharedParameters,
     build_shared_params,
 )
-from xroad_mn.globalconf.trust import (
-    ApprovedCA,
-    ApprovedTSA,
-    OcspResponder,
-    TrustMaterial,
-    load_trust_material,
-)
+from xroad_mn.globalconf.trust import ApprovedCA, ApprovedTSA, OcspResponder, TrustMaterial
 from xroad_mn.hashchain import MessagePart
 from xroad_mn.identifiers import MemberId
 from xroad_mn.signature import SignatureData, embed_timestamp, sign, sign_batch, timestamp_input

@@ -21,12 +21,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
+from trust_services.pki import CertifiedKey, DevPki, build_dev_pki, ca_name, generate_ec_key, issue_ca
 from xroad_mn.certs import (
     BASIC_PROFILE,
     EJBCA_PROFILE,
     FIVRK_PROFILE,
-    MAX_CHAIN_DEPTH,
-    PKIX_CRITICAL_EXTENSIONS,
     TEST_PROFILE,
     XROAD_MN_PROFILE,
     cert_hash,
@@ -38,13 +37,13 @@ from xroad_mn.certs import (
     load_certificates,
     profile_for,
     verify_auth_key_usage,
-    verify_chain,
     verify_signing_key_usage,
 )
+from xroad_mn.confclient.installed import load_trust_material
 from xroad_mn.errors import FaultCode, XRoadError
-from xroad_mn.globalconf.trust import ApprovedCA, OcspResponder, TrustMaterial, load_trust_material
+from xroad_mn.globalconf.trust import ApprovedCA, OcspResponder, TrustMaterial
 from xroad_mn.identifiers import MemberId
-from xroad_mn.trust.pki import CertifiedKey, DevPki, build_dev_pki, ca_name, generate_ec_key, issue_ca
+from xroad_mn.validation import MAX_CHAIN_DEPTH, PKIX_CRITICAL_EXTENSIONS, verify_chain
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 DS_NS = "http://www.w3.org/2000/09/xmldsig#"

@@ -12,7 +12,7 @@ import structlog
 import typer
 from typer.testing import CliRunner
 
-from xroad_mn.cli import ENTRY_POINT_GROUP, build_app
+from xroad_mn.cli.main import ENTRY_POINT_GROUP, build_app
 from xroad_mn.errors import FaultCode, XRoadError
 from xroad_mn.logs import bound_context, configure_logging
 

@@ -11,7 +11,7 @@ import pytest
 import structlog
 from typer.testing import CliRunner
 
-from xroad_mn.cli import build_app
+from xroad_mn.cli.main import build_app
 
 
 @pytest.fixture(autouse=True)

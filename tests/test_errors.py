@@ -10,16 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from lxml import etree
 
-from xroad_mn.errors import (
-    FaultCode,
-    FaultPrefix,
-    XRoadError,
-    normalize_fault_code,
-    parse_rest_error,
-    parse_soap_fault,
-    render_rest_error,
-    render_soap_fault,
-)
+from xroad_mn.errors import FaultCode, FaultPrefix, XRoadError, normalize_fault_code
+from xroad_mn.wire.faults import parse_rest_error, parse_soap_fault, render_rest_error, render_soap_fault
 
 
 @pytest.mark.parametrize(

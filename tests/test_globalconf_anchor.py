@@ -144,7 +144,9 @@ def test_fuzz_random_bytes_only_raise_xroad_error(data: bytes) -> None:
         parse_anchor(data)
 
 
-_REAL_ANCHOR = Path(__file__).resolve().parent / "data/xroad/anchors/globalconf-core-configuration-anchor1.xml"
+_REAL_ANCHOR = (
+    Path(__file__).resolve().parent / "data/xroad/anchors/globalconf-core-configuration-anchor1.xml"
+)
 
 
 @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow], deadline=None)

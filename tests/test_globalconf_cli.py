@@ -30,7 +30,7 @@ from tests.globalconf_fixtures import (
     SignedCase,
     anchor_for,
 )
-from xroad_mn.cli import build_app
+from xroad_mn.cli.main import build_app
 from xroad_mn.errors import FaultCode
 
 

@@ -22,17 +22,17 @@ from cryptography.x509.oid import NameOID
 from typer.testing import CliRunner
 from yarl import URL
 
-from xroad_mn.cli import build_app
-from xroad_mn.errors import FaultCode, XRoadError
-from xroad_mn.globalconf.anchor import AnchorSource, ConfigurationAnchor, build_anchor, parse_anchor
-from xroad_mn.globalconf.client import (
-    AiohttpConfigurationTransport,
+from xroad_mn.cli.main import build_app
+from xroad_mn.confclient.client import (
     AllowedFederations,
     ConfigurationClient,
     configuration_locations,
     content_url,
     versioned_url,
 )
+from xroad_mn.confclient.store import ConfigurationStore, PartMetadata, part_file_name
+from xroad_mn.errors import FaultCode, XRoadError
+from xroad_mn.globalconf.anchor import AnchorSource, ConfigurationAnchor, build_anchor, parse_anchor
 from xroad_mn.globalconf.directory import PartSpec, build_signed_directory
 from xroad_mn.globalconf.params import (
     ConfigurationSource,
@@ -43,8 +43,8 @@ from xroad_mn.globalconf.params import (
     build_shared_params,
     parse_shared_params,
 )
-from xroad_mn.globalconf.store import ConfigurationStore, PartMetadata, part_file_name
 from xroad_mn.identifiers import MemberId
+from xroad_mn.transport.globalconf import AiohttpConfigurationTransport
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 REAL_ANCHOR = "anchors/system-test-configuration_anchor_CS_internal.xml"

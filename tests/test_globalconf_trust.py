@@ -10,13 +10,9 @@ from hypothesis import strategies as st
 
 from tests.globalconf_fixtures import BAD_DIRS, CONF1_PLACEHOLDERS, GOOD_DIRS, XXE_PART
 from xroad_mn.certs import load_certificate, same_certificate
+from xroad_mn.confclient.installed import load_trust_material, load_trust_store
 from xroad_mn.errors import FaultCode, XRoadError
-from xroad_mn.globalconf.trust import (
-    TrustMaterial,
-    load_trust_material,
-    load_trust_store,
-    parse_time_stamping_interval,
-)
+from xroad_mn.globalconf.trust import TrustMaterial, parse_time_stamping_interval
 
 # Parameter files outside installed directories: path -> (instance, approved CAs, approved TSAs, freshness)
 SIGNED_PARAMS: dict[str, tuple[str, int, int, int]] = {

@@ -20,8 +20,18 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
+from trust_services.ocsp_responder import build_ocsp_response, status_lookup
+from trust_services.pki import (
+    CertifiedKey,
+    DevPki,
+    build_dev_pki,
+    generate_rsa_key,
+    issue_certificate,
+    member_subject,
+    sign_profile_extensions,
+)
 from xroad_mn import management
-from xroad_mn.errors import FaultCode, XRoadError, render_soap_fault
+from xroad_mn.errors import FaultCode, XRoadError
 from xroad_mn.globalconf.trust import ApprovedCA, OcspResponder, TrustMaterial
 from xroad_mn.identifiers import MemberId, SubsystemId
 from xroad_mn.management import (
@@ -53,16 +63,7 @@ from xroad_mn.management import (
     xml_depth_exceeds,
 )
 from xroad_mn.ocsp import build_ocsp_request
-from xroad_mn.trust.ocsp_responder import build_ocsp_response, status_lookup
-from xroad_mn.trust.pki import (
-    CertifiedKey,
-    DevPki,
-    build_dev_pki,
-    generate_rsa_key,
-    issue_certificate,
-    member_subject,
-    sign_profile_extensions,
-)
+from xroad_mn.wire.faults import render_soap_fault
 
 NOW = datetime(2025, 1, 1, tzinfo=UTC)
 PROVIDER = MemberId("MN", "GOV", "1000001").subsystem("management")

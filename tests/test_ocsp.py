@@ -18,21 +18,23 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509 import ocsp
 from lxml import etree
 
-from xroad_mn.certs import load_certificate, profile_for, verify_chain
+from trust_services.ocsp_responder import build_ocsp_response, status_lookup
+from trust_services.pki import CertifiedKey, DevPki, build_dev_pki
+from xroad_mn.certs import load_certificate, profile_for
+from xroad_mn.confclient.installed import load_trust_material
 from xroad_mn.errors import FaultCode, XRoadError
-from xroad_mn.globalconf.trust import ApprovedCA, OcspResponder, TrustMaterial, load_trust_material
+from xroad_mn.globalconf.trust import ApprovedCA, OcspResponder, TrustMaterial
 from xroad_mn.ocsp import (
     OCSP_REQUEST_CONTENT_TYPE,
     OCSP_RESPONSE_CONTENT_TYPE,
-    AiohttpOcspTransport,
     OcspCache,
     OcspStatus,
     build_ocsp_request,
     fetch_ocsp_response,
     verify_ocsp_response,
 )
-from xroad_mn.trust.ocsp_responder import build_ocsp_response, status_lookup
-from xroad_mn.trust.pki import CertifiedKey, DevPki, build_dev_pki
+from xroad_mn.transport.ocsp import AiohttpOcspTransport
+from xroad_mn.validation import verify_chain
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 DS_NS = "http://www.w3.org/2000/09/xmldsig#"
@@ -297,7 +299,7 @@ def test_real_2013_response_signed_by_the_ca_itself(interop_dir: Path, openssl: 
 
 
 # ------------------------------------------------------------------------------------------------------------
-# Our responder (xroad_mn.trust.ocsp_responder) and our PKI
+# Our responder (trust_services.ocsp_responder) and our PKI
 
 
 def test_good(pki: DevPki) -> None:

@@ -17,15 +17,21 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.x509 import ocsp
 from lxml import etree
 
-from xroad_mn.certs import XROAD_MN_PROFILE
-from xroad_mn.errors import FaultCode, XRoadError
-from xroad_mn.globalconf.trust import (
-    ApprovedCA,
-    ApprovedTSA,
-    OcspResponder,
-    TrustMaterial,
-    load_trust_material,
+from trust_services.ocsp_responder import build_ocsp_response, status_lookup
+from trust_services.pki import (
+    CertifiedKey,
+    DevPki,
+    _issue_leaf,
+    build_dev_pki,
+    generate_rsa_key,
+    member_subject,
+    sign_profile_extensions,
 )
+from trust_services.tsa import build_timestamp_reply
+from xroad_mn.certs import XROAD_MN_PROFILE
+from xroad_mn.confclient.installed import load_trust_material
+from xroad_mn.errors import FaultCode, XRoadError
+from xroad_mn.globalconf.trust import ApprovedCA, ApprovedTSA, OcspResponder, TrustMaterial
 from xroad_mn.hashchain import MessagePart
 from xroad_mn.identifiers import MemberId
 from xroad_mn.ocsp import build_ocsp_request
@@ -40,17 +46,6 @@ from xroad_mn.signature import (
     verify_signature,
 )
 from xroad_mn.timestamp import build_timestamp_request, verify_timestamp_response
-from xroad_mn.trust.ocsp_responder import build_ocsp_response, status_lookup
-from xroad_mn.trust.pki import (
-    CertifiedKey,
-    DevPki,
-    _issue_leaf,
-    build_dev_pki,
-    generate_rsa_key,
-    member_subject,
-    sign_profile_extensions,
-)
-from xroad_mn.trust.tsa import build_timestamp_reply
 from xroad_mn.xades import ASIC_NS, DS_NS, XADES_NS, XSI_NS
 
 INTEROP = Path(__file__).resolve().parent / "data" / "xroad"

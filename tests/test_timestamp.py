@@ -27,9 +27,21 @@ from hypothesis import given
 from hypothesis import strategies as st
 from lxml import etree
 
+from trust_services.app import TrustSettings, run_trust_service
+from trust_services.pki import (
+    CertifiedKey,
+    DevPki,
+    _issue_leaf,
+    _key_usage,
+    _leaf,
+    build_dev_pki,
+    ca_name,
+    generate_rsa_key,
+)
+from trust_services.store import init_trust_dir
+from trust_services.tsa import build_timestamp_reply
 from xroad_mn.errors import FaultCode, XRoadError
 from xroad_mn.timestamp import (
-    AiohttpTimestampTransport,
     TimestampTransport,
     add_tsa_certificate,
     build_timestamp_request,
@@ -40,19 +52,7 @@ from xroad_mn.timestamp import (
     verify_timestamp_token,
     verify_timestamp_token_digest,
 )
-from xroad_mn.trust.app import TrustSettings, run_trust_service
-from xroad_mn.trust.pki import (
-    CertifiedKey,
-    DevPki,
-    _issue_leaf,
-    _key_usage,
-    _leaf,
-    build_dev_pki,
-    ca_name,
-    generate_rsa_key,
-)
-from xroad_mn.trust.store import init_trust_dir
-from xroad_mn.trust.tsa import build_timestamp_reply
+from xroad_mn.transport.timestamp import AiohttpTimestampTransport
 
 INTEROP = Path(__file__).resolve().parent / "data" / "xroad"
 DS_NS = "http://www.w3.org/2000/09/xmldsig#"
@@ -865,7 +865,7 @@ async def test_request_timestamp_all_fail(
     assert exc.value.has_code(FaultCode.TIMESTAMPER_FAILED)
 
 
-# --- End to end with our own TSA (xroad_mn.trust) ------------------------------------------------------
+# --- End to end with our own TSA (trust_services) ------------------------------------------------------
 
 FROZEN_NOW = datetime(2025, 1, 1, tzinfo=UTC)
 

@@ -14,10 +14,10 @@ from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 from typer.testing import CliRunner
 
-from xroad_mn.cli import build_app
+from trust_services.cli import app
+from trust_services.store import TrustStore
+from xroad_mn.cli.main import build_app
 from xroad_mn.errors import XRoadError
-from xroad_mn.trust.cli import app
-from xroad_mn.trust.store import TrustStore
 
 KEYS = ("ca.key", "ocsp.key", "tsa.key")
 CERTS = ("ca.pem", "ocsp.pem", "tsa.pem")

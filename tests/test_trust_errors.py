@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from xroad_mn.trust.app import MAX_BODY_BYTES, RunningTrustService
+from trust_services.app import MAX_BODY_BYTES, RunningTrustService
 
 
 def csr_der(*attributes: tuple[x509.ObjectIdentifier, str]) -> bytes:

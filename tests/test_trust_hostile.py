@@ -35,9 +35,8 @@ from cryptography.x509.oid import NameOID
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from xroad_mn.errors import XRoadError
-from xroad_mn.trust.app import RunningTrustService, TrustSettings, check_bind_address, run_trust_service
-from xroad_mn.trust.ca import (
+from trust_services.app import RunningTrustService, TrustSettings, check_bind_address, run_trust_service
+from trust_services.ca import (
     MAX_ALT_NAMES,
     Profile,
     ServerSubject,
@@ -45,9 +44,10 @@ from xroad_mn.trust.ca import (
     issue_from_csr,
     server_from_subject,
 )
-from xroad_mn.trust.ocsp_responder import MAX_NONCE_BYTES, parse_ocsp_request
-from xroad_mn.trust.pki import DevPki, build_dev_pki, server_subject
-from xroad_mn.trust.store import init_trust_dir
+from trust_services.ocsp_responder import MAX_NONCE_BYTES, parse_ocsp_request
+from trust_services.pki import DevPki, build_dev_pki, server_subject
+from trust_services.store import init_trust_dir
+from xroad_mn.errors import XRoadError
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 
@@ -197,7 +197,7 @@ def test_hostile_ocsp_requests_are_invalid_ocsp_request(case: str) -> None:
 
 @pytest.mark.parametrize("length", [1, 16, MAX_NONCE_BYTES])
 def test_nonces_of_1_to_32_octets_are_echoed(pki: DevPki, length: int) -> None:
-    from xroad_mn.trust.ocsp_responder import build_ocsp_response, status_lookup
+    from trust_services.ocsp_responder import build_ocsp_response, status_lookup
 
     value = bytes(range(length))
     request = ocsp_request(name_hash=b"\1" * 20, key_hash=b"\2" * 20, serial=0, extensions=[nonce(value)])
@@ -415,7 +415,7 @@ async def test_serving_on_every_interface_needs_the_flag_and_warns(tmp_path: Pat
 def test_serve_command_refuses_a_public_host_without_the_flag(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from xroad_mn.trust.cli import app
+    from trust_services.cli import app
 
     directory = tmp_path / "trust"
     init_trust_dir(directory, now=datetime.now(UTC))
@@ -447,7 +447,7 @@ def test_force_swaps_in_a_complete_new_directory(old_directory: Path) -> None:
     assert "issued/5.pem" not in after
     assert after["notes.txt"] == before["notes.txt"]
     assert sorted(p.name for p in old_directory.parent.iterdir()) == ["trust"]  # nothing left beside it
-    from xroad_mn.trust.store import TrustStore
+    from trust_services.store import TrustStore
 
     TrustStore.open(old_directory)
 
@@ -457,8 +457,8 @@ def test_force_failing_midway_leaves_the_old_directory_whole(
     old_directory: Path, monkeypatch: pytest.MonkeyPatch, failing_call: int
 ) -> None:
     """Interrupted while generating the new keys (call 1 or 3) or writing them: the old directory stays."""
+    from trust_services.pki import generate_rsa_key as real
     from xroad_mn.fileio import write_atomic as real_write
-    from xroad_mn.trust.pki import generate_rsa_key as real
 
     before = snapshot(old_directory)
     calls = 0
@@ -470,7 +470,7 @@ def test_force_failing_midway_leaves_the_old_directory_whole(
             raise KeyboardInterrupt
         return real()
 
-    monkeypatch.setattr("xroad_mn.trust.store.generate_rsa_key", generate)
+    monkeypatch.setattr("trust_services.store.generate_rsa_key", generate)
     with pytest.raises(KeyboardInterrupt):
         init_trust_dir(old_directory, now=NOW, force=True)
     assert snapshot(old_directory) == before
@@ -484,8 +484,8 @@ def test_force_failing_midway_leaves_the_old_directory_whole(
             raise KeyboardInterrupt
         real_write(path, data, mode=mode)
 
-    monkeypatch.setattr("xroad_mn.trust.store.generate_rsa_key", real)
-    monkeypatch.setattr("xroad_mn.trust.store.write_atomic", write)
+    monkeypatch.setattr("trust_services.store.generate_rsa_key", real)
+    monkeypatch.setattr("trust_services.store.write_atomic", write)
     with pytest.raises(KeyboardInterrupt):
         init_trust_dir(old_directory, now=NOW, force=True)
     assert snapshot(old_directory) == before
@@ -495,7 +495,7 @@ def test_force_failing_midway_leaves_the_old_directory_whole(
 def test_force_on_the_working_directory_and_through_a_symlink(
     old_directory: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from xroad_mn.trust.store import TrustStore
+    from trust_services.store import TrustStore
 
     link = old_directory.parent / "link"
     link.symlink_to(old_directory)

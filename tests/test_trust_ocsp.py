@@ -15,15 +15,15 @@ from cryptography.x509 import ocsp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from xroad_mn.errors import XRoadError
-from xroad_mn.trust.ocsp_responder import (
+from trust_services.ocsp_responder import (
     CertStatusInfo,
     build_ocsp_response,
     issuer_hashes,
     parse_ocsp_request,
     status_lookup,
 )
-from xroad_mn.trust.pki import CertifiedKey, DevPki, build_dev_pki
+from trust_services.pki import CertifiedKey, DevPki, build_dev_pki
+from xroad_mn.errors import XRoadError
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 

@@ -13,11 +13,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from trust_services.ca import Profile, issue_from_csr, load_csr, member_from_subject
+from trust_services.pki import CertifiedKey, DevPki, build_dev_pki, member_subject, random_serial
 from xroad_mn.certs import XROAD_MN_PROFILE, profile_for, verify_signing_key_usage
 from xroad_mn.errors import XRoadError
 from xroad_mn.identifiers import MemberId
-from xroad_mn.trust.ca import Profile, issue_from_csr, load_csr, member_from_subject
-from xroad_mn.trust.pki import CertifiedKey, DevPki, build_dev_pki, member_subject, random_serial
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 

@@ -18,9 +18,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from trust_services.app import RunningTrustService, TrustSettings, run_trust_service
 from xroad_mn.certs import XROAD_MN_PROFILE, profile_for, verify_signing_key_usage
 from xroad_mn.identifiers import MemberId
-from xroad_mn.trust.app import RunningTrustService, TrustSettings, run_trust_service
 
 pytestmark = pytest.mark.needs_tool("openssl")
 
@@ -258,7 +258,7 @@ async def test_ocsp_get_form_and_unknown_serial(trust_service: RunningTrustServi
 
 
 async def test_revocations_and_issued_certificates_survive_a_restart(openssl: str, tmp_path: Path) -> None:
-    from xroad_mn.trust.store import init_trust_dir
+    from trust_services.store import init_trust_dir
 
     directory = tmp_path / "trust"
     await asyncio.to_thread(init_trust_dir, directory, instance="MN", now=datetime.now(UTC))
@@ -386,7 +386,7 @@ async def test_serve_command_prints_urls_and_serves(openssl: str, tmp_path: Path
     """``python -m xroad_mn trust serve --port 0`` starts, prints the URLs and stops on SIGTERM."""
     import sys
 
-    from xroad_mn.trust.store import init_trust_dir
+    from trust_services.store import init_trust_dir
 
     directory = tmp_path / "trust"
     await asyncio.to_thread(init_trust_dir, directory, instance="MN", now=datetime.now(UTC))
@@ -474,7 +474,7 @@ async def test_tsa_issue_acceptance_commands_verify(
 
 
 async def test_tsa_on_request_mode_is_strict_rfc_3161(openssl: str, tmp_path: Path) -> None:
-    from xroad_mn.trust.store import init_trust_dir
+    from trust_services.store import init_trust_dir
 
     directory = tmp_path / "trust"
     await asyncio.to_thread(init_trust_dir, directory, instance="MN", now=datetime.now(UTC))

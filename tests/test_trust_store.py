@@ -13,11 +13,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509 import ocsp
 
+from trust_services.ca import Profile
+from trust_services.pki import member_subject
+from trust_services.store import REVOCATION_REASONS, TrustStore, init_trust_dir, parse_reason
 from xroad_mn.errors import XRoadError
 from xroad_mn.identifiers import MemberId
-from xroad_mn.trust.ca import Profile
-from xroad_mn.trust.pki import member_subject
-from xroad_mn.trust.store import REVOCATION_REASONS, TrustStore, init_trust_dir, parse_reason
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 

@@ -14,9 +14,9 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from trust_services.pki import DevPki, build_dev_pki
+from trust_services.tsa import DEV_TSA_POLICY, build_timestamp_reply, parse_timestamp_query
 from xroad_mn.errors import XRoadError
-from xroad_mn.trust.pki import DevPki, build_dev_pki
-from xroad_mn.trust.tsa import DEV_TSA_POLICY, build_timestamp_reply, parse_timestamp_query
 
 NOW = datetime(2025, 6, 1, 12, 0, 0, 654321, tzinfo=UTC)
 DATA = b"<SOAP-ENV:Envelope/>"

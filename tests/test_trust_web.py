@@ -13,7 +13,7 @@ import structlog.testing
 from aiohttp import web
 
 from xroad_mn.errors import FaultCode, XRoadError
-from xroad_mn.web import read_body, require_content_type, xroad_error_middleware
+from xroad_mn.transport.server import read_body, require_content_type, xroad_error_middleware
 
 
 async def crash(request: web.Request) -> web.Response:

@@ -35,10 +35,9 @@ import io
 import re
 import zipfile
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Final
 
 from xroad_mn.errors import FaultCode, XRoadError
@@ -60,8 +59,6 @@ __all__ = [
     "asic_entry_name",
     "build_linking_info",
     "escape_query_id",
-    "read_archive",
-    "save_archive",
     "verify_archive",
     "verify_archive_chain",
     "write_archive",
@@ -239,29 +236,6 @@ def write_archive(
             zf.writestr(info, data, compress_type=zipfile.ZIP_DEFLATED, compresslevel=0)
     filename = archive_filename(start, end, last, group)
     return WrittenArchive(filename, buffer.getvalue(), ArchiveLink(last, filename))
-
-
-def save_archive(directory: Path, archive: WrittenArchive) -> Path:
-    """Write ``archive`` into ``directory`` under its own name (via a temporary file and an atomic rename)."""
-    target = directory / archive.filename
-    tmp = directory / f".{archive.filename}.tmp"
-    try:
-        tmp.write_bytes(archive.data)
-        tmp.replace(target)
-    except OSError as e:
-        raise XRoadError(FaultCode.IO_ERROR, f"cannot write archive {target}: {e}") from e
-    return target
-
-
-def read_archive(path: Path) -> bytes:
-    """The bytes of an archive file, refusing files larger than :data:`MAX_ARCHIVE_BYTES`."""
-    try:
-        size = path.stat().st_size
-        if size > MAX_ARCHIVE_BYTES:
-            raise _fail(f"archive {path.name} is larger than {MAX_ARCHIVE_BYTES} bytes", archive=path.name)
-        return path.read_bytes()
-    except OSError as e:
-        raise XRoadError(FaultCode.IO_ERROR, f"cannot read archive {path}: {e}") from e
 
 
 # --- Verification ------------------------------------------------------------------------------------------
@@ -469,35 +443,36 @@ def verify_archive(
 
 
 def verify_archive_chain(
-    paths: Sequence[Path],
+    archives: Iterable[tuple[str, bytes]],
     *,
     previous_digest: str | None = None,
     first: bool = False,
     verify_container: ContainerHook | None = None,
 ) -> list[ArchiveVerification]:
-    """Verify archives in chain order: each must link to the last digest of the one before it.
+    """Verify ``(file name, bytes)`` archives in chain order: each must link to the last digest of the one
+    before it.
 
     The first archive is checked against ``previous_digest`` / ``first`` as in :func:`verify_archive`; each
     later one must also name the file before it as its previous archive. A failure names the archive in its
-    details.
+    details. ``archives`` may be a generator, so only one archive is held at a time
+    (:func:`xroad_mn.fileio.read_archives` reads files that way).
     """
     results: list[ArchiveVerification] = []
     prev, is_first = previous_digest, first
-    for path in paths:
+    previous_name: str | None = None
+    for name, data in archives:
         try:
             result = verify_archive(
-                read_archive(path), previous_digest=prev, first=is_first, verify_container=verify_container
+                data, previous_digest=prev, first=is_first, verify_container=verify_container
             )
         except XRoadError as e:
-            raise XRoadError(
-                e.code, f"{path.name}: {e.message}", details={**e.details, "archive": path.name}
-            ) from e
-        if results and result.previous_file != paths[len(results) - 1].name:
+            raise XRoadError(e.code, f"{name}: {e.message}", details={**e.details, "archive": name}) from e
+        if previous_name is not None and result.previous_file != previous_name:
             raise _fail(
-                f"{path.name}: linking info names {result.previous_file or '-'} as the previous archive, "
-                f"not {paths[len(results) - 1].name}",
-                archive=path.name,
+                f"{name}: linking info names {result.previous_file or '-'} as the previous archive, "
+                f"not {previous_name}",
+                archive=name,
             )
         results.append(result)
-        prev, is_first = result.last_digest, False
+        prev, is_first, previous_name = result.last_digest, False, name
     return results

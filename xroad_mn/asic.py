@@ -16,7 +16,7 @@ Example::
 
     >>> from pathlib import Path
     >>> from xroad_mn.asic import verify_container
-    >>> from xroad_mn.globalconf.trust import load_trust_material
+    >>> from xroad_mn.confclient.installed import load_trust_material
     >>> trust = load_trust_material(Path("/etc/xroad/globalconf"))  # doctest: +SKIP
     >>> result = verify_container(Path("req.asice").read_bytes(), trust=trust)  # doctest: +SKIP
     >>> str(result.signer), result.timestamp_time.isoformat()  # doctest: +SKIP

@@ -3,7 +3,8 @@
 Every store that keeps state in files (trust directories, downloaded global configuration, generated
 configuration, API keys) writes through :func:`write_atomic`::
 
-    >>> from pathlib import Path
+    >>> from collections.abc import Iterable, Iterator
+from pathlib import Path
     >>> import tempfile
     >>> target = Path(tempfile.mkdtemp()) / "instance-identifier"
     >>> write_atomic(target, b"MN")
@@ -16,11 +17,13 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from xroad_mn.archive import MAX_ARCHIVE_BYTES, WrittenArchive
 from xroad_mn.errors import FaultCode, XRoadError
 
-__all__ = ["fsync_directory", "write_atomic"]
+__all__ = ["fsync_directory", "read_archive", "read_archives", "save_archive", "write_atomic"]
 
 
 def fsync_directory(path: Path) -> None:
@@ -60,3 +63,31 @@ def write_atomic(path: Path, data: bytes, *, mode: int = 0o644, make_parents: bo
     except OSError as e:
         raise XRoadError(FaultCode.IO_ERROR, f"cannot write {path}: {e.strerror or e}") from e
     fsync_directory(path.parent)
+
+
+def save_archive(directory: Path, archive: WrittenArchive) -> Path:
+    """Write a message-log ``archive`` into ``directory`` under its own name, crash-safe."""
+    target = directory / archive.filename
+    write_atomic(target, archive.data, mode=0o644)
+    return target
+
+
+def read_archive(path: Path) -> bytes:
+    """The bytes of a message-log archive file, refusing files larger than ``MAX_ARCHIVE_BYTES``."""
+    try:
+        size = path.stat().st_size
+        if size > MAX_ARCHIVE_BYTES:
+            raise XRoadError(
+                FaultCode.ARCHIVE_LINKING,
+                f"archive {path.name} is larger than {MAX_ARCHIVE_BYTES} bytes",
+                details={"archive": path.name},
+            )
+        return path.read_bytes()
+    except OSError as e:
+        raise XRoadError(FaultCode.IO_ERROR, f"cannot read archive {path}: {e}") from e
+
+
+def read_archives(paths: Iterable[Path]) -> Iterator[tuple[str, bytes]]:
+    """``(file name, bytes)`` of each archive, each read only when reached (for ``verify_archive_chain``)."""
+    for path in paths:
+        yield path.name, read_archive(path)

@@ -79,15 +79,8 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from lxml import etree
 
 from xroad_mn import xmlsafe
-from xroad_mn.certs import (
-    MAX_CERTIFICATE_BYTES,
-    issued_by,
-    signing_member,
-    verify_auth_key_usage,
-    verify_chain,
-    verify_signing_key_usage,
-)
-from xroad_mn.errors import SOAP_ENV_NS, FaultCode, XRoadError, parse_soap_fault
+from xroad_mn.certs import MAX_CERTIFICATE_BYTES, issued_by, verify_auth_key_usage, verify_signing_key_usage
+from xroad_mn.errors import FaultCode, XRoadError
 from xroad_mn.globalconf.trust import ApprovedCA, TrustMaterial
 from xroad_mn.identifiers import (
     ID_NS,
@@ -103,6 +96,8 @@ from xroad_mn.identifiers import (
 )
 from xroad_mn.mime import split_header_params
 from xroad_mn.ocsp import MAX_OCSP_RESPONSE_BYTES, verify_ocsp_response
+from xroad_mn.validation import signing_member, verify_chain
+from xroad_mn.wire.faults import SOAP_ENV_NS, parse_soap_fault
 
 __all__ = [
     "MAX_MANAGEMENT_REQUEST_BYTES",

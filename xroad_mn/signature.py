@@ -41,12 +41,13 @@ from cryptography.x509 import ocsp
 from cryptography.x509.oid import NameOID
 from lxml import etree
 
-from xroad_mn.certs import instance_cas, signing_member, verify_chain, verify_signing_key_usage
+from xroad_mn.certs import verify_signing_key_usage
 from xroad_mn.errors import FaultCode, XRoadError
 from xroad_mn.globalconf.trust import ApprovedCA, TrustMaterial
 from xroad_mn.hashchain import InputDigest, MessagePart, build_hash_chains, verify_hash_chain
 from xroad_mn.identifiers import MemberId
 from xroad_mn.ocsp import verify_ocsp_response
+from xroad_mn.validation import instance_cas, signing_member, verify_chain
 from xroad_mn.xades import (
     ASIC_NS,
     ASIC_NS_OLD,

@@ -19,7 +19,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from registry.db import RegistryStore, create_engine, migrate, sqlite_url
-from xroad_mn.trust.pki import DevPki, build_dev_pki
+from trust_services.pki import DevPki, build_dev_pki
 
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 

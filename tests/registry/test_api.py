@@ -31,14 +31,15 @@ from registry.operations import init_registry, open_store
 from registry.ratelimit import RateLimiter
 from registry.requests import submit_request
 from registry.settings import RegistrySettings
+from trust_services.pki import DevPki
+from xroad_mn.confclient.client import ConfigurationClient
 from xroad_mn.errors import FaultCode, XRoadError
 from xroad_mn.globalconf.anchor import anchor_hash, parse_anchor
-from xroad_mn.globalconf.client import AiohttpConfigurationTransport, ConfigurationClient
 from xroad_mn.globalconf.directory import parse_signed_directory, verify_part_content, verify_signed_directory
 from xroad_mn.globalconf.params import auth_cert_hash, parse_shared_params
 from xroad_mn.identifiers import MemberId
 from xroad_mn.management import ClientRegRequest
-from xroad_mn.trust.pki import DevPki
+from xroad_mn.transport.globalconf import AiohttpConfigurationTransport
 
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 OWNER = MemberId("MN", "GOV", "1000001")

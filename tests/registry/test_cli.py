@@ -27,12 +27,12 @@ from registry.home import load_registry_settings
 from registry.operations import open_store
 from registry.requests import submit_request
 from tests.registry.test_e2e import tls_identity
-from xroad_mn.cli import build_app
+from trust_services.pki import DevPki
+from xroad_mn.cli.main import build_app
 from xroad_mn.globalconf.anchor import anchor_hash, parse_anchor
 from xroad_mn.globalconf.params import parse_private_params, parse_shared_params
 from xroad_mn.identifiers import MemberId
 from xroad_mn.management import ClientRegRequest
-from xroad_mn.trust.pki import DevPki
 
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 MEMBER = MemberId("MN", "GOV", "5012345")

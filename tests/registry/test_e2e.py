@@ -53,9 +53,10 @@ from registry.home import ADMIN_ROLES, create_api_key
 from registry.operations import build_configuration, init_registry, new_signing_key, open_store
 from registry.settings import RegistrySettings
 from tests.registry.test_management_service import ocsp_der
+from trust_services.pki import CertifiedKey, DevPki, generate_rsa_key
+from xroad_mn.confclient.client import ConfigurationClient
 from xroad_mn.errors import FaultCode, XRoadError
 from xroad_mn.globalconf.anchor import ConfigurationAnchor, parse_anchor
-from xroad_mn.globalconf.client import AiohttpConfigurationTransport, ConfigurationClient
 from xroad_mn.globalconf.params import (
     PrivateParameters,
     SharedParameters,
@@ -74,7 +75,7 @@ from xroad_mn.management import (
     build_management_request,
     parse_management_response,
 )
-from xroad_mn.trust.pki import CertifiedKey, DevPki, generate_rsa_key
+from xroad_mn.transport.globalconf import AiohttpConfigurationTransport
 
 EXPIRE_SECONDS = 600
 OWNER = MemberId("MN", "GOV", "1000001")

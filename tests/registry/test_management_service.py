@@ -25,6 +25,8 @@ from registry.management_service import MANAGE_PATH, REGISTRATION_PATH, add_mana
 from registry.ratelimit import RateLimiter
 from registry.requests import approve_request
 from registry.trust import registry_trust
+from trust_services.ocsp_responder import build_ocsp_response, status_lookup
+from trust_services.pki import CertifiedKey, DevPki, generate_rsa_key
 from xroad_mn.errors import FaultCode, XRoadError
 from xroad_mn.globalconf.params import ApprovedCAEntry, ApprovedTSAEntry, CaInfo, OcspInfo
 from xroad_mn.identifiers import MemberId, SubsystemId
@@ -41,8 +43,6 @@ from xroad_mn.management import (
     parse_management_response,
 )
 from xroad_mn.ocsp import build_ocsp_request
-from xroad_mn.trust.ocsp_responder import build_ocsp_response, status_lookup
-from xroad_mn.trust.pki import CertifiedKey, DevPki, generate_rsa_key
 
 PROVIDER: SubsystemId = MemberId("MN", "GOV", "1000001").subsystem("management")
 PROFILE = "xroad_mn"

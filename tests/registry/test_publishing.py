@@ -62,7 +62,7 @@ from xroad_mn.globalconf.params import (
     parse_shared_params,
 )
 from xroad_mn.identifiers import MemberId, SecurityServerId
-from xroad_mn.web import xroad_error_middleware
+from xroad_mn.transport.server import xroad_error_middleware
 
 NOW = datetime(2026, 2, 1, 12, 30, 45, 123456, tzinfo=UTC)
 REAL_ANCHOR = "anchors/system-test-configuration_anchor_CS_internal.xml"

@@ -17,6 +17,7 @@ from registry.requests import (
     revoke_request,
     submit_request,
 )
+from trust_services.pki import DevPki
 from xroad_mn.errors import FaultCode, XRoadError
 from xroad_mn.globalconf.params import auth_cert_hash
 from xroad_mn.identifiers import GlobalGroupId, MemberId
@@ -33,7 +34,6 @@ from xroad_mn.management import (
     MaintenanceModeEnableRequest,
     OwnerChangeRequest,
 )
-from xroad_mn.trust.pki import DevPki
 
 OWNER = MemberId("MN", "GOV", "5012345")
 OTHER = MemberId("MN", "COM", "7777777")

@@ -31,6 +31,7 @@ from registry.db import (
     migrate,
 )
 from registry.db.models import Base
+from trust_services.pki import CertifiedKey, DevPki
 from xroad_mn.errors import FaultCode, XRoadError
 from xroad_mn.globalconf.params import (
     ApprovedCAEntry,
@@ -49,7 +50,6 @@ from xroad_mn.globalconf.params import (
     parse_shared_params,
 )
 from xroad_mn.identifiers import GlobalGroupId, MemberId, SecurityServerId
-from xroad_mn.trust.pki import CertifiedKey, DevPki
 
 GOV = MemberId("MN", "GOV", "5012345")
 COM = MemberId("MN", "COM", "9011223")

@@ -3,12 +3,12 @@
 Reads a configuration directory as X-Road stores it (``<dir>/instance-identifier`` naming the own instance,
 ``<dir>/<INSTANCE>/shared-params.xml`` and ``private-params.xml`` per instance, federated instances beside
 it), in configuration versions 2-6. Parsing is sans-I/O (:meth:`TrustMaterial.from_shared_params` takes
-bytes); :func:`load_trust_store` and :func:`load_trust_material` only read the files.
+bytes); reading an installed directory is :mod:`xroad_mn.confclient.installed`.
 
 Example::
 
     >>> from pathlib import Path
-    >>> from xroad_mn.globalconf.trust import load_trust_material, load_trust_store
+    >>> from xroad_mn.confclient.installed import load_trust_material, load_trust_store
     >>> trust = load_trust_material(Path("/etc/xroad/globalconf"))  # doctest: +SKIP
     >>> trust.instance, len(trust.approved_cas), trust.ocsp_freshness_seconds  # doctest: +SKIP
     ('EE', 10, 42)
@@ -39,8 +39,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
-from types import MappingProxyType
 from typing import Final
 
 from cryptography import x509
@@ -68,8 +66,6 @@ __all__ = [
     "OcspResponder",
     "TrustMaterial",
     "TrustStore",
-    "load_trust_material",
-    "load_trust_store",
     "parse_time_stamping_interval",
 ]
 
@@ -295,79 +291,3 @@ def parse_time_stamping_interval(xml_bytes: bytes, *, expected_instance: str | N
             f"{PRIVATE_PARAMS_FILE} is for instance {private.instance!r}, expected {expected_instance!r}"
         )
     return _non_negative(private.time_stamping_interval_seconds, "timeStampingIntervalSeconds")
-
-
-# ------------------------------------------------------------------------------------------------------------
-# Directory loading (the only I/O here)
-
-
-def _read(path: Path) -> bytes:
-    try:
-        size = path.stat().st_size
-        if size > MAX_PARAMS_BYTES:
-            raise _malformed(f"{path} is larger than {MAX_PARAMS_BYTES} bytes")
-        return path.read_bytes()
-    except OSError as e:
-        raise _malformed(f"cannot read {path}: {e}") from e
-
-
-def _load_instance(instance_dir: Path, *, own: bool) -> TrustMaterial:
-    shared = _read(instance_dir / SHARED_PARAMS_FILE)
-    private_path = instance_dir / PRIVATE_PARAMS_FILE
-    private = _read(private_path) if own and private_path.is_file() else None
-    return TrustMaterial.from_shared_params(shared, private_params=private)
-
-
-def load_trust_store(conf_dir: Path) -> TrustStore:
-    """Read every instance of a stored configuration directory.
-
-    The own instance is named by ``instance-identifier``; a missing or empty file raises
-    ``malformed_global_conf`` (X-Road: ``FAILURE_MISSING_INSTANCE_IDENTIFIER``), as does a malformed part of
-    the own instance. Malformed federated parts are skipped and listed in :attr:`TrustStore.skipped`.
-    """
-    id_file = conf_dir / INSTANCE_IDENTIFIER_FILE
-    if not id_file.is_file():
-        raise _malformed(f"configuration directory {conf_dir} has no {INSTANCE_IDENTIFIER_FILE} file")
-    own_instance = _read(id_file).decode("utf-8", "replace").strip()
-    if not own_instance:
-        raise _malformed(f"{id_file} is empty")
-    try:
-        instance_dirs = sorted(
-            (p for p in conf_dir.iterdir() if (p / SHARED_PARAMS_FILE).is_file()),
-            key=lambda p: (p.name != own_instance, p.name),
-        )
-    except OSError as e:
-        raise _malformed(f"cannot list {conf_dir}: {e}") from e
-    if len(instance_dirs) > MAX_INSTANCES:
-        raise _malformed(f"{conf_dir} holds more than {MAX_INSTANCES} instances")
-    by_instance: dict[str, TrustMaterial] = {}
-    skipped: list[str] = []
-    for instance_dir in instance_dirs:
-        own = instance_dir.name == own_instance
-        try:
-            material = _load_instance(instance_dir, own=own)
-        except XRoadError as e:
-            if own:
-                raise
-            skipped.append(f"{instance_dir.name}: {e.message}")
-            continue
-        if own and material.instance != own_instance:
-            raise _malformed(
-                f"{instance_dir / SHARED_PARAMS_FILE} names instance {material.instance!r}, "
-                f"expected {own_instance!r}"
-            )
-        if material.instance in by_instance:
-            skipped.append(f"{instance_dir.name}: instance {material.instance!r} appears twice")
-            continue
-        by_instance[material.instance] = material
-    return TrustStore(
-        instance=own_instance, by_instance=MappingProxyType(by_instance), skipped=tuple(skipped)
-    )
-
-
-def load_trust_material(conf_dir: Path) -> TrustMaterial:
-    """The own instance's trust material with every federated instance's CAs and TSAs merged in.
-
-    Raises ``malformed_global_conf`` when the own instance has no readable shared parameters.
-    """
-    return load_trust_store(conf_dir).trust_material()

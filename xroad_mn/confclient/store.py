@@ -22,7 +22,7 @@ written only after the whole download was verified (content files first, their m
 Example::
 
     >>> from pathlib import Path
-    >>> from xroad_mn.globalconf.store import ConfigurationStore
+    >>> from xroad_mn.confclient.store import ConfigurationStore
     >>> store = ConfigurationStore(Path("/var/lib/xroad-mn/globalconf"))  # doctest: +SKIP
     >>> store.instance_identifier()  # doctest: +SKIP
     'DEV'
@@ -53,6 +53,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Final
 
+from xroad_mn.confclient.installed import load_trust_store
 from xroad_mn.errors import FaultCode, XRoadError
 from xroad_mn.fileio import fsync_directory, write_atomic
 from xroad_mn.globalconf.trust import (
@@ -61,7 +62,6 @@ from xroad_mn.globalconf.trust import (
     PRIVATE_PARAMS_FILE,
     SHARED_PARAMS_FILE,
     TrustStore,
-    load_trust_store,
 )
 
 __all__ = [

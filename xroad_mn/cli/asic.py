@@ -20,8 +20,8 @@ from rich.console import Console
 from rich.table import Table
 
 from xroad_mn.asic import ContainerVerification, verify_container
+from xroad_mn.confclient.installed import load_trust_material
 from xroad_mn.errors import FaultCode, XRoadError
-from xroad_mn.globalconf.trust import load_trust_material
 
 __all__ = ["app"]
 

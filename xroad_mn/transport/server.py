@@ -27,7 +27,8 @@ import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from xroad_mn.errors import FaultCode, XRoadError, render_rest_error
+from xroad_mn.errors import FaultCode, XRoadError
+from xroad_mn.wire.faults import render_rest_error
 
 __all__ = ["READ_CHUNK_BYTES", "read_body", "require_content_type", "xroad_error_middleware"]
 

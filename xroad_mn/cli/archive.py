@@ -20,8 +20,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from xroad_mn.archive import ArchiveVerification, read_archive, verify_archive, verify_archive_chain
+from xroad_mn.archive import ArchiveVerification, verify_archive, verify_archive_chain
 from xroad_mn.errors import XRoadError
+from xroad_mn.fileio import read_archive, read_archives
 
 __all__ = ["app"]
 
@@ -118,7 +119,7 @@ def verify_chain(
     """Verify archives in chain order, each linked to the last digest of the one before it."""
     _check_options(previous_digest, first)
     try:
-        results = verify_archive_chain(archives, previous_digest=previous_digest, first=first)
+        results = verify_archive_chain(read_archives(archives), previous_digest=previous_digest, first=first)
     except XRoadError as e:
         if as_json:
             typer.echo(json.dumps(_payload(None, e, str(e.details.get("archive", "")))))

@@ -6,8 +6,8 @@
     OCSP  http://127.0.0.1:8899/ocsp
     TSA   http://127.0.0.1:8899/tsa
 
-The commands hold no logic: they call :func:`~xroad_mn.trust.store.init_trust_dir` and
-:func:`~xroad_mn.trust.app.run_trust_service`. Errors are :class:`~xroad_mn.errors.XRoadError`, which the
+The commands hold no logic: they call :func:`~trust_services.store.init_trust_dir` and
+:func:`~trust_services.app.run_trust_service`. Errors are :class:`~xroad_mn.errors.XRoadError`, which the
 root command prints.
 """
 
@@ -22,9 +22,9 @@ from typing import Annotated
 
 import typer
 
+from trust_services.app import TrustSettings, run_trust_service
+from trust_services.store import init_trust_dir
 from xroad_mn.settings import load_settings
-from xroad_mn.trust.app import TrustSettings, run_trust_service
-from xroad_mn.trust.store import init_trust_dir
 
 __all__ = ["app"]
 

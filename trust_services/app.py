@@ -9,7 +9,7 @@ Routes:
 * ``POST /tsa`` — RFC 3161, ``application/timestamp-query`` → ``application/timestamp-reply``.
 
 Bad input gets HTTP 400 (404 for an unknown serial) in X-Road's REST error format. The handlers only do
-I/O; the CA policy, OCSP and TSA logic are pure functions in :mod:`xroad_mn.trust`. One exception: a
+I/O; the CA policy, OCSP and TSA logic are pure functions in :mod:`trust_services`. One exception: a
 request aiohttp cannot parse at all (a request line or header over 8 KB, bytes that are no HTTP) never
 reaches the application, so aiohttp answers it with its own plain-text 400; aiohttp offers no public hook
 to render those errors, and replacing its low-level request handler would tie us to its internals.
@@ -17,7 +17,7 @@ to render those errors, and replacing its low-level request handler would tie us
 Nobody authenticates to these services: anyone who reaches them can issue and revoke certificates. So
 :func:`run_trust_service` binds only to a loopback address unless ``allow_remote`` is set
 (``xroad-mn trust serve --allow-remote``), and warns in the log when it is. The TSA puts its certificate
-in every token by default (``tsa_include_certificate = "always"``; see :mod:`xroad_mn.trust.tsa` for why);
+in every token by default (``tsa_include_certificate = "always"``; see :mod:`trust_services.tsa` for why);
 ``"on_request"`` gives strict RFC 3161 behaviour.
 
 Example::
@@ -48,13 +48,13 @@ from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 from pydantic import Field
 
+from trust_services.ca import MAX_CSR_BYTES, Profile
+from trust_services.ocsp_responder import MAX_OCSP_REQUEST_BYTES
+from trust_services.store import TrustStore, parse_reason
+from trust_services.tsa import MAX_TIMESTAMP_QUERY_BYTES, CertificateInclusion
 from xroad_mn.errors import FaultCode, XRoadError
 from xroad_mn.settings import SettingsModel
-from xroad_mn.trust.ca import MAX_CSR_BYTES, Profile
-from xroad_mn.trust.ocsp_responder import MAX_OCSP_REQUEST_BYTES
-from xroad_mn.trust.store import TrustStore, parse_reason
-from xroad_mn.trust.tsa import MAX_TIMESTAMP_QUERY_BYTES, CertificateInclusion
-from xroad_mn.web import read_body, require_content_type, xroad_error_middleware
+from xroad_mn.transport.server import read_body, require_content_type, xroad_error_middleware
 
 __all__ = [
     "CLOCK_KEY",

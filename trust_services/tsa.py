@@ -9,7 +9,7 @@ Whether the token carries the TSA certificate is a choice (``include_certificate
 * ``"on_request"`` — strict RFC 3161 §2.4.1: the certificate is included exactly when the query sets
   ``certReq``, and MUST NOT be included otherwise. This is the pure builder's default.
 * ``"always"`` — the certificate is in every token. The development trust service
-  (:class:`~xroad_mn.trust.app.TrustSettings` ``tsa_include_certificate``) defaults to this, for two
+  (:class:`~trust_services.app.TrustSettings` ``tsa_include_certificate``) defaults to this, for two
   reasons: the product's acceptance check is ``openssl ts -query -data f -sha512`` (no ``-cert``) posted
   to ``/tsa`` and then ``openssl ts -verify -in reply.tsr -data f -CAfile tsa.pem -partial_chain``, which
   only verifies when the signer certificate travels in the token; and X-Road itself carries the TSA
@@ -20,7 +20,7 @@ Whether the token carries the TSA certificate is a choice (``include_certificate
 Example::
 
     >>> from datetime import UTC, datetime
-    >>> from xroad_mn.trust.pki import build_dev_pki, random_serial
+    >>> from trust_services.pki import build_dev_pki, random_serial
     >>> now = datetime(2025, 1, 1, tzinfo=UTC)
     >>> pki = build_dev_pki(now)  # doctest: +SKIP
     >>> serial = random_serial()
@@ -47,8 +47,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from trust_services.pki import CertifiedKey
 from xroad_mn.errors import FaultCode, XRoadError
-from xroad_mn.trust.pki import CertifiedKey
 
 __all__ = [
     "DEV_TSA_POLICY",

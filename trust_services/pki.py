@@ -1,7 +1,7 @@
 """Test and development PKI as code: certificate builders and a ready-made PKI against a frozen clock.
 
 Everything here is pure (no I/O): keys are generated in memory and certificates are returned as
-``cryptography`` objects. The same builders back the trust services' CA (:mod:`xroad_mn.trust.ca`).
+``cryptography`` objects. The same builders back the trust services' CA (:mod:`trust_services.ca`).
 
 Example::
 

@@ -26,10 +26,11 @@ import aiohttp
 import typer
 from cryptography import x509
 
-from xroad_mn.cli import print_error
+from xroad_mn.cli.main import print_error
+from xroad_mn.confclient.client import ConfigurationClient, RefreshResult
+from xroad_mn.confclient.store import check_stored_directory
 from xroad_mn.errors import FaultCode, XRoadError
 from xroad_mn.globalconf.anchor import anchor_hash, anchor_hash_hex, parse_anchor
-from xroad_mn.globalconf.client import AiohttpConfigurationTransport, ConfigurationClient, RefreshResult
 from xroad_mn.globalconf.directory import (
     SignedDirectory,
     parse_signed_directory,
@@ -37,7 +38,7 @@ from xroad_mn.globalconf.directory import (
     verify_signed_directory,
 )
 from xroad_mn.globalconf.params import parse_shared_params
-from xroad_mn.globalconf.store import check_stored_directory
+from xroad_mn.transport.globalconf import AiohttpConfigurationTransport
 
 __all__ = ["app"]
 

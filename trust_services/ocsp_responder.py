@@ -18,7 +18,7 @@ Example::
     >>> from datetime import UTC, datetime
     >>> from cryptography.hazmat.primitives import hashes, serialization
     >>> from cryptography.x509 import ocsp
-    >>> from xroad_mn.trust.pki import build_dev_pki
+    >>> from trust_services.pki import build_dev_pki
     >>> now = datetime(2025, 1, 1, tzinfo=UTC)
     >>> pki = build_dev_pki(now)  # doctest: +SKIP
     >>> builder = ocsp.OCSPRequestBuilder()
@@ -49,9 +49,9 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509 import ocsp
 
+from trust_services.pki import CertifiedKey
 from xroad_mn.errors import FaultCode, XRoadError
 from xroad_mn.ocsp import issuer_hashes
-from xroad_mn.trust.pki import CertifiedKey
 
 __all__ = [
     "MAX_NONCE_BYTES",

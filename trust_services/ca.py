@@ -38,9 +38,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
-from xroad_mn.errors import FaultCode, XRoadError
-from xroad_mn.identifiers import MemberId, validate_part
-from xroad_mn.trust.pki import (
+from trust_services.pki import (
     CertifiedKey,
     PublicKey,
     auth_profile_extensions,
@@ -49,6 +47,8 @@ from xroad_mn.trust.pki import (
     server_subject,
     sign_profile_extensions,
 )
+from xroad_mn.errors import FaultCode, XRoadError
+from xroad_mn.identifiers import MemberId, validate_part
 
 __all__ = [
     "LEAF_VALIDITY",

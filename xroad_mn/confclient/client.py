@@ -3,7 +3,7 @@
 Every security server runs one. From the anchor's sources (and, once a configuration is installed, the
 ``source`` addresses of its shared-params) it downloads the signed directory, verifies it and every
 configuration file it lists, and stores the result the way X-Road does (see
-:mod:`xroad_mn.globalconf.store`). Federation partners' ``externalconf`` is followed only for the
+:mod:`xroad_mn.confclient.store`). Federation partners' ``externalconf`` is followed only for the
 instances ``allowed_federations`` names.
 
 Example (an aiohttp app owns the session and the refresh task in its ``cleanup_ctx``)::
@@ -11,7 +11,8 @@ Example (an aiohttp app owns the session and the refresh task in its ``cleanup_c
     >>> import asyncio, aiohttp
     >>> from pathlib import Path
     >>> from xroad_mn.globalconf.anchor import parse_anchor
-    >>> from xroad_mn.globalconf.client import AiohttpConfigurationTransport, ConfigurationClient
+    >>> from xroad_mn.confclient.client import ConfigurationClient
+    >>> from xroad_mn.transport.globalconf import AiohttpConfigurationTransport
     >>> async def main() -> None:
     ...     anchor = parse_anchor(Path("configuration-anchor.xml").read_bytes())
     ...     async with aiohttp.ClientSession() as session:
@@ -45,18 +46,23 @@ copy until its ``Expire-date`` and then raises ``global_conf_outdated``.
 from __future__ import annotations
 
 import asyncio
-import ssl
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final, Protocol
 
-import aiohttp
 import structlog
 from cryptography import x509
 from yarl import URL
 
+from xroad_mn.confclient.store import (
+    ConfigurationStore,
+    PartMetadata,
+    StoredPart,
+    check_instance_name,
+    part_file_name,
+)
 from xroad_mn.errors import FaultCode, XRoadError
 from xroad_mn.globalconf.anchor import ConfigurationAnchor
 from xroad_mn.globalconf.directory import (
@@ -72,23 +78,12 @@ from xroad_mn.globalconf.params import (
     parse_private_params,
     parse_shared_params,
 )
-from xroad_mn.globalconf.store import (
-    ConfigurationStore,
-    PartMetadata,
-    StoredPart,
-    check_instance_name,
-    part_file_name,
-)
-from xroad_mn.globalconf.trust import MAX_PARAMS_BYTES, PRIVATE_PARAMS_FILE, SHARED_PARAMS_FILE
+from xroad_mn.globalconf.trust import PRIVATE_PARAMS_FILE, SHARED_PARAMS_FILE
 
 __all__ = [
-    "CONNECT_TIMEOUT_SECONDS",
     "CURRENT_VERSION",
     "DEFAULT_UPDATE_INTERVAL_SECONDS",
-    "MAX_DOWNLOAD_BYTES",
     "MIN_VERSION",
-    "READ_TIMEOUT_SECONDS",
-    "AiohttpConfigurationTransport",
     "AllowedFederations",
     "ConfigurationClient",
     "ConfigurationStatus",
@@ -110,17 +105,13 @@ MIN_VERSION: Final = 2
 """Oldest configuration version accepted."""
 DEFAULT_UPDATE_INTERVAL_SECONDS: Final = 60.0
 """X-Road's ``configuration-client.update-interval``."""
-CONNECT_TIMEOUT_SECONDS: Final = 10.0
-READ_TIMEOUT_SECONDS: Final = 30.0
-MAX_DOWNLOAD_BYTES: Final = MAX_PARAMS_BYTES
-"""Largest response read from a configuration source."""
 INTERNAL_CONF: Final = "internalconf"
 EXTERNAL_CONF: Final = "externalconf"
 SHARED_PARAMETERS: Final = "SHARED-PARAMETERS"
 PRIVATE_PARAMETERS: Final = "PRIVATE-PARAMETERS"
 _TRANSPORT_CODES: Final = frozenset({FaultCode.NETWORK_ERROR, FaultCode.HTTP_ERROR, FaultCode.TIMEOUT})
 
-_log = structlog.get_logger("xroad_mn.globalconf.client")
+_log = structlog.get_logger("xroad_mn.confclient.client")
 
 
 def _utc_now() -> datetime:
@@ -136,49 +127,6 @@ class ConfigurationTransport(Protocol):
     ``details["status"]``; unreachable hosts ``network_error``."""
 
     async def get(self, url: str) -> tuple[bytes, str]: ...
-
-
-class AiohttpConfigurationTransport:
-    """GETs with an aiohttp session the caller owns; timeouts 10 s connect and 30 s read, as X-Road's."""
-
-    def __init__(
-        self,
-        session: aiohttp.ClientSession,
-        *,
-        connect_timeout: float = CONNECT_TIMEOUT_SECONDS,
-        read_timeout: float = READ_TIMEOUT_SECONDS,
-        ssl_context: ssl.SSLContext | bool = True,
-    ) -> None:
-        self._session = session
-        self._timeout = aiohttp.ClientTimeout(sock_connect=connect_timeout, sock_read=read_timeout)
-        self._ssl = ssl_context
-
-    async def get(self, url: str) -> tuple[bytes, str]:
-        try:
-            async with self._session.get(
-                url, timeout=self._timeout, ssl=self._ssl, allow_redirects=False
-            ) as resp:
-                if resp.status != 200:
-                    raise XRoadError(
-                        FaultCode.HTTP_ERROR,
-                        f"configuration source {url} answered HTTP {resp.status}",
-                        details={"status": resp.status, "url": url},
-                    )
-                if resp.content_length is not None and resp.content_length > MAX_DOWNLOAD_BYTES:
-                    raise XRoadError(FaultCode.MALFORMED_GLOBALCONF, f"{url} is larger than allowed")
-                body = await resp.content.read(MAX_DOWNLOAD_BYTES + 1)
-                content_type = resp.headers.get("Content-Type", "")
-        except aiohttp.ClientError as e:
-            raise XRoadError(
-                FaultCode.NETWORK_ERROR, f"configuration source {url} unreachable: {e}", details={"url": url}
-            ) from e
-        except TimeoutError as e:
-            raise XRoadError(
-                FaultCode.TIMEOUT, f"configuration source {url} timed out", details={"url": url}
-            ) from e
-        if len(body) > MAX_DOWNLOAD_BYTES:
-            raise XRoadError(FaultCode.MALFORMED_GLOBALCONF, f"{url} is larger than allowed")
-        return body, content_type
 
 
 # --------------------------------------------------------------------------------------------------------

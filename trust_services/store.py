@@ -43,12 +43,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from xroad_mn.errors import FaultCode, XRoadError
-from xroad_mn.fileio import write_atomic
-from xroad_mn.identifiers import validate_part
-from xroad_mn.trust.ca import Profile, issue_from_csr
-from xroad_mn.trust.ocsp_responder import CertStatusInfo, build_ocsp_response
-from xroad_mn.trust.pki import (
+from trust_services.ca import Profile, issue_from_csr
+from trust_services.ocsp_responder import CertStatusInfo, build_ocsp_response
+from trust_services.pki import (
     CertifiedKey,
     PrivateKey,
     ca_name,
@@ -58,7 +55,10 @@ from xroad_mn.trust.pki import (
     random_serial,
     self_signed_ca,
 )
-from xroad_mn.trust.tsa import CertificateInclusion, build_timestamp_reply
+from trust_services.tsa import CertificateInclusion, build_timestamp_reply
+from xroad_mn.errors import FaultCode, XRoadError
+from xroad_mn.fileio import write_atomic
+from xroad_mn.identifiers import validate_part
 
 __all__ = [
     "FORMAT_VERSION",
