@@ -813,3 +813,54 @@ async def test_cli_download_into_uncreatable_out_is_io_error(
         assert "io_error" in plain.output
         assert "internal error" not in plain.output
     assert not any(p.exists() for p in _PROC_NOPE)
+
+
+async def test_parsing_and_verification_run_off_the_event_loop(
+    keys: dict[str, SigningKey],
+    server: ConfServer,
+    session: aiohttp.ClientSession,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Directory parsing, its signature check, part hashes and parameter parsing never run on the event loop:
+    a security server keeps serving while megabytes of configuration are verified."""
+    import xroad_mn.confclient.client as client_module
+
+    on_loop: dict[str, list[bool]] = {}
+
+    def spy(name: str) -> None:
+        real = getattr(client_module, name)
+
+        def wrapper(*args: object, **kwargs: object) -> object:
+            try:
+                asyncio.get_running_loop()
+                on_loop.setdefault(name, []).append(True)
+            except RuntimeError:
+                on_loop.setdefault(name, []).append(False)
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(client_module, name, wrapper)
+
+    for name in (
+        "parse_signed_directory",
+        "verify_signed_directory",
+        "verify_part_content",
+        "parse_shared_params",
+        "parse_private_params",
+    ):
+        spy(name)
+    conf = Conf(stamp="20250601120000000000009")
+    server.files = conf.publish(keys["internal"])
+    anchor = _anchor("MN", [f"{server.base}/internalconf"], [keys["internal"].cert])
+    transport = AiohttpConfigurationTransport(session)
+    client = ConfigurationClient(anchor, tmp_path / "gc", transport, clock=Clock())
+    await client.refresh()
+    await client.refresh()  # the second one also reads the installed shared-params
+    assert set(on_loop) == {
+        "parse_signed_directory",
+        "verify_signed_directory",
+        "verify_part_content",
+        "parse_shared_params",
+        "parse_private_params",
+    }
+    assert {name: any(calls) for name, calls in on_loop.items()} == dict.fromkeys(on_loop, False)

@@ -296,6 +296,13 @@ async def _get_directory(transport: ConfigurationTransport, url: str) -> tuple[s
     ) from last
 
 
+def _check_part(part: DirectoryPart, content: bytes) -> None:
+    """Step 2c-2d for one part: its hash, and parameter files must parse and be about the instance they are
+    listed for."""
+    verify_part_content(part, content)
+    _check_params(part, content)
+
+
 def _check_params(part: DirectoryPart, content: bytes) -> None:
     params: SharedParameters | PrivateParameters
     if part.content_identifier == SHARED_PARAMETERS:
@@ -328,11 +335,13 @@ async def download_configuration(
     ``global_conf_invalid``, ``invalid_signature_value``, ``global_conf_outdated``,
     ``malformed_global_conf`` or a transport error.
     """
+    # Parsing, hashing and signature checks run in a worker thread: a directory and its parameter files may
+    # be megabytes, and the event loop keeps serving meanwhile.
     # 2a. The directory, newest version first.
     directory_url, body, content_type = await _get_directory(transport, url)
-    directory = _parse_directory(body, content_type)
+    directory = await asyncio.to_thread(_parse_directory, body, content_type)
     # 2b. Signature by a trusted certificate, and Expire-date.
-    cert = verify_signed_directory(directory, trusted, at=at)
+    cert = await asyncio.to_thread(verify_signed_directory, directory, trusted, at=at)
     # 2c. Every wanted part, from the same origin, against its hash.
     parts: list[tuple[DirectoryPart, bytes]] = []
     skipped: list[str] = []
@@ -343,9 +352,7 @@ async def download_configuration(
             skipped.append(part.content_location)
             continue
         content, _ = await transport.get(content_url(directory_url, part.content_location))
-        verify_part_content(part, content)
-        # 2d. Parameter files must parse and be about the instance they are listed for.
-        _check_params(part, content)
+        await asyncio.to_thread(_check_part, part, content)
         parts.append((part, content))
     if not any(p.content_identifier == SHARED_PARAMETERS for p, _ in parts):
         raise XRoadError(
@@ -563,7 +570,7 @@ class ConfigurationClient:
         kind: str,
         content_identifiers: Collection[str] | None,
     ) -> tuple[DownloadedConfiguration, tuple[LocationFailure, ...]]:
-        installed = self._installed_shared(instance)
+        installed = await asyncio.to_thread(self._installed_shared, instance)
         trusted = trusted_certificates(anchor.verification_certs, installed, external=kind == EXTERNAL_CONF)
         locations = configuration_locations(
             [s.download_url for s in anchor.sources], installed, kind, preferred=self._preferred.get(instance)
@@ -644,7 +651,8 @@ class ConfigurationClient:
         private_bytes = next(
             (c for p, c in downloaded.parts if p.content_identifier == PRIVATE_PARAMETERS), None
         )
-        partners = parse_private_params(private_bytes).configuration_anchors if private_bytes else ()
+        private = await asyncio.to_thread(parse_private_params, private_bytes) if private_bytes else None
+        partners = private.configuration_anchors if private is not None else ()
         outcomes: list[FederationOutcome] = []
         keep = {self.instance}
         for partner in partners:
