@@ -222,8 +222,12 @@ async def regenerate_periodically(
         event.clear()
         await _attempt(generate_fn)
     while True:
+        # Not asyncio.wait_for: on Python 3.11 it returns the event's result instead of raising when the
+        # cancel arrives after the event is set but before wait_for resumes (CPython gh-86296), so a
+        # change made as the app stops would cost one more generation and a whole interval's sleep.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(event.wait(), timeout=interval)
+            async with asyncio.timeout(interval):
+                await event.wait()
         event.clear()
         await _attempt(generate_fn)
 
@@ -246,8 +250,13 @@ def regeneration_ctx(
             yield
         finally:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            try:
                 await task
+            except asyncio.CancelledError:
+                # The task's own end; but when this cleanup is being cancelled too, that goes on.
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():
+                    raise
 
     return ctx
 

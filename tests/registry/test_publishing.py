@@ -8,6 +8,7 @@ import asyncio
 import hashlib
 import json
 import re
+import threading
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -26,6 +27,7 @@ from registry.distribution import (
     ConfigurationPublisher,
     create_distribution_app,
     regenerate_periodically,
+    regeneration_ctx,
     setup_publishing,
 )
 from registry.globalconf_gen import (
@@ -551,6 +553,117 @@ async def test_regenerates_at_once_on_change_event(
         verify_part_content(second.parts[0], written)
     finally:
         await runner.cleanup()
+
+
+async def test_regenerate_periodically_ends_when_cancelled_as_the_event_is_set() -> None:
+    """The cancel and the change land in the same loop iteration: the loop ends, without another run."""
+    runs = 0
+
+    async def count() -> None:
+        nonlocal runs
+        runs += 1
+
+    changed = asyncio.Event()
+    task = asyncio.create_task(regenerate_periodically(count, 3600, changed, immediately=False))
+    for _ in range(3):
+        await asyncio.sleep(0)
+    changed.set()
+    task.cancel()
+    done, _ = await asyncio.wait({task}, timeout=5)
+    if not done:
+        task.cancel()
+        await asyncio.wait({task})
+        pytest.fail("regenerate_periodically took the cancel for a change and kept running")
+    assert task.cancelled()
+    assert runs == 0
+
+
+def _regeneration_tasks() -> list[asyncio.Task[object]]:
+    return [t for t in asyncio.all_tasks() if t.get_name() == "globalconf-regeneration" and not t.done()]
+
+
+async def test_shutdown_is_prompt_when_a_change_coincides_with_it(
+    shared: SharedParameters, private: PrivateParameters, keys: tuple[SigningKey, ...]
+) -> None:
+    """A change that sets the event just as the app stops (here, deterministically, from a cleanup step
+    that runs right before the regeneration task's) must not eat the task's cancellation: on Python 3.11
+    ``asyncio.wait_for(event.wait(), interval)`` returned the event's result instead of raising when the
+    cancel arrived after the event was set but before ``wait_for`` resumed, so the loop regenerated and went
+    back to sleep for the whole interval (3600 s here) while the app's cleanup waited for it."""
+    clock = [NOW]
+
+    async def build() -> GeneratedConfiguration:
+        clock[0] += timedelta(seconds=1)
+        return await asyncio.to_thread(
+            generate, shared, private, keys, now=clock[0], source_addresses=["cs.example.mn"]
+        )
+
+    publisher = ConfigurationPublisher(build)
+    changed = asyncio.Event()
+    app = web.Application(middlewares=[xroad_error_middleware])
+    setup_publishing(app, publisher, changed, interval=3600)
+
+    async def change_while_stopping(app: web.Application) -> AsyncIterator[None]:
+        yield
+        changed.set()  # cleanup runs in reverse: the regeneration task is cancelled right after this
+
+    app.cleanup_ctx.append(change_while_stopping)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await publisher.next_generation(None)
+    for _ in range(3):  # let the regeneration task start and wait for the event
+        await asyncio.sleep(0)
+    assert len(_regeneration_tasks()) == 1
+    cleanup = asyncio.create_task(runner.cleanup())
+    done, _ = await asyncio.wait({cleanup}, timeout=10)
+    if not done:  # cancelled again, the stuck task finally ends; fail with the cause
+        cleanup.cancel()
+        await asyncio.wait({cleanup})
+        pytest.fail("the app's cleanup was still waiting for the regeneration task after 10 s")
+    await cleanup
+    assert _regeneration_tasks() == []
+
+
+async def test_cancelling_the_cleanup_while_a_generation_runs_is_not_swallowed() -> None:
+    """The cleanup waits for the cancelled regeneration task (here mid-generation, in a thread, its
+    cancellation handling taking a moment as a database rollback does); when the cleanup is itself
+    cancelled meanwhile, that cancellation reaches its caller instead of being taken for the task's own."""
+    calls = 0
+    gate = threading.Event()
+    in_thread = asyncio.Event()
+    unwinding = asyncio.Event()
+
+    async def generate_fn() -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            return  # the generation before serving
+        in_thread.set()
+        try:
+            await asyncio.to_thread(gate.wait)
+        finally:
+            unwinding.set()
+            await asyncio.to_thread(gate.wait)
+
+    changed = asyncio.Event()
+    app = web.Application()
+    app.cleanup_ctx.append(regeneration_ctx(generate_fn, changed, 3600))
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    try:
+        changed.set()
+        async with asyncio.timeout(10):
+            await in_thread.wait()
+        cleanup = asyncio.create_task(runner.cleanup())
+        async with asyncio.timeout(10):
+            await unwinding.wait()
+        cleanup.cancel()
+        done, _ = await asyncio.wait({cleanup}, timeout=10)
+        assert done, "the cleanup did not end"
+        assert cleanup.cancelled()
+        assert _regeneration_tasks() == []
+    finally:
+        gate.set()
 
 
 async def test_nothing_served_before_first_generation() -> None:
