@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -59,6 +61,23 @@ def test_issue_revoke_and_reopen(directory: Path) -> None:
     assert reopened.certificate(cert.serial_number) == cert
     assert not list(directory.glob(".*.tmp"))
     assert not list((directory / "issued").glob(".*.tmp"))
+
+
+def test_concurrent_revocations_from_threads_are_all_kept(directory: Path) -> None:
+    """Writes from several worker threads at once (a handler cancelled mid-write no longer holds the app's
+    lock, so threads can overlap): every revocation reaches ``revocations.json``."""
+    store = TrustStore.open(directory)
+    certs = [store.issue(sign_csr(str(200 + i)), Profile.SIGN, now=NOW) for i in range(12)]
+    start = threading.Barrier(len(certs))
+
+    def revoke(cert: x509.Certificate) -> None:
+        start.wait()
+        store.revoke(cert.serial_number, x509.ReasonFlags.key_compromise, now=NOW)
+
+    with ThreadPoolExecutor(max_workers=len(certs)) as pool:
+        list(pool.map(revoke, certs))
+    on_disk = TrustStore.open(directory).revocations
+    assert set(on_disk) == {c.serial_number for c in certs}
 
 
 def test_reason_names_are_rfc_5280() -> None:

@@ -31,6 +31,7 @@ import os
 import secrets
 import shutil
 import stat
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -392,8 +393,9 @@ def _dump_revocations(revocations: Mapping[int, Revocation]) -> bytes:
 class TrustStore:
     """An opened trust directory: the services' keys, and the CA's issued and revoked certificates.
 
-    Mutating methods write through to disk before they return. Callers serialise them (the HTTP app
-    holds a lock); lookups are safe at any time.
+    Mutating methods write through to disk before they return and are serialised by a lock of the store's
+    own, so they are safe from worker threads: a caller cancelled while its write runs in a thread cannot let
+    the next write overlap it. Lookups are safe at any time.
     """
 
     def __init__(
@@ -414,6 +416,7 @@ class TrustStore:
         self.tsa = tsa
         self._issued = dict(issued)
         self._revocations = dict(revocations)
+        self._write_lock = threading.Lock()
 
     @classmethod
     def open(cls, directory: Path) -> TrustStore:
@@ -469,6 +472,10 @@ class TrustStore:
 
     def issue(self, csr: bytes, profile: Profile, *, now: datetime) -> x509.Certificate:
         """Issue a ``profile`` certificate for a PKCS#10 request and record it in ``issued/``."""
+        with self._write_lock:
+            return self._issue(csr, profile, now=now)
+
+    def _issue(self, csr: bytes, profile: Profile, *, now: datetime) -> x509.Certificate:
         cert = issue_from_csr(
             csr, profile, ca=self.ca, instance=self.instance, now=now, serial=self._new_serial()
         )
@@ -486,6 +493,10 @@ class TrustStore:
 
     def revoke(self, serial: int, reason: x509.ReasonFlags, *, now: datetime) -> Revocation:
         """Revoke an issued certificate; ``not_found`` if unknown, ``conflict`` if already revoked."""
+        with self._write_lock:
+            return self._revoke(serial, reason, now=now)
+
+    def _revoke(self, serial: int, reason: x509.ReasonFlags, *, now: datetime) -> Revocation:
         self.certificate(serial)
         if serial in self._revocations:
             raise XRoadError(FaultCode.CONFLICT, f"certificate {serial} is already revoked", http_status=409)
