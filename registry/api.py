@@ -46,7 +46,14 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from registry import requests as workflow
 from registry.audit import AuditLog
 from registry.context import CHANGED_KEY, CLOCK_KEY, PUBLISHER_KEY, STORE_KEY
-from registry.db import KeyKind, ManagementRequest, RegistryStore, RequestState, RequestType, SigningKey
+from registry.db import (
+    ConfigurationSigningKey,
+    KeyKind,
+    ManagementRequest,
+    RegistryStore,
+    RequestState,
+    RequestType,
+)
 from registry.home import ApiKey, ApiKeyRing, Role
 from registry.openapi import ApiSpec, Operation, QueryParam
 from registry.operations import add_signing_key, common_name, configuration_anchor, parse_certificate
@@ -512,7 +519,7 @@ def tsa_out(tsa: ApprovedTSAEntry) -> TimestampingServiceOut:
     return TimestampingServiceOut(name=tsa.name, url=tsa.url, certificate=cert_out(tsa.cert))
 
 
-def key_out(key: SigningKey) -> SigningKeyOut:
+def key_out(key: ConfigurationSigningKey) -> SigningKeyOut:
     return SigningKeyOut(
         key_id=key.key_id,
         kind=key.kind,

@@ -20,20 +20,22 @@ Example::
 """
 
 from registry.db.engine import MIGRATIONS_DIR, create_engine, migrate, sqlite_url
-from registry.db.models import KeyKind, RequestState, RequestType
+from registry.db.models import RequestState, RequestType
 from registry.db.records import (
+    ConfigurationSigningKey,
     GlobalSettings,
     ManagementRequest,
     RegistrySnapshot,
     RequestAction,
     RequestEvent,
     ServerClient,
-    SigningKey,
 )
 from registry.db.store import RegistryStore, RequestEffects
+from registry.globalconf_gen import KeyKind
 
 __all__ = [
     "MIGRATIONS_DIR",
+    "ConfigurationSigningKey",
     "GlobalSettings",
     "KeyKind",
     "ManagementRequest",
@@ -45,7 +47,6 @@ __all__ = [
     "RequestState",
     "RequestType",
     "ServerClient",
-    "SigningKey",
     "create_engine",
     "migrate",
     "sqlite_url",

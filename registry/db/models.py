@@ -43,6 +43,8 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
+from registry.globalconf_gen import KeyKind
+
 __all__ = [
     "ID_PART_LENGTH",
     "ApprovedCaRow",
@@ -52,7 +54,6 @@ __all__ = [
     "CaCertRow",
     "GlobalGroupMemberRow",
     "GlobalGroupRow",
-    "KeyKind",
     "ManagementRequestEventRow",
     "ManagementRequestRow",
     "MemberClassRow",
@@ -81,13 +82,6 @@ NAMING_CONVENTION: Final = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
-
-
-class KeyKind(StrEnum):
-    """Which configuration a signing key signs."""
-
-    INTERNAL = "internal"
-    EXTERNAL = "external"
 
 
 class RequestType(StrEnum):

@@ -24,20 +24,21 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from registry import globalconf_gen
-from registry.db.models import KeyKind, RequestState, RequestType
+from registry.db.models import RequestState, RequestType
+from registry.globalconf_gen import KeyKind
 from xroad_mn.errors import FaultCode, XRoadError
 from xroad_mn.globalconf.params import PrivateParameters, SharedParameters
 from xroad_mn.identifiers import ClientId, SecurityServerId
 
 __all__ = [
     "CLIENT_REQUEST_TYPES",
+    "ConfigurationSigningKey",
     "GlobalSettings",
     "ManagementRequest",
     "RegistrySnapshot",
     "RequestAction",
     "RequestEvent",
     "ServerClient",
-    "SigningKey",
     "to_generator_key",
     "transition_target",
 ]
@@ -112,8 +113,9 @@ class ServerClient:
 
 
 @dataclass(frozen=True)
-class SigningKey:
-    """A configuration signing key. The active key of its kind signs; a pending one is only distributed."""
+class ConfigurationSigningKey:
+    """A stored configuration signing key. The active key of its kind signs; a pending one is only
+    distributed. :func:`to_generator_key` loads it for :mod:`registry.globalconf_gen`."""
 
     key_id: str
     kind: KeyKind
@@ -155,10 +157,10 @@ class RegistrySnapshot:
     shared: SharedParameters
     private: PrivateParameters
     settings: GlobalSettings
-    signing_keys: tuple[SigningKey, ...]
+    signing_keys: tuple[ConfigurationSigningKey, ...]
     """Every key, active and pending (pending keys' certificates are in ``shared.sources``)."""
 
-    def active_key(self, kind: KeyKind) -> SigningKey:
+    def active_key(self, kind: KeyKind) -> ConfigurationSigningKey:
         """The key that signs configuration of ``kind``; 409 when there is none."""
         for key in self.signing_keys:
             if key.kind is kind and key.active:
@@ -167,12 +169,12 @@ class RegistrySnapshot:
             FaultCode.CONFLICT, f"the registry has no active {kind.value} signing key", http_status=409
         )
 
-    def generator_keys(self) -> tuple[globalconf_gen.SigningKey, ...]:
+    def generator_keys(self) -> tuple[globalconf_gen.ConfigurationKeyPair, ...]:
         """The signing keys as :func:`registry.globalconf_gen.generate` takes them (private keys loaded)."""
         return tuple(to_generator_key(k) for k in self.signing_keys)
 
 
-def to_generator_key(key: SigningKey) -> globalconf_gen.SigningKey:
+def to_generator_key(key: ConfigurationSigningKey) -> globalconf_gen.ConfigurationKeyPair:
     """A stored signing key with its private key loaded, for :mod:`registry.globalconf_gen`."""
     try:
         private = load_pem_private_key(key.private_key_pem, password=None)
@@ -180,5 +182,4 @@ def to_generator_key(key: SigningKey) -> globalconf_gen.SigningKey:
         raise XRoadError(FaultCode.INTERNAL_ERROR, f"stored signing key {key.key_id!r} is unreadable") from e
     if not isinstance(private, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
         raise XRoadError(FaultCode.INTERNAL_ERROR, f"signing key {key.key_id!r} is neither RSA nor EC")
-    kind: globalconf_gen.KeyKind = "internal" if key.kind is KeyKind.INTERNAL else "external"
-    return globalconf_gen.SigningKey(key.key_id, private, key.certificate, key.active, kind)
+    return globalconf_gen.ConfigurationKeyPair(key.key_id, private, key.certificate, key.active, key.kind)

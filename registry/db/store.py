@@ -66,7 +66,6 @@ from registry.db.models import (
     CaCertRow,
     GlobalGroupMemberRow,
     GlobalGroupRow,
-    KeyKind,
     ManagementRequestEventRow,
     ManagementRequestRow,
     MemberClassRow,
@@ -82,15 +81,16 @@ from registry.db.models import (
 )
 from registry.db.records import (
     CLIENT_REQUEST_TYPES,
+    ConfigurationSigningKey,
     GlobalSettings,
     ManagementRequest,
     RegistrySnapshot,
     RequestAction,
     RequestEvent,
     ServerClient,
-    SigningKey,
     transition_target,
 )
+from registry.globalconf_gen import KeyKind
 from xroad_mn.errors import DetailValue, FaultCode, XRoadError
 from xroad_mn.globalconf.params import (
     ApprovedCAEntry,
@@ -245,8 +245,8 @@ def _server_of(text: str) -> SecurityServerId:
     return parsed
 
 
-def _signing_key(row: SigningKeyRow) -> SigningKey:
-    return SigningKey(
+def _signing_key(row: SigningKeyRow) -> ConfigurationSigningKey:
+    return ConfigurationSigningKey(
         key_id=row.key_id,
         kind=row.kind,
         certificate=_cert(row.cert_der),
@@ -1035,7 +1035,7 @@ class RegistryStore:
 
     async def add_signing_key(
         self, kind: KeyKind, key_id: str, private_key_pem: bytes, certificate: x509.Certificate
-    ) -> SigningKey:
+    ) -> ConfigurationSigningKey:
         """Add a signing key of ``kind``: active when it is the first of its kind, else pending.
 
         A pending key is distributed in the configuration sources (rotation phase one) until
@@ -1068,7 +1068,7 @@ class RegistryStore:
             await s.flush()
             return _signing_key(row)
 
-    async def activate_signing_key(self, key_id: str) -> SigningKey:
+    async def activate_signing_key(self, key_id: str) -> ConfigurationSigningKey:
         """Make a pending key the signing key of its kind and delete the key it replaces."""
         async with self._tx() as s:
             row = await self._one(
@@ -1096,13 +1096,15 @@ class RegistryStore:
                 raise _conflict(f"signing key {key_id!r} is active: activate another key to replace it")
             await s.delete(row)
 
-    async def list_signing_keys(self, kind: KeyKind | None = None) -> tuple[SigningKey, ...]:
+    async def list_signing_keys(self, kind: KeyKind | None = None) -> tuple[ConfigurationSigningKey, ...]:
         """Keys of ``kind`` (or all), the active key of each kind first, then pending keys oldest first."""
         async with self._tx() as s:
             return await self._signing_keys(s, kind)
 
     @staticmethod
-    async def _signing_keys(s: AsyncSession, kind: KeyKind | None = None) -> tuple[SigningKey, ...]:
+    async def _signing_keys(
+        s: AsyncSession, kind: KeyKind | None = None
+    ) -> tuple[ConfigurationSigningKey, ...]:
         query = select(SigningKeyRow).order_by(
             SigningKeyRow.kind, SigningKeyRow.active.desc(), SigningKeyRow.created_at, SigningKeyRow.id
         )

@@ -48,7 +48,7 @@ from registry.app import RunningRegistry, public_ssl_context, run_registry
 from registry.context import PUBLISHER_KEY, STORE_KEY
 from registry.db import KeyKind, RequestType
 from registry.distribution import create_distribution_app
-from registry.globalconf_gen import GeneratedConfiguration, SigningKey, export_anchor, generate
+from registry.globalconf_gen import ConfigurationKeyPair, GeneratedConfiguration, export_anchor, generate
 from registry.home import ADMIN_ROLES, create_api_key
 from registry.operations import build_configuration, init_registry, new_signing_key, open_store
 from registry.settings import RegistrySettings
@@ -605,14 +605,12 @@ async def _bad_directories(
         store, running.settings, now=clock() - timedelta(seconds=EXPIRE_SECONDS + 60)
     )
     snapshot = await store.snapshot(running.settings.source_addresses())
-    stranger: list[SigningKey] = []
+    stranger: list[ConfigurationKeyPair] = []
     for kind in (KeyKind.INTERNAL, KeyKind.EXTERNAL):
         key_id, pem, cert = new_signing_key(kind, "MN", clock())
         private = load_pem_private_key(pem, None)
         assert isinstance(private, rsa.RSAPrivateKey)
-        stranger.append(
-            SigningKey(key_id, private, cert, True, "internal" if kind is KeyKind.INTERNAL else "external")
-        )
+        stranger.append(ConfigurationKeyPair(key_id, private, cert, True, kind))
     wrongly_signed = generate(
         snapshot.shared, snapshot.private, stranger, now=clock(), expire_seconds=EXPIRE_SECONDS
     )
@@ -620,7 +618,7 @@ async def _bad_directories(
     codes = {}
     for name, bad in (("tampered", tampered), ("expired", expired), ("wrongly-signed", wrongly_signed)):
         async with mirror(bad) as address:
-            anchor = parse_anchor(export_anchor("MN", [address], keys, "internal", clock()).xml)
+            anchor = parse_anchor(export_anchor("MN", [address], keys, KeyKind.INTERNAL, clock()).xml)
             err = await _refused_by_fresh_client(anchor, tmp_path / name, transport, clock)
             codes[name] = err.code
     assert codes == {
