@@ -49,11 +49,11 @@ from registry.context import CHANGED_KEY, CLOCK_KEY, PUBLISHER_KEY, STORE_KEY
 from registry.db import (
     ConfigurationSigningKey,
     KeyKind,
-    ManagementRequest,
+    ManagementRequestRecord,
     RegistryStore,
     RequestState,
-    RequestType,
 )
+from registry.db.request_rows import RequestPayload
 from registry.home import ApiKey, ApiKeyRing, Role
 from registry.openapi import ApiSpec, Operation, QueryParam
 from registry.operations import add_signing_key, common_name, configuration_anchor, parse_certificate
@@ -80,6 +80,7 @@ from xroad_mn.identifiers import (
     parse_colon_client_id,
     parse_colon_server_id,
 )
+from xroad_mn.management import ManagementRequestType
 from xroad_mn.web import read_body
 
 __all__ = [
@@ -405,11 +406,11 @@ class RequestEventOut(_Out):
 
 class ManagementRequestOut(_Out):
     id: int
-    type: RequestType
+    type: ManagementRequestType
     state: RequestState
     security_server_id: str
     client_id: str | None
-    payload: dict[str, Any]
+    payload: RequestPayload
     created_at: datetime
     updated_at: datetime
     history: list[RequestEventOut]
@@ -529,14 +530,14 @@ def key_out(key: ConfigurationSigningKey) -> SigningKeyOut:
     )
 
 
-def request_out(r: ManagementRequest) -> ManagementRequestOut:
+def request_out(r: ManagementRequestRecord) -> ManagementRequestOut:
     return ManagementRequestOut(
         id=r.id,
         type=r.type,
         state=r.state,
         security_server_id=format_colon_id(r.security_server),
         client_id=format_colon_id(r.client) if r.client is not None else None,
-        payload=dict(r.payload),
+        payload=r.payload,
         created_at=r.created_at,
         updated_at=r.updated_at,
         history=[
@@ -1251,7 +1252,7 @@ async def delete_signing_key(call: Call) -> Reply:
     response=list[ManagementRequestOut],
     query=[
         QueryParam("state", "Filter by state", tuple(s.value for s in RequestState)),
-        QueryParam("type", "Filter by type", tuple(t.value for t in RequestType)),
+        QueryParam("type", "Filter by type", tuple(t.value for t in ManagementRequestType)),
         QueryParam("security_server", "Filter by security server (colon form)"),
         QueryParam(
             "limit", f"At most this many requests (default {DEFAULT_PAGE_LIMIT}, at most {MAX_PAGE_LIMIT})"
@@ -1262,7 +1263,7 @@ async def delete_signing_key(call: Call) -> Reply:
 async def list_management_requests(call: Call) -> Reply:
     try:
         state = RequestState(s) if (s := call.query("state")) is not None else None
-        rtype = RequestType(t) if (t := call.query("type")) is not None else None
+        rtype = ManagementRequestType(t) if (t := call.query("type")) is not None else None
     except ValueError as e:
         raise XRoadError(FaultCode.INVALID_REQUEST, f"unknown filter value: {e}", http_status=400) from e
     ss = call.query("security_server")

@@ -38,10 +38,10 @@ Example::
 
     >>> from aiohttp import web
     >>> from registry.context import CHANGED_KEY, CLOCK_KEY, STORE_KEY
-    >>> from registry.db import RequestType
+    >>> from xroad_mn.management import ManagementRequestType
     >>> public = web.Application()
     >>> public[STORE_KEY] = store  # doctest: +SKIP
-    >>> add_management_routes(public, internal=False, auto_approve={RequestType.CLIENT_REG})
+    >>> add_management_routes(public, internal=False, auto_approve={ManagementRequestType.CLIENT_REG})
     >>> sorted(r.resource.canonical for r in public.router.routes())
     ['/managementservice', '/managementservice/']
 """
@@ -58,7 +58,7 @@ from aiohttp import web
 
 from registry.api import AUDIT_KEY
 from registry.context import CHANGED_KEY, CLOCK_KEY, STORE_KEY
-from registry.db import ManagementRequest, RequestState, RequestType
+from registry.db import ManagementRequestRecord, RequestState
 from registry.ratelimit import RateLimiter
 from registry.requests import AUTO_APPROVE_USER, submit_request
 from registry.settings import DEFAULT_MANAGEMENT_RATE_PER_MINUTE, DEFAULT_MANAGEMENT_RATE_PER_SECOND
@@ -101,8 +101,8 @@ FAULT_HTTP_STATUS: Final = 500
 """X-Road answers a refused management request with HTTP 500 and a SOAP fault."""
 RATE_LIMITED_HTTP_STATUS: Final = 429
 
-AUTO_APPROVE_KEY: Final = web.AppKey[frozenset[RequestType]]("registry_auto_approve")
-"""Request types approved as soon as they are submitted (a ``frozenset`` of :class:`RequestType`)."""
+AUTO_APPROVE_KEY: Final = web.AppKey[frozenset[ManagementRequestType]]("registry_auto_approve")
+"""Request types approved as soon as they are submitted (:class:`ManagementRequestType` values)."""
 
 MANAGEMENT_LIMITER_KEY: Final = web.AppKey("registry_management_limiter", RateLimiter)
 """Requests per remote address to the management service (shared by the public and admin apps)."""
@@ -155,7 +155,7 @@ async def handle_management_request(
             verify_parsed_management_request, parsed, trust=trust, service_provider=provider, at=clock()
         )
     # 4. Business rules, record, auto-approval.
-    auto: frozenset[RequestType] = app.get(AUTO_APPROVE_KEY, frozenset())
+    auto: frozenset[ManagementRequestType] = app.get(AUTO_APPROVE_KEY, frozenset())
     sender = str(verified.header.client)
     audit = app.get(AUDIT_KEY)
     try:
@@ -181,7 +181,7 @@ async def handle_management_request(
     return build_management_response(verified.soap, record.id)
 
 
-def _audit_data(record: ManagementRequest) -> dict[str, object]:
+def _audit_data(record: ManagementRequestRecord) -> dict[str, object]:
     return {
         "request_id": record.id,
         "type": record.type.value,
@@ -231,7 +231,7 @@ def add_management_routes(
     app: web.Application,
     *,
     internal: bool,
-    auto_approve: Iterable[RequestType | str] | None = None,
+    auto_approve: Iterable[ManagementRequestType | str] | None = None,
     limiter: RateLimiter | None = None,
     verify_slots: asyncio.Semaphore | None = None,
 ) -> None:
@@ -243,7 +243,7 @@ def add_management_routes(
     the settings' default rates and
     :data:`MAX_CONCURRENT_VERIFICATIONS`) may be shared between apps."""
     if auto_approve is not None:
-        app[AUTO_APPROVE_KEY] = frozenset(RequestType(str(t)) for t in auto_approve)
+        app[AUTO_APPROVE_KEY] = frozenset(ManagementRequestType(str(t)) for t in auto_approve)
     app[MANAGEMENT_LIMITER_KEY] = limiter or RateLimiter(
         DEFAULT_MANAGEMENT_RATE_PER_SECOND, DEFAULT_MANAGEMENT_RATE_PER_MINUTE
     )

@@ -20,11 +20,11 @@ Example::
 """
 
 from registry.db.engine import MIGRATIONS_DIR, create_engine, migrate, sqlite_url
-from registry.db.models import RequestState, RequestType
+from registry.db.models import RequestState
 from registry.db.records import (
     ConfigurationSigningKey,
     GlobalSettings,
-    ManagementRequest,
+    ManagementRequestRecord,
     RegistrySnapshot,
     RequestAction,
     RequestEvent,
@@ -38,14 +38,13 @@ __all__ = [
     "ConfigurationSigningKey",
     "GlobalSettings",
     "KeyKind",
-    "ManagementRequest",
+    "ManagementRequestRecord",
     "RegistrySnapshot",
     "RegistryStore",
     "RequestAction",
     "RequestEffects",
     "RequestEvent",
     "RequestState",
-    "RequestType",
     "ServerClient",
     "create_engine",
     "migrate",

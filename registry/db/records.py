@@ -17,24 +17,25 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Final
+from typing import Final
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from registry import globalconf_gen
-from registry.db.models import RequestState, RequestType
+from registry.db.models import RequestState
+from registry.db.request_rows import RequestPayload, client_of, request_payload
 from registry.globalconf_gen import KeyKind
 from xroad_mn.errors import FaultCode, XRoadError
 from xroad_mn.globalconf.params import PrivateParameters, SharedParameters
 from xroad_mn.identifiers import ClientId, SecurityServerId
+from xroad_mn.management import ManagementRequest, ManagementRequestType
 
 __all__ = [
-    "CLIENT_REQUEST_TYPES",
     "ConfigurationSigningKey",
     "GlobalSettings",
-    "ManagementRequest",
+    "ManagementRequestRecord",
     "RegistrySnapshot",
     "RequestAction",
     "RequestEvent",
@@ -57,18 +58,6 @@ _TRANSITIONS: Final[Mapping[tuple[RequestState, RequestAction], RequestState]] =
     (RequestState.SUBMITTED, RequestAction.REJECT): RequestState.REJECTED,
     (RequestState.SUBMITTED, RequestAction.REVOKE): RequestState.REVOKED,
 }
-
-CLIENT_REQUEST_TYPES: Final = frozenset(
-    {
-        RequestType.CLIENT_REG,
-        RequestType.CLIENT_DELETION,
-        RequestType.OWNER_CHANGE,
-        RequestType.CLIENT_DISABLE,
-        RequestType.CLIENT_ENABLE,
-        RequestType.CLIENT_RENAME,
-    }
-)
-"""Request types that name a client; the others concern the security server alone."""
 
 
 def transition_target(state: RequestState, action: RequestAction) -> RequestState:
@@ -137,17 +126,35 @@ class RequestEvent:
 
 
 @dataclass(frozen=True)
-class ManagementRequest:
+class ManagementRequestRecord:
+    """A management request as the registry keeps it: the typed request, its state and its history."""
+
     id: int
-    type: RequestType
+    request: ManagementRequest
     state: RequestState
-    security_server: SecurityServerId
-    client: ClientId | None
-    payload: Mapping[str, Any]
     raw: bytes | None
+    """The request as received (evidence); None when not kept or not loaded (lists leave it out)."""
     created_at: datetime
     updated_at: datetime
     history: tuple[RequestEvent, ...] = ()
+
+    @property
+    def type(self) -> ManagementRequestType:
+        return self.request.TYPE
+
+    @property
+    def security_server(self) -> SecurityServerId:
+        return self.request.server
+
+    @property
+    def client(self) -> ClientId | None:
+        """The client the request names, or None for a request about the security server alone."""
+        return client_of(self.request)
+
+    @property
+    def payload(self) -> RequestPayload:
+        """The request's fields beyond type, server and client, as stored (and as the admin API shows)."""
+        return request_payload(self.request)
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,6 @@ from multidict import CIMultiDictProxy
 from registry.api import DEFAULT_PAGE_LIMIT, MAX_AUDITED_PATH_CHARS
 from registry.app import RunningRegistry, run_registry
 from registry.context import PUBLISHER_KEY, STORE_KEY
-from registry.db import RequestType
 from registry.home import ADMIN_ROLES, Role, create_api_key
 from registry.operations import init_registry, open_store
 from registry.ratelimit import RateLimiter
@@ -647,7 +646,7 @@ async def test_management_requests_are_paginated_without_raw(registry: Harness) 
     ids = [
         (
             await store.submit_request(
-                RequestType.CLIENT_REG, MEMBER.server("ss1"), MEMBER.subsystem(f"s{i}"), raw=b"<raw/>" * 100
+                ClientRegRequest(MEMBER.server("ss1"), MEMBER.subsystem(f"s{i}")), raw=b"<raw/>" * 100
             )
         ).id
         for i in range(5)
@@ -666,7 +665,7 @@ async def test_management_requests_are_paginated_without_raw(registry: Harness) 
 async def test_default_page_is_limited(registry: Harness) -> None:
     store = registry.running.app[STORE_KEY]
     for i in range(DEFAULT_PAGE_LIMIT + 1):
-        await store.submit_request(RequestType.CLIENT_REG, MEMBER.server("ss1"), MEMBER.subsystem(f"s{i}"))
+        await store.submit_request(ClientRegRequest(MEMBER.server("ss1"), MEMBER.subsystem(f"s{i}")))
     assert len(await registry.call("GET", "/management-requests")) == DEFAULT_PAGE_LIMIT
 
 

@@ -46,7 +46,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from registry.app import RunningRegistry, public_ssl_context, run_registry
 from registry.context import PUBLISHER_KEY, STORE_KEY
-from registry.db import KeyKind, RequestType
+from registry.db import KeyKind
 from registry.distribution import create_distribution_app
 from registry.globalconf_gen import ConfigurationKeyPair, GeneratedConfiguration, export_anchor, generate
 from registry.home import ADMIN_ROLES, create_api_key
@@ -70,6 +70,7 @@ from xroad_mn.management import (
     ClientDeletionRequest,
     ClientRegRequest,
     ManagementRequest,
+    ManagementRequestType,
     MemberSigner,
     build_management_request,
     parse_management_response,
@@ -639,7 +640,7 @@ async def test_registry_end_to_end(database: dict[str, Any], pki: DevPki, tmp_pa
         admin_port=0,
         public_port=0,
         regenerate_interval_seconds=EXPIRE_SECONDS / 2,  # expiry must be at least twice the interval
-        auto_approve=frozenset({RequestType.CLIENT_REG}),
+        auto_approve=frozenset({ManagementRequestType.CLIENT_REG}),
         public_tls_cert=cert_path,
         public_tls_key=key_path,
         **{**GENEROUS, **database},
