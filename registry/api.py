@@ -44,7 +44,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from registry import requests as workflow
-from registry.audit import AuditLog
+from registry.audit import AuditEvent, AuditLog
 from registry.context import CHANGED_KEY, CLOCK_KEY, PUBLISHER_KEY, STORE_KEY
 from registry.db import (
     ConfigurationSigningKey,
@@ -112,8 +112,6 @@ log = structlog.get_logger(__name__)
 API_PREFIX: Final = "/api/v1"
 OPENAPI_PATH: Final = f"{API_PREFIX}/openapi.json"
 AUTH_SCHEME: Final = "X-Road-ApiKey"
-AUTH_EVENT: Final = "API key authentication"
-"""Audited as ``API key authentication failed`` for a request without a valid key."""
 MAX_COMMENT_CHARS: Final = 1024
 DEFAULT_PAGE_LIMIT: Final = 100
 """Management requests a list returns when the caller names no ``limit``."""
@@ -653,7 +651,7 @@ async def get_global_settings(call: Call) -> Reply:
     "Change global settings",
     tag="settings",
     roles=SA,
-    event="Edit global settings",
+    event=AuditEvent.EDIT_GLOBAL_SETTINGS,
     body=GlobalSettingsUpdate,
     response=GlobalSettingsOut,
 )
@@ -696,7 +694,7 @@ async def list_member_classes(call: Call) -> Reply:
     "Add a member class",
     tag="members",
     roles=SA,
-    event="Add member class",
+    event=AuditEvent.ADD_MEMBER_CLASS,
     body=MemberClassIn,
     response=MemberClassOut,
     status=201,
@@ -713,7 +711,7 @@ async def add_member_class(call: Call) -> Reply:
     "Change a member class's description",
     tag="members",
     roles=SA,
-    event="Edit member class",
+    event=AuditEvent.EDIT_MEMBER_CLASS,
     body=MemberClassUpdate,
     response=MemberClassOut,
 )
@@ -740,7 +738,7 @@ async def list_members(call: Call) -> Reply:
     "Add a member",
     tag="members",
     roles=RO,
-    event="Add member",
+    event=AuditEvent.ADD_MEMBER,
     body=MemberIn,
     response=MemberOut,
     status=201,
@@ -765,7 +763,7 @@ async def get_member(call: Call) -> Reply:
     "Rename a member",
     tag="members",
     roles=RO,
-    event="Edit member name",
+    event=AuditEvent.EDIT_MEMBER_NAME,
     body=MemberUpdate,
     response=MemberOut,
 )
@@ -784,7 +782,7 @@ async def rename_member(call: Call) -> Reply:
     "Add a subsystem to a member",
     tag="members",
     roles=RO,
-    event="Add subsystem",
+    event=AuditEvent.ADD_SUBSYSTEM,
     body=SubsystemIn,
     response=SubsystemOut,
     status=201,
@@ -803,7 +801,7 @@ async def add_subsystem(call: Call) -> Reply:
     "Rename a subsystem",
     tag="members",
     roles=RO,
-    event="Edit subsystem name",
+    event=AuditEvent.EDIT_SUBSYSTEM_NAME,
     body=SubsystemUpdate,
     response=SubsystemOut,
 )
@@ -835,7 +833,7 @@ async def list_security_servers(call: Call) -> Reply:
     "Add a security server (without a management request)",
     tag="security servers",
     roles=RO,
-    event="Add security server",
+    event=AuditEvent.ADD_SECURITY_SERVER,
     body=SecurityServerIn,
     response=SecurityServerOut,
     status=201,
@@ -865,7 +863,7 @@ async def get_security_server(call: Call) -> Reply:
     "Change a server's address or maintenance mode",
     tag="security servers",
     roles=RO,
-    event="Edit security server",
+    event=AuditEvent.EDIT_SECURITY_SERVER,
     body=SecurityServerUpdate,
     response=SecurityServerOut,
 )
@@ -898,7 +896,7 @@ async def list_auth_certs(call: Call) -> Reply:
     "Register an authentication certificate",
     tag="security servers",
     roles=RO,
-    event="Add security server authentication certificate",
+    event=AuditEvent.ADD_SECURITY_SERVER_AUTHENTICATION_CERTIFICATE,
     body=CertificateIn,
     response=CertificateOut,
     status=201,
@@ -917,7 +915,7 @@ async def add_auth_cert(call: Call) -> Reply:
     "Delete an authentication certificate (by SHA-256)",
     tag="security servers",
     roles=RO,
-    event="Delete security server authentication certificate",
+    event=AuditEvent.DELETE_SECURITY_SERVER_AUTHENTICATION_CERTIFICATE,
 )
 async def delete_auth_cert(call: Call) -> Reply:
     sid = _server_id(call.param("server_id"))
@@ -940,7 +938,7 @@ async def delete_auth_cert(call: Call) -> Reply:
     "Register a client on a server",
     tag="security servers",
     roles=RO,
-    event="Register client",
+    event=AuditEvent.REGISTER_CLIENT,
     body=ClientIn,
     response=SecurityServerOut,
     status=201,
@@ -961,7 +959,7 @@ async def register_client(call: Call) -> Reply:
     "Unregister a client",
     tag="security servers",
     roles=RO,
-    event="Unregister client",
+    event=AuditEvent.UNREGISTER_CLIENT,
 )
 async def unregister_client(call: Call) -> Reply:
     sid = _server_id(call.param("server_id"))
@@ -987,7 +985,7 @@ async def list_global_groups(call: Call) -> Reply:
     "Add a global group",
     tag="global groups",
     roles=RO,
-    event="Add global group",
+    event=AuditEvent.ADD_GLOBAL_GROUP,
     body=GlobalGroupIn,
     response=GlobalGroupOut,
     status=201,
@@ -1013,7 +1011,7 @@ async def get_global_group(call: Call) -> Reply:
     "Add a member to a global group",
     tag="global groups",
     roles=RO,
-    event="Add members to global group",
+    event=AuditEvent.ADD_MEMBERS_TO_GLOBAL_GROUP,
     body=ClientIn,
     response=GlobalGroupOut,
     status=201,
@@ -1033,7 +1031,7 @@ async def add_group_member(call: Call) -> Reply:
     "Remove a member from a global group",
     tag="global groups",
     roles=RO,
-    event="Delete member from global group",
+    event=AuditEvent.DELETE_MEMBER_FROM_GLOBAL_GROUP,
 )
 async def remove_group_member(call: Call) -> Reply:
     gid = await _group_id(call)
@@ -1071,7 +1069,7 @@ async def list_certification_services(call: Call) -> Reply:
     "Add an approved CA with intermediates and OCSP responders",
     tag="trust services",
     roles=SO,
-    event="Add certification service",
+    event=AuditEvent.ADD_CERTIFICATION_SERVICE,
     body=CertificationServiceIn,
     response=CertificationServiceOut,
     status=201,
@@ -1122,7 +1120,7 @@ async def get_certification_service(call: Call) -> Reply:
     "Delete an approved CA",
     tag="trust services",
     roles=SO,
-    event="Delete certification service",
+    event=AuditEvent.DELETE_CERTIFICATION_SERVICE,
 )
 async def delete_certification_service(call: Call) -> Reply:
     await call.store.delete_ca(call.param("name"))
@@ -1149,7 +1147,7 @@ async def list_timestamping_services(call: Call) -> Reply:
     "Add an approved time-stamping authority",
     tag="trust services",
     roles=SO,
-    event="Add timestamping service",
+    event=AuditEvent.ADD_TIMESTAMPING_SERVICE,
     body=TimestampingServiceIn,
     response=TimestampingServiceOut,
     status=201,
@@ -1168,7 +1166,7 @@ async def add_timestamping_service(call: Call) -> Reply:
     "Delete an approved time-stamping authority",
     tag="trust services",
     roles=SO,
-    event="Delete timestamping service",
+    event=AuditEvent.DELETE_TIMESTAMPING_SERVICE,
 )
 async def delete_timestamping_service(call: Call) -> Reply:
     await call.store.delete_tsa(call.param("name"))
@@ -1203,7 +1201,7 @@ async def list_signing_keys(call: Call) -> Reply:
     "Generate a new (pending) signing key: rotation phase one",
     tag="signing keys",
     roles=SO_SA,
-    event="Generate configuration signing key",
+    event=AuditEvent.GENERATE_CONFIGURATION_SIGNING_KEY,
     body=SigningKeyIn,
     response=SigningKeyOut,
     status=201,
@@ -1220,7 +1218,7 @@ async def add_configuration_signing_key(call: Call) -> Reply:
     "Activate a pending key (rotation phase two; the key it replaces is deleted)",
     tag="signing keys",
     roles=SO_SA,
-    event="Activate configuration signing key",
+    event=AuditEvent.ACTIVATE_CONFIGURATION_SIGNING_KEY,
     response=SigningKeyOut,
 )
 async def activate_signing_key(call: Call) -> Reply:
@@ -1234,7 +1232,7 @@ async def activate_signing_key(call: Call) -> Reply:
     "Delete a pending signing key",
     tag="signing keys",
     roles=SO_SA,
-    event="Delete configuration signing key",
+    event=AuditEvent.DELETE_CONFIGURATION_SIGNING_KEY,
 )
 async def delete_signing_key(call: Call) -> Reply:
     await call.store.delete_signing_key(call.param("key_id"))
@@ -1296,7 +1294,7 @@ async def get_management_request(call: Call) -> Reply:
     "Approve a submitted request (applies it)",
     tag="management requests",
     roles=RO,
-    event="Approve management request",
+    event=AuditEvent.APPROVE_MANAGEMENT_REQUEST,
     body=RequestDecisionIn,
     response=ManagementRequestOut,
 )
@@ -1315,7 +1313,7 @@ async def approve_management_request(call: Call) -> Reply:
     "Reject a submitted request",
     tag="management requests",
     roles=RO,
-    event="Reject management request",
+    event=AuditEvent.REJECT_MANAGEMENT_REQUEST,
     body=RequestDecisionIn,
     response=ManagementRequestOut,
 )
@@ -1334,7 +1332,7 @@ async def reject_management_request(call: Call) -> Reply:
     "Revoke a submitted request (withdrawn by its sender; nothing is applied)",
     tag="management requests",
     roles=RO,
-    event="Revoke management request",
+    event=AuditEvent.REVOKE_MANAGEMENT_REQUEST,
     body=RequestDecisionIn,
     response=ManagementRequestOut,
 )
@@ -1413,7 +1411,7 @@ async def get_global_configuration(call: Call) -> Reply:
     "Generate global configuration now",
     tag="global configuration",
     roles=SA | SO | RO,
-    event="Regenerate global configuration",
+    event=AuditEvent.REGENERATE_GLOBAL_CONFIGURATION,
     response=GlobalConfigurationOut,
 )
 async def regenerate_global_configuration(call: Call) -> Reply:
@@ -1461,8 +1459,10 @@ async def _authenticate(request: web.Request, op: Operation) -> ApiKey:
         )
     if key is None:
         err = _unauthorized()
-        await app[AUDIT_KEY].record_failure(
-            AUTH_EVENT,
+        await app[
+            AUDIT_KEY
+        ].record_failure(
+            AuditEvent.API_KEY_AUTHENTICATION,  # "API key authentication failed"
             None,
             {"method": op.method, "path": request.path[:MAX_AUDITED_PATH_CHARS], "remote": request.remote},
             _as_sent(err),

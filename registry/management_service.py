@@ -57,6 +57,7 @@ import structlog
 from aiohttp import web
 
 from registry.api import AUDIT_KEY
+from registry.audit import AuditEvent
 from registry.context import CHANGED_KEY, CLOCK_KEY, STORE_KEY
 from registry.db import ManagementRequestRecord, RequestState
 from registry.ratelimit import RateLimiter
@@ -75,14 +76,12 @@ from xroad_mn.management import (
 from xroad_mn.web import read_body
 
 __all__ = [
-    "APPROVE_EVENT",
     "AUTO_APPROVE_KEY",
     "MANAGEMENT_LIMITER_KEY",
     "MANAGE_PATH",
     "MAX_CONCURRENT_VERIFICATIONS",
     "REGISTRATION_PATH",
     "SOAP_CONTENT_TYPE",
-    "SUBMIT_EVENT",
     "VERIFY_SLOTS_KEY",
     "add_management_routes",
     "handle_management_request",
@@ -93,10 +92,6 @@ log = structlog.get_logger(__name__)
 REGISTRATION_PATH: Final = "/managementservice"
 MANAGE_PATH: Final = "/managementservice/manage"
 SOAP_CONTENT_TYPE: Final = "text/xml"
-SUBMIT_EVENT: Final = "Submit management request"
-APPROVE_EVENT: Final = "Approve management request"
-"""The admin API's event name for an approval; here with the sender as user and ``approved_by``
-``auto-approve`` in its data."""
 FAULT_HTTP_STATUS: Final = 500
 """X-Road answers a refused management request with HTTP 500 and a SOAP fault."""
 RATE_LIMITED_HTTP_STATUS: Final = 429
@@ -166,13 +161,14 @@ async def handle_management_request(
                 "type": str(verified.request.TYPE),
                 "security_server_id": format_colon_id(verified.request.server),
             }
-            await audit.record_failure(SUBMIT_EVENT, sender, data, e)
+            await audit.record_failure(AuditEvent.SUBMIT_MANAGEMENT_REQUEST, sender, data, e)
         raise
     if audit is not None:
-        await audit.record(SUBMIT_EVENT, sender, _audit_data(record))
+        await audit.record(AuditEvent.SUBMIT_MANAGEMENT_REQUEST, sender, _audit_data(record))
         if record.state is RequestState.APPROVED:
             auto_data = {**_audit_data(record), "approved_by": AUTO_APPROVE_USER}
-            await audit.record(APPROVE_EVENT, sender, auto_data)
+            # The admin API's approval event, with the sender as user and approved_by auto-approve.
+            await audit.record(AuditEvent.APPROVE_MANAGEMENT_REQUEST, sender, auto_data)
     # 5. Regenerate global configuration after a change.
     if record.state is RequestState.APPROVED:
         changed = app.get(CHANGED_KEY)

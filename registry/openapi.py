@@ -27,6 +27,7 @@ from typing import Any, Final, Literal
 
 from pydantic import BaseModel, TypeAdapter
 
+from registry.audit import AuditEvent
 from registry.home import Role
 from xroad_mn.errors import FaultCode, XRoadError
 
@@ -77,7 +78,7 @@ class Operation:
     handler: Callable[..., Awaitable[Any]]
     roles: frozenset[Role] | None
     """Roles allowed to call a changing operation; None for a read that every role may call."""
-    event: str | None
+    event: AuditEvent | None
     """The audit event of a changing operation."""
     body: type[BaseModel] | None
     response: Any
@@ -119,7 +120,7 @@ class ApiSpec:
         *,
         tag: str,
         roles: frozenset[Role] | None = None,
-        event: str | None = None,
+        event: AuditEvent | None = None,
         body: type[BaseModel] | None = None,
         response: Any = None,
         status: int | None = None,
