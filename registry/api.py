@@ -32,10 +32,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Final, TypeVar
+from typing import Final, Generic, TypeVar, overload
 
 import structlog
 from aiohttp import web
@@ -44,18 +44,20 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from registry import requests as workflow
-from registry.audit import AuditEvent, AuditLog
+from registry.audit import AuditData, AuditEvent, AuditLog
 from registry.context import CHANGED_KEY, CLOCK_KEY, PUBLISHER_KEY, STORE_KEY
 from registry.db import (
     ConfigurationSigningKey,
+    GlobalSettings,
     KeyKind,
     ManagementRequestRecord,
     RegistryStore,
     RequestState,
 )
 from registry.db.request_rows import RequestPayload
+from registry.globalconf_gen import GeneratedConfiguration
 from registry.home import ApiKey, ApiKeyRing, Role
-from registry.openapi import ApiSpec, Operation, QueryParam
+from registry.openapi import ApiSpec, Method, Operation, QueryParam
 from registry.operations import add_signing_key, common_name, configuration_anchor, parse_certificate
 from registry.ratelimit import RateLimiter
 from registry.settings import RegistrySettings
@@ -124,20 +126,14 @@ AUDIT_KEY: Final = web.AppKey("registry_audit", AuditLog)
 API_KEYS_KEY: Final = web.AppKey("registry_api_keys", ApiKeyRing)
 LIMITER_KEY: Final = web.AppKey("registry_rate_limiter", RateLimiter)
 
-SPEC: Final = ApiSpec(
-    "xroad-mn registry admin API",
-    "1.0.0",
-    prefix=API_PREFIX,
-    description="Members, security servers, trust services, signing keys, management requests and global "
-    "configuration of an X-Road compatible central registry.",
-)
-
 RO: Final = frozenset({Role.REGISTRATION_OFFICER})
 SO: Final = frozenset({Role.SECURITY_OFFICER})
 SA: Final = frozenset({Role.SYSTEM_ADMINISTRATOR})
 SO_SA: Final = SO | SA
 
 _M = TypeVar("_M", bound=BaseModel)
+_T = TypeVar("_T")
+_T_co = TypeVar("_T_co", covariant=True)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -180,16 +176,96 @@ class Call:
 
 
 @dataclass(frozen=True)
-class Reply:
-    """A handler's result: the value (serialised with the operation's response type) and audit data."""
+class Reply(Generic[_T_co]):
+    """A handler's result: the value (serialised with the operation's declared response type; the body
+    itself for a non-JSON media type), its audit data, and extra response headers."""
 
-    value: Any = None
-    audit: Mapping[str, Any] = field(default_factory=dict)
-    response: web.StreamResponse | None = None
-    """A ready response (non-JSON media types)."""
+    value: _T_co
+    audit: AuditData = field(default_factory=dict)
+    headers: Mapping[str, str] = field(default_factory=dict)
 
 
-Handler = Callable[[Call], Awaitable[Reply]]
+Handler = Callable[[Call], Awaitable[Reply[_T]]]
+"""An operation's handler; its reply's type is the operation's declared response type."""
+OperationHandler = Callable[[Call], Awaitable[Reply[object]]]
+
+SPEC: Final = ApiSpec[OperationHandler](
+    "xroad-mn registry admin API",
+    "1.0.0",
+    prefix=API_PREFIX,
+    description="Members, security servers, trust services, signing keys, management requests and global "
+    "configuration of an X-Road compatible central registry.",
+)
+
+
+@overload
+def operation(
+    method: Method,
+    path: str,
+    summary: str,
+    *,
+    tag: str,
+    roles: frozenset[Role] | None = None,
+    event: AuditEvent | None = None,
+    body: type[BaseModel] | None = None,
+    response: type[_T],
+    status: int | None = None,
+    query: Sequence[QueryParam] = (),
+    media_type: str = "application/json",
+) -> Callable[[Handler[_T]], Handler[_T]]: ...
+
+
+@overload
+def operation(
+    method: Method,
+    path: str,
+    summary: str,
+    *,
+    tag: str,
+    roles: frozenset[Role] | None = None,
+    event: AuditEvent | None = None,
+    body: type[BaseModel] | None = None,
+    response: None = None,
+    status: int | None = None,
+    query: Sequence[QueryParam] = (),
+) -> Callable[[Handler[None]], Handler[None]]: ...
+
+
+def operation(
+    method: Method,
+    path: str,
+    summary: str,
+    *,
+    tag: str,
+    roles: frozenset[Role] | None = None,
+    event: AuditEvent | None = None,
+    body: type[BaseModel] | None = None,
+    response: type[_T] | None = None,
+    status: int | None = None,
+    query: Sequence[QueryParam] = (),
+    media_type: str = "application/json",
+) -> Callable[[Handler[_T]], Handler[_T]]:
+    """Declare an operation of :data:`SPEC` (see :meth:`ApiSpec.operation`); mypy checks that the handler
+    replies with ``response``'s type (``Reply[None]`` without a response body)."""
+    declare = SPEC.operation(
+        method,
+        path,
+        summary,
+        tag=tag,
+        roles=roles,
+        event=event,
+        body=body,
+        response=response,
+        status=status,
+        query=query,
+        media_type=media_type,
+    )
+
+    def register(handler: Handler[_T]) -> Handler[_T]:
+        declare(handler)
+        return handler
+
+    return register
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -607,7 +683,7 @@ def _request_id(call: Call) -> int:
 # Operations: instance and global settings
 
 
-def settings_out(s: Any) -> GlobalSettingsOut:
+def settings_out(s: GlobalSettings) -> GlobalSettingsOut:
     return GlobalSettingsOut(
         instance_identifier=s.instance,
         ocsp_freshness_seconds=s.ocsp_freshness_seconds,
@@ -625,10 +701,10 @@ def settings_out(s: Any) -> GlobalSettingsOut:
     )
 
 
-@SPEC.operation(
+@operation(
     "GET", "/instance", "Instance identifier and publishing settings", tag="settings", response=InstanceOut
 )
-async def get_instance(call: Call) -> Reply:
+async def get_instance(call: Call) -> Reply[InstanceOut]:
     stored = await call.store.get_settings()
     return Reply(
         InstanceOut(
@@ -640,12 +716,12 @@ async def get_instance(call: Call) -> Reply:
     )
 
 
-@SPEC.operation("GET", "/global-settings", "Global settings", tag="settings", response=GlobalSettingsOut)
-async def get_global_settings(call: Call) -> Reply:
+@operation("GET", "/global-settings", "Global settings", tag="settings", response=GlobalSettingsOut)
+async def get_global_settings(call: Call) -> Reply[GlobalSettingsOut]:
     return Reply(settings_out(await call.store.get_settings()))
 
 
-@SPEC.operation(
+@operation(
     "PATCH",
     "/global-settings",
     "Change global settings",
@@ -655,7 +731,7 @@ async def get_global_settings(call: Call) -> Reply:
     body=GlobalSettingsUpdate,
     response=GlobalSettingsOut,
 )
-async def update_global_settings(call: Call) -> Reply:
+async def update_global_settings(call: Call) -> Reply[GlobalSettingsOut]:
     body = call.typed_body(GlobalSettingsUpdate)
     expiry, interval = body.configuration_expiry_seconds, call.settings.regenerate_interval_seconds
     if expiry is not None and expiry < 2 * interval:
@@ -682,13 +758,13 @@ async def update_global_settings(call: Call) -> Reply:
 # -- member classes
 
 
-@SPEC.operation("GET", "/member-classes", "List member classes", tag="members", response=list[MemberClassOut])
-async def list_member_classes(call: Call) -> Reply:
+@operation("GET", "/member-classes", "List member classes", tag="members", response=list[MemberClassOut])
+async def list_member_classes(call: Call) -> Reply[list[MemberClassOut]]:
     classes: tuple[MemberClass, ...] = await call.store.list_member_classes()
     return Reply([MemberClassOut(code=c.code, description=c.description) for c in classes])
 
 
-@SPEC.operation(
+@operation(
     "POST",
     "/member-classes",
     "Add a member class",
@@ -699,13 +775,13 @@ async def list_member_classes(call: Call) -> Reply:
     response=MemberClassOut,
     status=201,
 )
-async def add_member_class(call: Call) -> Reply:
+async def add_member_class(call: Call) -> Reply[MemberClassOut]:
     body = call.typed_body(MemberClassIn)
     mc = await call.store.add_member_class(body.code, body.description)
     return Reply(MemberClassOut(code=mc.code, description=mc.description), audit=body.model_dump())
 
 
-@SPEC.operation(
+@operation(
     "PATCH",
     "/member-classes/{code}",
     "Change a member class's description",
@@ -715,7 +791,7 @@ async def add_member_class(call: Call) -> Reply:
     body=MemberClassUpdate,
     response=MemberClassOut,
 )
-async def update_member_class(call: Call) -> Reply:
+async def update_member_class(call: Call) -> Reply[MemberClassOut]:
     body = call.typed_body(MemberClassUpdate)
     mc = await call.store.update_member_class(call.param("code"), body.description)
     return Reply(MemberClassOut(code=mc.code, description=mc.description), audit={"code": mc.code})
@@ -724,15 +800,13 @@ async def update_member_class(call: Call) -> Reply:
 # -- members and subsystems
 
 
-@SPEC.operation(
-    "GET", "/members", "List members with their subsystems", tag="members", response=list[MemberOut]
-)
-async def list_members(call: Call) -> Reply:
+@operation("GET", "/members", "List members with their subsystems", tag="members", response=list[MemberOut])
+async def list_members(call: Call) -> Reply[list[MemberOut]]:
     instance = (await call.store.get_settings()).instance
     return Reply([member_out(instance, m) for m in await call.store.list_members()])
 
 
-@SPEC.operation(
+@operation(
     "POST",
     "/members",
     "Add a member",
@@ -743,7 +817,7 @@ async def list_members(call: Call) -> Reply:
     response=MemberOut,
     status=201,
 )
-async def add_member(call: Call) -> Reply:
+async def add_member(call: Call) -> Reply[MemberOut]:
     body = call.typed_body(MemberIn)
     instance = (await call.store.get_settings()).instance
     mid = MemberId(instance, body.member_class, body.member_code)
@@ -751,13 +825,13 @@ async def add_member(call: Call) -> Reply:
     return Reply(member_out(instance, member), audit={"member_id": format_colon_id(mid), "name": body.name})
 
 
-@SPEC.operation("GET", "/members/{member_id}", "Get a member", tag="members", response=MemberOut)
-async def get_member(call: Call) -> Reply:
+@operation("GET", "/members/{member_id}", "Get a member", tag="members", response=MemberOut)
+async def get_member(call: Call) -> Reply[MemberOut]:
     mid = _member_id(call.param("member_id"))
     return Reply(member_out(mid.instance, await call.store.get_member(mid)))
 
 
-@SPEC.operation(
+@operation(
     "PATCH",
     "/members/{member_id}",
     "Rename a member",
@@ -767,7 +841,7 @@ async def get_member(call: Call) -> Reply:
     body=MemberUpdate,
     response=MemberOut,
 )
-async def rename_member(call: Call) -> Reply:
+async def rename_member(call: Call) -> Reply[MemberOut]:
     body = call.typed_body(MemberUpdate)
     mid = _member_id(call.param("member_id"))
     member = await call.store.rename_member(mid, body.name)
@@ -776,7 +850,7 @@ async def rename_member(call: Call) -> Reply:
     )
 
 
-@SPEC.operation(
+@operation(
     "POST",
     "/members/{member_id}/subsystems",
     "Add a subsystem to a member",
@@ -787,7 +861,7 @@ async def rename_member(call: Call) -> Reply:
     response=SubsystemOut,
     status=201,
 )
-async def add_subsystem(call: Call) -> Reply:
+async def add_subsystem(call: Call) -> Reply[SubsystemOut]:
     body = call.typed_body(SubsystemIn)
     sid = _member_id(call.param("member_id")).subsystem(body.subsystem_code)
     sub = await call.store.add_subsystem(sid, body.name)
@@ -795,7 +869,7 @@ async def add_subsystem(call: Call) -> Reply:
     return Reply(out, audit={"subsystem_id": out.subsystem_id, "name": body.name})
 
 
-@SPEC.operation(
+@operation(
     "PATCH",
     "/subsystems/{subsystem_id}",
     "Rename a subsystem",
@@ -805,7 +879,7 @@ async def add_subsystem(call: Call) -> Reply:
     body=SubsystemUpdate,
     response=SubsystemOut,
 )
-async def rename_subsystem(call: Call) -> Reply:
+async def rename_subsystem(call: Call) -> Reply[SubsystemOut]:
     body = call.typed_body(SubsystemUpdate)
     sid = _subsystem_id(call.param("subsystem_id"))
     sub = await call.store.rename_subsystem(sid, body.name)
@@ -816,18 +890,18 @@ async def rename_subsystem(call: Call) -> Reply:
 # -- security servers
 
 
-@SPEC.operation(
+@operation(
     "GET",
     "/security-servers",
     "List security servers",
     tag="security servers",
     response=list[SecurityServerOut],
 )
-async def list_security_servers(call: Call) -> Reply:
+async def list_security_servers(call: Call) -> Reply[list[SecurityServerOut]]:
     return Reply([await server_view(call.store, s) for s in await call.store.list_security_servers()])
 
 
-@SPEC.operation(
+@operation(
     "POST",
     "/security-servers",
     "Add a security server (without a management request)",
@@ -838,26 +912,26 @@ async def list_security_servers(call: Call) -> Reply:
     response=SecurityServerOut,
     status=201,
 )
-async def add_security_server(call: Call) -> Reply:
+async def add_security_server(call: Call) -> Reply[SecurityServerOut]:
     body = call.typed_body(SecurityServerIn)
     sid = _member_id(body.owner_id).server(body.server_code)
     ss = await call.store.add_security_server(sid, body.address)
     return Reply(server_out(ss), audit={"security_server_id": format_colon_id(sid), "address": body.address})
 
 
-@SPEC.operation(
+@operation(
     "GET",
     "/security-servers/{server_id}",
     "Get a security server",
     tag="security servers",
     response=SecurityServerOut,
 )
-async def get_security_server(call: Call) -> Reply:
+async def get_security_server(call: Call) -> Reply[SecurityServerOut]:
     ss = await call.store.get_security_server(_server_id(call.param("server_id")))
     return Reply(await server_view(call.store, ss))
 
 
-@SPEC.operation(
+@operation(
     "PATCH",
     "/security-servers/{server_id}",
     "Change a server's address or maintenance mode",
@@ -867,7 +941,7 @@ async def get_security_server(call: Call) -> Reply:
     body=SecurityServerUpdate,
     response=SecurityServerOut,
 )
-async def update_security_server(call: Call) -> Reply:
+async def update_security_server(call: Call) -> Reply[SecurityServerOut]:
     body = call.typed_body(SecurityServerUpdate)
     sid = _server_id(call.param("server_id"))
     ss = await call.store.get_security_server(sid)
@@ -878,19 +952,19 @@ async def update_security_server(call: Call) -> Reply:
     return Reply(server_out(ss), audit={"security_server_id": format_colon_id(sid), **body.model_dump()})
 
 
-@SPEC.operation(
+@operation(
     "GET",
     "/security-servers/{server_id}/auth-certs",
     "List a server's authentication certificates",
     tag="security servers",
     response=list[CertificateOut],
 )
-async def list_auth_certs(call: Call) -> Reply:
+async def list_auth_certs(call: Call) -> Reply[list[CertificateOut]]:
     certs = await call.store.list_auth_certs(_server_id(call.param("server_id")))
     return Reply([cert_out(c) for c in certs])
 
 
-@SPEC.operation(
+@operation(
     "POST",
     "/security-servers/{server_id}/auth-certs",
     "Register an authentication certificate",
@@ -901,7 +975,7 @@ async def list_auth_certs(call: Call) -> Reply:
     response=CertificateOut,
     status=201,
 )
-async def add_auth_cert(call: Call) -> Reply:
+async def add_auth_cert(call: Call) -> Reply[CertificateOut]:
     cert = parse_certificate(call.typed_body(CertificateIn).certificate, "authentication certificate")
     sid = _server_id(call.param("server_id"))
     await call.store.add_auth_cert(sid, cert)
@@ -909,7 +983,7 @@ async def add_auth_cert(call: Call) -> Reply:
     return Reply(out, audit={"security_server_id": format_colon_id(sid), "cert_hash": out.sha256})
 
 
-@SPEC.operation(
+@operation(
     "DELETE",
     "/security-servers/{server_id}/auth-certs/{cert_hash}",
     "Delete an authentication certificate (by SHA-256)",
@@ -917,7 +991,7 @@ async def add_auth_cert(call: Call) -> Reply:
     roles=RO,
     event=AuditEvent.DELETE_SECURITY_SERVER_AUTHENTICATION_CERTIFICATE,
 )
-async def delete_auth_cert(call: Call) -> Reply:
+async def delete_auth_cert(call: Call) -> Reply[None]:
     sid = _server_id(call.param("server_id"))
     text = call.param("cert_hash").lower()
     try:
@@ -929,10 +1003,10 @@ async def delete_auth_cert(call: Call) -> Reply:
             FaultCode.NOT_FOUND, f"{sid} has no authentication certificate {text[:64]}", http_status=404
         )
     await call.store.remove_auth_cert(sid, digest)
-    return Reply(audit={"security_server_id": format_colon_id(sid), "cert_hash": text})
+    return Reply(None, audit={"security_server_id": format_colon_id(sid), "cert_hash": text})
 
 
-@SPEC.operation(
+@operation(
     "POST",
     "/security-servers/{server_id}/clients",
     "Register a client on a server",
@@ -943,7 +1017,7 @@ async def delete_auth_cert(call: Call) -> Reply:
     response=SecurityServerOut,
     status=201,
 )
-async def register_client(call: Call) -> Reply:
+async def register_client(call: Call) -> Reply[SecurityServerOut]:
     sid = _server_id(call.param("server_id"))
     client = _client_id(call.typed_body(ClientIn).client_id)
     ss = await call.store.register_client(sid, client)
@@ -953,7 +1027,7 @@ async def register_client(call: Call) -> Reply:
     )
 
 
-@SPEC.operation(
+@operation(
     "DELETE",
     "/security-servers/{server_id}/clients/{client_id}",
     "Unregister a client",
@@ -961,25 +1035,25 @@ async def register_client(call: Call) -> Reply:
     roles=RO,
     event=AuditEvent.UNREGISTER_CLIENT,
 )
-async def unregister_client(call: Call) -> Reply:
+async def unregister_client(call: Call) -> Reply[None]:
     sid = _server_id(call.param("server_id"))
     client = _client_id(call.param("client_id"))
     await call.store.unregister_client(sid, client)
-    return Reply(audit={"security_server_id": format_colon_id(sid), "client_id": format_colon_id(client)})
+    return Reply(
+        None, audit={"security_server_id": format_colon_id(sid), "client_id": format_colon_id(client)}
+    )
 
 
 # -- global groups
 
 
-@SPEC.operation(
-    "GET", "/global-groups", "List global groups", tag="global groups", response=list[GlobalGroupOut]
-)
-async def list_global_groups(call: Call) -> Reply:
+@operation("GET", "/global-groups", "List global groups", tag="global groups", response=list[GlobalGroupOut])
+async def list_global_groups(call: Call) -> Reply[list[GlobalGroupOut]]:
     instance = (await call.store.get_settings()).instance
     return Reply([group_out(instance, g) for g in await call.store.list_global_groups()])
 
 
-@SPEC.operation(
+@operation(
     "POST",
     "/global-groups",
     "Add a global group",
@@ -990,22 +1064,22 @@ async def list_global_groups(call: Call) -> Reply:
     response=GlobalGroupOut,
     status=201,
 )
-async def add_global_group(call: Call) -> Reply:
+async def add_global_group(call: Call) -> Reply[GlobalGroupOut]:
     body = call.typed_body(GlobalGroupIn)
     instance = (await call.store.get_settings()).instance
     group = await call.store.add_global_group(GlobalGroupId(instance, body.code), body.description)
     return Reply(group_out(instance, group), audit=body.model_dump())
 
 
-@SPEC.operation(
+@operation(
     "GET", "/global-groups/{group_code}", "Get a global group", tag="global groups", response=GlobalGroupOut
 )
-async def get_global_group(call: Call) -> Reply:
+async def get_global_group(call: Call) -> Reply[GlobalGroupOut]:
     gid = await _group_id(call)
     return Reply(group_out(gid.instance, await call.store.get_global_group(gid)))
 
 
-@SPEC.operation(
+@operation(
     "POST",
     "/global-groups/{group_code}/members",
     "Add a member to a global group",
@@ -1016,7 +1090,7 @@ async def get_global_group(call: Call) -> Reply:
     response=GlobalGroupOut,
     status=201,
 )
-async def add_group_member(call: Call) -> Reply:
+async def add_group_member(call: Call) -> Reply[GlobalGroupOut]:
     gid = await _group_id(call)
     client = _client_id(call.typed_body(ClientIn).client_id)
     group = await call.store.add_group_member(gid, client)
@@ -1025,7 +1099,7 @@ async def add_group_member(call: Call) -> Reply:
     )
 
 
-@SPEC.operation(
+@operation(
     "DELETE",
     "/global-groups/{group_code}/members/{client_id}",
     "Remove a member from a global group",
@@ -1033,11 +1107,11 @@ async def add_group_member(call: Call) -> Reply:
     roles=RO,
     event=AuditEvent.DELETE_MEMBER_FROM_GLOBAL_GROUP,
 )
-async def remove_group_member(call: Call) -> Reply:
+async def remove_group_member(call: Call) -> Reply[None]:
     gid = await _group_id(call)
     client = _client_id(call.param("client_id"))
     await call.store.remove_group_member(gid, client)
-    return Reply(audit={"group": gid.group_code, "client_id": format_colon_id(client)})
+    return Reply(None, audit={"group": gid.group_code, "client_id": format_colon_id(client)})
 
 
 # -- approved certification services
@@ -1052,18 +1126,18 @@ def _ocsp_in(items: list[OcspResponderIn]) -> tuple[OcspInfo, ...]:
     )
 
 
-@SPEC.operation(
+@operation(
     "GET",
     "/certification-services",
     "List approved certification authorities",
     tag="trust services",
     response=list[CertificationServiceOut],
 )
-async def list_certification_services(call: Call) -> Reply:
+async def list_certification_services(call: Call) -> Reply[list[CertificationServiceOut]]:
     return Reply([ca_out(ca) for ca in await call.store.list_cas()])
 
 
-@SPEC.operation(
+@operation(
     "POST",
     "/certification-services",
     "Add an approved CA with intermediates and OCSP responders",
@@ -1074,7 +1148,7 @@ async def list_certification_services(call: Call) -> Reply:
     response=CertificationServiceOut,
     status=201,
 )
-async def add_certification_service(call: Call) -> Reply:
+async def add_certification_service(call: Call) -> Reply[CertificationServiceOut]:
     body = call.typed_body(CertificationServiceIn)
     top = parse_certificate(body.certificate, "CA certificate")
     entry = ApprovedCAEntry(
@@ -1103,18 +1177,18 @@ async def add_certification_service(call: Call) -> Reply:
     )
 
 
-@SPEC.operation(
+@operation(
     "GET",
     "/certification-services/{name}",
     "Get an approved CA",
     tag="trust services",
     response=CertificationServiceOut,
 )
-async def get_certification_service(call: Call) -> Reply:
+async def get_certification_service(call: Call) -> Reply[CertificationServiceOut]:
     return Reply(ca_out(await call.store.get_ca(call.param("name"))))
 
 
-@SPEC.operation(
+@operation(
     "DELETE",
     "/certification-services/{name}",
     "Delete an approved CA",
@@ -1122,26 +1196,26 @@ async def get_certification_service(call: Call) -> Reply:
     roles=SO,
     event=AuditEvent.DELETE_CERTIFICATION_SERVICE,
 )
-async def delete_certification_service(call: Call) -> Reply:
+async def delete_certification_service(call: Call) -> Reply[None]:
     await call.store.delete_ca(call.param("name"))
-    return Reply(audit={"name": call.param("name")})
+    return Reply(None, audit={"name": call.param("name")})
 
 
 # -- approved timestamping services
 
 
-@SPEC.operation(
+@operation(
     "GET",
     "/timestamping-services",
     "List approved time-stamping authorities",
     tag="trust services",
     response=list[TimestampingServiceOut],
 )
-async def list_timestamping_services(call: Call) -> Reply:
+async def list_timestamping_services(call: Call) -> Reply[list[TimestampingServiceOut]]:
     return Reply([tsa_out(t) for t in await call.store.list_tsas()])
 
 
-@SPEC.operation(
+@operation(
     "POST",
     "/timestamping-services",
     "Add an approved time-stamping authority",
@@ -1152,7 +1226,7 @@ async def list_timestamping_services(call: Call) -> Reply:
     response=TimestampingServiceOut,
     status=201,
 )
-async def add_timestamping_service(call: Call) -> Reply:
+async def add_timestamping_service(call: Call) -> Reply[TimestampingServiceOut]:
     body = call.typed_body(TimestampingServiceIn)
     cert = parse_certificate(body.certificate, "TSA certificate")
     tsa = await call.store.add_tsa(ApprovedTSAEntry(body.name or common_name(cert), body.url, cert))
@@ -1160,7 +1234,7 @@ async def add_timestamping_service(call: Call) -> Reply:
     return Reply(out, audit={"name": out.name, "url": out.url, "certificate_sha256": out.certificate.sha256})
 
 
-@SPEC.operation(
+@operation(
     "DELETE",
     "/timestamping-services/{name}",
     "Delete an approved time-stamping authority",
@@ -1168,15 +1242,15 @@ async def add_timestamping_service(call: Call) -> Reply:
     roles=SO,
     event=AuditEvent.DELETE_TIMESTAMPING_SERVICE,
 )
-async def delete_timestamping_service(call: Call) -> Reply:
+async def delete_timestamping_service(call: Call) -> Reply[None]:
     await call.store.delete_tsa(call.param("name"))
-    return Reply(audit={"name": call.param("name")})
+    return Reply(None, audit={"name": call.param("name")})
 
 
 # -- configuration signing keys
 
 
-@SPEC.operation(
+@operation(
     "GET",
     "/configuration-signing-keys",
     "List configuration signing keys",
@@ -1184,7 +1258,7 @@ async def delete_timestamping_service(call: Call) -> Reply:
     response=list[SigningKeyOut],
     query=[QueryParam("kind", "internal or external", ("internal", "external"))],
 )
-async def list_signing_keys(call: Call) -> Reply:
+async def list_signing_keys(call: Call) -> Reply[list[SigningKeyOut]]:
     raw = call.query("kind")
     try:
         kind = KeyKind(raw) if raw is not None else None
@@ -1195,7 +1269,7 @@ async def list_signing_keys(call: Call) -> Reply:
     return Reply([key_out(k) for k in await call.store.list_signing_keys(kind)])
 
 
-@SPEC.operation(
+@operation(
     "POST",
     "/configuration-signing-keys",
     "Generate a new (pending) signing key: rotation phase one",
@@ -1206,13 +1280,13 @@ async def list_signing_keys(call: Call) -> Reply:
     response=SigningKeyOut,
     status=201,
 )
-async def add_configuration_signing_key(call: Call) -> Reply:
+async def add_configuration_signing_key(call: Call) -> Reply[SigningKeyOut]:
     body = call.typed_body(SigningKeyIn)
     key = await add_signing_key(call.store, body.kind, call.now())
     return Reply(key_out(key), audit={"key_id": key.key_id, "kind": key.kind.value, "active": key.active})
 
 
-@SPEC.operation(
+@operation(
     "POST",
     "/configuration-signing-keys/{key_id}/activate",
     "Activate a pending key (rotation phase two; the key it replaces is deleted)",
@@ -1221,12 +1295,12 @@ async def add_configuration_signing_key(call: Call) -> Reply:
     event=AuditEvent.ACTIVATE_CONFIGURATION_SIGNING_KEY,
     response=SigningKeyOut,
 )
-async def activate_signing_key(call: Call) -> Reply:
+async def activate_signing_key(call: Call) -> Reply[SigningKeyOut]:
     key = await call.store.activate_signing_key(call.param("key_id"))
     return Reply(key_out(key), audit={"key_id": key.key_id, "kind": key.kind.value})
 
 
-@SPEC.operation(
+@operation(
     "DELETE",
     "/configuration-signing-keys/{key_id}",
     "Delete a pending signing key",
@@ -1234,15 +1308,15 @@ async def activate_signing_key(call: Call) -> Reply:
     roles=SO_SA,
     event=AuditEvent.DELETE_CONFIGURATION_SIGNING_KEY,
 )
-async def delete_signing_key(call: Call) -> Reply:
+async def delete_signing_key(call: Call) -> Reply[None]:
     await call.store.delete_signing_key(call.param("key_id"))
-    return Reply(audit={"key_id": call.param("key_id")})
+    return Reply(None, audit={"key_id": call.param("key_id")})
 
 
 # -- management requests
 
 
-@SPEC.operation(
+@operation(
     "GET",
     "/management-requests",
     "List management requests",
@@ -1258,7 +1332,7 @@ async def delete_signing_key(call: Call) -> Reply:
         QueryParam("offset", "Skip this many requests first (default 0)"),
     ],
 )
-async def list_management_requests(call: Call) -> Reply:
+async def list_management_requests(call: Call) -> Reply[list[ManagementRequestOut]]:
     try:
         state = RequestState(s) if (s := call.query("state")) is not None else None
         rtype = ManagementRequestType(t) if (t := call.query("type")) is not None else None
@@ -1277,18 +1351,18 @@ async def list_management_requests(call: Call) -> Reply:
     return Reply([request_out(r) for r in found])
 
 
-@SPEC.operation(
+@operation(
     "GET",
     "/management-requests/{request_id}",
     "Get a management request with its history",
     tag="management requests",
     response=ManagementRequestOut,
 )
-async def get_management_request(call: Call) -> Reply:
+async def get_management_request(call: Call) -> Reply[ManagementRequestOut]:
     return Reply(request_out(await call.store.get_request(_request_id(call))))
 
 
-@SPEC.operation(
+@operation(
     "POST",
     "/management-requests/{request_id}/approve",
     "Approve a submitted request (applies it)",
@@ -1298,7 +1372,7 @@ async def get_management_request(call: Call) -> Reply:
     body=RequestDecisionIn,
     response=ManagementRequestOut,
 )
-async def approve_management_request(call: Call) -> Reply:
+async def approve_management_request(call: Call) -> Reply[ManagementRequestOut]:
     body = call.typed_body(RequestDecisionIn)
     rid = _request_id(call)
     done = await workflow.approve_request(call.store, rid, user=call.user, comment=body.comment)
@@ -1307,7 +1381,7 @@ async def approve_management_request(call: Call) -> Reply:
     )
 
 
-@SPEC.operation(
+@operation(
     "POST",
     "/management-requests/{request_id}/reject",
     "Reject a submitted request",
@@ -1317,7 +1391,7 @@ async def approve_management_request(call: Call) -> Reply:
     body=RequestDecisionIn,
     response=ManagementRequestOut,
 )
-async def reject_management_request(call: Call) -> Reply:
+async def reject_management_request(call: Call) -> Reply[ManagementRequestOut]:
     body = call.typed_body(RequestDecisionIn)
     rid = _request_id(call)
     done = await workflow.reject_request(call.store, rid, user=call.user, comment=body.comment)
@@ -1326,7 +1400,7 @@ async def reject_management_request(call: Call) -> Reply:
     )
 
 
-@SPEC.operation(
+@operation(
     "POST",
     "/management-requests/{request_id}/revoke",
     "Revoke a submitted request (withdrawn by its sender; nothing is applied)",
@@ -1336,7 +1410,7 @@ async def reject_management_request(call: Call) -> Reply:
     body=RequestDecisionIn,
     response=ManagementRequestOut,
 )
-async def revoke_management_request(call: Call) -> Reply:
+async def revoke_management_request(call: Call) -> Reply[ManagementRequestOut]:
     body = call.typed_body(RequestDecisionIn)
     rid = _request_id(call)
     done = await workflow.revoke_request(call.store, rid, user=call.user, comment=body.comment)
@@ -1348,14 +1422,14 @@ async def revoke_management_request(call: Call) -> Reply:
 # -- anchors and global configuration
 
 
-@SPEC.operation(
+@operation(
     "GET",
     "/configuration-anchors/{kind}",
     "The internal or external configuration anchor and its hash",
     tag="global configuration",
     response=AnchorOut,
 )
-async def get_configuration_anchor(call: Call) -> Reply:
+async def get_configuration_anchor(call: Call) -> Reply[AnchorOut]:
     anchor = await configuration_anchor(call.store, call.settings, _kind(call), now=call.now())
     return Reply(
         AnchorOut(
@@ -1364,28 +1438,25 @@ async def get_configuration_anchor(call: Call) -> Reply:
     )
 
 
-@SPEC.operation(
+@operation(
     "GET",
     "/configuration-anchors/{kind}/download",
     "Download the anchor file",
     tag="global configuration",
-    response=str,
+    response=bytes,
     media_type="application/xml",
 )
-async def download_configuration_anchor(call: Call) -> Reply:
+async def download_configuration_anchor(call: Call) -> Reply[bytes]:
     kind = _kind(call)
     anchor = await configuration_anchor(call.store, call.settings, kind, now=call.now())
     name = f"configuration_anchor_{kind.value}.xml"
     return Reply(
-        response=web.Response(
-            body=anchor.xml,
-            content_type="application/xml",
-            headers={"Content-Disposition": f'attachment; filename="{name}"', "X-Anchor-Hash": anchor.hash},
-        )
+        anchor.xml,
+        headers={"Content-Disposition": f'attachment; filename="{name}"', "X-Anchor-Hash": anchor.hash},
     )
 
 
-def conf_out(conf: Any) -> GlobalConfigurationOut:
+def conf_out(conf: GeneratedConfiguration) -> GlobalConfigurationOut:
     return GlobalConfigurationOut(
         instance_identifier=conf.instance,
         generated_at=conf.generated_at,
@@ -1394,18 +1465,18 @@ def conf_out(conf: Any) -> GlobalConfigurationOut:
     )
 
 
-@SPEC.operation(
+@operation(
     "GET",
     "/global-configuration",
     "The global configuration being served",
     tag="global configuration",
     response=GlobalConfigurationOut,
 )
-async def get_global_configuration(call: Call) -> Reply:
+async def get_global_configuration(call: Call) -> Reply[GlobalConfigurationOut]:
     return Reply(conf_out(call.request.app[PUBLISHER_KEY].current()))
 
 
-@SPEC.operation(
+@operation(
     "POST",
     "/global-configuration/regenerate",
     "Generate global configuration now",
@@ -1414,7 +1485,7 @@ async def get_global_configuration(call: Call) -> Reply:
     event=AuditEvent.REGENERATE_GLOBAL_CONFIGURATION,
     response=GlobalConfigurationOut,
 )
-async def regenerate_global_configuration(call: Call) -> Reply:
+async def regenerate_global_configuration(call: Call) -> Reply[GlobalConfigurationOut]:
     conf = await call.request.app[PUBLISHER_KEY].regenerate()
     out = conf_out(conf)
     return Reply(out, audit={"generated_at": out.generated_at.isoformat()})
@@ -1443,7 +1514,7 @@ def _unauthorized() -> XRoadError:
     )
 
 
-async def _authenticate(request: web.Request, op: Operation) -> ApiKey:
+async def _authenticate(request: web.Request, op: Operation[OperationHandler]) -> ApiKey:
     app = request.app
     token = _token(request)
     key = app[API_KEYS_KEY].authenticate(token) if token is not None else None
@@ -1471,7 +1542,7 @@ async def _authenticate(request: web.Request, op: Operation) -> ApiKey:
     return key
 
 
-async def _read_body(request: web.Request, op: Operation) -> BaseModel | None:
+async def _read_body(request: web.Request, op: Operation[OperationHandler]) -> BaseModel | None:
     if op.body is None:
         return None
     limit = request.app[SETTINGS_KEY].max_body_bytes
@@ -1496,13 +1567,17 @@ async def _read_body(request: web.Request, op: Operation) -> BaseModel | None:
         raise XRoadError(FaultCode.INVALID_BODY, message, http_status=400) from e
 
 
-def _respond(op: Operation, reply: Reply) -> web.StreamResponse:
-    if reply.response is not None:
-        return reply.response
+def _respond(op: Operation[OperationHandler], reply: Reply[object]) -> web.StreamResponse:
     if op.response is None:
-        return web.Response(status=op.status)
+        return web.Response(status=op.status, headers=reply.headers)
+    if op.media_type != "application/json":
+        if not isinstance(reply.value, bytes):
+            raise XRoadError(FaultCode.INTERNAL_ERROR, f"{op.operation_id} replied no {op.media_type} body")
+        return web.Response(
+            status=op.status, body=reply.value, content_type=op.media_type, headers=reply.headers
+        )
     data = TypeAdapter(op.response).dump_json(reply.value)
-    return web.Response(status=op.status, body=data, content_type="application/json")
+    return web.Response(status=op.status, body=data, content_type="application/json", headers=reply.headers)
 
 
 _BAD_INPUT_CODES: Final = frozenset(
@@ -1529,7 +1604,7 @@ def _as_sent(err: XRoadError) -> XRoadError:
     return err.with_prefix("client" if 400 <= status < 500 else "server")
 
 
-def _authorize(key: ApiKey, op: Operation) -> None:
+def _authorize(key: ApiKey, op: Operation[OperationHandler]) -> None:
     allowed = op.roles if op.roles is not None else frozenset(Role)
     if not key.roles & allowed:
         raise XRoadError(
@@ -1540,14 +1615,14 @@ def _authorize(key: ApiKey, op: Operation) -> None:
         )
 
 
-def _dispatch(op: Operation) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
-    handler: Handler = op.handler
+def _dispatch(op: Operation[OperationHandler]) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    handler = op.handler
 
     async def handle(request: web.Request) -> web.StreamResponse:
         app = request.app
         # 1-2. Authentication and the rate limit.
         key = await _authenticate(request, op)
-        audit_data: dict[str, Any] = {"path": request.path[:MAX_AUDITED_PATH_CHARS]}
+        audit_data: AuditData = {"path": request.path[:MAX_AUDITED_PATH_CHARS]}
         try:
             # 3. Authorisation: observers read; changes need one of the operation's roles.
             _authorize(key, op)
