@@ -1517,7 +1517,7 @@ def _unauthorized() -> XRoadError:
 async def _authenticate(request: web.Request, op: Operation[OperationHandler]) -> ApiKey:
     app = request.app
     token = _token(request)
-    key = app[API_KEYS_KEY].authenticate(token) if token is not None else None
+    key = await app[API_KEYS_KEY].authenticate(token) if token is not None else None
     # 2. The rate limit applies per key, and per remote address to requests without a valid key.
     caller = f"key:{key.key_id}" if key is not None else f"addr:{request.remote}"
     wait = app[LIMITER_KEY].check(caller)

@@ -66,6 +66,7 @@ class AuditEvent(StrEnum):
     REGENERATE_GLOBAL_CONFIGURATION = "Regenerate global configuration"
     REGISTER_CLIENT = "Register client"
     REJECT_MANAGEMENT_REQUEST = "Reject management request"
+    REVOKE_API_KEY = "Revoke API key"
     REVOKE_MANAGEMENT_REQUEST = "Revoke management request"
     SUBMIT_MANAGEMENT_REQUEST = "Submit management request"
     UNREGISTER_CLIENT = "Unregister client"

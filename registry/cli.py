@@ -46,7 +46,14 @@ from registry.api import (
 from registry.app import run_registry
 from registry.audit import AuditEvent, AuditLog
 from registry.db import KeyKind, ManagementRequestRecord, RegistryStore, RequestState
-from registry.home import ADMIN_ROLES, Role, create_api_key, create_home, load_registry_settings
+from registry.home import (
+    ADMIN_ROLES,
+    Role,
+    create_api_key,
+    create_home,
+    load_registry_settings,
+    revoke_api_key,
+)
 from registry.operations import (
     build_configuration,
     common_name,
@@ -597,6 +604,26 @@ def apikey_create(
     else:
         typer.echo(f"API key {created.key.key_id} ({', '.join(roles)}); shown only once:")
         typer.echo(f"  {created.token}")
+
+
+@apikey_app.command("revoke")
+def apikey_revoke(
+    home: DirOption,
+    key_id: Annotated[
+        str, typer.Argument(help="The API key's id (as `apikey create` and the audit log show).")
+    ],
+) -> None:
+    """Revoke an admin API key; a running registry refuses it from its next request on."""
+    settings = _settings(home)
+    audit = AuditLog(settings.audit_log_path())
+    try:
+        revoked = revoke_api_key(settings.api_keys_path(), key_id)
+    except XRoadError as e:
+        asyncio.run(audit.record_failure(AuditEvent.REVOKE_API_KEY, _user(), {"key_id": key_id}, e))
+        raise
+    roles = sorted(r.value for r in revoked.roles)
+    audit.append_sync(AuditEvent.REVOKE_API_KEY, _user(), {"key_id": key_id, "roles": roles})
+    typer.echo(f"Revoked API key {key_id} ({', '.join(roles)})")
 
 
 @anchor_app.command("export")
