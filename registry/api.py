@@ -32,10 +32,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Final, TypeVar
+from typing import Final, Generic, TypeVar, overload
 
 import structlog
 from aiohttp import web
@@ -44,11 +44,20 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from registry import requests as workflow
-from registry.audit import AuditLog
+from registry.audit import AuditData, AuditEvent, AuditLog
 from registry.context import CHANGED_KEY, CLOCK_KEY, PUBLISHER_KEY, STORE_KEY
-from registry.db import KeyKind, ManagementRequest, RegistryStore, RequestState, RequestType, SigningKey
+from registry.db import (
+    ConfigurationSigningKey,
+    GlobalSettings,
+    KeyKind,
+    ManagementRequestRecord,
+    RegistryStore,
+    RequestState,
+)
+from registry.db.request_rows import RequestPayload
+from registry.globalconf_gen import GeneratedConfiguration
 from registry.home import ApiKey, ApiKeyRing, Role
-from registry.openapi import ApiSpec, Operation, QueryParam
+from registry.openapi import ApiSpec, Method, Operation, QueryParam
 from registry.operations import add_signing_key, common_name, configuration_anchor, parse_certificate
 from registry.ratelimit import RateLimiter
 from registry.settings import RegistrySettings
@@ -73,6 +82,7 @@ from xroad_mn.identifiers import (
     parse_colon_client_id,
     parse_colon_server_id,
 )
+from xroad_mn.management import ManagementRequestType
 from xroad_mn.transport.server import read_body
 
 __all__ = [
@@ -85,6 +95,8 @@ __all__ = [
     "SETTINGS_KEY",
     "SPEC",
     "Call",
+    "Handler",
+    "OperationHandler",
     "Reply",
     "add_admin_routes",
     "ca_out",
@@ -93,6 +105,7 @@ __all__ = [
     "group_out",
     "key_out",
     "member_out",
+    "operation",
     "request_out",
     "server_out",
     "settings_out",
@@ -104,8 +117,6 @@ log = structlog.get_logger(__name__)
 API_PREFIX: Final = "/api/v1"
 OPENAPI_PATH: Final = f"{API_PREFIX}/openapi.json"
 AUTH_SCHEME: Final = "X-Road-ApiKey"
-AUTH_EVENT: Final = "API key authentication"
-"""Audited as ``API key authentication failed`` for a request without a valid key."""
 MAX_COMMENT_CHARS: Final = 1024
 DEFAULT_PAGE_LIMIT: Final = 100
 """Management requests a list returns when the caller names no ``limit``."""
@@ -118,20 +129,14 @@ AUDIT_KEY: Final = web.AppKey("registry_audit", AuditLog)
 API_KEYS_KEY: Final = web.AppKey("registry_api_keys", ApiKeyRing)
 LIMITER_KEY: Final = web.AppKey("registry_rate_limiter", RateLimiter)
 
-SPEC: Final = ApiSpec(
-    "xroad-mn registry admin API",
-    "1.0.0",
-    prefix=API_PREFIX,
-    description="Members, security servers, trust services, signing keys, management requests and global "
-    "configuration of an X-Road compatible central registry.",
-)
-
 RO: Final = frozenset({Role.REGISTRATION_OFFICER})
 SO: Final = frozenset({Role.SECURITY_OFFICER})
 SA: Final = frozenset({Role.SYSTEM_ADMINISTRATOR})
 SO_SA: Final = SO | SA
 
 _M = TypeVar("_M", bound=BaseModel)
+_T = TypeVar("_T")
+_T_co = TypeVar("_T_co", covariant=True)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -174,16 +179,96 @@ class Call:
 
 
 @dataclass(frozen=True)
-class Reply:
-    """A handler's result: the value (serialised with the operation's response type) and audit data."""
+class Reply(Generic[_T_co]):
+    """A handler's result: the value (serialised with the operation's declared response type; the body
+    itself for a non-JSON media type), its audit data, and extra response headers."""
 
-    value: Any = None
-    audit: Mapping[str, Any] = field(default_factory=dict)
-    response: web.StreamResponse | None = None
-    """A ready response (non-JSON media types)."""
+    value: _T_co
+    audit: AuditData = field(default_factory=dict)
+    headers: Mapping[str, str] = field(default_factory=dict)
 
 
-Handler = Callable[[Call], Awaitable[Reply]]
+Handler = Callable[[Call], Awaitable[Reply[_T]]]
+"""An operation's handler; its reply's type is the operation's declared response type."""
+OperationHandler = Callable[[Call], Awaitable[Reply[object]]]
+
+SPEC: Final = ApiSpec[OperationHandler](
+    "xroad-mn registry admin API",
+    "1.0.0",
+    prefix=API_PREFIX,
+    description="Members, security servers, trust services, signing keys, management requests and global "
+    "configuration of an X-Road compatible central registry.",
+)
+
+
+@overload
+def operation(
+    method: Method,
+    path: str,
+    summary: str,
+    *,
+    tag: str,
+    roles: frozenset[Role] | None = None,
+    event: AuditEvent | None = None,
+    body: type[BaseModel] | None = None,
+    response: type[_T],
+    status: int | None = None,
+    query: Sequence[QueryParam] = (),
+    media_type: str = "application/json",
+) -> Callable[[Handler[_T]], Handler[_T]]: ...
+
+
+@overload
+def operation(
+    method: Method,
+    path: str,
+    summary: str,
+    *,
+    tag: str,
+    roles: frozenset[Role] | None = None,
+    event: AuditEvent | None = None,
+    body: type[BaseModel] | None = None,
+    response: None = None,
+    status: int | None = None,
+    query: Sequence[QueryParam] = (),
+) -> Callable[[Handler[None]], Handler[None]]: ...
+
+
+def operation(
+    method: Method,
+    path: str,
+    summary: str,
+    *,
+    tag: str,
+    roles: frozenset[Role] | None = None,
+    event: AuditEvent | None = None,
+    body: type[BaseModel] | None = None,
+    response: type[_T] | None = None,
+    status: int | None = None,
+    query: Sequence[QueryParam] = (),
+    media_type: str = "application/json",
+) -> Callable[[Handler[_T]], Handler[_T]]:
+    """Declare an operation of :data:`SPEC` (see :meth:`ApiSpec.operation`); mypy checks that the handler
+    replies with ``response``'s type (``Reply[None]`` without a response body)."""
+    declare = SPEC.operation(
+        method,
+        path,
+        summary,
+        tag=tag,
+        roles=roles,
+        event=event,
+        body=body,
+        response=response,
+        status=status,
+        query=query,
+        media_type=media_type,
+    )
+
+    def register(handler: Handler[_T]) -> Handler[_T]:
+        declare(handler)
+        return handler
+
+    return register
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -398,11 +483,11 @@ class RequestEventOut(_Out):
 
 class ManagementRequestOut(_Out):
     id: int
-    type: RequestType
+    type: ManagementRequestType
     state: RequestState
     security_server_id: str
     client_id: str | None
-    payload: dict[str, Any]
+    payload: RequestPayload
     created_at: datetime
     updated_at: datetime
     history: list[RequestEventOut]
@@ -512,7 +597,7 @@ def tsa_out(tsa: ApprovedTSAEntry) -> TimestampingServiceOut:
     return TimestampingServiceOut(name=tsa.name, url=tsa.url, certificate=cert_out(tsa.cert))
 
 
-def key_out(key: SigningKey) -> SigningKeyOut:
+def key_out(key: ConfigurationSigningKey) -> SigningKeyOut:
     return SigningKeyOut(
         key_id=key.key_id,
         kind=key.kind,
@@ -522,14 +607,14 @@ def key_out(key: SigningKey) -> SigningKeyOut:
     )
 
 
-def request_out(r: ManagementRequest) -> ManagementRequestOut:
+def request_out(r: ManagementRequestRecord) -> ManagementRequestOut:
     return ManagementRequestOut(
         id=r.id,
         type=r.type,
         state=r.state,
         security_server_id=format_colon_id(r.security_server),
         client_id=format_colon_id(r.client) if r.client is not None else None,
-        payload=dict(r.payload),
+        payload=r.payload,
         created_at=r.created_at,
         updated_at=r.updated_at,
         history=[
@@ -601,7 +686,7 @@ def _request_id(call: Call) -> int:
 # Operations: instance and global settings
 
 
-def settings_out(s: Any) -> GlobalSettingsOut:
+def settings_out(s: GlobalSettings) -> GlobalSettingsOut:
     return GlobalSettingsOut(
         instance_identifier=s.instance,
         ocsp_freshness_seconds=s.ocsp_freshness_seconds,
@@ -619,10 +704,10 @@ def settings_out(s: Any) -> GlobalSettingsOut:
     )
 
 
-@SPEC.operation(
+@operation(
     "GET", "/instance", "Instance identifier and publishing settings", tag="settings", response=InstanceOut
 )
-async def get_instance(call: Call) -> Reply:
+async def get_instance(call: Call) -> Reply[InstanceOut]:
     stored = await call.store.get_settings()
     return Reply(
         InstanceOut(
@@ -634,22 +719,22 @@ async def get_instance(call: Call) -> Reply:
     )
 
 
-@SPEC.operation("GET", "/global-settings", "Global settings", tag="settings", response=GlobalSettingsOut)
-async def get_global_settings(call: Call) -> Reply:
+@operation("GET", "/global-settings", "Global settings", tag="settings", response=GlobalSettingsOut)
+async def get_global_settings(call: Call) -> Reply[GlobalSettingsOut]:
     return Reply(settings_out(await call.store.get_settings()))
 
 
-@SPEC.operation(
+@operation(
     "PATCH",
     "/global-settings",
     "Change global settings",
     tag="settings",
     roles=SA,
-    event="Edit global settings",
+    event=AuditEvent.EDIT_GLOBAL_SETTINGS,
     body=GlobalSettingsUpdate,
     response=GlobalSettingsOut,
 )
-async def update_global_settings(call: Call) -> Reply:
+async def update_global_settings(call: Call) -> Reply[GlobalSettingsOut]:
     body = call.typed_body(GlobalSettingsUpdate)
     expiry, interval = body.configuration_expiry_seconds, call.settings.regenerate_interval_seconds
     if expiry is not None and expiry < 2 * interval:
@@ -676,40 +761,40 @@ async def update_global_settings(call: Call) -> Reply:
 # -- member classes
 
 
-@SPEC.operation("GET", "/member-classes", "List member classes", tag="members", response=list[MemberClassOut])
-async def list_member_classes(call: Call) -> Reply:
+@operation("GET", "/member-classes", "List member classes", tag="members", response=list[MemberClassOut])
+async def list_member_classes(call: Call) -> Reply[list[MemberClassOut]]:
     classes: tuple[MemberClass, ...] = await call.store.list_member_classes()
     return Reply([MemberClassOut(code=c.code, description=c.description) for c in classes])
 
 
-@SPEC.operation(
+@operation(
     "POST",
     "/member-classes",
     "Add a member class",
     tag="members",
     roles=SA,
-    event="Add member class",
+    event=AuditEvent.ADD_MEMBER_CLASS,
     body=MemberClassIn,
     response=MemberClassOut,
     status=201,
 )
-async def add_member_class(call: Call) -> Reply:
+async def add_member_class(call: Call) -> Reply[MemberClassOut]:
     body = call.typed_body(MemberClassIn)
     mc = await call.store.add_member_class(body.code, body.description)
     return Reply(MemberClassOut(code=mc.code, description=mc.description), audit=body.model_dump())
 
 
-@SPEC.operation(
+@operation(
     "PATCH",
     "/member-classes/{code}",
     "Change a member class's description",
     tag="members",
     roles=SA,
-    event="Edit member class",
+    event=AuditEvent.EDIT_MEMBER_CLASS,
     body=MemberClassUpdate,
     response=MemberClassOut,
 )
-async def update_member_class(call: Call) -> Reply:
+async def update_member_class(call: Call) -> Reply[MemberClassOut]:
     body = call.typed_body(MemberClassUpdate)
     mc = await call.store.update_member_class(call.param("code"), body.description)
     return Reply(MemberClassOut(code=mc.code, description=mc.description), audit={"code": mc.code})
@@ -718,26 +803,24 @@ async def update_member_class(call: Call) -> Reply:
 # -- members and subsystems
 
 
-@SPEC.operation(
-    "GET", "/members", "List members with their subsystems", tag="members", response=list[MemberOut]
-)
-async def list_members(call: Call) -> Reply:
+@operation("GET", "/members", "List members with their subsystems", tag="members", response=list[MemberOut])
+async def list_members(call: Call) -> Reply[list[MemberOut]]:
     instance = (await call.store.get_settings()).instance
     return Reply([member_out(instance, m) for m in await call.store.list_members()])
 
 
-@SPEC.operation(
+@operation(
     "POST",
     "/members",
     "Add a member",
     tag="members",
     roles=RO,
-    event="Add member",
+    event=AuditEvent.ADD_MEMBER,
     body=MemberIn,
     response=MemberOut,
     status=201,
 )
-async def add_member(call: Call) -> Reply:
+async def add_member(call: Call) -> Reply[MemberOut]:
     body = call.typed_body(MemberIn)
     instance = (await call.store.get_settings()).instance
     mid = MemberId(instance, body.member_class, body.member_code)
@@ -745,23 +828,23 @@ async def add_member(call: Call) -> Reply:
     return Reply(member_out(instance, member), audit={"member_id": format_colon_id(mid), "name": body.name})
 
 
-@SPEC.operation("GET", "/members/{member_id}", "Get a member", tag="members", response=MemberOut)
-async def get_member(call: Call) -> Reply:
+@operation("GET", "/members/{member_id}", "Get a member", tag="members", response=MemberOut)
+async def get_member(call: Call) -> Reply[MemberOut]:
     mid = _member_id(call.param("member_id"))
     return Reply(member_out(mid.instance, await call.store.get_member(mid)))
 
 
-@SPEC.operation(
+@operation(
     "PATCH",
     "/members/{member_id}",
     "Rename a member",
     tag="members",
     roles=RO,
-    event="Edit member name",
+    event=AuditEvent.EDIT_MEMBER_NAME,
     body=MemberUpdate,
     response=MemberOut,
 )
-async def rename_member(call: Call) -> Reply:
+async def rename_member(call: Call) -> Reply[MemberOut]:
     body = call.typed_body(MemberUpdate)
     mid = _member_id(call.param("member_id"))
     member = await call.store.rename_member(mid, body.name)
@@ -770,18 +853,18 @@ async def rename_member(call: Call) -> Reply:
     )
 
 
-@SPEC.operation(
+@operation(
     "POST",
     "/members/{member_id}/subsystems",
     "Add a subsystem to a member",
     tag="members",
     roles=RO,
-    event="Add subsystem",
+    event=AuditEvent.ADD_SUBSYSTEM,
     body=SubsystemIn,
     response=SubsystemOut,
     status=201,
 )
-async def add_subsystem(call: Call) -> Reply:
+async def add_subsystem(call: Call) -> Reply[SubsystemOut]:
     body = call.typed_body(SubsystemIn)
     sid = _member_id(call.param("member_id")).subsystem(body.subsystem_code)
     sub = await call.store.add_subsystem(sid, body.name)
@@ -789,17 +872,17 @@ async def add_subsystem(call: Call) -> Reply:
     return Reply(out, audit={"subsystem_id": out.subsystem_id, "name": body.name})
 
 
-@SPEC.operation(
+@operation(
     "PATCH",
     "/subsystems/{subsystem_id}",
     "Rename a subsystem",
     tag="members",
     roles=RO,
-    event="Edit subsystem name",
+    event=AuditEvent.EDIT_SUBSYSTEM_NAME,
     body=SubsystemUpdate,
     response=SubsystemOut,
 )
-async def rename_subsystem(call: Call) -> Reply:
+async def rename_subsystem(call: Call) -> Reply[SubsystemOut]:
     body = call.typed_body(SubsystemUpdate)
     sid = _subsystem_id(call.param("subsystem_id"))
     sub = await call.store.rename_subsystem(sid, body.name)
@@ -810,58 +893,58 @@ async def rename_subsystem(call: Call) -> Reply:
 # -- security servers
 
 
-@SPEC.operation(
+@operation(
     "GET",
     "/security-servers",
     "List security servers",
     tag="security servers",
     response=list[SecurityServerOut],
 )
-async def list_security_servers(call: Call) -> Reply:
+async def list_security_servers(call: Call) -> Reply[list[SecurityServerOut]]:
     return Reply([await server_view(call.store, s) for s in await call.store.list_security_servers()])
 
 
-@SPEC.operation(
+@operation(
     "POST",
     "/security-servers",
     "Add a security server (without a management request)",
     tag="security servers",
     roles=RO,
-    event="Add security server",
+    event=AuditEvent.ADD_SECURITY_SERVER,
     body=SecurityServerIn,
     response=SecurityServerOut,
     status=201,
 )
-async def add_security_server(call: Call) -> Reply:
+async def add_security_server(call: Call) -> Reply[SecurityServerOut]:
     body = call.typed_body(SecurityServerIn)
     sid = _member_id(body.owner_id).server(body.server_code)
     ss = await call.store.add_security_server(sid, body.address)
     return Reply(server_out(ss), audit={"security_server_id": format_colon_id(sid), "address": body.address})
 
 
-@SPEC.operation(
+@operation(
     "GET",
     "/security-servers/{server_id}",
     "Get a security server",
     tag="security servers",
     response=SecurityServerOut,
 )
-async def get_security_server(call: Call) -> Reply:
+async def get_security_server(call: Call) -> Reply[SecurityServerOut]:
     ss = await call.store.get_security_server(_server_id(call.param("server_id")))
     return Reply(await server_view(call.store, ss))
 
 
-@SPEC.operation(
+@operation(
     "PATCH",
     "/security-servers/{server_id}",
     "Change a server's address or maintenance mode",
     tag="security servers",
     roles=RO,
-    event="Edit security server",
+    event=AuditEvent.EDIT_SECURITY_SERVER,
     body=SecurityServerUpdate,
     response=SecurityServerOut,
 )
-async def update_security_server(call: Call) -> Reply:
+async def update_security_server(call: Call) -> Reply[SecurityServerOut]:
     body = call.typed_body(SecurityServerUpdate)
     sid = _server_id(call.param("server_id"))
     ss = await call.store.get_security_server(sid)
@@ -872,30 +955,30 @@ async def update_security_server(call: Call) -> Reply:
     return Reply(server_out(ss), audit={"security_server_id": format_colon_id(sid), **body.model_dump()})
 
 
-@SPEC.operation(
+@operation(
     "GET",
     "/security-servers/{server_id}/auth-certs",
     "List a server's authentication certificates",
     tag="security servers",
     response=list[CertificateOut],
 )
-async def list_auth_certs(call: Call) -> Reply:
+async def list_auth_certs(call: Call) -> Reply[list[CertificateOut]]:
     certs = await call.store.list_auth_certs(_server_id(call.param("server_id")))
     return Reply([cert_out(c) for c in certs])
 
 
-@SPEC.operation(
+@operation(
     "POST",
     "/security-servers/{server_id}/auth-certs",
     "Register an authentication certificate",
     tag="security servers",
     roles=RO,
-    event="Add security server authentication certificate",
+    event=AuditEvent.ADD_SECURITY_SERVER_AUTHENTICATION_CERTIFICATE,
     body=CertificateIn,
     response=CertificateOut,
     status=201,
 )
-async def add_auth_cert(call: Call) -> Reply:
+async def add_auth_cert(call: Call) -> Reply[CertificateOut]:
     cert = parse_certificate(call.typed_body(CertificateIn).certificate, "authentication certificate")
     sid = _server_id(call.param("server_id"))
     await call.store.add_auth_cert(sid, cert)
@@ -903,15 +986,15 @@ async def add_auth_cert(call: Call) -> Reply:
     return Reply(out, audit={"security_server_id": format_colon_id(sid), "cert_hash": out.sha256})
 
 
-@SPEC.operation(
+@operation(
     "DELETE",
     "/security-servers/{server_id}/auth-certs/{cert_hash}",
     "Delete an authentication certificate (by SHA-256)",
     tag="security servers",
     roles=RO,
-    event="Delete security server authentication certificate",
+    event=AuditEvent.DELETE_SECURITY_SERVER_AUTHENTICATION_CERTIFICATE,
 )
-async def delete_auth_cert(call: Call) -> Reply:
+async def delete_auth_cert(call: Call) -> Reply[None]:
     sid = _server_id(call.param("server_id"))
     text = call.param("cert_hash").lower()
     try:
@@ -923,21 +1006,21 @@ async def delete_auth_cert(call: Call) -> Reply:
             FaultCode.NOT_FOUND, f"{sid} has no authentication certificate {text[:64]}", http_status=404
         )
     await call.store.remove_auth_cert(sid, digest)
-    return Reply(audit={"security_server_id": format_colon_id(sid), "cert_hash": text})
+    return Reply(None, audit={"security_server_id": format_colon_id(sid), "cert_hash": text})
 
 
-@SPEC.operation(
+@operation(
     "POST",
     "/security-servers/{server_id}/clients",
     "Register a client on a server",
     tag="security servers",
     roles=RO,
-    event="Register client",
+    event=AuditEvent.REGISTER_CLIENT,
     body=ClientIn,
     response=SecurityServerOut,
     status=201,
 )
-async def register_client(call: Call) -> Reply:
+async def register_client(call: Call) -> Reply[SecurityServerOut]:
     sid = _server_id(call.param("server_id"))
     client = _client_id(call.typed_body(ClientIn).client_id)
     ss = await call.store.register_client(sid, client)
@@ -947,70 +1030,70 @@ async def register_client(call: Call) -> Reply:
     )
 
 
-@SPEC.operation(
+@operation(
     "DELETE",
     "/security-servers/{server_id}/clients/{client_id}",
     "Unregister a client",
     tag="security servers",
     roles=RO,
-    event="Unregister client",
+    event=AuditEvent.UNREGISTER_CLIENT,
 )
-async def unregister_client(call: Call) -> Reply:
+async def unregister_client(call: Call) -> Reply[None]:
     sid = _server_id(call.param("server_id"))
     client = _client_id(call.param("client_id"))
     await call.store.unregister_client(sid, client)
-    return Reply(audit={"security_server_id": format_colon_id(sid), "client_id": format_colon_id(client)})
+    return Reply(
+        None, audit={"security_server_id": format_colon_id(sid), "client_id": format_colon_id(client)}
+    )
 
 
 # -- global groups
 
 
-@SPEC.operation(
-    "GET", "/global-groups", "List global groups", tag="global groups", response=list[GlobalGroupOut]
-)
-async def list_global_groups(call: Call) -> Reply:
+@operation("GET", "/global-groups", "List global groups", tag="global groups", response=list[GlobalGroupOut])
+async def list_global_groups(call: Call) -> Reply[list[GlobalGroupOut]]:
     instance = (await call.store.get_settings()).instance
     return Reply([group_out(instance, g) for g in await call.store.list_global_groups()])
 
 
-@SPEC.operation(
+@operation(
     "POST",
     "/global-groups",
     "Add a global group",
     tag="global groups",
     roles=RO,
-    event="Add global group",
+    event=AuditEvent.ADD_GLOBAL_GROUP,
     body=GlobalGroupIn,
     response=GlobalGroupOut,
     status=201,
 )
-async def add_global_group(call: Call) -> Reply:
+async def add_global_group(call: Call) -> Reply[GlobalGroupOut]:
     body = call.typed_body(GlobalGroupIn)
     instance = (await call.store.get_settings()).instance
     group = await call.store.add_global_group(GlobalGroupId(instance, body.code), body.description)
     return Reply(group_out(instance, group), audit=body.model_dump())
 
 
-@SPEC.operation(
+@operation(
     "GET", "/global-groups/{group_code}", "Get a global group", tag="global groups", response=GlobalGroupOut
 )
-async def get_global_group(call: Call) -> Reply:
+async def get_global_group(call: Call) -> Reply[GlobalGroupOut]:
     gid = await _group_id(call)
     return Reply(group_out(gid.instance, await call.store.get_global_group(gid)))
 
 
-@SPEC.operation(
+@operation(
     "POST",
     "/global-groups/{group_code}/members",
     "Add a member to a global group",
     tag="global groups",
     roles=RO,
-    event="Add members to global group",
+    event=AuditEvent.ADD_MEMBERS_TO_GLOBAL_GROUP,
     body=ClientIn,
     response=GlobalGroupOut,
     status=201,
 )
-async def add_group_member(call: Call) -> Reply:
+async def add_group_member(call: Call) -> Reply[GlobalGroupOut]:
     gid = await _group_id(call)
     client = _client_id(call.typed_body(ClientIn).client_id)
     group = await call.store.add_group_member(gid, client)
@@ -1019,19 +1102,19 @@ async def add_group_member(call: Call) -> Reply:
     )
 
 
-@SPEC.operation(
+@operation(
     "DELETE",
     "/global-groups/{group_code}/members/{client_id}",
     "Remove a member from a global group",
     tag="global groups",
     roles=RO,
-    event="Delete member from global group",
+    event=AuditEvent.DELETE_MEMBER_FROM_GLOBAL_GROUP,
 )
-async def remove_group_member(call: Call) -> Reply:
+async def remove_group_member(call: Call) -> Reply[None]:
     gid = await _group_id(call)
     client = _client_id(call.param("client_id"))
     await call.store.remove_group_member(gid, client)
-    return Reply(audit={"group": gid.group_code, "client_id": format_colon_id(client)})
+    return Reply(None, audit={"group": gid.group_code, "client_id": format_colon_id(client)})
 
 
 # -- approved certification services
@@ -1046,29 +1129,29 @@ def _ocsp_in(items: list[OcspResponderIn]) -> tuple[OcspInfo, ...]:
     )
 
 
-@SPEC.operation(
+@operation(
     "GET",
     "/certification-services",
     "List approved certification authorities",
     tag="trust services",
     response=list[CertificationServiceOut],
 )
-async def list_certification_services(call: Call) -> Reply:
+async def list_certification_services(call: Call) -> Reply[list[CertificationServiceOut]]:
     return Reply([ca_out(ca) for ca in await call.store.list_cas()])
 
 
-@SPEC.operation(
+@operation(
     "POST",
     "/certification-services",
     "Add an approved CA with intermediates and OCSP responders",
     tag="trust services",
     roles=SO,
-    event="Add certification service",
+    event=AuditEvent.ADD_CERTIFICATION_SERVICE,
     body=CertificationServiceIn,
     response=CertificationServiceOut,
     status=201,
 )
-async def add_certification_service(call: Call) -> Reply:
+async def add_certification_service(call: Call) -> Reply[CertificationServiceOut]:
     body = call.typed_body(CertificationServiceIn)
     top = parse_certificate(body.certificate, "CA certificate")
     entry = ApprovedCAEntry(
@@ -1097,56 +1180,56 @@ async def add_certification_service(call: Call) -> Reply:
     )
 
 
-@SPEC.operation(
+@operation(
     "GET",
     "/certification-services/{name}",
     "Get an approved CA",
     tag="trust services",
     response=CertificationServiceOut,
 )
-async def get_certification_service(call: Call) -> Reply:
+async def get_certification_service(call: Call) -> Reply[CertificationServiceOut]:
     return Reply(ca_out(await call.store.get_ca(call.param("name"))))
 
 
-@SPEC.operation(
+@operation(
     "DELETE",
     "/certification-services/{name}",
     "Delete an approved CA",
     tag="trust services",
     roles=SO,
-    event="Delete certification service",
+    event=AuditEvent.DELETE_CERTIFICATION_SERVICE,
 )
-async def delete_certification_service(call: Call) -> Reply:
+async def delete_certification_service(call: Call) -> Reply[None]:
     await call.store.delete_ca(call.param("name"))
-    return Reply(audit={"name": call.param("name")})
+    return Reply(None, audit={"name": call.param("name")})
 
 
 # -- approved timestamping services
 
 
-@SPEC.operation(
+@operation(
     "GET",
     "/timestamping-services",
     "List approved time-stamping authorities",
     tag="trust services",
     response=list[TimestampingServiceOut],
 )
-async def list_timestamping_services(call: Call) -> Reply:
+async def list_timestamping_services(call: Call) -> Reply[list[TimestampingServiceOut]]:
     return Reply([tsa_out(t) for t in await call.store.list_tsas()])
 
 
-@SPEC.operation(
+@operation(
     "POST",
     "/timestamping-services",
     "Add an approved time-stamping authority",
     tag="trust services",
     roles=SO,
-    event="Add timestamping service",
+    event=AuditEvent.ADD_TIMESTAMPING_SERVICE,
     body=TimestampingServiceIn,
     response=TimestampingServiceOut,
     status=201,
 )
-async def add_timestamping_service(call: Call) -> Reply:
+async def add_timestamping_service(call: Call) -> Reply[TimestampingServiceOut]:
     body = call.typed_body(TimestampingServiceIn)
     cert = parse_certificate(body.certificate, "TSA certificate")
     tsa = await call.store.add_tsa(ApprovedTSAEntry(body.name or common_name(cert), body.url, cert))
@@ -1154,23 +1237,23 @@ async def add_timestamping_service(call: Call) -> Reply:
     return Reply(out, audit={"name": out.name, "url": out.url, "certificate_sha256": out.certificate.sha256})
 
 
-@SPEC.operation(
+@operation(
     "DELETE",
     "/timestamping-services/{name}",
     "Delete an approved time-stamping authority",
     tag="trust services",
     roles=SO,
-    event="Delete timestamping service",
+    event=AuditEvent.DELETE_TIMESTAMPING_SERVICE,
 )
-async def delete_timestamping_service(call: Call) -> Reply:
+async def delete_timestamping_service(call: Call) -> Reply[None]:
     await call.store.delete_tsa(call.param("name"))
-    return Reply(audit={"name": call.param("name")})
+    return Reply(None, audit={"name": call.param("name")})
 
 
 # -- configuration signing keys
 
 
-@SPEC.operation(
+@operation(
     "GET",
     "/configuration-signing-keys",
     "List configuration signing keys",
@@ -1178,7 +1261,7 @@ async def delete_timestamping_service(call: Call) -> Reply:
     response=list[SigningKeyOut],
     query=[QueryParam("kind", "internal or external", ("internal", "external"))],
 )
-async def list_signing_keys(call: Call) -> Reply:
+async def list_signing_keys(call: Call) -> Reply[list[SigningKeyOut]]:
     raw = call.query("kind")
     try:
         kind = KeyKind(raw) if raw is not None else None
@@ -1189,54 +1272,54 @@ async def list_signing_keys(call: Call) -> Reply:
     return Reply([key_out(k) for k in await call.store.list_signing_keys(kind)])
 
 
-@SPEC.operation(
+@operation(
     "POST",
     "/configuration-signing-keys",
     "Generate a new (pending) signing key: rotation phase one",
     tag="signing keys",
     roles=SO_SA,
-    event="Generate configuration signing key",
+    event=AuditEvent.GENERATE_CONFIGURATION_SIGNING_KEY,
     body=SigningKeyIn,
     response=SigningKeyOut,
     status=201,
 )
-async def add_configuration_signing_key(call: Call) -> Reply:
+async def add_configuration_signing_key(call: Call) -> Reply[SigningKeyOut]:
     body = call.typed_body(SigningKeyIn)
     key = await add_signing_key(call.store, body.kind, call.now())
     return Reply(key_out(key), audit={"key_id": key.key_id, "kind": key.kind.value, "active": key.active})
 
 
-@SPEC.operation(
+@operation(
     "POST",
     "/configuration-signing-keys/{key_id}/activate",
     "Activate a pending key (rotation phase two; the key it replaces is deleted)",
     tag="signing keys",
     roles=SO_SA,
-    event="Activate configuration signing key",
+    event=AuditEvent.ACTIVATE_CONFIGURATION_SIGNING_KEY,
     response=SigningKeyOut,
 )
-async def activate_signing_key(call: Call) -> Reply:
+async def activate_signing_key(call: Call) -> Reply[SigningKeyOut]:
     key = await call.store.activate_signing_key(call.param("key_id"))
     return Reply(key_out(key), audit={"key_id": key.key_id, "kind": key.kind.value})
 
 
-@SPEC.operation(
+@operation(
     "DELETE",
     "/configuration-signing-keys/{key_id}",
     "Delete a pending signing key",
     tag="signing keys",
     roles=SO_SA,
-    event="Delete configuration signing key",
+    event=AuditEvent.DELETE_CONFIGURATION_SIGNING_KEY,
 )
-async def delete_signing_key(call: Call) -> Reply:
+async def delete_signing_key(call: Call) -> Reply[None]:
     await call.store.delete_signing_key(call.param("key_id"))
-    return Reply(audit={"key_id": call.param("key_id")})
+    return Reply(None, audit={"key_id": call.param("key_id")})
 
 
 # -- management requests
 
 
-@SPEC.operation(
+@operation(
     "GET",
     "/management-requests",
     "List management requests",
@@ -1244,7 +1327,7 @@ async def delete_signing_key(call: Call) -> Reply:
     response=list[ManagementRequestOut],
     query=[
         QueryParam("state", "Filter by state", tuple(s.value for s in RequestState)),
-        QueryParam("type", "Filter by type", tuple(t.value for t in RequestType)),
+        QueryParam("type", "Filter by type", tuple(t.value for t in ManagementRequestType)),
         QueryParam("security_server", "Filter by security server (colon form)"),
         QueryParam(
             "limit", f"At most this many requests (default {DEFAULT_PAGE_LIMIT}, at most {MAX_PAGE_LIMIT})"
@@ -1252,10 +1335,10 @@ async def delete_signing_key(call: Call) -> Reply:
         QueryParam("offset", "Skip this many requests first (default 0)"),
     ],
 )
-async def list_management_requests(call: Call) -> Reply:
+async def list_management_requests(call: Call) -> Reply[list[ManagementRequestOut]]:
     try:
         state = RequestState(s) if (s := call.query("state")) is not None else None
-        rtype = RequestType(t) if (t := call.query("type")) is not None else None
+        rtype = ManagementRequestType(t) if (t := call.query("type")) is not None else None
     except ValueError as e:
         raise XRoadError(FaultCode.INVALID_REQUEST, f"unknown filter value: {e}", http_status=400) from e
     ss = call.query("security_server")
@@ -1271,28 +1354,28 @@ async def list_management_requests(call: Call) -> Reply:
     return Reply([request_out(r) for r in found])
 
 
-@SPEC.operation(
+@operation(
     "GET",
     "/management-requests/{request_id}",
     "Get a management request with its history",
     tag="management requests",
     response=ManagementRequestOut,
 )
-async def get_management_request(call: Call) -> Reply:
+async def get_management_request(call: Call) -> Reply[ManagementRequestOut]:
     return Reply(request_out(await call.store.get_request(_request_id(call))))
 
 
-@SPEC.operation(
+@operation(
     "POST",
     "/management-requests/{request_id}/approve",
     "Approve a submitted request (applies it)",
     tag="management requests",
     roles=RO,
-    event="Approve management request",
+    event=AuditEvent.APPROVE_MANAGEMENT_REQUEST,
     body=RequestDecisionIn,
     response=ManagementRequestOut,
 )
-async def approve_management_request(call: Call) -> Reply:
+async def approve_management_request(call: Call) -> Reply[ManagementRequestOut]:
     body = call.typed_body(RequestDecisionIn)
     rid = _request_id(call)
     done = await workflow.approve_request(call.store, rid, user=call.user, comment=body.comment)
@@ -1301,17 +1384,17 @@ async def approve_management_request(call: Call) -> Reply:
     )
 
 
-@SPEC.operation(
+@operation(
     "POST",
     "/management-requests/{request_id}/reject",
     "Reject a submitted request",
     tag="management requests",
     roles=RO,
-    event="Reject management request",
+    event=AuditEvent.REJECT_MANAGEMENT_REQUEST,
     body=RequestDecisionIn,
     response=ManagementRequestOut,
 )
-async def reject_management_request(call: Call) -> Reply:
+async def reject_management_request(call: Call) -> Reply[ManagementRequestOut]:
     body = call.typed_body(RequestDecisionIn)
     rid = _request_id(call)
     done = await workflow.reject_request(call.store, rid, user=call.user, comment=body.comment)
@@ -1320,17 +1403,17 @@ async def reject_management_request(call: Call) -> Reply:
     )
 
 
-@SPEC.operation(
+@operation(
     "POST",
     "/management-requests/{request_id}/revoke",
     "Revoke a submitted request (withdrawn by its sender; nothing is applied)",
     tag="management requests",
     roles=RO,
-    event="Revoke management request",
+    event=AuditEvent.REVOKE_MANAGEMENT_REQUEST,
     body=RequestDecisionIn,
     response=ManagementRequestOut,
 )
-async def revoke_management_request(call: Call) -> Reply:
+async def revoke_management_request(call: Call) -> Reply[ManagementRequestOut]:
     body = call.typed_body(RequestDecisionIn)
     rid = _request_id(call)
     done = await workflow.revoke_request(call.store, rid, user=call.user, comment=body.comment)
@@ -1342,14 +1425,14 @@ async def revoke_management_request(call: Call) -> Reply:
 # -- anchors and global configuration
 
 
-@SPEC.operation(
+@operation(
     "GET",
     "/configuration-anchors/{kind}",
     "The internal or external configuration anchor and its hash",
     tag="global configuration",
     response=AnchorOut,
 )
-async def get_configuration_anchor(call: Call) -> Reply:
+async def get_configuration_anchor(call: Call) -> Reply[AnchorOut]:
     anchor = await configuration_anchor(call.store, call.settings, _kind(call), now=call.now())
     return Reply(
         AnchorOut(
@@ -1358,28 +1441,25 @@ async def get_configuration_anchor(call: Call) -> Reply:
     )
 
 
-@SPEC.operation(
+@operation(
     "GET",
     "/configuration-anchors/{kind}/download",
     "Download the anchor file",
     tag="global configuration",
-    response=str,
+    response=bytes,
     media_type="application/xml",
 )
-async def download_configuration_anchor(call: Call) -> Reply:
+async def download_configuration_anchor(call: Call) -> Reply[bytes]:
     kind = _kind(call)
     anchor = await configuration_anchor(call.store, call.settings, kind, now=call.now())
     name = f"configuration_anchor_{kind.value}.xml"
     return Reply(
-        response=web.Response(
-            body=anchor.xml,
-            content_type="application/xml",
-            headers={"Content-Disposition": f'attachment; filename="{name}"', "X-Anchor-Hash": anchor.hash},
-        )
+        anchor.xml,
+        headers={"Content-Disposition": f'attachment; filename="{name}"', "X-Anchor-Hash": anchor.hash},
     )
 
 
-def conf_out(conf: Any) -> GlobalConfigurationOut:
+def conf_out(conf: GeneratedConfiguration) -> GlobalConfigurationOut:
     return GlobalConfigurationOut(
         instance_identifier=conf.instance,
         generated_at=conf.generated_at,
@@ -1388,27 +1468,27 @@ def conf_out(conf: Any) -> GlobalConfigurationOut:
     )
 
 
-@SPEC.operation(
+@operation(
     "GET",
     "/global-configuration",
     "The global configuration being served",
     tag="global configuration",
     response=GlobalConfigurationOut,
 )
-async def get_global_configuration(call: Call) -> Reply:
+async def get_global_configuration(call: Call) -> Reply[GlobalConfigurationOut]:
     return Reply(conf_out(call.request.app[PUBLISHER_KEY].current()))
 
 
-@SPEC.operation(
+@operation(
     "POST",
     "/global-configuration/regenerate",
     "Generate global configuration now",
     tag="global configuration",
     roles=SA | SO | RO,
-    event="Regenerate global configuration",
+    event=AuditEvent.REGENERATE_GLOBAL_CONFIGURATION,
     response=GlobalConfigurationOut,
 )
-async def regenerate_global_configuration(call: Call) -> Reply:
+async def regenerate_global_configuration(call: Call) -> Reply[GlobalConfigurationOut]:
     conf = await call.request.app[PUBLISHER_KEY].regenerate()
     out = conf_out(conf)
     return Reply(out, audit={"generated_at": out.generated_at.isoformat()})
@@ -1437,10 +1517,10 @@ def _unauthorized() -> XRoadError:
     )
 
 
-async def _authenticate(request: web.Request, op: Operation) -> ApiKey:
+async def _authenticate(request: web.Request, op: Operation[OperationHandler]) -> ApiKey:
     app = request.app
     token = _token(request)
-    key = app[API_KEYS_KEY].authenticate(token) if token is not None else None
+    key = await app[API_KEYS_KEY].authenticate(token) if token is not None else None
     # 2. The rate limit applies per key, and per remote address to requests without a valid key.
     caller = f"key:{key.key_id}" if key is not None else f"addr:{request.remote}"
     wait = app[LIMITER_KEY].check(caller)
@@ -1453,8 +1533,10 @@ async def _authenticate(request: web.Request, op: Operation) -> ApiKey:
         )
     if key is None:
         err = _unauthorized()
-        await app[AUDIT_KEY].record_failure(
-            AUTH_EVENT,
+        await app[
+            AUDIT_KEY
+        ].record_failure(
+            AuditEvent.API_KEY_AUTHENTICATION,  # "API key authentication failed"
             None,
             {"method": op.method, "path": request.path[:MAX_AUDITED_PATH_CHARS], "remote": request.remote},
             _as_sent(err),
@@ -1463,7 +1545,7 @@ async def _authenticate(request: web.Request, op: Operation) -> ApiKey:
     return key
 
 
-async def _read_body(request: web.Request, op: Operation) -> BaseModel | None:
+async def _read_body(request: web.Request, op: Operation[OperationHandler]) -> BaseModel | None:
     if op.body is None:
         return None
     limit = request.app[SETTINGS_KEY].max_body_bytes
@@ -1488,13 +1570,17 @@ async def _read_body(request: web.Request, op: Operation) -> BaseModel | None:
         raise XRoadError(FaultCode.INVALID_BODY, message, http_status=400) from e
 
 
-def _respond(op: Operation, reply: Reply) -> web.StreamResponse:
-    if reply.response is not None:
-        return reply.response
+def _respond(op: Operation[OperationHandler], reply: Reply[object]) -> web.StreamResponse:
     if op.response is None:
-        return web.Response(status=op.status)
+        return web.Response(status=op.status, headers=reply.headers)
+    if op.media_type != "application/json":
+        if not isinstance(reply.value, bytes):
+            raise XRoadError(FaultCode.INTERNAL_ERROR, f"{op.operation_id} replied no {op.media_type} body")
+        return web.Response(
+            status=op.status, body=reply.value, content_type=op.media_type, headers=reply.headers
+        )
     data = TypeAdapter(op.response).dump_json(reply.value)
-    return web.Response(status=op.status, body=data, content_type="application/json")
+    return web.Response(status=op.status, body=data, content_type="application/json", headers=reply.headers)
 
 
 _BAD_INPUT_CODES: Final = frozenset(
@@ -1521,7 +1607,7 @@ def _as_sent(err: XRoadError) -> XRoadError:
     return err.with_prefix("client" if 400 <= status < 500 else "server")
 
 
-def _authorize(key: ApiKey, op: Operation) -> None:
+def _authorize(key: ApiKey, op: Operation[OperationHandler]) -> None:
     allowed = op.roles if op.roles is not None else frozenset(Role)
     if not key.roles & allowed:
         raise XRoadError(
@@ -1532,14 +1618,14 @@ def _authorize(key: ApiKey, op: Operation) -> None:
         )
 
 
-def _dispatch(op: Operation) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
-    handler: Handler = op.handler
+def _dispatch(op: Operation[OperationHandler]) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    handler = op.handler
 
     async def handle(request: web.Request) -> web.StreamResponse:
         app = request.app
         # 1-2. Authentication and the rate limit.
         key = await _authenticate(request, op)
-        audit_data: dict[str, Any] = {"path": request.path[:MAX_AUDITED_PATH_CHARS]}
+        audit_data: AuditData = {"path": request.path[:MAX_AUDITED_PATH_CHARS]}
         try:
             # 3. Authorisation: observers read; changes need one of the operation's roles.
             _authorize(key, op)

@@ -44,9 +44,16 @@ from registry.api import (
     tsa_out,
 )
 from registry.app import run_registry
-from registry.audit import AuditLog
-from registry.db import KeyKind, RegistryStore, RequestState
-from registry.home import ADMIN_ROLES, Role, create_api_key, create_home, load_registry_settings
+from registry.audit import AuditEvent, AuditLog
+from registry.db import KeyKind, ManagementRequestRecord, RegistryStore, RequestState
+from registry.home import (
+    ADMIN_ROLES,
+    Role,
+    create_api_key,
+    create_home,
+    load_registry_settings,
+    revoke_api_key,
+)
 from registry.operations import (
     build_configuration,
     common_name,
@@ -121,7 +128,7 @@ def _settings(home: Path) -> RegistrySettings:
 
 def _run(
     home: Path,
-    event: str | None,
+    event: AuditEvent | None,
     action: Callable[[RegistryStore, RegistrySettings], Awaitable[tuple[_T, dict[str, Any]]]],
 ) -> _T:
     """Run ``action`` on the home's store; audit it as ``event`` (or ``<event> failed``) when it changes."""
@@ -223,7 +230,7 @@ def init(
         data = {"instance": instance, "owner": format_colon_id(owner)}
         return result, data
 
-    result = _run(home, "Initialize registry", action)
+    result = _run(home, AuditEvent.INITIALIZE_REGISTRY, action)
     settings = _settings(home)
     created = create_api_key(settings.api_keys_path(), ADMIN_ROLES, _now())
     if as_json:
@@ -319,7 +326,7 @@ def member_add(
         member = await store.add_member(mid, name)
         return member_out(instance, member), {"member_id": format_colon_id(mid), "name": name}
 
-    out = _run(home, "Add member", action)
+    out = _run(home, AuditEvent.ADD_MEMBER, action)
     if as_json:
         _print_json(out)
     else:
@@ -362,7 +369,7 @@ def subsystem_add(
         await store.add_subsystem(sid, name)
         return None, {"subsystem_id": format_colon_id(sid), "name": name}
 
-    _run(home, "Add subsystem", action)
+    _run(home, AuditEvent.ADD_SUBSYSTEM, action)
     typer.echo(f"Added subsystem {format_colon_id(sid)}")
 
 
@@ -397,7 +404,7 @@ def group_add(
         await store.add_global_group(GlobalGroupId(instance, code), description)
         return None, {"code": code, "description": description}
 
-    _run(home, "Add global group", action)
+    _run(home, AuditEvent.ADD_GLOBAL_GROUP, action)
     typer.echo(f"Added global group {code}")
 
 
@@ -415,7 +422,7 @@ def group_add_member(
         await store.add_group_member(GlobalGroupId(instance, code), cid)
         return None, {"group": code, "client_id": format_colon_id(cid)}
 
-    _run(home, "Add members to global group", action)
+    _run(home, AuditEvent.ADD_MEMBERS_TO_GLOBAL_GROUP, action)
     typer.echo(f"Added {format_colon_id(cid)} to {code}")
 
 
@@ -461,7 +468,7 @@ def ca_add(
         out = ca_out(await store.add_ca(entry))
         return out, {"name": out.name, "certificate_sha256": out.top_ca.certificate.sha256}
 
-    out = _run(home, "Add certification service", action)
+    out = _run(home, AuditEvent.ADD_CERTIFICATION_SERVICE, action)
     if as_json:
         _print_json(out)
     else:
@@ -484,7 +491,7 @@ def tsa_add(
         out = tsa_out(await store.add_tsa(entry))
         return out, {"name": out.name, "url": out.url, "certificate_sha256": out.certificate.sha256}
 
-    out = _run(home, "Add timestamping service", action)
+    out = _run(home, AuditEvent.ADD_TIMESTAMPING_SERVICE, action)
     if as_json:
         _print_json(out)
     else:
@@ -522,10 +529,10 @@ def requests_list(
     )
 
 
-_DECISIONS: dict[str, tuple[Callable[..., Awaitable[Any]], str]] = {
-    "approve": (workflow.approve_request, "Approve management request"),
-    "reject": (workflow.reject_request, "Reject management request"),
-    "revoke": (workflow.revoke_request, "Revoke management request"),
+_DECISIONS: dict[str, tuple[Callable[..., Awaitable[ManagementRequestRecord]], AuditEvent]] = {
+    "approve": (workflow.approve_request, AuditEvent.APPROVE_MANAGEMENT_REQUEST),
+    "reject": (workflow.reject_request, AuditEvent.REJECT_MANAGEMENT_REQUEST),
+    "revoke": (workflow.revoke_request, AuditEvent.REVOKE_MANAGEMENT_REQUEST),
 }
 
 
@@ -590,13 +597,33 @@ def apikey_create(
     created = create_api_key(settings.api_keys_path(), role, _now())
     roles = sorted(r.value for r in created.key.roles)
     AuditLog(settings.audit_log_path()).append_sync(
-        "Create API key", _user(), {"key_id": created.key.key_id, "roles": roles}
+        AuditEvent.CREATE_API_KEY, _user(), {"key_id": created.key.key_id, "roles": roles}
     )
     if as_json:
         typer.echo(json.dumps({"api_key": created.token, "api_key_id": created.key.key_id, "roles": roles}))
     else:
         typer.echo(f"API key {created.key.key_id} ({', '.join(roles)}); shown only once:")
         typer.echo(f"  {created.token}")
+
+
+@apikey_app.command("revoke")
+def apikey_revoke(
+    home: DirOption,
+    key_id: Annotated[
+        str, typer.Argument(help="The API key's id (as `apikey create` and the audit log show).")
+    ],
+) -> None:
+    """Revoke an admin API key; a running registry refuses it from its next request on."""
+    settings = _settings(home)
+    audit = AuditLog(settings.audit_log_path())
+    try:
+        revoked = revoke_api_key(settings.api_keys_path(), key_id)
+    except XRoadError as e:
+        asyncio.run(audit.record_failure(AuditEvent.REVOKE_API_KEY, _user(), {"key_id": key_id}, e))
+        raise
+    roles = sorted(r.value for r in revoked.roles)
+    audit.append_sync(AuditEvent.REVOKE_API_KEY, _user(), {"key_id": key_id, "roles": roles})
+    typer.echo(f"Revoked API key {key_id} ({', '.join(roles)})")
 
 
 @anchor_app.command("export")

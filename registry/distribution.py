@@ -111,10 +111,16 @@ class ConfigurationPublisher:
 
     async def next_generation(self, after: GeneratedConfiguration | None) -> GeneratedConfiguration:
         """Wait until a generation other than ``after`` is served (e.g. after setting the change event)."""
+
+        def fresh() -> GeneratedConfiguration | None:
+            current = self._current
+            return current if current is not None and current is not after else None
+
         async with self._published:
-            await self._published.wait_for(lambda: self._current is not None and self._current is not after)
-        assert self._current is not None
-        return self._current
+            found = await self._published.wait_for(fresh)
+        if found is None:  # wait_for returns fresh()'s first true value: unreachable
+            raise XRoadError(FaultCode.INTERNAL_ERROR, "no new global configuration was published")
+        return found
 
 
 PUBLISHER_KEY: Final = web.AppKey("globalconf_publisher", ConfigurationPublisher)

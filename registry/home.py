@@ -14,19 +14,25 @@ Example::
     >>> settings = load_registry_settings(home)  # doctest: +SKIP
     >>> created = create_api_key(settings.api_keys_path(), {Role.SYSTEM_ADMINISTRATOR}, datetime.now(UTC))
     ... # doctest: +SKIP
-    >>> ApiKeyRing(settings.api_keys_path()).authenticate(created.token).roles  # doctest: +SKIP
+    >>> (await ApiKeyRing(settings.api_keys_path()).authenticate(created.token)).roles  # doctest: +SKIP
     frozenset({<Role.SYSTEM_ADMINISTRATOR: 'system-administrator'>})
+    >>> revoke_api_key(settings.api_keys_path(), created.key.key_id)  # doctest: +SKIP
 
 An API key is shown once, when it is created (as X-Road does); the file keeps only its hash. Tokens are
-compared in constant time.
+compared in constant time. A running registry checks the file for changes on every request (off the event
+loop) and keeps the keys it verified in a bounded cache that any change of the file empties, so a revoked
+key stops working at its next request.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
+import os
 import secrets
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -53,6 +59,7 @@ __all__ = [
     "load_registry_settings",
     "parse_api_keys",
     "render_api_keys",
+    "revoke_api_key",
     "settings_file",
 ]
 
@@ -60,6 +67,8 @@ MAX_API_KEYS_FILE_BYTES: Final = 4 * 1024 * 1024
 TOKEN_BYTES: Final = 32
 """Random bytes in a new API key (base64url: 43 characters)."""
 MAX_TOKEN_CHARS: Final = 512
+MAX_CACHED_API_KEYS: Final = 1024
+"""Verified tokens an :class:`ApiKeyRing` remembers (least recently used first out)."""
 
 
 class Role(StrEnum):
@@ -204,7 +213,10 @@ def find_api_key(keys: Iterable[ApiKey], token: str) -> ApiKey | None:
     """The key whose hash ``token`` has; every stored hash is compared in constant time."""
     if not token or len(token) > MAX_TOKEN_CHARS:
         return None
-    wanted = hash_token(token)
+    return _find_hash(keys, hash_token(token))
+
+
+def _find_hash(keys: Iterable[ApiKey], wanted: str) -> ApiKey | None:
     found = None
     for key in keys:
         if hmac.compare_digest(key.token_hash, wanted):
@@ -234,27 +246,86 @@ def create_api_key(path: Path, roles: Iterable[Role], now: datetime) -> CreatedA
     return CreatedApiKey(key, token)
 
 
+def revoke_api_key(path: Path, key_id: str) -> ApiKey:
+    """Remove the API key ``key_id`` from the keys file (written atomically); 404 when there is none.
+
+    A running registry refuses the key from its next request on (:class:`ApiKeyRing`)."""
+    keys = _read_keys(path)
+    revoked = next((k for k in keys if k.key_id == key_id), None)
+    if revoked is None:
+        raise XRoadError(
+            FaultCode.NOT_FOUND,
+            f"there is no API key {key_id!r}",
+            details={"key_id": key_id},
+            http_status=404,
+        )
+    write_atomic(path, render_api_keys(k for k in keys if k is not revoked), mode=0o600, make_parents=True)
+    return revoked
+
+
+_Stamp = tuple[int, int, int]
+
+
+def _stamp(st: os.stat_result) -> _Stamp:
+    return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+
+def _load_if_changed(path: Path, known: _Stamp | None) -> tuple[_Stamp | None, tuple[ApiKey, ...] | None]:
+    """The file's stamp, and its keys when the stamp is not ``known`` (None: unchanged). Blocking I/O."""
+    try:
+        stamp = _stamp(path.stat())
+    except FileNotFoundError:
+        return None, ()
+    except OSError as e:
+        raise XRoadError(FaultCode.IO_ERROR, f"cannot read API keys {path}: {e.strerror}") from e
+    if stamp == known:
+        return stamp, None
+    return stamp, _read_keys(path)  # a replacement between stat and read only causes one more reload
+
+
 class ApiKeyRing:
-    """The API keys of a running registry, re-read when the file changes (``apikey create`` while serving)."""
+    """The API keys of a running registry, re-read when the file changes (``apikey create`` / ``revoke``
+    while serving).
 
-    def __init__(self, path: Path) -> None:
+    :meth:`authenticate` looks at the file (``stat``, and a read when it changed) in a worker thread, never on
+    the event loop, and remembers up to ``cache_size`` verified tokens (by their SHA-256); any change of the
+    file empties that cache, so a revoked key fails at its next request. Loads are serialised, so an older
+    read can never replace a newer one.
+    """
+
+    def __init__(self, path: Path, *, cache_size: int = MAX_CACHED_API_KEYS) -> None:
         self._path = path
-        self._stamp: tuple[int, int, int] | None = None
+        self._cache_size = cache_size
+        self._stamp: _Stamp | None = None
         self._keys: tuple[ApiKey, ...] = ()
+        self._verified: OrderedDict[str, ApiKey] = OrderedDict()
+        self._lock = asyncio.Lock()
 
-    def keys(self) -> tuple[ApiKey, ...]:
-        try:
-            st = self._path.stat()
-            stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
-        except FileNotFoundError:
-            self._stamp, self._keys = None, ()
-            return ()
-        except OSError as e:
-            raise XRoadError(FaultCode.IO_ERROR, f"cannot read API keys {self._path}: {e.strerror}") from e
-        if stamp != self._stamp:
-            self._keys = _read_keys(self._path)
-            self._stamp = stamp
-        return self._keys
+    @property
+    def cached(self) -> int:
+        """How many verified tokens are remembered."""
+        return len(self._verified)
 
-    def authenticate(self, token: str) -> ApiKey | None:
-        return find_api_key(self.keys(), token)
+    async def _refresh(self) -> None:
+        async with self._lock:
+            stamp, keys = await asyncio.to_thread(_load_if_changed, self._path, self._stamp)
+            if keys is not None:
+                self._stamp, self._keys = stamp, keys
+                self._verified.clear()
+
+    async def authenticate(self, token: str) -> ApiKey | None:
+        """The key ``token`` belongs to, as the keys file holds it now; None for an unknown token."""
+        if not token or len(token) > MAX_TOKEN_CHARS:
+            return None
+        await self._refresh()
+        digest = hash_token(token)
+        found = self._verified.get(digest)
+        if found is not None:
+            self._verified.move_to_end(digest)
+            return found
+        found = _find_hash(self._keys, digest)
+        if found is not None:
+            self._verified[digest] = found
+            while len(self._verified) > self._cache_size:
+                self._verified.popitem(last=False)
+        return found

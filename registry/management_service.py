@@ -38,10 +38,10 @@ Example::
 
     >>> from aiohttp import web
     >>> from registry.context import CHANGED_KEY, CLOCK_KEY, STORE_KEY
-    >>> from registry.db import RequestType
+    >>> from xroad_mn.management import ManagementRequestType
     >>> public = web.Application()
     >>> public[STORE_KEY] = store  # doctest: +SKIP
-    >>> add_management_routes(public, internal=False, auto_approve={RequestType.CLIENT_REG})
+    >>> add_management_routes(public, internal=False, auto_approve={ManagementRequestType.CLIENT_REG})
     >>> sorted(r.resource.canonical for r in public.router.routes())
     ['/managementservice', '/managementservice/']
 """
@@ -57,8 +57,9 @@ import structlog
 from aiohttp import web
 
 from registry.api import AUDIT_KEY
+from registry.audit import AuditEvent
 from registry.context import CHANGED_KEY, CLOCK_KEY, STORE_KEY
-from registry.db import ManagementRequest, RequestState, RequestType
+from registry.db import ManagementRequestRecord, RequestState
 from registry.ratelimit import RateLimiter
 from registry.requests import AUTO_APPROVE_USER, submit_request
 from registry.settings import DEFAULT_MANAGEMENT_RATE_PER_MINUTE, DEFAULT_MANAGEMENT_RATE_PER_SECOND
@@ -76,14 +77,12 @@ from xroad_mn.transport.server import read_body
 from xroad_mn.wire.faults import render_soap_fault
 
 __all__ = [
-    "APPROVE_EVENT",
     "AUTO_APPROVE_KEY",
     "MANAGEMENT_LIMITER_KEY",
     "MANAGE_PATH",
     "MAX_CONCURRENT_VERIFICATIONS",
     "REGISTRATION_PATH",
     "SOAP_CONTENT_TYPE",
-    "SUBMIT_EVENT",
     "VERIFY_SLOTS_KEY",
     "add_management_routes",
     "handle_management_request",
@@ -94,16 +93,12 @@ log = structlog.get_logger(__name__)
 REGISTRATION_PATH: Final = "/managementservice"
 MANAGE_PATH: Final = "/managementservice/manage"
 SOAP_CONTENT_TYPE: Final = "text/xml"
-SUBMIT_EVENT: Final = "Submit management request"
-APPROVE_EVENT: Final = "Approve management request"
-"""The admin API's event name for an approval; here with the sender as user and ``approved_by``
-``auto-approve`` in its data."""
 FAULT_HTTP_STATUS: Final = 500
 """X-Road answers a refused management request with HTTP 500 and a SOAP fault."""
 RATE_LIMITED_HTTP_STATUS: Final = 429
 
-AUTO_APPROVE_KEY: Final = web.AppKey[frozenset[RequestType]]("registry_auto_approve")
-"""Request types approved as soon as they are submitted (a ``frozenset`` of :class:`RequestType`)."""
+AUTO_APPROVE_KEY: Final = web.AppKey[frozenset[ManagementRequestType]]("registry_auto_approve")
+"""Request types approved as soon as they are submitted (:class:`ManagementRequestType` values)."""
 
 MANAGEMENT_LIMITER_KEY: Final = web.AppKey("registry_management_limiter", RateLimiter)
 """Requests per remote address to the management service (shared by the public and admin apps)."""
@@ -156,7 +151,7 @@ async def handle_management_request(
             verify_parsed_management_request, parsed, trust=trust, service_provider=provider, at=clock()
         )
     # 4. Business rules, record, auto-approval.
-    auto: frozenset[RequestType] = app.get(AUTO_APPROVE_KEY, frozenset())
+    auto: frozenset[ManagementRequestType] = app.get(AUTO_APPROVE_KEY, frozenset())
     sender = str(verified.header.client)
     audit = app.get(AUDIT_KEY)
     try:
@@ -167,13 +162,14 @@ async def handle_management_request(
                 "type": str(verified.request.TYPE),
                 "security_server_id": format_colon_id(verified.request.server),
             }
-            await audit.record_failure(SUBMIT_EVENT, sender, data, e)
+            await audit.record_failure(AuditEvent.SUBMIT_MANAGEMENT_REQUEST, sender, data, e)
         raise
     if audit is not None:
-        await audit.record(SUBMIT_EVENT, sender, _audit_data(record))
+        await audit.record(AuditEvent.SUBMIT_MANAGEMENT_REQUEST, sender, _audit_data(record))
         if record.state is RequestState.APPROVED:
             auto_data = {**_audit_data(record), "approved_by": AUTO_APPROVE_USER}
-            await audit.record(APPROVE_EVENT, sender, auto_data)
+            # The admin API's approval event, with the sender as user and approved_by auto-approve.
+            await audit.record(AuditEvent.APPROVE_MANAGEMENT_REQUEST, sender, auto_data)
     # 5. Regenerate global configuration after a change.
     if record.state is RequestState.APPROVED:
         changed = app.get(CHANGED_KEY)
@@ -182,7 +178,7 @@ async def handle_management_request(
     return build_management_response(verified.soap, record.id)
 
 
-def _audit_data(record: ManagementRequest) -> dict[str, object]:
+def _audit_data(record: ManagementRequestRecord) -> dict[str, object]:
     return {
         "request_id": record.id,
         "type": record.type.value,
@@ -232,7 +228,7 @@ def add_management_routes(
     app: web.Application,
     *,
     internal: bool,
-    auto_approve: Iterable[RequestType | str] | None = None,
+    auto_approve: Iterable[ManagementRequestType | str] | None = None,
     limiter: RateLimiter | None = None,
     verify_slots: asyncio.Semaphore | None = None,
 ) -> None:
@@ -244,7 +240,7 @@ def add_management_routes(
     the settings' default rates and
     :data:`MAX_CONCURRENT_VERIFICATIONS`) may be shared between apps."""
     if auto_approve is not None:
-        app[AUTO_APPROVE_KEY] = frozenset(RequestType(str(t)) for t in auto_approve)
+        app[AUTO_APPROVE_KEY] = frozenset(ManagementRequestType(str(t)) for t in auto_approve)
     app[MANAGEMENT_LIMITER_KEY] = limiter or RateLimiter(
         DEFAULT_MANAGEMENT_RATE_PER_SECOND, DEFAULT_MANAGEMENT_RATE_PER_MINUTE
     )

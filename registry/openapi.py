@@ -23,10 +23,11 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final, Literal
+from typing import Any, Final, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, TypeAdapter
 
+from registry.audit import AuditEvent
 from registry.home import Role
 from xroad_mn.errors import FaultCode, XRoadError
 
@@ -56,6 +57,9 @@ _REF_TEMPLATE: Final = "#/components/schemas/{model}"
 
 Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
 
+_H = TypeVar("_H", bound=Callable[..., Awaitable[object]])
+"""The handler type of an API (:mod:`registry.api`: a call in, a typed reply out)."""
+
 
 @dataclass(frozen=True)
 class QueryParam:
@@ -65,7 +69,7 @@ class QueryParam:
 
 
 @dataclass(frozen=True)
-class Operation:
+class Operation(Generic[_H]):
     """One documented and routed admin API operation."""
 
     method: Method
@@ -74,10 +78,10 @@ class Operation:
     summary: str
     tag: str
     operation_id: str
-    handler: Callable[..., Awaitable[Any]]
+    handler: _H
     roles: frozenset[Role] | None
     """Roles allowed to call a changing operation; None for a read that every role may call."""
-    event: str | None
+    event: AuditEvent | None
     """The audit event of a changing operation."""
     body: type[BaseModel] | None
     response: Any
@@ -96,19 +100,19 @@ class Operation:
 
 
 @dataclass
-class ApiSpec:
-    """The set of operations of one API, and its OpenAPI document."""
+class ApiSpec(Generic[_H]):
+    """The set of operations of one API (with handlers of type ``_H``), and its OpenAPI document."""
 
     title: str
     version: str
     prefix: str = ""
     description: str = ""
-    operations: list[Operation] = field(default_factory=list)
+    operations: list[Operation[_H]] = field(default_factory=list)
 
-    def __iter__(self) -> Iterator[Operation]:
+    def __iter__(self) -> Iterator[Operation[_H]]:
         return iter(self.operations)
 
-    def full_path(self, op: Operation) -> str:
+    def full_path(self, op: Operation[_H]) -> str:
         return self.prefix + op.path
 
     def operation(
@@ -119,18 +123,19 @@ class ApiSpec:
         *,
         tag: str,
         roles: frozenset[Role] | None = None,
-        event: str | None = None,
+        event: AuditEvent | None = None,
         body: type[BaseModel] | None = None,
         response: Any = None,
         status: int | None = None,
         query: Sequence[QueryParam] = (),
         media_type: str = "application/json",
-    ) -> Callable[[Callable[..., Awaitable[Any]]], Callable[..., Awaitable[Any]]]:
-        """Declare an operation; use as a decorator on its handler."""
+    ) -> Callable[[_H], _H]:
+        """Declare an operation; use as a decorator on its handler (:func:`registry.api.operation` also
+        checks that the handler replies with ``response``'s type)."""
         if method != "GET" and (roles is None or event is None):
             raise XRoadError(FaultCode.INTERNAL_ERROR, f"{method} {path} needs roles and an audit event")
 
-        def register(handler: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        def register(handler: _H) -> _H:
             if any(o.method == method and o.path == path for o in self.operations):
                 raise XRoadError(FaultCode.INTERNAL_ERROR, f"{method} {path} is declared twice")
             self.operations.append(
@@ -211,7 +216,7 @@ class ApiSpec:
             return {"$ref": _REF_TEMPLATE.format(model=tp.__name__)}
         return schema
 
-    def _operation_doc(self, op: Operation, schemas: dict[str, Any]) -> dict[str, Any]:
+    def _operation_doc(self, op: Operation[_H], schemas: dict[str, Any]) -> dict[str, Any]:
         params: list[dict[str, Any]] = [
             {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
             for name in op.path_params()

@@ -35,7 +35,14 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from registry import globalconf_gen
-from registry.db import GlobalSettings, KeyKind, RegistryStore, SigningKey, create_engine, migrate
+from registry.db import (
+    ConfigurationSigningKey,
+    GlobalSettings,
+    KeyKind,
+    RegistryStore,
+    create_engine,
+    migrate,
+)
 from registry.globalconf_gen import ExportedAnchor, GeneratedConfiguration
 from registry.settings import RegistrySettings
 from xroad_mn.errors import FaultCode, XRoadError
@@ -144,7 +151,7 @@ def new_signing_key(kind: KeyKind, instance: str, now: datetime) -> tuple[str, b
     return key_id, pem, cert
 
 
-async def add_signing_key(store: RegistryStore, kind: KeyKind, now: datetime) -> SigningKey:
+async def add_signing_key(store: RegistryStore, kind: KeyKind, now: datetime) -> ConfigurationSigningKey:
     """Generate and add a signing key of ``kind``: active when it is the first, else pending (rotation
     phase one: it is published in anchors and ``source`` before it signs)."""
     settings = await store.get_settings()
@@ -155,7 +162,7 @@ async def add_signing_key(store: RegistryStore, kind: KeyKind, now: datetime) ->
 @dataclass(frozen=True)
 class InitResult:
     settings: GlobalSettings
-    signing_keys: tuple[SigningKey, ...]
+    signing_keys: tuple[ConfigurationSigningKey, ...]
 
 
 async def init_registry(
@@ -301,11 +308,10 @@ async def configuration_anchor(
     keys = await store.list_signing_keys(kind)
     if not keys:
         raise XRoadError(FaultCode.CONFLICT, f"the registry has no {kind.value} signing key", http_status=409)
-    gen_kind: globalconf_gen.KeyKind = "internal" if kind is KeyKind.INTERNAL else "external"
     return globalconf_gen.export_anchor_of_certificates(
         global_settings.instance,
         settings.anchor_addresses(),
         [k.certificate for k in keys],
-        gen_kind,
+        kind,
         now.astimezone(UTC),
     )

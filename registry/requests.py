@@ -8,7 +8,6 @@ transition in its history. Only a submitted request can be approved, rejected or
 Example::
 
     >>> import asyncio
-    >>> from registry.db import RequestType
     >>> from registry.requests import approve_request, submit_request
     >>> from xroad_mn.management import ClientRegRequest
     >>> from xroad_mn.identifiers import MemberId
@@ -51,23 +50,20 @@ with ``conflict`` without applying anything.
 
 from __future__ import annotations
 
-import base64
-import binascii
-from collections.abc import Mapping
-from typing import Any, Final, Protocol
+from typing import Final, Protocol, assert_never
 
 import structlog
 from cryptography import x509
 
 from registry.db import (
-    ManagementRequest,
+    ManagementRequestRecord,
     RegistryStore,
     RequestAction,
     RequestEffects,
     RequestState,
-    RequestType,
     ServerClient,
 )
+from registry.db.request_rows import client_of
 from xroad_mn.errors import FaultCode, XRoadError
 from xroad_mn.globalconf.params import Member, SecurityServer, auth_cert_hash
 from xroad_mn.identifiers import ClientId, GlobalGroupId, MemberId, SecurityServerId, SubsystemId
@@ -80,17 +76,18 @@ from xroad_mn.management import (
     ClientEnableRequest,
     ClientRegRequest,
     ClientRenameRequest,
+    MaintenanceModeDisableRequest,
     MaintenanceModeEnableRequest,
+    ManagementRequest,
+    ManagementRequestType,
     OwnerChangeRequest,
 )
-from xroad_mn.management import ManagementRequest as TypedRequest
 
 __all__ = [
     "AUTO_APPROVE_USER",
     "SECURITY_SERVER_OWNERS_GROUP",
     "approve_request",
     "reject_request",
-    "request_payload",
     "revoke_request",
     "submit_request",
 ]
@@ -121,54 +118,10 @@ def _unknown_member(member: MemberId) -> XRoadError:
     )
 
 
-# --------------------------------------------------------------------------------------------------------
-# Payload (what approval needs besides server and client)
-
-
-def request_payload(request: TypedRequest) -> dict[str, Any]:
-    """The JSON payload recorded with ``request``: the fields its approval needs beyond server and client."""
-    if isinstance(request, AuthCertRegRequest):
-        return {"address": request.address, "auth_cert": base64.b64encode(request.auth_cert).decode("ascii")}
-    if isinstance(request, AuthCertDeletionRequest):
-        return {"auth_cert": base64.b64encode(request.auth_cert).decode("ascii")}
-    if isinstance(request, ClientRegRequest | ClientRenameRequest):
-        return {"subsystem_name": request.subsystem_name}
-    if isinstance(request, AddressChangeRequest):
-        return {"address": request.address}
-    if isinstance(request, MaintenanceModeEnableRequest):
-        return {"message": request.message}
-    return {}
-
-
-def _client_of(request: TypedRequest) -> ClientId | None:
-    if isinstance(
-        request,
-        ClientRegRequest
-        | ClientDeletionRequest
-        | ClientDisableRequest
-        | ClientEnableRequest
-        | ClientRenameRequest
-        | OwnerChangeRequest,
-    ):
-        return request.client
-    return None
-
-
-def _payload_text(payload: Mapping[str, Any], key: str, *, optional: bool = False) -> str | None:
-    value = payload.get(key)
-    if value is None and optional:
-        return None
-    if not isinstance(value, str):
-        raise XRoadError(FaultCode.INTERNAL_ERROR, f"stored management request lacks {key!r}")
-    return value
-
-
-def _payload_cert(payload: Mapping[str, Any]) -> x509.Certificate:
-    text = _payload_text(payload, "auth_cert")
-    assert text is not None
+def _certificate(der: bytes) -> x509.Certificate:
     try:
-        return x509.load_der_x509_certificate(base64.b64decode(text, validate=True))
-    except (ValueError, binascii.Error) as e:
+        return x509.load_der_x509_certificate(der)
+    except ValueError as e:
         raise _refused(
             "the authentication certificate is not a DER certificate", FaultCode.INCORRECT_CERTIFICATE
         ) from e
@@ -235,8 +188,8 @@ async def _cert_registered(reg: _Registry, digest: bytes) -> SecurityServer | No
 
 
 async def _pending(
-    store: RegistryStore, rtype: RequestType, server: SecurityServerId | None = None
-) -> tuple[ManagementRequest, ...]:
+    store: RegistryStore, rtype: ManagementRequestType, server: SecurityServerId | None = None
+) -> tuple[ManagementRequestRecord, ...]:
     return await store.list_requests(state=_PENDING, type=rtype, security_server=server)
 
 
@@ -284,97 +237,93 @@ async def _check_client_reg(reg: _Registry, server_id: SecurityServerId, client:
         raise _conflict(f"{client} is already a client of {server_id}{state}", client=str(client))
 
 
-async def _check(
-    reg: _Registry,
-    rtype: RequestType,
-    server_id: SecurityServerId,
-    client: ClientId | None,
-    payload: Mapping[str, Any],
+async def _check_client_removal(
+    reg: _Registry, request: ClientDeletionRequest | ClientDisableRequest | ClientEnableRequest
 ) -> None:
-    """The business rules of ``rtype`` against the registry as ``reg`` sees it (see the module docstring)."""
-    T = RequestType
-    if rtype is T.AUTH_CERT_REG:
-        await _check_auth_cert_reg(reg, server_id, _payload_cert(payload))
+    server_id, client = request.server, request.client
+    found = await _registered(reg, server_id, client)
+    if isinstance(request, ClientEnableRequest):
+        if found.enabled:
+            raise _conflict(f"{client} is already enabled on {server_id}", client=str(client))
         return
-    if rtype is T.CLIENT_REG:
-        assert client is not None
-        await _check_client_reg(reg, server_id, client)
-        return
-    if rtype in (T.CLIENT_DELETION, T.CLIENT_DISABLE, T.CLIENT_ENABLE):
-        assert client is not None
-        found = await _registered(reg, server_id, client)
-        if rtype is T.CLIENT_ENABLE:
-            if found.enabled:
-                raise _conflict(f"{client} is already enabled on {server_id}", client=str(client))
-            return
-        if client == server_id.owner:
-            raise _refused(f"the owner {client} cannot be removed from or disabled on its own server")
-        if rtype is T.CLIENT_DISABLE and not found.enabled:
-            raise _conflict(f"{client} is already disabled on {server_id}", client=str(client))
-        return
-    if rtype is T.CLIENT_RENAME:
-        assert client is not None
-        if not isinstance(client, SubsystemId):
-            raise _refused("only a subsystem can be renamed", FaultCode.INVALID_CLIENT_IDENTIFIER)
-        await _registered(reg, server_id, client)
-        return
-    if rtype is T.AUTH_CERT_DELETION:
-        server = await _server(reg, server_id)
-        digest = auth_cert_hash(_payload_cert(payload))
-        if digest not in server.auth_cert_hashes:
-            raise XRoadError(
-                FaultCode.NOT_FOUND,
-                f"{server_id} has no such authentication certificate",
-                details={"hash": digest.hex()},
-                http_status=404,
-            )
-        return
-    if rtype is T.OWNER_CHANGE:
-        assert isinstance(client, MemberId)
-        await _server(reg, server_id)
-        if not await _member_exists(reg, client):
-            raise _unknown_member(client)
-        if client == server_id.owner:
-            raise _refused(f"{client} already owns {server_id}")
-        if await _registration(reg, server_id, client) is None:
-            raise _refused(f"the new owner {client} must be a client of {server_id}")
-        return
-    # addressChange, maintenanceModeEnable, maintenanceModeDisable
+    if client == server_id.owner:
+        raise _refused(f"the owner {client} cannot be removed from or disabled on its own server")
+    if isinstance(request, ClientDisableRequest) and not found.enabled:
+        raise _conflict(f"{client} is already disabled on {server_id}", client=str(client))
+
+
+async def _check_auth_cert_deletion(reg: _Registry, request: AuthCertDeletionRequest) -> None:
+    server = await _server(reg, request.server)
+    digest = auth_cert_hash(_certificate(request.auth_cert))
+    if digest not in server.auth_cert_hashes:
+        raise XRoadError(
+            FaultCode.NOT_FOUND,
+            f"{request.server} has no such authentication certificate",
+            details={"hash": digest.hex()},
+            http_status=404,
+        )
+
+
+async def _check_owner_change(reg: _Registry, server_id: SecurityServerId, new_owner: MemberId) -> None:
     await _server(reg, server_id)
+    if not await _member_exists(reg, new_owner):
+        raise _unknown_member(new_owner)
+    if new_owner == server_id.owner:
+        raise _refused(f"{new_owner} already owns {server_id}")
+    if await _registration(reg, server_id, new_owner) is None:
+        raise _refused(f"the new owner {new_owner} must be a client of {server_id}")
 
 
-async def _check_not_pending(
-    store: RegistryStore,
-    rtype: RequestType,
-    server: SecurityServerId,
-    client: ClientId | None,
-    payload: Mapping[str, Any],
-) -> None:
+async def _check(reg: _Registry, request: ManagementRequest) -> None:
+    """The business rules of ``request`` against the registry as ``reg`` sees it (see the module
+    docstring)."""
+    match request:
+        case AuthCertRegRequest():
+            await _check_auth_cert_reg(reg, request.server, _certificate(request.auth_cert))
+        case ClientRegRequest():
+            await _check_client_reg(reg, request.server, request.client)
+        case ClientDeletionRequest() | ClientDisableRequest() | ClientEnableRequest():
+            await _check_client_removal(reg, request)
+        case ClientRenameRequest():
+            if not isinstance(request.client, SubsystemId):
+                raise _refused("only a subsystem can be renamed", FaultCode.INVALID_CLIENT_IDENTIFIER)
+            await _registered(reg, request.server, request.client)
+        case AuthCertDeletionRequest():
+            await _check_auth_cert_deletion(reg, request)
+        case OwnerChangeRequest():
+            await _check_owner_change(reg, request.server, request.client)
+        case AddressChangeRequest() | MaintenanceModeEnableRequest() | MaintenanceModeDisableRequest():
+            await _server(reg, request.server)
+        case _:
+            assert_never(request)
+
+
+async def _check_not_pending(store: RegistryStore, request: ManagementRequest) -> None:
     """Refuse a request that is already waiting for approval (X-Road's ``MR_EXISTS``): an
     ``authCertReg`` of the same certificate, a ``clientReg`` of the same client on the same server, and
-    for every other type the same server, client and payload (no unbounded pile of copies)."""
-    if rtype is RequestType.AUTH_CERT_REG:
-        wanted = payload.get("auth_cert")
-        for other in await _pending(store, rtype):
-            if other.payload.get("auth_cert") == wanted:
+    for every other type the same request (server, client and the other fields; no unbounded pile of
+    copies)."""
+    if isinstance(request, AuthCertRegRequest):
+        for other in await _pending(store, request.TYPE):
+            if isinstance(other.request, AuthCertRegRequest) and other.request.auth_cert == request.auth_cert:
                 raise _conflict(
                     f"management request {other.id} already registers this authentication certificate",
                     request_id=str(other.id),
                 )
         return
-    if rtype is RequestType.CLIENT_REG:
-        for other in await _pending(store, rtype, server):
-            if other.client == client:
+    if isinstance(request, ClientRegRequest):
+        for other in await _pending(store, request.TYPE, request.server):
+            if other.client == request.client:
                 raise _conflict(
-                    f"management request {other.id} already registers {client} on {server}",
+                    f"management request {other.id} already registers {request.client} on {request.server}",
                     request_id=str(other.id),
                 )
         return
-    # Every other type: the same request (server, client and payload) submitted again.
-    for other in await _pending(store, rtype, server):
-        if other.client == client and dict(other.payload) == dict(payload):
+    # Every other type: the same request submitted again.
+    for other in await _pending(store, request.TYPE, request.server):
+        if other.request == request:
             raise _conflict(
-                f"management request {other.id} is the same {rtype.value} and waits for approval",
+                f"management request {other.id} is the same {request.TYPE.value} and waits for approval",
                 request_id=str(other.id),
             )
 
@@ -396,54 +345,49 @@ async def _add_to_owners_group(fx: RequestEffects, owner: MemberId) -> None:
 
 
 async def _apply(fx: RequestEffects, request: ManagementRequest) -> None:
-    T = RequestType
-    server_id, client, payload = request.security_server, request.client, request.payload
-    if request.type is T.AUTH_CERT_REG:
-        cert = _payload_cert(payload)
-        address = _payload_text(payload, "address")
-        if await _server_or_none(fx, server_id) is None:
-            await fx.add_security_server(server_id, address)
-            await fx.add_auth_cert(server_id, cert)
-        else:
-            await fx.add_auth_cert(server_id, cert)
-            await fx.set_server_address(server_id, address)
-        await _add_to_owners_group(fx, server_id.owner)
-        return
-    if request.type is T.AUTH_CERT_DELETION:
-        await fx.remove_auth_cert(server_id, auth_cert_hash(_payload_cert(payload)))
-        return
-    if request.type is T.ADDRESS_CHANGE:
-        await fx.set_server_address(server_id, _payload_text(payload, "address"))
-        return
-    if request.type is T.MAINTENANCE_MODE_ENABLE:
-        await fx.set_maintenance_mode(server_id, True, _payload_text(payload, "message", optional=True))
-        return
-    if request.type is T.MAINTENANCE_MODE_DISABLE:
-        await fx.set_maintenance_mode(server_id, False)
-        return
-    assert client is not None
-    if request.type is T.CLIENT_REG:
-        name = _payload_text(payload, "subsystem_name", optional=True)
-        if isinstance(client, SubsystemId) and not await _subsystem_exists(fx, client):
-            await fx.add_subsystem(client, name)
-        await fx.register_client(server_id, client)
-    elif request.type is T.CLIENT_DELETION:
-        await fx.unregister_client(server_id, client)
-    elif request.type in (T.CLIENT_DISABLE, T.CLIENT_ENABLE):
-        await fx.set_client_enabled(server_id, client, request.type is T.CLIENT_ENABLE)
-    elif request.type is T.CLIENT_RENAME:
-        assert isinstance(client, SubsystemId)
-        await fx.rename_subsystem(client, _payload_text(payload, "subsystem_name", optional=True))
-    elif request.type is T.OWNER_CHANGE:
-        assert isinstance(client, MemberId)
-        await fx.change_server_owner(server_id, client)
+    server_id = request.server
+    match request:
+        case AuthCertRegRequest():
+            cert = _certificate(request.auth_cert)
+            if await _server_or_none(fx, server_id) is None:
+                await fx.add_security_server(server_id, request.address)
+                await fx.add_auth_cert(server_id, cert)
+            else:
+                await fx.add_auth_cert(server_id, cert)
+                await fx.set_server_address(server_id, request.address)
+            await _add_to_owners_group(fx, server_id.owner)
+        case AuthCertDeletionRequest():
+            await fx.remove_auth_cert(server_id, auth_cert_hash(_certificate(request.auth_cert)))
+        case AddressChangeRequest():
+            await fx.set_server_address(server_id, request.address)
+        case MaintenanceModeEnableRequest():
+            await fx.set_maintenance_mode(server_id, True, request.message)
+        case MaintenanceModeDisableRequest():
+            await fx.set_maintenance_mode(server_id, False)
+        case ClientRegRequest():
+            client = request.client
+            if isinstance(client, SubsystemId) and not await _subsystem_exists(fx, client):
+                await fx.add_subsystem(client, request.subsystem_name)
+            await fx.register_client(server_id, client)
+        case ClientDeletionRequest():
+            await fx.unregister_client(server_id, request.client)
+        case ClientDisableRequest() | ClientEnableRequest():
+            await fx.set_client_enabled(server_id, request.client, isinstance(request, ClientEnableRequest))
+        case ClientRenameRequest():
+            if not isinstance(request.client, SubsystemId):  # _check refused it already
+                raise _refused("only a subsystem can be renamed", FaultCode.INVALID_CLIENT_IDENTIFIER)
+            await fx.rename_subsystem(request.client, request.subsystem_name)
+        case OwnerChangeRequest():
+            await fx.change_server_owner(server_id, request.client)
+        case _:
+            assert_never(request)
 
 
-async def _check_and_apply(fx: RequestEffects, request: ManagementRequest) -> None:
+async def _check_and_apply(fx: RequestEffects, record: ManagementRequestRecord) -> None:
     # 1. Its rules still hold (the registry may have changed since submission).
-    await _check(fx, request.type, request.security_server, request.client, request.payload)
+    await _check(fx, record.request)
     # 2. Every write of its effect.
-    await _apply(fx, request)
+    await _apply(fx, record.request)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -452,39 +396,35 @@ async def _check_and_apply(fx: RequestEffects, request: ManagementRequest) -> No
 
 async def submit_request(
     store: RegistryStore,
-    request: TypedRequest,
+    request: ManagementRequest,
     *,
     raw: bytes | None,
-    auto_approve: frozenset[RequestType],
+    auto_approve: frozenset[ManagementRequestType],
     user: str,
     comment: str | None = None,
-) -> ManagementRequest:
+) -> ManagementRequestRecord:
     """Check ``request`` against the registry, record it as ``submitted`` and, when its type is in
     ``auto_approve``, approve it at once.
 
     ``raw`` is the request as received (kept as evidence). A refused request records nothing. An
     auto-approval whose effect fails leaves the request submitted for an administrator.
     """
-    rtype = RequestType(str(request.TYPE))
-    client = _client_of(request)
-    payload = request_payload(request)
     # 1. Business rules against the registry as it is.
-    await _check(store, rtype, request.server, client, payload)
+    await _check(store, request)
     # 2. Not a duplicate of a request waiting for approval.
-    await _check_not_pending(store, rtype, request.server, client, payload)
+    await _check_not_pending(store, request)
     # 3. Record.
-    record = await store.submit_request(
-        rtype, request.server, client, payload=payload, raw=raw, user=user, comment=comment
-    )
+    record = await store.submit_request(request, raw=raw, user=user, comment=comment)
+    client = client_of(request)
     log.info(
         "management_request_submitted",
         request_id=record.id,
-        type=rtype.value,
+        type=request.TYPE.value,
         server=str(request.server),
         client=str(client) if client is not None else None,
     )
     # 4. Auto-approval.
-    if rtype in auto_approve:
+    if request.TYPE in auto_approve:
         try:
             return await approve_request(store, record.id, user=AUTO_APPROVE_USER, comment="auto-approved")
         except XRoadError as e:
@@ -497,7 +437,7 @@ async def submit_request(
 
 async def approve_request(
     store: RegistryStore, request_id: int, *, user: str, comment: str | None = None
-) -> ManagementRequest:
+) -> ManagementRequestRecord:
     """Apply a submitted request's effect to the registry and record it as ``approved``, in one transaction
     (409 unless it is submitted; the business rules are checked again, as the registry may have changed
     since). On any error nothing is applied and the request stays as it was."""
@@ -510,7 +450,7 @@ async def approve_request(
 
 async def reject_request(
     store: RegistryStore, request_id: int, *, user: str, comment: str | None = None
-) -> ManagementRequest:
+) -> ManagementRequestRecord:
     """Record a submitted request as ``rejected``; the registry is not changed (409 unless submitted)."""
     rejected = await store.transition_request(request_id, RequestAction.REJECT, user=user, comment=comment)
     log.info("management_request_rejected", request_id=request_id, user=user)
@@ -519,7 +459,7 @@ async def reject_request(
 
 async def revoke_request(
     store: RegistryStore, request_id: int, *, user: str, comment: str | None = None
-) -> ManagementRequest:
+) -> ManagementRequestRecord:
     """Record a submitted request as ``revoked`` (withdrawn by its sender); 409 unless submitted."""
     revoked = await store.transition_request(request_id, RequestAction.REVOKE, user=user, comment=comment)
     log.info("management_request_revoked", request_id=request_id, user=user)

@@ -21,10 +21,11 @@ from typing import Annotated, Any, Final
 
 from pydantic import Field, field_validator, model_validator
 
-from registry.db import RequestType, sqlite_url
+from registry.db import sqlite_url
 from registry.distribution import REGENERATE_INTERVAL_SECONDS
 from registry.globalconf_gen import DEFAULT_EXPIRE_SECONDS, SERVED_VERSIONS
 from xroad_mn.globalconf.params import CURRENT_VERSION, MIN_VERSION
+from xroad_mn.management import ManagementRequestType
 from xroad_mn.settings import SettingsModel
 
 __all__ = [
@@ -97,7 +98,7 @@ class RegistrySettings(SettingsModel):
     configuration_versions: tuple[int, ...] = SERVED_VERSIONS
     """Versions generated and served: 2 to 6 (X-Road's configuration client asks for 6 down to 2, and
     ``/internalconf`` without ``?version`` is version 2)."""
-    auto_approve: frozenset[RequestType] = frozenset()
+    auto_approve: frozenset[ManagementRequestType] = frozenset()
     """Management request types approved as soon as they are submitted (X-Road's auto-approval)."""
     rate_limit_per_second: int = Field(default=DEFAULT_RATE_PER_SECOND, gt=0)
     rate_limit_per_minute: int = Field(default=DEFAULT_RATE_PER_MINUTE, gt=0)

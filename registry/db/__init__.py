@@ -20,32 +20,32 @@ Example::
 """
 
 from registry.db.engine import MIGRATIONS_DIR, create_engine, migrate, sqlite_url
-from registry.db.models import KeyKind, RequestState, RequestType
+from registry.db.models import RequestState
 from registry.db.records import (
+    ConfigurationSigningKey,
     GlobalSettings,
-    ManagementRequest,
+    ManagementRequestRecord,
     RegistrySnapshot,
     RequestAction,
     RequestEvent,
     ServerClient,
-    SigningKey,
 )
 from registry.db.store import RegistryStore, RequestEffects
+from registry.globalconf_gen import KeyKind
 
 __all__ = [
     "MIGRATIONS_DIR",
+    "ConfigurationSigningKey",
     "GlobalSettings",
     "KeyKind",
-    "ManagementRequest",
+    "ManagementRequestRecord",
     "RegistrySnapshot",
     "RegistryStore",
     "RequestAction",
     "RequestEffects",
     "RequestEvent",
     "RequestState",
-    "RequestType",
     "ServerClient",
-    "SigningKey",
     "create_engine",
     "migrate",
     "sqlite_url",

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, Final
+from typing import Final
 
 from sqlalchemy import (
     JSON,
@@ -43,6 +43,9 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
+from registry.globalconf_gen import KeyKind
+from xroad_mn.management import ManagementRequestType
+
 __all__ = [
     "ID_PART_LENGTH",
     "ApprovedCaRow",
@@ -52,14 +55,12 @@ __all__ = [
     "CaCertRow",
     "GlobalGroupMemberRow",
     "GlobalGroupRow",
-    "KeyKind",
     "ManagementRequestEventRow",
     "ManagementRequestRow",
     "MemberClassRow",
     "MemberRow",
     "OcspResponderRow",
     "RequestState",
-    "RequestType",
     "SecurityServerClientRow",
     "SecurityServerRow",
     "SettingsRow",
@@ -81,29 +82,6 @@ NAMING_CONVENTION: Final = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
-
-
-class KeyKind(StrEnum):
-    """Which configuration a signing key signs."""
-
-    INTERNAL = "internal"
-    EXTERNAL = "external"
-
-
-class RequestType(StrEnum):
-    """Management request types (PR-MSERV and the registration service)."""
-
-    AUTH_CERT_REG = "authCertReg"
-    CLIENT_REG = "clientReg"
-    CLIENT_DELETION = "clientDeletion"
-    AUTH_CERT_DELETION = "authCertDeletion"
-    OWNER_CHANGE = "ownerChange"
-    ADDRESS_CHANGE = "addressChange"
-    CLIENT_DISABLE = "clientDisable"
-    CLIENT_ENABLE = "clientEnable"
-    CLIENT_RENAME = "clientRename"
-    MAINTENANCE_MODE_ENABLE = "maintenanceModeEnable"
-    MAINTENANCE_MODE_DISABLE = "maintenanceModeDisable"
 
 
 class RequestState(StrEnum):
@@ -150,7 +128,7 @@ class Base(DeclarativeBase):
         datetime: UtcDateTime(),
         bytes: LargeBinary(),
         str: String(ID_PART_LENGTH),
-        dict[str, Any]: JSON(),
+        dict[str, object]: JSON(),
     }
 
 
@@ -347,11 +325,12 @@ class ManagementRequestRow(Base):
     __tablename__ = "management_requests"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    type: Mapped[RequestType] = mapped_column(_enum(RequestType, "request_type"))
+    type: Mapped[ManagementRequestType] = mapped_column(_enum(ManagementRequestType, "request_type"))
     state: Mapped[RequestState] = mapped_column(_enum(RequestState, "request_state"), index=True)
     security_server: Mapped[str] = mapped_column(String(ID_TEXT_LENGTH))
     client: Mapped[str | None] = mapped_column(String(ID_TEXT_LENGTH))
-    payload: Mapped[dict[str, Any]]
+    payload: Mapped[dict[str, object]]
+    """The request's fields beyond type, server and client (:mod:`registry.db.request_rows`)."""
     raw: Mapped[bytes | None]
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]

@@ -17,27 +17,29 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Final
+from typing import Final
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from registry import globalconf_gen
-from registry.db.models import KeyKind, RequestState, RequestType
+from registry.db.models import RequestState
+from registry.db.request_rows import RequestPayload, client_of, request_payload
+from registry.globalconf_gen import KeyKind
 from xroad_mn.errors import FaultCode, XRoadError
 from xroad_mn.globalconf.params import PrivateParameters, SharedParameters
 from xroad_mn.identifiers import ClientId, SecurityServerId
+from xroad_mn.management import ManagementRequest, ManagementRequestType
 
 __all__ = [
-    "CLIENT_REQUEST_TYPES",
+    "ConfigurationSigningKey",
     "GlobalSettings",
-    "ManagementRequest",
+    "ManagementRequestRecord",
     "RegistrySnapshot",
     "RequestAction",
     "RequestEvent",
     "ServerClient",
-    "SigningKey",
     "to_generator_key",
     "transition_target",
 ]
@@ -56,18 +58,6 @@ _TRANSITIONS: Final[Mapping[tuple[RequestState, RequestAction], RequestState]] =
     (RequestState.SUBMITTED, RequestAction.REJECT): RequestState.REJECTED,
     (RequestState.SUBMITTED, RequestAction.REVOKE): RequestState.REVOKED,
 }
-
-CLIENT_REQUEST_TYPES: Final = frozenset(
-    {
-        RequestType.CLIENT_REG,
-        RequestType.CLIENT_DELETION,
-        RequestType.OWNER_CHANGE,
-        RequestType.CLIENT_DISABLE,
-        RequestType.CLIENT_ENABLE,
-        RequestType.CLIENT_RENAME,
-    }
-)
-"""Request types that name a client; the others concern the security server alone."""
 
 
 def transition_target(state: RequestState, action: RequestAction) -> RequestState:
@@ -112,8 +102,9 @@ class ServerClient:
 
 
 @dataclass(frozen=True)
-class SigningKey:
-    """A configuration signing key. The active key of its kind signs; a pending one is only distributed."""
+class ConfigurationSigningKey:
+    """A stored configuration signing key. The active key of its kind signs; a pending one is only
+    distributed. :func:`to_generator_key` loads it for :mod:`registry.globalconf_gen`."""
 
     key_id: str
     kind: KeyKind
@@ -135,17 +126,35 @@ class RequestEvent:
 
 
 @dataclass(frozen=True)
-class ManagementRequest:
+class ManagementRequestRecord:
+    """A management request as the registry keeps it: the typed request, its state and its history."""
+
     id: int
-    type: RequestType
+    request: ManagementRequest
     state: RequestState
-    security_server: SecurityServerId
-    client: ClientId | None
-    payload: Mapping[str, Any]
     raw: bytes | None
+    """The request as received (evidence); None when not kept or not loaded (lists leave it out)."""
     created_at: datetime
     updated_at: datetime
     history: tuple[RequestEvent, ...] = ()
+
+    @property
+    def type(self) -> ManagementRequestType:
+        return self.request.TYPE
+
+    @property
+    def security_server(self) -> SecurityServerId:
+        return self.request.server
+
+    @property
+    def client(self) -> ClientId | None:
+        """The client the request names, or None for a request about the security server alone."""
+        return client_of(self.request)
+
+    @property
+    def payload(self) -> RequestPayload:
+        """The request's fields beyond type, server and client, as stored (and as the admin API shows)."""
+        return request_payload(self.request)
 
 
 @dataclass(frozen=True)
@@ -155,10 +164,10 @@ class RegistrySnapshot:
     shared: SharedParameters
     private: PrivateParameters
     settings: GlobalSettings
-    signing_keys: tuple[SigningKey, ...]
+    signing_keys: tuple[ConfigurationSigningKey, ...]
     """Every key, active and pending (pending keys' certificates are in ``shared.sources``)."""
 
-    def active_key(self, kind: KeyKind) -> SigningKey:
+    def active_key(self, kind: KeyKind) -> ConfigurationSigningKey:
         """The key that signs configuration of ``kind``; 409 when there is none."""
         for key in self.signing_keys:
             if key.kind is kind and key.active:
@@ -167,12 +176,12 @@ class RegistrySnapshot:
             FaultCode.CONFLICT, f"the registry has no active {kind.value} signing key", http_status=409
         )
 
-    def generator_keys(self) -> tuple[globalconf_gen.SigningKey, ...]:
+    def generator_keys(self) -> tuple[globalconf_gen.ConfigurationKeyPair, ...]:
         """The signing keys as :func:`registry.globalconf_gen.generate` takes them (private keys loaded)."""
         return tuple(to_generator_key(k) for k in self.signing_keys)
 
 
-def to_generator_key(key: SigningKey) -> globalconf_gen.SigningKey:
+def to_generator_key(key: ConfigurationSigningKey) -> globalconf_gen.ConfigurationKeyPair:
     """A stored signing key with its private key loaded, for :mod:`registry.globalconf_gen`."""
     try:
         private = load_pem_private_key(key.private_key_pem, password=None)
@@ -180,5 +189,4 @@ def to_generator_key(key: SigningKey) -> globalconf_gen.SigningKey:
         raise XRoadError(FaultCode.INTERNAL_ERROR, f"stored signing key {key.key_id!r} is unreadable") from e
     if not isinstance(private, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
         raise XRoadError(FaultCode.INTERNAL_ERROR, f"signing key {key.key_id!r} is neither RSA nor EC")
-    kind: globalconf_gen.KeyKind = "internal" if key.kind is KeyKind.INTERNAL else "external"
-    return globalconf_gen.SigningKey(key.key_id, private, key.certificate, key.active, kind)
+    return globalconf_gen.ConfigurationKeyPair(key.key_id, private, key.certificate, key.active, key.kind)

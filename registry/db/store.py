@@ -30,7 +30,7 @@ A management request's effect and its state transition are one transaction with
 :meth:`RegistryStore.apply_request`, which hands the effect a :class:`RequestEffects` bound to it::
 
     >>> async def approve(store: RegistryStore, request_id: int) -> None:
-    ...     async def register(fx: RequestEffects, request: ManagementRequest) -> None:
+    ...     async def register(fx: RequestEffects, request: ManagementRequestRecord) -> None:
     ...         await fx.add_security_server(request.security_server, "ss1.example.mn")
     ...         await fx.add_auth_cert(request.security_server, auth_cert)  # fails: neither write is kept
     ...     await store.apply_request(request_id, RequestAction.APPROVE, effect=register, user="admin")
@@ -40,10 +40,10 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Any, Final, TypeVar
+from typing import Final, TypeVar
 from urllib.parse import urlsplit
 
 from cryptography import x509
@@ -66,14 +66,12 @@ from registry.db.models import (
     CaCertRow,
     GlobalGroupMemberRow,
     GlobalGroupRow,
-    KeyKind,
     ManagementRequestEventRow,
     ManagementRequestRow,
     MemberClassRow,
     MemberRow,
     OcspResponderRow,
     RequestState,
-    RequestType,
     SecurityServerClientRow,
     SecurityServerRow,
     SettingsRow,
@@ -81,16 +79,17 @@ from registry.db.models import (
     SubsystemRow,
 )
 from registry.db.records import (
-    CLIENT_REQUEST_TYPES,
+    ConfigurationSigningKey,
     GlobalSettings,
-    ManagementRequest,
+    ManagementRequestRecord,
     RegistrySnapshot,
     RequestAction,
     RequestEvent,
     ServerClient,
-    SigningKey,
     transition_target,
 )
+from registry.db.request_rows import RequestPayload, request_columns, request_from_row
+from registry.globalconf_gen import KeyKind
 from xroad_mn.errors import DetailValue, FaultCode, XRoadError
 from xroad_mn.globalconf.params import (
     ApprovedCAEntry,
@@ -118,6 +117,7 @@ from xroad_mn.identifiers import (
     parse_id,
     validate_part,
 )
+from xroad_mn.management import ManagementRequest, ManagementRequestType
 
 __all__ = ["MAX_PAYLOAD_BYTES", "MAX_SETTING_SECONDS", "RegistryStore", "RequestEffect", "RequestEffects"]
 
@@ -220,33 +220,26 @@ def _check_ca_entry(entry: ApprovedCAEntry) -> None:
                 raise _invalid("OCSP cost types are not stored by this registry")
 
 
-def _json_payload(payload: Mapping[str, Any]) -> dict[str, Any]:
-    try:
-        text = json.dumps(dict(payload), allow_nan=False, sort_keys=True)
-    except (TypeError, ValueError) as e:
-        raise _invalid(f"management request payload is not JSON: {e}") from e
-    if len(text) > MAX_PAYLOAD_BYTES:
+def _checked_payload(payload: RequestPayload) -> RequestPayload:
+    if len(json.dumps(payload, sort_keys=True)) > MAX_PAYLOAD_BYTES:
         raise _invalid(f"management request payload is larger than {MAX_PAYLOAD_BYTES} bytes")
-    loaded: dict[str, Any] = json.loads(text)
-    return loaded
+    return payload
 
 
-def _client_of(text: str | None) -> ClientId | None:
+def _provider_of(text: str | None) -> ClientId | None:
+    """The stored management service provider (``format_id`` form); ``internal_error`` when malformed."""
     if text is None:
         return None
     parsed = parse_id(text, strict=False)
-    assert isinstance(parsed, MemberId | SubsystemId)
+    if not isinstance(parsed, MemberId | SubsystemId):
+        raise XRoadError(
+            FaultCode.INTERNAL_ERROR, f"the stored management service provider {text[:80]!r} is no client"
+        )
     return parsed
 
 
-def _server_of(text: str) -> SecurityServerId:
-    parsed = parse_id(text, strict=False)
-    assert isinstance(parsed, SecurityServerId)
-    return parsed
-
-
-def _signing_key(row: SigningKeyRow) -> SigningKey:
-    return SigningKey(
+def _signing_key(row: SigningKeyRow) -> ConfigurationSigningKey:
+    return ConfigurationSigningKey(
         key_id=row.key_id,
         kind=row.kind,
         certificate=_cert(row.cert_der),
@@ -257,7 +250,7 @@ def _signing_key(row: SigningKeyRow) -> SigningKey:
 
 
 def _settings(row: SettingsRow) -> GlobalSettings:
-    provider = _client_of(row.management_service_provider)
+    provider = _provider_of(row.management_service_provider)
     return GlobalSettings(
         instance=row.instance_identifier,
         ocsp_freshness_seconds=row.ocsp_freshness_seconds,
@@ -1035,7 +1028,7 @@ class RegistryStore:
 
     async def add_signing_key(
         self, kind: KeyKind, key_id: str, private_key_pem: bytes, certificate: x509.Certificate
-    ) -> SigningKey:
+    ) -> ConfigurationSigningKey:
         """Add a signing key of ``kind``: active when it is the first of its kind, else pending.
 
         A pending key is distributed in the configuration sources (rotation phase one) until
@@ -1068,7 +1061,7 @@ class RegistryStore:
             await s.flush()
             return _signing_key(row)
 
-    async def activate_signing_key(self, key_id: str) -> SigningKey:
+    async def activate_signing_key(self, key_id: str) -> ConfigurationSigningKey:
         """Make a pending key the signing key of its kind and delete the key it replaces."""
         async with self._tx() as s:
             row = await self._one(
@@ -1096,13 +1089,15 @@ class RegistryStore:
                 raise _conflict(f"signing key {key_id!r} is active: activate another key to replace it")
             await s.delete(row)
 
-    async def list_signing_keys(self, kind: KeyKind | None = None) -> tuple[SigningKey, ...]:
+    async def list_signing_keys(self, kind: KeyKind | None = None) -> tuple[ConfigurationSigningKey, ...]:
         """Keys of ``kind`` (or all), the active key of each kind first, then pending keys oldest first."""
         async with self._tx() as s:
             return await self._signing_keys(s, kind)
 
     @staticmethod
-    async def _signing_keys(s: AsyncSession, kind: KeyKind | None = None) -> tuple[SigningKey, ...]:
+    async def _signing_keys(
+        s: AsyncSession, kind: KeyKind | None = None
+    ) -> tuple[ConfigurationSigningKey, ...]:
         query = select(SigningKeyRow).order_by(
             SigningKeyRow.kind, SigningKeyRow.active.desc(), SigningKeyRow.created_at, SigningKeyRow.id
         )
@@ -1114,33 +1109,28 @@ class RegistryStore:
 
     async def submit_request(
         self,
-        type: RequestType,
-        security_server: SecurityServerId,
-        client: ClientId | None = None,
+        request: ManagementRequest,
         *,
-        payload: Mapping[str, Any] | None = None,
         raw: bytes | None = None,
         user: str | None = None,
         comment: str | None = None,
-    ) -> ManagementRequest:
-        """Record a management request in state ``submitted`` (client requests need ``client``)."""
-        if (type in CLIENT_REQUEST_TYPES) != (client is not None):
-            need = "needs" if type in CLIENT_REQUEST_TYPES else "takes no"
-            raise _invalid(f"a {type.value} request {need} a client", type=type.value)
-        body = _json_payload(payload or {})
+    ) -> ManagementRequestRecord:
+        """Record ``request`` in state ``submitted`` (its server must be of the registry's instance)."""
+        columns = request_columns(request)
+        payload = _checked_payload(columns.payload)
         if raw is not None and len(raw) > MAX_PAYLOAD_BYTES:
             raise _invalid(f"raw management request is larger than {MAX_PAYLOAD_BYTES} bytes")
         if user is not None:
             _text("user", user, limit=ID_PART_LENGTH)
         now = self._clock()
         async with self._tx() as s:
-            await self._check_instance(s, security_server.instance)
+            await self._check_instance(s, request.server.instance)
             row = ManagementRequestRow(
-                type=type,
+                type=columns.type,
                 state=RequestState.SUBMITTED,
-                security_server=format_id(security_server),
-                client=format_id(client) if client is not None else None,
-                payload=body,
+                security_server=columns.security_server,
+                client=columns.client,
+                payload={**payload},
                 raw=raw,
                 created_at=now,
                 updated_at=now,
@@ -1161,7 +1151,7 @@ class RegistryStore:
             (found,) = await self._requests(s, [row])
             return found
 
-    async def get_request(self, request_id: int) -> ManagementRequest:
+    async def get_request(self, request_id: int) -> ManagementRequestRecord:
         async with self._tx() as s:
             row = await self._request_row(s, request_id)
             (found,) = await self._requests(s, [row])
@@ -1171,11 +1161,11 @@ class RegistryStore:
         self,
         *,
         state: RequestState | None = None,
-        type: RequestType | None = None,
+        type: ManagementRequestType | None = None,
         security_server: SecurityServerId | None = None,
         limit: int | None = None,
         offset: int = 0,
-    ) -> tuple[ManagementRequest, ...]:
+    ) -> tuple[ManagementRequestRecord, ...]:
         """Requests (with their history), oldest first, filtered by state, type and security server; at
         most ``limit`` of them after skipping ``offset``. Their ``raw`` bytes are not loaded (``None``):
         :meth:`get_request` returns one request with them."""
@@ -1198,7 +1188,7 @@ class RegistryStore:
 
     async def transition_request(
         self, request_id: int, action: RequestAction, *, user: str | None = None, comment: str | None = None
-    ) -> ManagementRequest:
+    ) -> ManagementRequestRecord:
         """Approve, reject or revoke a submitted request, recording who did it (409 when not submitted)."""
         if user is not None:
             _text("user", user, limit=ID_PART_LENGTH)
@@ -1214,7 +1204,7 @@ class RegistryStore:
         effect: RequestEffect,
         user: str | None = None,
         comment: str | None = None,
-    ) -> ManagementRequest:
+    ) -> ManagementRequestRecord:
         """Run a request's ``effect`` and its transition by ``action`` in one transaction.
 
         The request row is locked first (``SELECT ... FOR UPDATE`` on PostgreSQL; SQLite's transactions
@@ -1241,7 +1231,7 @@ class RegistryStore:
         target: RequestState,
         user: str | None,
         comment: str | None,
-    ) -> ManagementRequest:
+    ) -> ManagementRequestRecord:
         now = self._clock()
         s.add(
             ManagementRequestEventRow(
@@ -1267,7 +1257,7 @@ class RegistryStore:
     @staticmethod
     async def _requests(
         s: AsyncSession, rows: Sequence[ManagementRequestRow], *, with_raw: bool = True
-    ) -> tuple[ManagementRequest, ...]:
+    ) -> tuple[ManagementRequestRecord, ...]:
         history: dict[int, list[RequestEvent]] = defaultdict(list)
         if rows:
             events = (
@@ -1278,13 +1268,10 @@ class RegistryStore:
             for e in await s.scalars(events):
                 history[e.request_id].append(RequestEvent(e.at, e.from_state, e.to_state, e.user, e.comment))
         return tuple(
-            ManagementRequest(
+            ManagementRequestRecord(
                 id=r.id,
-                type=r.type,
+                request=request_from_row(r),
                 state=r.state,
-                security_server=_server_of(r.security_server),
-                client=_client_of(r.client),
-                payload=r.payload,
                 raw=r.raw if with_raw else None,
                 created_at=r.created_at,
                 updated_at=r.updated_at,
@@ -1421,5 +1408,5 @@ class RequestEffects:
         return await self._store._add_group_member(self._s, group, client)
 
 
-RequestEffect = Callable[[RequestEffects, ManagementRequest], Awaitable[None]]
+RequestEffect = Callable[[RequestEffects, ManagementRequestRecord], Awaitable[None]]
 """The effect of a management request: run by :meth:`RegistryStore.apply_request` inside its transaction."""

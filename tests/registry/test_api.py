@@ -22,11 +22,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from multidict import CIMultiDictProxy
 
-from registry.api import DEFAULT_PAGE_LIMIT, MAX_AUDITED_PATH_CHARS
+from registry.api import API_KEYS_KEY, DEFAULT_PAGE_LIMIT, MAX_AUDITED_PATH_CHARS
 from registry.app import RunningRegistry, run_registry
 from registry.context import PUBLISHER_KEY, STORE_KEY
-from registry.db import RequestType
-from registry.home import ADMIN_ROLES, Role, create_api_key
+from registry.home import ADMIN_ROLES, ApiKeyRing, Role, create_api_key, revoke_api_key
 from registry.operations import init_registry, open_store
 from registry.ratelimit import RateLimiter
 from registry.requests import submit_request
@@ -648,7 +647,7 @@ async def test_management_requests_are_paginated_without_raw(registry: Harness) 
     ids = [
         (
             await store.submit_request(
-                RequestType.CLIENT_REG, MEMBER.server("ss1"), MEMBER.subsystem(f"s{i}"), raw=b"<raw/>" * 100
+                ClientRegRequest(MEMBER.server("ss1"), MEMBER.subsystem(f"s{i}")), raw=b"<raw/>" * 100
             )
         ).id
         for i in range(5)
@@ -667,7 +666,7 @@ async def test_management_requests_are_paginated_without_raw(registry: Harness) 
 async def test_default_page_is_limited(registry: Harness) -> None:
     store = registry.running.app[STORE_KEY]
     for i in range(DEFAULT_PAGE_LIMIT + 1):
-        await store.submit_request(RequestType.CLIENT_REG, MEMBER.server("ss1"), MEMBER.subsystem(f"s{i}"))
+        await store.submit_request(ClientRegRequest(MEMBER.server("ss1"), MEMBER.subsystem(f"s{i}")))
     assert len(await registry.call("GET", "/management-requests")) == DEFAULT_PAGE_LIMIT
 
 
@@ -727,3 +726,39 @@ async def test_published_source_address_has_no_scheme(
             await h.call("GET", "/configuration-anchors/{kind}/download", params={"kind": "internal"})
         )
         assert [s.download_url for s in anchor.sources] == ["https://cs.example.mn:8443/internalconf"]
+
+
+async def test_a_revoked_api_key_stops_working_at_once_despite_the_cache(registry: Harness) -> None:
+    h = registry
+    path = h.settings.api_keys_path()
+    created = create_api_key(path, {Role.OBSERVER}, datetime.now(UTC))
+    h.tokens["temporary"] = created.token
+    for _ in range(3):  # verified once, then answered from the cache
+        await h.call("GET", "/members", key="temporary")
+    assert h.running.app[API_KEYS_KEY].cached >= 1
+    revoke_api_key(path, created.key.key_id)
+    status, body, _ = await h.raw("GET", "/members", key="temporary")
+    assert status == 401, body
+    await h.call("GET", "/members", key="observer")  # the other keys keep working
+    with pytest.raises(XRoadError) as exc:
+        revoke_api_key(path, created.key.key_id)
+    assert exc.value.code == FaultCode.NOT_FOUND
+
+
+async def test_the_api_key_cache_is_bounded_and_emptied_by_any_change(tmp_path: Path) -> None:
+    path = tmp_path / "api-keys.json"
+    ring = ApiKeyRing(path, cache_size=2)
+    assert await ring.authenticate("no keys file yet") is None
+    now = datetime.now(UTC)
+    created = [create_api_key(path, {Role.OBSERVER}, now) for _ in range(3)]
+    for c in created:
+        assert await ring.authenticate(c.token) == c.key
+    assert ring.cached == 2
+    assert await ring.authenticate(created[0].token) == created[0].key  # evicted, verified again
+    assert await ring.authenticate("x" + created[0].token) is None
+    assert await ring.authenticate("") is None
+    newer = create_api_key(path, {Role.SECURITY_OFFICER}, now)
+    assert await ring.authenticate(newer.token) == newer.key
+    assert ring.cached == 1  # the change emptied the cache
+    path.unlink()
+    assert await ring.authenticate(newer.token) is None

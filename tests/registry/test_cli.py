@@ -208,6 +208,11 @@ def test_registry_cli_end_to_end(tmp_path: Path, pki: DevPki, database_args: lis
     key = json.loads(_ok("registry", "apikey", "create", "--dir", home, "--role", "observer", "--json"))
     assert key["roles"] == ["observer"]
     assert key["api_key"] not in (Path(home) / "api-keys.json").read_text()
+    assert key["api_key_id"] in _ok("registry", "apikey", "revoke", "--dir", home, key["api_key_id"])
+    assert key["api_key_id"] not in (Path(home) / "api-keys.json").read_text()
+    code, out = _invoke("registry", "apikey", "revoke", "--dir", home, key["api_key_id"])
+    assert code == 1
+    assert "not_found" in out
 
     anchor_file = tmp_path / "anchor.xml"
     out = _ok("registry", "anchor", "export", "--dir", home, "--out", str(anchor_file))

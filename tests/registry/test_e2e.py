@@ -46,9 +46,9 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from registry.app import RunningRegistry, public_ssl_context, run_registry
 from registry.context import PUBLISHER_KEY, STORE_KEY
-from registry.db import KeyKind, RequestType
+from registry.db import KeyKind
 from registry.distribution import create_distribution_app
-from registry.globalconf_gen import GeneratedConfiguration, SigningKey, export_anchor, generate
+from registry.globalconf_gen import ConfigurationKeyPair, GeneratedConfiguration, export_anchor, generate
 from registry.home import ADMIN_ROLES, create_api_key
 from registry.operations import build_configuration, init_registry, new_signing_key, open_store
 from registry.settings import RegistrySettings
@@ -71,6 +71,7 @@ from xroad_mn.management import (
     ClientDeletionRequest,
     ClientRegRequest,
     ManagementRequest,
+    ManagementRequestType,
     MemberSigner,
     build_management_request,
     parse_management_response,
@@ -606,14 +607,12 @@ async def _bad_directories(
         store, running.settings, now=clock() - timedelta(seconds=EXPIRE_SECONDS + 60)
     )
     snapshot = await store.snapshot(running.settings.source_addresses())
-    stranger: list[SigningKey] = []
+    stranger: list[ConfigurationKeyPair] = []
     for kind in (KeyKind.INTERNAL, KeyKind.EXTERNAL):
         key_id, pem, cert = new_signing_key(kind, "MN", clock())
         private = load_pem_private_key(pem, None)
         assert isinstance(private, rsa.RSAPrivateKey)
-        stranger.append(
-            SigningKey(key_id, private, cert, True, "internal" if kind is KeyKind.INTERNAL else "external")
-        )
+        stranger.append(ConfigurationKeyPair(key_id, private, cert, True, kind))
     wrongly_signed = generate(
         snapshot.shared, snapshot.private, stranger, now=clock(), expire_seconds=EXPIRE_SECONDS
     )
@@ -621,7 +620,7 @@ async def _bad_directories(
     codes = {}
     for name, bad in (("tampered", tampered), ("expired", expired), ("wrongly-signed", wrongly_signed)):
         async with mirror(bad) as address:
-            anchor = parse_anchor(export_anchor("MN", [address], keys, "internal", clock()).xml)
+            anchor = parse_anchor(export_anchor("MN", [address], keys, KeyKind.INTERNAL, clock()).xml)
             err = await _refused_by_fresh_client(anchor, tmp_path / name, transport, clock)
             codes[name] = err.code
     assert codes == {
@@ -642,7 +641,7 @@ async def test_registry_end_to_end(database: dict[str, Any], pki: DevPki, tmp_pa
         admin_port=0,
         public_port=0,
         regenerate_interval_seconds=EXPIRE_SECONDS / 2,  # expiry must be at least twice the interval
-        auto_approve=frozenset({RequestType.CLIENT_REG}),
+        auto_approve=frozenset({ManagementRequestType.CLIENT_REG}),
         public_tls_cert=cert_path,
         public_tls_key=key_path,
         **{**GENEROUS, **database},

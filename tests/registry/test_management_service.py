@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from registry import management_service
 from registry.context import CHANGED_KEY, CLOCK_KEY, STORE_KEY
-from registry.db import RegistryStore, RequestState, RequestType
+from registry.db import RegistryStore, RequestState
 from registry.management_service import MANAGE_PATH, REGISTRATION_PATH, add_management_routes
 from registry.ratelimit import RateLimiter
 from registry.requests import approve_request
@@ -38,6 +38,7 @@ from xroad_mn.management import (
     ClientRegRequest,
     ClientRenameRequest,
     ManagementRequest,
+    ManagementRequestType,
     MemberSigner,
     build_management_request,
     parse_management_response,
@@ -142,7 +143,7 @@ class Service:
 async def running_service(
     store: RegistryStore,
     clock: Callable[[], datetime],
-    auto_approve: frozenset[RequestType] = frozenset(),
+    auto_approve: frozenset[ManagementRequestType] = frozenset(),
     *,
     internal: bool = True,
     limiter: RateLimiter | None = None,
@@ -167,7 +168,7 @@ async def running_service(
 @pytest.fixture
 async def service(store: RegistryStore, pki: DevPki) -> AsyncIterator[Service]:
     await setup_registry(store, pki)
-    async with running_service(store, lambda: pki.now, frozenset({RequestType.CLIENT_REG})) as s:
+    async with running_service(store, lambda: pki.now, frozenset({ManagementRequestType.CLIENT_REG})) as s:
         yield s
 
 
@@ -226,7 +227,7 @@ async def test_auth_cert_reg_then_client_reg(service: Service, pki: DevPki) -> N
     assert status == 200, answer
     response = parse_management_response(answer, request=built.header)
     record = await service.store.get_request(response.request_id or -1)
-    assert record.type is RequestType.AUTH_CERT_REG
+    assert record.type is ManagementRequestType.AUTH_CERT_REG
     assert record.state is RequestState.SUBMITTED
     assert record.raw == built.body
     assert record.history[0].user == str(pki.member)

@@ -31,8 +31,9 @@ from registry.distribution import (
     setup_publishing,
 )
 from registry.globalconf_gen import (
+    ConfigurationKeyPair,
     GeneratedConfiguration,
-    SigningKey,
+    KeyKind,
     export_anchor,
     generate,
     timestamp_dir_name,
@@ -96,7 +97,7 @@ def _pem(interop_dir: Path, rel: str) -> x509.Certificate:
 
 
 @pytest.fixture(scope="module")
-def keys(interop_dir: Path) -> tuple[SigningKey, ...]:
+def keys(interop_dir: Path) -> tuple[ConfigurationKeyPair, ...]:
     """The real system-test internal key (active), a next internal key not yet active, an external key."""
     real_key = serialization.load_pem_private_key(
         (interop_dir / "certs/system-test-sign-keys/internal.key").read_bytes(), password=None
@@ -116,9 +117,9 @@ def keys(interop_dir: Path) -> tuple[SigningKey, ...]:
         .sign(ext_key, hashes.SHA256())
     )
     return (
-        SigningKey("internal-1", real_key, real_cert, True, "internal"),
-        SigningKey("internal-2", next_key, next_cert, False, "internal"),
-        SigningKey("external-1", ext_key, ext_cert, True, "external"),
+        ConfigurationKeyPair("internal-1", real_key, real_cert, True, KeyKind.INTERNAL),
+        ConfigurationKeyPair("internal-2", next_key, next_cert, False, KeyKind.INTERNAL),
+        ConfigurationKeyPair("external-1", ext_key, ext_cert, True, KeyKind.EXTERNAL),
     )
 
 
@@ -178,7 +179,7 @@ def private() -> PrivateParameters:
 def conf(
     shared: SharedParameters,
     private: PrivateParameters,
-    keys: tuple[SigningKey, ...],
+    keys: tuple[ConfigurationKeyPair, ...],
     auth_cert: x509.Certificate,
 ) -> GeneratedConfiguration:
     return generate(
@@ -244,14 +245,14 @@ def test_every_version_is_generated_and_validates(
         # authCertHash: SHA-1 in V2, SHA-256 from V3, of the same certificate.
         assert parsed.security_servers[0].auth_cert_hashes == (auth_cert_hash(auth_cert, version),)
         assert parse_private_params(private_xml).instance == "MN"
-        for kind in ("internal", "external"):
+        for kind in (KeyKind.INTERNAL, KeyKind.EXTERNAL):
             directory = parse_signed_directory(gen.directories[kind])
             assert directory.version == version
             assert directory.expire_date == conf.expire_date
 
 
 def test_sources_list_every_key_of_each_kind(
-    conf: GeneratedConfiguration, keys: tuple[SigningKey, ...]
+    conf: GeneratedConfiguration, keys: tuple[ConfigurationKeyPair, ...]
 ) -> None:
     stamp = timestamp_dir_name(NOW)
     parsed = parse_shared_params(conf.versions[6].files[f"/V6/{stamp}/shared-params.xml"])
@@ -266,7 +267,7 @@ def test_internal_directory_verifies_with_real_anchor_and_openssl(
     conf: GeneratedConfiguration, interop_dir: Path, openssl: str, tmp_path: Path
 ) -> None:
     anchor = parse_anchor((interop_dir / REAL_ANCHOR).read_bytes())
-    data = conf.directory("internal", 6)
+    data = conf.directory(KeyKind.INTERNAL, 6)
     assert data is not None
     directory = parse_signed_directory(data)
     assert [p.content_identifier for p in directory.parts] == ["SHARED-PARAMETERS", "PRIVATE-PARAMETERS"]
@@ -301,7 +302,7 @@ def test_internal_directory_verifies_with_real_anchor_and_openssl(
 
 def test_same_line_layout_as_real_directory(conf: GeneratedConfiguration, interop_dir: Path) -> None:
     real = (interop_dir / REAL_PUBLIC / "V6/internalconf").read_bytes()
-    ours = conf.directory("internal", 6)
+    ours = conf.directory(KeyKind.INTERNAL, 6)
     assert ours is not None
 
     def shape(d: bytes) -> list[bytes]:
@@ -316,9 +317,9 @@ def test_same_line_layout_as_real_directory(conf: GeneratedConfiguration, intero
 
 
 def test_external_directory_has_shared_params_only_and_external_key(
-    conf: GeneratedConfiguration, keys: tuple[SigningKey, ...], interop_dir: Path
+    conf: GeneratedConfiguration, keys: tuple[ConfigurationKeyPair, ...], interop_dir: Path
 ) -> None:
-    data = conf.directory("external", 6)
+    data = conf.directory(KeyKind.EXTERNAL, 6)
     assert data is not None
     directory = parse_signed_directory(data)
     assert [p.content_identifier for p in directory.parts] == ["SHARED-PARAMETERS"]
@@ -344,7 +345,7 @@ def test_write_to_reproduces_the_public_layout(conf: GeneratedConfiguration, tmp
     assert (
         (out / "internalconf").read_bytes()
         == (out / "V2/internalconf").read_bytes()
-        == conf.directory("internal", 2)
+        == conf.directory(KeyKind.INTERNAL, 2)
     )
     # Every Content-location resolves under the directory, as on a central server.
     for v in range(2, 7):
@@ -354,18 +355,18 @@ def test_write_to_reproduces_the_public_layout(conf: GeneratedConfiguration, tmp
 
 
 def test_version_2_needs_auth_certificates(
-    shared: SharedParameters, private: PrivateParameters, keys: tuple[SigningKey, ...]
+    shared: SharedParameters, private: PrivateParameters, keys: tuple[ConfigurationKeyPair, ...]
 ) -> None:
     default = generate(shared, private, keys, now=NOW, source_addresses=["cs.example.mn"])
     assert sorted(default.versions) == [3, 4, 5, 6]
-    assert default.directory("internal") is None
+    assert default.directory(KeyKind.INTERNAL) is None
     with pytest.raises(XRoadError) as exc:
         generate(shared, private, keys, now=NOW, versions=[2, 6], source_addresses=["cs"])
     assert exc.value.has_code(FaultCode.INTERNAL_ERROR)
 
 
 def test_exactly_one_active_key_of_each_kind(
-    shared: SharedParameters, private: PrivateParameters, keys: tuple[SigningKey, ...]
+    shared: SharedParameters, private: PrivateParameters, keys: tuple[ConfigurationKeyPair, ...]
 ) -> None:
     for bad in (
         keys[:2],
@@ -378,14 +379,16 @@ def test_exactly_one_active_key_of_each_kind(
 
 
 def test_instance_mismatch_is_refused(
-    shared: SharedParameters, private: PrivateParameters, keys: tuple[SigningKey, ...]
+    shared: SharedParameters, private: PrivateParameters, keys: tuple[ConfigurationKeyPair, ...]
 ) -> None:
     with pytest.raises(XRoadError):
         generate(shared, replace(private, instance="EE"), keys, now=NOW, source_addresses=["cs"])
 
 
-def test_exported_anchor(keys: tuple[SigningKey, ...]) -> None:
-    exported = export_anchor("MN", ["cs1.example.mn", "https://cs2.example.mn:8443"], keys, "internal", NOW)
+def test_exported_anchor(keys: tuple[ConfigurationKeyPair, ...]) -> None:
+    exported = export_anchor(
+        "MN", ["cs1.example.mn", "https://cs2.example.mn:8443"], keys, KeyKind.INTERNAL, NOW
+    )
     anchor = parse_anchor(exported.xml)
     assert anchor.instance == "MN"
     assert [s.download_url for s in anchor.sources] == [
@@ -397,7 +400,7 @@ def test_exported_anchor(keys: tuple[SigningKey, ...]) -> None:
     assert exported.hash == anchor_hash(exported.xml) == anchor.file_hash
     assert re.fullmatch(r"([0-9A-F]{2}:){27}[0-9A-F]{2}", exported.hash)
     assert exported.hash_hex == hashlib.sha224(exported.xml).hexdigest().upper()
-    external = parse_anchor(export_anchor("MN", ["cs1.example.mn"], keys, "external", NOW).xml)
+    external = parse_anchor(export_anchor("MN", ["cs1.example.mn"], keys, KeyKind.EXTERNAL, NOW).xml)
     assert external.sources[0].download_url == "http://cs1.example.mn/externalconf"
     assert external.verification_certs == (keys[2].certificate,)
 
@@ -419,9 +422,9 @@ async def served(conf: GeneratedConfiguration) -> AsyncIterator[str]:
 
 
 async def test_served_directory_verifies_with_exported_anchor(
-    served: str, keys: tuple[SigningKey, ...], interop_dir: Path
+    served: str, keys: tuple[ConfigurationKeyPair, ...], interop_dir: Path
 ) -> None:
-    anchor = parse_anchor(export_anchor("MN", [served], keys, "internal", NOW).xml)
+    anchor = parse_anchor(export_anchor("MN", [served], keys, KeyKind.INTERNAL, NOW).xml)
     real_anchor = parse_anchor((interop_dir / REAL_ANCHOR).read_bytes())
     async with aiohttp.ClientSession() as session:
         async with session.get(anchor.sources[0].download_url, params={"version": "6"}) as resp:
@@ -506,7 +509,10 @@ async def test_regenerate_periodically_ticks_and_survives_failures() -> None:
 
 
 async def test_regenerates_at_once_on_change_event(
-    shared: SharedParameters, private: PrivateParameters, keys: tuple[SigningKey, ...], tmp_path: Path
+    shared: SharedParameters,
+    private: PrivateParameters,
+    keys: tuple[ConfigurationKeyPair, ...],
+    tmp_path: Path,
 ) -> None:
     """A long interval: only the event can cause the second generation within the test's time."""
     members: list[Member] = list(shared.members)
@@ -583,7 +589,7 @@ def _regeneration_tasks() -> list[asyncio.Task[object]]:
 
 
 async def test_shutdown_is_prompt_when_a_change_coincides_with_it(
-    shared: SharedParameters, private: PrivateParameters, keys: tuple[SigningKey, ...]
+    shared: SharedParameters, private: PrivateParameters, keys: tuple[ConfigurationKeyPair, ...]
 ) -> None:
     """A change that sets the event just as the app stops (here, deterministically, from a cleanup step
     that runs right before the regeneration task's) must not eat the task's cancellation: on Python 3.11

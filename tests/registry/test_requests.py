@@ -8,7 +8,7 @@ import asyncio
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from registry.db import ManagementRequest, RegistryStore, RequestState, RequestType, ServerClient
+from registry.db import ManagementRequestRecord, RegistryStore, RequestState, ServerClient
 from registry.requests import (
     AUTO_APPROVE_USER,
     SECURITY_SERVER_OWNERS_GROUP,
@@ -32,13 +32,14 @@ from xroad_mn.management import (
     ClientRenameRequest,
     MaintenanceModeDisableRequest,
     MaintenanceModeEnableRequest,
+    ManagementRequestType,
     OwnerChangeRequest,
 )
 
 OWNER = MemberId("MN", "GOV", "5012345")
 OTHER = MemberId("MN", "COM", "7777777")
 SERVER = OWNER.server("ss1")
-NONE: frozenset[RequestType] = frozenset()
+NONE: frozenset[ManagementRequestType] = frozenset()
 
 
 async def _populate(store: RegistryStore) -> None:
@@ -82,7 +83,7 @@ async def test_auth_cert_reg_submit_and_approve(store: RegistryStore, pki: DevPk
         user=str(OWNER),
     )
     assert record.state is RequestState.SUBMITTED
-    assert record.type is RequestType.AUTH_CERT_REG
+    assert record.type is ManagementRequestType.AUTH_CERT_REG
     assert record.raw == b"<raw/>"
     assert record.client is None
     assert await store.list_security_servers() == ()  # nothing applied yet
@@ -169,12 +170,12 @@ async def test_client_reg_business_rules(store: RegistryStore, pki: DevPki) -> N
     await _expect(FaultCode.CONFLICT, submit_request(store, tax, raw=None, auto_approve=NONE, user="ss"))
     await approve_request(store, pending.id, user="admin")
     await _expect(FaultCode.CONFLICT, submit_request(store, tax, raw=None, auto_approve=NONE, user="ss"))
-    assert len(await store.list_requests(type=RequestType.CLIENT_REG)) == 1
+    assert len(await store.list_requests(type=ManagementRequestType.CLIENT_REG)) == 1
 
 
 async def test_auto_approve(store: RegistryStore, pki: DevPki) -> None:
     await _populate(store)
-    auto = frozenset({RequestType.AUTH_CERT_REG, RequestType.CLIENT_REG})
+    auto = frozenset({ManagementRequestType.AUTH_CERT_REG, ManagementRequestType.CLIENT_REG})
     record = await submit_request(
         store,
         AuthCertRegRequest(SERVER, "ss1.example.mn", _auth_der(pki)),
@@ -299,7 +300,7 @@ async def test_reject_revoke_and_refused_transitions(store: RegistryStore, pki: 
         err = await _expect(FaultCode.CONFLICT, call)
         assert err.http_status == 409
     assert (await store.get_security_server(SERVER)).address == "ss1.example.mn"  # nothing applied
-    approved = (await store.list_requests(type=RequestType.AUTH_CERT_REG))[0]
+    approved = (await store.list_requests(type=ManagementRequestType.AUTH_CERT_REG))[0]
     await _expect(FaultCode.CONFLICT, approve_request(store, approved.id, user="admin"))
     await _expect(FaultCode.NOT_FOUND, approve_request(store, 10_000, user="admin"))
 
@@ -331,7 +332,7 @@ async def test_concurrent_approvals_apply_the_effect_once(store: RegistryStore, 
         approve_request(store, record.id, user="bob"),
         return_exceptions=True,
     )
-    approved = [r for r in results if isinstance(r, ManagementRequest)]
+    approved = [r for r in results if isinstance(r, ManagementRequestRecord)]
     refused = [r for r in results if isinstance(r, XRoadError)]
     assert len(approved) == len(refused) == 1, results
     assert refused[0].code == FaultCode.CONFLICT
