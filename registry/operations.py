@@ -25,6 +25,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Final
 
 from cryptography import x509
@@ -32,11 +33,13 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 from sqlalchemy import text
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from registry import globalconf_gen
 from registry.db import GlobalSettings, KeyKind, RegistryStore, SigningKey, create_engine, migrate
 from registry.globalconf_gen import ExportedAnchor, GeneratedConfiguration
+from registry.home import secure_database_file, secure_home
 from registry.settings import RegistrySettings
 from xroad_mn.errors import FaultCode, XRoadError
 from xroad_mn.globalconf.params import MemberClass
@@ -233,6 +236,17 @@ async def sync_management_address(store: RegistryStore, settings: RegistrySettin
         await store.update_settings(management_service_cert=cert)
 
 
+def _sqlite_file(url: str) -> Path | None:
+    """The database file of a SQLite URL (None for other databases and in-memory SQLite)."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return None  # create_engine reports it
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database)
+
+
 @asynccontextmanager
 async def open_store(
     settings: RegistrySettings, *, clock: Callable[[], datetime] | None = None
@@ -240,11 +254,10 @@ async def open_store(
     """The registry's database, migrated to the current schema (and, on PostgreSQL with
     ``database_schema``, that schema created when missing), closed after the block."""
     url = settings.database()
-    if settings.database_url is None:  # the SQLite file in the home directory
-        try:
-            settings.home.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise XRoadError(FaultCode.IO_ERROR, f"cannot create {settings.home}: {e.strerror}") from e
+    secure_home(settings.home)  # 0700: it holds the API keys and, by default, the database
+    sqlite_file = _sqlite_file(url)
+    if sqlite_file is not None:  # 0600 before SQLite creates it, so its -wal and -shm files are 0600 too
+        secure_database_file(sqlite_file)
     if settings.database_schema is not None and url.startswith("postgresql"):
         admin = create_engine(url)
         try:
@@ -257,6 +270,8 @@ async def open_store(
     engine = create_engine(url, **settings.engine_options())
     try:
         await migrate(engine)
+        if sqlite_file is not None:  # the side files WAL mode created, whatever mode SQLite gave them
+            secure_database_file(sqlite_file)
         yield RegistryStore(engine) if clock is None else RegistryStore(engine, clock=clock)
     finally:
         await engine.dispose()
