@@ -91,6 +91,7 @@ from registry.db.records import (
     SigningKey,
     transition_target,
 )
+from registry.validation import check_server_address, check_text
 from xroad_mn.errors import DetailValue, FaultCode, XRoadError
 from xroad_mn.globalconf.params import (
     ApprovedCAEntry,
@@ -163,14 +164,16 @@ def _strict_part(part: str, value: str, code: str = FaultCode.INVALID_CLIENT_IDE
         raise XRoadError(e.code, e.message, details=e.details, http_status=400) from e
 
 
-def _text(what: str, value: str, *, limit: int = MAX_TEXT_CHARS, empty_ok: bool = False) -> str:
+def _text(
+    what: str, value: str, *, limit: int = MAX_TEXT_CHARS, empty_ok: bool = False, multiline: bool = False
+) -> str:
+    """A name or text: no control characters (line breaks only when ``multiline``) and no bidirectional
+    formatting characters (:func:`registry.validation.check_text`)."""
     if not isinstance(value, str) or (not value.strip() and not empty_ok):
         raise _invalid(f"{what} must be a non-empty string", field=what)
     if len(value) > limit:
         raise _invalid(f"{what} is longer than {limit} characters", field=what)
-    if any(ord(c) < 0x20 and c not in "\t\n\r" for c in value):
-        raise _invalid(f"{what} contains control characters", field=what)
-    return value
+    return check_text(what, value, multiline=multiline)
 
 
 def _url(what: str, value: str) -> str:
@@ -592,7 +595,7 @@ class RegistryStore:
     ) -> SecurityServer:
         _strict_part("serverCode", server.server_code, FaultCode.INVALID_SECURITY_SERVER)
         if address is not None:
-            _text("security server address", address)
+            check_server_address(address)
         owner = await self._member_row(s, server.owner)
         existing = select(SecurityServerRow).where(
             SecurityServerRow.owner_id == owner.id, SecurityServerRow.server_code == server.server_code
@@ -651,7 +654,7 @@ class RegistryStore:
         self, s: AsyncSession, server: SecurityServerId, address: str | None
     ) -> SecurityServer:
         if address is not None:
-            _text("security server address", address)
+            check_server_address(address)
         row = await self._server_row(s, server, lock=True)
         row.address = address
         await s.flush()
@@ -669,7 +672,7 @@ class RegistryStore:
         self, s: AsyncSession, server: SecurityServerId, enabled: bool, message: str | None
     ) -> SecurityServer:
         if message is not None:
-            _text("maintenance message", message)
+            _text("maintenance message", message, multiline=True)
         row = await self._server_row(s, server, lock=True)
         row.in_maintenance = enabled
         row.maintenance_message = message if enabled else None

@@ -6,17 +6,25 @@ duplicate CAs, and unknown member classes."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
+from urllib.parse import quote
 
 import aiohttp
+import pytest
 from typer.testing import CliRunner
 
 from registry.app import run_registry
-from registry.home import load_registry_settings
+from registry.home import ADMIN_ROLES, create_api_key, load_registry_settings
+from registry.operations import init_registry, open_store
+from registry.settings import RegistrySettings
 from xroad_mn.cli import build_app
 from xroad_mn.identifiers import MemberId
 
@@ -90,3 +98,104 @@ def test_a_world_writable_directory_is_no_home(tmp_path: Path) -> None:
     assert code == 1
     assert "world-writable" in out
     assert _mode(shared) == 0o1777
+
+
+# -- the admin API ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Admin:
+    """A running registry (as `registry init` leaves it) and an HTTP client with an administrator's key."""
+
+    url: str
+    session: aiohttp.ClientSession
+    token: str
+
+    async def send(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        headers = {"Authorization": f"X-Road-ApiKey token={self.token}"}
+        data = json.dumps(body).encode() if body is not None else None
+        if data is not None:
+            headers["Content-Type"] = "application/json"
+        async with self.session.request(method, self.url + path, data=data, headers=headers) as resp:
+            raw = await resp.read()
+            return resp.status, json.loads(raw) if raw else None
+
+    async def error(self, method: str, path: str, body: Any = None) -> dict[str, str]:
+        """The X-Road REST error of a call the registry refuses as bad input (400)."""
+        status, answer = await self.send(method, path, body)
+        assert status == 400, answer
+        assert set(answer) == {"type", "message", "detail"}
+        return dict(answer)
+
+
+@pytest.fixture
+async def admin(database: dict[str, Any], tmp_path: Path) -> AsyncIterator[Admin]:
+    settings = RegistrySettings(
+        home=tmp_path / "home",
+        admin_port=0,
+        public_port=0,
+        rate_limit_per_second=10_000,
+        rate_limit_per_minute=100_000,
+        **database,
+    )
+    now = datetime.now(UTC)
+    async with open_store(settings) as store:
+        await init_registry(store, settings, instance="MN", owner=OWNER, owner_name="Registry", now=now)
+    token = create_api_key(settings.api_keys_path(), ADMIN_ROLES, now).token
+    async with run_registry(settings) as running, aiohttp.ClientSession() as session:
+        yield Admin(running.admin_url + "/api/v1", session, token)
+
+
+def _q(identifier: str) -> str:
+    return quote(identifier, safe="")
+
+
+# -- 2. names and addresses ---------------------------------------------------------------------------
+
+BAD_ADDRESSES = ["file:///etc/passwd", "http://ss1.example.mn", "ss1.example.mn/x", "ss1:0", "ss1:65536",
+                 "user@ss1", "ss1 example", "10.0.0.999", "[10.0.0.1]:80", ""]  # fmt: skip
+BAD_NAMES = ["Ministry\u202eevil", "a\u2066b\u2069", "left\u200emark", "two\r\nlines", "tab\there", "nul\x00"]
+CYRILLIC = "Улсын бүртгэлийн ерөнхий газар"
+
+
+async def test_api_refuses_bad_addresses_and_names(admin: Admin) -> None:
+    """Security server addresses are host[:port]; names carry no control or bidi characters; Cyrillic is
+    fine. Refusals are 400 in X-Road's REST error format and change nothing."""
+    status, member = await admin.send("POST", "/members", {"member_class": "GOV", "member_code": "9010001",
+                                                           "name": CYRILLIC})  # fmt: skip
+    assert status == 201, member
+    assert member["name"] == CYRILLIC
+    for address in BAD_ADDRESSES:
+        body = {"owner_id": "MN:GOV:9010001", "server_code": "ss1", "address": address}
+        error = await admin.error("POST", "/security-servers", body)
+        assert error["type"] == "client.invalid_request"
+        assert "host[:port]" in error["message"]
+    for address in ("ss1.example.mn", "ss1.example.mn:5500", "10.0.0.7", "[2001:db8::7]:5500"):
+        body = {"owner_id": "MN:GOV:9010001", "server_code": f"ss{len(address)}", "address": address}
+        status, server = await admin.send("POST", "/security-servers", body)
+        assert status == 201, server
+        assert server["address"] == address
+    error = await admin.error("PATCH", "/security-servers/MN:GOV:9010001:ss14", {"address": "file:///x"})
+    assert "host[:port]" in error["message"]
+    for name in BAD_NAMES:
+        body = {"member_class": "GOV", "member_code": "9010002", "name": name}
+        error = await admin.error("POST", "/members", body)
+        assert error["type"] == "client.invalid_request"
+        await admin.error("PATCH", "/members/MN:GOV:9010001", {"name": name})
+        await admin.error("POST", "/members/MN:GOV:9010001/subsystems", {"subsystem_code": "x", "name": name})
+    status, members = await admin.send("GET", "/members")
+    assert [
+        (m["member_id"], m["name"], m["subsystems"]) for m in members if m["member_code"] == "9010001"
+    ] == [("MN:GOV:9010001", CYRILLIC, [])]
+
+
+def test_cli_refuses_bad_names(tmp_path: Path) -> None:
+    home = str(tmp_path / "home")
+    _ok("registry", "init", "--dir", home, "--instance", "MN")
+    for name in BAD_NAMES:
+        code, out = _invoke("registry", "member", "add", "--dir", home, "--class", "GOV", "--code", "1",
+                            "--name", name)  # fmt: skip
+        assert code == 1, out
+        assert "invalid_request" in out
+    out = _ok("registry", "member", "add", "--dir", home, "--class", "GOV", "--code", "1", "--name", CYRILLIC)
+    assert CYRILLIC in out
