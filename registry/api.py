@@ -43,6 +43,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
+from registry import operations
 from registry import requests as workflow
 from registry.audit import AuditLog
 from registry.context import CHANGED_KEY, CLOCK_KEY, PUBLISHER_KEY, STORE_KEY
@@ -741,7 +742,7 @@ async def add_member(call: Call) -> Reply:
     body = call.typed_body(MemberIn)
     instance = (await call.store.get_settings()).instance
     mid = MemberId(instance, body.member_class, body.member_code)
-    member = await call.store.add_member(mid, body.name)
+    member = await operations.add_member(call.store, mid, body.name)
     return Reply(member_out(instance, member), audit={"member_id": format_colon_id(mid), "name": body.name})
 
 

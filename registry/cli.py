@@ -48,6 +48,7 @@ from registry.audit import AuditLog
 from registry.db import KeyKind, RegistryStore, RequestState
 from registry.home import ADMIN_ROLES, Role, create_api_key, create_home, load_registry_settings
 from registry.operations import (
+    add_member,
     build_configuration,
     common_name,
     configuration_anchor,
@@ -316,7 +317,7 @@ def member_add(
     async def action(store: RegistryStore, _: RegistrySettings) -> tuple[Any, dict[str, Any]]:
         instance = (await store.get_settings()).instance
         mid = MemberId(instance, member_class, code)
-        member = await store.add_member(mid, name)
+        member = await add_member(store, mid, name)
         return member_out(instance, member), {"member_id": format_colon_id(mid), "name": name}
 
     out = _run(home, "Add member", action)

@@ -42,7 +42,7 @@ from registry.globalconf_gen import ExportedAnchor, GeneratedConfiguration
 from registry.home import secure_database_file, secure_home
 from registry.settings import RegistrySettings
 from xroad_mn.errors import FaultCode, XRoadError
-from xroad_mn.globalconf.params import MemberClass
+from xroad_mn.globalconf.params import Member, MemberClass
 from xroad_mn.identifiers import MemberId, SecurityServerId
 
 __all__ = [
@@ -52,6 +52,7 @@ __all__ = [
     "SIGNING_KEY_BITS",
     "SIGNING_KEY_VALIDITY",
     "InitResult",
+    "add_member",
     "add_signing_key",
     "build_configuration",
     "common_name",
@@ -197,6 +198,22 @@ async def init_registry(
         await add_signing_key(store, KeyKind.EXTERNAL, now),
     )
     return InitResult(global_settings, keys)
+
+
+async def add_member(store: RegistryStore, member: MemberId, name: str) -> Member:
+    """Add a member as the admin API and the CLI do: an unknown member class is bad input (400) whose
+    message names the valid classes (the store answers 404 for a missing class, as for any missing row)."""
+    classes = [mc.code for mc in await store.list_member_classes()]
+    if member.member_class not in classes:
+        valid = ", ".join(classes)
+        raise XRoadError(
+            FaultCode.INVALID_REQUEST,
+            f"member class {member.member_class[:80]!r} does not exist; "
+            f"the valid member classes are: {valid}",
+            details={"member_class": member.member_class[:80], "valid_member_classes": valid},
+            http_status=400,
+        )
+    return await store.add_member(member, name)
 
 
 def public_tls_certificate(settings: RegistrySettings) -> x509.Certificate | None:

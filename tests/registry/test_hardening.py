@@ -199,3 +199,22 @@ def test_cli_refuses_bad_names(tmp_path: Path) -> None:
         assert "invalid_request" in out
     out = _ok("registry", "member", "add", "--dir", home, "--class", "GOV", "--code", "1", "--name", CYRILLIC)
     assert CYRILLIC in out
+
+
+# -- 6. member classes --------------------------------------------------------------------------------
+
+
+async def test_api_unknown_member_class_is_bad_input_naming_the_valid_ones(admin: Admin) -> None:
+    error = await admin.error("POST", "/members", {"member_class": "NOPE", "member_code": "1", "name": "x"})
+    assert error["type"] == "client.invalid_request"
+    assert "NOPE" in error["message"]
+    assert "COM, GOV, NGO, PRIVATE" in error["message"]
+
+
+def test_cli_unknown_member_class_names_the_valid_ones(tmp_path: Path) -> None:
+    home = str(tmp_path / "home")
+    _ok("registry", "init", "--dir", home, "--instance", "MN")
+    code, out = _invoke("registry", "member", "add", "--dir", home, "--class", "NOPE", "--code", "1",
+                        "--name", "x")  # fmt: skip
+    assert code == 1
+    assert "COM, GOV, NGO, PRIVATE" in " ".join(out.split())
