@@ -3,7 +3,7 @@
     $ xroad-mn registry init --dir ./registry --instance MN
     $ xroad-mn registry member add --dir ./registry --class GOV --code 5012345 --name "Ministry"
     $ xroad-mn registry ca add --dir ./registry root.pem --ocsp-url http://ca.example.mn/ocsp \\
-          --profile ee.ria.xroad.common.certificateprofile.impl.FiVRKCertificateProfileInfoProvider
+          --profile ee.ria.xroad.common.certificateprofile.impl.EjbcaCertificateProfileInfoProvider
     $ xroad-mn registry anchor export --dir ./registry --out configuration-anchor.xml
     $ xroad-mn registry globalconf generate --dir ./registry --out public/
     $ xroad-mn registry serve --dir ./registry
@@ -57,6 +57,7 @@ from registry.operations import (
     parse_certificate,
 )
 from registry.settings import RegistrySettings
+from registry.validation import KNOWN_CERTIFICATE_PROFILES
 from xroad_mn.errors import FaultCode, XRoadError
 from xroad_mn.globalconf.params import ApprovedCAEntry, ApprovedTSAEntry, CaInfo, OcspInfo
 from xroad_mn.identifiers import (
@@ -427,7 +428,13 @@ def group_add_member(
 def ca_add(
     home: DirOption,
     certificate: Annotated[Path, typer.Argument(help="The top CA certificate (PEM or DER file).")],
-    profile: Annotated[str, typer.Option("--profile", help="Certificate profile info class name.")],
+    profile: Annotated[
+        str,
+        typer.Option(
+            "--profile",
+            help="Certificate profile info class name, one of: " + ", ".join(KNOWN_CERTIFICATE_PROFILES),
+        ),
+    ],
     ocsp_url: Annotated[list[str] | None, typer.Option("--ocsp-url", help="OCSP responder URL.")] = None,
     ocsp_cert: Annotated[
         list[Path] | None, typer.Option("--ocsp-cert", help="OCSP responder certificate, per --ocsp-url.")

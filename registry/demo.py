@@ -33,7 +33,7 @@ from registry.home import (
 )
 from registry.operations import configuration_anchor, init_registry, open_store
 from registry.settings import RegistrySettings
-from xroad_mn.certs import XROAD_MN_PROFILE, load_certificate
+from xroad_mn.certs import EJBCA_PROFILE, load_certificate
 from xroad_mn.demo import DemoContext
 from xroad_mn.fileio import write_atomic
 from xroad_mn.globalconf.anchor import parse_anchor
@@ -95,7 +95,9 @@ async def _seed(store: RegistryStore, settings: RegistrySettings, context: DemoC
                 load_certificate(files.ca_cert.read_bytes()),
                 (OcspInfo(context.trust.urls.ocsp, load_certificate(files.ocsp_cert.read_bytes())),),
             ),
-            certificate_profile_info=XROAD_MN_PROFILE,
+            # X-Road's own class for the dev CA's subject layout (C = instance, O = member class,
+            # CN = member code), so a real X-Road security server can load it.
+            certificate_profile_info=EJBCA_PROFILE,
         )
     )
     await store.add_tsa(

@@ -27,6 +27,14 @@ import re
 import unicodedata
 from typing import Final
 
+from xroad_mn.certs import (
+    BASIC_PROFILE,
+    EJBCA_PROFILE,
+    FIVRK_PROFILE,
+    TEST_PROFILE,
+    XROAD_MN_PROFILE,
+    profile_for,
+)
 from xroad_mn.errors import FaultCode, XRoadError
 from xroad_mn.identifiers import (
     ClientId,
@@ -43,9 +51,11 @@ from xroad_mn.identifiers import (
 __all__ = [
     "BIDI_CONTROLS",
     "CLIENT_FORMS",
+    "KNOWN_CERTIFICATE_PROFILES",
     "MEMBER_FORMS",
     "SERVER_FORMS",
     "SUBSYSTEM_FORMS",
+    "check_certificate_profile",
     "check_server_address",
     "check_text",
     "format_for_people",
@@ -149,6 +159,32 @@ def check_server_address(address: str) -> str:
             "address",
         )
     return address
+
+
+KNOWN_CERTIFICATE_PROFILES: Final = (
+    EJBCA_PROFILE,
+    BASIC_PROFILE,
+    FIVRK_PROFILE,
+    TEST_PROFILE,
+    XROAD_MN_PROFILE,
+)
+"""The ``certificateProfileInfo`` class names :func:`xroad_mn.certs.profile_for` maps (EJBCA's first: the
+layout of the development CA's subjects). Only X-Road's own classes load in a Java security server."""
+
+
+def check_certificate_profile(class_name: str) -> str:
+    """``class_name`` when it is one the core maps to a certificate profile, exactly as written."""
+    try:
+        known = profile_for(class_name, "XX").class_name == class_name  # the instance is not used here
+    except XRoadError:
+        known = False
+    if not known:
+        raise _invalid(
+            f"certificate profile {class_name[:200]!r} is unknown; the known profiles are: "
+            + ", ".join(KNOWN_CERTIFICATE_PROFILES),
+            "certificate_profile_info",
+        )
+    return class_name
 
 
 # -- identifiers for people -------------------------------------------------------------------------------

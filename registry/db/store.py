@@ -91,7 +91,7 @@ from registry.db.records import (
     SigningKey,
     transition_target,
 )
-from registry.validation import check_server_address, check_text
+from registry.validation import check_certificate_profile, check_server_address, check_text
 from xroad_mn.errors import DetailValue, FaultCode, XRoadError
 from xroad_mn.globalconf.params import (
     ApprovedCAEntry,
@@ -212,6 +212,7 @@ def _require_ca(what: str, cert: x509.Certificate) -> None:
 def _check_ca_entry(entry: ApprovedCAEntry) -> None:
     _text("CA name", entry.name, limit=ID_PART_LENGTH)
     _text("certificate profile info class", entry.certificate_profile_info)
+    check_certificate_profile(entry.certificate_profile_info)
     if entry.acme_server is not None or entry.default_csr_format is not None:
         raise _invalid("ACME settings and the default CSR format of a CA are not stored by this registry")
     for i, info in enumerate((entry.top_ca, *entry.intermediate_cas)):
@@ -937,6 +938,13 @@ class RegistryStore:
             await self._settings_row(s)
             if (await s.scalars(select(ApprovedCaRow).where(ApprovedCaRow.name == entry.name))).first():
                 raise _conflict(f"approved CA {entry.name!r} already exists", name=entry.name)
+            same = await s.scalars(
+                select(ApprovedCaRow.name)
+                .join(CaCertRow, CaCertRow.ca_id == ApprovedCaRow.id)
+                .where(CaCertRow.is_top, CaCertRow.cert_der == _der(entry.top_ca.cert))
+            )
+            if (other := same.first()) is not None:
+                raise _conflict(f"approved CA {other!r} already has this CA certificate", name=other)
             ca = ApprovedCaRow(
                 name=entry.name,
                 certificate_profile_info=entry.certificate_profile_info,

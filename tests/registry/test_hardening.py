@@ -19,14 +19,18 @@ from urllib.parse import quote
 
 import aiohttp
 import pytest
+from cryptography.hazmat.primitives.serialization import Encoding
 from typer.testing import CliRunner
 
 from registry.app import run_registry
 from registry.home import ADMIN_ROLES, create_api_key, load_registry_settings
 from registry.operations import init_registry, open_store
 from registry.settings import RegistrySettings
+from registry.validation import KNOWN_CERTIFICATE_PROFILES
+from xroad_mn.certs import EJBCA_PROFILE, profile_for
 from xroad_mn.cli import build_app
 from xroad_mn.identifiers import MemberId
+from xroad_mn.trust.pki import DevPki
 
 OWNER = MemberId("MN", "GOV", "1000001")
 
@@ -218,3 +222,45 @@ def test_cli_unknown_member_class_names_the_valid_ones(tmp_path: Path) -> None:
                         "--name", "x")  # fmt: skip
     assert code == 1
     assert "COM, GOV, NGO, PRIVATE" in " ".join(out.split())
+
+
+# -- 5. certificate profiles and duplicate CAs --------------------------------------------------------
+
+
+def test_known_profiles_are_what_the_core_maps() -> None:
+    for name in KNOWN_CERTIFICATE_PROFILES:
+        assert profile_for(name, "MN").class_name == name
+
+
+async def test_api_refuses_unknown_profiles_and_duplicate_cas(admin: Admin, pki: DevPki) -> None:
+    root = pki.root.certificate.public_bytes(Encoding.PEM).decode()
+    for profile in ("foo", "", f" {EJBCA_PROFILE}", "ee.ria.xroad.common.certificateprofile.impl.Nope"):
+        body = {"name": "CA", "certificate": root, "certificate_profile_info": profile}
+        error = await admin.error("POST", "/certification-services", body)
+        assert error["type"] == "client.invalid_request"
+        if profile:
+            assert EJBCA_PROFILE in error["message"]
+    body = {"name": "CA", "certificate": root, "certificate_profile_info": EJBCA_PROFILE}
+    status, _ = await admin.send("POST", "/certification-services", body)
+    assert status == 201
+    status, answer = await admin.send("POST", "/certification-services", {**body, "name": "CA again"})
+    assert status == 409
+    assert answer["type"] == "client.conflict"
+    assert "'CA'" in answer["message"]
+    status, cas = await admin.send("GET", "/certification-services")
+    assert [ca["name"] for ca in cas] == ["CA"]
+
+
+def test_cli_refuses_unknown_profiles_and_duplicate_cas(tmp_path: Path, pki: DevPki) -> None:
+    home = str(tmp_path / "home")
+    root = tmp_path / "root.pem"
+    root.write_bytes(pki.root.certificate.public_bytes(Encoding.PEM))
+    _ok("registry", "init", "--dir", home, "--instance", "MN")
+    code, out = _invoke("registry", "ca", "add", "--dir", home, str(root), "--profile", "foo")
+    assert code == 1
+    assert "certificate profile 'foo' is unknown" in " ".join(out.split())
+    _ok("registry", "ca", "add", "--dir", home, str(root), "--profile", EJBCA_PROFILE)
+    code, out = _invoke("registry", "ca", "add", "--dir", home, str(root), "--profile", EJBCA_PROFILE,
+                        "--name", "again")  # fmt: skip
+    assert code == 1
+    assert "already has this CA certificate" in " ".join(out.split())
