@@ -57,7 +57,7 @@ from registry.operations import (
     parse_certificate,
 )
 from registry.settings import RegistrySettings
-from registry.validation import KNOWN_CERTIFICATE_PROFILES
+from registry.validation import KNOWN_CERTIFICATE_PROFILES, MEMBER_FORMS, parse_client_id, parse_member_id
 from xroad_mn.errors import FaultCode, XRoadError
 from xroad_mn.globalconf.params import ApprovedCAEntry, ApprovedTSAEntry, CaInfo, OcspInfo
 from xroad_mn.identifiers import (
@@ -65,7 +65,6 @@ from xroad_mn.identifiers import (
     MemberId,
     SubsystemId,
     format_colon_id,
-    parse_colon_client_id,
 )
 
 __all__ = ["app", "serve_banner"]
@@ -350,15 +349,12 @@ def member_list(home: DirOption, as_json: JsonOption = False) -> None:
 @subsystem_app.command("add")
 def subsystem_add(
     home: DirOption,
-    member: Annotated[str, typer.Option("--member", help="Member, colon form (MN:GOV:5012345).")],
+    member: Annotated[str, typer.Option("--member", help=f"Member: {MEMBER_FORMS}.")],
     code: Annotated[str, typer.Option("--code", help="Subsystem code.")],
     name: Annotated[str | None, typer.Option("--name", help="Subsystem name.")] = None,
 ) -> None:
     """Add a subsystem to a member."""
-    mid = parse_colon_client_id(member)
-    if not isinstance(mid, MemberId):
-        raise XRoadError(FaultCode.INVALID_CLIENT_IDENTIFIER, f"{member!r} is not a member identifier")
-    sid: SubsystemId = mid.subsystem(code)
+    sid: SubsystemId = parse_member_id(member).subsystem(code)
 
     async def action(store: RegistryStore, _: RegistrySettings) -> tuple[None, dict[str, Any]]:
         await store.add_subsystem(sid, name)
@@ -407,10 +403,10 @@ def group_add(
 def group_add_member(
     home: DirOption,
     code: Annotated[str, typer.Option("--code", help="Group code.")],
-    client: Annotated[str, typer.Option("--client", help="Member or subsystem, colon form.")],
+    client: Annotated[str, typer.Option("--client", help=f"Member ({MEMBER_FORMS}) or subsystem.")],
 ) -> None:
     """Add a member or subsystem to a global group."""
-    cid = parse_colon_client_id(client)
+    cid = parse_client_id(client)
 
     async def action(store: RegistryStore, _: RegistrySettings) -> tuple[None, dict[str, Any]]:
         instance = (await store.get_settings()).instance

@@ -115,6 +115,7 @@ from xroad_mn.identifiers import (
     MemberId,
     SecurityServerId,
     SubsystemId,
+    format_colon_id,
     format_id,
     parse_id,
     validate_part,
@@ -233,6 +234,13 @@ def _json_payload(payload: Mapping[str, Any]) -> dict[str, Any]:
         raise _invalid(f"management request payload is larger than {MAX_PAYLOAD_BYTES} bytes")
     loaded: dict[str, Any] = json.loads(text)
     return loaded
+
+
+def _shown(x: ClientId | SecurityServerId | GlobalGroupId) -> str:
+    """An identifier in a message for people: the colon form the admin API and the CLI print."""
+    if isinstance(x, GlobalGroupId):
+        return f"{x.instance}:{x.group_code}"
+    return format_colon_id(x)
 
 
 def _client_of(text: str | None) -> ClientId | None:
@@ -358,7 +366,7 @@ class RegistryStore:
             select(MemberRow)
             .join(MemberClassRow, MemberRow.member_class_id == MemberClassRow.id)
             .where(MemberClassRow.code == member.member_class, MemberRow.code == member.member_code),
-            _not_found(f"member {member} does not exist", member=str(member)),
+            _not_found(f"member {_shown(member)} does not exist", member=str(member)),
         )
 
     async def _subsystem_row(self, s: AsyncSession, sub: SubsystemId) -> SubsystemRow:
@@ -368,7 +376,7 @@ class RegistryStore:
             select(SubsystemRow).where(
                 SubsystemRow.member_id == member.id, SubsystemRow.code == sub.subsystem_code
             ),
-            _not_found(f"subsystem {sub} does not exist", subsystem=str(sub)),
+            _not_found(f"subsystem {_shown(sub)} does not exist", subsystem=str(sub)),
         )
 
     async def _client_row_ids(self, s: AsyncSession, client: ClientId) -> tuple[int, int | None]:
@@ -387,7 +395,7 @@ class RegistryStore:
         return await self._one(
             s,
             query.with_for_update() if lock else query,
-            _not_found(f"security server {server} does not exist", server=str(server)),
+            _not_found(f"security server {_shown(server)} does not exist", server=str(server)),
         )
 
     async def _group_row(self, s: AsyncSession, group: GlobalGroupId) -> GlobalGroupRow:
@@ -395,7 +403,7 @@ class RegistryStore:
         return await self._one(
             s,
             select(GlobalGroupRow).where(GlobalGroupRow.code == group.group_code),
-            _not_found(f"global group {group} does not exist", group=str(group)),
+            _not_found(f"global group {_shown(group)} does not exist", group=str(group)),
         )
 
     async def _ids(self, s: AsyncSession) -> _Ids:
@@ -511,7 +519,7 @@ class RegistryStore:
                 MemberRow.member_class_id == mc.id, MemberRow.code == member.member_code
             )
             if (await s.scalars(existing)).first() is not None:
-                raise _conflict(f"member {member} already exists", member=str(member))
+                raise _conflict(f"member {_shown(member)} already exists", member=str(member))
             s.add(MemberRow(member_class_id=mc.id, code=member.member_code, name=name))
             await s.flush()
             return Member(MemberClass(mc.code, mc.description), member.member_code, name)
@@ -565,7 +573,7 @@ class RegistryStore:
             SubsystemRow.member_id == member.id, SubsystemRow.code == subsystem.subsystem_code
         )
         if (await s.scalars(existing)).first() is not None:
-            raise _conflict(f"subsystem {subsystem} already exists", subsystem=str(subsystem))
+            raise _conflict(f"subsystem {_shown(subsystem)} already exists", subsystem=str(subsystem))
         s.add(SubsystemRow(member_id=member.id, code=subsystem.subsystem_code, name=name))
         await s.flush()
         return Subsystem(subsystem.subsystem_code, name)
@@ -602,7 +610,7 @@ class RegistryStore:
             SecurityServerRow.owner_id == owner.id, SecurityServerRow.server_code == server.server_code
         )
         if (await s.scalars(existing)).first() is not None:
-            raise _conflict(f"security server {server} already exists", server=str(server))
+            raise _conflict(f"security server {_shown(server)} already exists", server=str(server))
         s.add(SecurityServerRow(owner_id=owner.id, server_code=server.server_code, address=address))
         await s.flush()
         return SecurityServer(server.owner, server.server_code, address)
@@ -692,12 +700,12 @@ class RegistryStore:
         row = await self._server_row(s, server, lock=True)
         owner = await self._member_row(s, new_owner)
         if await self._server_client(s, row.id, owner.id, None) is None:
-            raise _conflict(f"{new_owner} is not a client of {server}", member=str(new_owner))
+            raise _conflict(f"{_shown(new_owner)} is not a client of {_shown(server)}", member=str(new_owner))
         clash = select(SecurityServerRow).where(
             SecurityServerRow.owner_id == owner.id, SecurityServerRow.server_code == server.server_code
         )
         if (await s.scalars(clash)).first() is not None:
-            raise _conflict(f"{new_owner} already owns a server {server.server_code!r}")
+            raise _conflict(f"{_shown(new_owner)} already owns a server {server.server_code!r}")
         row.owner_id = owner.id
         await s.flush()
         (found,) = await self._servers(s, row.id)
@@ -730,7 +738,7 @@ class RegistryStore:
             delete(AuthCertRow).where(AuthCertRow.server_id == row.id, AuthCertRow.cert_hash == cert_hash)
         )
         if getattr(result, "rowcount", 0) != 1:
-            raise _not_found(f"{server} has no authentication certificate {cert_hash.hex()}")
+            raise _not_found(f"{_shown(server)} has no authentication certificate {cert_hash.hex()}")
 
     async def list_auth_certs(self, server: SecurityServerId) -> tuple[x509.Certificate, ...]:
         async with self._tx() as s:
@@ -751,7 +759,9 @@ class RegistryStore:
         existing = await self._server_client(s, row.id, member_id, subsystem_id)
         if existing is not None:
             state = "" if existing.enabled else " (disabled)"
-            raise _conflict(f"{client} is already a client of {server}{state}", client=str(client))
+            raise _conflict(
+                f"{_shown(client)} is already a client of {_shown(server)}{state}", client=str(client)
+            )
         s.add(
             SecurityServerClientRow(
                 server_id=row.id, member_id=member_id, subsystem_id=subsystem_id, enabled=True
@@ -771,7 +781,7 @@ class RegistryStore:
     ) -> SecurityServer:
         row, found_row = await self._server_client_row(s, server, client)
         if found_row.subsystem_id is None and found_row.member_id == row.owner_id:
-            raise _conflict(f"the owner {client} cannot be removed from its own server")
+            raise _conflict(f"the owner {_shown(client)} cannot be removed from its own server")
         await s.delete(found_row)
         await s.flush()
         (found,) = await self._servers(s, row.id)
@@ -797,9 +807,9 @@ class RegistryStore:
         row, found_row = await self._server_client_row(s, server, client)
         if found_row.enabled == enabled:
             state = "enabled" if enabled else "disabled"
-            raise _conflict(f"{client} is already {state} on {server}", client=str(client))
+            raise _conflict(f"{_shown(client)} is already {state} on {_shown(server)}", client=str(client))
         if not enabled and found_row.subsystem_id is None and found_row.member_id == row.owner_id:
-            raise _conflict(f"the owner {client} cannot be disabled on its own server")
+            raise _conflict(f"the owner {_shown(client)} cannot be disabled on its own server")
         found_row.enabled = enabled
         await s.flush()
         (found,) = await self._servers(s, row.id)
@@ -829,7 +839,7 @@ class RegistryStore:
         member_id, subsystem_id = await self._client_row_ids(s, client)
         found_row = await self._server_client(s, row.id, member_id, subsystem_id)
         if found_row is None:
-            raise _not_found(f"{client} is not a client of {server}", client=str(client))
+            raise _not_found(f"{_shown(client)} is not a client of {_shown(server)}", client=str(client))
         return row, found_row
 
     @staticmethod
@@ -856,7 +866,7 @@ class RegistryStore:
             if (
                 await s.scalars(select(GlobalGroupRow).where(GlobalGroupRow.code == group.group_code))
             ).first():
-                raise _conflict(f"global group {group} already exists", group=str(group))
+                raise _conflict(f"global group {_shown(group)} already exists", group=str(group))
             s.add(GlobalGroupRow(code=group.group_code, description=description))
             await s.flush()
             return GlobalGroup(group.group_code, description)
@@ -869,7 +879,7 @@ class RegistryStore:
         row = await self._group_row(s, group)
         member_id, subsystem_id = await self._client_row_ids(s, client)
         if await self._group_member(s, row.id, member_id, subsystem_id) is not None:
-            raise _conflict(f"{client} is already a member of {group}", client=str(client))
+            raise _conflict(f"{_shown(client)} is already a member of {_shown(group)}", client=str(client))
         s.add(GlobalGroupMemberRow(group_id=row.id, member_id=member_id, subsystem_id=subsystem_id))
         await s.flush()
         (found,) = await self._groups(s, row.id)
@@ -881,7 +891,7 @@ class RegistryStore:
             member_id, subsystem_id = await self._client_row_ids(s, client)
             found_row = await self._group_member(s, row.id, member_id, subsystem_id)
             if found_row is None:
-                raise _not_found(f"{client} is not a member of {group}", client=str(client))
+                raise _not_found(f"{_shown(client)} is not a member of {_shown(group)}", client=str(client))
             await s.delete(found_row)
             await s.flush()
             (found,) = await self._groups(s, row.id)

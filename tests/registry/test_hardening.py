@@ -264,3 +264,80 @@ def test_cli_refuses_unknown_profiles_and_duplicate_cas(tmp_path: Path, pki: Dev
                         "--name", "again")  # fmt: skip
     assert code == 1
     assert "already has this CA certificate" in " ".join(out.split())
+
+
+# -- 3. one identifier form for people ----------------------------------------------------------------
+
+
+async def test_api_takes_both_identifier_forms_and_shows_the_colon_form(admin: Admin) -> None:
+    status, _ = await admin.send("POST", "/members", {"member_class": "GOV", "member_code": "9010001",
+                                                      "name": "Registry office"})  # fmt: skip
+    assert status == 201
+    for member in ("MN:GOV:9010001", "MEMBER:MN/GOV/9010001"):
+        status, found = await admin.send("GET", f"/members/{_q(member)}")
+        assert status == 200, found
+        assert found["member_id"] == "MN:GOV:9010001"
+    status, sub = await admin.send("POST", f"/members/{_q('MEMBER:MN/GOV/9010001')}/subsystems",
+                                   {"subsystem_code": "SUB"})  # fmt: skip
+    assert status == 201, sub
+    assert sub["subsystem_id"] == "MN:GOV:9010001:SUB"
+    status, sub = await admin.send(
+        "PATCH", f"/subsystems/{_q('SUBSYSTEM:MN/GOV/9010001/SUB')}", {"name": "Sub"}
+    )
+    assert status == 200, sub
+    assert sub["subsystem_id"] == "MN:GOV:9010001:SUB"
+    body = {"owner_id": "MEMBER:MN/GOV/9010001", "server_code": "SS1", "address": "ss1.example.mn"}
+    status, server = await admin.send("POST", "/security-servers", body)
+    assert status == 201, server
+    assert (server["security_server_id"], server["owner_id"]) == ("MN:GOV:9010001:SS1", "MN:GOV:9010001")
+    clients = f"/security-servers/{_q('SERVER:MN/GOV/9010001/SS1')}/clients"
+    status, server = await admin.send("POST", clients, {"client_id": "SUBSYSTEM:MN/GOV/9010001/SUB"})
+    assert status == 201, server
+    status, error = await admin.send("POST", clients, {"client_id": "MN:GOV:9010001:SUB"})  # the same
+    assert status == 409
+    assert error["message"] == "MN:GOV:9010001:SUB is already a client of MN:GOV:9010001:SS1"
+    status, server = await admin.send("GET", f"/security-servers/{_q('MN:GOV:9010001:SS1')}")
+    assert server["clients"] == ["MN:GOV:9010001:SUB"]
+
+    bad: list[tuple[str, str, dict[str, str] | None]] = [
+        ("GET", f"/members/{_q('MN:GOV')}", None),
+        ("GET", f"/members/{_q('SUBSYSTEM:MN/GOV/9010001/SUB')}", None),
+        ("POST", "/security-servers", {"owner_id": "GOV/9010001", "server_code": "SS2"}),
+    ]
+    for method, path, payload in bad:
+        error = await admin.error(method, path, payload)
+        assert "MN:GOV:9010001 or MEMBER:MN/GOV/9010001" in error["message"], error
+    error = await admin.error(
+        "POST", f"/security-servers/{_q('MN:GOV:9010001:SS1')}/clients", {"client_id": "x"}
+    )
+    assert "SUBSYSTEM:MN/GOV/9010001/SUB" in error["message"]
+    error = await admin.error("GET", f"/security-servers/{_q('MEMBER:MN/GOV/9010001')}")
+    assert "SERVER:MN/GOV/9010001/SS1" in error["message"]
+
+
+def test_cli_takes_both_identifier_forms_and_shows_the_colon_form(tmp_path: Path) -> None:
+    home = str(tmp_path / "home")
+    _ok("registry", "init", "--dir", home, "--instance", "MN")
+    _ok("registry", "member", "add", "--dir", home, "--class", "GOV", "--code", "9010001", "--name", "Office")
+    out = _ok(
+        "registry", "subsystem", "add", "--dir", home, "--member", "MEMBER:MN/GOV/9010001", "--code", "SUB"
+    )
+    assert "MN:GOV:9010001:SUB" in out
+    out = _ok("registry", "subsystem", "add", "--dir", home, "--member", "MN:GOV:9010001", "--code", "SUB2")
+    assert "MN:GOV:9010001:SUB2" in out
+    _ok("registry", "group", "add", "--dir", home, "--code", "g", "--description", "Group")
+    out = _ok("registry", "group", "add-member", "--dir", home, "--code", "g",
+              "--client", "SUBSYSTEM:MN/GOV/9010001/SUB")  # fmt: skip
+    assert "MN:GOV:9010001:SUB" in out
+    assert "SUBSYSTEM:" not in out
+    members = json.loads(_ok("registry", "member", "list", "--dir", home, "--json"))
+    (office,) = [m for m in members if m["member_code"] == "9010001"]
+    assert [s["subsystem_id"] for s in office["subsystems"]] == ["MN:GOV:9010001:SUB", "MN:GOV:9010001:SUB2"]
+    code, out = _invoke(
+        "registry", "subsystem", "add", "--dir", home, "--member", "MN/GOV/9010001", "--code", "X"
+    )
+    assert code == 1
+    assert "MN:GOV:9010001 or MEMBER:MN/GOV/9010001" in " ".join(out.split())
+    code, out = _invoke("registry", "group", "add-member", "--dir", home, "--code", "g", "--client", "nope")
+    assert code == 1
+    assert "SUBSYSTEM:MN/GOV/9010001/SUB" in " ".join(out.split())
