@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import hashlib
 import secrets
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -77,6 +78,8 @@ SIGNING_KEY_BITS: Final = 2048
 SIGNING_KEY_VALIDITY: Final = timedelta(days=20 * 365)
 """X-Road's configuration signing certificates are self-signed and valid for 20 years."""
 MAX_CERTIFICATE_BYTES: Final = 32 * 1024
+ANCHOR_PROBE_TIME: Final = datetime(2000, 1, 1, tzinfo=UTC)
+"""The ``generatedAt`` of the anchor whose digest tells whether the anchor's sources changed."""
 
 
 def parse_certificate(data: bytes | str, what: str = "certificate") -> x509.Certificate:
@@ -328,16 +331,32 @@ async def configuration_anchor(
     store: RegistryStore, settings: RegistrySettings, kind: KeyKind, *, now: datetime
 ) -> ExportedAnchor:
     """The internal or external configuration anchor (every key of ``kind``, active and pending) naming
-    the sources :meth:`RegistrySettings.anchor_addresses` gives."""
+    the sources :meth:`RegistrySettings.anchor_addresses` gives.
+
+    Its ``generatedAt`` is the time its sources (instance, addresses, verification certificates) last
+    changed, as X-Road keeps it, so the anchor's bytes and hash stay the same from one export to the next
+    until a source changes: a hash read out over the phone matches the file.
+    """
     global_settings = await store.get_settings()
     keys = await store.list_signing_keys(kind)
     if not keys:
         raise XRoadError(FaultCode.CONFLICT, f"the registry has no {kind.value} signing key", http_status=409)
     gen_kind: globalconf_gen.KeyKind = "internal" if kind is KeyKind.INTERNAL else "external"
-    return globalconf_gen.export_anchor_of_certificates(
-        global_settings.instance,
-        settings.anchor_addresses(),
-        [k.certificate for k in keys],
-        gen_kind,
-        now.astimezone(UTC),
+
+    def export(generated_at: datetime) -> ExportedAnchor:
+        return globalconf_gen.export_anchor_of_certificates(
+            global_settings.instance,
+            settings.anchor_addresses(),
+            [k.certificate for k in keys],
+            gen_kind,
+            generated_at,
+        )
+
+    sources = hashlib.sha256(export(ANCHOR_PROBE_TIME).xml).hexdigest()
+    utc = now.astimezone(UTC)
+    generated_at = await store.anchor_generated_at(
+        kind,
+        sources,
+        utc.replace(microsecond=utc.microsecond // 1000 * 1000),  # generatedAt has ms
     )
+    return export(generated_at)

@@ -60,6 +60,7 @@ from sqlalchemy.orm import defer
 from registry.db.models import (
     ID_PART_LENGTH,
     SETTINGS_ROW_ID,
+    AnchorSourcesRow,
     ApprovedCaRow,
     ApprovedTsaRow,
     AuthCertRow,
@@ -1130,6 +1131,24 @@ class RegistryStore:
         if kind is not None:
             query = query.where(SigningKeyRow.kind == kind)
         return tuple(_signing_key(r) for r in await s.scalars(query))
+
+    # -- configuration anchors ----------------------------------------------------------------------------
+
+    async def anchor_generated_at(self, kind: KeyKind, sources_sha256: str, now: datetime) -> datetime:
+        """The ``generatedAt`` of the ``kind`` anchor whose content (all but ``generatedAt``) has the digest
+        ``sources_sha256``: the time its sources last changed. The stored time while the digest is the
+        stored one; else ``now``, stored with the new digest."""
+        async with self._tx() as s:
+            await self._settings_row(s, lock=True)  # one export at a time decides a change
+            row = await s.get(AnchorSourcesRow, kind.value)
+            if row is not None and row.sources_sha256 == sources_sha256:
+                return row.generated_at
+            if row is None:
+                s.add(AnchorSourcesRow(kind=kind.value, sources_sha256=sources_sha256, generated_at=now))
+            else:
+                row.sources_sha256, row.generated_at = sources_sha256, now
+            await s.flush()
+            return now
 
     # -- management requests ------------------------------------------------------------------------------
 

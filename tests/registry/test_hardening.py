@@ -29,6 +29,7 @@ from registry.settings import RegistrySettings
 from registry.validation import KNOWN_CERTIFICATE_PROFILES
 from xroad_mn.certs import EJBCA_PROFILE, profile_for
 from xroad_mn.cli import build_app
+from xroad_mn.globalconf.anchor import parse_anchor
 from xroad_mn.identifiers import MemberId
 from xroad_mn.trust.pki import DevPki
 
@@ -341,3 +342,50 @@ def test_cli_takes_both_identifier_forms_and_shows_the_colon_form(tmp_path: Path
     code, out = _invoke("registry", "group", "add-member", "--dir", home, "--code", "g", "--client", "nope")
     assert code == 1
     assert "SUBSYSTEM:MN/GOV/9010001/SUB" in " ".join(out.split())
+
+
+# -- 4. stable anchors --------------------------------------------------------------------------------
+
+
+def test_cli_anchor_export_is_stable_until_its_sources_change(tmp_path: Path) -> None:
+    home = str(tmp_path / "home")
+    _ok("registry", "init", "--dir", home, "--instance", "MN", "--public-port", "8080")
+
+    def export(name: str, *options: str) -> tuple[bytes, str]:
+        out = _ok("registry", "anchor", "export", "--dir", home, "--out", str(tmp_path / name), *options)
+        (hash_line,) = [line for line in out.splitlines() if line.startswith("Hash (SHA-224): ")]
+        return (tmp_path / name).read_bytes(), hash_line
+
+    first, second = export("a.xml"), export("b.xml")
+    assert first == second
+    moved = export("c.xml", "--address", "127.0.0.1:9080")
+    assert moved[0] != first[0]
+    assert moved[1] != first[1]
+    assert b"127.0.0.1:9080" in moved[0]
+    assert export("d.xml", "--address", "127.0.0.1:9080") == moved
+
+
+async def test_api_anchor_is_stable_until_its_signing_keys_change(admin: Admin) -> None:
+    _, internal = await admin.send("GET", "/configuration-anchors/internal")
+    _, external = await admin.send("GET", "/configuration-anchors/external")
+    status, again = await admin.send("GET", "/configuration-anchors/internal")
+    assert status == 200
+    assert again == internal
+    async with admin.session.get(
+        admin.url + "/configuration-anchors/internal/download",
+        headers={"Authorization": f"X-Road-ApiKey token={admin.token}"},
+    ) as resp:
+        assert await resp.read() == internal["xml"].encode()
+        assert resp.headers["X-Anchor-Hash"] == internal["hash"]
+    await asyncio.sleep(0.01)  # generatedAt has milliseconds: a change must show in it
+    status, key = await admin.send("POST", "/configuration-signing-keys", {"kind": "internal"})
+    assert status == 201, key
+    _, rotated = await admin.send("GET", "/configuration-anchors/internal")
+    assert rotated["hash"] != internal["hash"]
+    before = parse_anchor(internal["xml"].encode()).generated_at
+    after = parse_anchor(rotated["xml"].encode()).generated_at
+    assert before is not None
+    assert after is not None
+    assert after > before
+    assert (await admin.send("GET", "/configuration-anchors/internal"))[1] == rotated
+    assert (await admin.send("GET", "/configuration-anchors/external"))[1] == external
