@@ -15,10 +15,12 @@ declarations. Each call goes through the same steps, in this order:
    ``<event> failed`` with the reason, as X-Road does.
 
 Errors are X-Road REST errors (``{"type", "message", "detail"}`` and ``X-Road-Error``) from
-:func:`xroad_mn.transport.server.xroad_error_middleware`. Identifiers in paths and bodies use X-Road's
-admin API colon form: ``MN:GOV:5012345`` (member), ``MN:GOV:5012345:civil-registry`` (subsystem),
-``MN:GOV:5012345:ss1`` (security server). Certificates are returned as base64 DER and accepted as PEM or
-base64 DER.
+:func:`xroad_mn.transport.server.xroad_error_middleware`. Identifiers are shown in X-Road's admin API
+colon form: ``MN:GOV:5012345`` (member), ``MN:GOV:5012345:civil-registry`` (subsystem), ``MN:GOV:5012345:ss1``
+(security server). Paths and bodies accept that form and X-Road's string form as well
+(``MEMBER:MN/GOV/5012345``, ``SUBSYSTEM:MN/GOV/5012345/civil-registry``, ``SERVER:MN/GOV/5012345/ss1``;
+in a path, ``/`` is written ``%2F``), see :mod:`registry.validation`. Certificates are returned as base64
+DER and accepted as PEM or base64 DER.
 
 Example::
 
@@ -43,6 +45,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
+from registry import operations
 from registry import requests as workflow
 from registry.audit import AuditData, AuditEvent, AuditLog
 from registry.context import CHANGED_KEY, CLOCK_KEY, PUBLISHER_KEY, STORE_KEY
@@ -61,6 +64,7 @@ from registry.openapi import ApiSpec, Method, Operation, QueryParam
 from registry.operations import add_signing_key, common_name, configuration_anchor, parse_certificate
 from registry.ratelimit import RateLimiter
 from registry.settings import RegistrySettings
+from registry.validation import parse_client_id, parse_member_id, parse_server_id, parse_subsystem_id
 from xroad_mn.errors import FaultCode, XRoadError
 from xroad_mn.globalconf.params import (
     ApprovedCAEntry,
@@ -79,8 +83,6 @@ from xroad_mn.identifiers import (
     SecurityServerId,
     SubsystemId,
     format_colon_id,
-    parse_colon_client_id,
-    parse_colon_server_id,
 )
 from xroad_mn.management import ManagementRequestType
 from xroad_mn.transport.server import read_body
@@ -627,25 +629,19 @@ def request_out(r: ManagementRequestRecord) -> ManagementRequestOut:
 
 
 def _member_id(text: str) -> MemberId:
-    client = parse_colon_client_id(text)
-    if not isinstance(client, MemberId):
-        raise XRoadError(FaultCode.INVALID_CLIENT_IDENTIFIER, f"{text!r} is not a member identifier")
-    return client
+    return parse_member_id(text)
 
 
 def _subsystem_id(text: str) -> SubsystemId:
-    client = parse_colon_client_id(text)
-    if not isinstance(client, SubsystemId):
-        raise XRoadError(FaultCode.INVALID_CLIENT_IDENTIFIER, f"{text!r} is not a subsystem identifier")
-    return client
+    return parse_subsystem_id(text)
 
 
 def _server_id(text: str) -> SecurityServerId:
-    return parse_colon_server_id(text)
+    return parse_server_id(text)
 
 
 def _client_id(text: str) -> ClientId:
-    return parse_colon_client_id(text)
+    return parse_client_id(text)
 
 
 async def _group_id(call: Call) -> GlobalGroupId:
@@ -824,7 +820,7 @@ async def add_member(call: Call) -> Reply[MemberOut]:
     body = call.typed_body(MemberIn)
     instance = (await call.store.get_settings()).instance
     mid = MemberId(instance, body.member_class, body.member_code)
-    member = await call.store.add_member(mid, body.name)
+    member = await operations.add_member(call.store, mid, body.name)
     return Reply(member_out(instance, member), audit={"member_id": format_colon_id(mid), "name": body.name})
 
 

@@ -3,7 +3,7 @@
     $ xroad-mn registry init --dir ./registry --instance MN
     $ xroad-mn registry member add --dir ./registry --class GOV --code 5012345 --name "Ministry"
     $ xroad-mn registry ca add --dir ./registry root.pem --ocsp-url http://ca.example.mn/ocsp \\
-          --profile ee.ria.xroad.common.certificateprofile.impl.FiVRKCertificateProfileInfoProvider
+          --profile ee.ria.xroad.common.certificateprofile.impl.EjbcaCertificateProfileInfoProvider
     $ xroad-mn registry anchor export --dir ./registry --out configuration-anchor.xml
     $ xroad-mn registry globalconf generate --dir ./registry --out public/
     $ xroad-mn registry serve --dir ./registry
@@ -55,6 +55,7 @@ from registry.home import (
     revoke_api_key,
 )
 from registry.operations import (
+    add_member,
     build_configuration,
     common_name,
     configuration_anchor,
@@ -63,6 +64,7 @@ from registry.operations import (
     parse_certificate,
 )
 from registry.settings import RegistrySettings
+from registry.validation import KNOWN_CERTIFICATE_PROFILES, MEMBER_FORMS, parse_client_id, parse_member_id
 from xroad_mn.errors import FaultCode, XRoadError
 from xroad_mn.globalconf.params import ApprovedCAEntry, ApprovedTSAEntry, CaInfo, OcspInfo
 from xroad_mn.identifiers import (
@@ -70,7 +72,6 @@ from xroad_mn.identifiers import (
     MemberId,
     SubsystemId,
     format_colon_id,
-    parse_colon_client_id,
 )
 
 __all__ = ["app", "serve_banner"]
@@ -323,7 +324,7 @@ def member_add(
     async def action(store: RegistryStore, _: RegistrySettings) -> tuple[Any, dict[str, Any]]:
         instance = (await store.get_settings()).instance
         mid = MemberId(instance, member_class, code)
-        member = await store.add_member(mid, name)
+        member = await add_member(store, mid, name)
         return member_out(instance, member), {"member_id": format_colon_id(mid), "name": name}
 
     out = _run(home, AuditEvent.ADD_MEMBER, action)
@@ -355,15 +356,12 @@ def member_list(home: DirOption, as_json: JsonOption = False) -> None:
 @subsystem_app.command("add")
 def subsystem_add(
     home: DirOption,
-    member: Annotated[str, typer.Option("--member", help="Member, colon form (MN:GOV:5012345).")],
+    member: Annotated[str, typer.Option("--member", help=f"Member: {MEMBER_FORMS}.")],
     code: Annotated[str, typer.Option("--code", help="Subsystem code.")],
     name: Annotated[str | None, typer.Option("--name", help="Subsystem name.")] = None,
 ) -> None:
     """Add a subsystem to a member."""
-    mid = parse_colon_client_id(member)
-    if not isinstance(mid, MemberId):
-        raise XRoadError(FaultCode.INVALID_CLIENT_IDENTIFIER, f"{member!r} is not a member identifier")
-    sid: SubsystemId = mid.subsystem(code)
+    sid: SubsystemId = parse_member_id(member).subsystem(code)
 
     async def action(store: RegistryStore, _: RegistrySettings) -> tuple[None, dict[str, Any]]:
         await store.add_subsystem(sid, name)
@@ -412,10 +410,10 @@ def group_add(
 def group_add_member(
     home: DirOption,
     code: Annotated[str, typer.Option("--code", help="Group code.")],
-    client: Annotated[str, typer.Option("--client", help="Member or subsystem, colon form.")],
+    client: Annotated[str, typer.Option("--client", help=f"Member ({MEMBER_FORMS}) or subsystem.")],
 ) -> None:
     """Add a member or subsystem to a global group."""
-    cid = parse_colon_client_id(client)
+    cid = parse_client_id(client)
 
     async def action(store: RegistryStore, _: RegistrySettings) -> tuple[None, dict[str, Any]]:
         instance = (await store.get_settings()).instance
@@ -433,7 +431,13 @@ def group_add_member(
 def ca_add(
     home: DirOption,
     certificate: Annotated[Path, typer.Argument(help="The top CA certificate (PEM or DER file).")],
-    profile: Annotated[str, typer.Option("--profile", help="Certificate profile info class name.")],
+    profile: Annotated[
+        str,
+        typer.Option(
+            "--profile",
+            help="Certificate profile info class name, one of: " + ", ".join(KNOWN_CERTIFICATE_PROFILES),
+        ),
+    ],
     ocsp_url: Annotated[list[str] | None, typer.Option("--ocsp-url", help="OCSP responder URL.")] = None,
     ocsp_cert: Annotated[
         list[Path] | None, typer.Option("--ocsp-cert", help="OCSP responder certificate, per --ocsp-url.")

@@ -13,11 +13,9 @@ entry-point group; ``xroad-mn demo`` starts it beside the trust services.
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Final
 
 import aiohttp
@@ -25,12 +23,20 @@ import aiohttp
 from registry.app import run_registry
 from registry.context import STORE_KEY
 from registry.db import KeyKind, RegistryStore
-from registry.home import ADMIN_ROLES, create_api_key, create_home, load_registry_settings, settings_file
+from registry.home import (
+    ADMIN_ROLES,
+    SECRET_MODE,
+    create_api_key,
+    create_home,
+    load_registry_settings,
+    settings_file,
+)
 from registry.operations import configuration_anchor, init_registry, open_store
 from registry.settings import RegistrySettings
-from xroad_mn.certs import XROAD_MN_PROFILE
+from xroad_mn.certs import EJBCA_PROFILE
 from xroad_mn.cli.demo import DemoContext
 from xroad_mn.confclient.client import ConfigurationClient
+from xroad_mn.fileio import write_atomic
 from xroad_mn.globalconf.anchor import parse_anchor
 from xroad_mn.globalconf.params import ApprovedCAEntry, ApprovedTSAEntry, CaInfo, OcspInfo
 from xroad_mn.identifiers import MemberId
@@ -89,7 +95,9 @@ async def _seed(store: RegistryStore, settings: RegistrySettings, context: DemoC
                 context.trust.ca_certificate,
                 (OcspInfo(context.trust.ocsp_url, context.trust.ocsp_certificate),),
             ),
-            certificate_profile_info=XROAD_MN_PROFILE,
+            # X-Road's own class for the dev CA's subject layout (C = instance, O = member class,
+            # CN = member code), so a real X-Road security server can load it.
+            certificate_profile_info=EJBCA_PROFILE,
         )
     )
     await store.add_tsa(
@@ -100,12 +108,6 @@ async def _seed(store: RegistryStore, settings: RegistrySettings, context: DemoC
         await store.add_member(member, name)
         for code, description in subsystems:
             await store.add_subsystem(member.subsystem(code), description)
-
-
-def _write_private(path: Path, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
 
 
 @asynccontextmanager
@@ -121,7 +123,7 @@ async def component(context: DemoContext) -> AsyncIterator[Sequence[str]]:
         async with open_store(settings) as store:
             await _seed(store, settings, context)
         created = create_api_key(settings.api_keys_path(), ADMIN_ROLES, datetime.now(UTC))
-        _write_private(home / DEMO_TOKEN_FILE, created.token)
+        write_atomic(home / DEMO_TOKEN_FILE, created.token.encode("utf-8"), mode=SECRET_MODE)
     token = (home / DEMO_TOKEN_FILE).read_text(encoding="utf-8").strip()
 
     async with run_registry(settings) as running:

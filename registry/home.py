@@ -22,6 +22,11 @@ An API key is shown once, when it is created (as X-Road does); the file keeps on
 compared in constant time. A running registry checks the file for changes on every request (off the event
 loop) and keeps the keys it verified in a bounded cache that any change of the file empties, so a revoked
 key stops working at its next request.
+
+The home holds signing keys (in the database) and API key hashes: it is kept at mode 0700 and its secrets
+(the settings file, which may name a database password, the SQLite database with its ``-wal``/``-shm``/
+``-journal`` files, and the API keys) at 0600, whatever the umask (:func:`secure_home`,
+:func:`secure_database_file`).
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ import hmac
 import json
 import os
 import secrets
+import stat
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -47,7 +53,10 @@ from xroad_mn.settings import load_settings
 
 __all__ = [
     "ADMIN_ROLES",
+    "HOME_MODE",
     "MAX_API_KEYS_FILE_BYTES",
+    "SECRET_MODE",
+    "SQLITE_SIDE_FILES",
     "ApiKey",
     "ApiKeyRing",
     "CreatedApiKey",
@@ -60,6 +69,8 @@ __all__ = [
     "parse_api_keys",
     "render_api_keys",
     "revoke_api_key",
+    "secure_database_file",
+    "secure_home",
     "settings_file",
 ]
 
@@ -69,6 +80,12 @@ TOKEN_BYTES: Final = 32
 MAX_TOKEN_CHARS: Final = 512
 MAX_CACHED_API_KEYS: Final = 1024
 """Verified tokens an :class:`ApiKeyRing` remembers (least recently used first out)."""
+HOME_MODE: Final = 0o700
+"""The registry home: only its owner may list or enter it."""
+SECRET_MODE: Final = 0o600
+"""Files holding secrets: the database (signing keys), API keys, the settings file."""
+SQLITE_SIDE_FILES: Final = ("-wal", "-shm", "-journal")
+"""Files SQLite keeps beside a database; they hold its pages, so they are as secret as the database."""
 
 
 class Role(StrEnum):
@@ -118,8 +135,48 @@ def _toml_value(value: object) -> str:
     raise XRoadError(FaultCode.INVALID_SETTINGS, f"cannot write {type(value).__name__} to {SETTINGS_FILE}")
 
 
+def secure_home(home: Path) -> None:
+    """Create ``home`` (and its parents) or narrow an existing one to :data:`HOME_MODE`, whatever the umask.
+
+    A world-writable directory (``/tmp``) is refused rather than narrowed: it is shared, never a home.
+    """
+    try:
+        if home.is_dir() and stat.S_IMODE(home.stat().st_mode) & stat.S_IWOTH:
+            raise XRoadError(
+                FaultCode.INVALID_SETTINGS,
+                f"{home} is world-writable: a registry home must be a directory of its own",
+            )
+        home.mkdir(mode=HOME_MODE, parents=True, exist_ok=True)
+        if stat.S_IMODE(home.stat().st_mode) != HOME_MODE:
+            os.chmod(home, HOME_MODE)
+    except OSError as e:
+        raise XRoadError(FaultCode.IO_ERROR, f"cannot secure the registry home {home}: {e.strerror}") from e
+
+
+def secure_database_file(path: Path) -> None:
+    """Create the SQLite database file ``path`` at :data:`SECRET_MODE` before SQLite opens it (SQLite gives
+    its ``-wal`` and ``-shm`` files the database file's mode), and narrow the database and its side files
+    to that mode when they exist with a wider one."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT, SECRET_MODE)
+        try:
+            os.fchmod(fd, SECRET_MODE)  # the umask may have narrowed it; it must not be wider
+        finally:
+            os.close(fd)
+        for suffix in SQLITE_SIDE_FILES:
+            side = path.with_name(path.name + suffix)
+            try:
+                if stat.S_IMODE(side.stat().st_mode) != SECRET_MODE:
+                    os.chmod(side, SECRET_MODE)
+            except FileNotFoundError:
+                continue
+    except OSError as e:
+        raise XRoadError(FaultCode.IO_ERROR, f"cannot secure the database file {path}: {e.strerror}") from e
+
+
 def create_home(home: Path, settings: Mapping[str, object]) -> Path:
-    """Create the home directory with a ``registry.toml`` holding ``settings`` (checked first).
+    """Create the home directory (mode 0700) with a ``registry.toml`` (mode 0600) holding ``settings``
+    (checked first).
 
     A home that already has a ``registry.toml`` is refused (``conflict``): a registry is initialised once.
     """
@@ -129,11 +186,8 @@ def create_home(home: Path, settings: Mapping[str, object]) -> Path:
         raise XRoadError(FaultCode.CONFLICT, f"{home} already holds a registry ({path.name} exists)")
     lines = ["# xroad-mn registry settings; environment overrides: XROAD_MN_REGISTRY__<KEY>"]
     lines += [f"{k} = {_toml_value(v)}" for k, v in sorted(settings.items()) if v is not None]
-    try:
-        home.mkdir(parents=True, exist_ok=True)
-        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    except OSError as e:
-        raise XRoadError(FaultCode.IO_ERROR, f"cannot create the registry home {home}: {e.strerror}") from e
+    secure_home(home)
+    write_atomic(path, ("\n".join(lines) + "\n").encode("utf-8"), mode=SECRET_MODE)
     return home
 
 
@@ -242,7 +296,7 @@ def create_api_key(path: Path, roles: Iterable[Role], now: datetime) -> CreatedA
     token = secrets.token_urlsafe(TOKEN_BYTES)
     key = ApiKey(secrets.token_hex(8), hash_token(token), wanted, now)
     data = render_api_keys((*keys, key))
-    write_atomic(path, data, mode=0o600, make_parents=True)
+    write_atomic(path, data, mode=SECRET_MODE, make_parents=True)
     return CreatedApiKey(key, token)
 
 

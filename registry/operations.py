@@ -20,11 +20,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import hashlib
 import secrets
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Final
 
 from cryptography import x509
@@ -32,7 +34,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 from sqlalchemy import text
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from registry import globalconf_gen
 from registry.db import (
@@ -44,9 +47,10 @@ from registry.db import (
     migrate,
 )
 from registry.globalconf_gen import ExportedAnchor, GeneratedConfiguration
+from registry.home import secure_database_file, secure_home
 from registry.settings import RegistrySettings
 from xroad_mn.errors import FaultCode, XRoadError
-from xroad_mn.globalconf.params import MemberClass
+from xroad_mn.globalconf.params import Member, MemberClass
 from xroad_mn.identifiers import MemberId, SecurityServerId
 
 __all__ = [
@@ -56,6 +60,7 @@ __all__ = [
     "SIGNING_KEY_BITS",
     "SIGNING_KEY_VALIDITY",
     "InitResult",
+    "add_member",
     "add_signing_key",
     "build_configuration",
     "common_name",
@@ -80,6 +85,8 @@ SIGNING_KEY_BITS: Final = 2048
 SIGNING_KEY_VALIDITY: Final = timedelta(days=20 * 365)
 """X-Road's configuration signing certificates are self-signed and valid for 20 years."""
 MAX_CERTIFICATE_BYTES: Final = 32 * 1024
+ANCHOR_PROBE_TIME: Final = datetime(2000, 1, 1, tzinfo=UTC)
+"""The ``generatedAt`` of the anchor whose digest tells whether the anchor's sources changed."""
 
 
 def parse_certificate(data: bytes | str, what: str = "certificate") -> x509.Certificate:
@@ -90,10 +97,10 @@ def parse_certificate(data: bytes | str, what: str = "certificate") -> x509.Cert
     try:
         if b"-----BEGIN" in raw:
             return x509.load_pem_x509_certificate(raw)
-        stripped = raw.strip()
-        if stripped[:1] == b"\x30":
-            return x509.load_der_x509_certificate(stripped)
-        return x509.load_der_x509_certificate(base64.b64decode(b"".join(stripped.split()), validate=True))
+        if raw[:1] == b"\x30":
+            # DER as it is: its last bytes may well be whitespace bytes, which must not be stripped.
+            return x509.load_der_x509_certificate(raw)
+        return x509.load_der_x509_certificate(base64.b64decode(b"".join(raw.split()), validate=True))
     except (ValueError, binascii.Error) as e:
         raise XRoadError(
             FaultCode.INVALID_REQUEST, f"{what} is not a PEM or base64 DER X.509 certificate", http_status=400
@@ -203,6 +210,22 @@ async def init_registry(
     return InitResult(global_settings, keys)
 
 
+async def add_member(store: RegistryStore, member: MemberId, name: str) -> Member:
+    """Add a member as the admin API and the CLI do: an unknown member class is bad input (400) whose
+    message names the valid classes (the store answers 404 for a missing class, as for any missing row)."""
+    classes = [mc.code for mc in await store.list_member_classes()]
+    if member.member_class not in classes:
+        valid = ", ".join(classes)
+        raise XRoadError(
+            FaultCode.INVALID_REQUEST,
+            f"member class {member.member_class[:80]!r} does not exist; "
+            f"the valid member classes are: {valid}",
+            details={"member_class": member.member_class[:80], "valid_member_classes": valid},
+            http_status=400,
+        )
+    return await store.add_member(member, name)
+
+
 def public_tls_certificate(settings: RegistrySettings) -> x509.Certificate | None:
     """The public socket's TLS certificate (the first of ``public_tls_cert``), or None without TLS."""
     if settings.public_tls_cert is None:
@@ -240,6 +263,17 @@ async def sync_management_address(store: RegistryStore, settings: RegistrySettin
         await store.update_settings(management_service_cert=cert)
 
 
+def _sqlite_file(url: str) -> Path | None:
+    """The database file of a SQLite URL (None for other databases and in-memory SQLite)."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return None  # create_engine reports it
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database)
+
+
 @asynccontextmanager
 async def open_store(
     settings: RegistrySettings, *, clock: Callable[[], datetime] | None = None
@@ -247,11 +281,10 @@ async def open_store(
     """The registry's database, migrated to the current schema (and, on PostgreSQL with
     ``database_schema``, that schema created when missing), closed after the block."""
     url = settings.database()
-    if settings.database_url is None:  # the SQLite file in the home directory
-        try:
-            settings.home.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise XRoadError(FaultCode.IO_ERROR, f"cannot create {settings.home}: {e.strerror}") from e
+    secure_home(settings.home)  # 0700: it holds the API keys and, by default, the database
+    sqlite_file = _sqlite_file(url)
+    if sqlite_file is not None:  # 0600 before SQLite creates it, so its -wal and -shm files are 0600 too
+        secure_database_file(sqlite_file)
     if settings.database_schema is not None and url.startswith("postgresql"):
         admin = create_engine(url)
         try:
@@ -264,6 +297,8 @@ async def open_store(
     engine = create_engine(url, **settings.engine_options())
     try:
         await migrate(engine)
+        if sqlite_file is not None:  # the side files WAL mode created, whatever mode SQLite gave them
+            secure_database_file(sqlite_file)
         yield RegistryStore(engine) if clock is None else RegistryStore(engine, clock=clock)
     finally:
         await engine.dispose()
@@ -303,15 +338,31 @@ async def configuration_anchor(
     store: RegistryStore, settings: RegistrySettings, kind: KeyKind, *, now: datetime
 ) -> ExportedAnchor:
     """The internal or external configuration anchor (every key of ``kind``, active and pending) naming
-    the sources :meth:`RegistrySettings.anchor_addresses` gives."""
+    the sources :meth:`RegistrySettings.anchor_addresses` gives.
+
+    Its ``generatedAt`` is the time its sources (instance, addresses, verification certificates) last
+    changed, as X-Road keeps it, so the anchor's bytes and hash stay the same from one export to the next
+    until a source changes: a hash read out over the phone matches the file.
+    """
     global_settings = await store.get_settings()
     keys = await store.list_signing_keys(kind)
     if not keys:
         raise XRoadError(FaultCode.CONFLICT, f"the registry has no {kind.value} signing key", http_status=409)
-    return globalconf_gen.export_anchor_of_certificates(
-        global_settings.instance,
-        settings.anchor_addresses(),
-        [k.certificate for k in keys],
+
+    def export(generated_at: datetime) -> ExportedAnchor:
+        return globalconf_gen.export_anchor_of_certificates(
+            global_settings.instance,
+            settings.anchor_addresses(),
+            [k.certificate for k in keys],
+            kind,
+            generated_at,
+        )
+
+    sources = hashlib.sha256(export(ANCHOR_PROBE_TIME).xml).hexdigest()
+    utc = now.astimezone(UTC)
+    generated_at = await store.anchor_generated_at(
         kind,
-        now.astimezone(UTC),
+        sources,
+        utc.replace(microsecond=utc.microsecond // 1000 * 1000),  # generatedAt has ms
     )
+    return export(generated_at)

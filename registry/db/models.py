@@ -48,6 +48,7 @@ from xroad_mn.management import ManagementRequestType
 
 __all__ = [
     "ID_PART_LENGTH",
+    "AnchorSourcesRow",
     "ApprovedCaRow",
     "ApprovedTsaRow",
     "AuthCertRow",
@@ -319,6 +320,21 @@ class SigningKeyRow(Base):
     cert_der: Mapped[bytes]
     created_at: Mapped[datetime]
     active: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class AnchorSourcesRow(Base):
+    """What the anchor of one kind (internal, external) was last exported from, and since when.
+
+    ``sources_sha256`` digests the anchor's content except ``generatedAt`` (instance, sources and their
+    verification certificates); while it stays the same, the anchor keeps its ``generated_at`` and so its
+    bytes and hash, as X-Road regenerates an anchor only when its sources change.
+    """
+
+    __tablename__ = "anchor_sources"
+
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    sources_sha256: Mapped[str] = mapped_column(String(64))
+    generated_at: Mapped[datetime]
 
 
 class ManagementRequestRow(Base):

@@ -60,6 +60,7 @@ from sqlalchemy.orm import defer
 from registry.db.models import (
     ID_PART_LENGTH,
     SETTINGS_ROW_ID,
+    AnchorSourcesRow,
     ApprovedCaRow,
     ApprovedTsaRow,
     AuthCertRow,
@@ -90,6 +91,7 @@ from registry.db.records import (
 )
 from registry.db.request_rows import RequestPayload, request_columns, request_from_row
 from registry.globalconf_gen import KeyKind
+from registry.validation import check_certificate_profile, check_server_address, check_text
 from xroad_mn.errors import DetailValue, FaultCode, XRoadError
 from xroad_mn.globalconf.params import (
     ApprovedCAEntry,
@@ -113,6 +115,7 @@ from xroad_mn.identifiers import (
     MemberId,
     SecurityServerId,
     SubsystemId,
+    format_colon_id,
     format_id,
     parse_id,
     validate_part,
@@ -163,14 +166,16 @@ def _strict_part(part: str, value: str, code: str = FaultCode.INVALID_CLIENT_IDE
         raise XRoadError(e.code, e.message, details=e.details, http_status=400) from e
 
 
-def _text(what: str, value: str, *, limit: int = MAX_TEXT_CHARS, empty_ok: bool = False) -> str:
+def _text(
+    what: str, value: str, *, limit: int = MAX_TEXT_CHARS, empty_ok: bool = False, multiline: bool = False
+) -> str:
+    """A name or text: no control characters (line breaks only when ``multiline``) and no bidirectional
+    formatting characters (:func:`registry.validation.check_text`)."""
     if not isinstance(value, str) or (not value.strip() and not empty_ok):
         raise _invalid(f"{what} must be a non-empty string", field=what)
     if len(value) > limit:
         raise _invalid(f"{what} is longer than {limit} characters", field=what)
-    if any(ord(c) < 0x20 and c not in "\t\n\r" for c in value):
-        raise _invalid(f"{what} contains control characters", field=what)
-    return value
+    return check_text(what, value, multiline=multiline)
 
 
 def _url(what: str, value: str) -> str:
@@ -209,6 +214,7 @@ def _require_ca(what: str, cert: x509.Certificate) -> None:
 def _check_ca_entry(entry: ApprovedCAEntry) -> None:
     _text("CA name", entry.name, limit=ID_PART_LENGTH)
     _text("certificate profile info class", entry.certificate_profile_info)
+    check_certificate_profile(entry.certificate_profile_info)
     if entry.acme_server is not None or entry.default_csr_format is not None:
         raise _invalid("ACME settings and the default CSR format of a CA are not stored by this registry")
     for i, info in enumerate((entry.top_ca, *entry.intermediate_cas)):
@@ -224,6 +230,13 @@ def _checked_payload(payload: RequestPayload) -> RequestPayload:
     if len(json.dumps(payload, sort_keys=True)) > MAX_PAYLOAD_BYTES:
         raise _invalid(f"management request payload is larger than {MAX_PAYLOAD_BYTES} bytes")
     return payload
+
+
+def _shown(x: ClientId | SecurityServerId | GlobalGroupId) -> str:
+    """An identifier in a message for people: the colon form the admin API and the CLI print."""
+    if isinstance(x, GlobalGroupId):
+        return f"{x.instance}:{x.group_code}"
+    return format_colon_id(x)
 
 
 def _provider_of(text: str | None) -> ClientId | None:
@@ -347,7 +360,7 @@ class RegistryStore:
             select(MemberRow)
             .join(MemberClassRow, MemberRow.member_class_id == MemberClassRow.id)
             .where(MemberClassRow.code == member.member_class, MemberRow.code == member.member_code),
-            _not_found(f"member {member} does not exist", member=str(member)),
+            _not_found(f"member {_shown(member)} does not exist", member=str(member)),
         )
 
     async def _subsystem_row(self, s: AsyncSession, sub: SubsystemId) -> SubsystemRow:
@@ -357,7 +370,7 @@ class RegistryStore:
             select(SubsystemRow).where(
                 SubsystemRow.member_id == member.id, SubsystemRow.code == sub.subsystem_code
             ),
-            _not_found(f"subsystem {sub} does not exist", subsystem=str(sub)),
+            _not_found(f"subsystem {_shown(sub)} does not exist", subsystem=str(sub)),
         )
 
     async def _client_row_ids(self, s: AsyncSession, client: ClientId) -> tuple[int, int | None]:
@@ -376,7 +389,7 @@ class RegistryStore:
         return await self._one(
             s,
             query.with_for_update() if lock else query,
-            _not_found(f"security server {server} does not exist", server=str(server)),
+            _not_found(f"security server {_shown(server)} does not exist", server=str(server)),
         )
 
     async def _group_row(self, s: AsyncSession, group: GlobalGroupId) -> GlobalGroupRow:
@@ -384,7 +397,7 @@ class RegistryStore:
         return await self._one(
             s,
             select(GlobalGroupRow).where(GlobalGroupRow.code == group.group_code),
-            _not_found(f"global group {group} does not exist", group=str(group)),
+            _not_found(f"global group {_shown(group)} does not exist", group=str(group)),
         )
 
     async def _ids(self, s: AsyncSession) -> _Ids:
@@ -500,7 +513,7 @@ class RegistryStore:
                 MemberRow.member_class_id == mc.id, MemberRow.code == member.member_code
             )
             if (await s.scalars(existing)).first() is not None:
-                raise _conflict(f"member {member} already exists", member=str(member))
+                raise _conflict(f"member {_shown(member)} already exists", member=str(member))
             s.add(MemberRow(member_class_id=mc.id, code=member.member_code, name=name))
             await s.flush()
             return Member(MemberClass(mc.code, mc.description), member.member_code, name)
@@ -554,7 +567,7 @@ class RegistryStore:
             SubsystemRow.member_id == member.id, SubsystemRow.code == subsystem.subsystem_code
         )
         if (await s.scalars(existing)).first() is not None:
-            raise _conflict(f"subsystem {subsystem} already exists", subsystem=str(subsystem))
+            raise _conflict(f"subsystem {_shown(subsystem)} already exists", subsystem=str(subsystem))
         s.add(SubsystemRow(member_id=member.id, code=subsystem.subsystem_code, name=name))
         await s.flush()
         return Subsystem(subsystem.subsystem_code, name)
@@ -585,13 +598,13 @@ class RegistryStore:
     ) -> SecurityServer:
         _strict_part("serverCode", server.server_code, FaultCode.INVALID_SECURITY_SERVER)
         if address is not None:
-            _text("security server address", address)
+            check_server_address(address)
         owner = await self._member_row(s, server.owner)
         existing = select(SecurityServerRow).where(
             SecurityServerRow.owner_id == owner.id, SecurityServerRow.server_code == server.server_code
         )
         if (await s.scalars(existing)).first() is not None:
-            raise _conflict(f"security server {server} already exists", server=str(server))
+            raise _conflict(f"security server {_shown(server)} already exists", server=str(server))
         s.add(SecurityServerRow(owner_id=owner.id, server_code=server.server_code, address=address))
         await s.flush()
         return SecurityServer(server.owner, server.server_code, address)
@@ -644,7 +657,7 @@ class RegistryStore:
         self, s: AsyncSession, server: SecurityServerId, address: str | None
     ) -> SecurityServer:
         if address is not None:
-            _text("security server address", address)
+            check_server_address(address)
         row = await self._server_row(s, server, lock=True)
         row.address = address
         await s.flush()
@@ -662,7 +675,7 @@ class RegistryStore:
         self, s: AsyncSession, server: SecurityServerId, enabled: bool, message: str | None
     ) -> SecurityServer:
         if message is not None:
-            _text("maintenance message", message)
+            _text("maintenance message", message, multiline=True)
         row = await self._server_row(s, server, lock=True)
         row.in_maintenance = enabled
         row.maintenance_message = message if enabled else None
@@ -681,12 +694,12 @@ class RegistryStore:
         row = await self._server_row(s, server, lock=True)
         owner = await self._member_row(s, new_owner)
         if await self._server_client(s, row.id, owner.id, None) is None:
-            raise _conflict(f"{new_owner} is not a client of {server}", member=str(new_owner))
+            raise _conflict(f"{_shown(new_owner)} is not a client of {_shown(server)}", member=str(new_owner))
         clash = select(SecurityServerRow).where(
             SecurityServerRow.owner_id == owner.id, SecurityServerRow.server_code == server.server_code
         )
         if (await s.scalars(clash)).first() is not None:
-            raise _conflict(f"{new_owner} already owns a server {server.server_code!r}")
+            raise _conflict(f"{_shown(new_owner)} already owns a server {server.server_code!r}")
         row.owner_id = owner.id
         await s.flush()
         (found,) = await self._servers(s, row.id)
@@ -719,7 +732,7 @@ class RegistryStore:
             delete(AuthCertRow).where(AuthCertRow.server_id == row.id, AuthCertRow.cert_hash == cert_hash)
         )
         if getattr(result, "rowcount", 0) != 1:
-            raise _not_found(f"{server} has no authentication certificate {cert_hash.hex()}")
+            raise _not_found(f"{_shown(server)} has no authentication certificate {cert_hash.hex()}")
 
     async def list_auth_certs(self, server: SecurityServerId) -> tuple[x509.Certificate, ...]:
         async with self._tx() as s:
@@ -740,7 +753,9 @@ class RegistryStore:
         existing = await self._server_client(s, row.id, member_id, subsystem_id)
         if existing is not None:
             state = "" if existing.enabled else " (disabled)"
-            raise _conflict(f"{client} is already a client of {server}{state}", client=str(client))
+            raise _conflict(
+                f"{_shown(client)} is already a client of {_shown(server)}{state}", client=str(client)
+            )
         s.add(
             SecurityServerClientRow(
                 server_id=row.id, member_id=member_id, subsystem_id=subsystem_id, enabled=True
@@ -760,7 +775,7 @@ class RegistryStore:
     ) -> SecurityServer:
         row, found_row = await self._server_client_row(s, server, client)
         if found_row.subsystem_id is None and found_row.member_id == row.owner_id:
-            raise _conflict(f"the owner {client} cannot be removed from its own server")
+            raise _conflict(f"the owner {_shown(client)} cannot be removed from its own server")
         await s.delete(found_row)
         await s.flush()
         (found,) = await self._servers(s, row.id)
@@ -786,9 +801,9 @@ class RegistryStore:
         row, found_row = await self._server_client_row(s, server, client)
         if found_row.enabled == enabled:
             state = "enabled" if enabled else "disabled"
-            raise _conflict(f"{client} is already {state} on {server}", client=str(client))
+            raise _conflict(f"{_shown(client)} is already {state} on {_shown(server)}", client=str(client))
         if not enabled and found_row.subsystem_id is None and found_row.member_id == row.owner_id:
-            raise _conflict(f"the owner {client} cannot be disabled on its own server")
+            raise _conflict(f"the owner {_shown(client)} cannot be disabled on its own server")
         found_row.enabled = enabled
         await s.flush()
         (found,) = await self._servers(s, row.id)
@@ -818,7 +833,7 @@ class RegistryStore:
         member_id, subsystem_id = await self._client_row_ids(s, client)
         found_row = await self._server_client(s, row.id, member_id, subsystem_id)
         if found_row is None:
-            raise _not_found(f"{client} is not a client of {server}", client=str(client))
+            raise _not_found(f"{_shown(client)} is not a client of {_shown(server)}", client=str(client))
         return row, found_row
 
     @staticmethod
@@ -845,7 +860,7 @@ class RegistryStore:
             if (
                 await s.scalars(select(GlobalGroupRow).where(GlobalGroupRow.code == group.group_code))
             ).first():
-                raise _conflict(f"global group {group} already exists", group=str(group))
+                raise _conflict(f"global group {_shown(group)} already exists", group=str(group))
             s.add(GlobalGroupRow(code=group.group_code, description=description))
             await s.flush()
             return GlobalGroup(group.group_code, description)
@@ -858,7 +873,7 @@ class RegistryStore:
         row = await self._group_row(s, group)
         member_id, subsystem_id = await self._client_row_ids(s, client)
         if await self._group_member(s, row.id, member_id, subsystem_id) is not None:
-            raise _conflict(f"{client} is already a member of {group}", client=str(client))
+            raise _conflict(f"{_shown(client)} is already a member of {_shown(group)}", client=str(client))
         s.add(GlobalGroupMemberRow(group_id=row.id, member_id=member_id, subsystem_id=subsystem_id))
         await s.flush()
         (found,) = await self._groups(s, row.id)
@@ -870,7 +885,7 @@ class RegistryStore:
             member_id, subsystem_id = await self._client_row_ids(s, client)
             found_row = await self._group_member(s, row.id, member_id, subsystem_id)
             if found_row is None:
-                raise _not_found(f"{client} is not a member of {group}", client=str(client))
+                raise _not_found(f"{_shown(client)} is not a member of {_shown(group)}", client=str(client))
             await s.delete(found_row)
             await s.flush()
             (found,) = await self._groups(s, row.id)
@@ -927,6 +942,13 @@ class RegistryStore:
             await self._settings_row(s)
             if (await s.scalars(select(ApprovedCaRow).where(ApprovedCaRow.name == entry.name))).first():
                 raise _conflict(f"approved CA {entry.name!r} already exists", name=entry.name)
+            same = await s.scalars(
+                select(ApprovedCaRow.name)
+                .join(CaCertRow, CaCertRow.ca_id == ApprovedCaRow.id)
+                .where(CaCertRow.is_top, CaCertRow.cert_der == _der(entry.top_ca.cert))
+            )
+            if (other := same.first()) is not None:
+                raise _conflict(f"approved CA {other!r} already has this CA certificate", name=other)
             ca = ApprovedCaRow(
                 name=entry.name,
                 certificate_profile_info=entry.certificate_profile_info,
@@ -1104,6 +1126,24 @@ class RegistryStore:
         if kind is not None:
             query = query.where(SigningKeyRow.kind == kind)
         return tuple(_signing_key(r) for r in await s.scalars(query))
+
+    # -- configuration anchors ----------------------------------------------------------------------------
+
+    async def anchor_generated_at(self, kind: KeyKind, sources_sha256: str, now: datetime) -> datetime:
+        """The ``generatedAt`` of the ``kind`` anchor whose content (all but ``generatedAt``) has the digest
+        ``sources_sha256``: the time its sources last changed. The stored time while the digest is the
+        stored one; else ``now``, stored with the new digest."""
+        async with self._tx() as s:
+            await self._settings_row(s, lock=True)  # one export at a time decides a change
+            row = await s.get(AnchorSourcesRow, kind.value)
+            if row is not None and row.sources_sha256 == sources_sha256:
+                return row.generated_at
+            if row is None:
+                s.add(AnchorSourcesRow(kind=kind.value, sources_sha256=sources_sha256, generated_at=now))
+            else:
+                row.sources_sha256, row.generated_at = sources_sha256, now
+            await s.flush()
+            return now
 
     # -- management requests ------------------------------------------------------------------------------
 

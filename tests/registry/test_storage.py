@@ -99,7 +99,7 @@ async def test_migrations_create_the_models_schema_and_are_idempotent(registry_d
     async with registry_db.connect() as conn:
         assert await conn.run_sync(_diff) == []
         version = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar_one()
-    assert version == "r0002"
+    assert version == "r0003"
     await migrate(registry_db)  # already at head: nothing happens
     async with registry_db.connect() as conn:
         assert (await conn.execute(text("SELECT count(*) FROM alembic_version"))).scalar_one() == 1
