@@ -133,7 +133,7 @@ class ClientStore(StoreBase):
             return _client(await self._client_row(s, client))
 
     async def list_clients(self) -> tuple[Client, ...]:
-        """Every client, ordered by identifier (each member before its subsystems)."""
+        """Every client: the members, then the subsystems, each in identifier order."""
         async with self._tx() as s:
             rows = (await s.scalars(select(ClientRow))).all()
         return tuple(sorted((_client(r) for r in rows), key=lambda c: c.client))

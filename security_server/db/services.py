@@ -204,7 +204,9 @@ class ServiceStore(StoreBase):
     ) -> ServiceDescription:
         """Apply a fresh read of the description: services still present keep their settings (URL,
         timeout, flags) and access rights; new ones are added; gone ones are removed with their endpoints
-        and access rights. Generated endpoints are replaced by ``endpoints``; the base endpoint stays.
+        and access rights. Generated endpoints are replaced by ``endpoints`` (those that stay keep their
+        access rights); the base endpoint stays. ``document`` replaces the uploaded document of an OpenAPI
+        description added from a file (a description by URL keeps none).
         """
         async with self._tx() as s:
             row = await self._description_row(s, description_id)
