@@ -1,0 +1,212 @@
+"""Settings of a node (security server): ``node.toml`` in its home directory plus ``XROAD_MN_NODE__*``.
+
+Example::
+
+    >>> from pathlib import Path
+    >>> settings = NodeSettings(home=Path("/var/lib/xroad-mn/node"), address="127.0.0.2")
+    >>> settings.database()
+    'sqlite+aiosqlite:////var/lib/xroad-mn/node/node.db'
+    >>> settings.server_proxy_port, settings.token.type
+    (5500, <TokenType.SOFTWARE: 'software'>)
+    >>> settings.allows_federation("EE")
+    False
+
+Everything has a default except ``home`` (the ``--dir`` of the CLI), so an empty ``node.toml`` works;
+``configs/node.toml`` documents every key. Keys unknown to the model are refused (see
+:mod:`xroad_mn.settings`), so a token PIN written here is an error, never a secret at rest. Nothing here is
+trust material: that comes from the configuration anchor and the verified global configuration.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, Final
+
+from pydantic import Field, field_validator, model_validator
+
+from xroad_mn.database import sqlite_url
+from xroad_mn.settings import SettingsModel
+
+__all__ = [
+    "DATABASE_FILE",
+    "DEFAULT_ADDRESS",
+    "DEFAULT_ADMIN_PORT",
+    "DEFAULT_ALLOWED_FEDERATIONS",
+    "DEFAULT_CLIENT_HTTPS_PORT",
+    "DEFAULT_CLIENT_HTTP_PORT",
+    "DEFAULT_GLOBALCONF_UPDATE_INTERVAL_SECONDS",
+    "DEFAULT_MAX_BODY_BYTES",
+    "DEFAULT_OCSP_FETCH_INTERVAL_SECONDS",
+    "DEFAULT_OCSP_RESPONDER_PORT",
+    "DEFAULT_RATE_PER_MINUTE",
+    "DEFAULT_RATE_PER_SECOND",
+    "DEFAULT_SERVER_PROXY_PORT",
+    "GLOBALCONF_DIR",
+    "SETTINGS_FILE",
+    "TOKEN_DIR",
+    "NodeSettings",
+    "TokenSettings",
+    "TokenType",
+]
+
+SETTINGS_FILE: Final = "node.toml"
+DATABASE_FILE: Final = "node.db"
+TOKEN_DIR: Final = "token"  # noqa: S105 - a directory name, not a secret
+"""The software token's key store (or, for PKCS #11, nothing but the node's notes about it)."""
+GLOBALCONF_DIR: Final = "globalconf"
+"""The downloaded, verified global configuration."""
+
+DEFAULT_ADDRESS: Final = "127.0.0.1"
+"""Each node of a federation on one machine binds its own loopback address (127.0.0.2, 127.0.0.3, ...)."""
+DEFAULT_ADMIN_PORT: Final = 4000
+"""X-Road's security server admin UI/API port."""
+DEFAULT_CLIENT_HTTP_PORT: Final = 8080
+"""X-Road's client proxy port for information systems over HTTP."""
+DEFAULT_CLIENT_HTTPS_PORT: Final = 8443
+"""X-Road's client proxy port for information systems over HTTPS."""
+DEFAULT_SERVER_PROXY_PORT: Final = 5500
+"""X-Road's server proxy port: other security servers connect here (message transport)."""
+DEFAULT_OCSP_RESPONDER_PORT: Final = 5577
+"""X-Road's port where a security server hands out the OCSP responses of its own certificates."""
+DEFAULT_OCSP_FETCH_INTERVAL_SECONDS: Final = 1200
+"""X-Road's ``ocspFetchInterval``: how often the OCSP responses of the node's certificates are renewed."""
+DEFAULT_GLOBALCONF_UPDATE_INTERVAL_SECONDS: Final = 60
+"""X-Road's configuration client downloads global configuration every 60 s."""
+DEFAULT_ALLOWED_FEDERATIONS: Final = "none"
+"""X-Road's ``allowed-federations``: no federation until the operator names partner instances."""
+DEFAULT_RATE_PER_SECOND: Final = 20
+"""X-Road's ``ratelimit.requests.per.second`` for the admin API."""
+DEFAULT_RATE_PER_MINUTE: Final = 600
+"""X-Road's ``ratelimit.requests.per.minute`` for the admin API."""
+DEFAULT_MAX_BODY_BYTES: Final = 50 * 1024
+"""X-Road's ``request.sizelimit.regular`` (50 KB) for admin API request bodies."""
+MAX_INTERVAL_SECONDS: Final = 7 * 24 * 3600
+
+Port = Annotated[int, Field(ge=0, le=65535)]
+"""A TCP port; 0 lets the operating system choose (tests)."""
+
+_HOST: Final = re.compile(r"^[A-Za-z0-9.\-:\[\]]{1,253}$")
+_INSTANCE: Final = re.compile(r"^[A-Za-z0-9'()+,\-.=?]{1,255}$")
+_FEDERATION_WORDS: Final = frozenset({"all", "none"})
+
+
+class TokenType(StrEnum):
+    """Where the node's keys live."""
+
+    SOFTWARE = "software"
+    """Keys in ``HOME/token``, encrypted under the PIN given when the token is logged in."""
+    PKCS11 = "pkcs11"
+    """Keys in a hardware security module reached through its PKCS #11 module."""
+
+
+class TokenSettings(SettingsModel):
+    """The ``[token]`` section (``XROAD_MN_NODE__TOKEN__*``). There is no PIN here, by design: the PIN is
+    entered when the token is logged in and is never stored."""
+
+    type: TokenType = TokenType.SOFTWARE
+    pkcs11_module: Path | None = None
+    """PKCS #11 only: path of the module (shared library), e.g. ``/usr/lib/softhsm/libsofthsm2.so``."""
+    label: str | None = Field(default=None, min_length=1, max_length=32)
+    """PKCS #11 only: the label of the token to use (at most 32 characters, as PKCS #11 allows); default
+    the module's only token."""
+
+    @model_validator(mode="after")
+    def _pkcs11_fields(self) -> TokenSettings:
+        if self.type is TokenType.PKCS11 and self.pkcs11_module is None:
+            raise ValueError("a pkcs11 token needs pkcs11_module")
+        if self.type is TokenType.SOFTWARE and (self.pkcs11_module is not None or self.label is not None):
+            raise ValueError("pkcs11_module and label are for pkcs11 tokens only")
+        return self
+
+
+class NodeSettings(SettingsModel):
+    """Settings of one node (file ``HOME/node.toml``, environment ``XROAD_MN_NODE__*``)."""
+
+    home: Path
+    """The node's home: settings, token, global configuration and (by default) its database."""
+    database_url: str | None = None
+    """SQLAlchemy async URL; default the SQLite file ``HOME/node.db``."""
+    database_schema: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+    """PostgreSQL only: the schema (``search_path``) holding the node's tables."""
+    address: str = DEFAULT_ADDRESS
+    """The node's own IP address or host name: every listener binds it."""
+    admin_port: Port = DEFAULT_ADMIN_PORT
+    client_http_port: Port = DEFAULT_CLIENT_HTTP_PORT
+    client_https_port: Port = DEFAULT_CLIENT_HTTPS_PORT
+    server_proxy_port: Port = DEFAULT_SERVER_PROXY_PORT
+    ocsp_responder_port: Port = DEFAULT_OCSP_RESPONDER_PORT
+    ocsp_fetch_interval_seconds: int = Field(
+        default=DEFAULT_OCSP_FETCH_INTERVAL_SECONDS, gt=0, le=MAX_INTERVAL_SECONDS
+    )
+    globalconf_update_interval_seconds: int = Field(
+        default=DEFAULT_GLOBALCONF_UPDATE_INTERVAL_SECONDS, gt=0, le=MAX_INTERVAL_SECONDS
+    )
+    allowed_federations: str = DEFAULT_ALLOWED_FEDERATIONS
+    """``none``, ``all`` or a comma-separated list of instance identifiers whose members may exchange
+    messages with this node's clients (X-Road's ``allowed-federations``; ``none`` anywhere wins)."""
+    token: TokenSettings = TokenSettings()
+    rate_limit_per_second: int = Field(default=DEFAULT_RATE_PER_SECOND, gt=0)
+    rate_limit_per_minute: int = Field(default=DEFAULT_RATE_PER_MINUTE, gt=0)
+    max_body_bytes: int = Field(default=DEFAULT_MAX_BODY_BYTES, gt=0, le=16 * 1024 * 1024)
+    """Largest admin API request body (uploads of OpenAPI documents included)."""
+
+    @field_validator("address")
+    @classmethod
+    def _host(cls, value: str) -> str:
+        if not _HOST.match(value):
+            raise ValueError(f"{value[:80]!r} is not an IP address or host name")
+        return value
+
+    @field_validator("allowed_federations")
+    @classmethod
+    def _federations(cls, value: str) -> str:
+        items = [i.strip() for i in value.split(",")]
+        for item in items:
+            if item.lower() not in _FEDERATION_WORDS and not _INSTANCE.match(item):
+                raise ValueError(f"{item[:80]!r} is neither all, none nor an instance identifier")
+        return value
+
+    @model_validator(mode="after")
+    def _distinct_ports(self) -> NodeSettings:
+        ports = self.ports()
+        taken: dict[int, str] = {}
+        for name, port in ports.items():
+            if port != 0 and port in taken:
+                raise ValueError(
+                    f"{name} and {taken[port]} are both {port}: every listener needs its own port"
+                )
+            taken[port] = name
+        return self
+
+    def ports(self) -> dict[str, int]:
+        """Every listener's port by setting name."""
+        return {
+            "admin_port": self.admin_port,
+            "client_http_port": self.client_http_port,
+            "client_https_port": self.client_https_port,
+            "server_proxy_port": self.server_proxy_port,
+            "ocsp_responder_port": self.ocsp_responder_port,
+        }
+
+    def allows_federation(self, instance: str) -> bool:
+        """Whether members of ``instance`` (another X-Road instance) may talk to this node's clients.
+
+        The node's own instance is not a federation and is not asked about here.
+        """
+        items = {i.strip() for i in self.allowed_federations.split(",")}
+        lowered = {i.lower() for i in items}
+        if "none" in lowered:
+            return False
+        return "all" in lowered or instance in items
+
+    def database(self) -> str:
+        """The database URL to use."""
+        return self.database_url or sqlite_url(self.home / DATABASE_FILE)
+
+    def engine_options(self) -> dict[str, Any]:
+        """Keyword arguments of :func:`xroad_mn.database.create_engine` (the PostgreSQL schema, if any)."""
+        if self.database_schema is None:
+            return {}
+        return {"connect_args": {"server_settings": {"search_path": self.database_schema}}}

@@ -1,0 +1,95 @@
+"""xroad_mn.database: SQLite tuning, URL errors, UTC timestamps and string enum columns."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+from enum import StrEnum
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Column, Integer, MetaData, Table, insert, select, text
+from sqlalchemy.exc import StatementError
+
+from xroad_mn.database import NAMING_CONVENTION, UtcDateTime, create_engine, sqlite_url, str_enum_column
+from xroad_mn.errors import XRoadError
+
+
+class Colour(StrEnum):
+    RED = "red"
+    GREEN = "green"
+
+
+def _table() -> Table:
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    return Table(
+        "things",
+        metadata,
+        Column("id", Integer, primary_key=True),
+        Column("at", UtcDateTime()),
+        Column("colour", str_enum_column(Colour, "colour")),
+    )
+
+
+async def test_sqlite_engine_uses_wal_foreign_keys_and_immediate_transactions(tmp_path: Path) -> None:
+    engine = create_engine(sqlite_url(tmp_path / "x.db"))
+    try:
+        async with engine.begin() as conn:
+            assert (await conn.execute(text("PRAGMA journal_mode"))).scalar_one() == "wal"
+            assert (await conn.execute(text("PRAGMA foreign_keys"))).scalar_one() == 1
+            # BEGIN IMMEDIATE took the write lock: a second writer cannot start until this one ends
+            other = create_engine(sqlite_url(tmp_path / "x.db"), connect_args={"timeout": 0.05})
+            try:
+                with pytest.raises(Exception, match="locked"):
+                    async with other.begin():
+                        pass
+            finally:
+                await other.dispose()
+    finally:
+        await engine.dispose()
+
+
+def test_sqlite_url_is_absolute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert sqlite_url(Path("node.db")) == f"sqlite+aiosqlite:///{tmp_path.resolve()}/node.db"
+
+
+@pytest.mark.parametrize("url", ["not a url", "nosuchdialect://x/y"])
+def test_unusable_database_urls_are_invalid_settings(url: str) -> None:
+    with pytest.raises(XRoadError) as exc:
+        create_engine(url)
+    assert exc.value.has_code("invalid_settings")
+
+
+async def test_timestamps_come_back_in_utc_and_naive_ones_are_refused(tmp_path: Path) -> None:
+    table = _table()
+    engine = create_engine(sqlite_url(tmp_path / "x.db"))
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(table.metadata.create_all)
+            ulaanbaatar = timezone(timedelta(hours=8))
+            at = datetime(2026, 12, 1, 20, 0, tzinfo=ulaanbaatar)
+            await conn.execute(insert(table).values(id=1, at=at, colour=Colour.GREEN))
+            row = (await conn.execute(select(table.c.at, table.c.colour))).one()
+            assert row.at == at
+            assert row.at.tzinfo == UTC
+            assert row.colour is Colour.GREEN
+            with pytest.raises(StatementError, match="naive"):
+                await conn.execute(insert(table).values(id=2, at=datetime(2026, 12, 1), colour=Colour.RED))
+    finally:
+        await engine.dispose()
+
+
+async def test_enum_column_stores_values_under_a_check_constraint(tmp_path: Path) -> None:
+    table = _table()
+    engine = create_engine(sqlite_url(tmp_path / "x.db"))
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(table.metadata.create_all)
+            await conn.execute(text("INSERT INTO things (id, colour) VALUES (1, 'red')"))
+            with pytest.raises(Exception, match="CHECK constraint failed"):
+                await conn.execute(text("INSERT INTO things (id, colour) VALUES (2, 'RED')"))
+            query = text("SELECT sql FROM sqlite_master WHERE name = 'things'")
+            ddl = (await conn.execute(query)).scalar_one()
+        assert "ck_things_colour" in ddl
+    finally:
+        await engine.dispose()

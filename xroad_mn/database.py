@@ -1,0 +1,168 @@
+"""Databases of the applications: async engines, alembic upgrades and the column types every schema shares.
+
+Each application (registry, security server) keeps its own models and alembic migrations; this module holds
+what they have in common::
+
+    >>> import asyncio
+    >>> from pathlib import Path
+    >>> from xroad_mn.database import create_engine, migrate, sqlite_url
+    >>> async def main() -> None:
+    ...     engine = create_engine(sqlite_url(Path("node.db")))
+    ...     await migrate(engine, Path("security_server/migrations"))   # alembic upgrade head
+    ...     await engine.dispose()
+    >>> asyncio.run(main())  # doctest: +SKIP
+
+SQLite (the default, a file in the application's home) is tuned for one process with several writers: WAL
+journal, foreign keys on, a busy timeout, and every transaction begun with ``BEGIN IMMEDIATE`` so that two
+writers queue for the lock instead of failing on a lock upgrade. PostgreSQL is used as it is; to keep an
+application in its own schema pass ``connect_args={"server_settings": {"search_path": "node"}}``.
+
+Models declare their metadata with :data:`NAMING_CONVENTION`, store timestamps as :class:`UtcDateTime` and
+string enums with :func:`str_enum_column`, so migrations and models name and type everything alike.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Final
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection, DateTime, Dialect, Enum, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.types import TypeDecorator
+
+from xroad_mn.errors import FaultCode, XRoadError
+
+__all__ = [
+    "ENUM_LENGTH",
+    "NAMING_CONVENTION",
+    "SQLITE_BUSY_TIMEOUT_SECONDS",
+    "UtcDateTime",
+    "create_engine",
+    "migrate",
+    "sqlite_url",
+    "str_enum_column",
+]
+
+SQLITE_BUSY_TIMEOUT_SECONDS: Final = 30.0
+"""How long a SQLite writer waits for another writer's transaction before failing."""
+ENUM_LENGTH: Final = 32
+"""Width of the ``varchar`` that holds a string enum's value."""
+
+NAMING_CONVENTION: Final = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+"""Constraint and index names of every schema (``MetaData(naming_convention=NAMING_CONVENTION)``)."""
+
+
+def sqlite_url(path: Path) -> str:
+    """The async SQLAlchemy URL of a SQLite database file."""
+    return f"sqlite+aiosqlite:///{path.resolve()}"
+
+
+def _sqlite_connect(dbapi_connection: Any, _record: object) -> None:
+    # Let us emit BEGIN ourselves (pysqlite's implicit BEGIN is DEFERRED and skips DDL).
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA journal_mode=WAL")
+    finally:
+        cursor.close()
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
+    """An async engine for ``url`` (``sqlite+aiosqlite:///...`` or ``postgresql+asyncpg://...``).
+
+    ``kwargs`` go to :func:`sqlalchemy.ext.asyncio.create_async_engine`. A URL that cannot be used is
+    ``invalid_settings``.
+    """
+    try:
+        parsed = make_url(url)
+    except ArgumentError as e:
+        raise XRoadError(FaultCode.INVALID_SETTINGS, f"invalid database URL: {e}") from e
+    is_sqlite = parsed.get_backend_name() == "sqlite"
+    if is_sqlite:
+        connect_args = dict(kwargs.pop("connect_args", {}))
+        connect_args.setdefault("timeout", SQLITE_BUSY_TIMEOUT_SECONDS)
+        kwargs["connect_args"] = connect_args
+    try:
+        engine = create_async_engine(parsed, **kwargs)
+    except (SQLAlchemyError, ImportError) as e:
+        raise XRoadError(FaultCode.INVALID_SETTINGS, f"cannot use database URL: {e}") from e
+    if is_sqlite:
+        event.listen(engine.sync_engine, "connect", _sqlite_connect)
+        event.listen(engine.sync_engine, "begin", _sqlite_begin)
+    return engine
+
+
+def _upgrade(connection: Connection, migrations_dir: Path, revision: str) -> None:
+    config = Config()
+    config.set_main_option("script_location", str(migrations_dir))
+    config.attributes["connection"] = connection
+    command.upgrade(config, revision)
+
+
+async def migrate(target: str | AsyncEngine, migrations_dir: Path, revision: str = "head") -> None:
+    """Run ``alembic upgrade`` to ``revision`` with the scripts in ``migrations_dir`` on ``target`` (a URL or
+    an engine).
+
+    There is no ``alembic.ini``: the migrations' ``env.py`` finds the connection in
+    ``context.config.attributes["connection"]``. Idempotent: an up-to-date database is left as it is. A
+    failure is ``io_error``.
+    """
+    engine = create_engine(target) if isinstance(target, str) else target
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(_upgrade, migrations_dir, revision)
+    except SQLAlchemyError as e:
+        raise XRoadError(FaultCode.IO_ERROR, f"database migration failed: {e}") from e
+    finally:
+        if isinstance(target, str):
+            await engine.dispose()
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC timestamp on every backend (SQLite returns naive values; they are UTC)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given for a UTC timestamp column")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def str_enum_column(cls: type[StrEnum], name: str) -> Enum:
+    """The column type of a :class:`~enum.StrEnum`: its *values* in a ``varchar`` with a CHECK constraint
+    named ``name`` (no native database enum, so a migration adds a value without ``ALTER TYPE``)."""
+    return Enum(
+        cls,
+        name=name,
+        native_enum=False,
+        create_constraint=True,
+        length=ENUM_LENGTH,
+        validate_strings=True,
+        values_callable=lambda e: [m.value for m in e],
+    )
