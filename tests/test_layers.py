@@ -13,6 +13,7 @@ PROTOCOL_MODULES = [
     "xroad_mn.identifiers",
     "xroad_mn.mime",
     "xroad_mn.xmlsafe",
+    "xroad_mn.keys",
     "xroad_mn.wire.faults",
     "xroad_mn.xades",
     "xroad_mn.hashchain",

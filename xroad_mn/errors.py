@@ -134,6 +134,18 @@ class FaultCode(StrEnum):
     # Admin REST API: role check (HTTP 403) and rate limit (HTTP 429)
     FORBIDDEN = "forbidden"
     RATE_LIMIT_EXCEEDED = "rate_limit_exceeded"
+    # Signer: keys in a token (raised with the ``signer`` prefix, as X-Road's SIGNER_X)
+    KEY_NOT_FOUND = "key_not_found"
+    TOKEN_NOT_ACTIVE = "token_not_active"  # noqa: S105 (a fault code, not a password)
+    TOKEN_NOT_INITIALIZED = "token_not_initialized"  # noqa: S105 (a fault code, not a password)
+    TOKEN_NOT_AVAILABLE = "token_not_available"  # noqa: S105 (a fault code, not a password)
+    CANNOT_SIGN = "cannot_sign"
+    CSR_FAILED = "failed_to_generate_certificate_request"
+    FAILED_TO_GENERATE_PRIVATE_KEY = "failed_to_generate_private_key"
+    FAILED_TO_DELETE_KEY = "failed_to_delete_key"
+    LOGIN_FAILED = "login_failed"
+    PIN_INCORRECT = "pin_incorrect"
+    TOKEN_PIN_POLICY_FAILURE = "token_pin_policy_failure"  # noqa: S105 (a fault code, not a password)
 
 
 # Code words whose 7.8 form is not the mechanical snake_case of the old CamelCase form.

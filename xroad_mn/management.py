@@ -94,6 +94,7 @@ from xroad_mn.identifiers import (
     service_id_from_xml,
     to_xml,
 )
+from xroad_mn.keys import Signer, key_type, scheme_for, sign_data
 from xroad_mn.mime import split_header_params
 from xroad_mn.ocsp import MAX_OCSP_RESPONSE_BYTES, verify_ocsp_response
 from xroad_mn.validation import signing_member, verify_chain
@@ -168,7 +169,8 @@ _BOUNDARY_OK: Final = re.compile(r"^[0-9A-Za-z'()+_,\-./:=?]{1,70}$")
 _LABEL_OK: Final = re.compile(r"^[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?$")
 _PROTOCOL_VERSION_OK: Final = re.compile(r"^4\.")
 
-PrivateKey: TypeAlias = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
+PrivateKey: TypeAlias = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | Signer
+"""A ``cryptography`` private key, or a :class:`~xroad_mn.keys.Signer` (a token's key, never seen)."""
 DigestName = Literal["SHA256", "SHA384", "SHA512"]
 
 
@@ -449,13 +451,16 @@ def _parse_algorithm(name: str) -> tuple[hashes.SHA256 | hashes.SHA384 | hashes.
 
 
 def _algorithm_for(key: PrivateKey, digest: DigestName, *, pss: bool) -> str:
-    if isinstance(key, rsa.RSAPrivateKey):
+    if key_type(key) == "rsa":
         return f"{digest}with{'RSAandMGF1' if pss else 'RSA'}"
     return f"{digest}withECDSA"
 
 
 def _sign(key: PrivateKey, algorithm: str, data: bytes) -> bytes:
     hash_alg, kind = _parse_algorithm(algorithm)
+    if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
+        scheme = scheme_for("ec" if kind == "ECDSA" else "rsa", hash_alg.name, pss=kind == "RSAandMGF1")
+        return sign_data(key, scheme, data)
     if isinstance(key, rsa.RSAPrivateKey) and kind == "RSA":
         return key.sign(data, padding.PKCS1v15(), hash_alg)
     if isinstance(key, rsa.RSAPrivateKey) and kind == "RSAandMGF1":
@@ -584,7 +589,7 @@ def build_management_request(
     sender: MemberId,
     service_provider: ClientId,
     signer: MemberSigner | None = None,
-    auth_key: rsa.RSAPrivateKey | None = None,
+    auth_key: rsa.RSAPrivateKey | Signer | None = None,
     query_id: str | None = None,
     user_id: str | None = None,
     digest: DigestName = "SHA512",

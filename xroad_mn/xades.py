@@ -28,6 +28,7 @@ from lxml import etree
 
 from xroad_mn import xmlsafe
 from xroad_mn.errors import FaultCode, XRoadError
+from xroad_mn.keys import SignatureScheme, Signer, key_type
 
 __all__ = [
     "ASIC_NS",
@@ -100,7 +101,16 @@ _C14N: Final = {
 }
 _WHITESPACE: Final = re.compile(rb"\s+")
 
-PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
+PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | Signer
+"""A ``cryptography`` private key, or a :class:`~xroad_mn.keys.Signer` (a token's key, never seen)."""
+_SIGNER_SCHEMES: Final = {
+    SIGNATURE_RSA_SHA256: SignatureScheme.RSA_PKCS1_SHA256,
+    SIGNATURE_RSA_SHA384: SignatureScheme.RSA_PKCS1_SHA384,
+    SIGNATURE_RSA_SHA512: SignatureScheme.RSA_PKCS1_SHA512,
+    SIGNATURE_ECDSA_SHA256: SignatureScheme.ECDSA_SHA256,
+    SIGNATURE_ECDSA_SHA384: SignatureScheme.ECDSA_SHA384,
+    SIGNATURE_ECDSA_SHA512: SignatureScheme.ECDSA_SHA512,
+}
 
 
 def parse_xml(data: bytes, *, what: str, code: str = FaultCode.MALFORMED_SIGNATURE) -> etree._Element:
@@ -174,13 +184,15 @@ def issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
 
 def signature_method_for(key: PrivateKey) -> str:
     """The ``SignatureMethod`` X-Road uses for a key: rsa-sha512 or ecdsa-sha512."""
-    if isinstance(key, rsa.RSAPrivateKey):
+    if key_type(key) == "rsa":
         return SIGNATURE_RSA_SHA512
     return SIGNATURE_ECDSA_SHA512
 
 
 def sign_bytes(key: PrivateKey, method_uri: str, data: bytes) -> bytes:
     """Sign ``data``; ECDSA values come out in XML-DSig's raw ``r‖s`` form."""
+    if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
+        return _sign_with_signer(key, method_uri, data)
     if isinstance(key, rsa.RSAPrivateKey) and method_uri in _RSA_PKCS1:
         return key.sign(data, padding.PKCS1v15(), _RSA_PKCS1[method_uri]())
     if isinstance(key, ec.EllipticCurvePrivateKey) and method_uri in _ECDSA:
@@ -189,6 +201,19 @@ def sign_bytes(key: PrivateKey, method_uri: str, data: bytes) -> bytes:
         size = (key.curve.key_size + 7) // 8
         return r.to_bytes(size, "big") + s.to_bytes(size, "big")
     raise XRoadError(FaultCode.CANNOT_CREATE_SIGNATURE, f"key cannot sign with {method_uri!r}")
+
+
+def _sign_with_signer(signer: Signer, method_uri: str, data: bytes) -> bytes:
+    scheme = _SIGNER_SCHEMES.get(method_uri)
+    public = signer.public_key()
+    if scheme is None or scheme.key_type != key_type(public):
+        raise XRoadError(FaultCode.CANNOT_CREATE_SIGNATURE, f"key cannot sign with {method_uri!r}")
+    value = signer.sign(data, scheme)
+    if isinstance(public, ec.EllipticCurvePublicKey):
+        r, s = decode_dss_signature(value)
+        size = (public.curve.key_size + 7) // 8
+        return r.to_bytes(size, "big") + s.to_bytes(size, "big")
+    return value
 
 
 def verify_bytes(public_key: object, method_uri: str, signature: bytes, data: bytes) -> None:

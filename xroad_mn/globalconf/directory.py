@@ -51,6 +51,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from xroad_mn.errors import FaultCode, XRoadError
 from xroad_mn.globalconf._xml import b64_text, decode_b64
+from xroad_mn.keys import KeyOrSigner, key_type, scheme_for, sign_data
 from xroad_mn.mime import split_header_params
 
 __all__ = [
@@ -526,14 +527,12 @@ def _new_boundary() -> str:
     return "".join(secrets.choice(_BOUNDARY_CHARS) for _ in range(20))
 
 
-def _signature_alg_uri(key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey, hash_name: str) -> str:
-    key_type = "rsa" if isinstance(key, rsa.RSAPrivateKey) else "ec"
+def _signature_alg_uri(key: KeyOrSigner, hash_name: str) -> str:
+    kind = key_type(key)
     for uri, spec in SIGNATURE_ALGORITHMS.items():
-        if spec == (key_type, hash_name):
+        if spec == (kind, hash_name):
             return uri
-    raise XRoadError(
-        FaultCode.CANNOT_CREATE_SIGNATURE, f"no signature algorithm for {key_type} with {hash_name}"
-    )
+    raise XRoadError(FaultCode.CANNOT_CREATE_SIGNATURE, f"no signature algorithm for {kind} with {hash_name}")
 
 
 def _format_expire(value: datetime) -> str:
@@ -546,7 +545,7 @@ def build_signed_directory(
     parts: Sequence[PartSpec | tuple[str, str, str, bytes]],
     expire_date: datetime,
     version: int,
-    signing_key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey,
+    signing_key: KeyOrSigner,
     signing_cert: x509.Certificate,
     *,
     hash_algorithm: str = "sha512",
@@ -556,7 +555,8 @@ def build_signed_directory(
 
     ``parts`` are ``(content_identifier, instance, content_location, file_bytes)``. The signature is
     RSA PKCS#1 v1.5 or ECDSA (DER) with ``hash_algorithm`` (SHA-512 by default, like X-Road's
-    ``confSignDigestAlgoId``); the certificate is named by the SHA-512 hash of its DER.
+    ``confSignDigestAlgoId``); the certificate is named by the SHA-512 hash of its DER. ``signing_key`` is a
+    private key or a :class:`~xroad_mn.keys.Signer` (a token's key).
     """
     if hash_algorithm not in _CRYPTO_HASHES or hash_algorithm not in _HASH_URIS:
         raise XRoadError(FaultCode.CANNOT_CREATE_SIGNATURE, f"unsupported hash algorithm {hash_algorithm!r}")
@@ -593,8 +593,10 @@ def build_signed_directory(
     algorithm = _CRYPTO_HASHES[hash_algorithm]()
     if isinstance(signing_key, rsa.RSAPrivateKey):
         signature = signing_key.sign(signed, padding.PKCS1v15(), algorithm)
-    else:
+    elif isinstance(signing_key, ec.EllipticCurvePrivateKey):
         signature = signing_key.sign(signed, ec.ECDSA(algorithm))
+    else:
+        signature = sign_data(signing_key, scheme_for(key_type(signing_key), hash_algorithm), signed)
     cert_hash = hashlib.sha512(signing_cert.public_bytes(Encoding.DER)).digest()
 
     head = (
