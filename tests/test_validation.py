@@ -12,7 +12,7 @@ from xroad_mn.errors import FaultCode, XRoadError
 from xroad_mn.globalconf.trust import ApprovedTSA
 from xroad_mn.hashchain import MessagePart
 from xroad_mn.identifiers import MemberId
-from xroad_mn.signature import sign, verify_signature
+from xroad_mn.signature import SigningKey, sign, verify_signature
 from xroad_mn.validation import CertificateValidator, ValidatedSigner
 
 from .test_signature import SOAP, Evidence, build_evidence, signing_key
@@ -25,8 +25,11 @@ def evidence() -> Evidence:
     return build_evidence()
 
 
-def _validate(validator: CertificateValidator, evidence: Evidence, **overrides: object) -> ValidatedSigner:
-    key = evidence.key
+def _validate(
+    validator: CertificateValidator, evidence: Evidence, key: SigningKey | None = None, /, **overrides: object
+) -> ValidatedSigner:
+    """Validate ``key`` (default: the good RSA signing key) as the dev member's, now, unless overridden."""
+    key = key or evidence.key
     args: dict[str, object] = {
         "intermediates": key.intermediates,
         "ocsp_responses": key.ocsp_responses,
@@ -115,13 +118,7 @@ def test_revoked_response_is_never_cached_as_good(evidence: Evidence) -> None:
     revoked = signing_key(evidence.pki, evidence.pki.revoked_sign, evidence.now)
     for _ in range(2):
         with pytest.raises(XRoadError) as info:
-            validator.validate_signer(
-                revoked.certificate,
-                intermediates=revoked.intermediates,
-                ocsp_responses=revoked.ocsp_responses,
-                at=evidence.now,
-                expected_member=evidence.pki.member,
-            )
+            _validate(validator, evidence, revoked)
         assert info.value.code == FaultCode.CERT_VALIDATION
         assert "revoked" in info.value.message
     assert validator.cached_signers == 0
@@ -161,14 +158,7 @@ def test_path_found_after_a_time_based_refusal_holds_for_that_time_only(evidence
 def test_cache_is_bounded(evidence: Evidence) -> None:
     validator = CertificateValidator(evidence.trust, max_cached_signers=1)
     _validate(validator, evidence)
-    ec = evidence.key_ec
-    validator.validate_signer(
-        ec.certificate,
-        intermediates=ec.intermediates,
-        ocsp_responses=ec.ocsp_responses,
-        at=evidence.now,
-        expected_member=evidence.pki.member,
-    )
+    _validate(validator, evidence, evidence.key_ec)
     assert validator.cached_signers == 1
 
 
@@ -177,22 +167,19 @@ def test_check_order_decides_the_error_of_a_doubly_bad_signer(evidence: Evidence
     # the management verifier checks the chain first.
     expired = signing_key(evidence.pki, evidence.pki.expired_sign, evidence.now)
     validator = CertificateValidator(evidence.trust)
-
-    def validate(**kw: object) -> None:
-        validator.validate_signer(
-            expired.certificate,
-            intermediates=expired.intermediates,
-            ocsp_responses=expired.ocsp_responses[:1],
-            at=evidence.now,
-            expected_member=OTHER_MEMBER,
-            **kw,  # type: ignore[arg-type]
-        )
-
     with pytest.raises(XRoadError) as info:
-        validate()
+        _validate(validator, evidence, expired, expected_member=OTHER_MEMBER)
     assert info.value.code == FaultCode.INCORRECT_CERTIFICATE
     with pytest.raises(XRoadError) as info:
-        validate(order="management", ocsp_scope="leaf")
+        _validate(
+            validator,
+            evidence,
+            expired,
+            expected_member=OTHER_MEMBER,
+            order="management",
+            ocsp_scope="leaf",
+            ocsp_responses=expired.ocsp_responses[:1],
+        )
     assert info.value.code == FaultCode.CERT_VALIDATION
     assert "expired" in info.value.message
 
@@ -201,38 +188,23 @@ def test_management_order_codes(evidence: Evidence) -> None:
     validator = CertificateValidator(evidence.trust)
     pki = evidence.pki
     wrong_usage = signing_key(pki, pki.wrong_key_usage_sign, evidence.now)
+    leaf_ocsp: dict[str, object] = {
+        "ocsp_scope": "leaf",
+        "order": "management",
+        "ocsp_responses": evidence.key.ocsp_responses[:1],
+    }
     with pytest.raises(XRoadError) as info:
-        validator.validate_signer(
-            wrong_usage.certificate,
-            ocsp_responses=wrong_usage.ocsp_responses[:1],
-            at=evidence.now,
-            expected_member=pki.member,
-            ocsp_scope="leaf",
-            order="management",
-        )
+        _validate(validator, evidence, wrong_usage, **leaf_ocsp)  # key usage is checked first
     assert info.value.code == FaultCode.CERT_VALIDATION
     assert info.value.message.startswith("member sign certificate is invalid")
     with pytest.raises(XRoadError) as info:
-        _validate(
-            validator,
-            evidence,
-            expected_member=OTHER_MEMBER,
-            ocsp_scope="leaf",
-            order="management",
-            ocsp_responses=evidence.key.ocsp_responses[:1],
-        )
+        _validate(validator, evidence, expected_member=OTHER_MEMBER, **leaf_ocsp)
     assert info.value.code == FaultCode.INVALID_REQUEST
     with pytest.raises(XRoadError) as info:
         _validate(validator, evidence, ocsp_scope="leaf", order="management")
     assert info.value.code == FaultCode.CERT_VALIDATION
     assert "one OCSP response" in info.value.message
-    signer = _validate(
-        validator,
-        evidence,
-        ocsp_scope="leaf",
-        order="management",
-        ocsp_responses=evidence.key.ocsp_responses[:1],
-    )
+    signer = _validate(validator, evidence, **leaf_ocsp)
     assert [s.serial_number for s in signer.ocsp] == [pki.member_sign.certificate.serial_number]
 
 
