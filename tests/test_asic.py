@@ -610,6 +610,23 @@ def test_unknown_zip_version_is_an_xroad_error() -> None:
     assert e.value.has_code(FaultCode.ASIC_MIME_TYPE_NOT_FOUND)
 
 
+def test_entry_with_an_empty_name_is_an_xroad_error(evidence: Evidence) -> None:
+    # Found by test_mutated_real_containers_raise_only_xroad_errors: ZipInfo.is_dir() indexes the name.
+    container, _ = _single_container(evidence)
+    buf = io.BytesIO(write_container(container))
+    with zipfile.ZipFile(buf, "a") as zf:
+        zf.writestr(zipfile.ZipInfo(""), b"stray")
+    # An entry the verifier does not read is skipped, whatever its name.
+    result = verify_container(buf.getvalue(), trust=evidence.trust)
+    assert result.signer == evidence.pki.member
+    unnamed = io.BytesIO()
+    with zipfile.ZipFile(unnamed, "w") as zf:
+        zf.writestr(zipfile.ZipInfo(""), b"stray")
+    with pytest.raises(XRoadError) as e:
+        read_container(unnamed.getvalue())
+    assert e.value.has_code(FaultCode.ASIC_MIME_TYPE_NOT_FOUND)
+
+
 _BOMB_ENTRY_BYTES = 100 * 1024 * 1024
 _MiB = 1024 * 1024
 

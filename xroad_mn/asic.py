@@ -55,6 +55,7 @@ from xroad_mn.signature import (
     verify_signer,
 )
 from xroad_mn.timestamp import TimestampInfo, verify_timestamp_token
+from xroad_mn.validation import CertificateValidator, validator_for
 from xroad_mn.xades import DIGEST_SHA512, DS_NS, b64decode, b64encode, digest, parse_xml
 
 __all__ = [
@@ -292,7 +293,7 @@ def _read_entries(data: bytes) -> dict[str, bytes]:
             if info.filename in names:
                 raise XRoadError(FaultCode.ASIC_INVALID_MIME_TYPE, f"duplicate entry {info.filename}")
             names.add(info.filename)
-            if info.is_dir() or not _needed(info.filename):
+            if info.filename.endswith("/") or not _needed(info.filename):  # is_dir() fails on ""
                 continue
             if info.file_size > MAX_ENTRY_BYTES:
                 raise XRoadError(FaultCode.ASIC_INVALID_MIME_TYPE, f"entry {info.filename} is too large")
@@ -481,7 +482,7 @@ def _verify_batch_timestamp(
     ts: BatchTimestamp,
     signature_xml: bytes,
     asic_manifest: bytes | None,
-    trust: TrustMaterial,
+    validator: CertificateValidator,
     at: datetime | None,
 ) -> TimestampInfo:
     # a. The hash chain binds this container's signature document to the time-stamped result.
@@ -505,14 +506,14 @@ def _verify_batch_timestamp(
         )
     # b. The token stamps the exact bytes of ts-hashchainresult.xml.
     return verify_timestamp_token(
-        ts.token, data=ts.hash_chain_result, tsa_certs=trust.tsa_certificates, at=at
+        ts.token, data=ts.hash_chain_result, tsa_certs=validator.trust.tsa_certificates, at=at
     )
 
 
 def verify_container(
     data: bytes,
     *,
-    trust: TrustMaterial,
+    trust: TrustMaterial | CertificateValidator,
     at: datetime | None = None,
     expected_member: MemberId | None = None,
 ) -> ContainerVerification:
@@ -520,8 +521,11 @@ def verify_container(
 
     ``at`` pins the time at which the time-stamp is checked (default: its own ``genTime``); a container
     without any time-stamp is verified at ``at`` and is refused when ``at`` is not given.
-    ``expected_member`` overrides the signer derived from ``message.xml``.
+    ``expected_member`` overrides the signer derived from ``message.xml``. ``trust`` may be a
+    :class:`~xroad_mn.validation.CertificateValidator` shared across containers: it validates each signer
+    (chain and OCSP) once for all the containers it signed under one time-stamp.
     """
+    validator = validator_for(trust)
     # 0. Container structure: mimetype, message, signature (and complete batch material).
     entries = _read_entries(data)  # the archive is read once
     container = _container_of(entries)
@@ -535,12 +539,15 @@ def verify_container(
     kind: TimestampKind | None = None
     if container.timestamp is not None:
         ts_info = _verify_batch_timestamp(
-            container.timestamp, signature.signature_xml, entries_manifest, trust, at
+            container.timestamp, signature.signature_xml, entries_manifest, validator, at
         )
         kind = "batch"
     elif parsed.timestamp_token is not None:
         ts_info = verify_timestamp_token(
-            parsed.timestamp_token, data=parsed.signature_value, tsa_certs=trust.tsa_certificates, at=at
+            parsed.timestamp_token,
+            data=parsed.signature_value,
+            tsa_certs=validator.trust.tsa_certificates,
+            at=at,
         )
         kind = "single"
     if ts_info is not None:
@@ -573,7 +580,7 @@ def verify_container(
     )
     # 3. Signer binding (a request's client, a response's provider), chain and OCSP at the genTime.
     signer = expected_member or signer_of_message(container.message)
-    verified = verify_signer(integrity, trust=trust, expected_member=signer, at=when)
+    verified = verify_signer(integrity, trust=validator, expected_member=signer, at=when)
     verified_parts = tuple(p.name for p in parts)
     if not batch:
         verified_parts = tuple(r.uri for r in parsed.data_references if r.uri != SIG_HASH_CHAIN_RESULT)

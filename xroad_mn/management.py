@@ -79,7 +79,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from lxml import etree
 
 from xroad_mn import xmlsafe
-from xroad_mn.certs import MAX_CERTIFICATE_BYTES, issued_by, verify_auth_key_usage, verify_signing_key_usage
+from xroad_mn.certs import MAX_CERTIFICATE_BYTES
 from xroad_mn.errors import FaultCode, XRoadError
 from xroad_mn.globalconf.trust import ApprovedCA, TrustMaterial
 from xroad_mn.identifiers import (
@@ -96,8 +96,8 @@ from xroad_mn.identifiers import (
 )
 from xroad_mn.keys import Signer, key_type, scheme_for, sign_data
 from xroad_mn.mime import split_header_params
-from xroad_mn.ocsp import MAX_OCSP_RESPONSE_BYTES, verify_ocsp_response
-from xroad_mn.validation import signing_member, verify_chain
+from xroad_mn.ocsp import MAX_OCSP_RESPONSE_BYTES
+from xroad_mn.validation import CertificateValidator
 from xroad_mn.wire.faults import SOAP_ENV_NS, parse_soap_fault
 
 __all__ = [
@@ -1061,13 +1061,6 @@ def _load_cert(der: bytes, what: str) -> x509.Certificate:
     return cert
 
 
-def _issuer_in(cert: x509.Certificate, ca: ApprovedCA) -> x509.Certificate:
-    for candidate in (*ca.intermediates, ca.top_ca):
-        if issued_by(cert, candidate):
-            return candidate
-    raise XRoadError(FaultCode.INVALID_CERT_PATH, f"issuer of {cert.subject.rfc4514_string()} not found")
-
-
 def _valid_address(address: str) -> bool:
     try:
         ipaddress.ip_address(address)
@@ -1085,18 +1078,6 @@ def _valid_address(address: str) -> bool:
     if any(len(label) > _MAX_LABEL_CHARS or not _LABEL_OK.match(label) for label in labels):
         return False
     return not labels[-1][0].isdigit()  # Guava: the public suffix never starts with a digit
-
-
-def _bind_member(
-    cert: x509.Certificate, ca: ApprovedCA, trust: TrustMaterial, expected: MemberId
-) -> MemberId:
-    member = signing_member(cert, ca, default_instance=trust.instance)
-    if member != expected:
-        raise _invalid(
-            f"subject identifier ({member}) in certificate does not match the member that must sign "
-            f"({expected})"
-        )
-    return member
 
 
 def verify_parsed_management_request(
@@ -1123,6 +1104,7 @@ def verify_parsed_management_request(
         return VerifiedManagementRequest(header, request, parsed.soap, None, None, None)
     if parsed.signature is None or parsed.signing_certificate is None or parsed.ocsp_response is None:
         raise _invalid(f"{request.TYPE} is not signed")
+    validator = CertificateValidator(trust)
     auth_cert: x509.Certificate | None = None
     # 3. authCertReg: the authentication certificate and the proof of possession of its key.
     if isinstance(request, AuthCertRegRequest):
@@ -1130,15 +1112,7 @@ def verify_parsed_management_request(
             raise _invalid("authCertReg carries no auth signature or auth certificate")
         auth_cert = _load_cert(parsed.auth_certificate, "auth certificate")
         try:
-            verify_chain(
-                auth_cert,
-                intermediates=(),
-                trust=trust,
-                at=at,
-                purpose="authentication",
-                instance=trust.instance,
-            )
-            verify_auth_key_usage(auth_cert)
+            validator.validate_authentication(auth_cert, at=at)
         except XRoadError as e:
             raise XRoadError(
                 FaultCode.CERT_VALIDATION, f"authentication certificate is not valid: {e.message}"
@@ -1151,27 +1125,24 @@ def verify_parsed_management_request(
     # 4. Signature value over the exact SOAP part bytes.
     cert = _load_cert(parsed.signing_certificate, "signing certificate")
     _verify_value(cert, parsed.signature, parsed.soap, "owner signature")
-    # 5. Signing certificate: key usage and chain to an approved CA at `at`.
-    try:
-        verify_signing_key_usage(cert)
-    except XRoadError as e:
-        raise XRoadError(FaultCode.CERT_VALIDATION, f"member sign certificate is invalid: {e.message}") from e
-    ca = verify_chain(cert, intermediates=(), trust=trust, at=at, purpose="signing", instance=trust.instance)
-    # 6. OCSP: authorised responder, fresh at `at`, status good.
-    verify_ocsp_response(
-        parsed.ocsp_response,
-        cert=cert,
-        issuer=_issuer_in(cert, ca),
-        trust=trust,
+    # 5-7. Signing certificate: key usage and chain to an approved CA of this instance at `at`; its OCSP
+    #      response authorised, fresh and good; member binding (the certificate names the member that must
+    #      sign), in the management verifier's order and codes.
+    signer = validator.validate_signer(
+        cert,
+        ocsp_responses=(parsed.ocsp_response,),
         at=at,
-        freshness_seconds=trust.ocsp_freshness_seconds,
+        expected_member=expected,
+        instance=trust.instance,
+        ocsp_scope="leaf",
+        order="management",
     )
-    # 7. Member binding: the certificate names the member that must sign.
-    signer = _bind_member(cert, ca, trust, expected)
     # 8. Address syntax (IP address or domain name).
     if isinstance(request, AuthCertRegRequest | AddressChangeRequest) and not _valid_address(request.address):
         raise _invalid("invalid server address")
-    return VerifiedManagementRequest(header, request, parsed.soap, signer, cert, ca, auth_cert)
+    return VerifiedManagementRequest(
+        header, request, parsed.soap, signer.member, cert, signer.approved_ca, auth_cert
+    )
 
 
 def verify_management_request(

@@ -37,17 +37,14 @@ from typing import Final, Literal
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
-from cryptography.x509 import ocsp
 from cryptography.x509.oid import NameOID
 from lxml import etree
 
-from xroad_mn.certs import verify_signing_key_usage
 from xroad_mn.errors import FaultCode, XRoadError
 from xroad_mn.globalconf.trust import ApprovedCA, TrustMaterial
 from xroad_mn.hashchain import InputDigest, MessagePart, build_hash_chains, verify_hash_chain
 from xroad_mn.identifiers import MemberId
-from xroad_mn.ocsp import verify_ocsp_response
-from xroad_mn.validation import instance_cas, signing_member, verify_chain
+from xroad_mn.validation import CertificateValidator, validator_for
 from xroad_mn.xades import (
     ASIC_NS,
     ASIC_NS_OLD,
@@ -61,7 +58,6 @@ from xroad_mn.xades import (
     b64encode,
     canonicalize,
     digest,
-    issued_by,
     parse_xml,
     sign_bytes,
     signature_method_for,
@@ -773,112 +769,6 @@ def _check_references(
     return unverified
 
 
-def _issuer_of(cert: x509.Certificate, candidates: Sequence[x509.Certificate]) -> x509.Certificate | None:
-    for candidate in candidates:
-        if candidate != cert and issued_by(cert, candidate):
-            return candidate
-    return None
-
-
-def _ca_certificates(trust: TrustMaterial) -> list[x509.Certificate]:
-    out: list[x509.Certificate] = []
-    for ca in trust.approved_cas:
-        out.append(ca.top_ca)
-        out.extend(ca.intermediates)
-    return out
-
-
-def _approved_ca_for(
-    cert: x509.Certificate, extra: Sequence[x509.Certificate], trust: TrustMaterial, instance: str
-) -> ApprovedCA:
-    """The approved CA of ``instance`` whose name issued ``cert`` or one of its intermediates.
-
-    Only the expected signer's instance counts (``GlobalConf.getCaCert(signer.getXRoadInstance(), cert)``):
-    a CA another (federated) instance approves cannot vouch for a member of this one.
-    """
-    cas = instance_cas(trust, instance)
-    path_cert = cert
-    pool = list(extra)
-    for _ in range(len(pool) + 1):
-        for ca in cas:
-            if ca.authentication_only:
-                continue
-            if path_cert.issuer in {c.subject for c in (ca.top_ca, *ca.intermediates)}:
-                return ca
-        issuer = _issuer_of(path_cert, pool)
-        if issuer is None:
-            break
-        path_cert = issuer
-    raise XRoadError(
-        FaultCode.INVALID_CERT_PATH,
-        f"the signing certificate was not issued by a CA approved by instance {instance}",
-    )
-
-
-def _bind_member(
-    cert: x509.Certificate, ca: ApprovedCA, trust: TrustMaterial, expected: MemberId
-) -> MemberId:
-    member = signing_member(cert, ca, default_instance=trust.instance)
-    if member != expected:
-        raise XRoadError(
-            FaultCode.INCORRECT_CERTIFICATE,
-            f"the signing certificate belongs to {member}, not to the expected signer {expected}",
-        )
-    return member
-
-
-def _response_for(cert: x509.Certificate, responses: Sequence[bytes]) -> bytes:
-    for der in responses:
-        try:
-            response = ocsp.load_der_ocsp_response(der)
-        except ValueError as e:
-            raise _malformed("an embedded OCSP response is not DER") from e
-        if response.response_status != ocsp.OCSPResponseStatus.SUCCESSFUL:
-            continue
-        for single in response.responses:
-            if single.serial_number == cert.serial_number:
-                return der
-    raise XRoadError(
-        FaultCode.CERT_VALIDATION,
-        f"signature carries no OCSP response for certificate serial {cert.serial_number} "
-        f"({cert.subject.rfc4514_string()})",
-    )
-
-
-def _verify_ocsp(
-    cert: x509.Certificate,
-    extra: Sequence[x509.Certificate],
-    ca: ApprovedCA,
-    trust: TrustMaterial,
-    responses: Sequence[bytes],
-    at: datetime,
-) -> None:
-    chain_pool = [*extra, ca.top_ca, *ca.intermediates]
-    current = cert
-    for _ in range(len(chain_pool) + 1):
-        if current == ca.top_ca:
-            return
-        issuer = _issuer_of(current, chain_pool)
-        if issuer is None:
-            raise XRoadError(
-                FaultCode.INVALID_CERT_PATH, f"issuer of {current.subject.rfc4514_string()} not found"
-            )
-        try:
-            verify_ocsp_response(
-                _response_for(current, responses),
-                cert=current,
-                issuer=issuer,
-                trust=trust,
-                at=at,
-                freshness_seconds=trust.ocsp_freshness_seconds,
-            )
-        except XRoadError:
-            raise
-        except Exception as e:  # cryptography parses responses lazily: any parse error is a corrupt response
-            raise XRoadError(FaultCode.CERT_VALIDATION, f"embedded OCSP response is malformed: {e}") from e
-        current = issuer
-
-
 @dataclass(frozen=True, slots=True)
 class IntegrityResult:
     """Steps 0-2 done: the document's structure, every digest and the signature value are right."""
@@ -913,31 +803,32 @@ def verify_integrity(
 
 
 def verify_signer(
-    integrity: IntegrityResult, *, trust: TrustMaterial, expected_member: MemberId, at: datetime
+    integrity: IntegrityResult,
+    *,
+    trust: TrustMaterial | CertificateValidator,
+    expected_member: MemberId,
+    at: datetime,
 ) -> VerifiedSignature:
-    """Steps 3-5 of :func:`verify_signature`: the signer, its certificate chain and OCSP at ``at``."""
+    """Steps 3-5 of :func:`verify_signature`: the signer, its certificate chain and OCSP at ``at``.
+
+    ``trust`` is the trust material, or a :class:`~xroad_mn.validation.CertificateValidator` over it that
+    remembers the signers it validated (share one to verify many messages of the same signers).
+    """
     parsed = integrity.parsed
-    cert = parsed.signing_certificate
-    instance = expected_member.instance
-    # 3. Signing certificate: signing key usage, and the member it names (by the profile of a CA of the
-    #    expected signer's instance) is the expected signer.
-    verify_signing_key_usage(cert)
-    _bind_member(
-        cert, _approved_ca_for(cert, parsed.extra_certificates, trust, instance), trust, expected_member
+    # 3-5. Signing key usage and member binding (by the profile of a CA of the expected signer's instance),
+    #      chain to a CA that instance approves at `at`, OCSP of every certificate of the path.
+    signer = validator_for(trust).validate_signer(
+        parsed.signing_certificate,
+        intermediates=parsed.extra_certificates,
+        ocsp_responses=parsed.ocsp_responses,
+        at=at,
+        expected_member=expected_member,
     )
-    # 4. Certificate chain to a CA the expected signer's instance approves, valid at the verification time;
-    #    the member binding is confirmed with the CA the path actually ends at.
-    chain_ca = verify_chain(
-        cert, intermediates=parsed.extra_certificates, trust=trust, at=at, instance=instance
-    )
-    signer = _bind_member(cert, chain_ca, trust, expected_member)
-    # 5. OCSP: authorised responder, fresh at the verification time, status good.
-    _verify_ocsp(cert, parsed.extra_certificates, chain_ca, trust, parsed.ocsp_responses, at)
     return VerifiedSignature(
-        signer=signer,
-        signer_certificate=cert,
+        signer=signer.member,
+        signer_certificate=parsed.signing_certificate,
         signing_time=parsed.signing_time,
-        approved_ca=chain_ca,
+        approved_ca=signer.approved_ca,
         dialect=parsed.dialect,
         batch=parsed.is_batch,
         timestamp_token=parsed.timestamp_token,
@@ -949,7 +840,7 @@ def verify_signature(
     signature_xml: bytes,
     parts: Sequence[MessagePart],
     *,
-    trust: TrustMaterial,
+    trust: TrustMaterial | CertificateValidator,
     expected_member: MemberId,
     at: datetime,
     hash_chain_result: bytes | None = None,
@@ -960,7 +851,8 @@ def verify_signature(
     ``parts`` are the named message parts (``/message.xml``, ``/attachmentN``) as raw bytes or SHA-512
     digests; a batch signature also needs its ``hash_chain_result`` and the message's ``hash_chain``.
     ``expected_member`` is the member that must have signed (the client for a request, the service
-    provider for a response); subsystems sign with their member's key.
+    provider for a response); subsystems sign with their member's key. ``trust`` may be a
+    :class:`~xroad_mn.validation.CertificateValidator` shared across messages (see :func:`verify_signer`).
 
     Steps: 0. structure; 1. references and digests (hash chain for batch signatures); 2. signature value;
     3. signing key usage and member binding; 4. chain to an approved CA at ``at``; 5. OCSP authorised,

@@ -36,9 +36,9 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from xroad_mn.errors import FaultCode, XRoadError
+from xroad_mn.validation import approved_tsa_certificates, validate_tsa_certificate
 
 __all__ = [
     "DEFAULT_HASH_ALGORITHM",
@@ -423,13 +423,15 @@ def _verify_token(
     #   1. parse: CMS SignedData whose eContent is id-ct-TSTInfo, one SignerInfo;
     #   2. the message imprint equals H(data) with the token's hash algorithm;
     #   3. find the signer certificate named by the SignerInfo sid (embedded, else among the approved);
-    #   4. the signer certificate is one of the approved TSA certificates (trusted directly, compared by DER);
+    #   4. the signer certificate is one of the approved TSA certificates (trusted directly, compared by DER:
+    #      xroad_mn.validation decides);
     #   5. signed attributes: content-type is id-ct-TSTInfo, message-digest is H(eContent), and the signature
     #      over the DER SET OF signed attributes verifies with that certificate's key;
     #   6. the ESS signing-certificate attribute (v1 or v2), required by RFC 3161, names that certificate;
     #   7. the certificate is for time-stamping only (BouncyCastle's TSPUtil.validateCertificate: extended key
-    #      usage present, critical, exactly id-kp-timeStamping), valid at genTime, and genTime is not after
-    #      the verification time ``at``.
+    #      usage present, critical, exactly id-kp-timeStamping) and valid at genTime
+    #      (xroad_mn.validation.validate_tsa_certificate), and genTime is not after the verification time
+    #      ``at``.
     # 1.
     parsed = _parse_token(token_der)
     tst = parsed.tst_info
@@ -452,10 +454,7 @@ def _verify_token(
         raise _fail("time-stamp signer certificate not found", "tsa_certificate_not_found")
 
     # 4.
-    approved = {_der(c) for c in tsa_certs}
-    candidates = [c for c in candidates if _der(c) in approved]
-    if not candidates:
-        raise _fail("time-stamp is not signed by an approved TSA", "tsa_not_approved")
+    candidates = approved_tsa_certificates(candidates, tsa_certs)
 
     # 5.
     if signer_info["signed_attrs"].native is None:
@@ -487,13 +486,7 @@ def _verify_token(
     _check_ess(signer_info, tsa_cert)
 
     # 7.
-    _check_tsa_usage(tsa_cert)
-    if not tsa_cert.not_valid_before_utc <= gen_time <= tsa_cert.not_valid_after_utc:
-        raise _fail(
-            f"TSA certificate is not valid at genTime {gen_time.isoformat()}",
-            "tsa_certificate_expired",
-            gen_time=gen_time.isoformat(),
-        )
+    validate_tsa_certificate(tsa_cert, approved=tsa_certs, at=gen_time)
     if at is not None and gen_time > at:
         raise _fail(
             f"genTime {gen_time.isoformat()} is after the verification time {at.isoformat()}",
@@ -509,29 +502,6 @@ def _verify_token(
         policy=str(tst["policy"].dotted),
         nonce=tst["nonce"].native,
     )
-
-
-def _check_tsa_usage(cert: x509.Certificate) -> None:
-    """RFC 3161 2.3 as BouncyCastle enforces it: extendedKeyUsage present, critical, timeStamping only."""
-    try:
-        eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage)
-    except x509.ExtensionNotFound:
-        eku = None
-    except ValueError as e:
-        raise _fail(
-            f"TSA certificate extensions cannot be parsed: {e}", "tsa_certificate_not_for_timestamping"
-        ) from e
-    if eku is None:
-        raise _fail("TSA certificate has no extended key usage", "tsa_certificate_not_for_timestamping")
-    if not eku.critical:
-        raise _fail(
-            "TSA certificate's extended key usage is not critical", "tsa_certificate_not_for_timestamping"
-        )
-    if list(eku.value) != [ExtendedKeyUsageOID.TIME_STAMPING]:
-        raise _fail(
-            "TSA certificate's extended key usage is not solely timeStamping",
-            "tsa_certificate_not_for_timestamping",
-        )
 
 
 def verify_timestamp_token(
