@@ -72,13 +72,12 @@ from types import MappingProxyType
 from typing import ClassVar, Final, Literal, TypeAlias
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 from lxml import etree
 
-from xroad_mn import xmlsafe
+from xroad_mn import algorithms, xmlsafe
 from xroad_mn.certs import MAX_CERTIFICATE_BYTES, issued_by, verify_auth_key_usage, verify_signing_key_usage
 from xroad_mn.errors import FaultCode, XRoadError
 from xroad_mn.globalconf.trust import ApprovedCA, TrustMaterial
@@ -435,17 +434,17 @@ class ManagementResponse:
 # --------------------------------------------------------------------------------------------------------
 # Signature algorithms (Java names, ``SignAlgorithm``)
 
-_HASHES: Final[Mapping[str, type[hashes.SHA256 | hashes.SHA384 | hashes.SHA512]]] = MappingProxyType(
-    {"SHA256": hashes.SHA256, "SHA384": hashes.SHA384, "SHA512": hashes.SHA512}
+_JAVA_ALGORITHMS: Final = frozenset(
+    f"{digest}with{kind}"
+    for digest in ("SHA256", "SHA384", "SHA512")
+    for kind in ("RSA", "RSAandMGF1", "ECDSA")
 )
-_JAVA_ALGORITHM: Final = re.compile(r"^(SHA256|SHA384|SHA512)with(RSA|RSAandMGF1|ECDSA)$")
 
 
-def _parse_algorithm(name: str) -> tuple[hashes.SHA256 | hashes.SHA384 | hashes.SHA512, str]:
-    m = _JAVA_ALGORITHM.match(name)
-    if m is None:
+def _scheme(name: str) -> algorithms.SignatureScheme:
+    if name not in _JAVA_ALGORITHMS:
         raise _invalid(f"unsupported signature algorithm {name[:40]!r}")
-    return _HASHES[m.group(1)](), m.group(2)
+    return algorithms.scheme(name, code=FaultCode.INVALID_REQUEST)
 
 
 def _algorithm_for(key: PrivateKey, digest: DigestName, *, pss: bool) -> str:
@@ -455,30 +454,20 @@ def _algorithm_for(key: PrivateKey, digest: DigestName, *, pss: bool) -> str:
 
 
 def _sign(key: PrivateKey, algorithm: str, data: bytes) -> bytes:
-    hash_alg, kind = _parse_algorithm(algorithm)
-    if isinstance(key, rsa.RSAPrivateKey) and kind == "RSA":
-        return key.sign(data, padding.PKCS1v15(), hash_alg)
-    if isinstance(key, rsa.RSAPrivateKey) and kind == "RSAandMGF1":
-        return key.sign(data, padding.PSS(padding.MGF1(hash_alg), hash_alg.digest_size), hash_alg)
-    if isinstance(key, ec.EllipticCurvePrivateKey) and kind == "ECDSA":
-        return key.sign(data, ec.ECDSA(hash_alg))  # ASN.1 DER, as Signatures.useAsn1DerFormat
-    raise XRoadError(FaultCode.CANNOT_CREATE_SIGNATURE, f"key cannot sign with {algorithm}")
+    """ECDSA values come out ASN.1 DER, as ``Signatures.useAsn1DerFormat``."""
+    return algorithms.sign(key, _scheme(algorithm), data)
 
 
 def _verify_value(cert: x509.Certificate, part: SignaturePart, data: bytes, what: str) -> None:
-    hash_alg, kind = _parse_algorithm(part.algorithm)
-    try:
-        key = cert.public_key()
-        if isinstance(key, rsa.RSAPublicKey) and kind == "RSA":
-            key.verify(part.value, data, padding.PKCS1v15(), hash_alg)
-        elif isinstance(key, rsa.RSAPublicKey) and kind == "RSAandMGF1":
-            key.verify(part.value, data, padding.PSS(padding.MGF1(hash_alg), padding.PSS.AUTO), hash_alg)
-        elif isinstance(key, ec.EllipticCurvePublicKey) and kind == "ECDSA":
-            key.verify(part.value, data, ec.ECDSA(hash_alg))
-        else:
-            raise _invalid(f"{what}: algorithm {part.algorithm} does not fit the certificate's key")
-    except (InvalidSignature, UnsupportedAlgorithm, ValueError, TypeError) as e:
-        raise XRoadError(FaultCode.INVALID_SIGNATURE_VALUE, f"{what} verification failed") from e
+    algorithms.verify(
+        cert,
+        _scheme(part.algorithm),
+        part.value,
+        data,
+        code=FaultCode.INVALID_SIGNATURE_VALUE,
+        key_mismatch_code=FaultCode.INVALID_REQUEST,
+        what=what,
+    )
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -975,7 +964,7 @@ def _signature_part(part: _MimePart, index: int, what: str) -> SignaturePart:
     algorithm = part.headers.get(SIGNATURE_ALGORITHM_HEADER, "")
     if not algorithm:
         raise _invalid(f"{what} signature algorithm id is missing")
-    _parse_algorithm(algorithm)
+    _scheme(algorithm)
     if not part.body:
         raise _invalid(f"{what} signature is missing")
     return SignaturePart(algorithm, part.body)

@@ -1,8 +1,9 @@
 """Low-level XAdES plumbing shared by :mod:`xroad_mn.signature` and :mod:`xroad_mn.asic`.
 
-Namespaces and algorithm URIs of X-Road's signature profile, digest and signature primitives keyed by
-their XML-DSig URIs, canonicalisation of an element *in its document context* (so inclusive C14N pulls in
-the wrapper's namespace declarations), and a parser that refuses DTDs and entities.
+Namespaces and algorithm URIs of X-Road's signature profile, digests keyed by their XML-DSig URIs, the
+signature methods X-Road signatures may use (schemes of :mod:`xroad_mn.algorithms`), canonicalisation of
+an element *in its document context* (so inclusive C14N pulls in the wrapper's namespace declarations),
+and a parser that refuses DTDs and entities.
 
 Example::
 
@@ -17,16 +18,17 @@ import base64
 import binascii
 import hashlib
 import re
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Final
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
-from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
 from lxml import etree
 
 from xroad_mn import xmlsafe
+from xroad_mn.algorithms import SCHEMES, SignatureScheme
 from xroad_mn.errors import FaultCode, XRoadError
 
 __all__ = [
@@ -38,6 +40,7 @@ __all__ = [
     "DIGEST_SHA512",
     "DS_NS",
     "SIGNATURE_ECDSA_SHA512",
+    "SIGNATURE_METHODS",
     "SIGNATURE_RSA_SHA512",
     "XADES_NS",
     "XSI_NS",
@@ -47,9 +50,8 @@ __all__ = [
     "digest",
     "issued_by",
     "parse_xml",
-    "sign_bytes",
     "signature_method_for",
-    "verify_bytes",
+    "signature_scheme",
 ]
 
 DS_NS: Final = "http://www.w3.org/2000/09/xmldsig#"
@@ -82,16 +84,21 @@ _DIGESTS: Final = {
     DIGEST_SHA384: "sha384",
     DIGEST_SHA512: "sha512",
 }
-_RSA_PKCS1: Final[dict[str, type[hashes.HashAlgorithm]]] = {
-    SIGNATURE_RSA_SHA256: hashes.SHA256,
-    SIGNATURE_RSA_SHA384: hashes.SHA384,
-    SIGNATURE_RSA_SHA512: hashes.SHA512,
-}
-_ECDSA: Final[dict[str, type[hashes.HashAlgorithm]]] = {
-    SIGNATURE_ECDSA_SHA256: hashes.SHA256,
-    SIGNATURE_ECDSA_SHA384: hashes.SHA384,
-    SIGNATURE_ECDSA_SHA512: hashes.SHA512,
-}
+SIGNATURE_METHODS: Final[Mapping[str, SignatureScheme]] = MappingProxyType(
+    {
+        uri: SCHEMES[uri]
+        for uri in (
+            SIGNATURE_RSA_SHA256,
+            SIGNATURE_RSA_SHA384,
+            SIGNATURE_RSA_SHA512,
+            SIGNATURE_RSA_PSS_SHA512,
+            SIGNATURE_ECDSA_SHA256,
+            SIGNATURE_ECDSA_SHA384,
+            SIGNATURE_ECDSA_SHA512,
+        )
+    }
+)
+"""``SignatureMethod`` URIs accepted in X-Road signatures, and their schemes."""
 _C14N: Final = {
     C14N_INCLUSIVE: (False, False),
     C14N_INCLUSIVE_COMMENTS: (False, True),
@@ -179,40 +186,10 @@ def signature_method_for(key: PrivateKey) -> str:
     return SIGNATURE_ECDSA_SHA512
 
 
-def sign_bytes(key: PrivateKey, method_uri: str, data: bytes) -> bytes:
-    """Sign ``data``; ECDSA values come out in XML-DSig's raw ``r‖s`` form."""
-    if isinstance(key, rsa.RSAPrivateKey) and method_uri in _RSA_PKCS1:
-        return key.sign(data, padding.PKCS1v15(), _RSA_PKCS1[method_uri]())
-    if isinstance(key, ec.EllipticCurvePrivateKey) and method_uri in _ECDSA:
-        der = key.sign(data, ec.ECDSA(_ECDSA[method_uri]()))
-        r, s = decode_dss_signature(der)
-        size = (key.curve.key_size + 7) // 8
-        return r.to_bytes(size, "big") + s.to_bytes(size, "big")
-    raise XRoadError(FaultCode.CANNOT_CREATE_SIGNATURE, f"key cannot sign with {method_uri!r}")
-
-
-def verify_bytes(public_key: object, method_uri: str, signature: bytes, data: bytes) -> None:
-    """Verify a signature value over ``data``; raises ``invalid_signature_value`` when it does not match."""
-    try:
-        if isinstance(public_key, rsa.RSAPublicKey) and method_uri in _RSA_PKCS1:
-            public_key.verify(signature, data, padding.PKCS1v15(), _RSA_PKCS1[method_uri]())
-            return
-        if isinstance(public_key, rsa.RSAPublicKey) and method_uri == SIGNATURE_RSA_PSS_SHA512:
-            pss = padding.PSS(mgf=padding.MGF1(hashes.SHA512()), salt_length=padding.PSS.AUTO)
-            public_key.verify(signature, data, pss, hashes.SHA512())
-            return
-        if isinstance(public_key, ec.EllipticCurvePublicKey) and method_uri in _ECDSA:
-            size = (public_key.curve.key_size + 7) // 8
-            if len(signature) != 2 * size:
-                raise XRoadError(
-                    FaultCode.INVALID_SIGNATURE_VALUE, "ECDSA signature value has a wrong length"
-                )
-            r = int.from_bytes(signature[:size], "big")
-            s = int.from_bytes(signature[size:], "big")
-            public_key.verify(encode_dss_signature(r, s), data, ec.ECDSA(_ECDSA[method_uri]()))
-            return
-    except InvalidSignature as e:
-        raise XRoadError(FaultCode.INVALID_SIGNATURE_VALUE, "signature value does not verify") from e
-    raise XRoadError(
-        FaultCode.MALFORMED_SIGNATURE, f"signature method {method_uri!r} does not fit the signer's key"
-    )
+def signature_scheme(method_uri: str) -> SignatureScheme:
+    """The scheme of a ``SignatureMethod`` X-Road's signatures may use (ECDSA values raw ``r‖s``);
+    ``malformed_signature`` for any other."""
+    found = SIGNATURE_METHODS.get(method_uri)
+    if found is None:
+        raise XRoadError(FaultCode.MALFORMED_SIGNATURE, f"unsupported signature method {method_uri[:80]!r}")
+    return found

@@ -23,7 +23,8 @@ Verification follows the configuration client's order:
 
 1. find the verification certificate by ``Verification-certificate-hash`` among the trusted ones (the
    anchor's, plus after a key rotation the ``source`` certificates of the installed shared-params);
-2. check the signature (RSA PKCS#1 v1.5 or ECDSA with DER signatures) over the signed byte range;
+2. check the signature (RSA PKCS#1 v1.5 or ECDSA with DER signatures, :data:`SIGNATURE_ALGORITHMS`) over
+   the signed byte range;
 3. check ``Expire-date`` against the verification time;
 4. check each downloaded file against its hash (:func:`verify_part_content`).
 
@@ -44,11 +45,10 @@ from types import MappingProxyType
 from typing import Final
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from xroad_mn import algorithms
 from xroad_mn.errors import FaultCode, XRoadError
 from xroad_mn.globalconf._xml import b64_text, decode_b64
 from xroad_mn.mime import split_header_params
@@ -100,22 +100,23 @@ HASH_ALGORITHMS: Final[Mapping[str, str]] = MappingProxyType(
 """Hash algorithm URIs and their ``hashlib`` names."""
 _HASH_URIS: Final = {v: k for k, v in HASH_ALGORITHMS.items()}
 
-SIGNATURE_ALGORITHMS: Final[Mapping[str, tuple[str, str]]] = MappingProxyType(
+SIGNATURE_ALGORITHMS: Final[Mapping[str, algorithms.SignatureScheme]] = MappingProxyType(
     {
-        "http://www.w3.org/2000/09/xmldsig#rsa-sha1": ("rsa", "sha1"),
-        "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256": ("rsa", "sha256"),
-        "http://www.w3.org/2001/04/xmldsig-more#rsa-sha384": ("rsa", "sha384"),
-        "http://www.w3.org/2001/04/xmldsig-more#rsa-sha512": ("rsa", "sha512"),
-        "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256": ("ec", "sha256"),
-        "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha384": ("ec", "sha384"),
-        "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha512": ("ec", "sha512"),
+        uri: algorithms.SCHEMES[uri].with_der_ecdsa()
+        for uri in (
+            "http://www.w3.org/2000/09/xmldsig#rsa-sha1",
+            "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256",
+            "http://www.w3.org/2001/04/xmldsig-more#rsa-sha384",
+            "http://www.w3.org/2001/04/xmldsig-more#rsa-sha512",
+            "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256",
+            "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha384",
+            "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha512",
+        )
     }
 )
-"""Signature algorithm URIs (``Signature-Algorithm-Id``) and (key type, hash)."""
-
-_CRYPTO_HASHES: Final[Mapping[str, type[hashes.HashAlgorithm]]] = MappingProxyType(
-    {"sha1": hashes.SHA1, "sha256": hashes.SHA256, "sha384": hashes.SHA384, "sha512": hashes.SHA512}
-)
+"""Signature algorithm URIs (``Signature-Algorithm-Id``) and their schemes. ECDSA values are DER, not the
+raw ``r‖s`` XML-DSig defines for these URIs: the central server signs with Java's ``SHA512withECDSA``."""
+_SIGNING_HASHES: Final = ("sha1", "sha256", "sha384", "sha512")
 _MALFORMED: Final = FaultCode.MALFORMED_GLOBALCONF
 _LINE_END: Final = re.compile(rb"\r?\n")
 _BOUNDARY_CHARS: Final = string.ascii_letters + string.digits
@@ -433,34 +434,21 @@ def find_verification_certificate(
 
 
 def _verify_signature(cert: x509.Certificate, directory: SignedDirectory) -> None:
-    spec = SIGNATURE_ALGORITHMS.get(directory.signature_algorithm)
-    if spec is None:
+    scheme = SIGNATURE_ALGORITHMS.get(directory.signature_algorithm)
+    if scheme is None:
         raise XRoadError(
             FaultCode.GLOBAL_CONF_INVALID,
             f"unsupported Signature-Algorithm-Id {directory.signature_algorithm[:80]!r}",
         )
-    key_type, hash_name = spec
-    algorithm = _CRYPTO_HASHES[hash_name]()
-    try:
-        key = cert.public_key()
-    except (ValueError, UnsupportedAlgorithm) as e:
-        raise XRoadError(
-            FaultCode.GLOBAL_CONF_INVALID, f"verification certificate key is unusable: {e}"
-        ) from e
-    try:
-        if key_type == "rsa" and isinstance(key, rsa.RSAPublicKey):
-            key.verify(directory.signature, directory.signed_data, padding.PKCS1v15(), algorithm)
-        elif key_type == "ec" and isinstance(key, ec.EllipticCurvePublicKey):
-            key.verify(directory.signature, directory.signed_data, ec.ECDSA(algorithm))
-        else:
-            raise XRoadError(
-                FaultCode.GLOBAL_CONF_INVALID,
-                f"signature algorithm {directory.signature_algorithm} does not fit the certificate's key",
-            )
-    except (InvalidSignature, ValueError) as e:
-        raise XRoadError(
-            FaultCode.INVALID_SIGNATURE_VALUE, "signature of the configuration directory is not valid"
-        ) from e
+    algorithms.verify(
+        cert,
+        scheme,
+        directory.signature,
+        directory.signed_data,
+        code=FaultCode.INVALID_SIGNATURE_VALUE,
+        key_mismatch_code=FaultCode.GLOBAL_CONF_INVALID,
+        what="signature of the configuration directory",
+    )
 
 
 def verify_signed_directory(
@@ -527,12 +515,12 @@ def _new_boundary() -> str:
 
 
 def _signature_alg_uri(key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey, hash_name: str) -> str:
-    key_type = "rsa" if isinstance(key, rsa.RSAPrivateKey) else "ec"
-    for uri, spec in SIGNATURE_ALGORITHMS.items():
-        if spec == (key_type, hash_name):
+    family = algorithms.Family.RSA if isinstance(key, rsa.RSAPrivateKey) else algorithms.Family.ECDSA
+    for uri, scheme in SIGNATURE_ALGORITHMS.items():
+        if (scheme.family, scheme.hash) == (family, hash_name):
             return uri
     raise XRoadError(
-        FaultCode.CANNOT_CREATE_SIGNATURE, f"no signature algorithm for {key_type} with {hash_name}"
+        FaultCode.CANNOT_CREATE_SIGNATURE, f"no signature algorithm for {family} with {hash_name}"
     )
 
 
@@ -558,7 +546,7 @@ def build_signed_directory(
     RSA PKCS#1 v1.5 or ECDSA (DER) with ``hash_algorithm`` (SHA-512 by default, like X-Road's
     ``confSignDigestAlgoId``); the certificate is named by the SHA-512 hash of its DER.
     """
-    if hash_algorithm not in _CRYPTO_HASHES or hash_algorithm not in _HASH_URIS:
+    if hash_algorithm not in _SIGNING_HASHES or hash_algorithm not in _HASH_URIS:
         raise XRoadError(FaultCode.CANNOT_CREATE_SIGNATURE, f"unsupported hash algorithm {hash_algorithm!r}")
     outer_b, inner_b = boundaries if boundaries is not None else (_new_boundary(), _new_boundary())
     for b in (outer_b, inner_b):
@@ -590,11 +578,8 @@ def build_signed_directory(
     inner.append(f"--{inner_b}--")
     signed = (crlf.join(inner) + crlf).encode("ascii")
 
-    algorithm = _CRYPTO_HASHES[hash_algorithm]()
-    if isinstance(signing_key, rsa.RSAPrivateKey):
-        signature = signing_key.sign(signed, padding.PKCS1v15(), algorithm)
-    else:
-        signature = signing_key.sign(signed, ec.ECDSA(algorithm))
+    algorithm_uri = _signature_alg_uri(signing_key, hash_algorithm)
+    signature = algorithms.sign(signing_key, SIGNATURE_ALGORITHMS[algorithm_uri], signed)
     cert_hash = hashlib.sha512(signing_cert.public_bytes(Encoding.DER)).digest()
 
     head = (
@@ -608,7 +593,7 @@ def build_signed_directory(
             f"--{outer_b}",
             "Content-Type: application/octet-stream",
             "Content-Transfer-Encoding: base64",
-            f"Signature-Algorithm-Id: {_signature_alg_uri(signing_key, hash_algorithm)}",
+            f"Signature-Algorithm-Id: {algorithm_uri}",
             f"Verification-certificate-hash: {b64_text(cert_hash)}; "
             f'hash-algorithm-id="{_HASH_URIS["sha512"]}"',
             "",
