@@ -42,7 +42,7 @@ from cryptography.x509.oid import NameOID
 from lxml import etree
 
 from xroad_mn import algorithms
-from xroad_mn.certs import verify_signing_key_usage
+from xroad_mn.certs import issued_by, verify_signing_key_usage
 from xroad_mn.errors import FaultCode, XRoadError
 from xroad_mn.globalconf.trust import ApprovedCA, TrustMaterial
 from xroad_mn.hashchain import InputDigest, MessagePart, build_hash_chains, verify_hash_chain
@@ -62,7 +62,6 @@ from xroad_mn.xades import (
     b64encode,
     canonicalize,
     digest,
-    issued_by,
     parse_xml,
     signature_method_for,
     signature_scheme,

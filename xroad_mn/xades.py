@@ -22,9 +22,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Final
 
-from cryptography import x509
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from lxml import etree
 
 from xroad_mn import xmlsafe
@@ -48,7 +46,6 @@ __all__ = [
     "b64encode",
     "canonicalize",
     "digest",
-    "issued_by",
     "parse_xml",
     "signature_method_for",
     "signature_scheme",
@@ -151,32 +148,6 @@ def b64decode(text: str | bytes | None, *, what: str) -> bytes:
 def b64encode(data: bytes) -> str:
     """Base64 without line breaks."""
     return base64.b64encode(data).decode("ascii")
-
-
-def issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
-    """True when ``issuer``'s name and key signed ``cert`` (any hash; SHA-1 too, as 2012-2017 CAs used)."""
-    if cert.issuer != issuer.subject:
-        return False
-    key = issuer.public_key()
-    algorithm = cert.signature_hash_algorithm
-    try:
-        if isinstance(key, rsa.RSAPublicKey) and algorithm is not None:
-            pad: padding.AsymmetricPadding = padding.PKCS1v15()
-            params = cert.signature_algorithm_parameters
-            if isinstance(params, padding.PSS):
-                pad = params
-            key.verify(cert.signature, cert.tbs_certificate_bytes, pad, algorithm)
-            return True
-        if isinstance(key, ec.EllipticCurvePublicKey) and algorithm is not None:
-            key.verify(cert.signature, cert.tbs_certificate_bytes, ec.ECDSA(algorithm))
-            return True
-    except (InvalidSignature, ValueError, TypeError):
-        return False
-    try:
-        cert.verify_directly_issued_by(issuer)
-    except (InvalidSignature, ValueError, TypeError):
-        return False
-    return True
 
 
 def signature_method_for(key: PrivateKey) -> str:
