@@ -93,7 +93,7 @@ from xroad_mn.identifiers import (
     service_id_from_xml,
     to_xml,
 )
-from xroad_mn.mime import split_header_params
+from xroad_mn.mime import MimePart, boundary_of, split_header_params, split_multipart
 from xroad_mn.ocsp import MAX_OCSP_RESPONSE_BYTES, verify_ocsp_response
 from xroad_mn.validation import signing_member, verify_chain
 from xroad_mn.wire.faults import SOAP_ENV_NS, parse_soap_fault
@@ -163,7 +163,6 @@ _MAX_LABEL_CHARS: Final = 63
 _SOAP_CONTENT_TYPE: Final = "text/xml; charset=UTF-8"
 _BINARY: Final = "application/octet-stream"
 _BOUNDARY_ALPHABET: Final = string.ascii_letters + string.digits
-_BOUNDARY_OK: Final = re.compile(r"^[0-9A-Za-z'()+_,\-./:=?]{1,70}$")
 _LABEL_OK: Final = re.compile(r"^[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?$")
 _PROTOCOL_VERSION_OK: Final = re.compile(r"^4\.")
 
@@ -614,8 +613,7 @@ def build_management_request(
         parts.append((request.auth_cert, None))
     parts += [(_der(signer.certificate), None), (signer.ocsp_response, None)]
     mark = boundary if boundary is not None else _new_boundary()
-    if not _BOUNDARY_OK.match(mark):
-        raise _invalid("unusable MIME boundary")
+    boundary_of({"boundary": mark}, code=FaultCode.INVALID_REQUEST, what="the MIME boundary")
     content_type = f'multipart/related; type="{_BINARY}"; charset=UTF-8; boundary={mark}'
     return BuiltManagementRequest(content_type, _multipart(soap, parts, mark), soap, header, request)
 
@@ -624,98 +622,30 @@ def build_management_request(
 # MIME
 
 
-@dataclass(frozen=True)
-class _MimePart:
-    headers: Mapping[str, str]
-    body: bytes
-
-
-def _part_headers(block: bytes) -> dict[str, str]:
-    lines = block.split(b"\n")
-    if len(lines) > MAX_PART_HEADER_LINES:
-        raise _invalid(f"a MIME part has more than {MAX_PART_HEADER_LINES} header lines")
-    headers: dict[str, str] = {}
-    last: str | None = None
-    for raw in lines:
-        line = raw.rstrip(b"\r")
-        if not line:
-            continue
-        try:
-            text = line.decode("ascii")
-        except UnicodeDecodeError as e:
-            raise _invalid("a MIME part header is not ASCII") from e
-        if text[0] in " \t" and last is not None:
-            headers[last] += " " + text.strip()
-            continue
-        name, sep, val = text.partition(":")
-        if not sep or not name.strip() or name != name.strip():
-            raise _invalid(f"malformed MIME part header {text[:60]!r}")
-        last = name.lower()
-        if last in headers:
-            raise _invalid(f"MIME part header {last} appears twice")
-        headers[last] = val.strip()
-    return headers
-
-
-def _split_multipart(data: bytes, boundary: str) -> list[_MimePart]:
-    """Parts of a multipart body (RFC 2046): the line end before a delimiter belongs to the delimiter."""
-    dash = b"--" + boundary.encode("ascii")
-    if data.startswith(dash):
-        pos = 0
-    else:
-        found = data.find(b"\n" + dash)
-        if found < 0:
-            raise _invalid("multipart body contains no parts")
-        pos = found + 1
-    parts: list[_MimePart] = []
-    while True:
-        after = pos + len(dash)
-        if data[after : after + 2] == b"--":
-            return parts
-        line_end = data.find(b"\n", after)
-        if line_end < 0 or data[after:line_end].strip(b" \t\r"):
-            raise _invalid("malformed multipart delimiter line")
-        start = line_end + 1
-        nxt = data.find(b"\n" + dash, start)
-        if nxt < 0:
-            raise _invalid("multipart body has no closing delimiter")
-        end = nxt - 1 if nxt > start and data[nxt - 1 : nxt] == b"\r" else nxt
-        content = data[start:end]
-        sep = re.search(rb"\r?\n\r?\n", content)
-        if content.startswith((b"\r\n", b"\n")):
-            head, body = b"", content[2 if content.startswith(b"\r\n") else 1 :]
-        elif sep is None:
-            raise _invalid("a MIME part has no blank line after its headers")
-        else:
-            head, body = content[: sep.start()], content[sep.end() :]
-        if len(parts) >= MAX_MIME_PARTS:
-            raise _invalid(f"request has more than {MAX_MIME_PARTS} MIME parts")
-        parts.append(_MimePart(MappingProxyType(_part_headers(head)), body))
-        pos = nxt + 1
-
-
 def _content_type(value: str) -> tuple[str, dict[str, str]]:
     """A Content-Type's media type (lower-cased, as media types compare) and its parameters."""
     mime, params = split_header_params(value)
     return mime.lower(), params
 
 
-def _mime_parts(body: bytes, content_type: str) -> list[_MimePart]:
+def _mime_parts(body: bytes, content_type: str) -> list[MimePart]:
     mime, params = _content_type(content_type)
     if mime in ("text/xml", "application/xml"):
-        return [_MimePart(MappingProxyType({"content-type": content_type}), body)]
+        return [MimePart(MappingProxyType({"content-type": content_type}), 0, len(body), body)]
     if mime != "multipart/related":
         raise XRoadError(FaultCode.INVALID_CONTENT_TYPE, f"unexpected content type {mime[:60]!r}")
-    boundary = params.get("boundary", "")
-    if not _BOUNDARY_OK.match(boundary):
-        raise XRoadError(FaultCode.INVALID_CONTENT_TYPE, "multipart content type has no usable boundary")
-    parts = _split_multipart(body, boundary)
-    if not parts:
-        raise XRoadError(FaultCode.MISSING_SOAP, "request contains no SOAP message")
-    return parts
+    boundary = boundary_of(params, code=FaultCode.INVALID_CONTENT_TYPE, what="multipart content type")
+    return split_multipart(
+        body,
+        boundary,
+        code=FaultCode.INVALID_REQUEST,
+        what="request",
+        max_parts=MAX_MIME_PARTS,
+        max_header_lines=MAX_PART_HEADER_LINES,
+    )
 
 
-def _check_binary_part(part: _MimePart, index: int) -> None:
+def _check_binary_part(part: MimePart, index: int) -> None:
     ctype, _ = _content_type(part.headers.get("content-type", _BINARY))
     if ctype != _BINARY:
         raise _invalid(f"MIME part {index} is {ctype[:60]!r}, expected {_BINARY}")
@@ -959,7 +889,7 @@ def _parse_soap_request(soap: bytes) -> tuple[ManagementHeader, ManagementReques
     return header, _request_from(_body_values(content, rtype, response=False), rtype)
 
 
-def _signature_part(part: _MimePart, index: int, what: str) -> SignaturePart:
+def _signature_part(part: MimePart, index: int, what: str) -> SignaturePart:
     _check_binary_part(part, index)
     algorithm = part.headers.get(SIGNATURE_ALGORITHM_HEADER, "")
     if not algorithm:
@@ -970,7 +900,7 @@ def _signature_part(part: _MimePart, index: int, what: str) -> SignaturePart:
     return SignaturePart(algorithm, part.body)
 
 
-def _data_part(part: _MimePart, index: int, what: str, limit: int) -> bytes:
+def _data_part(part: MimePart, index: int, what: str, limit: int) -> bytes:
     _check_binary_part(part, index)
     if not part.body:
         raise _invalid(f"{what} is missing")

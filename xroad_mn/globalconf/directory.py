@@ -51,7 +51,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from xroad_mn import algorithms
 from xroad_mn.errors import FaultCode, XRoadError
 from xroad_mn.globalconf._xml import b64_text, decode_b64
-from xroad_mn.mime import split_header_params
+from xroad_mn.mime import MimePart, boundary_of, parse_headers, split_header_params, split_multipart
 
 __all__ = [
     "CONTENT_IDENTIFIERS",
@@ -176,112 +176,29 @@ class SignedDirectory:
 # MIME plumbing (bytes in, offsets out: never re-serialise what is signed)
 
 
-@dataclass(frozen=True)
-class _Part:
-    headers: Mapping[str, str]
-    body_start: int
-    body_end: int
-
-
-def _lines(data: bytes, start: int, end: int) -> list[tuple[int, int, int]]:
-    """(line start, line end without EOL, next line start) for each line of data[start:end]."""
-    out: list[tuple[int, int, int]] = []
-    pos = start
-    while pos < end:
-        m = _LINE_END.search(data, pos, end)
-        if m is None:
-            out.append((pos, end, end))
-            break
-        out.append((pos, m.start(), m.end()))
-        pos = m.end()
-    return out
-
-
-def _parse_headers(data: bytes, start: int, end: int, what: str) -> tuple[dict[str, str], int]:
-    """Headers at data[start:end] up to a blank line; returns (lower-case name -> value, body start)."""
-    headers: dict[str, str] = {}
-    last: str | None = None
-    count = 0
-    pos = start
-    while pos < end:
-        m = _LINE_END.search(data, pos, end)
-        line_end, next_pos = (m.start(), m.end()) if m is not None else (end, end)
-        line = data[pos:line_end]
-        if not line:
-            return headers, next_pos
-        count += 1
-        if count > MAX_HEADER_LINES:
-            raise XRoadError(_MALFORMED, f"{what} has more than {MAX_HEADER_LINES} header lines")
-        try:
-            text = line.decode("ascii")
-        except UnicodeDecodeError as e:
-            raise XRoadError(_MALFORMED, f"{what} has a header line that is not ASCII") from e
-        if text[0] in " \t" and last is not None:
-            headers[last] += " " + text.strip()
-        else:
-            name, sep, value = text.partition(":")
-            if not sep or not name.strip() or name != name.strip():
-                raise XRoadError(_MALFORMED, f"{what} has a malformed header line {text[:60]!r}")
-            last = name.lower()
-            if last not in headers:  # the first occurrence wins
-                headers[last] = value.strip()
-            else:
-                last = None
-        pos = next_pos
-    return headers, end
-
-
 def _boundary(content_type: str | None, expected: str, what: str) -> str:
     if content_type is None:
         raise XRoadError(_MALFORMED, f"{what} has no Content-Type")
-    mime, params = split_header_params(content_type)
-    if mime.lower() != expected:
-        raise XRoadError(_MALFORMED, f"{what} is {mime[:60]!r}, expected {expected}")
-    boundary = params.get("boundary", "")
-    if not _BOUNDARY_OK.match(boundary):
-        raise XRoadError(_MALFORMED, f"{what} has no usable boundary parameter")
-    return boundary
+    media_type, params = split_header_params(content_type)
+    if media_type.lower() != expected:
+        raise XRoadError(_MALFORMED, f"{what} is {media_type[:60]!r}, expected {expected}")
+    return boundary_of(params, code=_MALFORMED, what=what)
 
 
-def _split_multipart(data: bytes, start: int, end: int, boundary: str, what: str) -> list[_Part]:
-    """Parts of the multipart body data[start:end] (RFC 2046; the EOL before a delimiter is not content).
-
-    A missing close delimiter is tolerated (the last part runs to the end), as X-Road's parser does.
-    """
-    dash = b"--" + boundary.encode("ascii")
-    # (delimiter line start, content start after the delimiter line, is_close)
-    delimiters: list[tuple[int, int, bool]] = []
-    for line_start, line_end, next_start in _lines(data, start, end):
-        line = data[line_start:line_end]
-        if not line.startswith(dash):
-            continue
-        rest = line[len(dash) :]
-        if rest.startswith(b"--"):
-            delimiters.append((line_start, next_start, True))
-            break
-        if rest.strip(b" \t"):
-            continue  # a line that merely starts with the boundary text
-        delimiters.append((line_start, next_start, False))
-        if len(delimiters) > MAX_PARTS:
-            raise XRoadError(_MALFORMED, f"{what} has more than {MAX_PARTS} parts")
-    if not delimiters or delimiters[0][2]:
-        raise XRoadError(_MALFORMED, f"{what} contains no parts")
-    parts: list[_Part] = []
-    for i, (_, content_start, is_close) in enumerate(delimiters):
-        if is_close:
-            break
-        if i + 1 < len(delimiters):
-            content_end = delimiters[i + 1][0]
-            # The line end before the next delimiter belongs to the delimiter.
-            if content_end >= content_start + 2 and data[content_end - 2 : content_end] == b"\r\n":
-                content_end -= 2
-            elif content_end >= content_start + 1 and data[content_end - 1 : content_end] == b"\n":
-                content_end -= 1
-        else:
-            content_end = end
-        headers, body_start = _parse_headers(data, content_start, content_end, what)
-        parts.append(_Part(MappingProxyType(headers), min(body_start, content_end), content_end))
-    return parts
+def _split_multipart(data: bytes, start: int, end: int, boundary: str, what: str) -> list[MimePart]:
+    """A missing close delimiter is tolerated (the last part runs to the end), as X-Road's configuration
+    client does: its own test directories (``test-conf-simple.txt``) omit both."""
+    return split_multipart(
+        data,
+        boundary,
+        code=_MALFORMED,
+        what=what,
+        start=start,
+        end=end,
+        max_parts=MAX_PARTS,
+        max_header_lines=MAX_HEADER_LINES,
+        close_optional=True,
+    )
 
 
 def _parse_time(text: str) -> datetime:
@@ -294,7 +211,7 @@ def _parse_time(text: str) -> datetime:
     return value.astimezone(UTC)
 
 
-def _content_part(data: bytes, part: _Part, index: int) -> DirectoryPart:
+def _content_part(part: MimePart, index: int) -> DirectoryPart:
     h = part.headers
     what = f"configuration entry {index}"
     cid_header = h.get("content-identifier")
@@ -316,7 +233,7 @@ def _content_part(data: bytes, part: _Part, index: int) -> DirectoryPart:
     if alg not in HASH_ALGORITHMS:
         raise XRoadError(_MALFORMED, f"{what} has an unknown Hash-algorithm-id {alg[:80]!r}")
     try:
-        body = data[part.body_start : part.body_end].decode("ascii")
+        body = part.body.decode("ascii")
     except UnicodeDecodeError as e:
         raise XRoadError(_MALFORMED, f"{what} hash is not base64") from e
     digest = decode_b64(body, _MALFORMED, f"{what} hash")
@@ -335,7 +252,9 @@ def parse_signed_directory(data: bytes, content_type: str | None = None) -> Sign
     if len(data) > MAX_DIRECTORY_BYTES:
         raise XRoadError(_MALFORMED, f"signed directory is larger than {MAX_DIRECTORY_BYTES} bytes")
     if content_type is None:
-        top, body_start = _parse_headers(data, 0, len(data), "signed directory")
+        top, body_start = parse_headers(
+            data, 0, len(data), code=_MALFORMED, what="signed directory", max_lines=MAX_HEADER_LINES
+        )
         content_type = top.get("content-type")
     else:
         body_start = 0
@@ -367,7 +286,7 @@ def parse_signed_directory(data: bytes, content_type: str | None = None) -> Sign
         version = int(version_text)
     else:
         raise XRoadError(_MALFORMED, f"Version {version_text[:20]!r} is not a number")
-    parts = tuple(_content_part(data, p, i) for i, p in enumerate(inner[1:], start=1))
+    parts = tuple(_content_part(p, i) for i, p in enumerate(inner[1:], start=1))
 
     # 2. The signature part.
     sh = sig_part.headers
@@ -382,7 +301,7 @@ def parse_signed_directory(data: bytes, content_type: str | None = None) -> Sign
         cert_hash = decode_b64(value, _MALFORMED, "Verification-certificate-hash")
         cert_hash_alg = params.get("hash-algorithm-id", cert_hash_alg)
     try:
-        sig_text = data[sig_part.body_start : sig_part.body_end].decode("ascii")
+        sig_text = sig_part.body.decode("ascii")
     except UnicodeDecodeError as e:
         raise XRoadError(_MALFORMED, "signature value is not base64") from e
     signature = decode_b64(sig_text, _MALFORMED, "signature value")
@@ -550,8 +469,7 @@ def build_signed_directory(
         raise XRoadError(FaultCode.CANNOT_CREATE_SIGNATURE, f"unsupported hash algorithm {hash_algorithm!r}")
     outer_b, inner_b = boundaries if boundaries is not None else (_new_boundary(), _new_boundary())
     for b in (outer_b, inner_b):
-        if not _BOUNDARY_OK.match(b) or b.endswith(" "):
-            raise XRoadError(FaultCode.INTERNAL_ERROR, f"unusable MIME boundary {b!r}")
+        boundary_of({"boundary": b}, code=FaultCode.INTERNAL_ERROR, what=f"MIME boundary {b!r}")
     specs = [p if isinstance(p, PartSpec) else PartSpec(*p) for p in parts]
     crlf = "\r\n"
     inner: list[str] = [
