@@ -190,30 +190,24 @@ def _name(cn: str) -> x509.Name:
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
 
 
-def _cert(issuer_key: Any, subject_key: Any, algorithm: Any, **sign_kw: Any) -> x509.Certificate:
+def _cert(
+    issuer_key: Any, subject_key: Any, algorithm: Any, *, subject: str = "leaf", **kw: Any
+) -> x509.Certificate:
+    """A certificate for ``subject_key`` named ``subject``, issued by "issuer" with ``issuer_key``."""
     builder = (
         x509.CertificateBuilder()
-        .subject_name(_name("leaf"))
+        .subject_name(_name(subject))
         .issuer_name(_name("issuer"))
         .public_key(subject_key.public_key())
         .serial_number(1)
         .not_valid_before(NOW - timedelta(days=1))
         .not_valid_after(NOW + timedelta(days=1))
     )
-    return builder.sign(issuer_key, algorithm, **sign_kw)
+    return builder.sign(issuer_key, algorithm, **kw)
 
 
 def _issuer_cert(issuer_key: Any, algorithm: Any) -> x509.Certificate:
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(_name("issuer"))
-        .issuer_name(_name("issuer"))
-        .public_key(issuer_key.public_key())
-        .serial_number(2)
-        .not_valid_before(NOW - timedelta(days=1))
-        .not_valid_after(NOW + timedelta(days=1))
-    )
-    return builder.sign(issuer_key, algorithm)
+    return _cert(issuer_key, issuer_key, algorithm, subject="issuer")
 
 
 def test_certificate_schemes_of_every_family() -> None:

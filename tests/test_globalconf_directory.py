@@ -315,11 +315,10 @@ def test_our_directory_verifies_against_real_anchor_and_openssl(
     assert "Verified OK" not in _openssl_verify(openssl, tmp_path, cert, signed + b"x", signature)
 
 
-def _ec_key_and_cert() -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ecSigningKey")])
+def _self_signed(key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey, common_name: str) -> x509.Certificate:
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     now = datetime(2024, 1, 1, tzinfo=UTC)
-    cert = (
+    return (
         x509.CertificateBuilder()
         .subject_name(name)
         .issuer_name(name)
@@ -329,7 +328,11 @@ def _ec_key_and_cert() -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
         .not_valid_after(now + timedelta(days=3650))
         .sign(key, hashes.SHA256())
     )
-    return key, cert
+
+
+def _ec_key_and_cert() -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    return key, _self_signed(key, "ecSigningKey")
 
 
 def test_ecdsa_directory_round_trip_and_openssl(openssl: str, tmp_path: Path) -> None:
@@ -375,19 +378,7 @@ def _directory_signed_with(cert: x509.Certificate) -> bytes:
 
 def _rsa_signer() -> tuple[rsa.RSAPrivateKey, x509.Certificate]:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "rsaSigningKey")])
-    now = datetime(2024, 1, 1, tzinfo=UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(1)
-        .not_valid_before(now)
-        .not_valid_after(now + timedelta(days=3650))
-        .sign(key, hashes.SHA256())
-    )
-    return key, cert
+    return key, _self_signed(key, "rsaSigningKey")
 
 
 _RSA_SIGNER: Final = _rsa_signer()
