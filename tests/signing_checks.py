@@ -7,8 +7,9 @@ from collections.abc import Callable
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
+from xroad_mn.algorithms import SignatureScheme
 from xroad_mn.errors import XRoadError
-from xroad_mn.keys import PublicKey, SignatureScheme
+from xroad_mn.keys import PublicKey
 
 
 def verify_with(public: PublicKey, scheme: SignatureScheme, signature: bytes, data: bytes) -> None:

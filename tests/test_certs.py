@@ -21,6 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
+from tests.crafted import HOSTILE_VARIANTS, hostile, oids, with_signature_algorithm
 from trust_services.pki import CertifiedKey, DevPki, build_dev_pki, ca_name, generate_ec_key, issue_ca
 from xroad_mn.certs import (
     BASIC_PROFILE,
@@ -394,6 +395,43 @@ def test_chain_rejects_leaf_acting_as_ca(pki: DevPki) -> None:
     with pytest.raises(XRoadError, match="is not a CA") as e:
         verify_chain(forged, intermediates=(pki.member_sign.certificate,), trust=trust_of(pki), at=NOW)
     assert e.value.code == FaultCode.INVALID_CERT_PATH
+
+
+@pytest.mark.parametrize("with_intermediate", [True, False], ids=["approved-intermediate", "given"])
+@pytest.mark.parametrize("where", ["leaf", "intermediate"])
+@pytest.mark.parametrize("variant", HOSTILE_VARIANTS)
+def test_chain_with_hostile_certificates_is_invalid_cert_path(
+    pki: DevPki, variant: str, where: str, with_intermediate: bool
+) -> None:
+    """An unknown signature OID, odd RSA-PSS parameters or an X25519 key on the leaf or on the intermediate
+    that comes with it: no path (an approved intermediate still vouches for an untouched leaf)."""
+    leaf, intermediate = pki.member_sign.certificate, pki.intermediate.certificate
+    if where == "leaf":
+        leaf = hostile(leaf, variant)
+    else:
+        intermediate = hostile(intermediate, variant)
+    trust = trust_of(pki, with_intermediate=with_intermediate)
+    if where == "intermediate" and with_intermediate:
+        verify_chain(leaf, intermediates=(intermediate,), trust=trust, at=NOW)
+        return
+    with pytest.raises(XRoadError) as e:
+        verify_chain(leaf, intermediates=(intermediate,), trust=trust, at=NOW)
+    assert e.value.code == FaultCode.INVALID_CERT_PATH, e.value
+
+
+@settings(max_examples=50, deadline=None)
+@given(oid=oids(), where=st.sampled_from(["leaf", "intermediate"]))
+def test_fuzz_chain_signature_oids(pki: DevPki, oid: str, where: str) -> None:
+    """Any signatureAlgorithm OID on the leaf or the intermediate that comes with it: a verdict."""
+    leaf, intermediate = pki.member_sign.certificate, pki.intermediate.certificate
+    if where == "leaf":
+        leaf = with_signature_algorithm(leaf, oid)
+    else:
+        intermediate = with_signature_algorithm(intermediate, oid)
+    with contextlib.suppress(XRoadError):
+        verify_chain(
+            leaf, intermediates=(intermediate,), trust=trust_of(pki, with_intermediate=False), at=NOW
+        )
 
 
 def _ca_chain(root: CertifiedKey, depth: int, path_length: int | None) -> list[CertifiedKey]:

@@ -10,6 +10,7 @@ import re
 import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Final
 
 import pytest
 from cryptography import x509
@@ -19,6 +20,7 @@ from cryptography.x509.oid import NameOID
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.crafted import HOSTILE_VARIANTS, dsa_public_key, hostile, with_public_key
 from tests.globalconf_fixtures import (
     LEGACY_2013_PUBKEYS,
     SIGNED_CASES,
@@ -313,11 +315,10 @@ def test_our_directory_verifies_against_real_anchor_and_openssl(
     assert "Verified OK" not in _openssl_verify(openssl, tmp_path, cert, signed + b"x", signature)
 
 
-def _ec_key_and_cert() -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ecSigningKey")])
+def _self_signed(key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey, common_name: str) -> x509.Certificate:
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     now = datetime(2024, 1, 1, tzinfo=UTC)
-    cert = (
+    return (
         x509.CertificateBuilder()
         .subject_name(name)
         .issuer_name(name)
@@ -327,7 +328,11 @@ def _ec_key_and_cert() -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
         .not_valid_after(now + timedelta(days=3650))
         .sign(key, hashes.SHA256())
     )
-    return key, cert
+
+
+def _ec_key_and_cert() -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    return key, _self_signed(key, "ecSigningKey")
 
 
 def test_ecdsa_directory_round_trip_and_openssl(openssl: str, tmp_path: Path) -> None:
@@ -355,6 +360,52 @@ def test_build_refuses_header_injection(interop_dir: Path) -> None:
         build_signed_directory(
             [("SHARED-PARAMETERS\r\nX: y", "DEV", "/a", b"")], datetime(2030, 1, 1, tzinfo=UTC), 6, key, cert
         )
+
+
+# -- hostile verification certificates ------------------------------------------------------------------
+
+
+def _directory_signed_with(cert: x509.Certificate) -> bytes:
+    key, _ = _RSA_SIGNER
+    return build_signed_directory(
+        [("SHARED-PARAMETERS", "MN", "/V6/1/shared-params.xml", b"x")],
+        datetime(2030, 1, 1, tzinfo=UTC),
+        6,
+        key,
+        cert,
+    )
+
+
+def _rsa_signer() -> tuple[rsa.RSAPrivateKey, x509.Certificate]:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return key, _self_signed(key, "rsaSigningKey")
+
+
+_RSA_SIGNER: Final = _rsa_signer()
+
+
+@pytest.mark.parametrize("variant", HOSTILE_VARIANTS)
+def test_hostile_verification_certificate(variant: str) -> None:
+    """The anchor's verification certificate is trusted as configured (its own signature is never
+    checked), so an unknown signature OID or odd RSA-PSS parameters on it change nothing; an X25519 key
+    cannot have made the RSA signature."""
+    cert = hostile(_RSA_SIGNER[1], variant)
+    directory = parse_signed_directory(_directory_signed_with(cert))
+    if variant != "x25519-key":
+        assert verify_signed_directory(directory, [cert], at=AT) == cert
+        return
+    with pytest.raises(XRoadError) as info:
+        verify_signed_directory(directory, [cert], at=AT)
+    assert info.value.code == FaultCode.GLOBAL_CONF_INVALID
+
+
+@pytest.mark.filterwarnings("ignore::cryptography.utils.CryptographyDeprecationWarning")
+def test_dsa_verification_certificate_where_rsa_signed_is_invalid() -> None:
+    cert = with_public_key(_RSA_SIGNER[1], dsa_public_key())
+    directory = parse_signed_directory(_directory_signed_with(cert))
+    with pytest.raises(XRoadError) as info:
+        verify_signed_directory(directory, [cert], at=AT)
+    assert info.value.code == FaultCode.GLOBAL_CONF_INVALID
 
 
 # -- fuzzing: nothing but XRoadError escapes the parser and verifier ---------------------------------------

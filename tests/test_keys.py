@@ -13,13 +13,15 @@ from tests.signing_checks import expect_code, verify_with
 from tests.test_management import PROVIDER, World, auth_der, verify, world
 from tests.test_signature import Evidence, build_evidence
 from trust_services.pki import build_dev_pki, issue_certificate, sign_profile_extensions
+from xroad_mn import algorithms
+from xroad_mn.algorithms import TOKEN_SCHEMES, SignatureScheme, scheme_for
 from xroad_mn.globalconf.directory import (
     build_signed_directory,
     parse_signed_directory,
     verify_signed_directory,
 )
 from xroad_mn.hashchain import MessagePart
-from xroad_mn.keys import PrivateKeySigner, SignatureScheme, key_type, scheme_for, sign_data
+from xroad_mn.keys import PrivateKeySigner, key_type
 from xroad_mn.management import AuthCertRegRequest, MemberSigner, build_management_request
 from xroad_mn.signature import SigningKey, sign, sign_batch, verify_signature
 
@@ -31,7 +33,7 @@ def evidence() -> Evidence:
     return build_evidence()
 
 
-@pytest.mark.parametrize("scheme", list(SignatureScheme))
+@pytest.mark.parametrize("scheme", TOKEN_SCHEMES, ids=lambda s: s.value)
 def test_private_key_signer_makes_every_scheme(scheme: SignatureScheme) -> None:
     key = (
         rsa.generate_private_key(65537, 2048)
@@ -41,12 +43,12 @@ def test_private_key_signer_makes_every_scheme(scheme: SignatureScheme) -> None:
     signer = PrivateKeySigner(key)
     assert key_type(signer) == scheme.key_type
     verify_with(signer.public_key(), scheme, signer.sign(b"data", scheme), b"data")
-    verify_with(key.public_key(), scheme, sign_data(key, scheme, b"data"), b"data")
+    verify_with(key.public_key(), scheme, algorithms.sign(key, scheme, b"data"), b"data")
 
 
 def test_a_scheme_for_the_other_key_type_is_refused() -> None:
     signer = PrivateKeySigner(ec.generate_private_key(ec.SECP256R1()))
-    expect_code("cannot_create_signature", sign_data, signer, SignatureScheme.RSA_PKCS1_SHA256, b"x")
+    expect_code("cannot_create_signature", algorithms.sign, signer, SignatureScheme.RSA_PKCS1_SHA256, b"x")
     expect_code("cannot_create_signature", signer.sign, b"x", SignatureScheme.RSA_PSS_SHA256)
     expect_code("cannot_create_signature", lambda: scheme_for("ec", "sha512", pss=True))
     expect_code("cannot_create_signature", scheme_for, "rsa", "sha1")

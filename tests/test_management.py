@@ -20,6 +20,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
+from tests.crafted import (
+    HOSTILE_SIGNATURE_ALGORITHMS,
+    HOSTILE_VARIANTS,
+    dsa_public_key,
+    hostile,
+    oids,
+    with_public_key,
+    with_signature_algorithm,
+)
 from trust_services.ocsp_responder import build_ocsp_response, status_lookup
 from trust_services.pki import (
     CertifiedKey,
@@ -571,13 +580,58 @@ def test_real_x_road_response_parses_and_matches_ours(interop_soap: Path) -> Non
     assert shape(answer) == shape(data)
 
 
-# ------------------------------------------------------------------------------------------------------------
-# Fuzzing: only XRoadError escapes
-
-
 _SETTINGS = settings(
     max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Hostile certificates: every verdict is an X-Road fault
+
+
+def _client_reg(world: World, signer: MemberSigner) -> BuiltManagementRequest:
+    request = ClientRegRequest(world.owner.server("ss1"), world.owner.subsystem("civil-registry"))
+    return build(world, request, signer=signer)
+
+
+@pytest.mark.parametrize("variant", HOSTILE_VARIANTS)
+def test_hostile_signing_certificate_is_refused(world: World, variant: str) -> None:
+    """An unknown signature OID or odd RSA-PSS parameters (no path to the CA) or an X25519 key (which
+    cannot have made the RSA signature) on the owner's signing certificate."""
+    s = world.owner_signer
+    built = _client_reg(world, MemberSigner(s.private_key, hostile(s.certificate, variant), s.ocsp_response))
+    code = FaultCode.INVALID_REQUEST if variant == "x25519-key" else FaultCode.INVALID_CERT_PATH
+    expect(code, lambda: verify(world, built.body, built.content_type))
+
+
+@pytest.mark.filterwarnings("ignore::cryptography.utils.CryptographyDeprecationWarning")
+def test_dsa_signing_certificate_where_rsa_signed_is_refused(world: World) -> None:
+    s = world.owner_signer
+    cert = with_public_key(s.certificate, dsa_public_key())
+    built = _client_reg(world, MemberSigner(s.private_key, cert, s.ocsp_response))
+    expect(FaultCode.INVALID_REQUEST, lambda: verify(world, built.body, built.content_type), "does not fit")
+
+
+@pytest.mark.parametrize("variant", HOSTILE_SIGNATURE_ALGORITHMS)
+def test_hostile_auth_certificate_is_refused(world: World, variant: str) -> None:
+    auth = hostile(world.pki.member_auth.certificate, variant).public_bytes(Encoding.DER)
+    built = build(world, AuthCertRegRequest(world.owner.server("ss1"), "ss1.example.mn", auth))
+    expect(FaultCode.CERT_VALIDATION, lambda: verify(world, built.body, built.content_type))
+
+
+@_SETTINGS
+@given(oid=oids())
+def test_fuzz_signing_certificate_signature_oids(world: World, oid: str) -> None:
+    """Any signatureAlgorithm OID on the signing certificate: a verdict, never a library exception."""
+    s = world.owner_signer
+    cert = with_signature_algorithm(s.certificate, oid)
+    built = _client_reg(world, MemberSigner(s.private_key, cert, s.ocsp_response))
+    with contextlib.suppress(XRoadError):
+        verify(world, built.body, built.content_type)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Fuzzing: only XRoadError escapes
 
 
 @_SETTINGS

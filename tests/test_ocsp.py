@@ -4,6 +4,7 @@ openssl's; the cache; fetching over real HTTP."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import subprocess
 import zipfile
 from collections.abc import AsyncIterator, Callable
@@ -16,8 +17,20 @@ from aiohttp import web
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509 import ocsp
+from hypothesis import HealthCheck, given, settings
 from lxml import etree
 
+from tests.crafted import (
+    HOSTILE_SIGNATURE_ALGORITHMS,
+    HOSTILE_VARIANTS,
+    dsa_public_key,
+    hostile,
+    ocsp_hostile,
+    oids,
+    with_ocsp_certificates,
+    with_ocsp_signature_algorithm,
+    with_public_key,
+)
 from trust_services.ocsp_responder import build_ocsp_response, status_lookup
 from trust_services.pki import CertifiedKey, DevPki, build_dev_pki
 from xroad_mn.certs import load_certificate, profile_for
@@ -650,3 +663,45 @@ def test_real_2017_response_with_reversed_responder_name(interop_dir: Path) -> N
             freshness_seconds=42,
         ),
     )
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Hostile responses and responders: every verdict is incorrect_validation_info
+
+
+@pytest.mark.parametrize("variant", HOSTILE_SIGNATURE_ALGORITHMS)
+def test_hostile_response_signature_algorithm_is_invalid(pki: DevPki, variant: str) -> None:
+    response = ocsp_hostile(respond(pki, pki.member_sign), variant)
+    expect(
+        FaultCode.INCORRECT_VALIDATION_INFO, "OCSP response", lambda: verify(pki, response, pki.member_sign)
+    )
+
+
+@pytest.mark.parametrize("variant", HOSTILE_VARIANTS)
+def test_hostile_responder_certificate_is_invalid(pki: DevPki, variant: str) -> None:
+    """A delegated responder whose certificate claims an unknown or unusable signature algorithm (so the CA
+    cannot be shown to have issued it) or carries an X25519 key (which cannot have signed)."""
+    responder = hostile(pki.ocsp_responder.certificate, variant)
+    response = with_ocsp_certificates(respond(pki, pki.member_sign), [responder])
+    words = "Signature on OCSP response is not valid" if variant == "x25519-key" else "not authorized"
+    expect(FaultCode.INCORRECT_VALIDATION_INFO, words, lambda: verify(pki, response, pki.member_sign))
+
+
+@pytest.mark.filterwarnings("ignore::cryptography.utils.CryptographyDeprecationWarning")
+def test_dsa_responder_where_rsa_signed_is_invalid(pki: DevPki) -> None:
+    cert = with_public_key(pki.ocsp_responder.certificate, dsa_public_key())
+    response = with_ocsp_certificates(respond(pki, pki.member_sign), [cert])
+    expect(
+        FaultCode.INCORRECT_VALIDATION_INFO,
+        "Signature on OCSP response is not valid",
+        lambda: verify(pki, response, pki.member_sign),
+    )
+
+
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(oid=oids())
+def test_fuzz_response_signature_algorithm_oids(pki: DevPki, oid: str) -> None:
+    """Any signatureAlgorithm OID on a response: a verdict, never a library exception."""
+    response = with_ocsp_signature_algorithm(respond(pki, pki.member_sign), oid)
+    with contextlib.suppress(XRoadError):
+        verify(pki, response, pki.member_sign)

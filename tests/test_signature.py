@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import dataclasses
 import re
 import subprocess
 from collections.abc import Callable, Sequence
@@ -15,8 +16,18 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509 import ocsp
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from lxml import etree
 
+from tests.crafted import (
+    HOSTILE_VARIANTS,
+    dsa_public_key,
+    hostile,
+    oids,
+    with_public_key,
+    with_signature_algorithm,
+)
 from trust_services.ocsp_responder import build_ocsp_response, status_lookup
 from trust_services.pki import (
     CertifiedKey,
@@ -963,3 +974,82 @@ def test_flipping_hash_chain_bytes_is_detected(evidence: Evidence) -> None:
             FaultCode.INVALID_HASH_CHAIN_REF if which == "hash_chain" else FaultCode.INVALID_SIGNATURE_VALUE
         )
         assert info.value.has_code(expected), (which, info.value)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# 6. Hostile certificates: every verdict is an X-Road fault, never a library exception
+
+
+def _without_intermediates(trust: TrustMaterial) -> TrustMaterial:
+    """Trust that approves only the root: intermediates must travel in the signature."""
+    ca = dataclasses.replace(trust.approved_cas[0], intermediates=(), intermediate_ocsp_responders=())
+    return dataclasses.replace(trust, approved_cas=(ca,))
+
+
+def _sign_and_verify(
+    evidence: Evidence, leaf: x509.Certificate, intermediate: x509.Certificate, trust: TrustMaterial
+) -> XRoadError | None:
+    """The verdict on a signature made with the dev key, naming ``leaf`` and carrying ``intermediate``:
+    None when it verifies, else the X-Road fault (any other exception fails the test)."""
+    key = SigningKey(evidence.key.private_key, leaf, evidence.key.ocsp_responses, (intermediate,))
+    parts = [MessagePart("/message.xml", SOAP)]
+    data = sign(parts, key)
+    try:
+        verify_signature(
+            data.signature_xml, parts, trust=trust, expected_member=evidence.pki.member, at=evidence.now
+        )
+    except XRoadError as e:
+        err = e
+    else:
+        return None
+    assert err.code in set(FaultCode), err
+    return err
+
+
+@pytest.mark.parametrize("travels", [True, False], ids=["intermediate-in-signature", "approved-intermediate"])
+@pytest.mark.parametrize("where", ["leaf", "intermediate"])
+@pytest.mark.parametrize("variant", HOSTILE_VARIANTS)
+def test_hostile_certificates_are_faults(evidence: Evidence, variant: str, where: str, travels: bool) -> None:
+    """An unknown signature OID, odd RSA-PSS parameters or an X25519 key on the signing certificate or its
+    intermediate. (An unknown OID on the signing certificate whose intermediate travels in the signature
+    used to escape as cryptography's UnsupportedAlgorithm: a server answered 500.)"""
+    leaf, intermediate = evidence.key.certificate, evidence.pki.intermediate.certificate
+    if where == "leaf":
+        leaf = hostile(leaf, variant)
+    else:
+        intermediate = hostile(intermediate, variant)
+    trust = _without_intermediates(evidence.trust) if travels else evidence.trust
+    err = _sign_and_verify(evidence, leaf, intermediate, trust)
+    if where == "leaf" and variant == "x25519-key":
+        assert err is not None
+        assert err.has_code(FaultCode.MALFORMED_SIGNATURE), err  # the key cannot have made the signature
+    elif where == "leaf" or travels:
+        assert err is not None
+        assert err.has_code(FaultCode.INVALID_CERT_PATH), err
+    else:
+        # The approved intermediate vouches for the leaf; the OCSP walk may still take the hostile copy
+        # in the signature (same name and key) as the leaf's issuer and find no issuer above it.
+        assert err is None or err.has_code(FaultCode.INVALID_CERT_PATH), err
+
+
+@pytest.mark.filterwarnings("ignore::cryptography.utils.CryptographyDeprecationWarning")
+def test_dsa_signing_certificate_where_rsa_signed_is_a_fault(evidence: Evidence) -> None:
+    leaf = with_public_key(evidence.key.certificate, dsa_public_key())
+    err = _sign_and_verify(evidence, leaf, evidence.pki.intermediate.certificate, evidence.trust)
+    assert err is not None
+    assert err.has_code(FaultCode.MALFORMED_SIGNATURE), err
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(oid=oids(), where=st.sampled_from(["leaf", "intermediate"]))
+def test_fuzz_signature_algorithm_oids_of_traveling_certificates(
+    evidence: Evidence, oid: str, where: str
+) -> None:
+    """Any signatureAlgorithm OID on a certificate that travels in the signature: a verdict, never a
+    library exception (the real OID, sha256WithRSAEncryption, verifies)."""
+    leaf, intermediate = evidence.key.certificate, evidence.pki.intermediate.certificate
+    if where == "leaf":
+        leaf = with_signature_algorithm(leaf, oid)
+    else:
+        intermediate = with_signature_algorithm(intermediate, oid)
+    _sign_and_verify(evidence, leaf, intermediate, _without_intermediates(evidence.trust))

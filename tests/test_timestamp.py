@@ -18,15 +18,25 @@ from pathlib import Path
 import aiohttp
 import pytest
 from aiohttp import web
-from asn1crypto import cms, tsp
+from asn1crypto import algos, cms, tsp
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
+from tests.crafted import (
+    HOSTILE_SIGNATURE_ALGORITHMS,
+    HOSTILE_VARIANTS,
+    ODD_PSS_PARAMETERS,
+    UNKNOWN_SIGNATURE_OID,
+    dsa_public_key,
+    hostile,
+    oids,
+    with_public_key,
+)
 from trust_services.app import TrustSettings, run_trust_service
 from trust_services.pki import (
     CertifiedKey,
@@ -1008,3 +1018,72 @@ def test_add_tsa_certificate_never_raises_other_errors(edits: list[tuple[int, in
         data[offset % len(data)] = value
     with contextlib.suppress(XRoadError):
         add_tsa_certificate(bytes(data), tsa)
+
+
+# Hostile tokens and TSA certificates: every verdict is timestamp_validation
+
+
+def _own_token(dev_pki: DevPki, data: bytes) -> bytes:
+    query = build_timestamp_request(data)
+    return verify_timestamp_response(
+        build_timestamp_reply(query, tsa=dev_pki.tsa, serial=3, now=FROZEN_NOW), query
+    )
+
+
+def _with_signer_algorithm(token: bytes, identifier: algos.SignedDigestAlgorithm) -> bytes:
+    info = cms.ContentInfo.load(token)
+    info["content"]["signer_infos"][0]["signature_algorithm"] = identifier
+    return bytes(info.dump())
+
+
+@pytest.mark.parametrize("variant", HOSTILE_SIGNATURE_ALGORITHMS)
+def test_hostile_token_signature_algorithm_is_refused(dev_pki: DevPki, variant: str) -> None:
+    data = b"signature value"
+    if variant == "unknown-signature-oid":
+        identifier = algos.SignedDigestAlgorithm({"algorithm": UNKNOWN_SIGNATURE_OID})
+    else:
+        params = algos.RSASSAPSSParams(ODD_PSS_PARAMETERS[variant.removeprefix("pss-")])
+        identifier = algos.SignedDigestAlgorithm({"algorithm": "rsassa_pss", "parameters": params})
+    token = _with_signer_algorithm(_own_token(dev_pki, data), identifier)
+    with pytest.raises(XRoadError) as exc:
+        verify_timestamp_token(token, data=data, tsa_certs=[dev_pki.tsa.certificate], at=FROZEN_NOW)
+    assert exc.value.has_code(FaultCode.TIMESTAMP_VALIDATION)
+    assert _reason(exc.value) in ("unsupported_algorithm", "signature_invalid")
+
+
+@pytest.mark.parametrize("variant", HOSTILE_VARIANTS)
+def test_hostile_tsa_certificate(dev_pki: DevPki, variant: str) -> None:
+    """An approved TSA certificate edited after the TSA signed: an X25519 key cannot have signed the token,
+    and any other edit no longer matches the token's ESS signing-certificate hash."""
+    data = b"signature value"
+    token = _strip_certificates(_own_token(dev_pki, data))
+    tsa = hostile(dev_pki.tsa.certificate, variant)
+    with pytest.raises(XRoadError) as exc:
+        verify_timestamp_token(token, data=data, tsa_certs=[tsa], at=FROZEN_NOW)
+    expected = "signature_invalid" if variant == "x25519-key" else "signing_certificate_mismatch"
+    assert _reason(exc.value) == expected
+
+
+@pytest.mark.filterwarnings("ignore::cryptography.utils.CryptographyDeprecationWarning")
+def test_dsa_tsa_certificate_where_rsa_signed_is_refused(dev_pki: DevPki) -> None:
+    data = b"signature value"
+    token = _strip_certificates(_own_token(dev_pki, data))
+    tsa = with_public_key(dev_pki.tsa.certificate, dsa_public_key())
+    with pytest.raises(XRoadError) as exc:
+        verify_timestamp_token(token, data=data, tsa_certs=[tsa], at=FROZEN_NOW)
+    assert _reason(exc.value) == "signature_invalid"
+
+
+@pytest.fixture(scope="module")
+def own_token(dev_pki: DevPki) -> bytes:
+    return _own_token(dev_pki, b"signature value")
+
+
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(oid=oids())
+def test_fuzz_token_signature_algorithm_oids(dev_pki: DevPki, own_token: bytes, oid: str) -> None:
+    """Any SignerInfo signatureAlgorithm OID: a verdict, never a library exception."""
+    data = b"signature value"
+    token = _with_signer_algorithm(own_token, algos.SignedDigestAlgorithm({"algorithm": oid}))
+    with contextlib.suppress(XRoadError):
+        verify_timestamp_token(token, data=data, tsa_certs=[dev_pki.tsa.certificate], at=FROZEN_NOW)

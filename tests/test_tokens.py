@@ -20,7 +20,7 @@ from cryptography.x509.oid import NameOID
 from tests.signing_checks import expect_code, verify_with
 from tests.test_signature import Evidence, build_evidence
 from tests.token_fixtures import assert_xades_through_token, csr_verifies_with_openssl
-from xroad_mn.keys import SignatureScheme
+from xroad_mn.algorithms import SignatureScheme
 from xroad_mn.settings import load_settings
 from xroad_mn.tokens import (
     KeyAlgorithm,

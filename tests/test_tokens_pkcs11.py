@@ -21,12 +21,12 @@ from tests.signing_checks import expect_code, verify_with
 from tests.test_signature import Evidence, build_evidence
 from tests.token_fixtures import assert_xades_through_token, csr_verifies_with_openssl
 from trust_services.pki import build_dev_pki, issue_certificate, sign_profile_extensions
+from xroad_mn.algorithms import SignatureScheme
 from xroad_mn.globalconf.directory import (
     build_signed_directory,
     parse_signed_directory,
     verify_signed_directory,
 )
-from xroad_mn.keys import SignatureScheme
 from xroad_mn.tokens import (
     KeyAlgorithm,
     KeyUsage,

@@ -43,11 +43,11 @@ from typing import Final, Literal
 
 from asn1crypto import algos, cms, core, tsp
 from asn1crypto import x509 as asn1_x509
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from trust_services.pki import CertifiedKey
+from xroad_mn import algorithms
 from xroad_mn.errors import FaultCode, XRoadError
 
 __all__ = [
@@ -128,13 +128,15 @@ def _asn1_certificate(cert: CertifiedKey) -> asn1_x509.Certificate:
     return asn1_x509.Certificate.load(cert.certificate.public_bytes(Encoding.DER))
 
 
+_SHA256_RSA: Final = "1.2.840.113549.1.1.11"
+_SHA256_ECDSA: Final = "1.2.840.10045.4.3.2"
+
+
 def _sign(tsa: CertifiedKey, data: bytes) -> tuple[str, bytes]:
+    """The signature algorithm's OID and the signature: sha256WithRSAEncryption or ecdsa-with-SHA256."""
     key = tsa.private_key
-    if isinstance(key, rsa.RSAPrivateKey):
-        return "sha256_rsa", key.sign(data, padding.PKCS1v15(), hashes.SHA256())
-    if isinstance(key, ec.EllipticCurvePrivateKey):
-        return "sha256_ecdsa", key.sign(data, ec.ECDSA(hashes.SHA256()))
-    raise XRoadError(FaultCode.CANNOT_CREATE_SIGNATURE, "TSA key type is not supported")
+    oid = _SHA256_RSA if isinstance(key, rsa.RSAPrivateKey) else _SHA256_ECDSA
+    return oid, algorithms.sign(key, algorithms.SCHEMES[oid], data)
 
 
 def _signing_time(now: datetime) -> cms.Time:

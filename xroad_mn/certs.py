@@ -36,11 +36,10 @@ from types import MappingProxyType
 from typing import Final, Protocol
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives.asymmetric import dsa, ec, padding, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 
+from xroad_mn import algorithms
 from xroad_mn.errors import FaultCode, XRoadError
 from xroad_mn.identifiers import MemberId
 
@@ -391,37 +390,25 @@ def verify_auth_key_usage(cert: x509.Certificate) -> None:
 # Issuer
 
 
-def _verify_signature_by_hand(cert: x509.Certificate, issuer: x509.Certificate) -> None:
-    key = issuer.public_key()
-    params = cert.signature_algorithm_parameters
-    algorithm = cert.signature_hash_algorithm
-    if isinstance(key, rsa.RSAPublicKey) and isinstance(params, padding.PKCS1v15 | padding.PSS):
-        if algorithm is None:
-            raise InvalidSignature
-        key.verify(cert.signature, cert.tbs_certificate_bytes, params, algorithm)
-    elif isinstance(key, ec.EllipticCurvePublicKey) and isinstance(params, ec.ECDSA):
-        key.verify(cert.signature, cert.tbs_certificate_bytes, params)
-    elif isinstance(key, dsa.DSAPublicKey) and algorithm is not None:
-        key.verify(cert.signature, cert.tbs_certificate_bytes, algorithm)
-    else:
-        raise InvalidSignature
-
-
 def issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
     """True when ``issuer``'s subject is ``cert``'s issuer and ``issuer``'s key signed ``cert``.
 
-    ``verify_directly_issued_by`` refuses SHA-1 signatures; real X-Road CAs of 2012-2015 (AdminCA1, the
-    EE test CA "Cyber") sign with sha1WithRSA and X-Road accepts them, so those are checked by hand.
+    Any scheme of :mod:`xroad_mn.algorithms` counts, SHA-1 included: real X-Road CAs of 2012-2015
+    (AdminCA1, the EE test CA "Cyber") sign with sha1WithRSA and X-Road accepts them, which
+    ``verify_directly_issued_by`` would refuse. An unknown algorithm or an unusable key is a no.
     """
     if cert.issuer != issuer.subject:
         return False
     try:
-        cert.verify_directly_issued_by(issuer)
-    except ValueError:
-        try:
-            _verify_signature_by_hand(cert, issuer)
-        except (InvalidSignature, UnsupportedAlgorithm, ValueError, TypeError):
-            return False
-    except (TypeError, InvalidSignature, UnsupportedAlgorithm):
+        scheme = algorithms.certificate_scheme(cert, code=FaultCode.INCORRECT_CERTIFICATE)
+        algorithms.verify(
+            issuer,
+            scheme,
+            cert.signature,
+            cert.tbs_certificate_bytes,
+            code=FaultCode.INCORRECT_CERTIFICATE,
+            what="certificate signature",
+        )
+    except XRoadError:
         return False
     return True

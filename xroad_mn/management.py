@@ -72,13 +72,13 @@ from types import MappingProxyType
 from typing import ClassVar, Final, Literal, TypeAlias
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 from lxml import etree
 
-from xroad_mn import xmlsafe
+from xroad_mn import algorithms, xmlsafe
+from xroad_mn.algorithms import Signer
 from xroad_mn.certs import MAX_CERTIFICATE_BYTES
 from xroad_mn.errors import FaultCode, XRoadError
 from xroad_mn.globalconf.trust import ApprovedCA, TrustMaterial
@@ -94,8 +94,8 @@ from xroad_mn.identifiers import (
     service_id_from_xml,
     to_xml,
 )
-from xroad_mn.keys import Signer, key_type, scheme_for, sign_data
-from xroad_mn.mime import split_header_params
+from xroad_mn.keys import key_type
+from xroad_mn.mime import MimePart, boundary_of, split_header_params, split_multipart
 from xroad_mn.ocsp import MAX_OCSP_RESPONSE_BYTES
 from xroad_mn.validation import CertificateValidator
 from xroad_mn.wire.faults import SOAP_ENV_NS, parse_soap_fault
@@ -165,12 +165,11 @@ _MAX_LABEL_CHARS: Final = 63
 _SOAP_CONTENT_TYPE: Final = "text/xml; charset=UTF-8"
 _BINARY: Final = "application/octet-stream"
 _BOUNDARY_ALPHABET: Final = string.ascii_letters + string.digits
-_BOUNDARY_OK: Final = re.compile(r"^[0-9A-Za-z'()+_,\-./:=?]{1,70}$")
 _LABEL_OK: Final = re.compile(r"^[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?$")
 _PROTOCOL_VERSION_OK: Final = re.compile(r"^4\.")
 
 PrivateKey: TypeAlias = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | Signer
-"""A ``cryptography`` private key, or a :class:`~xroad_mn.keys.Signer` (a token's key, never seen)."""
+"""A ``cryptography`` private key, or a :class:`~xroad_mn.algorithms.Signer` (a token's key, never seen)."""
 DigestName = Literal["SHA256", "SHA384", "SHA512"]
 
 
@@ -437,17 +436,17 @@ class ManagementResponse:
 # --------------------------------------------------------------------------------------------------------
 # Signature algorithms (Java names, ``SignAlgorithm``)
 
-_HASHES: Final[Mapping[str, type[hashes.SHA256 | hashes.SHA384 | hashes.SHA512]]] = MappingProxyType(
-    {"SHA256": hashes.SHA256, "SHA384": hashes.SHA384, "SHA512": hashes.SHA512}
+_JAVA_ALGORITHMS: Final = frozenset(
+    f"{digest}with{kind}"
+    for digest in ("SHA256", "SHA384", "SHA512")
+    for kind in ("RSA", "RSAandMGF1", "ECDSA")
 )
-_JAVA_ALGORITHM: Final = re.compile(r"^(SHA256|SHA384|SHA512)with(RSA|RSAandMGF1|ECDSA)$")
 
 
-def _parse_algorithm(name: str) -> tuple[hashes.SHA256 | hashes.SHA384 | hashes.SHA512, str]:
-    m = _JAVA_ALGORITHM.match(name)
-    if m is None:
+def _scheme(name: str) -> algorithms.SignatureScheme:
+    if name not in _JAVA_ALGORITHMS:
         raise _invalid(f"unsupported signature algorithm {name[:40]!r}")
-    return _HASHES[m.group(1)](), m.group(2)
+    return algorithms.scheme(name, code=FaultCode.INVALID_REQUEST)
 
 
 def _algorithm_for(key: PrivateKey, digest: DigestName, *, pss: bool) -> str:
@@ -457,33 +456,20 @@ def _algorithm_for(key: PrivateKey, digest: DigestName, *, pss: bool) -> str:
 
 
 def _sign(key: PrivateKey, algorithm: str, data: bytes) -> bytes:
-    hash_alg, kind = _parse_algorithm(algorithm)
-    if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
-        scheme = scheme_for("ec" if kind == "ECDSA" else "rsa", hash_alg.name, pss=kind == "RSAandMGF1")
-        return sign_data(key, scheme, data)
-    if isinstance(key, rsa.RSAPrivateKey) and kind == "RSA":
-        return key.sign(data, padding.PKCS1v15(), hash_alg)
-    if isinstance(key, rsa.RSAPrivateKey) and kind == "RSAandMGF1":
-        return key.sign(data, padding.PSS(padding.MGF1(hash_alg), hash_alg.digest_size), hash_alg)
-    if isinstance(key, ec.EllipticCurvePrivateKey) and kind == "ECDSA":
-        return key.sign(data, ec.ECDSA(hash_alg))  # ASN.1 DER, as Signatures.useAsn1DerFormat
-    raise XRoadError(FaultCode.CANNOT_CREATE_SIGNATURE, f"key cannot sign with {algorithm}")
+    """ECDSA values come out ASN.1 DER, as ``Signatures.useAsn1DerFormat``."""
+    return algorithms.sign(key, _scheme(algorithm), data)
 
 
 def _verify_value(cert: x509.Certificate, part: SignaturePart, data: bytes, what: str) -> None:
-    hash_alg, kind = _parse_algorithm(part.algorithm)
-    try:
-        key = cert.public_key()
-        if isinstance(key, rsa.RSAPublicKey) and kind == "RSA":
-            key.verify(part.value, data, padding.PKCS1v15(), hash_alg)
-        elif isinstance(key, rsa.RSAPublicKey) and kind == "RSAandMGF1":
-            key.verify(part.value, data, padding.PSS(padding.MGF1(hash_alg), padding.PSS.AUTO), hash_alg)
-        elif isinstance(key, ec.EllipticCurvePublicKey) and kind == "ECDSA":
-            key.verify(part.value, data, ec.ECDSA(hash_alg))
-        else:
-            raise _invalid(f"{what}: algorithm {part.algorithm} does not fit the certificate's key")
-    except (InvalidSignature, UnsupportedAlgorithm, ValueError, TypeError) as e:
-        raise XRoadError(FaultCode.INVALID_SIGNATURE_VALUE, f"{what} verification failed") from e
+    algorithms.verify(
+        cert,
+        _scheme(part.algorithm),
+        part.value,
+        data,
+        code=FaultCode.INVALID_SIGNATURE_VALUE,
+        key_mismatch_code=FaultCode.INVALID_REQUEST,
+        what=what,
+    )
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -630,8 +616,7 @@ def build_management_request(
         parts.append((request.auth_cert, None))
     parts += [(_der(signer.certificate), None), (signer.ocsp_response, None)]
     mark = boundary if boundary is not None else _new_boundary()
-    if not _BOUNDARY_OK.match(mark):
-        raise _invalid("unusable MIME boundary")
+    boundary_of({"boundary": mark}, code=FaultCode.INVALID_REQUEST, what="the MIME boundary")
     content_type = f'multipart/related; type="{_BINARY}"; charset=UTF-8; boundary={mark}'
     return BuiltManagementRequest(content_type, _multipart(soap, parts, mark), soap, header, request)
 
@@ -640,98 +625,30 @@ def build_management_request(
 # MIME
 
 
-@dataclass(frozen=True)
-class _MimePart:
-    headers: Mapping[str, str]
-    body: bytes
-
-
-def _part_headers(block: bytes) -> dict[str, str]:
-    lines = block.split(b"\n")
-    if len(lines) > MAX_PART_HEADER_LINES:
-        raise _invalid(f"a MIME part has more than {MAX_PART_HEADER_LINES} header lines")
-    headers: dict[str, str] = {}
-    last: str | None = None
-    for raw in lines:
-        line = raw.rstrip(b"\r")
-        if not line:
-            continue
-        try:
-            text = line.decode("ascii")
-        except UnicodeDecodeError as e:
-            raise _invalid("a MIME part header is not ASCII") from e
-        if text[0] in " \t" and last is not None:
-            headers[last] += " " + text.strip()
-            continue
-        name, sep, val = text.partition(":")
-        if not sep or not name.strip() or name != name.strip():
-            raise _invalid(f"malformed MIME part header {text[:60]!r}")
-        last = name.lower()
-        if last in headers:
-            raise _invalid(f"MIME part header {last} appears twice")
-        headers[last] = val.strip()
-    return headers
-
-
-def _split_multipart(data: bytes, boundary: str) -> list[_MimePart]:
-    """Parts of a multipart body (RFC 2046): the line end before a delimiter belongs to the delimiter."""
-    dash = b"--" + boundary.encode("ascii")
-    if data.startswith(dash):
-        pos = 0
-    else:
-        found = data.find(b"\n" + dash)
-        if found < 0:
-            raise _invalid("multipart body contains no parts")
-        pos = found + 1
-    parts: list[_MimePart] = []
-    while True:
-        after = pos + len(dash)
-        if data[after : after + 2] == b"--":
-            return parts
-        line_end = data.find(b"\n", after)
-        if line_end < 0 or data[after:line_end].strip(b" \t\r"):
-            raise _invalid("malformed multipart delimiter line")
-        start = line_end + 1
-        nxt = data.find(b"\n" + dash, start)
-        if nxt < 0:
-            raise _invalid("multipart body has no closing delimiter")
-        end = nxt - 1 if nxt > start and data[nxt - 1 : nxt] == b"\r" else nxt
-        content = data[start:end]
-        sep = re.search(rb"\r?\n\r?\n", content)
-        if content.startswith((b"\r\n", b"\n")):
-            head, body = b"", content[2 if content.startswith(b"\r\n") else 1 :]
-        elif sep is None:
-            raise _invalid("a MIME part has no blank line after its headers")
-        else:
-            head, body = content[: sep.start()], content[sep.end() :]
-        if len(parts) >= MAX_MIME_PARTS:
-            raise _invalid(f"request has more than {MAX_MIME_PARTS} MIME parts")
-        parts.append(_MimePart(MappingProxyType(_part_headers(head)), body))
-        pos = nxt + 1
-
-
 def _content_type(value: str) -> tuple[str, dict[str, str]]:
     """A Content-Type's media type (lower-cased, as media types compare) and its parameters."""
     mime, params = split_header_params(value)
     return mime.lower(), params
 
 
-def _mime_parts(body: bytes, content_type: str) -> list[_MimePart]:
+def _mime_parts(body: bytes, content_type: str) -> list[MimePart]:
     mime, params = _content_type(content_type)
     if mime in ("text/xml", "application/xml"):
-        return [_MimePart(MappingProxyType({"content-type": content_type}), body)]
+        return [MimePart(MappingProxyType({"content-type": content_type}), 0, len(body), body)]
     if mime != "multipart/related":
         raise XRoadError(FaultCode.INVALID_CONTENT_TYPE, f"unexpected content type {mime[:60]!r}")
-    boundary = params.get("boundary", "")
-    if not _BOUNDARY_OK.match(boundary):
-        raise XRoadError(FaultCode.INVALID_CONTENT_TYPE, "multipart content type has no usable boundary")
-    parts = _split_multipart(body, boundary)
-    if not parts:
-        raise XRoadError(FaultCode.MISSING_SOAP, "request contains no SOAP message")
-    return parts
+    boundary = boundary_of(params, code=FaultCode.INVALID_CONTENT_TYPE, what="multipart content type")
+    return split_multipart(
+        body,
+        boundary,
+        code=FaultCode.INVALID_REQUEST,
+        what="request",
+        max_parts=MAX_MIME_PARTS,
+        max_header_lines=MAX_PART_HEADER_LINES,
+    )
 
 
-def _check_binary_part(part: _MimePart, index: int) -> None:
+def _check_binary_part(part: MimePart, index: int) -> None:
     ctype, _ = _content_type(part.headers.get("content-type", _BINARY))
     if ctype != _BINARY:
         raise _invalid(f"MIME part {index} is {ctype[:60]!r}, expected {_BINARY}")
@@ -975,18 +892,18 @@ def _parse_soap_request(soap: bytes) -> tuple[ManagementHeader, ManagementReques
     return header, _request_from(_body_values(content, rtype, response=False), rtype)
 
 
-def _signature_part(part: _MimePart, index: int, what: str) -> SignaturePart:
+def _signature_part(part: MimePart, index: int, what: str) -> SignaturePart:
     _check_binary_part(part, index)
     algorithm = part.headers.get(SIGNATURE_ALGORITHM_HEADER, "")
     if not algorithm:
         raise _invalid(f"{what} signature algorithm id is missing")
-    _parse_algorithm(algorithm)
+    _scheme(algorithm)
     if not part.body:
         raise _invalid(f"{what} signature is missing")
     return SignaturePart(algorithm, part.body)
 
 
-def _data_part(part: _MimePart, index: int, what: str, limit: int) -> bytes:
+def _data_part(part: MimePart, index: int, what: str, limit: int) -> bytes:
     _check_binary_part(part, index)
     if not part.body:
         raise _invalid(f"{what} is missing")

@@ -31,13 +31,14 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Final, Protocol
 
 from asn1crypto import keys as asn1_keys
+from asn1crypto import ocsp as asn1_ocsp
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, padding, rsa
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
+from xroad_mn import algorithms
 from xroad_mn.certs import cert_hash_hex, issued_by, same_certificate
 from xroad_mn.errors import FaultCode, XRoadError
 
@@ -116,25 +117,16 @@ class OcspStatus:
     responder: x509.Certificate
 
 
-def _verify_signature(
-    key: object, signature: bytes, data: bytes, algorithm: hashes.HashAlgorithm | None
-) -> None:
-    if isinstance(key, rsa.RSAPublicKey):
-        if algorithm is None:
-            raise _invalid("OCSP response signature has no hash algorithm")
-        key.verify(signature, data, padding.PKCS1v15(), algorithm)
-    elif isinstance(key, ec.EllipticCurvePublicKey):
-        if algorithm is None:
-            raise _invalid("OCSP response signature has no hash algorithm")
-        key.verify(signature, data, ec.ECDSA(algorithm))
-    elif isinstance(key, dsa.DSAPublicKey):
-        if algorithm is None:
-            raise _invalid("OCSP response signature has no hash algorithm")
-        key.verify(signature, data, algorithm)
-    elif isinstance(key, ed25519.Ed25519PublicKey | ed448.Ed448PublicKey):
-        key.verify(signature, data)
-    else:
-        raise _invalid(f"unsupported OCSP responder key type {type(key).__name__}")
+def _signature_scheme(response_der: bytes) -> algorithms.SignatureScheme:
+    """The scheme of the response's ``BasicOCSPResponse.signatureAlgorithm`` (with RSA-PSS parameters)."""
+    try:
+        basic = asn1_ocsp.OCSPResponse.load(response_der)["response_bytes"]["response"].parsed
+        identifier = basic["signature_algorithm"]
+    except (ValueError, TypeError, KeyError) as e:
+        raise _invalid(f"OCSP response is malformed: {e}") from e
+    return algorithms.scheme_for_identifier(
+        identifier, code=FaultCode.INCORRECT_VALIDATION_INFO, what="OCSP response"
+    )
 
 
 def _key_hash_sha1(cert: x509.Certificate) -> bytes:
@@ -172,15 +164,19 @@ def _has_ocsp_signing(cert: x509.Certificate) -> bool:
     return ExtendedKeyUsageOID.OCSP_SIGNING in eku
 
 
-def _signed_by(response: ocsp.OCSPResponse, cert: x509.Certificate) -> bool:
+def _signed_by(
+    response: ocsp.OCSPResponse, scheme: algorithms.SignatureScheme, cert: x509.Certificate
+) -> bool:
     try:
-        _verify_signature(
-            cert.public_key(),
+        algorithms.verify(
+            cert,
+            scheme,
             response.signature,
             response.tbs_response_bytes,
-            response.signature_hash_algorithm,
+            code=FaultCode.INCORRECT_VALIDATION_INFO,
+            what="OCSP response signature",
         )
-    except (InvalidSignature, UnsupportedAlgorithm, ValueError, TypeError):
+    except XRoadError:
         return False
     return True
 
@@ -270,7 +266,8 @@ def verify_ocsp_response(
         ]
         if not candidates:
             raise _invalid("Could not find OCSP certificate for responder ID")
-        signers = [c for c in candidates if _signed_by(response, c)]
+        scheme = _signature_scheme(response_der)
+        signers = [c for c in candidates if _signed_by(response, scheme, c)]
         if not signers:
             responder_name = candidates[0].subject.rfc4514_string()
             raise _invalid(f"Signature on OCSP response is not valid (responder {responder_name})")

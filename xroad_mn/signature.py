@@ -40,6 +40,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
 from lxml import etree
 
+from xroad_mn import algorithms
 from xroad_mn.errors import FaultCode, XRoadError
 from xroad_mn.globalconf.trust import ApprovedCA, TrustMaterial
 from xroad_mn.hashchain import InputDigest, MessagePart, build_hash_chains, verify_hash_chain
@@ -59,9 +60,8 @@ from xroad_mn.xades import (
     canonicalize,
     digest,
     parse_xml,
-    sign_bytes,
     signature_method_for,
-    verify_bytes,
+    signature_scheme,
 )
 
 __all__ = [
@@ -290,7 +290,9 @@ def _build_document(
     # Digests and the signature are computed on the element in its document: inclusive C14N renders the
     # wrapper's namespace declarations into the signed bytes, exactly as a verifier will see them.
     sp_digest.text = b64encode(digest(DIGEST_SHA512, canonicalize(signed_props, C14N_INCLUSIVE)))
-    value = sign_bytes(key.private_key, method, canonicalize(signed_info, C14N_INCLUSIVE))
+    value = algorithms.sign(
+        key.private_key, signature_scheme(method), canonicalize(signed_info, C14N_INCLUSIVE)
+    )
     sig_value.text = b64encode(value)
     return bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8", standalone=False))
 
@@ -798,7 +800,15 @@ def verify_integrity(
     assert c14n_el is not None
     signed_bytes = canonicalize(doc.signed_info, c14n_el.get("Algorithm", ""))
     cert = parsed.signing_certificate
-    verify_bytes(cert.public_key(), parsed.signature_method, parsed.signature_value, signed_bytes)
+    algorithms.verify(
+        cert,
+        signature_scheme(parsed.signature_method),
+        parsed.signature_value,
+        signed_bytes,
+        code=FaultCode.INVALID_SIGNATURE_VALUE,
+        key_mismatch_code=FaultCode.MALFORMED_SIGNATURE,
+        what="signature value",
+    )
     return IntegrityResult(parsed, unverified)
 
 

@@ -33,10 +33,9 @@ from typing import Any, Final, Literal, Protocol, get_args
 from asn1crypto import cms, core, tsp
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+from cryptography.hazmat.primitives import serialization
 
+from xroad_mn import algorithms
 from xroad_mn.errors import FaultCode, XRoadError
 from xroad_mn.validation import approved_tsa_certificates, validate_tsa_certificate
 
@@ -77,6 +76,10 @@ _IMPRINT_ALGORITHMS: Final[frozenset[str]] = frozenset(get_args(HashAlgorithm))
 # Digests allowed inside the CMS (message-digest attribute, signature); SHA-1 only for ESSCertID v1.
 _CMS_DIGESTS: Final[frozenset[str]] = frozenset({"sha224", "sha256", "sha384", "sha512"})
 _ESS_DIGESTS: Final[frozenset[str]] = _CMS_DIGESTS | {"sha1"}
+# Signature families accepted in a time-stamp token's SignerInfo.
+_CMS_FAMILIES: Final = frozenset(
+    {algorithms.Family.RSA, algorithms.Family.RSA_PSS, algorithms.Family.ECDSA, algorithms.Family.ED25519}
+)
 _GRANTED: Final = frozenset({"granted", "granted_with_mods"})
 
 
@@ -101,18 +104,6 @@ def _fail(message: str, reason: str, **details: str | int | None) -> XRoadError:
 
 def _hash(name: str, data: bytes) -> bytes:
     return hashlib.new(name, data).digest()
-
-
-def _crypto_hash(name: str) -> hashes.HashAlgorithm:
-    table: dict[str, hashes.HashAlgorithm] = {
-        "sha224": hashes.SHA224(),
-        "sha256": hashes.SHA256(),
-        "sha384": hashes.SHA384(),
-        "sha512": hashes.SHA512(),
-    }
-    if name not in table:
-        raise _fail(f"unsupported signature digest algorithm {name}", "unsupported_algorithm")
-    return table[name]
 
 
 def _check_imprint_algorithm(name: str) -> HashAlgorithm:
@@ -351,36 +342,39 @@ def _signer_candidates(parsed: _ParsedToken, tsa_certs: Sequence[x509.Certificat
     return out
 
 
-def _verify_cms_signature(cert: x509.Certificate, signer_info: Any, signed: bytes) -> bool:
-    """True when ``signer_info``'s signature over ``signed`` verifies with ``cert``'s public key."""
-    sig_alg = signer_info["signature_algorithm"]
-    signature: bytes = signer_info["signature"].native
+def _cms_scheme(signer_info: Any) -> algorithms.SignatureScheme:
+    """Step 5: the SignerInfo's signature scheme (a bare rsaEncryption or ecdsa takes the digestAlgorithm)."""
+    digest_name = signer_info["digest_algorithm"]["algorithm"].native
     try:
-        algo = sig_alg.signature_algo
-        try:
-            digest_name = sig_alg.hash_algo
-        except ValueError:  # bare rsaEncryption: the digest is the SignerInfo's digestAlgorithm
-            digest_name = signer_info["digest_algorithm"]["algorithm"].native
-        key = cert.public_key()
-        if algo == "rsassa_pkcs1v15" and isinstance(key, rsa.RSAPublicKey):
-            key.verify(signature, signed, padding.PKCS1v15(), _crypto_hash(digest_name))
-        elif algo == "rsassa_pss" and isinstance(key, rsa.RSAPublicKey):
-            params = sig_alg["parameters"]
-            mgf_hash = params["mask_gen_algorithm"]["parameters"]["algorithm"].native
-            pss = padding.PSS(padding.MGF1(_crypto_hash(mgf_hash)), params["salt_length"].native)
-            key.verify(signature, signed, pss, _crypto_hash(params["hash_algorithm"]["algorithm"].native))
-        elif algo == "ecdsa" and isinstance(key, ec.EllipticCurvePublicKey):
-            key.verify(signature, signed, ec.ECDSA(_crypto_hash(digest_name)))
-        elif algo == "ed25519" and isinstance(key, ed25519.Ed25519PublicKey):
-            key.verify(signature, signed)
-        elif algo in {"rsassa_pkcs1v15", "rsassa_pss", "ecdsa", "ed25519"}:
-            return False  # a certificate with another key type did not make this signature
-        else:
-            raise _fail(f"unsupported time-stamp signature algorithm {algo}", "unsupported_algorithm")
-    except InvalidSignature:
-        return False
-    except (ValueError, UnsupportedAlgorithm) as e:
-        raise _fail(f"cannot check the time-stamp signature: {e}", "unsupported_algorithm") from e
+        scheme = algorithms.scheme_for_identifier(
+            signer_info["signature_algorithm"],
+            code=FaultCode.TIMESTAMP_VALIDATION,
+            digest=digest_name,
+            what="time-stamp signature",
+        )
+    except XRoadError as e:
+        raise _fail(e.message, "unsupported_algorithm") from e
+    hashes_used = {h for h in (scheme.hash, scheme.mgf_hash) if h is not None}
+    if scheme.family not in _CMS_FAMILIES or not hashes_used <= _CMS_DIGESTS:
+        raise _fail(f"unsupported time-stamp signature algorithm {scheme.name}", "unsupported_algorithm")
+    return scheme
+
+
+def _signed_by(
+    cert: x509.Certificate, scheme: algorithms.SignatureScheme, signer_info: Any, signed: bytes
+) -> bool:
+    """True when ``signer_info``'s signature over ``signed`` verifies with ``cert``'s public key."""
+    try:
+        algorithms.verify(
+            cert,
+            scheme,
+            signer_info["signature"].native,
+            signed,
+            code=FaultCode.TIMESTAMP_VALIDATION,
+            what="time-stamp signature",
+        )
+    except XRoadError:
+        return False  # a wrong value, or a certificate whose key did not make this signature
     return True
 
 
@@ -474,7 +468,8 @@ def _verify_token(
     if not signed_attrs or signed_attrs[0] != 0xA0:
         raise _fail("signed attributes are not [0] IMPLICIT", "malformed")
     signed_bytes = b"\x31" + signed_attrs[1:]  # the DER SET OF that was signed
-    tsa_cert = next((c for c in candidates if _verify_cms_signature(c, signer_info, signed_bytes)), None)
+    scheme = _cms_scheme(signer_info)
+    tsa_cert = next((c for c in candidates if _signed_by(c, scheme, signer_info, signed_bytes)), None)
     if tsa_cert is None:
         raise _fail("time-stamp signature is invalid", "signature_invalid")
 

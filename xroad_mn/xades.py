@@ -1,8 +1,9 @@
 """Low-level XAdES plumbing shared by :mod:`xroad_mn.signature` and :mod:`xroad_mn.asic`.
 
-Namespaces and algorithm URIs of X-Road's signature profile, digest and signature primitives keyed by
-their XML-DSig URIs, canonicalisation of an element *in its document context* (so inclusive C14N pulls in
-the wrapper's namespace declarations), and a parser that refuses DTDs and entities.
+Namespaces and algorithm URIs of X-Road's signature profile, digests keyed by their XML-DSig URIs, the
+signature methods X-Road signatures may use (schemes of :mod:`xroad_mn.algorithms`), canonicalisation of
+an element *in its document context* (so inclusive C14N pulls in the wrapper's namespace declarations),
+and a parser that refuses DTDs and entities.
 
 Example::
 
@@ -17,18 +18,17 @@ import base64
 import binascii
 import hashlib
 import re
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Final
 
-from cryptography import x509
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
-from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from lxml import etree
 
 from xroad_mn import xmlsafe
+from xroad_mn.algorithms import SCHEMES, SignatureScheme, Signer
 from xroad_mn.errors import FaultCode, XRoadError
-from xroad_mn.keys import SignatureScheme, Signer, key_type
+from xroad_mn.keys import key_type
 
 __all__ = [
     "ASIC_NS",
@@ -39,6 +39,7 @@ __all__ = [
     "DIGEST_SHA512",
     "DS_NS",
     "SIGNATURE_ECDSA_SHA512",
+    "SIGNATURE_METHODS",
     "SIGNATURE_RSA_SHA512",
     "XADES_NS",
     "XSI_NS",
@@ -46,11 +47,9 @@ __all__ = [
     "b64encode",
     "canonicalize",
     "digest",
-    "issued_by",
     "parse_xml",
-    "sign_bytes",
     "signature_method_for",
-    "verify_bytes",
+    "signature_scheme",
 ]
 
 DS_NS: Final = "http://www.w3.org/2000/09/xmldsig#"
@@ -83,16 +82,21 @@ _DIGESTS: Final = {
     DIGEST_SHA384: "sha384",
     DIGEST_SHA512: "sha512",
 }
-_RSA_PKCS1: Final[dict[str, type[hashes.HashAlgorithm]]] = {
-    SIGNATURE_RSA_SHA256: hashes.SHA256,
-    SIGNATURE_RSA_SHA384: hashes.SHA384,
-    SIGNATURE_RSA_SHA512: hashes.SHA512,
-}
-_ECDSA: Final[dict[str, type[hashes.HashAlgorithm]]] = {
-    SIGNATURE_ECDSA_SHA256: hashes.SHA256,
-    SIGNATURE_ECDSA_SHA384: hashes.SHA384,
-    SIGNATURE_ECDSA_SHA512: hashes.SHA512,
-}
+SIGNATURE_METHODS: Final[Mapping[str, SignatureScheme]] = MappingProxyType(
+    {
+        uri: SCHEMES[uri]
+        for uri in (
+            SIGNATURE_RSA_SHA256,
+            SIGNATURE_RSA_SHA384,
+            SIGNATURE_RSA_SHA512,
+            SIGNATURE_RSA_PSS_SHA512,
+            SIGNATURE_ECDSA_SHA256,
+            SIGNATURE_ECDSA_SHA384,
+            SIGNATURE_ECDSA_SHA512,
+        )
+    }
+)
+"""``SignatureMethod`` URIs accepted in X-Road signatures, and their schemes."""
 _C14N: Final = {
     C14N_INCLUSIVE: (False, False),
     C14N_INCLUSIVE_COMMENTS: (False, True),
@@ -102,15 +106,7 @@ _C14N: Final = {
 _WHITESPACE: Final = re.compile(rb"\s+")
 
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | Signer
-"""A ``cryptography`` private key, or a :class:`~xroad_mn.keys.Signer` (a token's key, never seen)."""
-_SIGNER_SCHEMES: Final = {
-    SIGNATURE_RSA_SHA256: SignatureScheme.RSA_PKCS1_SHA256,
-    SIGNATURE_RSA_SHA384: SignatureScheme.RSA_PKCS1_SHA384,
-    SIGNATURE_RSA_SHA512: SignatureScheme.RSA_PKCS1_SHA512,
-    SIGNATURE_ECDSA_SHA256: SignatureScheme.ECDSA_SHA256,
-    SIGNATURE_ECDSA_SHA384: SignatureScheme.ECDSA_SHA384,
-    SIGNATURE_ECDSA_SHA512: SignatureScheme.ECDSA_SHA512,
-}
+"""A ``cryptography`` private key, or a :class:`~xroad_mn.algorithms.Signer` (a token's key, never seen)."""
 
 
 def parse_xml(data: bytes, *, what: str, code: str = FaultCode.MALFORMED_SIGNATURE) -> etree._Element:
@@ -156,32 +152,6 @@ def b64encode(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
-def issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
-    """True when ``issuer``'s name and key signed ``cert`` (any hash; SHA-1 too, as 2012-2017 CAs used)."""
-    if cert.issuer != issuer.subject:
-        return False
-    key = issuer.public_key()
-    algorithm = cert.signature_hash_algorithm
-    try:
-        if isinstance(key, rsa.RSAPublicKey) and algorithm is not None:
-            pad: padding.AsymmetricPadding = padding.PKCS1v15()
-            params = cert.signature_algorithm_parameters
-            if isinstance(params, padding.PSS):
-                pad = params
-            key.verify(cert.signature, cert.tbs_certificate_bytes, pad, algorithm)
-            return True
-        if isinstance(key, ec.EllipticCurvePublicKey) and algorithm is not None:
-            key.verify(cert.signature, cert.tbs_certificate_bytes, ec.ECDSA(algorithm))
-            return True
-    except (InvalidSignature, ValueError, TypeError):
-        return False
-    try:
-        cert.verify_directly_issued_by(issuer)
-    except (InvalidSignature, ValueError, TypeError):
-        return False
-    return True
-
-
 def signature_method_for(key: PrivateKey) -> str:
     """The ``SignatureMethod`` X-Road uses for a key: rsa-sha512 or ecdsa-sha512."""
     if key_type(key) == "rsa":
@@ -189,55 +159,10 @@ def signature_method_for(key: PrivateKey) -> str:
     return SIGNATURE_ECDSA_SHA512
 
 
-def sign_bytes(key: PrivateKey, method_uri: str, data: bytes) -> bytes:
-    """Sign ``data``; ECDSA values come out in XML-DSig's raw ``r‖s`` form."""
-    if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
-        return _sign_with_signer(key, method_uri, data)
-    if isinstance(key, rsa.RSAPrivateKey) and method_uri in _RSA_PKCS1:
-        return key.sign(data, padding.PKCS1v15(), _RSA_PKCS1[method_uri]())
-    if isinstance(key, ec.EllipticCurvePrivateKey) and method_uri in _ECDSA:
-        der = key.sign(data, ec.ECDSA(_ECDSA[method_uri]()))
-        r, s = decode_dss_signature(der)
-        size = (key.curve.key_size + 7) // 8
-        return r.to_bytes(size, "big") + s.to_bytes(size, "big")
-    raise XRoadError(FaultCode.CANNOT_CREATE_SIGNATURE, f"key cannot sign with {method_uri!r}")
-
-
-def _sign_with_signer(signer: Signer, method_uri: str, data: bytes) -> bytes:
-    scheme = _SIGNER_SCHEMES.get(method_uri)
-    public = signer.public_key()
-    if scheme is None or scheme.key_type != key_type(public):
-        raise XRoadError(FaultCode.CANNOT_CREATE_SIGNATURE, f"key cannot sign with {method_uri!r}")
-    value = signer.sign(data, scheme)
-    if isinstance(public, ec.EllipticCurvePublicKey):
-        r, s = decode_dss_signature(value)
-        size = (public.curve.key_size + 7) // 8
-        return r.to_bytes(size, "big") + s.to_bytes(size, "big")
-    return value
-
-
-def verify_bytes(public_key: object, method_uri: str, signature: bytes, data: bytes) -> None:
-    """Verify a signature value over ``data``; raises ``invalid_signature_value`` when it does not match."""
-    try:
-        if isinstance(public_key, rsa.RSAPublicKey) and method_uri in _RSA_PKCS1:
-            public_key.verify(signature, data, padding.PKCS1v15(), _RSA_PKCS1[method_uri]())
-            return
-        if isinstance(public_key, rsa.RSAPublicKey) and method_uri == SIGNATURE_RSA_PSS_SHA512:
-            pss = padding.PSS(mgf=padding.MGF1(hashes.SHA512()), salt_length=padding.PSS.AUTO)
-            public_key.verify(signature, data, pss, hashes.SHA512())
-            return
-        if isinstance(public_key, ec.EllipticCurvePublicKey) and method_uri in _ECDSA:
-            size = (public_key.curve.key_size + 7) // 8
-            if len(signature) != 2 * size:
-                raise XRoadError(
-                    FaultCode.INVALID_SIGNATURE_VALUE, "ECDSA signature value has a wrong length"
-                )
-            r = int.from_bytes(signature[:size], "big")
-            s = int.from_bytes(signature[size:], "big")
-            public_key.verify(encode_dss_signature(r, s), data, ec.ECDSA(_ECDSA[method_uri]()))
-            return
-    except InvalidSignature as e:
-        raise XRoadError(FaultCode.INVALID_SIGNATURE_VALUE, "signature value does not verify") from e
-    raise XRoadError(
-        FaultCode.MALFORMED_SIGNATURE, f"signature method {method_uri!r} does not fit the signer's key"
-    )
+def signature_scheme(method_uri: str) -> SignatureScheme:
+    """The scheme of a ``SignatureMethod`` X-Road's signatures may use (ECDSA values raw ``r‖s``);
+    ``malformed_signature`` for any other."""
+    found = SIGNATURE_METHODS.get(method_uri)
+    if found is None:
+        raise XRoadError(FaultCode.MALFORMED_SIGNATURE, f"unsupported signature method {method_uri[:80]!r}")
+    return found

@@ -23,7 +23,8 @@ Verification follows the configuration client's order:
 
 1. find the verification certificate by ``Verification-certificate-hash`` among the trusted ones (the
    anchor's, plus after a key rotation the ``source`` certificates of the installed shared-params);
-2. check the signature (RSA PKCS#1 v1.5 or ECDSA with DER signatures) over the signed byte range;
+2. check the signature (RSA PKCS#1 v1.5 or ECDSA with DER signatures, :data:`SIGNATURE_ALGORITHMS`) over
+   the signed byte range;
 3. check ``Expire-date`` against the verification time;
 4. check each downloaded file against its hash (:func:`verify_part_content`).
 
@@ -44,15 +45,13 @@ from types import MappingProxyType
 from typing import Final
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from xroad_mn import algorithms
 from xroad_mn.errors import FaultCode, XRoadError
 from xroad_mn.globalconf._xml import b64_text, decode_b64
-from xroad_mn.keys import KeyOrSigner, key_type, scheme_for, sign_data
-from xroad_mn.mime import split_header_params
+from xroad_mn.keys import KeyOrSigner, key_type
+from xroad_mn.mime import MimePart, boundary_of, parse_headers, split_header_params, split_multipart
 
 __all__ = [
     "CONTENT_IDENTIFIERS",
@@ -101,22 +100,23 @@ HASH_ALGORITHMS: Final[Mapping[str, str]] = MappingProxyType(
 """Hash algorithm URIs and their ``hashlib`` names."""
 _HASH_URIS: Final = {v: k for k, v in HASH_ALGORITHMS.items()}
 
-SIGNATURE_ALGORITHMS: Final[Mapping[str, tuple[str, str]]] = MappingProxyType(
+SIGNATURE_ALGORITHMS: Final[Mapping[str, algorithms.SignatureScheme]] = MappingProxyType(
     {
-        "http://www.w3.org/2000/09/xmldsig#rsa-sha1": ("rsa", "sha1"),
-        "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256": ("rsa", "sha256"),
-        "http://www.w3.org/2001/04/xmldsig-more#rsa-sha384": ("rsa", "sha384"),
-        "http://www.w3.org/2001/04/xmldsig-more#rsa-sha512": ("rsa", "sha512"),
-        "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256": ("ec", "sha256"),
-        "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha384": ("ec", "sha384"),
-        "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha512": ("ec", "sha512"),
+        uri: algorithms.SCHEMES[uri].with_der_ecdsa()
+        for uri in (
+            "http://www.w3.org/2000/09/xmldsig#rsa-sha1",
+            "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256",
+            "http://www.w3.org/2001/04/xmldsig-more#rsa-sha384",
+            "http://www.w3.org/2001/04/xmldsig-more#rsa-sha512",
+            "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256",
+            "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha384",
+            "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha512",
+        )
     }
 )
-"""Signature algorithm URIs (``Signature-Algorithm-Id``) and (key type, hash)."""
-
-_CRYPTO_HASHES: Final[Mapping[str, type[hashes.HashAlgorithm]]] = MappingProxyType(
-    {"sha1": hashes.SHA1, "sha256": hashes.SHA256, "sha384": hashes.SHA384, "sha512": hashes.SHA512}
-)
+"""Signature algorithm URIs (``Signature-Algorithm-Id``) and their schemes. ECDSA values are DER, not the
+raw ``r‖s`` XML-DSig defines for these URIs: the central server signs with Java's ``SHA512withECDSA``."""
+_SIGNING_HASHES: Final = ("sha1", "sha256", "sha384", "sha512")
 _MALFORMED: Final = FaultCode.MALFORMED_GLOBALCONF
 _LINE_END: Final = re.compile(rb"\r?\n")
 _BOUNDARY_CHARS: Final = string.ascii_letters + string.digits
@@ -176,112 +176,29 @@ class SignedDirectory:
 # MIME plumbing (bytes in, offsets out: never re-serialise what is signed)
 
 
-@dataclass(frozen=True)
-class _Part:
-    headers: Mapping[str, str]
-    body_start: int
-    body_end: int
-
-
-def _lines(data: bytes, start: int, end: int) -> list[tuple[int, int, int]]:
-    """(line start, line end without EOL, next line start) for each line of data[start:end]."""
-    out: list[tuple[int, int, int]] = []
-    pos = start
-    while pos < end:
-        m = _LINE_END.search(data, pos, end)
-        if m is None:
-            out.append((pos, end, end))
-            break
-        out.append((pos, m.start(), m.end()))
-        pos = m.end()
-    return out
-
-
-def _parse_headers(data: bytes, start: int, end: int, what: str) -> tuple[dict[str, str], int]:
-    """Headers at data[start:end] up to a blank line; returns (lower-case name -> value, body start)."""
-    headers: dict[str, str] = {}
-    last: str | None = None
-    count = 0
-    pos = start
-    while pos < end:
-        m = _LINE_END.search(data, pos, end)
-        line_end, next_pos = (m.start(), m.end()) if m is not None else (end, end)
-        line = data[pos:line_end]
-        if not line:
-            return headers, next_pos
-        count += 1
-        if count > MAX_HEADER_LINES:
-            raise XRoadError(_MALFORMED, f"{what} has more than {MAX_HEADER_LINES} header lines")
-        try:
-            text = line.decode("ascii")
-        except UnicodeDecodeError as e:
-            raise XRoadError(_MALFORMED, f"{what} has a header line that is not ASCII") from e
-        if text[0] in " \t" and last is not None:
-            headers[last] += " " + text.strip()
-        else:
-            name, sep, value = text.partition(":")
-            if not sep or not name.strip() or name != name.strip():
-                raise XRoadError(_MALFORMED, f"{what} has a malformed header line {text[:60]!r}")
-            last = name.lower()
-            if last not in headers:  # the first occurrence wins
-                headers[last] = value.strip()
-            else:
-                last = None
-        pos = next_pos
-    return headers, end
-
-
 def _boundary(content_type: str | None, expected: str, what: str) -> str:
     if content_type is None:
         raise XRoadError(_MALFORMED, f"{what} has no Content-Type")
-    mime, params = split_header_params(content_type)
-    if mime.lower() != expected:
-        raise XRoadError(_MALFORMED, f"{what} is {mime[:60]!r}, expected {expected}")
-    boundary = params.get("boundary", "")
-    if not _BOUNDARY_OK.match(boundary):
-        raise XRoadError(_MALFORMED, f"{what} has no usable boundary parameter")
-    return boundary
+    media_type, params = split_header_params(content_type)
+    if media_type.lower() != expected:
+        raise XRoadError(_MALFORMED, f"{what} is {media_type[:60]!r}, expected {expected}")
+    return boundary_of(params, code=_MALFORMED, what=what)
 
 
-def _split_multipart(data: bytes, start: int, end: int, boundary: str, what: str) -> list[_Part]:
-    """Parts of the multipart body data[start:end] (RFC 2046; the EOL before a delimiter is not content).
-
-    A missing close delimiter is tolerated (the last part runs to the end), as X-Road's parser does.
-    """
-    dash = b"--" + boundary.encode("ascii")
-    # (delimiter line start, content start after the delimiter line, is_close)
-    delimiters: list[tuple[int, int, bool]] = []
-    for line_start, line_end, next_start in _lines(data, start, end):
-        line = data[line_start:line_end]
-        if not line.startswith(dash):
-            continue
-        rest = line[len(dash) :]
-        if rest.startswith(b"--"):
-            delimiters.append((line_start, next_start, True))
-            break
-        if rest.strip(b" \t"):
-            continue  # a line that merely starts with the boundary text
-        delimiters.append((line_start, next_start, False))
-        if len(delimiters) > MAX_PARTS:
-            raise XRoadError(_MALFORMED, f"{what} has more than {MAX_PARTS} parts")
-    if not delimiters or delimiters[0][2]:
-        raise XRoadError(_MALFORMED, f"{what} contains no parts")
-    parts: list[_Part] = []
-    for i, (_, content_start, is_close) in enumerate(delimiters):
-        if is_close:
-            break
-        if i + 1 < len(delimiters):
-            content_end = delimiters[i + 1][0]
-            # The line end before the next delimiter belongs to the delimiter.
-            if content_end >= content_start + 2 and data[content_end - 2 : content_end] == b"\r\n":
-                content_end -= 2
-            elif content_end >= content_start + 1 and data[content_end - 1 : content_end] == b"\n":
-                content_end -= 1
-        else:
-            content_end = end
-        headers, body_start = _parse_headers(data, content_start, content_end, what)
-        parts.append(_Part(MappingProxyType(headers), min(body_start, content_end), content_end))
-    return parts
+def _split_multipart(data: bytes, start: int, end: int, boundary: str, what: str) -> list[MimePart]:
+    """A missing close delimiter is tolerated (the last part runs to the end), as X-Road's configuration
+    client does: its own test directories (``test-conf-simple.txt``) omit both."""
+    return split_multipart(
+        data,
+        boundary,
+        code=_MALFORMED,
+        what=what,
+        start=start,
+        end=end,
+        max_parts=MAX_PARTS,
+        max_header_lines=MAX_HEADER_LINES,
+        close_optional=True,
+    )
 
 
 def _parse_time(text: str) -> datetime:
@@ -294,7 +211,7 @@ def _parse_time(text: str) -> datetime:
     return value.astimezone(UTC)
 
 
-def _content_part(data: bytes, part: _Part, index: int) -> DirectoryPart:
+def _content_part(part: MimePart, index: int) -> DirectoryPart:
     h = part.headers
     what = f"configuration entry {index}"
     cid_header = h.get("content-identifier")
@@ -316,7 +233,7 @@ def _content_part(data: bytes, part: _Part, index: int) -> DirectoryPart:
     if alg not in HASH_ALGORITHMS:
         raise XRoadError(_MALFORMED, f"{what} has an unknown Hash-algorithm-id {alg[:80]!r}")
     try:
-        body = data[part.body_start : part.body_end].decode("ascii")
+        body = part.body.decode("ascii")
     except UnicodeDecodeError as e:
         raise XRoadError(_MALFORMED, f"{what} hash is not base64") from e
     digest = decode_b64(body, _MALFORMED, f"{what} hash")
@@ -335,7 +252,9 @@ def parse_signed_directory(data: bytes, content_type: str | None = None) -> Sign
     if len(data) > MAX_DIRECTORY_BYTES:
         raise XRoadError(_MALFORMED, f"signed directory is larger than {MAX_DIRECTORY_BYTES} bytes")
     if content_type is None:
-        top, body_start = _parse_headers(data, 0, len(data), "signed directory")
+        top, body_start = parse_headers(
+            data, 0, len(data), code=_MALFORMED, what="signed directory", max_lines=MAX_HEADER_LINES
+        )
         content_type = top.get("content-type")
     else:
         body_start = 0
@@ -367,7 +286,7 @@ def parse_signed_directory(data: bytes, content_type: str | None = None) -> Sign
         version = int(version_text)
     else:
         raise XRoadError(_MALFORMED, f"Version {version_text[:20]!r} is not a number")
-    parts = tuple(_content_part(data, p, i) for i, p in enumerate(inner[1:], start=1))
+    parts = tuple(_content_part(p, i) for i, p in enumerate(inner[1:], start=1))
 
     # 2. The signature part.
     sh = sig_part.headers
@@ -382,7 +301,7 @@ def parse_signed_directory(data: bytes, content_type: str | None = None) -> Sign
         cert_hash = decode_b64(value, _MALFORMED, "Verification-certificate-hash")
         cert_hash_alg = params.get("hash-algorithm-id", cert_hash_alg)
     try:
-        sig_text = data[sig_part.body_start : sig_part.body_end].decode("ascii")
+        sig_text = sig_part.body.decode("ascii")
     except UnicodeDecodeError as e:
         raise XRoadError(_MALFORMED, "signature value is not base64") from e
     signature = decode_b64(sig_text, _MALFORMED, "signature value")
@@ -434,34 +353,21 @@ def find_verification_certificate(
 
 
 def _verify_signature(cert: x509.Certificate, directory: SignedDirectory) -> None:
-    spec = SIGNATURE_ALGORITHMS.get(directory.signature_algorithm)
-    if spec is None:
+    scheme = SIGNATURE_ALGORITHMS.get(directory.signature_algorithm)
+    if scheme is None:
         raise XRoadError(
             FaultCode.GLOBAL_CONF_INVALID,
             f"unsupported Signature-Algorithm-Id {directory.signature_algorithm[:80]!r}",
         )
-    key_type, hash_name = spec
-    algorithm = _CRYPTO_HASHES[hash_name]()
-    try:
-        key = cert.public_key()
-    except (ValueError, UnsupportedAlgorithm) as e:
-        raise XRoadError(
-            FaultCode.GLOBAL_CONF_INVALID, f"verification certificate key is unusable: {e}"
-        ) from e
-    try:
-        if key_type == "rsa" and isinstance(key, rsa.RSAPublicKey):
-            key.verify(directory.signature, directory.signed_data, padding.PKCS1v15(), algorithm)
-        elif key_type == "ec" and isinstance(key, ec.EllipticCurvePublicKey):
-            key.verify(directory.signature, directory.signed_data, ec.ECDSA(algorithm))
-        else:
-            raise XRoadError(
-                FaultCode.GLOBAL_CONF_INVALID,
-                f"signature algorithm {directory.signature_algorithm} does not fit the certificate's key",
-            )
-    except (InvalidSignature, ValueError) as e:
-        raise XRoadError(
-            FaultCode.INVALID_SIGNATURE_VALUE, "signature of the configuration directory is not valid"
-        ) from e
+    algorithms.verify(
+        cert,
+        scheme,
+        directory.signature,
+        directory.signed_data,
+        code=FaultCode.INVALID_SIGNATURE_VALUE,
+        key_mismatch_code=FaultCode.GLOBAL_CONF_INVALID,
+        what="signature of the configuration directory",
+    )
 
 
 def verify_signed_directory(
@@ -528,11 +434,13 @@ def _new_boundary() -> str:
 
 
 def _signature_alg_uri(key: KeyOrSigner, hash_name: str) -> str:
-    kind = key_type(key)
-    for uri, spec in SIGNATURE_ALGORITHMS.items():
-        if spec == (kind, hash_name):
+    family = algorithms.Family.RSA if key_type(key) == "rsa" else algorithms.Family.ECDSA
+    for uri, scheme in SIGNATURE_ALGORITHMS.items():
+        if (scheme.family, scheme.hash) == (family, hash_name):
             return uri
-    raise XRoadError(FaultCode.CANNOT_CREATE_SIGNATURE, f"no signature algorithm for {kind} with {hash_name}")
+    raise XRoadError(
+        FaultCode.CANNOT_CREATE_SIGNATURE, f"no signature algorithm for {family} with {hash_name}"
+    )
 
 
 def _format_expire(value: datetime) -> str:
@@ -556,14 +464,13 @@ def build_signed_directory(
     ``parts`` are ``(content_identifier, instance, content_location, file_bytes)``. The signature is
     RSA PKCS#1 v1.5 or ECDSA (DER) with ``hash_algorithm`` (SHA-512 by default, like X-Road's
     ``confSignDigestAlgoId``); the certificate is named by the SHA-512 hash of its DER. ``signing_key`` is a
-    private key or a :class:`~xroad_mn.keys.Signer` (a token's key).
+    private key or a :class:`~xroad_mn.algorithms.Signer` (a token's key).
     """
-    if hash_algorithm not in _CRYPTO_HASHES or hash_algorithm not in _HASH_URIS:
+    if hash_algorithm not in _SIGNING_HASHES or hash_algorithm not in _HASH_URIS:
         raise XRoadError(FaultCode.CANNOT_CREATE_SIGNATURE, f"unsupported hash algorithm {hash_algorithm!r}")
     outer_b, inner_b = boundaries if boundaries is not None else (_new_boundary(), _new_boundary())
     for b in (outer_b, inner_b):
-        if not _BOUNDARY_OK.match(b) or b.endswith(" "):
-            raise XRoadError(FaultCode.INTERNAL_ERROR, f"unusable MIME boundary {b!r}")
+        boundary_of({"boundary": b}, code=FaultCode.INTERNAL_ERROR, what=f"MIME boundary {b!r}")
     specs = [p if isinstance(p, PartSpec) else PartSpec(*p) for p in parts]
     crlf = "\r\n"
     inner: list[str] = [
@@ -590,13 +497,8 @@ def build_signed_directory(
     inner.append(f"--{inner_b}--")
     signed = (crlf.join(inner) + crlf).encode("ascii")
 
-    algorithm = _CRYPTO_HASHES[hash_algorithm]()
-    if isinstance(signing_key, rsa.RSAPrivateKey):
-        signature = signing_key.sign(signed, padding.PKCS1v15(), algorithm)
-    elif isinstance(signing_key, ec.EllipticCurvePrivateKey):
-        signature = signing_key.sign(signed, ec.ECDSA(algorithm))
-    else:
-        signature = sign_data(signing_key, scheme_for(key_type(signing_key), hash_algorithm), signed)
+    algorithm_uri = _signature_alg_uri(signing_key, hash_algorithm)
+    signature = algorithms.sign(signing_key, SIGNATURE_ALGORITHMS[algorithm_uri], signed)
     cert_hash = hashlib.sha512(signing_cert.public_bytes(Encoding.DER)).digest()
 
     head = (
@@ -610,7 +512,7 @@ def build_signed_directory(
             f"--{outer_b}",
             "Content-Type: application/octet-stream",
             "Content-Transfer-Encoding: base64",
-            f"Signature-Algorithm-Id: {_signature_alg_uri(signing_key, hash_algorithm)}",
+            f"Signature-Algorithm-Id: {algorithm_uri}",
             f"Verification-certificate-hash: {b64_text(cert_hash)}; "
             f'hash-algorithm-id="{_HASH_URIS["sha512"]}"',
             "",

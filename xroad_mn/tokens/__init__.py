@@ -13,7 +13,7 @@ deletes them; callers never see a private key. :class:`SoftwareToken` keeps PIN-
     >>> token.initialize("1234")
     >>> token.login(read_pin({"XROAD_MN_TOKEN_PIN": "1234"}))
     >>> key = token.generate_key("ss1 sign", KeyUsage.SIGNING)
-    >>> signer = token_signer(token, key.key_id)      # a xroad_mn.keys.Signer: SigningKey(signer, cert, ...)
+    >>> signer = token_signer(token, key.key_id)  # an algorithms.Signer: SigningKey(signer, cert, ...)
     >>> csr = build_csr(signer, x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ss1")]))
     >>> csr.is_signature_valid
     True

@@ -9,8 +9,9 @@ from typing import Final, Protocol
 
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from xroad_mn.algorithms import KeyType, SignatureScheme
 from xroad_mn.errors import FaultCode, FaultPrefix, XRoadError
-from xroad_mn.keys import KeyType, PublicKey, SignatureScheme
+from xroad_mn.keys import PublicKey
 
 __all__ = [
     "KeyAlgorithm",
@@ -159,7 +160,7 @@ def check_scheme(info: KeyInfo, scheme: SignatureScheme) -> None:
 
 @dataclass(frozen=True, slots=True)
 class TokenSigner:
-    """One key of a token as a :class:`xroad_mn.keys.Signer`: what signing code takes instead of a key.
+    """One key of a token as a :class:`xroad_mn.algorithms.Signer`: what signing code takes instead of a key.
 
     ``SigningKey(token_signer(token, key_id), certificate, ocsp)`` signs XAdES through the token.
     """

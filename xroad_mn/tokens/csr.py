@@ -2,7 +2,7 @@
 
 ``cryptography``'s ``CertificateSigningRequestBuilder`` wants a private key object, which a token never
 hands out; here the ``CertificationRequestInfo`` is built with ``asn1crypto``, signed by the
-:class:`~xroad_mn.keys.Signer`, and the result checked before it is returned::
+:class:`~xroad_mn.algorithms.Signer`, and the result checked before it is returned::
 
     >>> from cryptography import x509
     >>> from cryptography.hazmat.primitives.asymmetric import rsa
@@ -25,8 +25,9 @@ from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from xroad_mn.algorithms import SignatureScheme, sign
 from xroad_mn.errors import FaultCode
-from xroad_mn.keys import KeyOrSigner, SignatureScheme, key_type, sign_data
+from xroad_mn.keys import KeyOrSigner, key_type
 from xroad_mn.tokens.base import signer_error
 
 __all__ = ["build_csr"]
@@ -73,7 +74,7 @@ def build_csr(
         {
             "certification_request_info": info,
             "signature_algorithm": signature_algorithm,
-            "signature": sign_data(signer, scheme, tbs),
+            "signature": sign(signer, scheme, tbs),
         }
     )
     try:

@@ -36,8 +36,9 @@ from pkcs11 import exceptions as p11_errors
 from pkcs11.types import SignMixin
 from pkcs11.util.ec import encode_ec_public_key, encode_named_curve_parameters
 
+from xroad_mn.algorithms import SignatureScheme
 from xroad_mn.errors import FaultCode
-from xroad_mn.keys import PublicKey, SignatureScheme
+from xroad_mn.keys import PublicKey
 from xroad_mn.tokens.base import (
     KeyAlgorithm,
     KeyInfo,
@@ -293,7 +294,6 @@ class Pkcs11Token:
         return info, private
 
     def sign(self, key_id: str, scheme: SignatureScheme, data: bytes) -> bytes:
-        scheme = SignatureScheme(scheme)
         digest = hashlib.new(scheme.hash_name, data).digest()
         with self._lock:
             session = self._require_session()
