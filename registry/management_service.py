@@ -2,10 +2,22 @@
 
 Routes (X-Road's central server: the public registration service and the internal management service):
 
-* ``POST /managementservice`` (also with a trailing ``/``) — ``authCertReg`` only, sent directly by a
-  security server that is not yet registered (proof of possession of the authentication key plus the
-  owner's signature). Served on the public socket (``add_management_routes(app, internal=False)``) and on
-  the admin socket.
+* ``POST /managementservice`` (also with a trailing ``/``) — the **public** management service, served on
+  the public socket (``add_management_routes(app, internal=False)``) and on the admin socket. It takes
+  ``authCertReg``, sent directly by a security server that is not yet registered (proof of possession of
+  the authentication key plus the owner's signature), **and every request type that carries a member's
+  signature** (:func:`xroad_mn.management.required_signer` is not ``None``): ``clientReg``,
+  ``clientDisable``, ``clientEnable``, ``clientRename``, ``ownerChange``, ``addressChange``,
+  ``maintenanceModeEnable`` and ``maintenanceModeDisable``, each verified exactly as the internal endpoint
+  verifies it (signature over the SOAP part, signing certificate chained to an approved CA, fresh OCSP,
+  the certificate naming the member that must sign). The unsigned ``clientDeletion`` and
+  ``authCertDeletion`` are refused here (``invalid_request``).
+
+  This is an **interim path**. In X-Road every type but ``authCertReg`` travels as an X-Road message
+  through the owner's security server to the management-services security server, which checks the
+  message signature and forwards it to the central server's internal endpoint. Until node-to-node
+  messaging exists, a node sends its signed requests straight to this public endpoint; the member
+  signature each carries is what authenticates it, as it does in X-Road once the message arrives.
 * ``POST /managementservice/manage`` (also ``/manage/``) — every request type. Served **only on the
   internal (admin) socket** (``internal=True``), loopback by default like X-Road's port 4002, and never on
   the public socket, which answers 404 there. It needs no API key, but it must stay unreachable from
@@ -71,6 +83,7 @@ from xroad_mn.management import (
     ManagementRequestType,
     build_management_response,
     parse_management_request,
+    required_signer,
     verify_parsed_management_request,
 )
 from xroad_mn.transport.server import read_body
@@ -120,15 +133,16 @@ def _soap_response(body: bytes, status: int = 200) -> web.Response:
 
 
 async def handle_management_request(
-    app: web.Application, body: bytes, content_type: str, *, registration_only: bool
+    app: web.Application, body: bytes, content_type: str, *, public: bool
 ) -> bytes:
     """Verify and record one management request; return the registry's SOAP answer (with the new
     ``requestId``) or raise :class:`XRoadError`.
 
-    Steps: 1. parse (structure, safe XML, body schema); 2. on the registration path only ``authCertReg``;
-    3. verify signatures, certificates and OCSP against the registry's trust at ``CLOCK_KEY``'s time;
-    4. check it against the registry's data and record it (auto-approving when configured); 5. after an
-    approval set ``CHANGED_KEY``.
+    Steps: 1. parse (structure, safe XML, body schema); 2. on the ``public`` path only requests a member
+    signs (``authCertReg`` and the other signed types; never the unsigned deletions); 3. verify
+    signatures, certificates and OCSP against the registry's trust at ``CLOCK_KEY``'s time; 4. check it
+    against the registry's data and record it (auto-approving when configured); 5. after an approval set
+    ``CHANGED_KEY``.
     """
     store = app[STORE_KEY]
     clock: Callable[[], datetime] = app.get(CLOCK_KEY, _now)
@@ -142,9 +156,13 @@ async def handle_management_request(
     async with slots:  # CPU work (XML, signatures, OCSP) in a thread, a bounded number at once
         # 1. Structure.
         parsed = await asyncio.to_thread(parse_management_request, body, content_type)
-        # 2. The registration service takes authCertReg only.
-        if registration_only and parsed.request.TYPE is not ManagementRequestType.AUTH_CERT_REG:
-            raise XRoadError(FaultCode.INVALID_REQUEST, "AuthCertRegRequest is missing")
+        # 2. The public service takes only what a member signs: the unsigned deletions are internal.
+        if public and required_signer(parsed.request) is None:
+            raise XRoadError(
+                FaultCode.INVALID_REQUEST,
+                f"{parsed.request.TYPE} carries no member signature: it is taken only by the internal "
+                "management service",
+            )
         # 3. Signatures, certificates, OCSP, member binding.
         trust = await registry_trust(store)
         verified = await asyncio.to_thread(
@@ -201,15 +219,13 @@ def _check_rate(request: web.Request) -> None:
         )
 
 
-def _handler(*, registration_only: bool) -> Callable[[web.Request], Awaitable[web.Response]]:
+def _handler(*, public: bool) -> Callable[[web.Request], Awaitable[web.Response]]:
     async def handle(request: web.Request) -> web.Response:
         try:
             _check_rate(request)
             body = await read_body(request, MAX_MANAGEMENT_REQUEST_BYTES)
             content_type = request.headers.get("Content-Type", "")
-            answer = await handle_management_request(
-                request.app, body, content_type, registration_only=registration_only
-            )
+            answer = await handle_management_request(request.app, body, content_type, public=public)
             return _soap_response(answer)
         except XRoadError as e:
             log.info("management_request_refused", path=request.path, code=e.code, message=e.message)
@@ -233,7 +249,8 @@ def add_management_routes(
     verify_slots: asyncio.Semaphore | None = None,
 ) -> None:
     """Serve the management service from ``app`` (which must hold ``STORE_KEY``; ``CLOCK_KEY`` and
-    ``CHANGED_KEY`` are used when present): the registration service always, the every-type endpoint
+    ``CHANGED_KEY`` are used when present): the public service (``authCertReg`` and every other signed
+    type) always, the every-type endpoint
     ``/managementservice/manage/`` only when ``internal`` (an app served on the internal admin socket,
     never the public one). ``auto_approve`` sets :data:`AUTO_APPROVE_KEY` (keep it ``None`` to leave a
     value set elsewhere); ``limiter`` and ``verify_slots`` (default: new ones with
@@ -245,10 +262,10 @@ def add_management_routes(
         DEFAULT_MANAGEMENT_RATE_PER_SECOND, DEFAULT_MANAGEMENT_RATE_PER_MINUTE
     )
     app[VERIFY_SLOTS_KEY] = verify_slots or asyncio.Semaphore(MAX_CONCURRENT_VERIFICATIONS)
-    registration = _handler(registration_only=True)
+    registration = _handler(public=True)
     for path in (REGISTRATION_PATH, REGISTRATION_PATH + "/"):
         app.router.add_post(path, registration)
     if internal:
-        manage = _handler(registration_only=False)
+        manage = _handler(public=False)
         for path in (MANAGE_PATH, MANAGE_PATH + "/"):
             app.router.add_post(path, manage)

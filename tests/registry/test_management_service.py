@@ -29,19 +29,25 @@ from trust_services.ocsp_responder import build_ocsp_response, status_lookup
 from trust_services.pki import CertifiedKey, DevPki, generate_rsa_key
 from xroad_mn.errors import FaultCode, XRoadError
 from xroad_mn.globalconf.params import ApprovedCAEntry, ApprovedTSAEntry, CaInfo, OcspInfo
-from xroad_mn.identifiers import MemberId, SubsystemId
+from xroad_mn.identifiers import MemberId, SecurityServerId, SubsystemId
 from xroad_mn.management import (
     AddressChangeRequest,
+    AuthCertDeletionRequest,
     AuthCertRegRequest,
     BuiltManagementRequest,
     ClientDeletionRequest,
+    ClientDisableRequest,
+    ClientEnableRequest,
     ClientRegRequest,
     ClientRenameRequest,
+    MaintenanceModeDisableRequest,
+    MaintenanceModeEnableRequest,
     ManagementRequest,
     ManagementRequestType,
     MemberSigner,
     build_management_request,
     parse_management_response,
+    required_signer,
 )
 from xroad_mn.ocsp import build_ocsp_request
 
@@ -253,11 +259,86 @@ async def test_auth_cert_reg_is_also_taken_by_the_manage_path(service: Service, 
     assert parse_management_response(answer).request_id is not None
 
 
-async def test_registration_path_takes_only_auth_cert_reg(service: Service, pki: DevPki) -> None:
-    built = build(pki, AddressChangeRequest(pki.member.server("ss1"), "10.0.0.7"))
-    await assert_refused(
-        service, REGISTRATION_PATH, built.body, built.content_type, FaultCode.INVALID_REQUEST
-    )
+async def _registered_client(service: Service, pki: DevPki) -> tuple[SecurityServerId, SubsystemId]:
+    """Server ss1 (authCertReg, approved) with subsystem civil-registry (clientReg), both through the
+    public path."""
+    server, client = pki.member.server("ss1"), pki.member.subsystem("civil-registry")
+    built = build(pki, AuthCertRegRequest(server, "ss1.example.mn", auth_der(pki)))
+    status, answer = await service.post(REGISTRATION_PATH, built.body, built.content_type)
+    assert status == 200, answer
+    await approve_request(service.store, parse_management_response(answer).request_id or -1, user="admin")
+    built = build(pki, ClientRegRequest(server, client, "Civil registry"))
+    status, answer = await service.post(REGISTRATION_PATH, built.body, built.content_type)
+    assert status == 200, answer
+    record = await service.store.get_request(parse_management_response(answer).request_id or -1)
+    assert (record.type, record.state) == (ManagementRequestType.CLIENT_REG, RequestState.APPROVED)
+    assert (await service.store.get_security_server(server)).clients == (client,)
+    return server, client
+
+
+async def test_public_path_takes_every_member_signed_type(store: RegistryStore, pki: DevPki) -> None:
+    """The public socket's service (no ``/manage`` route) takes, besides ``authCertReg``, every request
+    type a member signs — the interim path until node-to-node messaging exists — verified and recorded as
+    the internal endpoint records them."""
+    await setup_registry(store, pki)
+    auto = frozenset({ManagementRequestType.CLIENT_REG, ManagementRequestType.CLIENT_DISABLE})
+    async with running_service(store, lambda: pki.now, auto, internal=False) as service:
+        server, client = await _registered_client(service, pki)
+        signed: list[ManagementRequest] = [
+            ClientRenameRequest(server, client, "Civil registry II"),
+            ClientDisableRequest(server, client),  # auto-approved, so clientEnable is allowed next
+            ClientEnableRequest(server, client),
+            AddressChangeRequest(server, "10.0.0.7"),
+            MaintenanceModeEnableRequest(server, "upgrade"),
+            MaintenanceModeDisableRequest(server),
+        ]
+        for request in signed:
+            assert required_signer(request) == pki.member
+            built = build(pki, request)
+            status, answer = await service.post(REGISTRATION_PATH + "/", built.body, built.content_type)
+            assert status == 200, (request.TYPE, answer)
+            response = parse_management_response(answer, request=built.header)
+            record = await store.get_request(response.request_id or -1)
+            assert (record.type, record.request, record.raw) == (request.TYPE, request, built.body)
+            assert record.history[0].user == str(pki.member)
+        service.changed.clear()
+        # Verified exactly as on the internal endpoint: a bad signature is refused.
+        built = build(pki, AddressChangeRequest(server, "10.0.0.8"))
+        sig = _part_bodies(built)[1]
+        forged = _swap(built.body, sig, sig[:-1] + bytes([sig[-1] ^ 1]))
+        await assert_refused(
+            service, REGISTRATION_PATH, forged, built.content_type, FaultCode.INVALID_SIGNATURE_VALUE
+        )
+        # ... and so is a request signed by a member other than the one that must sign.
+        stranger = build(pki, ClientRegRequest(server, MemberId("MN", "GOV", "7000001").subsystem("x")))
+        await assert_refused(
+            service, REGISTRATION_PATH, stranger.body, stranger.content_type, FaultCode.INVALID_REQUEST
+        )
+
+
+async def test_public_path_refuses_unsigned_types(store: RegistryStore, pki: DevPki) -> None:
+    """``clientDeletion`` and ``authCertDeletion`` carry no member signature: the public path refuses them
+    (``invalid_request``) and nothing changes; only the internal ``/manage`` endpoint takes them."""
+    await setup_registry(store, pki)
+    async with running_service(
+        store, lambda: pki.now, frozenset({ManagementRequestType.CLIENT_REG})
+    ) as service:
+        server, client = await _registered_client(service, pki)
+        service.changed.clear()
+        unsigned: list[ManagementRequest] = [
+            ClientDeletionRequest(server, client),
+            AuthCertDeletionRequest(server, auth_der(pki)),
+        ]
+        for request in unsigned:
+            assert required_signer(request) is None
+            built = build(pki, request)
+            for path in (REGISTRATION_PATH, REGISTRATION_PATH + "/"):
+                err = await assert_refused(
+                    service, path, built.body, built.content_type, FaultCode.INVALID_REQUEST
+                )
+                assert "no member signature" in err.message
+            status, answer = await service.post(MANAGE_PATH, built.body, built.content_type)
+            assert status == 200, answer  # the internal endpoint takes it
 
 
 async def test_bad_signature_is_refused(service: Service, pki: DevPki) -> None:
