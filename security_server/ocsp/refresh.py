@@ -166,8 +166,6 @@ class OcspRefresher:
         """One round; True when every certificate got a response."""
         try:
             trust = await asyncio.to_thread(self._load_trust)
-            certs = [c.certificate for c in await self.store.list_certificates()]
-            await asyncio.to_thread(self.cache.load, certs)
             states = await refresh_ocsp(self.store, self.cache, trust, session, at=self._clock())
         except XRoadError as e:
             log.warning("ocsp_refresh_failed", code=e.code, error=e.message)
