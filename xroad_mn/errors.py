@@ -136,6 +136,7 @@ class FaultCode(StrEnum):
     RATE_LIMIT_EXCEEDED = "rate_limit_exceeded"
     # Signer: keys in a token (raised with the ``signer`` prefix, as X-Road's SIGNER_X)
     KEY_NOT_FOUND = "key_not_found"
+    WRONG_CERT_USAGE = "wrong_cert_usage"
     TOKEN_NOT_ACTIVE = "token_not_active"  # noqa: S105 (a fault code, not a password)
     TOKEN_NOT_INITIALIZED = "token_not_initialized"  # noqa: S105 (a fault code, not a password)
     TOKEN_NOT_AVAILABLE = "token_not_available"  # noqa: S105 (a fault code, not a password)
