@@ -1,8 +1,9 @@
 """The registry's admin REST API (``/api/v1``), described by the OpenAPI document it serves.
 
-Every operation is declared once in :data:`SPEC` (see :mod:`registry.openapi`); :func:`add_admin_routes`
-mounts the declarations, and ``GET /api/v1/openapi.json`` serves :meth:`ApiSpec.document` of the same
-declarations. Each call goes through the same steps, in this order:
+Every operation is declared once in :data:`API` (an :class:`xroad_mn.admin.AdminApi` with X-Road's central
+server roles, :data:`registry.home.REGISTRY_ROLES`); :func:`add_admin_routes` mounts the declarations, and
+``GET /api/v1/openapi.json`` serves the OpenAPI document of the same declarations. Each call goes through
+:mod:`xroad_mn.admin.api`'s steps, in this order:
 
 1. authentication: ``Authorization: X-Road-ApiKey token=<key>``, checked against the hashed keys of
    ``api-keys.json`` (401 ``unauthorized``, written to the audit log);
@@ -10,9 +11,9 @@ declarations. Each call goes through the same steps, in this order:
 3. authorisation: observers only read; each changing operation names the roles allowed (403);
 4. the body: at most 50 KB (413), JSON valid against the operation's model (400 ``invalid_body``);
 5. the operation, on the :class:`~registry.db.RegistryStore`;
-6. for a change: an audit record (``event``, ``user`` = API key id, ``time``, ``data``) and the change
-   event that regenerates global configuration at once. A refused change (steps 3–5) is audited as
-   ``<event> failed`` with the reason, as X-Road does.
+6. for a change: an audit record (``event``, ``user`` = API key id, ``time``, ``ipaddress``, ``auth``,
+   ``url``, ``data``) and the change event that regenerates global configuration at once. A refused change
+   (steps 3–5) is audited as ``<event> failed`` with the reason, as X-Road does.
 
 Errors are X-Road REST errors (``{"type", "message", "detail"}`` and ``X-Road-Error``) from
 :func:`xroad_mn.transport.server.xroad_error_middleware`. Identifiers are shown in X-Road's admin API
@@ -34,20 +35,19 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Final, Generic, TypeVar, overload
+from typing import Final, TypeVar
 
 import structlog
 from aiohttp import web
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from registry import operations
 from registry import requests as workflow
-from registry.audit import AuditData, AuditEvent, AuditLog
+from registry.audit import AuditEvent
 from registry.context import CHANGED_KEY, CLOCK_KEY, PUBLISHER_KEY, STORE_KEY
 from registry.db import (
     ConfigurationSigningKey,
@@ -59,12 +59,12 @@ from registry.db import (
 )
 from registry.db.request_rows import RequestPayload
 from registry.globalconf_gen import GeneratedConfiguration
-from registry.home import ApiKey, ApiKeyRing, Role
-from registry.openapi import ApiSpec, Method, Operation, QueryParam
+from registry.home import REGISTRY_ROLES
 from registry.operations import add_signing_key, common_name, configuration_anchor, parse_certificate
-from registry.ratelimit import RateLimiter
 from registry.settings import RegistrySettings
 from registry.validation import parse_client_id, parse_member_id, parse_server_id, parse_subsystem_id
+from xroad_mn import admin
+from xroad_mn.admin import AdminApi, QueryParam, Reply, Role
 from xroad_mn.errors import FaultCode, XRoadError
 from xroad_mn.globalconf.params import (
     ApprovedCAEntry,
@@ -85,21 +85,13 @@ from xroad_mn.identifiers import (
     format_colon_id,
 )
 from xroad_mn.management import ManagementRequestType
-from xroad_mn.transport.server import read_body
 
 __all__ = [
-    "API_KEYS_KEY",
-    "API_PREFIX",
-    "AUDIT_KEY",
-    "AUTH_SCHEME",
-    "LIMITER_KEY",
-    "OPENAPI_PATH",
+    "API",
     "SETTINGS_KEY",
-    "SPEC",
     "Call",
     "Handler",
     "OperationHandler",
-    "Reply",
     "add_admin_routes",
     "ca_out",
     "cert_out",
@@ -116,29 +108,19 @@ __all__ = [
 
 log = structlog.get_logger(__name__)
 
-API_PREFIX: Final = "/api/v1"
-OPENAPI_PATH: Final = f"{API_PREFIX}/openapi.json"
-AUTH_SCHEME: Final = "X-Road-ApiKey"
 MAX_COMMENT_CHARS: Final = 1024
 DEFAULT_PAGE_LIMIT: Final = 100
 """Management requests a list returns when the caller names no ``limit``."""
 MAX_PAGE_LIMIT: Final = 1000
-MAX_AUDITED_PATH_CHARS: Final = 256
-"""A refused request's path is cut to this length in the audit log (a path may be ~8 KB)."""
 
 SETTINGS_KEY: Final = web.AppKey("registry_settings", RegistrySettings)
-AUDIT_KEY: Final = web.AppKey("registry_audit", AuditLog)
-API_KEYS_KEY: Final = web.AppKey("registry_api_keys", ApiKeyRing)
-LIMITER_KEY: Final = web.AppKey("registry_rate_limiter", RateLimiter)
 
 RO: Final = frozenset({Role.REGISTRATION_OFFICER})
 SO: Final = frozenset({Role.SECURITY_OFFICER})
 SA: Final = frozenset({Role.SYSTEM_ADMINISTRATOR})
 SO_SA: Final = SO | SA
 
-_M = TypeVar("_M", bound=BaseModel)
 _T = TypeVar("_T")
-_T_co = TypeVar("_T_co", covariant=True)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -146,12 +128,9 @@ _T_co = TypeVar("_T_co", covariant=True)
 
 
 @dataclass(frozen=True)
-class Call:
-    """What a handler gets: the request, the caller's key, the validated body and the app's resources."""
-
-    request: web.Request
-    key: ApiKey
-    body: BaseModel | None
+class Call(admin.Call):
+    """What a handler gets: the request, the caller's key, the validated body and the registry's
+    resources."""
 
     @property
     def store(self) -> RegistryStore:
@@ -161,116 +140,25 @@ class Call:
     def settings(self) -> RegistrySettings:
         return self.request.app[SETTINGS_KEY]
 
-    @property
-    def user(self) -> str:
-        return self.key.key_id
-
     def now(self) -> datetime:
         return self.request.app[CLOCK_KEY]()
 
-    def param(self, name: str) -> str:
-        return self.request.match_info[name]
 
-    def query(self, name: str) -> str | None:
-        return self.request.query.get(name)
-
-    def typed_body(self, model: type[_M]) -> _M:
-        if not isinstance(self.body, model):
-            raise XRoadError(FaultCode.INTERNAL_ERROR, f"handler expected a {model.__name__} body")
-        return self.body
-
-
-@dataclass(frozen=True)
-class Reply(Generic[_T_co]):
-    """A handler's result: the value (serialised with the operation's declared response type; the body
-    itself for a non-JSON media type), its audit data, and extra response headers."""
-
-    value: _T_co
-    audit: AuditData = field(default_factory=dict)
-    headers: Mapping[str, str] = field(default_factory=dict)
-
-
-Handler = Callable[[Call], Awaitable[Reply[_T]]]
+Handler = admin.Handler[Call, _T]
 """An operation's handler; its reply's type is the operation's declared response type."""
-OperationHandler = Callable[[Call], Awaitable[Reply[object]]]
+OperationHandler = admin.Handler[Call, object]
 
-SPEC: Final = ApiSpec[OperationHandler](
-    "xroad-mn registry admin API",
-    "1.0.0",
-    prefix=API_PREFIX,
+API: Final = AdminApi(
+    Call,
+    title="xroad-mn registry admin API",
+    version="1.0.0",
+    roles=REGISTRY_ROLES,
+    authentication_event=AuditEvent.API_KEY_AUTHENTICATION,
     description="Members, security servers, trust services, signing keys, management requests and global "
     "configuration of an X-Road compatible central registry.",
 )
-
-
-@overload
-def operation(
-    method: Method,
-    path: str,
-    summary: str,
-    *,
-    tag: str,
-    roles: frozenset[Role] | None = None,
-    event: AuditEvent | None = None,
-    body: type[BaseModel] | None = None,
-    response: type[_T],
-    status: int | None = None,
-    query: Sequence[QueryParam] = (),
-    media_type: str = "application/json",
-) -> Callable[[Handler[_T]], Handler[_T]]: ...
-
-
-@overload
-def operation(
-    method: Method,
-    path: str,
-    summary: str,
-    *,
-    tag: str,
-    roles: frozenset[Role] | None = None,
-    event: AuditEvent | None = None,
-    body: type[BaseModel] | None = None,
-    response: None = None,
-    status: int | None = None,
-    query: Sequence[QueryParam] = (),
-) -> Callable[[Handler[None]], Handler[None]]: ...
-
-
-def operation(
-    method: Method,
-    path: str,
-    summary: str,
-    *,
-    tag: str,
-    roles: frozenset[Role] | None = None,
-    event: AuditEvent | None = None,
-    body: type[BaseModel] | None = None,
-    response: type[_T] | None = None,
-    status: int | None = None,
-    query: Sequence[QueryParam] = (),
-    media_type: str = "application/json",
-) -> Callable[[Handler[_T]], Handler[_T]]:
-    """Declare an operation of :data:`SPEC` (see :meth:`ApiSpec.operation`); mypy checks that the handler
-    replies with ``response``'s type (``Reply[None]`` without a response body)."""
-    declare = SPEC.operation(
-        method,
-        path,
-        summary,
-        tag=tag,
-        roles=roles,
-        event=event,
-        body=body,
-        response=response,
-        status=status,
-        query=query,
-        media_type=media_type,
-    )
-
-    def register(handler: Handler[_T]) -> Handler[_T]:
-        declare(handler)
-        return handler
-
-    return register
+operation = API.operation
+"""Declare an operation of :data:`API` (see :meth:`xroad_mn.admin.AdminApi.operation`)."""
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -1491,169 +1379,18 @@ async def regenerate_global_configuration(call: Call) -> Reply[GlobalConfigurati
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Dispatch: authentication → rate limit → authorisation → body → operation → audit
+# Routes
 
 
-def _token(request: web.Request) -> str | None:
-    header = request.headers.get("Authorization")
-    if header is None:
-        return None
-    scheme, _, rest = header.strip().partition(" ")
-    name, sep, token = rest.strip().partition("=")
-    if scheme.lower() != AUTH_SCHEME.lower() or not sep or name.strip().lower() != "token":
-        return None
-    return token.strip() or None
-
-
-def _unauthorized() -> XRoadError:
-    return XRoadError(
-        FaultCode.UNAUTHORIZED,
-        f"a valid API key is required (Authorization: {AUTH_SCHEME} token=...)",
-        http_status=401,
-    )
-
-
-async def _authenticate(request: web.Request, op: Operation[OperationHandler]) -> ApiKey:
-    app = request.app
-    token = _token(request)
-    key = await app[API_KEYS_KEY].authenticate(token) if token is not None else None
-    # 2. The rate limit applies per key, and per remote address to requests without a valid key.
-    caller = f"key:{key.key_id}" if key is not None else f"addr:{request.remote}"
-    wait = app[LIMITER_KEY].check(caller)
-    if wait is not None:
-        raise XRoadError(
-            FaultCode.RATE_LIMIT_EXCEEDED,
-            f"too many requests; retry in {wait:.1f} s",
-            details={"retry_after": round(wait, 3)},
-            http_status=429,
-        )
-    if key is None:
-        err = _unauthorized()
-        await app[
-            AUDIT_KEY
-        ].record_failure(
-            AuditEvent.API_KEY_AUTHENTICATION,  # "API key authentication failed"
-            None,
-            {"method": op.method, "path": request.path[:MAX_AUDITED_PATH_CHARS], "remote": request.remote},
-            _as_sent(err),
-        )
-        raise err
-    return key
-
-
-async def _read_body(request: web.Request, op: Operation[OperationHandler]) -> BaseModel | None:
-    if op.body is None:
-        return None
-    limit = request.app[SETTINGS_KEY].max_body_bytes
-    try:
-        raw = await read_body(request, limit)
-    except XRoadError as e:
-        raise XRoadError(e.code, e.message, http_status=413) from e
-    if request.content_type not in ("application/json", "application/octet-stream") and raw:
-        raise XRoadError(
-            FaultCode.INVALID_CONTENT_TYPE, "send the request body as application/json", http_status=415
-        )
-    try:
-        return op.body.model_validate_json(raw or b"{}")
-    except ValidationError as e:
-        errors = e.errors(include_url=False, include_input=False)
-        if any(err["type"] == "json_invalid" for err in errors):
-            message = "request body is not valid JSON"
-        else:
-            message = "; ".join(
-                f"{'.'.join(str(p) for p in err['loc']) or 'body'}: {err['msg']}" for err in errors[:10]
-            )
-        raise XRoadError(FaultCode.INVALID_BODY, message, http_status=400) from e
-
-
-def _respond(op: Operation[OperationHandler], reply: Reply[object]) -> web.StreamResponse:
-    if op.response is None:
-        return web.Response(status=op.status, headers=reply.headers)
-    if op.media_type != "application/json":
-        if not isinstance(reply.value, bytes):
-            raise XRoadError(FaultCode.INTERNAL_ERROR, f"{op.operation_id} replied no {op.media_type} body")
-        return web.Response(
-            status=op.status, body=reply.value, content_type=op.media_type, headers=reply.headers
-        )
-    data = TypeAdapter(op.response).dump_json(reply.value)
-    return web.Response(status=op.status, body=data, content_type="application/json", headers=reply.headers)
-
-
-_BAD_INPUT_CODES: Final = frozenset(
-    {
-        FaultCode.INVALID_CLIENT_IDENTIFIER,
-        FaultCode.INVALID_SECURITY_SERVER,
-        FaultCode.INVALID_IDENTIFIER,
-        FaultCode.INVALID_REQUEST,
-        FaultCode.INVALID_BODY,
-    }
-)
-"""Codes of errors caused by the caller's input: HTTP 400 when the raiser named no status."""
-
-
-def _with_status(err: XRoadError) -> XRoadError:
-    if err.http_status is not None or err.code not in _BAD_INPUT_CODES:
-        return err
-    return XRoadError(err.code, err.message, details=err.details, detail=err.detail, http_status=400)
-
-
-def _as_sent(err: XRoadError) -> XRoadError:
-    """The error with the prefix the client sees (what the audit log records)."""
-    status = err.http_status if err.http_status is not None else 500
-    return err.with_prefix("client" if 400 <= status < 500 else "server")
-
-
-def _authorize(key: ApiKey, op: Operation[OperationHandler]) -> None:
-    allowed = op.roles if op.roles is not None else frozenset(Role)
-    if not key.roles & allowed:
-        raise XRoadError(
-            FaultCode.FORBIDDEN,
-            f"the API key's roles may not {op.summary[0].lower()}{op.summary[1:]}",
-            details={"roles": ",".join(sorted(r.value for r in key.roles))},
-            http_status=403,
-        )
-
-
-def _dispatch(op: Operation[OperationHandler]) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
-    handler = op.handler
-
-    async def handle(request: web.Request) -> web.StreamResponse:
-        app = request.app
-        # 1-2. Authentication and the rate limit.
-        key = await _authenticate(request, op)
-        audit_data: AuditData = {"path": request.path[:MAX_AUDITED_PATH_CHARS]}
-        try:
-            # 3. Authorisation: observers read; changes need one of the operation's roles.
-            _authorize(key, op)
-            # 4-5. The body and the operation.
-            body = await _read_body(request, op)
-            reply = await handler(Call(request, key, body))
-        except XRoadError as e:
-            err = _with_status(e)
-            if op.event is not None:
-                await app[AUDIT_KEY].record_failure(op.event, key.key_id, audit_data, _as_sent(err))
-            if err is e:
-                raise
-            raise err from e
-        # 6. Audit and regenerate.
-        if op.event is not None:
-            await app[AUDIT_KEY].record(op.event, key.key_id, {**audit_data, **reply.audit})
-            app[CHANGED_KEY].set()
-        return _respond(op, reply)
-
-    return handle
-
-
-async def _openapi(request: web.Request) -> web.Response:
-    return web.json_response(SPEC.document())
+def _changed(app: web.Application) -> None:
+    app[CHANGED_KEY].set()
 
 
 def add_admin_routes(app: web.Application) -> None:
-    """Mount every operation of :data:`SPEC` and ``GET /api/v1/openapi.json`` on ``app``.
+    """Mount every operation of :data:`API` and ``GET /api/v1/openapi.json`` on ``app``.
 
     The app must hold ``STORE_KEY``, ``CLOCK_KEY``, ``PUBLISHER_KEY``, ``CHANGED_KEY``, :data:`SETTINGS_KEY`,
-    :data:`AUDIT_KEY`, :data:`API_KEYS_KEY` and :data:`LIMITER_KEY` (see :func:`registry.app.create_app`).
+    and :mod:`xroad_mn.admin`'s ``AUDIT_KEY``, ``API_KEYS_KEY`` and ``LIMITER_KEY`` (see
+    :func:`registry.app.create_app`).
     """
-    app.router.add_get(OPENAPI_PATH, _openapi)
-    for op in SPEC:
-        app.router.add_route(op.method, SPEC.full_path(op), _dispatch(op), name=op.operation_id)
+    API.mount(app, max_body_bytes=app[SETTINGS_KEY].max_body_bytes, on_change=_changed)

@@ -34,18 +34,10 @@ from typing import Final
 import structlog
 from aiohttp import web
 
-from registry.api import (
-    API_KEYS_KEY,
-    AUDIT_KEY,
-    LIMITER_KEY,
-    SETTINGS_KEY,
-    add_admin_routes,
-)
-from registry.audit import AuditLog
+from registry.api import SETTINGS_KEY, add_admin_routes
 from registry.context import CHANGED_KEY, CLOCK_KEY, PUBLISHER_KEY, STORE_KEY
 from registry.distribution import ConfigurationPublisher, add_distribution_routes, setup_publishing
 from registry.globalconf_gen import GeneratedConfiguration
-from registry.home import ApiKeyRing
 from registry.management_service import (
     AUTO_APPROVE_KEY,
     MANAGEMENT_LIMITER_KEY,
@@ -53,8 +45,8 @@ from registry.management_service import (
     add_management_routes,
 )
 from registry.operations import build_configuration, open_store, sync_management_address
-from registry.ratelimit import RateLimiter
 from registry.settings import RegistrySettings
+from xroad_mn.admin import API_KEYS_KEY, AUDIT_KEY, LIMITER_KEY, ApiKeyRing, AuditLog, RateLimiter
 from xroad_mn.errors import FaultCode, XRoadError
 from xroad_mn.transport.server import xroad_error_middleware
 

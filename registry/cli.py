@@ -44,16 +44,9 @@ from registry.api import (
     tsa_out,
 )
 from registry.app import run_registry
-from registry.audit import AuditEvent, AuditLog
+from registry.audit import AuditEvent
 from registry.db import KeyKind, ManagementRequestRecord, RegistryStore, RequestState
-from registry.home import (
-    ADMIN_ROLES,
-    Role,
-    create_api_key,
-    create_home,
-    load_registry_settings,
-    revoke_api_key,
-)
+from registry.home import ADMIN_ROLES, REGISTRY_ROLES, create_home, load_registry_settings
 from registry.operations import (
     add_member,
     build_configuration,
@@ -65,6 +58,7 @@ from registry.operations import (
 )
 from registry.settings import RegistrySettings
 from registry.validation import KNOWN_CERTIFICATE_PROFILES, MEMBER_FORMS, parse_client_id, parse_member_id
+from xroad_mn.admin import AuditLog, Role, create_api_key, revoke_api_key
 from xroad_mn.errors import FaultCode, XRoadError
 from xroad_mn.globalconf.params import ApprovedCAEntry, ApprovedTSAEntry, CaInfo, OcspInfo
 from xroad_mn.identifiers import (
@@ -590,10 +584,25 @@ def requests_revoke(
 # -- API keys, anchors, global configuration --------------------------------------------------------------
 
 
+def _registry_role(text: str) -> Role:
+    """A role a registry API key may hold (:data:`registry.home.REGISTRY_ROLES`)."""
+    if text not in REGISTRY_ROLES:
+        raise typer.BadParameter(f"{text!r} is none of {', '.join(sorted(REGISTRY_ROLES))}")
+    return Role(text)
+
+
 @apikey_app.command("create")
 def apikey_create(
     home: DirOption,
-    role: Annotated[list[Role], typer.Option("--role", help="Role of the key (repeatable).")],
+    role: Annotated[
+        list[Role],
+        typer.Option(
+            "--role",
+            parser=_registry_role,
+            metavar="ROLE",
+            help=f"Role of the key (repeatable): {', '.join(sorted(REGISTRY_ROLES))}.",
+        ),
+    ],
     as_json: JsonOption = False,
 ) -> None:
     """Create an admin API key; the key is printed once and only its hash is kept."""

@@ -23,16 +23,10 @@ import aiohttp
 from registry.app import run_registry
 from registry.context import STORE_KEY
 from registry.db import KeyKind, RegistryStore
-from registry.home import (
-    ADMIN_ROLES,
-    SECRET_MODE,
-    create_api_key,
-    create_home,
-    load_registry_settings,
-    settings_file,
-)
+from registry.home import ADMIN_ROLES, SECRET_MODE, create_home, load_registry_settings, settings_file
 from registry.operations import configuration_anchor, init_registry, open_store
 from registry.settings import RegistrySettings
+from xroad_mn.admin import create_api_key
 from xroad_mn.certs import EJBCA_PROFILE
 from xroad_mn.cli.demo import DemoContext
 from xroad_mn.confclient.client import ConfigurationClient

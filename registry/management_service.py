@@ -40,7 +40,7 @@ Flooding bounds: each remote address is rate limited (:data:`MANAGEMENT_LIMITER_
 thread, at most :data:`MAX_CONCURRENT_VERIFICATIONS` at once (:data:`VERIFY_SLOTS_KEY`); a request that
 duplicates one still waiting for approval is a ``conflict`` (:mod:`registry.requests`).
 
-When the app holds the audit log (:data:`registry.api.AUDIT_KEY`), every recorded request is audited as
+When the app holds the audit log (:data:`xroad_mn.admin.AUDIT_KEY`), every recorded request is audited as
 ``Submit management request`` and an automatic approval as ``Approve management request``, with the
 sender (the client in the request's SOAP header) as ``user``; a verified request refused by the registry's
 rules is audited as ``Submit management request failed``. Requests refused before their signatures verify
@@ -68,14 +68,13 @@ from typing import Final
 import structlog
 from aiohttp import web
 
-from registry.api import AUDIT_KEY
 from registry.audit import AuditEvent
 from registry.context import CHANGED_KEY, CLOCK_KEY, STORE_KEY
 from registry.db import ManagementRequestRecord, RequestState
-from registry.ratelimit import RateLimiter
 from registry.requests import AUTO_APPROVE_USER, submit_request
 from registry.settings import DEFAULT_MANAGEMENT_RATE_PER_MINUTE, DEFAULT_MANAGEMENT_RATE_PER_SECOND
 from registry.trust import registry_trust
+from xroad_mn.admin import AUDIT_KEY, RateLimiter
 from xroad_mn.errors import FaultCode, XRoadError
 from xroad_mn.identifiers import format_colon_id
 from xroad_mn.management import (

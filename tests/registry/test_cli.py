@@ -397,3 +397,13 @@ def test_init_with_public_tls(tmp_path: Path, database_args: list[str]) -> None:
     management = parse_private_params(private_file.read_bytes()).management_service
     assert management.auth_cert_reg_service_cert == cert
     assert management.auth_cert_reg_service_address == "https://127.0.0.1:8443/managementservice/"
+
+
+def test_apikey_create_offers_only_the_registrys_roles(tmp_path: Path) -> None:
+    """The role enum holds the security server's roles too; a registry key may hold none of them."""
+    code, out = _invoke(
+        "registry", "apikey", "create", "--dir", str(tmp_path), "--role", "xroad-security-officer"
+    )
+    assert code == 2
+    assert "registration-officer" in out
+    assert not (tmp_path / "api-keys.json").exists()

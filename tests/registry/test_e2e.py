@@ -49,11 +49,12 @@ from registry.context import PUBLISHER_KEY, STORE_KEY
 from registry.db import KeyKind
 from registry.distribution import create_distribution_app
 from registry.globalconf_gen import ConfigurationKeyPair, GeneratedConfiguration, export_anchor, generate
-from registry.home import ADMIN_ROLES, create_api_key
+from registry.home import ADMIN_ROLES
 from registry.operations import build_configuration, init_registry, new_signing_key, open_store
 from registry.settings import RegistrySettings
 from tests.registry.test_management_service import ocsp_der
 from trust_services.pki import CertifiedKey, DevPki, generate_rsa_key
+from xroad_mn.admin import create_api_key
 from xroad_mn.confclient.client import ConfigurationClient
 from xroad_mn.errors import FaultCode, XRoadError
 from xroad_mn.globalconf.anchor import ConfigurationAnchor, parse_anchor

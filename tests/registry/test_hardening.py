@@ -23,11 +23,12 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from typer.testing import CliRunner
 
 from registry.app import run_registry
-from registry.home import ADMIN_ROLES, create_api_key, load_registry_settings
+from registry.home import ADMIN_ROLES, load_registry_settings
 from registry.operations import init_registry, open_store
 from registry.settings import RegistrySettings
 from registry.validation import KNOWN_CERTIFICATE_PROFILES
 from trust_services.pki import DevPki
+from xroad_mn.admin import create_api_key
 from xroad_mn.certs import EJBCA_PROFILE, profile_for
 from xroad_mn.cli.main import build_app
 from xroad_mn.globalconf.anchor import parse_anchor

@@ -22,11 +22,11 @@ from registry import management_service
 from registry.context import CHANGED_KEY, CLOCK_KEY, STORE_KEY
 from registry.db import RegistryStore, RequestState
 from registry.management_service import MANAGE_PATH, REGISTRATION_PATH, add_management_routes
-from registry.ratelimit import RateLimiter
 from registry.requests import approve_request
 from registry.trust import registry_trust
 from trust_services.ocsp_responder import build_ocsp_response, status_lookup
 from trust_services.pki import CertifiedKey, DevPki, generate_rsa_key
+from xroad_mn.admin import RateLimiter
 from xroad_mn.errors import FaultCode, XRoadError
 from xroad_mn.globalconf.params import ApprovedCAEntry, ApprovedTSAEntry, CaInfo, OcspInfo
 from xroad_mn.identifiers import MemberId, SecurityServerId, SubsystemId

@@ -1,19 +1,22 @@
 """Route registration that writes the OpenAPI 3 document as it goes, so routes and document cannot drift.
 
-Every admin API operation is declared once, with :meth:`ApiSpec.operation`: method, path, summary, the
-roles that may call it, its audit event, and its request and response types (pydantic models, or types
+Every admin API operation is declared once, as an :class:`Operation` (which
+:meth:`xroad_mn.admin.api.AdminApi.operation` builds from its decorator's arguments): method, path, summary,
+the roles that may call it, its audit event, and its request and response types (pydantic models, or types
 such as ``list[Model]``). :meth:`ApiSpec.document` builds the OpenAPI document from those declarations
-(schemas from pydantic), and :mod:`registry.api` mounts the same declarations as aiohttp routes, validating
-bodies against the same models and serialising responses with them.
+(schemas from pydantic), and :class:`xroad_mn.admin.api.AdminApi` mounts the same declarations as aiohttp
+routes, validating bodies against the same models and serialising responses with them.
 
 Example::
 
-    >>> spec = ApiSpec("Registry admin API", "1.0.0", prefix="/api/v1")
+    >>> from pydantic import BaseModel
+    >>> spec = ApiSpec("Node admin API", "1.0.0", prefix="/api/v1")
     >>> class MemberOut(BaseModel):
     ...     member_id: str
-    >>> @spec.operation("GET", "/members", "List members", tag="members", response=list[MemberOut])
-    ... async def list_members(call):  # doctest: +SKIP
+    >>> async def list_members(call):
     ...     ...
+    >>> spec.add(Operation("GET", "/members", "List members", tag="members", operation_id="list_members",
+    ...                    handler=list_members, status=200, response=list[MemberOut]))
     >>> sorted(spec.document()["paths"])
     ['/api/v1/members']
 """
@@ -21,14 +24,14 @@ Example::
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, Final, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, TypeAdapter
 
-from registry.audit import AuditEvent
-from registry.home import Role
+from xroad_mn.admin.apikeys import Role
 from xroad_mn.errors import FaultCode, XRoadError
 
 __all__ = [
@@ -36,6 +39,7 @@ __all__ = [
     "OPENAPI_VERSION",
     "SECURITY_SCHEME",
     "ApiSpec",
+    "Method",
     "Operation",
     "QueryParam",
 ]
@@ -48,7 +52,7 @@ ERROR_STATUSES: Final[Mapping[int, str]] = {
     401: "No valid API key (Authorization: X-Road-ApiKey token=...)",
     403: "The API key's roles do not allow this operation",
     404: "Not found",
-    409: "Conflicts with the registry's state",
+    409: "Conflicts with the current state",
     413: "Request body too large",
     429: "Too many requests (rate limit)",
 }
@@ -58,7 +62,7 @@ _REF_TEMPLATE: Final = "#/components/schemas/{model}"
 Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
 
 _H = TypeVar("_H", bound=Callable[..., Awaitable[object]])
-"""The handler type of an API (:mod:`registry.api`: a call in, a typed reply out)."""
+"""The handler type of an API (:mod:`xroad_mn.admin.api`: a call in, a typed reply out)."""
 
 
 @dataclass(frozen=True)
@@ -79,16 +83,17 @@ class Operation(Generic[_H]):
     tag: str
     operation_id: str
     handler: _H
-    roles: frozenset[Role] | None
-    """Roles allowed to call a changing operation; None for a read that every role may call."""
-    event: AuditEvent | None
-    """The audit event of a changing operation."""
-    body: type[BaseModel] | None
-    response: Any
-    """The response's type (pydantic model or e.g. ``list[Model]``); None for no body (204)."""
     status: int
-    query: tuple[QueryParam, ...]
-    media_type: str
+    """The success status: 200 with a response, 204 without, or e.g. 201."""
+    roles: frozenset[Role] | None = None
+    """Roles allowed to call a changing operation; None for a read that every role may call."""
+    event: StrEnum | None = None
+    """The audit event of a changing operation (a member of the application's event enum)."""
+    body: type[BaseModel] | None = None
+    response: Any = None
+    """The response's type (pydantic model or e.g. ``list[Model]``); None for no body (204)."""
+    query: tuple[QueryParam, ...] = ()
+    media_type: str = "application/json"
     """The success response's media type; non-JSON responses are returned by the handler as they are."""
 
     def path_params(self) -> list[str]:
@@ -115,49 +120,15 @@ class ApiSpec(Generic[_H]):
     def full_path(self, op: Operation[_H]) -> str:
         return self.prefix + op.path
 
-    def operation(
-        self,
-        method: Method,
-        path: str,
-        summary: str,
-        *,
-        tag: str,
-        roles: frozenset[Role] | None = None,
-        event: AuditEvent | None = None,
-        body: type[BaseModel] | None = None,
-        response: Any = None,
-        status: int | None = None,
-        query: Sequence[QueryParam] = (),
-        media_type: str = "application/json",
-    ) -> Callable[[_H], _H]:
-        """Declare an operation; use as a decorator on its handler (:func:`registry.api.operation` also
-        checks that the handler replies with ``response``'s type)."""
-        if method != "GET" and (roles is None or event is None):
-            raise XRoadError(FaultCode.INTERNAL_ERROR, f"{method} {path} needs roles and an audit event")
-
-        def register(handler: _H) -> _H:
-            if any(o.method == method and o.path == path for o in self.operations):
-                raise XRoadError(FaultCode.INTERNAL_ERROR, f"{method} {path} is declared twice")
-            self.operations.append(
-                Operation(
-                    method=method,
-                    path=path,
-                    summary=summary,
-                    tag=tag,
-                    operation_id=handler.__name__,
-                    handler=handler,
-                    roles=roles,
-                    event=event,
-                    body=body,
-                    response=response,
-                    status=status if status is not None else (200 if response is not None else 204),
-                    query=tuple(query),
-                    media_type=media_type,
-                )
+    def add(self, op: Operation[_H]) -> None:
+        """Declare ``op``: a change names its roles and audit event; a method and path are declared once."""
+        if op.changes and (op.roles is None or op.event is None):
+            raise XRoadError(
+                FaultCode.INTERNAL_ERROR, f"{op.method} {op.path} needs roles and an audit event"
             )
-            return handler
-
-        return register
+        if any(o.method == op.method and o.path == op.path for o in self.operations):
+            raise XRoadError(FaultCode.INTERNAL_ERROR, f"{op.method} {op.path} is declared twice")
+        self.operations.append(op)
 
     # -- document ---------------------------------------------------------------------------------------
 
