@@ -271,7 +271,7 @@ async def apply_global_configuration(store: NodeStore, shared: SharedParameters)
     """Update the node's certificate and client states from ``shared`` (:func:`registration_changes`);
     returns what changed. Only authentication certificates have a registration state to follow."""
     identity = await store.get_server()
-    auth_keys = {k.key_id for k in await store.list_keys(KeyUsage.AUTH)}
+    auth_keys = {k.key_id for k in await store.list_keys(KeyUsage.AUTHENTICATION)}
     certificates = [c for c in await store.list_certificates() if c.key_id in auth_keys]
     changes = registration_changes(shared, identity.server, certificates, await store.list_clients())
     for change in changes:
@@ -343,7 +343,7 @@ class Registrar:
     # -- the steps ------------------------------------------------------------------------------------------
 
     async def _auth_certificate(self, sha256: bytes | None) -> Certificate:
-        auth_keys = {k.key_id for k in await self.store.list_keys(KeyUsage.AUTH)}
+        auth_keys = {k.key_id for k in await self.store.list_keys(KeyUsage.AUTHENTICATION)}
         if sha256 is not None:
             cert = await self.store.get_certificate(sha256)
             if cert.key_id not in auth_keys:
@@ -373,7 +373,7 @@ class Registrar:
         """The newest active signing certificate of ``member`` valid at ``at``, its key in the token, and a
         fresh OCSP response for it."""
         candidates: list[Certificate] = []
-        for key in await self.store.list_keys(KeyUsage.SIGN):
+        for key in await self.store.list_keys(KeyUsage.SIGNING):
             if key.member != member:
                 continue
             for cert in await self.store.list_certificates(key.key_id):

@@ -20,7 +20,6 @@ trust material: that comes from the configuration anchor and the verified global
 from __future__ import annotations
 
 import re
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Final
 
@@ -28,6 +27,7 @@ from pydantic import Field, field_validator, model_validator
 
 from xroad_mn.database import sqlite_url
 from xroad_mn.settings import SettingsModel
+from xroad_mn.tokens import TokenSettings, TokenType
 
 __all__ = [
     "DATABASE_FILE",
@@ -90,35 +90,6 @@ Port = Annotated[int, Field(ge=0, le=65535)]
 _HOST: Final = re.compile(r"^[A-Za-z0-9.\-:\[\]]{1,253}$")
 _INSTANCE: Final = re.compile(r"^[A-Za-z0-9'()+,\-.=?]{1,255}$")
 _FEDERATION_WORDS: Final = frozenset({"all", "none"})
-
-
-class TokenType(StrEnum):
-    """Where the node's keys live."""
-
-    SOFTWARE = "software"
-    """Keys in ``HOME/token``, encrypted under the PIN given when the token is logged in."""
-    PKCS11 = "pkcs11"
-    """Keys in a hardware security module reached through its PKCS #11 module."""
-
-
-class TokenSettings(SettingsModel):
-    """The ``[token]`` section (``XROAD_MN_NODE__TOKEN__*``). There is no PIN here, by design: the PIN is
-    entered when the token is logged in and is never stored."""
-
-    type: TokenType = TokenType.SOFTWARE
-    pkcs11_module: Path | None = None
-    """PKCS #11 only: path of the module (shared library), e.g. ``/usr/lib/softhsm/libsofthsm2.so``."""
-    label: str | None = Field(default=None, min_length=1, max_length=32)
-    """PKCS #11 only: the label of the token to use (at most 32 characters, as PKCS #11 allows); default
-    the module's only token."""
-
-    @model_validator(mode="after")
-    def _pkcs11_fields(self) -> TokenSettings:
-        if self.type is TokenType.PKCS11 and self.pkcs11_module is None:
-            raise ValueError("a pkcs11 token needs pkcs11_module")
-        if self.type is TokenType.SOFTWARE and (self.pkcs11_module is not None or self.label is not None):
-            raise ValueError("pkcs11_module and label are for pkcs11 tokens only")
-        return self
 
 
 class NodeSettings(SettingsModel):

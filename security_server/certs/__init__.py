@@ -7,9 +7,9 @@
 
 Example::
 
-    >>> key = await generate_key(token, store, KeyUsage.AUTH)  # doctest: +SKIP
+    >>> key = await generate_key(token, store, KeyUsage.AUTHENTICATION)  # doctest: +SKIP
     >>> new = await create_csr(token, store, trust, key.key_id)  # doctest: +SKIP
-    >>> cert = await request_certificate(session, "http://127.0.0.1:8899", new.csr, KeyUsage.AUTH)
+    >>> cert = await request_certificate(session, "http://127.0.0.1:8899", new.csr, KeyUsage.AUTHENTICATION)
     ... # doctest: +SKIP
     >>> (await import_certificate(token, store, trust, cert)).record.status  # doctest: +SKIP
     <CertificateStatus.SAVED: 'saved'>

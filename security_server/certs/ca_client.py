@@ -3,7 +3,7 @@
 PEM (HTTP 201). Example::
 
     >>> async with aiohttp.ClientSession() as session:  # doctest: +SKIP
-    ...     cert = await request_certificate(session, "http://127.0.0.1:8899", csr, KeyUsage.SIGN)
+    ...     cert = await request_certificate(session, "http://127.0.0.1:8899", csr, KeyUsage.SIGNING)
 
 Anything but one certificate in the answer is refused with ``incorrect_certificate`` (an error status with
 the CA's message is ``service_failed``, an unreachable CA ``network_error``), so the node never records

@@ -4,7 +4,7 @@ A signing key signs for one member the node hosts (its owner or a hosted client'
 authentication key names none. The CSR's subject is laid out as the CA's certificate profile expects
 (:mod:`security_server.certs.subjects`); the CA is an ``approvedCA`` of global configuration. Example::
 
-    >>> key = await generate_key(token, store, KeyUsage.SIGN, member=owner)  # doctest: +SKIP
+    >>> key = await generate_key(token, store, KeyUsage.SIGNING, member=owner)  # doctest: +SKIP
     >>> new = await create_csr(token, store, trust, key.key_id)  # doctest: +SKIP
     >>> new.csr.subject.rfc4514_string(), new.ca.name  # doctest: +SKIP
     ('CN=5012345,O=GOV,C=MN', 'MN xroad-mn development CA')
@@ -26,14 +26,8 @@ from xroad_mn.errors import FaultCode, XRoadError
 from xroad_mn.globalconf.trust import ApprovedCA, TrustMaterial
 from xroad_mn.identifiers import MemberId, format_id
 from xroad_mn.tokens import KeyAlgorithm, Token, build_csr, token_signer
-from xroad_mn.tokens import KeyUsage as TokenKeyUsage
 
-__all__ = ["NewCsr", "choose_ca", "create_csr", "generate_key", "hosted_members", "token_usage"]
-
-
-def token_usage(usage: KeyUsage) -> TokenKeyUsage:
-    """The token's name for a key usage of the node's records (the same words: ``auth``, ``sign``)."""
-    return TokenKeyUsage(usage.value)
+__all__ = ["NewCsr", "choose_ca", "create_csr", "generate_key", "hosted_members"]
 
 
 @dataclass(frozen=True)
@@ -64,7 +58,7 @@ async def generate_key(
     """Make a key in ``token`` and record it. A signing key names a ``member`` the node hosts; an
     authentication key names none (``invalid_request`` otherwise). If recording fails the key is deleted
     from the token again, so nothing changes."""
-    if (usage is KeyUsage.SIGN) != (member is not None):
+    if (usage is KeyUsage.SIGNING) != (member is not None):
         raise XRoadError(
             FaultCode.INVALID_REQUEST,
             "a signing key names the member it signs for; an authentication key names none",
@@ -82,7 +76,7 @@ async def generate_key(
             )
     server = (await store.get_server()).server
     name = label or (f"{server.server_code} auth" if member is None else f"{format_id(member)} sign")
-    info = await asyncio.to_thread(token.generate_key, name, token_usage(usage), algorithm)
+    info = await asyncio.to_thread(token.generate_key, name, usage, algorithm)
     try:
         return await store.add_key(info.key_id, usage, label=name, member=member)
     except BaseException:
@@ -95,7 +89,7 @@ def choose_ca(trust: TrustMaterial, usage: KeyUsage, name: str | None = None) ->
     that issues certificates of ``usage`` (a CA approved for authentication only issues no signing
     certificates). ``not_found`` when there is no such CA, ``invalid_request`` when several fit."""
     own = [ca for ca in trust.approved_cas if (ca.instance or trust.instance) == trust.instance]
-    fit = [ca for ca in own if usage is KeyUsage.AUTH or not ca.authentication_only]
+    fit = [ca for ca in own if usage is KeyUsage.AUTHENTICATION or not ca.authentication_only]
     if name is not None:
         chosen = [ca for ca in fit if ca.name == name]
         if not chosen:
@@ -139,7 +133,7 @@ async def create_csr(
     identity = await store.get_server()
     ca = choose_ca(trust, key.usage, ca_name)
     ca_instance = ca.instance or trust.instance
-    if key.usage is KeyUsage.SIGN:
+    if key.usage is KeyUsage.SIGNING:
         assert key.member is not None  # the store holds a member for every signing key
         if key.member not in await hosted_members(store):
             raise XRoadError(

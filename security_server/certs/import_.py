@@ -70,9 +70,9 @@ def certificate_usage(cert: x509.Certificate) -> KeyUsage | None:
     if usage is None:
         return None
     if usage.content_commitment:
-        return KeyUsage.SIGN
+        return KeyUsage.SIGNING
     if usage.digital_signature:
-        return KeyUsage.AUTH
+        return KeyUsage.AUTHENTICATION
     return None
 
 
@@ -82,9 +82,9 @@ def _wrong_usage(message: str) -> XRoadError:
 
 def _fits(cert: x509.Certificate, usage: KeyUsage) -> None:
     ku = key_usage(cert)
-    if usage is KeyUsage.SIGN and (ku is None or not ku.content_commitment):
+    if usage is KeyUsage.SIGNING and (ku is None or not ku.content_commitment):
         raise _wrong_usage("the key is a signing key; its certificate must carry key usage nonRepudiation")
-    if usage is KeyUsage.AUTH and (ku is None or not ku.digital_signature):
+    if usage is KeyUsage.AUTHENTICATION and (ku is None or not ku.digital_signature):
         raise _wrong_usage(
             "the key is an authentication key; its certificate must carry key usage digitalSignature"
         )
@@ -133,14 +133,14 @@ async def import_certificate(
     _fits(cert, usage)
 
     # 4. Chain to an approved CA of the own instance, now.
-    purpose: CertPurpose = "signing" if usage is KeyUsage.SIGN else "authentication"
+    purpose: CertPurpose = "signing" if usage is KeyUsage.SIGNING else "authentication"
     ca = verify_chain(
         cert, intermediates=intermediates, trust=trust, at=when, purpose=purpose, instance=trust.instance
     )
 
     # 5. A signing certificate names a member this node hosts, the one its key signs for.
     member: MemberId | None = None
-    if usage is KeyUsage.SIGN:
+    if usage is KeyUsage.SIGNING:
         member = signing_member(cert, ca, default_instance=trust.instance)
         if member not in await hosted_members(store):
             raise XRoadError(
@@ -174,7 +174,7 @@ async def import_certificate(
     if recorded is None:
         await store.add_key(info.key_id, usage, label=info.label or None, member=member)
         added_key = True
-    status = CertificateStatus.REGISTERED if usage is KeyUsage.SIGN else CertificateStatus.SAVED
+    status = CertificateStatus.REGISTERED if usage is KeyUsage.SIGNING else CertificateStatus.SAVED
     try:
         record = await store.add_certificate(info.key_id, cert, status=status, active=True)
     except BaseException:

@@ -3,7 +3,7 @@
 The keys themselves never enter the database; the token holds them. Example::
 
     >>> async def enrol(store: KeyStore, member: MemberId, csr_der: bytes, cert: x509.Certificate) -> None:
-    ...     await store.add_key("5f1c0a", KeyUsage.SIGN, label="sign-2026", member=member)
+    ...     await store.add_key("5f1c0a", KeyUsage.SIGNING, label="sign-2026", member=member)
     ...     await store.add_csr("5f1c0a", csr_der, subject_name="C=MN, O=GOV, CN=5012345", member=member)
     ...     await store.add_certificate("5f1c0a", cert, status=CertificateStatus.REGISTERED, active=True)
 """
@@ -65,7 +65,7 @@ class KeyStore(StoreBase):
         check_text("key id", key_id, limit=ID_PART_LENGTH)
         if label is not None:
             check_text("key label", label, limit=ID_PART_LENGTH)
-        if (usage is KeyUsage.SIGN) != (member is not None):
+        if (usage is KeyUsage.SIGNING) != (member is not None):
             raise invalid("a signing key names its member; an authentication key names none")
         if member is not None and not isinstance(member, MemberId):
             raise invalid("a signing key signs for a member, not a subsystem")
@@ -184,7 +184,7 @@ class KeyStore(StoreBase):
         check_text("subject name", subject_name)
         async with self._tx() as s:
             key = await self._key_row(s, key_id)
-            if (key.usage is KeyUsage.SIGN) != (member is not None):
+            if (key.usage is KeyUsage.SIGNING) != (member is not None):
                 raise invalid("a signing key's CSR names its member; an authentication key's names none")
             row = CsrRow(
                 key_id=key.id,

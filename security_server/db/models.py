@@ -38,6 +38,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from xroad_mn.database import NAMING_CONVENTION, UtcDateTime, str_enum_column
+from xroad_mn.tokens import KeyUsage
 
 __all__ = [
     "ID_PART_LENGTH",
@@ -104,11 +105,6 @@ class DescriptionType(StrEnum):
     WSDL = "WSDL"
     OPENAPI3 = "OPENAPI3"
     REST = "REST"
-
-
-class KeyUsage(StrEnum):
-    AUTH = "auth"
-    SIGN = "sign"
 
 
 class CertificateStatus(StrEnum):

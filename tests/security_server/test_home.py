@@ -48,7 +48,7 @@ def test_create_home_lays_out_private_directories_and_files(tmp_path: Path) -> N
             "address": "127.0.0.2",
             "server_proxy_port": 15500,
             "allowed_federations": "EE,FI",
-            "token": {"type": "pkcs11", "pkcs11_module": "/usr/lib/softhsm/libsofthsm2.so", "label": "ss1"},
+            "token": {"type": "pkcs11", "module": "/usr/lib/softhsm/libsofthsm2.so", "label": "ss1"},
             "database_schema": None,  # left out
         },
     )

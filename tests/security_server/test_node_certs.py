@@ -78,24 +78,24 @@ async def test_auth_and_sign_certificates_from_the_dev_ca(
     assert await hosted_members(store) == {OWNER, BANK}
 
     # The CSR is recorded with the subject of the CA's profile before anything is submitted.
-    key = await generate_key(token, store, KeyUsage.AUTH)
+    key = await generate_key(token, store, KeyUsage.AUTHENTICATION)
     new = await create_csr(token, store, trust, key.key_id)
     assert new.csr.subject.rfc4514_string() == "2.5.4.5=5012345,CN=ss1,O=GOV,C=MN"
     assert new.ca.name == "MN dev CA"
     [record] = await store.list_csrs(key.key_id)
     assert record.der == new.csr.public_bytes(Encoding.DER)
     assert record.member is None
-    cert = await request_certificate(session, trust_service.urls.base, new.csr, KeyUsage.AUTH)
+    cert = await request_certificate(session, trust_service.urls.base, new.csr, KeyUsage.AUTHENTICATION)
     auth = await import_certificate(token, store, trust, cert)
     assert auth.record.status is CertificateStatus.SAVED  # registration comes next
     assert auth.record.active
     assert auth.member is None
     assert await store.list_csrs(key.key_id) == ()  # done with
 
-    sign = await certify(token, store, trust, session, trust_service, KeyUsage.SIGN, OWNER)
+    sign = await certify(token, store, trust, session, trust_service, KeyUsage.SIGNING, OWNER)
     assert sign.member == OWNER
     assert sign.record.status is CertificateStatus.REGISTERED  # signing certificates need no registration
-    bank = await certify(token, store, trust, session, trust_service, KeyUsage.SIGN, BANK)
+    bank = await certify(token, store, trust, session, trust_service, KeyUsage.SIGNING, BANK)
     assert bank.member == BANK
     assert bank.record.certificate.subject.rfc4514_string() == "CN=9011223,O=COM,C=MN"
     held = {c.sha256 for c in await store.list_certificates()}
@@ -109,7 +109,7 @@ async def test_auth_and_sign_certificates_from_the_dev_ca(
 async def test_csr_subject_follows_the_profile_global_configuration_names(
     store: NodeStore, token: SoftwareToken, trust_service: RunningTrustService
 ) -> None:
-    key = await generate_key(token, store, KeyUsage.SIGN, member=OWNER)
+    key = await generate_key(token, store, KeyUsage.SIGNING, member=OWNER)
     ours = await create_csr(token, store, dev_trust(trust_service, profile=XROAD_MN_PROFILE), key.key_id)
     assert ours.csr.subject.rfc4514_string() == "CN=5012345,O=GOV,C=MN"
     fi = await create_csr(
@@ -126,10 +126,12 @@ async def test_keys_for_members_the_node_does_not_host_are_refused(
     store: NodeStore, token: SoftwareToken
 ) -> None:
     await _refused(
-        "invalid_request", store, token, generate_key(token, store, KeyUsage.SIGN, member=STRANGER)
+        "invalid_request", store, token, generate_key(token, store, KeyUsage.SIGNING, member=STRANGER)
     )
-    await _refused("invalid_request", store, token, generate_key(token, store, KeyUsage.AUTH, member=OWNER))
-    await _refused("invalid_request", store, token, generate_key(token, store, KeyUsage.SIGN))
+    await _refused(
+        "invalid_request", store, token, generate_key(token, store, KeyUsage.AUTHENTICATION, member=OWNER)
+    )
+    await _refused("invalid_request", store, token, generate_key(token, store, KeyUsage.SIGNING))
 
 
 async def test_bad_certificates_are_refused_and_change_nothing(
@@ -141,7 +143,7 @@ async def test_bad_certificates_are_refused_and_change_nothing(
 ) -> None:
     trust = dev_trust(trust_service)
     base = trust_service.urls.base
-    sign_key = await generate_key(token, store, KeyUsage.SIGN, member=OWNER)
+    sign_key = await generate_key(token, store, KeyUsage.SIGNING, member=OWNER)
     signer = await asyncio.to_thread(token_signer, token, sign_key.key_id)
 
     # Not a certificate at all.
@@ -151,17 +153,17 @@ async def test_bad_certificates_are_refused_and_change_nothing(
     other = software_token(tmp_path / "other-token")
     foreign_key = await asyncio.to_thread(other.generate_key, "x", TokenKeyUsage.SIGNING)
     foreign_csr = build_csr(token_signer(other, foreign_key.key_id), member_subject(OWNER))
-    foreign = await request_certificate(session, base, foreign_csr, KeyUsage.SIGN)
+    foreign = await request_certificate(session, base, foreign_csr, KeyUsage.SIGNING)
     await _refused("key_not_found", store, token, import_certificate(token, store, trust, foreign))
 
     # An authentication certificate for a signing key.
     csr = build_csr(signer, member_subject(OWNER))
-    as_auth = await request_certificate(session, base, csr, KeyUsage.AUTH)
+    as_auth = await request_certificate(session, base, csr, KeyUsage.AUTHENTICATION)
     await _refused("wrong_cert_usage", store, token, import_certificate(token, store, trust, as_auth))
 
     # A signing certificate for a member the node does not host, and for another member than the key's.
     stranger = await request_certificate(
-        session, base, build_csr(signer, member_subject(STRANGER)), KeyUsage.SIGN
+        session, base, build_csr(signer, member_subject(STRANGER)), KeyUsage.SIGNING
     )
     error = await _refused(
         "incorrect_certificate", store, token, import_certificate(token, store, trust, stranger)
@@ -169,12 +171,12 @@ async def test_bad_certificates_are_refused_and_change_nothing(
     assert error.details["member"] == "MEMBER:MN/COM/7777777"
     await store.add_client(BANK)
     for_bank = await request_certificate(
-        session, base, build_csr(signer, member_subject(BANK)), KeyUsage.SIGN
+        session, base, build_csr(signer, member_subject(BANK)), KeyUsage.SIGNING
     )
     await _refused("incorrect_certificate", store, token, import_certificate(token, store, trust, for_bank))
 
     # The right certificate, but from a CA global configuration does not approve, or not valid now.
-    good = await request_certificate(session, base, csr, KeyUsage.SIGN)
+    good = await request_certificate(session, base, csr, KeyUsage.SIGNING)
     elsewhere = tmp_path / "other-trust"
     await asyncio.to_thread(init_trust_dir, elsewhere, instance="MN", now=datetime.now(UTC))
     untrusted = dev_trust(
@@ -202,7 +204,7 @@ async def _serve(app: web.Application) -> tuple[web.AppRunner, str]:
 async def test_ca_client_refuses_answers_that_are_not_a_certificate(
     store: NodeStore, token: SoftwareToken, trust_service: RunningTrustService, session: aiohttp.ClientSession
 ) -> None:
-    key = await generate_key(token, store, KeyUsage.SIGN, member=OWNER)
+    key = await generate_key(token, store, KeyUsage.SIGNING, member=OWNER)
     new = await create_csr(token, store, dev_trust(trust_service), key.key_id)
 
     async def not_a_certificate(request: web.Request) -> web.Response:
@@ -213,7 +215,7 @@ async def test_ca_client_refuses_answers_that_are_not_a_certificate(
         info = other.generate_key("x", TokenKeyUsage.SIGNING)
         csr = build_csr(token_signer(other, info.key_id), member_subject(OWNER))
         async with aiohttp.ClientSession() as s:
-            cert = await request_certificate(s, trust_service.urls.base, csr, KeyUsage.SIGN)
+            cert = await request_certificate(s, trust_service.urls.base, csr, KeyUsage.SIGNING)
         return web.Response(status=201, body=cert.public_bytes(Encoding.PEM))
 
     app = web.Application()
@@ -222,10 +224,10 @@ async def test_ca_client_refuses_answers_that_are_not_a_certificate(
     runner, url = await _serve(app)
     try:
         with pytest.raises(XRoadError, match="did not answer with a certificate") as e:
-            await request_certificate(session, f"{url}/bad", new.csr, KeyUsage.SIGN)
+            await request_certificate(session, f"{url}/bad", new.csr, KeyUsage.SIGNING)
         assert e.value.has_code("incorrect_certificate")
         with pytest.raises(XRoadError, match="for another key") as e:
-            await request_certificate(session, f"{url}/swap", new.csr, KeyUsage.SIGN)
+            await request_certificate(session, f"{url}/swap", new.csr, KeyUsage.SIGNING)
         assert e.value.has_code("incorrect_certificate")
     finally:
         await runner.cleanup()
@@ -234,14 +236,14 @@ async def test_ca_client_refuses_answers_that_are_not_a_certificate(
     signer = token_signer(token, key.key_id)
     foreign = build_csr(signer, member_subject(MemberId("EE", "GOV", "1")))
     with pytest.raises(XRoadError, match=r"HTTP 400.*instance") as e:
-        await request_certificate(session, trust_service.urls.base, foreign, KeyUsage.SIGN)
+        await request_certificate(session, trust_service.urls.base, foreign, KeyUsage.SIGNING)
     assert e.value.has_code("service_failed")
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         closed = s.getsockname()[1]
     with pytest.raises(XRoadError) as e:
-        await request_certificate(session, f"http://127.0.0.1:{closed}", new.csr, KeyUsage.SIGN)
+        await request_certificate(session, f"http://127.0.0.1:{closed}", new.csr, KeyUsage.SIGNING)
     assert e.value.has_code("network_error")
     with pytest.raises(XRoadError) as e:
-        await request_certificate(session, "ftp://127.0.0.1", new.csr, KeyUsage.SIGN)
+        await request_certificate(session, "ftp://127.0.0.1", new.csr, KeyUsage.SIGNING)
     assert e.value.has_code("invalid_request")

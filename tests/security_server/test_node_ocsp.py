@@ -79,8 +79,8 @@ async def _two_certificates(
     session: aiohttp.ClientSession,
     service: RunningTrustService,
 ) -> tuple[x509.Certificate, x509.Certificate]:
-    auth = await certify(token, store, trust, session, service, KeyUsage.AUTH)
-    sign = await certify(token, store, trust, session, service, KeyUsage.SIGN, OWNER)
+    auth = await certify(token, store, trust, session, service, KeyUsage.AUTHENTICATION)
+    sign = await certify(token, store, trust, session, service, KeyUsage.SIGNING, OWNER)
     return auth.record.certificate, sign.record.certificate
 
 

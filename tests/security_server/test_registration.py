@@ -154,7 +154,7 @@ async def certify(
     """A key made in the token, a CSR it signs, the dev CA's certificate for it, recorded by the node."""
     key = token.generate_key(
         f"ss1 {usage.value}",
-        TokenKeyUsage.AUTHENTICATION if usage is KeyUsage.AUTH else TokenKeyUsage.SIGNING,
+        TokenKeyUsage.AUTHENTICATION if usage is KeyUsage.AUTHENTICATION else TokenKeyUsage.SIGNING,
     )
     csr = build_csr(token_signer(token, key.key_id), subject)
     async with world.session.post(
@@ -165,9 +165,9 @@ async def certify(
     ) as resp:
         assert resp.status == 201, await resp.text()
         cert = x509.load_pem_x509_certificate(await resp.read())
-    await store.add_key(key.key_id, usage, member=NODE_OWNER if usage is KeyUsage.SIGN else None)
+    await store.add_key(key.key_id, usage, member=NODE_OWNER if usage is KeyUsage.SIGNING else None)
     # X-Road activates a signing certificate on import; an authentication certificate waits for registration.
-    return await store.add_certificate(key.key_id, cert, active=usage is KeyUsage.SIGN)
+    return await store.add_certificate(key.key_id, cert, active=usage is KeyUsage.SIGNING)
 
 
 async def make_node(world: World, engine: AsyncEngine, home: Path) -> Node:
@@ -178,8 +178,10 @@ async def make_node(world: World, engine: AsyncEngine, home: Path) -> Node:
     token = SoftwareToken(token_dir(home))
     token.initialize(PIN)
     token.login(PIN)
-    auth = await certify(world, token, store, KeyUsage.AUTH, server_subject("MN", "GOV", "ss1", "9010001"))
-    sign = await certify(world, token, store, KeyUsage.SIGN, member_subject(NODE_OWNER))
+    auth = await certify(
+        world, token, store, KeyUsage.AUTHENTICATION, server_subject("MN", "GOV", "ss1", "9010001")
+    )
+    sign = await certify(world, token, store, KeyUsage.SIGNING, member_subject(NODE_OWNER))
     transport = AiohttpConfigurationTransport(world.session, ssl_context=pinned_context(world.tls_cert))
     conf = ConfigurationClient(world.anchor, globalconf_dir(home), transport)
     await conf.refresh()
@@ -346,8 +348,8 @@ def pki() -> DevPki:
 async def test_states_follow_global_configuration_as_xroad_does(store: NodeStore, pki: DevPki) -> None:
     """X-Road's ``GlobalConfChecker`` rules on the node's store (both backends)."""
     server = OWNER.server("ss1")
-    await store.add_key("auth1", KeyUsage.AUTH)
-    await store.add_key("sign1", KeyUsage.SIGN, member=OWNER)
+    await store.add_key("auth1", KeyUsage.AUTHENTICATION)
+    await store.add_key("sign1", KeyUsage.SIGNING, member=OWNER)
     listed = await store.add_certificate(
         "auth1", pki.member_auth.certificate, status=CertificateStatus.REGISTRATION_IN_PROGRESS
     )

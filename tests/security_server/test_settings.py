@@ -54,7 +54,7 @@ def test_defaults_are_xroads() -> None:
     assert (s.server_proxy_port, s.ocsp_responder_port) == (5500, 5577)
     assert (s.ocsp_fetch_interval_seconds, s.globalconf_update_interval_seconds) == (1200, 60)
     assert s.allowed_federations == "none"
-    assert s.token == TokenSettings(type=TokenType.SOFTWARE, pkcs11_module=None, label=None)
+    assert s.token == TokenSettings(type=TokenType.SOFTWARE, directory=None, module=None, label=None)
     assert (s.rate_limit_per_second, s.rate_limit_per_minute, s.max_body_bytes) == (20, 600, 50 * 1024)
     assert s.database() == f"sqlite+aiosqlite:///{HOME}/node.db"
     assert s.engine_options() == {}
@@ -77,7 +77,7 @@ def test_environment_overrides_every_kind_of_key() -> None:
             "XROAD_MN_NODE__DATABASE_URL": "postgresql+asyncpg://xroad@db/xroad",
             "XROAD_MN_NODE__DATABASE_SCHEMA": "node_ss1",
             "XROAD_MN_NODE__TOKEN__TYPE": "pkcs11",
-            "XROAD_MN_NODE__TOKEN__PKCS11_MODULE": "/usr/lib/softhsm/libsofthsm2.so",
+            "XROAD_MN_NODE__TOKEN__MODULE": "/usr/lib/softhsm/libsofthsm2.so",
             "XROAD_MN_NODE__TOKEN__LABEL": "xroad-ss1",
         }
     )
@@ -85,7 +85,7 @@ def test_environment_overrides_every_kind_of_key() -> None:
     assert s.database() == "postgresql+asyncpg://xroad@db/xroad"
     assert s.engine_options() == {"connect_args": {"server_settings": {"search_path": "node_ss1"}}}
     assert s.token == TokenSettings(
-        type=TokenType.PKCS11, pkcs11_module=Path("/usr/lib/softhsm/libsofthsm2.so"), label="xroad-ss1"
+        type=TokenType.PKCS11, module=Path("/usr/lib/softhsm/libsofthsm2.so"), label="xroad-ss1"
     )
 
 
@@ -97,11 +97,11 @@ def test_unknown_keys_and_a_pin_are_refused() -> None:
 
 
 def test_token_fields_fit_the_token_type() -> None:
-    _refused("pkcs11 token needs pkcs11_module", token={"type": "pkcs11"})
-    _refused("for pkcs11 tokens only", token={"pkcs11_module": "/usr/lib/x.so"})
-    _refused("for pkcs11 tokens only", token={"label": "x"})
+    _refused("pkcs11 token needs `module` and `label`", token={"type": "pkcs11"})
+    _refused("are for pkcs11 tokens only", token={"module": "/usr/lib/x.so"})
+    _refused("are for pkcs11 tokens only", token={"label": "x"})
     _refused("token.type", token={"type": "hsm"})
-    _refused("token.label", token={"type": "pkcs11", "pkcs11_module": "/x.so", "label": "x" * 33})
+    _refused("token.label", token={"type": "pkcs11", "module": "/x.so", "label": "x" * 33})
 
 
 def test_every_listener_needs_its_own_port() -> None:

@@ -497,16 +497,16 @@ async def test_deleting_a_client_removes_everything_it_had(store: NodeStore, nod
 
 
 async def test_keys_certificates_and_csrs(store: NodeStore) -> None:
-    auth = await store.add_key("a1b2", KeyUsage.AUTH, label="auth")
-    assert (auth.usage, auth.member) == (KeyUsage.AUTH, None)
-    sign = await store.add_key("c3d4", KeyUsage.SIGN, member=OWNER)
+    auth = await store.add_key("a1b2", KeyUsage.AUTHENTICATION, label="auth")
+    assert (auth.usage, auth.member) == (KeyUsage.AUTHENTICATION, None)
+    sign = await store.add_key("c3d4", KeyUsage.SIGNING, member=OWNER)
     assert sign.member == OWNER
-    await _fails(store.add_key("a1b2", KeyUsage.AUTH), FaultCode.CONFLICT, 409)
-    await _fails(store.add_key("e5", KeyUsage.SIGN), FaultCode.INVALID_REQUEST, 400)
-    await _fails(store.add_key("e5", KeyUsage.AUTH, member=OWNER), FaultCode.INVALID_REQUEST, 400)
-    await _fails(store.add_key("e5", KeyUsage.SIGN, member=PROVIDER), FaultCode.INVALID_REQUEST, 400)  # type: ignore[arg-type]
+    await _fails(store.add_key("a1b2", KeyUsage.AUTHENTICATION), FaultCode.CONFLICT, 409)
+    await _fails(store.add_key("e5", KeyUsage.SIGNING), FaultCode.INVALID_REQUEST, 400)
+    await _fails(store.add_key("e5", KeyUsage.AUTHENTICATION, member=OWNER), FaultCode.INVALID_REQUEST, 400)
+    await _fails(store.add_key("e5", KeyUsage.SIGNING, member=PROVIDER), FaultCode.INVALID_REQUEST, 400)  # type: ignore[arg-type]
     assert [k.key_id for k in await store.list_keys()] == ["a1b2", "c3d4"]
-    assert [k.key_id for k in await store.list_keys(KeyUsage.SIGN)] == ["c3d4"]
+    assert [k.key_id for k in await store.list_keys(KeyUsage.SIGNING)] == ["c3d4"]
     assert (await store.set_key_label("c3d4", "sign-2026")).label == "sign-2026"
 
     cert = _cert("ss1-auth")

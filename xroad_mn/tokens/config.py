@@ -10,12 +10,12 @@ The section has no PIN field, and rejects one: the PIN comes from :func:`xroad_m
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
 
-from pydantic import model_validator
+from pydantic import Field, model_validator
 
+from xroad_mn.errors import FaultCode, XRoadError
 from xroad_mn.settings import SettingsModel
-from xroad_mn.tokens.base import Token
+from xroad_mn.tokens.base import Token, TokenType
 from xroad_mn.tokens.hsm import Pkcs11Token
 from xroad_mn.tokens.software import SoftwareToken
 
@@ -23,27 +23,35 @@ __all__ = ["TokenSettings", "open_token"]
 
 
 class TokenSettings(SettingsModel):
-    """``type = "software"`` (default: ``directory``, else the application's own) or ``"pkcs11"``."""
+    """The ``[token]`` section of an application's settings: where its keys live.
 
-    type: Literal["software", "pkcs11"] = "software"
+    ``type = "software"`` keeps keys PIN-encrypted in ``directory`` (default: the application's own token
+    directory); ``"pkcs11"`` uses the token ``label`` of the PKCS #11 ``module``. There is no PIN here, by
+    design: the PIN is entered when the token is logged in and is never stored, so a ``pin`` key is refused.
+    """
+
+    type: TokenType = TokenType.SOFTWARE
     directory: Path | None = None
-    """Software token directory."""
+    """Software only: the token directory."""
     module: Path | None = None
-    """PKCS#11 module, e.g. ``/usr/lib/softhsm/libsofthsm2.so``."""
-    label: str | None = None
-    """PKCS#11 token label."""
+    """PKCS #11 only (and then required): the module, e.g. ``/usr/lib/softhsm/libsofthsm2.so``."""
+    label: str | None = Field(default=None, min_length=1, max_length=32)
+    """PKCS #11 only (and then required): the token's label (at most 32 characters, as PKCS #11 allows)."""
 
     @model_validator(mode="after")
     def _complete(self) -> TokenSettings:
-        if self.type == "pkcs11" and (self.module is None or not self.label):
-            raise ValueError("a pkcs11 token needs `module` and `label`")
+        if self.type is TokenType.PKCS11:
+            if self.module is None or not self.label:
+                raise ValueError("a pkcs11 token needs `module` and `label`")
+        elif self.module is not None or self.label is not None:
+            raise ValueError("`module` and `label` are for pkcs11 tokens only")
         return self
 
 
 def open_token(settings: TokenSettings, *, default_directory: Path) -> Token:
     """The token ``settings`` names, logged out; nothing is read until it is used."""
-    if settings.type == "pkcs11":
-        assert settings.module is not None  # checked by the model
-        assert settings.label is not None
+    if settings.type is TokenType.PKCS11:
+        if settings.module is None or settings.label is None:  # the model refuses this; mypy cannot know
+            raise XRoadError(FaultCode.INVALID_SETTINGS, "a pkcs11 token needs `module` and `label`")
         return Pkcs11Token(settings.module, settings.label)
     return SoftwareToken(settings.directory or default_directory)
