@@ -10,7 +10,9 @@ every change. :func:`run_registry` serves it with one ``AppRunner`` on the admin
 of it, so they answer 404 on the public socket whatever its address (the two sockets must differ). With
 ``public_tls_cert`` and ``public_tls_key`` the public socket speaks TLS (1.2 or later;
 :func:`public_ssl_context`), so ``authCertReg`` reaches the registry by direct HTTPS as in X-Road, and the
-certificate is published as ``authCertRegServiceCert``.
+certificate is published as ``authCertRegServiceCert``. Both sockets drop clients that send a request head
+or body too slowly (``header_read_timeout_seconds``, ``body_read_timeout_seconds``;
+:mod:`xroad_mn.transport.server`).
 
 Example::
 
@@ -48,7 +50,7 @@ from registry.operations import build_configuration, open_store, sync_management
 from registry.settings import RegistrySettings
 from xroad_mn.admin import API_KEYS_KEY, AUDIT_KEY, LIMITER_KEY, ApiKeyRing, AuditLog, RateLimiter
 from xroad_mn.errors import FaultCode, XRoadError
-from xroad_mn.transport.server import xroad_error_middleware
+from xroad_mn.transport.server import TimedSite, app_runner, xroad_error_middleware
 
 __all__ = [
     "RunningRegistry",
@@ -175,14 +177,17 @@ async def run_registry(
         public_port = int(public_sock.getsockname()[1])
         resolved = settings.model_copy(update={"admin_port": admin_port, "public_port": public_port})
         app = create_app(resolved, clock=clock)
-        admin_runner = web.AppRunner(app, access_log=None)
+        timeouts = resolved.server_timeouts()
+        admin_runner = app_runner(app, timeouts)
         await admin_runner.setup()  # opens the store, which the public app shares
         try:
-            public_runner = web.AppRunner(create_public_app(app), access_log=None)
+            public_runner = app_runner(create_public_app(app), timeouts)
             await public_runner.setup()
             try:
-                await web.SockSite(admin_runner, admin_sock).start()
-                await web.SockSite(public_runner, public_sock, ssl_context=tls).start()
+                await TimedSite(admin_runner, admin_sock, timeouts, backlog=_LISTEN_BACKLOG).start()
+                await TimedSite(
+                    public_runner, public_sock, timeouts, ssl_context=tls, backlog=_LISTEN_BACKLOG
+                ).start()
                 running = RunningRegistry(
                     _url(settings.admin_host, admin_port),
                     _url(settings.public_host, public_port, resolved.public_scheme()),

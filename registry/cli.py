@@ -59,6 +59,7 @@ from registry.operations import (
 from registry.settings import RegistrySettings
 from registry.validation import KNOWN_CERTIFICATE_PROFILES, MEMBER_FORMS, parse_client_id, parse_member_id
 from xroad_mn.admin import AuditLog, Role, create_api_key, revoke_api_key
+from xroad_mn.cli.main import JsonFlag, dump_json
 from xroad_mn.errors import FaultCode, XRoadError
 from xroad_mn.globalconf.params import ApprovedCAEntry, ApprovedTSAEntry, CaInfo, OcspInfo
 from xroad_mn.identifiers import (
@@ -103,7 +104,8 @@ for _sub, _name in (
     app.add_typer(_sub, name=_name)
 
 DirOption = Annotated[Path, typer.Option("--dir", help="The registry's home directory.")]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON (the admin API's shapes).")]
+JsonOption = JsonFlag
+"""``--json``: the admin API's JSON shapes; errors as the root command's one JSON error object."""
 
 
 def _now() -> datetime:
@@ -230,7 +232,7 @@ def init(
     created = create_api_key(settings.api_keys_path(), ADMIN_ROLES, _now())
     if as_json:
         typer.echo(
-            json.dumps(
+            dump_json(
                 {
                     "directory": str(home),
                     "instance": instance,
@@ -338,7 +340,7 @@ def member_list(home: DirOption, as_json: JsonOption = False) -> None:
 
     members = _run(home, None, action)
     if as_json:
-        typer.echo(json.dumps([json.loads(m.model_dump_json()) for m in members], indent=2))
+        typer.echo(dump_json([json.loads(m.model_dump_json()) for m in members], indent=2))
         return
     _table(
         "Members",
@@ -374,7 +376,7 @@ def server_list(home: DirOption, as_json: JsonOption = False) -> None:
 
     servers = _run(home, None, action)
     if as_json:
-        typer.echo(json.dumps([json.loads(s.model_dump_json()) for s in servers], indent=2))
+        typer.echo(dump_json([json.loads(s.model_dump_json()) for s in servers], indent=2))
         return
     _table(
         "Security servers",
@@ -518,7 +520,7 @@ def requests_list(
 
     found = _run(home, None, action)
     if as_json:
-        typer.echo(json.dumps([json.loads(r.model_dump_json()) for r in found], indent=2))
+        typer.echo(dump_json([json.loads(r.model_dump_json()) for r in found], indent=2))
         return
     _table(
         "Management requests",
@@ -613,7 +615,7 @@ def apikey_create(
         AuditEvent.CREATE_API_KEY, _user(), {"key_id": created.key.key_id, "roles": roles}
     )
     if as_json:
-        typer.echo(json.dumps({"api_key": created.token, "api_key_id": created.key.key_id, "roles": roles}))
+        typer.echo(dump_json({"api_key": created.token, "api_key_id": created.key.key_id, "roles": roles}))
     else:
         typer.echo(f"API key {created.key.key_id} ({', '.join(roles)}); shown only once:")
         typer.echo(f"  {created.token}")
@@ -670,7 +672,7 @@ def anchor_export(
         raise XRoadError(FaultCode.IO_ERROR, f"cannot write {out}: {e.strerror}") from e
     if as_json:
         typer.echo(
-            json.dumps(
+            dump_json(
                 {"file": str(out), "kind": kind.value, "hash": anchor.hash, "hash_hex": anchor.hash_hex}
             )
         )
@@ -701,7 +703,7 @@ def globalconf_generate(
         "versions": sorted(conf.versions),
     }
     if as_json:
-        typer.echo(json.dumps(summary))
+        typer.echo(dump_json(summary))
     else:
         typer.echo(f"Wrote global configuration of {conf.instance} (versions {summary['versions']}) to {out}")
         typer.echo(f"Expires {summary['expire_date']}")

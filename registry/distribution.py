@@ -38,7 +38,7 @@ import structlog
 from aiohttp import web
 
 from registry.globalconf_gen import DEFAULT_VERSION, DIRECTORY_NAMES, GeneratedConfiguration, KeyKind
-from xroad_mn.errors import FaultCode, XRoadError
+from xroad_mn.errors import ErrorKind, FaultCode, XRoadError
 from xroad_mn.transport.server import xroad_error_middleware
 
 __all__ = [
@@ -88,7 +88,9 @@ class ConfigurationPublisher:
         """The configuration being served; ``not_found`` (HTTP 404) before the first generation."""
         if self._current is None:
             raise XRoadError(
-                FaultCode.NOT_FOUND, "global configuration has not been generated yet", http_status=404
+                FaultCode.NOT_FOUND,
+                "global configuration has not been generated yet",
+                kind=ErrorKind.NOT_FOUND,
             )
         return self._current
 
@@ -133,7 +135,7 @@ CHANGED_KEY: Final = web.AppKey("globalconf_changed", asyncio.Event)
 
 
 def _not_found(what: str) -> XRoadError:
-    return XRoadError(FaultCode.NOT_FOUND, what, http_status=404)
+    return XRoadError(FaultCode.NOT_FOUND, what, kind=ErrorKind.NOT_FOUND)
 
 
 def _directory_content_type(data: bytes) -> str:

@@ -49,7 +49,7 @@ from registry.db import (
 from registry.globalconf_gen import ExportedAnchor, GeneratedConfiguration
 from registry.home import secure_database_file, secure_home
 from registry.settings import RegistrySettings
-from xroad_mn.errors import FaultCode, XRoadError
+from xroad_mn.errors import ErrorKind, FaultCode, XRoadError
 from xroad_mn.globalconf.params import Member, MemberClass
 from xroad_mn.identifiers import MemberId, SecurityServerId
 
@@ -93,7 +93,7 @@ def parse_certificate(data: bytes | str, what: str = "certificate") -> x509.Cert
     """A certificate given as PEM, DER, or base64 DER (as JSON carries it); 400 ``invalid_request`` else."""
     raw = data.encode("ascii", "replace") if isinstance(data, str) else data
     if len(raw) > MAX_CERTIFICATE_BYTES:
-        raise XRoadError(FaultCode.INVALID_REQUEST, f"{what} is too large", http_status=400)
+        raise XRoadError(FaultCode.INVALID_REQUEST, f"{what} is too large", kind=ErrorKind.BAD_INPUT)
     try:
         if b"-----BEGIN" in raw:
             return x509.load_pem_x509_certificate(raw)
@@ -103,7 +103,9 @@ def parse_certificate(data: bytes | str, what: str = "certificate") -> x509.Cert
         return x509.load_der_x509_certificate(base64.b64decode(b"".join(raw.split()), validate=True))
     except (ValueError, binascii.Error) as e:
         raise XRoadError(
-            FaultCode.INVALID_REQUEST, f"{what} is not a PEM or base64 DER X.509 certificate", http_status=400
+            FaultCode.INVALID_REQUEST,
+            f"{what} is not a PEM or base64 DER X.509 certificate",
+            kind=ErrorKind.BAD_INPUT,
         ) from e
 
 
@@ -221,7 +223,7 @@ async def add_member(store: RegistryStore, member: MemberId, name: str) -> Membe
             f"member class {member.member_class[:80]!r} does not exist; "
             f"the valid member classes are: {valid}",
             details={"member_class": member.member_class[:80], "valid_member_classes": valid},
-            http_status=400,
+            kind=ErrorKind.BAD_INPUT,
         )
     return await store.add_member(member, name)
 
@@ -347,7 +349,9 @@ async def configuration_anchor(
     global_settings = await store.get_settings()
     keys = await store.list_signing_keys(kind)
     if not keys:
-        raise XRoadError(FaultCode.CONFLICT, f"the registry has no {kind.value} signing key", http_status=409)
+        raise XRoadError(
+            FaultCode.CONFLICT, f"the registry has no {kind.value} signing key", kind=ErrorKind.CONFLICT
+        )
 
     def export(generated_at: datetime) -> ExportedAnchor:
         return globalconf_gen.export_anchor_of_certificates(

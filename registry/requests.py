@@ -64,7 +64,7 @@ from registry.db import (
     ServerClient,
 )
 from registry.db.request_rows import client_of
-from xroad_mn.errors import FaultCode, XRoadError
+from xroad_mn.errors import ErrorKind, FaultCode, XRoadError
 from xroad_mn.globalconf.params import Member, SecurityServer, auth_cert_hash
 from xroad_mn.identifiers import ClientId, GlobalGroupId, MemberId, SecurityServerId, SubsystemId
 from xroad_mn.management import (
@@ -102,11 +102,11 @@ _PENDING: Final = RequestState.SUBMITTED
 
 
 def _conflict(message: str, **details: str) -> XRoadError:
-    return XRoadError(FaultCode.CONFLICT, message, details=details, http_status=409)
+    return XRoadError(FaultCode.CONFLICT, message, details=details, kind=ErrorKind.CONFLICT)
 
 
 def _refused(message: str, code: str = FaultCode.INVALID_REQUEST, **details: str) -> XRoadError:
-    return XRoadError(code, message, details=details, http_status=400)
+    return XRoadError(code, message, details=details, kind=ErrorKind.BAD_INPUT)
 
 
 def _unknown_member(member: MemberId) -> XRoadError:
@@ -114,7 +114,7 @@ def _unknown_member(member: MemberId) -> XRoadError:
         FaultCode.UNKNOWN_MEMBER,
         f"member {member} is not registered",
         details={"member": str(member)},
-        http_status=404,
+        kind=ErrorKind.NOT_FOUND,
     )
 
 
@@ -170,7 +170,7 @@ async def _server(reg: _Registry, server: SecurityServerId) -> SecurityServer:
             FaultCode.INVALID_SECURITY_SERVER,
             f"security server {server} is not registered",
             details={"server": str(server)},
-            http_status=404,
+            kind=ErrorKind.NOT_FOUND,
         )
     return found
 
@@ -206,7 +206,7 @@ async def _registered(reg: _Registry, server_id: SecurityServerId, client: Clien
             FaultCode.NOT_FOUND,
             f"{client} is not a client of {server_id}",
             details={"client": str(client)},
-            http_status=404,
+            kind=ErrorKind.NOT_FOUND,
         )
     return found
 
@@ -260,7 +260,7 @@ async def _check_auth_cert_deletion(reg: _Registry, request: AuthCertDeletionReq
             FaultCode.NOT_FOUND,
             f"{request.server} has no such authentication certificate",
             details={"hash": digest.hex()},
-            http_status=404,
+            kind=ErrorKind.NOT_FOUND,
         )
 
 

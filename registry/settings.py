@@ -26,7 +26,7 @@ from registry.distribution import REGENERATE_INTERVAL_SECONDS
 from registry.globalconf_gen import DEFAULT_EXPIRE_SECONDS, SERVED_VERSIONS
 from xroad_mn.globalconf.params import CURRENT_VERSION, MIN_VERSION
 from xroad_mn.management import ManagementRequestType
-from xroad_mn.settings import SettingsModel
+from xroad_mn.transport.server import ServerTimeoutSettings
 
 __all__ = [
     "API_KEYS_FILE",
@@ -65,8 +65,9 @@ DEFAULT_MAX_BODY_BYTES: Final = 50 * 1024
 Port = Annotated[int, Field(ge=0, le=65535)]
 
 
-class RegistrySettings(SettingsModel):
-    """Settings of one registry (file ``HOME/registry.toml``, environment ``XROAD_MN_REGISTRY__*``)."""
+class RegistrySettings(ServerTimeoutSettings):
+    """Settings of one registry (file ``HOME/registry.toml``, environment ``XROAD_MN_REGISTRY__*``), with the
+    read timeouts of both sockets (:class:`~xroad_mn.transport.server.ServerTimeoutSettings`)."""
 
     home: Path
     """The registry's home: settings, database (by default), audit log and API keys."""

@@ -35,7 +35,7 @@ from xroad_mn.certs import (
     XROAD_MN_PROFILE,
     profile_for,
 )
-from xroad_mn.errors import FaultCode, XRoadError
+from xroad_mn.errors import ErrorKind, FaultCode, XRoadError
 from xroad_mn.identifiers import (
     ClientId,
     MemberId,
@@ -87,7 +87,7 @@ SERVER_FORMS: Final = "MN:GOV:9010001:SS1 or SERVER:MN/GOV/9010001/SS1"
 
 
 def _invalid(message: str, what: str) -> XRoadError:
-    return XRoadError(FaultCode.INVALID_REQUEST, message, details={"field": what}, http_status=400)
+    return XRoadError(FaultCode.INVALID_REQUEST, message, details={"field": what}, kind=ErrorKind.BAD_INPUT)
 
 
 def check_text(what: str, value: str, *, multiline: bool = False) -> str:
@@ -207,7 +207,7 @@ def _parse(text: str, forms: str, what: str, code: str, *, server: bool = False)
             code,
             f"{text[:80]!r} is not {what}: write {forms} ({e.message})",
             details={"value": text[:80], "accepted_forms": forms},
-            http_status=400,
+            kind=ErrorKind.BAD_INPUT,
         ) from e
 
 
@@ -216,7 +216,7 @@ def _wrong(text: str, forms: str, what: str, code: str) -> XRoadError:
         code,
         f"{text[:80]!r} is not {what}: write {forms}",
         details={"value": text[:80], "accepted_forms": forms},
-        http_status=400,
+        kind=ErrorKind.BAD_INPUT,
     )
 
 

@@ -53,7 +53,7 @@ from security_server.settings import NodeSettings
 from xroad_mn.certs import issued_by
 from xroad_mn.confclient.installed import load_trust_material
 from xroad_mn.confclient.store import ConfigurationStore, check_stored_directory
-from xroad_mn.errors import FaultCode, XRoadError
+from xroad_mn.errors import ErrorKind, FaultCode, XRoadError
 from xroad_mn.globalconf.params import (
     PrivateParameters,
     SecurityServer,
@@ -351,7 +351,7 @@ class Registrar:
                     FaultCode.INVALID_REQUEST,
                     "the certificate is not an authentication certificate of this node",
                     details={"sha256": sha256.hex()},
-                    http_status=400,
+                    kind=ErrorKind.BAD_INPUT,
                 )
             return cert
         saved = [
@@ -363,7 +363,7 @@ class Registrar:
             raise XRoadError(
                 FaultCode.NOT_FOUND,
                 "the node has no authentication certificate in state saved to register",
-                http_status=404,
+                kind=ErrorKind.NOT_FOUND,
             )
         return max(saved, key=lambda c: c.created_at)
 
@@ -385,7 +385,7 @@ class Registrar:
                 FaultCode.CANNOT_CREATE_SIGNATURE,
                 f"{format_id(member)} has no active signing certificate valid now on this node",
                 details={"member": format_id(member)},
-                http_status=409,
+                kind=ErrorKind.CONFLICT,
             )
         chosen = max(candidates, key=lambda c: c.created_at)
         signer = await asyncio.to_thread(token_signer, self.token, chosen.key_id)

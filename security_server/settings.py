@@ -26,8 +26,8 @@ from typing import Annotated, Any, Final
 from pydantic import Field, field_validator, model_validator
 
 from xroad_mn.database import sqlite_url
-from xroad_mn.settings import SettingsModel
 from xroad_mn.tokens import TokenSettings, TokenType
+from xroad_mn.transport.server import ServerTimeoutSettings
 
 __all__ = [
     "DATABASE_FILE",
@@ -92,7 +92,7 @@ _INSTANCE: Final = re.compile(r"^[A-Za-z0-9'()+,\-.=?]{1,255}$")
 _FEDERATION_WORDS: Final = frozenset({"all", "none"})
 
 
-class NodeSettings(SettingsModel):
+class NodeSettings(ServerTimeoutSettings):
     """Settings of one node (file ``HOME/node.toml``, environment ``XROAD_MN_NODE__*``)."""
 
     home: Path

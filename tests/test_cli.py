@@ -101,7 +101,15 @@ def test_unexpected_exception_exits_2_without_traceback() -> None:
     structlog.reset_defaults()
 
 
-def test_error_output_carries_the_fault_detail_id() -> None:
-    result = CliRunner().invoke(_app_with_probe(), ["probe", "fail"])
-    assert "fault detail:" in result.output
+def test_error_output_carries_the_details_and_logs_the_fault_detail_id() -> None:
+    """The fault-detail id is in the log (and in ``--json``), not at the end of the human error line."""
+    result = CliRunner().invoke(
+        _app_with_probe(), ["--log-level", "info", "--log-format", "json", "probe", "fail"]
+    )
     assert "file: a.xml" in result.output
+    assert "fault detail:" not in result.output
+    logged = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
+    failed = [entry for entry in logged if entry["event"] == "command_failed"]
+    assert failed
+    assert failed[0]["code"] == "malformed_anchor"
+    assert len(failed[0]["detail"]) == 36

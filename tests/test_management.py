@@ -550,7 +550,7 @@ def test_response_echoes_request_and_adds_request_id(world: World) -> None:
 
 def test_fault_answer_raises_its_error() -> None:
     fault = render_soap_fault(XRoadError(FaultCode.INVALID_SIGNATURE_VALUE, "Owner signature failed"))
-    error = expect("invalid_signature_value", lambda: parse_management_response(fault))
+    error = expect("server.invalid_signature_value", lambda: parse_management_response(fault))
     assert error.message == "Owner signature failed"
 
 

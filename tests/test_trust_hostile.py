@@ -48,6 +48,7 @@ from trust_services.ocsp_responder import MAX_NONCE_BYTES, parse_ocsp_request
 from trust_services.pki import DevPki, build_dev_pki, server_subject
 from trust_services.store import init_trust_dir
 from xroad_mn.errors import XRoadError
+from xroad_mn.wire.faults import http_status_of
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 
@@ -157,7 +158,7 @@ def refused(call: object, *args: object, **kwargs: object) -> XRoadError:
     assert callable(call)
     with pytest.raises(XRoadError) as exc:
         call(*args, **kwargs)
-    assert exc.value.http_status == 400, exc.value
+    assert http_status_of(exc.value) == 400, exc.value
     return exc.value
 
 

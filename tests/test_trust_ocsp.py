@@ -24,6 +24,7 @@ from trust_services.ocsp_responder import (
 )
 from trust_services.pki import CertifiedKey, DevPki, build_dev_pki
 from xroad_mn.errors import XRoadError
+from xroad_mn.wire.faults import http_status_of
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 
@@ -186,7 +187,7 @@ def test_malformed_requests_raise_invalid_ocsp_request(data: bytes) -> None:
     with pytest.raises(XRoadError) as exc:
         parse_ocsp_request(data)
     assert exc.value.has_code("invalid_ocsp_request")
-    assert exc.value.http_status == 400
+    assert http_status_of(exc.value) == 400
 
 
 def test_two_certificates_in_one_request_are_refused(pki: DevPki) -> None:
@@ -206,4 +207,4 @@ def test_parser_never_raises_anything_but_xroad_error(data: bytes) -> None:
         parse_ocsp_request(data)
     except XRoadError as e:
         error = e
-    assert error is None or error.http_status == 400
+    assert error is None or http_status_of(error) == 400

@@ -18,6 +18,7 @@ from trust_services.pki import CertifiedKey, DevPki, build_dev_pki, member_subje
 from xroad_mn.certs import XROAD_MN_PROFILE, profile_for, verify_signing_key_usage
 from xroad_mn.errors import XRoadError
 from xroad_mn.identifiers import MemberId
+from xroad_mn.wire.faults import http_status_of
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 
@@ -189,7 +190,7 @@ def test_sign_profile_refuses_subjects_naming_no_valid_member(
     with pytest.raises(XRoadError) as exc:
         issue_from_csr(make_csr(subject), Profile.SIGN, ca=pki.intermediate, instance="MN", now=NOW)
     assert exc.value.has_code("invalid_csr")
-    assert exc.value.http_status == 400
+    assert http_status_of(exc.value) == 400
     assert why.lower() in exc.value.message.lower()
 
 

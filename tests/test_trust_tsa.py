@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from trust_services.pki import DevPki, build_dev_pki
 from trust_services.tsa import DEV_TSA_POLICY, build_timestamp_reply, parse_timestamp_query
 from xroad_mn.errors import XRoadError
+from xroad_mn.wire.faults import http_status_of
 
 NOW = datetime(2025, 6, 1, 12, 0, 0, 654321, tzinfo=UTC)
 DATA = b"<SOAP-ENV:Envelope/>"
@@ -169,7 +170,7 @@ def test_malformed_queries_raise_invalid_timestamp_request(data: bytes) -> None:
     with pytest.raises(XRoadError) as exc:
         parse_timestamp_query(data)
     assert exc.value.has_code("invalid_timestamp_request")
-    assert exc.value.http_status == 400
+    assert http_status_of(exc.value) == 400
 
 
 def test_unknown_digest_oid_is_a_rejection_not_a_crash(pki: DevPki) -> None:
@@ -194,7 +195,7 @@ def test_parser_never_raises_anything_but_xroad_error(data: bytes) -> None:
         parse_timestamp_query(data)
     except XRoadError as e:
         error = e
-    assert error is None or error.http_status == 400
+    assert error is None or http_status_of(error) == 400
 
 
 def test_always_mode_includes_the_certificate_without_cert_req(pki: DevPki) -> None:

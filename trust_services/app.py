@@ -34,8 +34,8 @@ import asyncio
 import base64
 import binascii
 import ipaddress
-import json
 import re
+import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -53,8 +53,15 @@ from trust_services.ocsp_responder import MAX_OCSP_REQUEST_BYTES
 from trust_services.store import TrustStore, parse_reason
 from trust_services.tsa import MAX_TIMESTAMP_QUERY_BYTES, CertificateInclusion
 from xroad_mn.errors import FaultCode, XRoadError
-from xroad_mn.settings import SettingsModel
-from xroad_mn.transport.server import read_body, require_content_type, xroad_error_middleware
+from xroad_mn.transport.server import (
+    ServerTimeoutSettings,
+    TimedSite,
+    app_runner,
+    read_body,
+    read_json,
+    require_content_type,
+    xroad_error_middleware,
+)
 
 __all__ = [
     "CLOCK_KEY",
@@ -92,8 +99,9 @@ _SERIAL_PATTERN: Final = re.compile(r"[0-9]{1,40}")
 _LOOPBACK_NAMES: Final = frozenset({"localhost", "localhost.", "ip6-localhost"})
 
 
-class TrustSettings(SettingsModel):
-    """Settings of ``xroad-mn trust serve`` (file section / ``XROAD_MN_TRUST__*``)."""
+class TrustSettings(ServerTimeoutSettings):
+    """Settings of ``xroad-mn trust serve`` (file section / ``XROAD_MN_TRUST__*``), with the read timeouts
+    of :class:`~xroad_mn.transport.server.ServerTimeoutSettings`."""
 
     dir: Path
     host: str = "127.0.0.1"
@@ -169,11 +177,7 @@ async def get_ca_certificate(request: web.Request) -> web.Response:
     return _pem_response(request.app[STORE_KEY].ca.certificate_pem())
 
 
-def _parse_revocation(body: bytes) -> tuple[int, str]:
-    try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise _bad_request(FaultCode.INVALID_BODY, f"revocation body is not JSON: {e}") from e
+def _parse_revocation(data: object) -> tuple[int, str]:
     if not isinstance(data, dict):
         raise _bad_request(FaultCode.INVALID_BODY, "revocation body must be a JSON object")
     unknown = set(data) - {"serial", "reason"}
@@ -191,8 +195,8 @@ def _parse_revocation(body: bytes) -> tuple[int, str]:
 
 
 async def revoke_certificate(request: web.Request) -> web.Response:
-    require_content_type(request, "application/json")
-    serial, reason_name = _parse_revocation(await read_body(request, MAX_REVOCATION_JSON_BYTES))
+    data = await read_json(request, MAX_REVOCATION_JSON_BYTES, what="revocation body")
+    serial, reason_name = _parse_revocation(data)
     reason = parse_reason(reason_name)
     store = request.app[STORE_KEY]
     now = request.app[CLOCK_KEY]()
@@ -342,16 +346,17 @@ async def run_trust_service(
     A non-loopback ``host`` is refused unless ``settings.allow_remote`` (see :func:`check_bind_address`).
     """
     check_bind_address(settings.host, allow_remote=settings.allow_remote)
-    runner = web.AppRunner(create_app(settings, clock=clock), access_log=None)
-    await runner.setup()
     try:
-        site = web.TCPSite(runner, settings.host, settings.port)
-        try:
-            await site.start()
-        except OSError as e:
-            raise XRoadError(
-                FaultCode.IO_ERROR, f"cannot listen on {settings.host}:{settings.port}: {e.strerror or e}"
-            ) from e
+        sock = socket.create_server((settings.host, settings.port))
+    except OSError as e:
+        raise XRoadError(
+            FaultCode.IO_ERROR, f"cannot listen on {settings.host}:{settings.port}: {e.strerror or e}"
+        ) from e
+    timeouts = settings.server_timeouts()
+    runner = app_runner(create_app(settings, clock=clock), timeouts)
+    try:
+        await runner.setup()
+        await TimedSite(runner, sock, timeouts).start()
         address = runner.addresses[0]
         host, port = str(address[0]), int(address[1])
         urls = ServiceUrls(f"http://{_url_host(host)}:{port}")
@@ -361,3 +366,4 @@ async def run_trust_service(
         yield RunningTrustService(host, port, urls, settings.dir)
     finally:
         await runner.cleanup()
+        sock.close()

@@ -47,7 +47,7 @@ from trust_services.pki import (
     server_subject,
     sign_profile_extensions,
 )
-from xroad_mn.errors import FaultCode, XRoadError
+from xroad_mn.errors import ErrorKind, FaultCode, XRoadError
 from xroad_mn.identifiers import MemberId, validate_part
 
 __all__ = [
@@ -101,7 +101,7 @@ class Profile(StrEnum):
 
 
 def _invalid(message: str) -> XRoadError:
-    return XRoadError(FaultCode.INVALID_CSR, message, http_status=400)
+    return XRoadError(FaultCode.INVALID_CSR, message, kind=ErrorKind.BAD_INPUT)
 
 
 def _check_public_key(key: object) -> PublicKey:
@@ -122,7 +122,7 @@ def load_csr(data: bytes) -> x509.CertificateSigningRequest:
     """Parse a PKCS#10 request (PEM or DER) and verify its self-signature and key."""
     if len(data) > MAX_CSR_BYTES:
         raise XRoadError(
-            FaultCode.REQUEST_TOO_LARGE, f"CSR is larger than {MAX_CSR_BYTES} bytes", http_status=400
+            FaultCode.REQUEST_TOO_LARGE, f"CSR is larger than {MAX_CSR_BYTES} bytes", kind=ErrorKind.BAD_INPUT
         )
     try:
         csr = x509.load_pem_x509_csr(data) if b"-----BEGIN" in data else x509.load_der_x509_csr(data)
@@ -164,7 +164,7 @@ def _subject_values(
         try:
             validate_part(f"subject {allowed[oid]}", value, code=FaultCode.INVALID_CSR, strict=True)
         except XRoadError as e:
-            raise XRoadError(e.code, e.message, details=e.details, http_status=400) from e
+            raise XRoadError(e.code, e.message, details=e.details, kind=ErrorKind.BAD_INPUT) from e
     if values[NameOID.COUNTRY_NAME] != instance:
         raise _invalid(f"subject C {values[NameOID.COUNTRY_NAME]!r} is not this CA's instance {instance!r}")
     return values

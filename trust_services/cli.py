@@ -14,7 +14,6 @@ root command prints.
 from __future__ import annotations
 
 import asyncio
-import json
 import signal
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,6 +23,7 @@ import typer
 
 from trust_services.app import TrustSettings, run_trust_service
 from trust_services.store import init_trust_dir
+from xroad_mn.cli.main import JsonFlag, dump_json
 from xroad_mn.settings import load_settings
 
 __all__ = ["app"]
@@ -41,7 +41,7 @@ def init(
     directory: Annotated[Path, typer.Option("--dir", help="Trust directory to create.")],
     instance: Annotated[str, typer.Option("--instance", help="X-Road instance identifier.")] = "MN",
     force: Annotated[bool, typer.Option("--force", help="Replace an existing trust directory.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the created files as JSON.")] = False,
+    as_json: JsonFlag = False,
 ) -> None:
     """Create a root CA, an OCSP responder certificate and a TSA certificate with their keys."""
     files = init_trust_dir(directory, instance=instance, now=datetime.now(UTC), force=force)
@@ -54,7 +54,7 @@ def init(
         "tsa_key": str(files.tsa_key),
     }
     if as_json:
-        typer.echo(json.dumps({"directory": str(directory), "instance": instance, "files": created}))
+        typer.echo(dump_json({"directory": str(directory), "instance": instance, "files": created}))
         return
     typer.echo(f"Created trust directory {directory} for instance {instance}:")
     for name, path in created.items():

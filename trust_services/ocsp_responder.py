@@ -50,7 +50,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509 import ocsp
 
 from trust_services.pki import CertifiedKey
-from xroad_mn.errors import FaultCode, XRoadError
+from xroad_mn.errors import ErrorKind, FaultCode, XRoadError
 from xroad_mn.ocsp import issuer_hashes
 
 __all__ = [
@@ -109,7 +109,7 @@ def status_lookup(
 
 
 def _invalid(message: str) -> XRoadError:
-    return XRoadError(FaultCode.INVALID_OCSP_REQUEST, message, http_status=400)
+    return XRoadError(FaultCode.INVALID_OCSP_REQUEST, message, kind=ErrorKind.BAD_INPUT)
 
 
 def _count_requests(request_der: bytes) -> int | None:
@@ -144,7 +144,7 @@ def parse_ocsp_request(request_der: bytes) -> ocsp.OCSPRequest:
         raise XRoadError(
             FaultCode.REQUEST_TOO_LARGE,
             f"OCSP request is larger than {MAX_OCSP_REQUEST_BYTES} bytes",
-            http_status=400,
+            kind=ErrorKind.BAD_INPUT,
         )
     try:
         request = ocsp.load_der_ocsp_request(request_der)

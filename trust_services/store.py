@@ -57,7 +57,7 @@ from trust_services.pki import (
     self_signed_ca,
 )
 from trust_services.tsa import CertificateInclusion, build_timestamp_reply
-from xroad_mn.errors import FaultCode, XRoadError
+from xroad_mn.errors import ErrorKind, FaultCode, XRoadError
 from xroad_mn.fileio import write_atomic
 from xroad_mn.identifiers import validate_part
 
@@ -92,7 +92,7 @@ def parse_reason(name: str) -> x509.ReasonFlags:
         raise XRoadError(
             FaultCode.BAD_REQUEST,
             f"unknown revocation reason {name!r}; use one of {', '.join(REVOCATION_REASONS)}",
-            http_status=400,
+            kind=ErrorKind.BAD_INPUT,
         )
     return reason
 
@@ -466,7 +466,9 @@ class TrustStore:
         cert = self._issued.get(serial)
         if cert is None:
             raise XRoadError(
-                FaultCode.NOT_FOUND, f"no certificate with serial {serial} was issued", http_status=404
+                FaultCode.NOT_FOUND,
+                f"no certificate with serial {serial} was issued",
+                kind=ErrorKind.NOT_FOUND,
             )
         return cert
 
@@ -499,7 +501,9 @@ class TrustStore:
     def _revoke(self, serial: int, reason: x509.ReasonFlags, *, now: datetime) -> Revocation:
         self.certificate(serial)
         if serial in self._revocations:
-            raise XRoadError(FaultCode.CONFLICT, f"certificate {serial} is already revoked", http_status=409)
+            raise XRoadError(
+                FaultCode.CONFLICT, f"certificate {serial} is already revoked", kind=ErrorKind.CONFLICT
+            )
         revocation = Revocation(serial, now, reason)
         updated = {**self._revocations, serial: revocation}
         write_atomic(self.files.revocations, _dump_revocations(updated))

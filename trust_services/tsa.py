@@ -48,7 +48,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from trust_services.pki import CertifiedKey
 from xroad_mn import algorithms
-from xroad_mn.errors import FaultCode, XRoadError
+from xroad_mn.errors import ErrorKind, FaultCode, XRoadError
 
 __all__ = [
     "DEV_TSA_POLICY",
@@ -78,14 +78,14 @@ def parse_timestamp_query(query_der: bytes) -> tsp.TimeStampReq:
         raise XRoadError(
             FaultCode.REQUEST_TOO_LARGE,
             f"time-stamp query is larger than {MAX_TIMESTAMP_QUERY_BYTES} bytes",
-            http_status=400,
+            kind=ErrorKind.BAD_INPUT,
         )
     try:
         query = tsp.TimeStampReq.load(query_der, strict=True)
         query.native  # noqa: B018 -- asn1crypto parses lazily; walk every field now
     except (ValueError, TypeError, KeyError) as e:
         raise XRoadError(
-            FaultCode.INVALID_TIMESTAMP_REQUEST, f"malformed time-stamp query: {e}", http_status=400
+            FaultCode.INVALID_TIMESTAMP_REQUEST, f"malformed time-stamp query: {e}", kind=ErrorKind.BAD_INPUT
         ) from e
     return query
 

@@ -41,16 +41,19 @@ from datetime import UTC, datetime
 from typing import Final
 
 from xroad_mn.errors import FaultCode, XRoadError
+from xroad_mn.zipbounds import central_directory_entries
 
 __all__ = [
     "ASIC_SUFFIX",
     "DEFAULT_HASH_ALGORITHM",
     "LINKING_INFO",
     "MAX_ARCHIVE_BYTES",
+    "MAX_COMPRESSION_RATIO",
     "MAX_ENTRIES",
     "MAX_ENTRY_BYTES",
     "MAX_LINKING_INFO_BYTES",
     "MAX_QUERY_ID_LENGTH",
+    "MAX_TOTAL_UNCOMPRESSED_BYTES",
     "ArchiveLink",
     "ArchiveVerification",
     "ContainerHook",
@@ -78,6 +81,11 @@ MAX_ENTRY_BYTES: Final = 256 * 1024 * 1024
 """Largest uncompressed entry read."""
 MAX_LINKING_INFO_BYTES: Final = 64 * 1024 * 1024
 """Largest ``linkinginfo`` read."""
+MAX_TOTAL_UNCOMPRESSED_BYTES: Final = 512 * 1024 * 1024
+"""Most bytes all entries of one archive may inflate to together (every entry is held in memory)."""
+MAX_COMPRESSION_RATIO: Final = 100
+"""Most an archive's entries may inflate to, as a multiple of the archive's size. X-Road stores entries
+uncompressed (level 0) and containers are compressed ZIPs already, so real archives stay near 1."""
 
 _ALGORITHMS: Final = {"SHA-256": "sha256", "SHA-384": "sha384", "SHA-512": "sha512"}
 """The hash algorithms X-Road's archive verifier accepts, by the name written in ``linkinginfo``."""
@@ -306,7 +314,8 @@ _LOCAL_HEADER: Final = b"PK\x03\x04"
 
 def _entry_bytes(zip_bytes: bytes, info: zipfile.ZipInfo, limit: int) -> bytes:
     """An entry's bytes, read strictly: the local header agrees with the central directory, the compressed
-    stream ends exactly where the entry does, and the size and CRC match."""
+    stream ends exactly where the entry does, and the size and CRC match. At most ``limit`` + 1 bytes are
+    ever inflated."""
     name = info.filename
     offset = info.header_offset
     header = zip_bytes[offset : offset + 30]
@@ -329,7 +338,7 @@ def _entry_bytes(zip_bytes: bytes, info: zipfile.ZipInfo, limit: int) -> bytes:
         inflater = zlib.decompressobj(-zlib.MAX_WBITS)
         data = inflater.decompress(raw, limit + 1)
         if len(data) > limit:
-            raise _fail(f"entry {name!r} is larger than {limit} bytes", entry=name)
+            raise _fail(f"entry {name!r} inflates to more than {limit} bytes", entry=name)
         if not inflater.eof or inflater.unused_data or inflater.unconsumed_tail:
             raise _fail(f"entry {name!r} has a damaged compressed stream", entry=name)
     else:
@@ -340,8 +349,13 @@ def _entry_bytes(zip_bytes: bytes, info: zipfile.ZipInfo, limit: int) -> bytes:
 
 
 def _read_entries(zip_bytes: bytes) -> list[tuple[str, bytes]]:
+    """Every entry, inflated; the bounds (size, entry count, declared sizes: each, together and as a multiple
+    of the archive) are checked before anything is inflated, and no entry inflates past its declared size."""
     if len(zip_bytes) > MAX_ARCHIVE_BYTES:
         raise _fail(f"archive is larger than {MAX_ARCHIVE_BYTES} bytes")
+    declared_entries = central_directory_entries(zip_bytes)
+    if declared_entries is not None and declared_entries > MAX_ENTRIES:
+        raise _fail(f"archive has more than {MAX_ENTRIES} entries")
     out: list[tuple[str, bytes]] = []
     try:
         with zipfile.ZipFile(io.BytesIO(zip_bytes)) as zf:
@@ -350,14 +364,24 @@ def _read_entries(zip_bytes: bytes) -> list[tuple[str, bytes]]:
         raise _fail(f"archive is not a readable zip file: {e}") from e
     if len(infos) > MAX_ENTRIES:
         raise _fail(f"archive has more than {MAX_ENTRIES} entries")
+    total = 0
     for info in infos:
         if info.is_dir():
             raise _fail(f"unexpected directory {info.filename!r} in archive", entry=info.filename)
         limit = MAX_LINKING_INFO_BYTES if info.filename == LINKING_INFO else MAX_ENTRY_BYTES
         if info.file_size > limit:
             raise _fail(f"entry {info.filename!r} is larger than {limit} bytes", entry=info.filename)
+        total += info.file_size
+    if total > MAX_TOTAL_UNCOMPRESSED_BYTES:
+        raise _fail(f"archive entries expand to {total} bytes, more than {MAX_TOTAL_UNCOMPRESSED_BYTES}")
+    if total > MAX_COMPRESSION_RATIO * len(zip_bytes):
+        raise _fail(
+            f"archive entries expand to {total} bytes, more than {MAX_COMPRESSION_RATIO} times the "
+            f"archive's {len(zip_bytes)} bytes"
+        )
+    for info in infos:
         try:
-            out.append((info.filename, _entry_bytes(zip_bytes, info, limit)))
+            out.append((info.filename, _entry_bytes(zip_bytes, info, info.file_size)))
         except zlib.error as e:
             raise _fail(f"entry {info.filename!r} cannot be decompressed: {e}", entry=info.filename) from e
     return out

@@ -57,6 +57,7 @@ from xroad_mn.signature import (
 from xroad_mn.timestamp import TimestampInfo, verify_timestamp_token
 from xroad_mn.validation import CertificateValidator, validator_for
 from xroad_mn.xades import DIGEST_SHA512, DS_NS, b64decode, b64encode, digest, parse_xml
+from xroad_mn.zipbounds import central_directory_entries
 
 __all__ = [
     "ASIC_MANIFEST_NS",
@@ -275,6 +276,9 @@ def _read_entries(data: bytes) -> dict[str, bytes]:
     """The entries X-Road's verifier reads (see :func:`_needed`), decompressed within the size limits."""
     if len(data) > MAX_CONTAINER_BYTES:
         raise XRoadError(FaultCode.ASIC_INVALID_MIME_TYPE, f"container exceeds {MAX_CONTAINER_BYTES} bytes")
+    declared = central_directory_entries(data)  # before zipfile builds an object per entry
+    if declared is not None and declared > MAX_ENTRIES:
+        raise XRoadError(FaultCode.ASIC_INVALID_MIME_TYPE, f"container has more than {MAX_ENTRIES} entries")
     try:
         zf = zipfile.ZipFile(io.BytesIO(data))
     except _READ_ERRORS as e:

@@ -29,6 +29,7 @@ from types import MappingProxyType
 from typing import Final
 
 __all__ = [
+    "ErrorKind",
     "FaultCode",
     "FaultPrefix",
     "XRoadError",
@@ -183,12 +184,30 @@ def normalize_fault_code(code: str) -> str:
     return ".".join(out)
 
 
+class ErrorKind(StrEnum):
+    """What kind of failure an error is, said where it happens (storage, protocol code) without naming any
+    transport: the wire layer turns it into an HTTP status (:func:`xroad_mn.wire.faults.http_status_of`)
+    and a ``client.``/``server.`` side, as X-Road's admin API maps its exception types."""
+
+    INTERNAL = "internal"
+    """Ours: the server failed (the default)."""
+    BAD_INPUT = "bad_input"
+    """The caller's input is wrong (HTTP 400)."""
+    DENIED = "denied"
+    """The caller may not do this (HTTP 403)."""
+    NOT_FOUND = "not_found"
+    """What the caller names does not exist (HTTP 404)."""
+    CONFLICT = "conflict"
+    """The request conflicts with the current state (HTTP 409)."""
+
+
 class XRoadError(Exception):
     """The root of every xroad-mn error: an X-Road fault code, a message and typed details.
 
     ``code`` is always in 7.8's lowercase form. ``detail`` is the fault-detail UUID X-Road returns in
     the ``detail`` field of REST errors and ``faultDetail`` of SOAP faults, and writes to its log.
-    ``http_status`` overrides the status that :func:`render_rest_error` derives from the code.
+    ``kind`` says whose failure it is (storage and protocol code set this, never an HTTP status);
+    ``http_status`` is for HTTP-layer code only, to override the status the wire layer derives.
     """
 
     def __init__(
@@ -198,6 +217,7 @@ class XRoadError(Exception):
         *,
         details: Mapping[str, DetailValue] | None = None,
         detail: str | None = None,
+        kind: ErrorKind = ErrorKind.INTERNAL,
         http_status: int | None = None,
     ) -> None:
         super().__init__(message)
@@ -205,6 +225,7 @@ class XRoadError(Exception):
         self.message: str = message
         self.details: Mapping[str, DetailValue] = MappingProxyType(dict(details or {}))
         self.detail: str = detail if detail is not None else str(uuid.uuid4())
+        self.kind: ErrorKind = kind
         self.http_status: int | None = http_status
 
     def __str__(self) -> str:
@@ -227,6 +248,7 @@ class XRoadError(Exception):
             self.message,
             details=self.details,
             detail=self.detail,
+            kind=self.kind,
             http_status=self.http_status,
         )
         err.__cause__ = self.__cause__

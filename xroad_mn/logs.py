@@ -11,20 +11,26 @@ JSON lines for machines, a coloured console for people::
 
 Request handlers bind ``x_road_id``, ``client`` and ``service`` with :func:`bound_context`; every log line
 written while handling that request carries them.
+
+Log values often come from the network (request paths, header values, peer messages). Every string value
+passes :func:`escape_control_characters` first, so CR, LF, ESC and the other C0/C1 controls and the
+bidirectional overrides appear escaped (``\\r``, ``\\x1b``, ``\\u202e``): a client cannot forge log lines or
+recolour a terminal. Tracebacks keep their line breaks.
 """
 
 from __future__ import annotations
 
 import io
 import logging
+import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, MutableMapping
 from contextlib import contextmanager
-from typing import Literal, TextIO, cast
+from typing import Any, Final, Literal, TextIO, cast
 
 import structlog
 
-__all__ = ["LogFormat", "bound_context", "configure_logging"]
+__all__ = ["LogFormat", "bound_context", "configure_logging", "escape_control_characters", "escape_text"]
 
 LogFormat = Literal["json", "console"]
 
@@ -34,6 +40,45 @@ _LEVELS = {
     "warning": logging.WARNING,
     "error": logging.ERROR,
 }
+
+
+_UNSAFE: Final = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+"""C0 and C1 controls (CR, LF, ESC, ...), DEL and the bidirectional marks, embeddings and overrides."""
+_NAMED_ESCAPES: Final = {"\r": "\\r", "\n": "\\n", "\t": "\\t"}
+
+
+def _escape_char(match: re.Match[str]) -> str:
+    char = match.group()
+    named = _NAMED_ESCAPES.get(char)
+    if named is not None:
+        return named
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def escape_text(text: str) -> str:
+    """``text`` with every control and bidirectional-override character written as a Python escape."""
+    return _UNSAFE.sub(_escape_char, text)
+
+
+def escape_control_characters(
+    logger: Any, method_name: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """structlog processor: escape control characters in every string value (see :func:`escape_text`).
+
+    Other values are rendered with ``repr``, which escapes them already; ``exc_info`` is formatted later.
+    """
+    for key, value in event_dict.items():
+        if isinstance(value, str):
+            event_dict[key] = escape_text(value)
+    return event_dict
+
+
+class _EscapingFormatter(logging.Formatter):
+    """The standard-library side (aiohttp's own loggers): the message escaped, the traceback kept."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return escape_text(super().formatMessage(record))
 
 
 class _StandardError(io.TextIOBase):
@@ -62,6 +107,7 @@ def configure_logging(
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.processors.StackInfoRenderer(),
+        escape_control_characters,  # before exceptions are formatted: tracebacks keep their newlines
     ]
     renderer: structlog.types.Processor
     if fmt == "json":
@@ -79,7 +125,9 @@ def configure_logging(
         logger_factory=structlog.PrintLoggerFactory(file=out),
         cache_logger_on_first_use=False,
     )
-    logging.basicConfig(level=numeric, stream=out, format="%(levelname)s %(name)s: %(message)s", force=True)
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(_EscapingFormatter("%(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=numeric, handlers=[handler], force=True)
 
 
 @contextmanager

@@ -28,7 +28,7 @@ from typing import Any, Final, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from xroad_mn.errors import FaultCode, XRoadError
+from xroad_mn.errors import ErrorKind, FaultCode, XRoadError
 
 __all__ = ["ENV_PREFIX", "SettingsModel", "load_settings"]
 
@@ -124,5 +124,7 @@ def load_settings(
         return model.model_validate(data)
     except ValidationError as e:
         raise XRoadError(
-            FaultCode.INVALID_SETTINGS, f"invalid {app} settings: {_describe(e, app)}", http_status=400
+            FaultCode.INVALID_SETTINGS,
+            f"invalid {app} settings: {_describe(e, app)}",
+            kind=ErrorKind.BAD_INPUT,
         ) from e

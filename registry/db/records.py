@@ -27,7 +27,7 @@ from registry import globalconf_gen
 from registry.db.models import RequestState
 from registry.db.request_rows import RequestPayload, client_of, request_payload
 from registry.globalconf_gen import KeyKind
-from xroad_mn.errors import FaultCode, XRoadError
+from xroad_mn.errors import ErrorKind, FaultCode, XRoadError
 from xroad_mn.globalconf.params import PrivateParameters, SharedParameters
 from xroad_mn.identifiers import ClientId, SecurityServerId
 from xroad_mn.management import ManagementRequest, ManagementRequestType
@@ -69,7 +69,7 @@ def transition_target(state: RequestState, action: RequestAction) -> RequestStat
             FaultCode.CONFLICT,
             f"cannot {action.value} a request that is {state.value}",
             details={"state": state.value, "action": action.value},
-            http_status=409,
+            kind=ErrorKind.CONFLICT,
         ) from None
 
 
@@ -173,7 +173,9 @@ class RegistrySnapshot:
             if key.kind is kind and key.active:
                 return key
         raise XRoadError(
-            FaultCode.CONFLICT, f"the registry has no active {kind.value} signing key", http_status=409
+            FaultCode.CONFLICT,
+            f"the registry has no active {kind.value} signing key",
+            kind=ErrorKind.CONFLICT,
         )
 
     def generator_keys(self) -> tuple[globalconf_gen.ConfigurationKeyPair, ...]:

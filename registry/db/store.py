@@ -92,7 +92,7 @@ from registry.db.records import (
 from registry.db.request_rows import RequestPayload, request_columns, request_from_row
 from registry.globalconf_gen import KeyKind
 from registry.validation import check_certificate_profile, check_server_address, check_text
-from xroad_mn.errors import DetailValue, FaultCode, XRoadError
+from xroad_mn.errors import DetailValue, ErrorKind, FaultCode, XRoadError
 from xroad_mn.globalconf.params import (
     ApprovedCAEntry,
     ApprovedTSAEntry,
@@ -139,20 +139,20 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def _error(code: str, status: int, message: str, **details: DetailValue) -> XRoadError:
-    return XRoadError(code, message, details=details, http_status=status)
+def _error(code: str, kind: ErrorKind, message: str, **details: DetailValue) -> XRoadError:
+    return XRoadError(code, message, details=details, kind=kind)
 
 
 def _conflict(message: str, **details: DetailValue) -> XRoadError:
-    return _error(FaultCode.CONFLICT, 409, message, **details)
+    return _error(FaultCode.CONFLICT, ErrorKind.CONFLICT, message, **details)
 
 
 def _not_found(message: str, **details: DetailValue) -> XRoadError:
-    return _error(FaultCode.NOT_FOUND, 404, message, **details)
+    return _error(FaultCode.NOT_FOUND, ErrorKind.NOT_FOUND, message, **details)
 
 
 def _invalid(message: str, **details: DetailValue) -> XRoadError:
-    return _error(FaultCode.INVALID_REQUEST, 400, message, **details)
+    return _error(FaultCode.INVALID_REQUEST, ErrorKind.BAD_INPUT, message, **details)
 
 
 # -- input checks (pure) ----------------------------------------------------------------------------------
@@ -163,7 +163,7 @@ def _strict_part(part: str, value: str, code: str = FaultCode.INVALID_CLIENT_IDE
     try:
         return validate_part(part, value, code=code, strict=True)
     except XRoadError as e:
-        raise XRoadError(e.code, e.message, details=e.details, http_status=400) from e
+        raise XRoadError(e.code, e.message, details=e.details, kind=ErrorKind.BAD_INPUT) from e
 
 
 def _text(

@@ -23,7 +23,7 @@ from yarl import URL
 
 from security_server.db import KeyUsage
 from xroad_mn.certs import MAX_CERTIFICATE_BYTES, load_certificate
-from xroad_mn.errors import FaultCode, XRoadError
+from xroad_mn.errors import ErrorKind, FaultCode, XRoadError
 
 __all__ = ["CA_CERTIFICATES_PATH", "DEFAULT_CA_TIMEOUT", "request_certificate"]
 
@@ -38,7 +38,9 @@ def _endpoint(base_url: str) -> URL:
     url = URL(base_url)
     if url.scheme not in ("http", "https") or not url.host:
         raise XRoadError(
-            FaultCode.INVALID_REQUEST, f"CA URL {base_url[:100]!r} is not an http(s) URL", http_status=400
+            FaultCode.INVALID_REQUEST,
+            f"CA URL {base_url[:100]!r} is not an http(s) URL",
+            kind=ErrorKind.BAD_INPUT,
         )
     return url.with_path(url.path.rstrip("/") + CA_CERTIFICATES_PATH)
 

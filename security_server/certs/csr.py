@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from security_server.certs.subjects import auth_subject, sign_subject
 from security_server.db import Csr, KeyUsage, NodeStore, TokenKey
-from xroad_mn.errors import FaultCode, XRoadError
+from xroad_mn.errors import ErrorKind, FaultCode, XRoadError
 from xroad_mn.globalconf.trust import ApprovedCA, TrustMaterial
 from xroad_mn.identifiers import MemberId, format_id
 from xroad_mn.tokens import KeyAlgorithm, Token, build_csr, token_signer
@@ -62,17 +62,19 @@ async def generate_key(
         raise XRoadError(
             FaultCode.INVALID_REQUEST,
             "a signing key names the member it signs for; an authentication key names none",
-            http_status=400,
+            kind=ErrorKind.BAD_INPUT,
         )
     if member is not None:
         if not isinstance(member, MemberId):
-            raise XRoadError(FaultCode.INVALID_REQUEST, "a signing key signs for a member", http_status=400)
+            raise XRoadError(
+                FaultCode.INVALID_REQUEST, "a signing key signs for a member", kind=ErrorKind.BAD_INPUT
+            )
         if member not in await hosted_members(store):
             raise XRoadError(
                 FaultCode.INVALID_REQUEST,
                 f"{format_id(member)} is neither the owner nor the member of a client of this node",
                 details={"member": format_id(member)},
-                http_status=400,
+                kind=ErrorKind.BAD_INPUT,
             )
     server = (await store.get_server()).server
     name = label or (f"{server.server_code} auth" if member is None else f"{format_id(member)} sign")
@@ -97,7 +99,7 @@ def choose_ca(trust: TrustMaterial, usage: KeyUsage, name: str | None = None) ->
                 FaultCode.NOT_FOUND,
                 f"no approved CA {name!r} issues {usage.value} certificates for instance {trust.instance}",
                 details={"ca": name},
-                http_status=404,
+                kind=ErrorKind.NOT_FOUND,
             )
         return chosen[0]
     if len(fit) != 1:
@@ -105,12 +107,12 @@ def choose_ca(trust: TrustMaterial, usage: KeyUsage, name: str | None = None) ->
             raise XRoadError(
                 FaultCode.NOT_FOUND,
                 f"global configuration approves no CA for {usage.value} certificates of {trust.instance}",
-                http_status=404,
+                kind=ErrorKind.NOT_FOUND,
             )
         raise XRoadError(
             FaultCode.INVALID_REQUEST,
             f"several CAs are approved ({', '.join(ca.name for ca in fit)}); name one",
-            http_status=400,
+            kind=ErrorKind.BAD_INPUT,
         )
     return fit[0]
 
@@ -139,7 +141,7 @@ async def create_csr(
             raise XRoadError(
                 FaultCode.INVALID_REQUEST,
                 f"{format_id(key.member)} is no longer a member this node hosts",
-                http_status=400,
+                kind=ErrorKind.BAD_INPUT,
             )
         subject = sign_subject(
             ca.certificate_profile_info,

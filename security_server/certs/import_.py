@@ -35,7 +35,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from security_server.certs.csr import hosted_members
 from security_server.db import Certificate, CertificateStatus, KeyUsage, NodeStore
 from xroad_mn.certs import key_usage, load_certificate
-from xroad_mn.errors import FaultCode, XRoadError
+from xroad_mn.errors import ErrorKind, FaultCode, XRoadError
 from xroad_mn.globalconf.trust import ApprovedCA, TrustMaterial
 from xroad_mn.identifiers import MemberId, format_id
 from xroad_mn.tokens import KeyInfo, Token
@@ -77,7 +77,7 @@ def certificate_usage(cert: x509.Certificate) -> KeyUsage | None:
 
 
 def _wrong_usage(message: str) -> XRoadError:
-    return XRoadError(FaultCode.WRONG_CERT_USAGE, message, http_status=400)
+    return XRoadError(FaultCode.WRONG_CERT_USAGE, message, kind=ErrorKind.BAD_INPUT)
 
 
 def _fits(cert: x509.Certificate, usage: KeyUsage) -> None:
@@ -148,7 +148,7 @@ async def import_certificate(
                 f"the certificate names {format_id(member)}, which is neither the owner nor the member of "
                 "a client of this node",
                 details={"member": format_id(member)},
-                http_status=400,
+                kind=ErrorKind.BAD_INPUT,
             )
         if recorded is not None and recorded.member != member:
             expected = format_id(recorded.member) if recorded.member is not None else "none"
@@ -156,7 +156,7 @@ async def import_certificate(
                 FaultCode.INCORRECT_CERTIFICATE,
                 f"the certificate names {format_id(member)}, but its key signs for {expected}",
                 details={"member": format_id(member), "key_member": expected},
-                http_status=400,
+                kind=ErrorKind.BAD_INPUT,
             )
 
     # 6. Not held yet.
@@ -166,7 +166,7 @@ async def import_certificate(
             FaultCode.CONFLICT,
             "the node already holds this certificate",
             details={"sha256": sha256.hex()},
-            http_status=409,
+            kind=ErrorKind.CONFLICT,
         )
 
     # Record it (the key first, when the token made it outside the node's records).

@@ -40,7 +40,7 @@ from xroad_mn.certs import (
     XROAD_MN_PROFILE,
     profile_for,
 )
-from xroad_mn.errors import FaultCode, XRoadError
+from xroad_mn.errors import ErrorKind, FaultCode, XRoadError
 from xroad_mn.identifiers import MemberId, SecurityServerId
 
 __all__ = ["FI_COUNTRY", "TEST_MEMBER_CLASS", "auth_subject", "sign_subject"]
@@ -54,7 +54,10 @@ _EJBCA_LAYOUT: Final = frozenset({EJBCA_PROFILE, XROAD_MN_PROFILE, TEST_PROFILE}
 
 def _unfit(message: str, class_name: str) -> XRoadError:
     return XRoadError(
-        FaultCode.INVALID_CSR, message, details={"certificate_profile_info": class_name}, http_status=400
+        FaultCode.INVALID_CSR,
+        message,
+        details={"certificate_profile_info": class_name},
+        kind=ErrorKind.BAD_INPUT,
     )
 
 
@@ -63,7 +66,7 @@ def _attr(oid: x509.ObjectIdentifier, value: str) -> x509.NameAttribute[str]:
         return x509.NameAttribute(oid, value)
     except ValueError as e:  # e.g. a common name longer than X.520's 64 characters
         raise XRoadError(
-            FaultCode.INVALID_CSR, f"{value[:80]!r} does not fit the subject: {e}", http_status=400
+            FaultCode.INVALID_CSR, f"{value[:80]!r} does not fit the subject: {e}", kind=ErrorKind.BAD_INPUT
         ) from e
 
 

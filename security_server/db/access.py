@@ -35,7 +35,7 @@ from security_server.db.models import (
 )
 from security_server.db.records import AccessRight, AccessSubject, Endpoint, LocalGroup
 from security_server.endpoints import ANY_METHOD, ANY_PATH, endpoint_matches, is_base_endpoint
-from xroad_mn.errors import FaultCode, XRoadError
+from xroad_mn.errors import ErrorKind, FaultCode, XRoadError
 from xroad_mn.identifiers import (
     ClientId,
     GlobalGroupId,
@@ -199,7 +199,7 @@ class AccessStore(StoreBase):
                 f"Request is not allowed: {format_id(subject)} may not call {service_code!r} "
                 f"of {format_id(provider)}",
                 details={"client": format_id(subject), "service_code": service_code},
-                http_status=403,
+                kind=ErrorKind.DENIED,
             )
 
     # -- local groups -------------------------------------------------------------------------------------

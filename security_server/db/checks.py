@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 from security_server.db.models import URL_LENGTH
 from security_server.endpoints import normalize_method, validate_path_pattern
-from xroad_mn.errors import DetailValue, FaultCode, XRoadError
+from xroad_mn.errors import DetailValue, ErrorKind, FaultCode, XRoadError
 from xroad_mn.identifiers import ClientId, validate_part
 
 __all__ = [
@@ -39,20 +39,20 @@ MAX_TIMEOUT_SECONDS: Final = 24 * 3600
 _HTTP_SCHEMES: Final = frozenset({"http", "https"})
 
 
-def _error(code: str, status: int, message: str, details: dict[str, DetailValue]) -> XRoadError:
-    return XRoadError(code, message, details=details, http_status=status)
+def _error(code: str, kind: ErrorKind, message: str, details: dict[str, DetailValue]) -> XRoadError:
+    return XRoadError(code, message, details=details, kind=kind)
 
 
 def conflict(message: str, **details: DetailValue) -> XRoadError:
-    return _error(FaultCode.CONFLICT, 409, message, details)
+    return _error(FaultCode.CONFLICT, ErrorKind.CONFLICT, message, details)
 
 
 def not_found(message: str, **details: DetailValue) -> XRoadError:
-    return _error(FaultCode.NOT_FOUND, 404, message, details)
+    return _error(FaultCode.NOT_FOUND, ErrorKind.NOT_FOUND, message, details)
 
 
 def invalid(message: str, **details: DetailValue) -> XRoadError:
-    return _error(FaultCode.INVALID_REQUEST, 400, message, details)
+    return _error(FaultCode.INVALID_REQUEST, ErrorKind.BAD_INPUT, message, details)
 
 
 def check_text(what: str, value: str, *, limit: int = MAX_TEXT_CHARS) -> str:
@@ -86,7 +86,7 @@ def _strict(part: str, value: str, code: str) -> str:
     try:
         return validate_part(part, value, code=code, strict=True)
     except XRoadError as e:
-        raise XRoadError(e.code, e.message, details=e.details, http_status=400) from e
+        raise XRoadError(e.code, e.message, details=e.details, kind=ErrorKind.BAD_INPUT) from e
 
 
 def check_code(part: str, value: str) -> str:

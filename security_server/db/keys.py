@@ -28,7 +28,7 @@ from security_server.db.models import (
     TokenKeyRow,
 )
 from security_server.db.records import Certificate, Csr, TokenKey
-from xroad_mn.errors import FaultCode, XRoadError
+from xroad_mn.errors import ErrorKind, FaultCode, XRoadError
 from xroad_mn.identifiers import MemberId, format_id
 
 __all__ = ["KeyStore"]
@@ -179,7 +179,7 @@ class KeyStore(StoreBase):
             x509.load_der_x509_csr(der)
         except ValueError as e:
             raise XRoadError(
-                FaultCode.INVALID_CSR, f"not a DER certificate request: {e}", http_status=400
+                FaultCode.INVALID_CSR, f"not a DER certificate request: {e}", kind=ErrorKind.BAD_INPUT
             ) from e
         check_text("subject name", subject_name)
         async with self._tx() as s:

@@ -187,13 +187,15 @@ def fault_of(body: bytes) -> XRoadError:
 async def assert_refused(
     service: Service, path: str, body: bytes, content_type: str, code: str
 ) -> XRoadError:
-    """POST and expect a SOAP fault with ``code`` (HTTP 500) and an unchanged registry."""
+    """POST and expect a SOAP fault with ``code``, prefixed ``client.`` or ``server.`` (HTTP 500), and an
+    unchanged registry."""
     before = await service.store.snapshot([SOURCE])
     requests_before = await service.store.list_requests()
     status, answer = await service.post(path, body, content_type)
     assert status == 500, answer
     err = fault_of(answer)
-    assert err.code == code, err
+    side, _, bare = err.code.partition(".")
+    assert (side in ("client", "server"), bare) == (True, code), err
     assert await service.store.snapshot([SOURCE]) == before
     assert await service.store.list_requests() == requests_before
     assert not service.changed.is_set()
@@ -385,7 +387,7 @@ async def test_expired_certificate_is_refused(service: Service, pki: DevPki) -> 
     )
     status, answer = await service.post(REGISTRATION_PATH, built.body, built.content_type)
     assert status == 500
-    assert fault_of(answer).code.startswith(("cert_validation", "invalid_cert_path"))
+    assert fault_of(answer).code.startswith(("server.cert_validation", "server.invalid_cert_path"))
     assert await service.store.list_requests() == ()
 
 
@@ -464,7 +466,7 @@ async def test_unconfigured_management_service_refuses(store: RegistryStore, pki
         built = build(pki, AuthCertRegRequest(pki.member.server("ss1"), "ss1.example.mn", auth_der(pki)))
         status, answer = await service.post(REGISTRATION_PATH, built.body, built.content_type)
         assert status == 500
-        assert fault_of(answer).code == FaultCode.INTERNAL_ERROR
+        assert fault_of(answer).code == f"server.{FaultCode.INTERNAL_ERROR}"
         assert await store.list_requests() == ()
 
 
@@ -491,10 +493,10 @@ async def test_requests_are_rate_limited_per_remote_address(store: RegistryStore
     async with running_service(store, lambda: pki.now, limiter=limiter) as service:
         for _ in range(2):
             status, answer = await service.post(MANAGE_PATH, b"<oops", "text/xml")
-            assert (status, fault_of(answer).code) == (500, FaultCode.INVALID_SOAP)
+            assert (status, fault_of(answer).code) == (500, f"server.{FaultCode.INVALID_SOAP}")
         status, answer = await service.post(REGISTRATION_PATH, b"<oops", "text/xml")
         assert status == 429
-        assert fault_of(answer).code == FaultCode.RATE_LIMIT_EXCEEDED
+        assert fault_of(answer).code == f"client.{FaultCode.RATE_LIMIT_EXCEEDED}"
         assert not limiter.allow("addr:127.0.0.1")
 
 

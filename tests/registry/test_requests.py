@@ -35,6 +35,7 @@ from xroad_mn.management import (
     ManagementRequestType,
     OwnerChangeRequest,
 )
+from xroad_mn.wire.faults import http_status_of
 
 OWNER = MemberId("MN", "GOV", "5012345")
 OTHER = MemberId("MN", "COM", "7777777")
@@ -128,7 +129,7 @@ async def test_duplicate_auth_cert_is_a_conflict(store: RegistryStore, pki: DevP
     err = await _expect(
         FaultCode.CONFLICT, submit_request(store, other_server, raw=None, auto_approve=NONE, user="ss")
     )
-    assert err.http_status == 409
+    assert http_status_of(err) == 409
     assert len(await store.list_requests()) == 1
 
 
@@ -298,7 +299,7 @@ async def test_reject_revoke_and_refused_transitions(store: RegistryStore, pki: 
         approve_request(store, b.id, user="admin"),
     ):
         err = await _expect(FaultCode.CONFLICT, call)
-        assert err.http_status == 409
+        assert http_status_of(err) == 409
     assert (await store.get_security_server(SERVER)).address == "ss1.example.mn"  # nothing applied
     approved = (await store.list_requests(type=ManagementRequestType.AUTH_CERT_REG))[0]
     await _expect(FaultCode.CONFLICT, approve_request(store, approved.id, user="admin"))
@@ -336,7 +337,7 @@ async def test_concurrent_approvals_apply_the_effect_once(store: RegistryStore, 
     refused = [r for r in results if isinstance(r, XRoadError)]
     assert len(approved) == len(refused) == 1, results
     assert refused[0].code == FaultCode.CONFLICT
-    assert refused[0].http_status == 409
+    assert http_status_of(refused[0]) == 409
     (server,) = await store.list_security_servers()
     assert server.auth_cert_hashes == (auth_cert_hash(pki.member_auth.certificate),)
     group = await store.get_global_group(GlobalGroupId("MN", SECURITY_SERVER_OWNERS_GROUP))
@@ -356,7 +357,7 @@ async def test_an_effect_failing_midway_applies_nothing(store: RegistryStore, pk
         store, AuthCertRegRequest(SERVER, "x" * 2000, second), raw=None, auto_approve=NONE, user="ss"
     )
     err = await _expect(FaultCode.INVALID_REQUEST, approve_request(store, record.id, user="admin"))
-    assert err.http_status == 400
+    assert http_status_of(err) == 400
     server = await store.get_security_server(SERVER)
     assert server.auth_cert_hashes == (auth_cert_hash(pki.member_auth.certificate),)
     assert server.address == "ss1.example.mn"

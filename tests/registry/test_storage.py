@@ -59,6 +59,7 @@ from xroad_mn.management import (
     ManagementRequestType,
     OwnerChangeRequest,
 )
+from xroad_mn.wire.faults import http_status_of
 
 GOV = MemberId("MN", "GOV", "5012345")
 COM = MemberId("MN", "COM", "9011223")
@@ -70,7 +71,7 @@ async def _fails(aw: Awaitable[Any], code: str, status: int) -> XRoadError:
     with pytest.raises(XRoadError) as exc:
         await aw
     assert exc.value.has_code(code), exc.value
-    assert exc.value.http_status == status
+    assert http_status_of(exc.value) == status
     return exc.value
 
 
@@ -552,7 +553,9 @@ async def test_concurrent_writers_conflict_cleanly(store: RegistryStore) -> None
         *(store.add_member(MemberId("MN", "GOV", "42"), "x") for _ in range(6)), return_exceptions=True
     )
     assert sum(isinstance(r, Member) for r in same) == 1
-    assert all(isinstance(r, XRoadError) and r.http_status == 409 for r in same if not isinstance(r, Member))
+    assert all(
+        isinstance(r, XRoadError) and http_status_of(r) == 409 for r in same if not isinstance(r, Member)
+    )
     await asyncio.gather(*(store.add_member(MemberId("MN", "COM", f"c{i}"), f"C{i}") for i in range(8)))
     assert len(await store.list_members()) == 3 + 8
 
@@ -564,7 +567,7 @@ async def test_concurrent_writers_conflict_cleanly(store: RegistryStore) -> None
     )
     winners = [r for r in results if not isinstance(r, BaseException)]
     assert len(winners) == 1
-    assert all(isinstance(r, XRoadError) and r.http_status == 409 for r in results if r not in winners)
+    assert all(isinstance(r, XRoadError) and http_status_of(r) == 409 for r in results if r not in winners)
     final = await store.get_request(request.id)
     assert final.state is winners[0].state
     assert len(final.history) == 2
@@ -591,7 +594,7 @@ async def test_apply_request_runs_the_effect_once_under_concurrent_approvals(
     losers = [r for r in results if isinstance(r, XRoadError)]
     assert len(winners) == len(losers) == 1, results
     assert losers[0].has_code(FaultCode.CONFLICT)
-    assert losers[0].http_status == 409
+    assert http_status_of(losers[0]) == 409
     assert seen == [RequestState.SUBMITTED]  # the effect ran once
     (server,) = await store.list_security_servers()
     assert server.auth_cert_hashes == (auth_cert_hash(pki.member_auth.certificate),)

@@ -39,6 +39,7 @@ from security_server.db.models import Base
 from tests.security_server.conftest import OWNER
 from xroad_mn.errors import FaultCode, XRoadError
 from xroad_mn.identifiers import GlobalGroupId, LocalGroupId, MemberId
+from xroad_mn.wire.faults import http_status_of
 
 PROVIDER = OWNER.subsystem("civil-registry")
 BANK = MemberId("MN", "COM", "9011223").subsystem("bank")
@@ -51,7 +52,7 @@ async def _fails(aw: Awaitable[Any], code: str, status: int | None) -> XRoadErro
     with pytest.raises(XRoadError) as exc:
         await aw
     assert exc.value.has_code(code), exc.value
-    assert exc.value.http_status == status
+    assert http_status_of(exc.value) == status
     return exc.value
 
 
@@ -274,7 +275,7 @@ async def test_malformed_descriptions_are_refused(
         kwargs = {**kwargs, "url": API}
     with pytest.raises(XRoadError) as exc:
         await store.add_service_description(PROVIDER, type, **kwargs)
-    assert exc.value.http_status == 400
+    assert http_status_of(exc.value) == 400
     assert await store.list_service_descriptions(PROVIDER) == ()
 
 

@@ -39,6 +39,7 @@ from xroad_mn.admin.openapi import ApiSpec, Method, Operation, QueryParam
 from xroad_mn.admin.ratelimit import RateLimiter
 from xroad_mn.errors import FaultCode, XRoadError
 from xroad_mn.transport.server import read_body
+from xroad_mn.wire.faults import as_sent
 
 __all__ = [
     "API_KEYS_KEY",
@@ -285,8 +286,7 @@ def _with_status(err: XRoadError) -> XRoadError:
 
 def _as_sent(err: XRoadError) -> XRoadError:
     """The error with the prefix the client sees (what the audit log records)."""
-    status = err.http_status if err.http_status is not None else 500
-    return err.with_prefix("client" if 400 <= status < 500 else "server")
+    return as_sent(err)
 
 
 @dataclass(frozen=True)
@@ -371,6 +371,8 @@ class _Pipeline(Generic[_C]):
         try:
             raw = await read_body(request, self.max_body_bytes)
         except XRoadError as e:
+            if not e.has_code(FaultCode.REQUEST_TOO_LARGE):
+                raise  # a body too slow (408) or cut off stays what it is
             raise XRoadError(e.code, e.message, http_status=413) from e
         if request.content_type not in ("application/json", "application/octet-stream") and raw:
             raise XRoadError(

@@ -12,15 +12,15 @@ checked against it), 1 with the X-Road fault code and a plain-language reason wh
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from xroad_mn.archive import ArchiveVerification, verify_archive, verify_archive_chain
+from xroad_mn.cli.main import JsonFlag, dump_json, fail
 from xroad_mn.errors import XRoadError
 from xroad_mn.fileio import read_archive, read_archives
 
@@ -40,7 +40,7 @@ PreviousDigest = Annotated[
     typer.Option("--previous-digest", help="Last linking digest of the previous archive (hex)."),
 ]
 First = Annotated[bool, typer.Option("--first", help="The archive is the first of its chain.")]
-AsJson = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")]
+AsJson = JsonFlag
 
 
 def _payload(ok: ArchiveVerification | None, err: XRoadError | None, archive: str) -> dict[str, object]:
@@ -78,6 +78,13 @@ def _print_error(console: Console, name: str, err: XRoadError) -> None:
     console.print(f"  [bold]{err.code}[/]: {err.message}")
 
 
+def _fail(err: XRoadError, name: str, *, as_json: bool) -> NoReturn:
+    def show() -> None:
+        _print_error(Console(stderr=True, highlight=False), name or "chain", err)
+
+    fail(err, as_json=as_json, verdict=_payload(None, err, name), show=show)
+
+
 def _check_options(previous_digest: str | None, first: bool) -> None:
     if previous_digest is not None and first:
         raise typer.BadParameter("give --previous-digest or --first, not both")
@@ -96,13 +103,9 @@ def verify(
     try:
         result = verify_archive(read_archive(archive), previous_digest=previous_digest, first=first)
     except XRoadError as e:
-        if as_json:
-            typer.echo(json.dumps(_payload(None, e, archive.name)))
-        else:
-            _print_error(Console(stderr=True, highlight=False), archive.name, e)
-        raise typer.Exit(code=1) from e
+        _fail(e, archive.name, as_json=as_json)
     if as_json:
-        typer.echo(json.dumps(_payload(result, None, archive.name)))
+        typer.echo(dump_json(_payload(result, None, archive.name)))
     else:
         _print_ok(console, archive.name, result)
 
@@ -121,13 +124,9 @@ def verify_chain(
     try:
         results = verify_archive_chain(read_archives(archives), previous_digest=previous_digest, first=first)
     except XRoadError as e:
-        if as_json:
-            typer.echo(json.dumps(_payload(None, e, str(e.details.get("archive", "")))))
-        else:
-            _print_error(Console(stderr=True, highlight=False), str(e.details.get("archive", "chain")), e)
-        raise typer.Exit(code=1) from e
+        _fail(e, str(e.details.get("archive", "")), as_json=as_json)
     if as_json:
-        typer.echo(json.dumps([_payload(r, None, p.name) for p, r in zip(archives, results, strict=True)]))
+        typer.echo(dump_json([_payload(r, None, p.name) for p, r in zip(archives, results, strict=True)]))
         return
     console = Console(highlight=False)
     for path, result in zip(archives, results, strict=True):

@@ -6,22 +6,25 @@
 Exit status 0 and a summary (signer, signing time, time-stamp time, what was verified) when the container
 is valid; 1 with the X-Road fault code and a plain-language reason when it is not. ``--json`` prints one
 object with the keys ``valid``, ``code``, ``reason``, ``signer``, ``signing_time`` and ``timestamp_time``.
+A missing or unusable ``--conf`` is a usage error (exit 2 naming the option), never a verdict on the
+container.
 """
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from xroad_mn.asic import ContainerVerification, verify_container
+from xroad_mn.cli.main import JsonFlag, dump_json, fail
 from xroad_mn.confclient.installed import load_trust_material
 from xroad_mn.errors import FaultCode, XRoadError
+from xroad_mn.globalconf.trust import TrustMaterial
 
 __all__ = ["app"]
 
@@ -121,6 +124,7 @@ def verify(
         typer.Option(
             "--conf",
             help="Global configuration directory (trusted CAs, TSAs, OCSP responders).",
+            exists=True,
             file_okay=False,
         ),
     ],
@@ -128,26 +132,39 @@ def verify(
         str | None,
         typer.Option("--at", help="Verification time (ISO-8601); default: the time-stamp's genTime."),
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    as_json: JsonFlag = False,
 ) -> None:
     """Verify a container: time-stamp, signature, hash chains, signer, certificate chain and OCSP."""
     when = _parse_at(at)
+    trust = _trust(conf)
     console = Console(highlight=False, soft_wrap=True)
-    ok: ContainerVerification | None = None
-    err: XRoadError | None = None
     try:
-        trust = load_trust_material(conf)
         ok = verify_container(container.read_bytes(), trust=trust, at=when)
     except XRoadError as e:
-        err = e
+        _fail(e, container.name, console, as_json=as_json)
     except OSError as e:
         err = XRoadError(FaultCode.IO_ERROR, f"cannot read {container}: {e}")
+        _fail(err, container.name, console, as_json=as_json)
     if as_json:
-        typer.echo(json.dumps(_payload(ok, err), ensure_ascii=False))
-    elif ok is not None:
+        typer.echo(dump_json(_payload(ok, None)))
+    else:
         _print_ok(console, container.name, ok)
-    elif err is not None:
-        console.print(f"[bold red]✗ invalid[/] {container.name}")
+
+
+def _fail(err: XRoadError, name: str, console: Console, *, as_json: bool) -> NoReturn:
+    def show() -> None:
+        console.print(f"[bold red]✗ invalid[/] {name}")
         console.print(f"[bold]{err.code}[/]: {_reason(err)}")
-    if err is not None:
-        raise typer.Exit(code=1)
+
+    fail(err, as_json=as_json, verdict=_payload(None, err), show=show)
+
+
+def _trust(conf: Path) -> TrustMaterial:
+    """The trust material of ``--conf``: a usage error (exit 2) when it is no usable global configuration,
+    so a bad option is never reported as a verdict on the container."""
+    try:
+        return load_trust_material(conf)
+    except XRoadError as e:
+        raise typer.BadParameter(
+            f"{conf} is not a usable global configuration directory: {e.message}", param_hint="'--conf'"
+        ) from e

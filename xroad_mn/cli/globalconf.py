@@ -9,15 +9,16 @@
     valid: instance EE, instances EE, bar, foo; 10 approved CAs, 3 approved TSAs, expires 2124-05-20T17:42:55Z
 
 ``verify`` and ``check-dir`` exit 0 when the directory is valid and 1 (with the fault code and reason) when
-it is not. With ``--shared-params`` the source verification certificates of an installed shared-params are
-trusted too, which is how a security server follows a signing-key rotation: the internal sources' for an
-``internalconf``, the external sources' with ``--external`` (an ``externalconf``).
+it is not. Without ``--files-root``, ``verify`` checks the signed directory only and says that the content
+files it lists were not checked. With ``--shared-params`` the source verification certificates of an
+installed shared-params are trusted too, which is how a security server follows a signing-key rotation:
+the internal sources' for an ``internalconf``, the external sources' with ``--external`` (an
+``externalconf``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -26,7 +27,7 @@ import aiohttp
 import typer
 from cryptography import x509
 
-from xroad_mn.cli.main import print_error
+from xroad_mn.cli.main import JsonFlag, dump_json, fail
 from xroad_mn.confclient.client import ConfigurationClient, RefreshResult
 from xroad_mn.confclient.store import check_stored_directory
 from xroad_mn.errors import FaultCode, XRoadError
@@ -122,21 +123,17 @@ def verify(
             help="The directory is an externalconf: trust the external sources of --shared-params.",
         ),
     ] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    as_json: JsonFlag = False,
 ) -> None:
     """Verify a signed configuration directory against an anchor: exit 0 if valid, 1 if not."""
     when = _parse_at(at)
     try:
         directory = _check(directory_file, anchor, files_root, when, shared_params, external=external)
     except XRoadError as e:
-        if as_json:
-            result = {"valid": False, "code": e.code, "message": e.message, "details": dict(e.details)}
-            typer.echo(json.dumps(result))
-        else:
-            print_error(e)
-        raise typer.Exit(code=1) from e
+        fail(e, as_json=as_json, verdict={"valid": False})
     summary = {
         "valid": True,
+        "content_files_checked": files_root is not None,
         "version": directory.version,
         "expire_date": directory.expire_date.isoformat(),
         "parts": [
@@ -150,34 +147,33 @@ def verify(
         ],
     }
     if as_json:
-        typer.echo(json.dumps(summary))
+        typer.echo(dump_json(summary))
     else:
-        checked = " (content files checked)" if files_root is not None else ""
         typer.echo(
             f"valid: version {directory.version}, expires {directory.expire_date.isoformat()}, "
-            f"{len(directory.parts)} parts{checked}"
+            f"{len(directory.parts)} parts" + (" (content files checked)" if files_root is not None else "")
         )
+        if files_root is None:
+            typer.echo(
+                "  content files NOT checked: only the signed directory was verified; give --files-root "
+                "to check each part's file against its hash"
+            )
 
 
 @app.command("check-dir")
 def check_dir(
     conf_dir: Annotated[Path, typer.Argument(help="An installed configuration directory.")],
     at: Annotated[str | None, typer.Option("--at", help="Check expiry at (ISO 8601); default now.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    as_json: JsonFlag = False,
 ) -> None:
     """Check an installed global configuration directory: exit 0 if valid, 1 if not."""
     when = _parse_at(at)
     try:
         result = check_stored_directory(conf_dir, at=when)
     except XRoadError as e:
-        if as_json:
-            failed = {"valid": False, "code": e.code, "message": e.message, "details": dict(e.details)}
-            typer.echo(json.dumps(failed))
-        else:
-            print_error(e)
-        raise typer.Exit(code=1) from e
+        fail(e, as_json=as_json, verdict={"valid": False})
     if as_json:
-        typer.echo(json.dumps({"valid": True, **result.to_dict()}))
+        typer.echo(dump_json({"valid": True, **result.to_dict()}))
         return
     expires = f", expires {result.expires.isoformat()}" if result.expires is not None else ""
     typer.echo(
@@ -221,20 +217,15 @@ def download(
         str,
         typer.Option("--allowed-federations", help="Federation partners to follow: none, all or A,B."),
     ] = "none",
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    as_json: JsonFlag = False,
 ) -> None:
     """Download, verify and store the global configuration once: exit 0 if stored, 1 if not."""
     try:
         result = asyncio.run(_download_once(anchor, out, allowed_federations))
     except XRoadError as e:
-        if as_json:
-            failed = {"ok": False, "code": e.code, "message": e.message, "details": dict(e.details)}
-            typer.echo(json.dumps(failed))
-        else:
-            print_error(e)
-        raise typer.Exit(code=1) from e
+        fail(e, as_json=as_json)
     if as_json:
-        typer.echo(json.dumps({"ok": True, **result.to_dict()}))
+        typer.echo(dump_json({"ok": True, **result.to_dict()}))
         return
     own = result.own
     typer.echo(

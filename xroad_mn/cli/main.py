@@ -9,16 +9,22 @@ and ``xroad-mn registry ...`` appears. The root holds no logic. One funnel catch
 prints its code and message and exits with status 1; anything else unexpected exits with status 2 and a
 short message (the traceback is logged at debug level, shown with ``--log-level debug``).
 
+Every sub-command's ``--json`` is :data:`JsonFlag`: with it, an error is printed on standard output as one
+JSON object of the same shape everywhere (:func:`error_payload`: ``ok``, ``code``, ``message``, ``detail``,
+``details``; verifiers add their verdict keys), non-ASCII text unescaped. The human error line ends with the
+message; the fault-detail id is in the JSON and in the log (``--log-level info``).
+
     $ xroad-mn --help
     $ xroad-mn trust init --dir ./trust --instance MN
 """
 
 from __future__ import annotations
 
+import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from importlib.metadata import entry_points
-from typing import Annotated, Any
+from typing import Annotated, Any, Final, NoReturn
 
 import structlog
 import typer
@@ -26,21 +32,89 @@ from rich.console import Console
 from typer.core import TyperGroup
 
 from xroad_mn import __version__
-from xroad_mn.errors import XRoadError
+from xroad_mn.errors import FaultCode, XRoadError
 from xroad_mn.logs import LogFormat, configure_logging
 
-__all__ = ["ENTRY_POINT_GROUP", "build_app", "main", "print_error"]
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "JsonFlag",
+    "build_app",
+    "dump_json",
+    "error_payload",
+    "fail",
+    "main",
+    "print_error",
+]
 
 ENTRY_POINT_GROUP = "xroad_mn.cli"
+_JSON_META_KEY: Final = "xroad_mn.json"
+"""Set in the (shared) click context metadata when the invoked command got ``--json``."""
+
+log = structlog.get_logger("xroad_mn.cli")
+
+
+def _remember_json(ctx: typer.Context, value: bool) -> bool:
+    if value:
+        ctx.meta[_JSON_META_KEY] = True
+    return value
+
+
+JsonFlag = Annotated[
+    bool,
+    typer.Option(
+        "--json",
+        help="Print JSON for scripts; an error too, as one object (ok, code, message, detail, details).",
+        callback=_remember_json,
+        is_eager=True,
+    ),
+]
+"""The ``--json`` option of every sub-command: the funnel then prints errors as JSON too."""
+
+
+def dump_json(value: object, *, indent: int | None = None) -> str:
+    """JSON text for ``--json`` output: non-ASCII characters (Cyrillic names) kept readable."""
+    return json.dumps(value, ensure_ascii=False, indent=indent)
+
+
+def error_payload(err: XRoadError) -> dict[str, object]:
+    """The one JSON shape of a failed command."""
+    return {
+        "ok": False,
+        "code": err.code,
+        "message": err.message,
+        "detail": err.detail,
+        "details": dict(err.details),
+    }
 
 
 def print_error(err: XRoadError, console: Console | None = None) -> None:
-    """Print an X-Road error for a person: fault code, message, details and the fault-detail id."""
+    """Print an X-Road error for a person: fault code, message and details (the fault-detail id is logged
+    and in ``--json`` output, not on this line)."""
     out = console or Console(stderr=True, highlight=False)
     out.print(f"[bold red]error[/] [bold]{err.code}[/]: {err.message}", markup=True)
     for key, value in err.details.items():
         out.print(f"  {key}: {value}", markup=False)
-    out.print(f"  fault detail: {err.detail}", markup=False)
+
+
+def fail(
+    err: XRoadError,
+    *,
+    as_json: bool,
+    verdict: Mapping[str, object] | None = None,
+    show: Callable[[], None] | None = None,
+) -> NoReturn:
+    """Report ``err`` and exit with status 1: the funnel of every command. With ``as_json`` one object,
+    :func:`error_payload` plus a verifier's ``verdict`` keys, on standard output; else ``show()`` (a
+    verifier's own verdict) or :func:`print_error`, and the fault-detail id is logged at info level."""
+    if as_json:  # the fault-detail id is in the object; nothing else may reach standard output
+        typer.echo(dump_json({**error_payload(err), **(verdict or {})}))
+        raise typer.Exit(code=1)
+    log.info("command_failed", code=err.code, message=err.message, detail=err.detail)
+    if show is not None:
+        show()
+    else:
+        print_error(err)
+    raise typer.Exit(code=1)
 
 
 class FunnelGroup(TyperGroup):
@@ -50,17 +124,19 @@ class FunnelGroup(TyperGroup):
         try:
             return super().invoke(ctx)
         except XRoadError as e:
-            structlog.get_logger("xroad_mn.cli").debug("command_failed", code=e.code, detail=e.detail)
-            print_error(e)
-            raise typer.Exit(code=1) from e
+            fail(e, as_json=bool(ctx.meta.get(_JSON_META_KEY)))
         except Exception as e:
             if _is_cli_control_flow(e):
                 raise
-            structlog.get_logger("xroad_mn.cli").debug("command_crashed", exc_info=e)
-            Console(stderr=True, highlight=False).print(
-                f"[bold red]internal error[/]: {type(e).__name__}: {e} "
-                "(run with --log-level debug for the traceback)"
-            )
+            log.debug("command_crashed", exc_info=e)
+            if ctx.meta.get(_JSON_META_KEY):
+                crash = XRoadError(FaultCode.INTERNAL_ERROR, f"{type(e).__name__}: {e}")
+                typer.echo(dump_json(error_payload(crash)))
+            else:
+                Console(stderr=True, highlight=False).print(
+                    f"[bold red]internal error[/]: {type(e).__name__}: {e} "
+                    "(run with --log-level debug for the traceback)"
+                )
             raise typer.Exit(code=2) from e
 
 

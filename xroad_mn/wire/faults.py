@@ -6,14 +6,18 @@ failing request.
 
 Example::
 
-    >>> from xroad_mn.errors import FaultCode, XRoadError
-from xroad_mn.xmlsafe import parser
+    >>> from xroad_mn.errors import ErrorKind, FaultCode, XRoadError
     >>> from xroad_mn.wire.faults import parse_soap_fault, render_rest_error, render_soap_fault
     >>> err = XRoadError(FaultCode.ACCESS_DENIED, "Request is not allowed").with_prefix("server.serverproxy")
     >>> render_rest_error(err, accept="application/json").status
     500
     >>> parse_soap_fault(render_soap_fault(err)).code
     'server.serverproxy.access_denied'
+    >>> parse_soap_fault(render_soap_fault(XRoadError(FaultCode.BAD_REQUEST, "no", http_status=400))).code
+    'client.bad_request'
+
+Both formats send a code with X-Road's ``client.``/``server.`` prefix (:func:`as_sent`): an error raised with
+a bare code gets ``client.`` when its HTTP status is 4xx (the caller's fault) and ``server.`` otherwise.
 """
 
 from __future__ import annotations
@@ -22,17 +26,21 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Final
 
 from lxml import etree
 
-from xroad_mn.errors import FaultCode, XRoadError
+from xroad_mn.errors import ErrorKind, FaultCode, XRoadError
 from xroad_mn.xmlsafe import parser
 
 __all__ = [
+    "FAULT_SIDES",
     "MAX_ERROR_BODY_BYTES",
     "SOAP_ENV_NS",
     "RenderedError",
+    "as_sent",
+    "http_status_of",
     "parse_rest_error",
     "parse_soap_fault",
     "render_rest_error",
@@ -66,10 +74,37 @@ def _renderable(text: str) -> str:
 _XML_ACCEPT: Final = re.compile(r"(^|[,\s])(text/xml|application/xml|text/\*)", re.IGNORECASE)
 
 
-def _status_for(err: XRoadError) -> int:
+FAULT_SIDES: Final = ("client", "server", "signer")
+"""The first part of every fault code on the wire: who failed (X-Road's ``ErrorCodes`` prefixes)."""
+
+
+HTTP_STATUS_BY_KIND: Final[Mapping[ErrorKind, int]] = MappingProxyType(
+    {
+        ErrorKind.BAD_INPUT: 400,
+        ErrorKind.DENIED: 403,
+        ErrorKind.NOT_FOUND: 404,
+        ErrorKind.CONFLICT: 409,
+    }
+)
+
+
+def http_status_of(err: XRoadError) -> int:
+    """The HTTP status ``err`` is answered with: the HTTP layer's own, else its kind's, else 400 for a
+    ``client.`` code, else 500."""
     if err.http_status is not None:
         return err.http_status
+    if err.kind in HTTP_STATUS_BY_KIND:
+        return HTTP_STATUS_BY_KIND[err.kind]
     return 400 if err.code.startswith("client.") else 500
+
+
+def as_sent(err: XRoadError) -> XRoadError:
+    """``err`` as a peer receives it, in a REST error or a SOAP fault alike: a code that does not start with
+    ``client.``/``server.``/``signer.`` gets ``client.`` when the error is the caller's (HTTP status 4xx)
+    and ``server.`` otherwise. The one prefixing rule of every error format."""
+    if err.code.split(".", 1)[0] in FAULT_SIDES:
+        return err
+    return err.with_prefix("client" if 400 <= http_status_of(err) < 500 else "server")
 
 
 def render_rest_error(err: XRoadError, accept: str | None = None) -> RenderedError:
@@ -78,8 +113,9 @@ def render_rest_error(err: XRoadError, accept: str | None = None) -> RenderedErr
     JSON ``{"type", "message", "detail"}`` by default; ``<error><type/><message/><detail/></error>`` when
     ``Accept`` contains ``text/xml``, ``application/xml`` or ``text/*``.
     """
+    err = as_sent(err)
     headers = {"X-Road-Error": err.code}
-    status = _status_for(err)
+    status = http_status_of(err)
     if accept and _XML_ACCEPT.search(accept):
         root = etree.Element("error")
         for name, value in (("type", err.code), ("message", err.message), ("detail", err.detail)):
@@ -92,7 +128,9 @@ def render_rest_error(err: XRoadError, accept: str | None = None) -> RenderedErr
 
 
 def render_soap_fault(err: XRoadError, actor: str = "") -> bytes:
-    """Render ``err`` as X-Road's SOAP 1.1 fault (``SoapFault.createFaultXml``)."""
+    """Render ``err`` as X-Road's SOAP 1.1 fault (``SoapFault.createFaultXml``), its code prefixed as
+    :func:`as_sent` says."""
+    err = as_sent(err)
     env = etree.Element(f"{{{SOAP_ENV_NS}}}Envelope", nsmap={"SOAP-ENV": SOAP_ENV_NS})
     body = etree.SubElement(env, f"{{{SOAP_ENV_NS}}}Body")
     fault = etree.SubElement(body, f"{{{SOAP_ENV_NS}}}Fault")
