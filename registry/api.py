@@ -48,7 +48,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from registry import operations
 from registry import requests as workflow
 from registry.audit import AuditEvent
-from registry.context import CHANGED_KEY, CLOCK_KEY, PUBLISHER_KEY, STORE_KEY
+from registry.context import CHANGED_KEY, CLOCK_KEY, PUBLISHER_KEY, STORE_KEY, TOKEN_KEY
 from registry.db import (
     ConfigurationSigningKey,
     GlobalSettings,
@@ -1169,7 +1169,7 @@ async def list_signing_keys(call: Call) -> Reply[list[SigningKeyOut]]:
 )
 async def add_configuration_signing_key(call: Call) -> Reply[SigningKeyOut]:
     body = call.typed_body(SigningKeyIn)
-    key = await add_signing_key(call.store, body.kind, call.now())
+    key = await add_signing_key(call.store, call.request.app[TOKEN_KEY], body.kind, call.now())
     return Reply(key_out(key), audit={"key_id": key.key_id, "kind": key.kind.value, "active": key.active})
 
 
@@ -1183,7 +1183,7 @@ async def add_configuration_signing_key(call: Call) -> Reply[SigningKeyOut]:
     response=SigningKeyOut,
 )
 async def activate_signing_key(call: Call) -> Reply[SigningKeyOut]:
-    key = await call.store.activate_signing_key(call.param("key_id"))
+    key = await operations.activate_signing_key(call.store, call.request.app[TOKEN_KEY], call.param("key_id"))
     return Reply(key_out(key), audit={"key_id": key.key_id, "kind": key.kind.value})
 
 
@@ -1196,7 +1196,7 @@ async def activate_signing_key(call: Call) -> Reply[SigningKeyOut]:
     event=AuditEvent.DELETE_CONFIGURATION_SIGNING_KEY,
 )
 async def delete_signing_key(call: Call) -> Reply[None]:
-    await call.store.delete_signing_key(call.param("key_id"))
+    await operations.delete_signing_key(call.store, call.request.app[TOKEN_KEY], call.param("key_id"))
     return Reply(None, audit={"key_id": call.param("key_id")})
 
 

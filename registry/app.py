@@ -1,10 +1,11 @@
 """The registry application: admin API, global configuration distribution and the management service.
 
 :func:`create_app` builds the aiohttp application from :class:`~registry.settings.RegistrySettings`; its
-``cleanup_ctx`` opens the database (migrating it to the current schema), then generates global
-configuration before serving and regenerates it every ``regenerate_interval_seconds`` and at once after
-every change. :func:`run_registry` serves it with one ``AppRunner`` on the admin socket and serves
-:func:`create_public_app` with another on the public socket. The public application holds only
+``cleanup_ctx`` logs in to the token holding the configuration signing keys (``[token]``; the PIN from
+``XROAD_MN_TOKEN_PIN`` or a prompt), opens the database (migrating it to the current schema), then
+generates global configuration before serving and regenerates it every ``regenerate_interval_seconds``
+and at once after every change. :func:`run_registry` serves it with one ``AppRunner`` on the admin socket
+and serves :func:`create_public_app` with another on the public socket. The public application holds only
 ``/internalconf``, ``/externalconf``, the content files and the registration service
 ``POST /managementservice/``: the admin API and the internal ``/managementservice/manage/`` are not routes
 of it, so they answer 404 on the public socket whatever its address (the two sockets must differ). With
@@ -37,7 +38,7 @@ import structlog
 from aiohttp import web
 
 from registry.api import SETTINGS_KEY, add_admin_routes
-from registry.context import CHANGED_KEY, CLOCK_KEY, PUBLISHER_KEY, STORE_KEY
+from registry.context import CHANGED_KEY, CLOCK_KEY, PUBLISHER_KEY, STORE_KEY, TOKEN_KEY
 from registry.distribution import ConfigurationPublisher, add_distribution_routes, setup_publishing
 from registry.globalconf_gen import GeneratedConfiguration
 from registry.management_service import (
@@ -48,6 +49,7 @@ from registry.management_service import (
 )
 from registry.operations import build_configuration, open_store, sync_management_address
 from registry.settings import RegistrySettings
+from registry.signing import TokenLogin, registry_token
 from xroad_mn.admin import API_KEYS_KEY, AUDIT_KEY, LIMITER_KEY, ApiKeyRing, AuditLog, RateLimiter
 from xroad_mn.errors import FaultCode, XRoadError
 from xroad_mn.transport.server import TimedSite, app_runner, xroad_error_middleware
@@ -70,8 +72,14 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def create_app(settings: RegistrySettings, *, clock: Callable[[], datetime] = utc_now) -> web.Application:
-    """The registry's aiohttp application for ``settings`` (resources live in the app's ``cleanup_ctx``)."""
+def create_app(
+    settings: RegistrySettings, *, clock: Callable[[], datetime] = utc_now, pin: str | None = None
+) -> web.Application:
+    """The registry's aiohttp application for ``settings`` (resources live in the app's ``cleanup_ctx``).
+
+    At start it logs in to the token ``[token]`` names with ``pin``, by default the PIN of
+    :func:`~xroad_mn.tokens.read_pin` (``XROAD_MN_TOKEN_PIN`` or a prompt): a wrong or missing PIN fails the
+    start with the signer's fault code. It logs out at cleanup."""
     app = web.Application(middlewares=[xroad_error_middleware])
     app[SETTINGS_KEY] = settings
     app[CLOCK_KEY] = clock
@@ -80,13 +88,22 @@ def create_app(settings: RegistrySettings, *, clock: Callable[[], datetime] = ut
     app[LIMITER_KEY] = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_per_minute)
 
     async def store_ctx(app: web.Application) -> AsyncIterator[None]:
-        async with open_store(settings, clock=clock) as store:
-            await sync_management_address(store, settings)
-            app[STORE_KEY] = store
-            yield
+        login = TokenLogin(registry_token(settings), pin=pin)
+        try:
+            if await asyncio.to_thread(lambda: login.initialized):
+                await asyncio.to_thread(login)  # a wrong PIN is an error here, at start
+            # A registry from before tokens has none yet: the migration of its keys creates it.
+            async with open_store(settings, clock=clock, token=login.for_migration) as store:
+                app[TOKEN_KEY] = await asyncio.to_thread(login)  # no token at all: an error at start too
+                log.info("registry_token_login", token=repr(login.token))
+                await sync_management_address(store, settings)
+                app[STORE_KEY] = store
+                yield
+        finally:
+            await asyncio.to_thread(login.logout)
 
     async def build() -> GeneratedConfiguration:
-        return await build_configuration(app[STORE_KEY], settings, now=clock())
+        return await build_configuration(app[STORE_KEY], settings, app[TOKEN_KEY], now=clock())
 
     app.cleanup_ctx.append(store_ctx)  # before the regeneration task, which needs the store
     setup_publishing(
@@ -163,11 +180,12 @@ def public_ssl_context(settings: RegistrySettings) -> ssl.SSLContext | None:
 
 @asynccontextmanager
 async def run_registry(
-    settings: RegistrySettings, *, clock: Callable[[], datetime] = utc_now
+    settings: RegistrySettings, *, clock: Callable[[], datetime] = utc_now, pin: str | None = None
 ) -> AsyncIterator[RunningRegistry]:
     """Serve :func:`create_app` in the block. Port 0 binds a free port; with no ``public_addresses`` the
     bound public address is what anchors and global configuration announce. The admin socket speaks plain
-    HTTP (keep it on loopback); the public one TLS when configured."""
+    HTTP (keep it on loopback); the public one TLS when configured. ``pin``: the token's PIN, by default
+    from ``XROAD_MN_TOKEN_PIN`` or a prompt."""
     tls = public_ssl_context(settings)
     sockets = [_listen(settings.admin_host, settings.admin_port)]
     try:
@@ -176,7 +194,7 @@ async def run_registry(
         admin_port = int(admin_sock.getsockname()[1])
         public_port = int(public_sock.getsockname()[1])
         resolved = settings.model_copy(update={"admin_port": admin_port, "public_port": public_port})
-        app = create_app(resolved, clock=clock)
+        app = create_app(resolved, clock=clock, pin=pin)
         timeouts = resolved.server_timeouts()
         admin_runner = app_runner(app, timeouts)
         await admin_runner.setup()  # opens the store, which the public app shares

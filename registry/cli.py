@@ -10,8 +10,8 @@
     $ xroad-mn registry serve --dir ./registry --public-port 9080    # prints its anchor sources, then:
     $ xroad-mn registry anchor export --dir ./registry --address 127.0.0.1:9080 --out anchor.xml
 
-Every command takes ``--dir`` (the registry's home: ``registry.toml``, the database, the audit log and the
-API keys) and works on the database directly through :class:`~registry.db.RegistryStore`, so no server
+Every command takes ``--dir`` (the registry's home: ``registry.toml``, the token, the database, the audit log
+and the API keys) and works on the database directly through :class:`~registry.db.RegistryStore`, so no server
 needs to run. The commands hold no logic: they call what the admin API calls
 (:mod:`registry.operations`, the store, :mod:`registry.requests`) and write the same audit records, with
 the operating-system user as ``user``. ``--json`` prints the admin API's JSON shapes.
@@ -57,6 +57,7 @@ from registry.operations import (
     parse_certificate,
 )
 from registry.settings import RegistrySettings
+from registry.signing import TokenLogin, create_token, read_new_pin, registry_token
 from registry.validation import KNOWN_CERTIFICATE_PROFILES, MEMBER_FORMS, parse_client_id, parse_member_id
 from xroad_mn.admin import AuditLog, Role, create_api_key, revoke_api_key
 from xroad_mn.cli.main import JsonFlag, dump_json
@@ -68,6 +69,7 @@ from xroad_mn.identifiers import (
     SubsystemId,
     format_colon_id,
 )
+from xroad_mn.tokens import read_pin
 
 __all__ = ["app", "serve_banner"]
 
@@ -127,13 +129,19 @@ def _run(
     home: Path,
     event: AuditEvent | None,
     action: Callable[[RegistryStore, RegistrySettings], Awaitable[tuple[_T, dict[str, Any]]]],
+    *,
+    login: TokenLogin | None = None,
 ) -> _T:
-    """Run ``action`` on the home's store; audit it as ``event`` (or ``<event> failed``) when it changes."""
+    """Run ``action`` on the home's store; audit it as ``event`` (or ``<event> failed``) when it changes.
+
+    The token (``login``, else the home's token) is logged in only when used: by the action, or by the
+    migration that moves signing keys kept in clear into it. It is logged out afterwards."""
     settings = _settings(home)
     audit = AuditLog(settings.audit_log_path())
+    token = login if login is not None else TokenLogin(registry_token(settings))
 
     async def main() -> _T:
-        async with open_store(settings) as store:
+        async with open_store(settings, token=token.for_migration) as store:
             try:
                 result, data = await action(store, settings)
             except XRoadError as e:
@@ -144,7 +152,10 @@ def _run(
                 await audit.record(event, _user(), data)
             return result
 
-    return asyncio.run(main())
+    try:
+        return asyncio.run(main())
+    finally:
+        token.logout()
 
 
 def _print_json(value: Any) -> None:
@@ -206,8 +217,9 @@ def init(
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Create a registry: its home, database, member classes, operator and first signing keys; prints the
-    first admin API key (once)."""
+    """Create a registry: its home, token, database, member classes, operator and first signing keys (made
+    in the token); prints the first admin API key (once). The token's PIN is ``XROAD_MN_TOKEN_PIN``, else
+    asked twice on the terminal."""
     file_settings: dict[str, object] = {
         "public_addresses": public_address or None,
         "admin_port": admin_port,
@@ -217,17 +229,20 @@ def init(
         "public_tls_cert": public_tls_cert.resolve() if public_tls_cert is not None else None,
         "public_tls_key": public_tls_key.resolve() if public_tls_key is not None else None,
     }
+    pin = read_new_pin()  # before anything is created: a mistyped repetition leaves nothing behind
     create_home(home, {k: v for k, v in file_settings.items() if v is not None})
     owner = MemberId(instance, owner_class, owner_code)
+    token = registry_token(_settings(home))
+    create_token(token, pin)
 
     async def action(store: RegistryStore, settings: RegistrySettings) -> tuple[Any, dict[str, Any]]:
         result = await init_registry(
-            store, settings, instance=instance, owner=owner, owner_name=owner_name, now=_now()
+            store, settings, token, instance=instance, owner=owner, owner_name=owner_name, now=_now()
         )
         data = {"instance": instance, "owner": format_colon_id(owner)}
         return result, data
 
-    result = _run(home, AuditEvent.INITIALIZE_REGISTRY, action)
+    result = _run(home, AuditEvent.INITIALIZE_REGISTRY, action, login=TokenLogin(token, pin=pin))
     settings = _settings(home)
     created = create_api_key(settings.api_keys_path(), ADMIN_ROLES, _now())
     if as_json:
@@ -268,12 +283,12 @@ def serve_banner(running: RegistrySettings, configured: RegistrySettings, home: 
     return lines
 
 
-async def _serve(settings: RegistrySettings, configured: RegistrySettings) -> None:
+async def _serve(settings: RegistrySettings, configured: RegistrySettings, pin: str) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    async with run_registry(settings) as registry:
+    async with run_registry(settings, pin=pin) as registry:
         typer.echo(
             f"Admin API   {registry.admin_url}/api/v1  (OpenAPI: {registry.admin_url}/api/v1/openapi.json)"
         )
@@ -298,10 +313,12 @@ def serve(
 
     The anchor sources it prints are what configuration clients must find in their anchor: with a
     ``--public-port`` override (and no ``public_addresses`` in the settings) they differ from what
-    ``anchor export`` writes by default, so export with ``--address`` as printed."""
+    ``anchor export`` writes by default, so export with ``--address`` as printed. The token's PIN is
+    ``XROAD_MN_TOKEN_PIN``, else asked on the terminal; a wrong one stops the start
+    (``signer.pin_incorrect``)."""
     configured = load_registry_settings(home)
     settings = load_registry_settings(home, overrides={"admin_port": admin_port, "public_port": public_port})
-    asyncio.run(_serve(settings, configured))
+    asyncio.run(_serve(settings, configured, read_pin()))
 
 
 # -- members, subsystems, servers, groups -----------------------------------------------------------------
@@ -687,14 +704,17 @@ def globalconf_generate(
     out: Annotated[Path, typer.Option("--out", help="Directory to write (as the registry serves it).")],
     as_json: JsonOption = False,
 ) -> None:
-    """Generate and sign global configuration into OUT (OUT/internalconf, OUT/externalconf, OUT/V6/...)."""
+    """Generate and sign global configuration into OUT (OUT/internalconf, OUT/externalconf, OUT/V6/...),
+    through the token (its PIN: ``XROAD_MN_TOKEN_PIN`` or a prompt)."""
+
+    login = TokenLogin(registry_token(_settings(home)))
 
     async def action(store: RegistryStore, settings: RegistrySettings) -> tuple[Any, dict[str, Any]]:
-        conf = await build_configuration(store, settings, now=_now())
+        conf = await build_configuration(store, settings, await asyncio.to_thread(login), now=_now())
         await asyncio.to_thread(conf.write_to, out)
         return conf, {}
 
-    conf = _run(home, None, action)
+    conf = _run(home, None, action, login=login)
     summary = {
         "out": str(out),
         "instance": conf.instance,

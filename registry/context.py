@@ -20,8 +20,9 @@ from aiohttp import web
 
 from registry.db import RegistryStore
 from registry.distribution import CHANGED_KEY, PUBLISHER_KEY
+from xroad_mn.tokens import Token
 
-__all__ = ["CHANGED_KEY", "CLOCK_KEY", "PUBLISHER_KEY", "STORE_KEY"]
+__all__ = ["CHANGED_KEY", "CLOCK_KEY", "PUBLISHER_KEY", "STORE_KEY", "TOKEN_KEY"]
 
 # CHANGED_KEY (set after every change global configuration shows; the publisher regenerates at once)
 # and PUBLISHER_KEY come from registry.distribution.
@@ -31,3 +32,7 @@ STORE_KEY: web.AppKey[RegistryStore] = web.AppKey("registry_store", RegistryStor
 
 CLOCK_KEY: web.AppKey[Callable[[], datetime]] = web.AppKey("registry_clock")
 """The time source (tests freeze it): verification times and generation times come from here."""
+
+TOKEN_KEY: web.AppKey[Token] = web.AppKey("registry_token")
+"""The registry's token, logged in at start and out at cleanup: it holds the configuration signing keys.
+Its calls block: handlers run them with ``asyncio.to_thread``."""

@@ -7,12 +7,19 @@ and registers a few Mongolian agencies as members with the subsystems that would
 serves the registry, exports the internal configuration anchor, and proves the published global
 configuration is sound by downloading it with the configuration client a security server uses.
 
+The registry's token (a software token in ``DEMO/registry/token``, holding the configuration signing keys
+PIN-encrypted) gets a PIN the demo generates and, because it is a demo that must start without anyone
+typing it, keeps in clear in ``DEMO/registry/demo-token-pin`` (mode 0600). A real registry never stores
+its PIN: it comes from ``XROAD_MN_TOKEN_PIN`` or a prompt.
+
 Declared in ``pyproject.toml`` as ``registry = "registry.demo:component"`` in the ``xroad_mn.demo``
 entry-point group; ``xroad-mn demo`` starts it beside the trust services.
 """
 
 from __future__ import annotations
 
+import asyncio
+import secrets
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -26,6 +33,7 @@ from registry.db import KeyKind, RegistryStore
 from registry.home import ADMIN_ROLES, SECRET_MODE, create_home, load_registry_settings, settings_file
 from registry.operations import configuration_anchor, init_registry, open_store
 from registry.settings import RegistrySettings
+from registry.signing import TokenLogin, create_token, registry_token
 from xroad_mn.admin import create_api_key
 from xroad_mn.certs import EJBCA_PROFILE
 from xroad_mn.cli.demo import DemoContext
@@ -34,14 +42,18 @@ from xroad_mn.fileio import write_atomic
 from xroad_mn.globalconf.anchor import parse_anchor
 from xroad_mn.globalconf.params import ApprovedCAEntry, ApprovedTSAEntry, CaInfo, OcspInfo
 from xroad_mn.identifiers import MemberId
+from xroad_mn.tokens import Token
 from xroad_mn.transport.globalconf import AiohttpConfigurationTransport
 
-__all__ = ["DEMO_AGENCIES", "component"]
+__all__ = ["DEMO_AGENCIES", "DEMO_PIN_FILE", "component"]
 
 REGISTRY_OPERATOR: Final = MemberId("MN", "GOV", "9000001")
 DEMO_TOKEN_FILE: Final = "demo-admin-token"  # noqa: S105 (a file name, not a secret)
 """The demo keeps its admin token in clear (mode 0600) so every run can print it; a real registry never
 stores a token, only its hash."""
+DEMO_PIN_FILE: Final = "demo-token-pin"
+"""The demo keeps its key token's PIN in clear (mode 0600) so every run starts unattended; a real
+registry takes the PIN from ``XROAD_MN_TOKEN_PIN`` or a prompt and never writes it down."""
 
 
 DEMO_AGENCIES: Final[tuple[tuple[MemberId, str, tuple[tuple[str, str], ...]], ...]] = (
@@ -71,12 +83,13 @@ DEMO_AGENCIES: Final[tuple[tuple[MemberId, str, tuple[tuple[str, str], ...]], ..
 )
 
 
-async def _seed(store: RegistryStore, settings: RegistrySettings, context: DemoContext) -> None:
+async def _seed(store: RegistryStore, settings: RegistrySettings, token: Token, context: DemoContext) -> None:
     """First run only: the registry itself, the demo trust services and the demo agencies."""
     now = datetime.now(UTC)
     await init_registry(
         store,
         settings,
+        token,
         instance=context.instance,
         owner=MemberId(context.instance, REGISTRY_OPERATOR.member_class, REGISTRY_OPERATOR.member_code),
         owner_name="E-Mongolia central registry",
@@ -113,14 +126,24 @@ async def component(context: DemoContext) -> AsyncIterator[Sequence[str]]:
         create_home(home, {"admin_host": context.host, "public_host": context.host})
     overrides: dict[str, object] = {"admin_port": 0, "public_port": 0} if context.ephemeral_ports else {}
     settings = load_registry_settings(home, overrides=overrides)
+    pin_file = home / DEMO_PIN_FILE
+    if not pin_file.exists():  # a new demo, or one made before the keys moved into a token
+        new_pin = secrets.token_urlsafe(24)
+        await asyncio.to_thread(create_token, registry_token(settings), new_pin)
+        write_atomic(pin_file, new_pin.encode("utf-8"), mode=SECRET_MODE)
+    pin = pin_file.read_text(encoding="utf-8").strip()
     if first_run:
-        async with open_store(settings) as store:
-            await _seed(store, settings, context)
+        login = TokenLogin(registry_token(settings), pin=pin)
+        try:
+            async with open_store(settings, token=login.for_migration) as store:
+                await _seed(store, settings, await asyncio.to_thread(login), context)
+        finally:
+            login.logout()
         created = create_api_key(settings.api_keys_path(), ADMIN_ROLES, datetime.now(UTC))
         write_atomic(home / DEMO_TOKEN_FILE, created.token.encode("utf-8"), mode=SECRET_MODE)
     token = (home / DEMO_TOKEN_FILE).read_text(encoding="utf-8").strip()
 
-    async with run_registry(settings) as running:
+    async with run_registry(settings, pin=pin) as running:
         store = running.app[STORE_KEY]
         anchor = await configuration_anchor(store, running.settings, KeyKind.INTERNAL, now=datetime.now(UTC))
         anchor_path = home / "anchor-internal.xml"

@@ -41,7 +41,6 @@ from types import MappingProxyType
 from typing import Final
 
 from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from xroad_mn.errors import FaultCode, XRoadError
 from xroad_mn.fileio import write_atomic
@@ -58,6 +57,7 @@ from xroad_mn.globalconf.params import (
     build_shared_params,
 )
 from xroad_mn.identifiers import SecurityServerId
+from xroad_mn.keys import KeyOrSigner
 
 __all__ = [
     "DEFAULT_EXPIRE_SECONDS",
@@ -103,12 +103,13 @@ DIRECTORY_NAMES: Final[Mapping[KeyKind, str]] = MappingProxyType(
 
 @dataclass(frozen=True)
 class ConfigurationKeyPair:
-    """A configuration signing key of the registry with its private key loaded: the active one of each kind
-    signs its directory; all keys of a kind (also the not yet active ones of a two-phase rotation) go into
-    anchors and ``source``. (:class:`registry.db.ConfigurationSigningKey` is the stored form.)"""
+    """A configuration signing key of the registry and what signs with it (the registry's token key, an
+    :class:`~xroad_mn.algorithms.Signer`; or a private key): the active one of each kind signs its
+    directory; all keys of a kind (also the not yet active ones of a two-phase rotation) go into anchors
+    and ``source``. (:class:`registry.db.ConfigurationSigningKey` is the stored form.)"""
 
     key_id: str
-    private_key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey = field(repr=False)
+    signer: KeyOrSigner = field(repr=False)
     certificate: x509.Certificate
     active: bool
     kind: KeyKind
@@ -319,11 +320,11 @@ def generate(
                 [shared_part, private_part],
                 expire_date,
                 version,
-                internal_key.private_key,
+                internal_key.signer,
                 internal_key.certificate,
             ),
             KeyKind.EXTERNAL: build_signed_directory(
-                [shared_part], expire_date, version, external_key.private_key, external_key.certificate
+                [shared_part], expire_date, version, external_key.signer, external_key.certificate
             ),
         }
         out[version] = GeneratedVersion(

@@ -5,14 +5,14 @@ The API handlers and the CLI commands are thin: they parse their input and call 
 
 Example::
 
-    >>> async def main(store: RegistryStore, settings: RegistrySettings) -> None:
-    ...     await init_registry(store, settings, instance="MN", owner=MemberId("MN", "GOV", "1000001"),
+    >>> async def main(store: RegistryStore, settings: RegistrySettings, token: Token) -> None:
+    ...     await init_registry(store, settings, token, instance="MN", owner=MemberId("MN", "GOV", "1000001"),
     ...                         owner_name="Registry operator", now=datetime.now(UTC))
-    ...     conf = await build_configuration(store, settings, now=datetime.now(UTC))
+    ...     conf = await build_configuration(store, settings, token, now=datetime.now(UTC))
     ...     conf.write_to(Path("public"))
     ...     anchor = await configuration_anchor(store, settings, KeyKind.INTERNAL, now=datetime.now(UTC))
     ...     print(anchor.hash)
-    >>> asyncio.run(main(store, settings))  # doctest: +SKIP
+    >>> asyncio.run(main(store, settings, token))  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -21,17 +21,15 @@ import asyncio
 import base64
 import binascii
 import hashlib
-import secrets
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
 
+import structlog
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
@@ -49,29 +47,32 @@ from registry.db import (
 from registry.globalconf_gen import ExportedAnchor, GeneratedConfiguration
 from registry.home import secure_database_file, secure_home
 from registry.settings import RegistrySettings
+from registry.signing import new_signing_key
 from xroad_mn.errors import ErrorKind, FaultCode, XRoadError
 from xroad_mn.globalconf.params import Member, MemberClass
 from xroad_mn.identifiers import MemberId, SecurityServerId
+from xroad_mn.tokens import Token
 
 __all__ = [
     "DEFAULT_MEMBER_CLASSES",
     "MANAGEMENT_SUBSYSTEM",
     "MAX_CERTIFICATE_BYTES",
-    "SIGNING_KEY_BITS",
-    "SIGNING_KEY_VALIDITY",
     "InitResult",
+    "activate_signing_key",
     "add_member",
     "add_signing_key",
     "build_configuration",
     "common_name",
     "configuration_anchor",
+    "delete_signing_key",
     "init_registry",
-    "new_signing_key",
     "open_store",
     "parse_certificate",
     "public_tls_certificate",
     "sync_management_address",
 ]
+
+log = structlog.get_logger(__name__)
 
 DEFAULT_MEMBER_CLASSES: Final = (
     MemberClass("GOV", "Government organisations"),
@@ -81,9 +82,6 @@ DEFAULT_MEMBER_CLASSES: Final = (
 )
 MANAGEMENT_SUBSYSTEM: Final = "MANAGEMENT"
 """The subsystem of the registry's owner that provides the management services (X-Road's default name)."""
-SIGNING_KEY_BITS: Final = 2048
-SIGNING_KEY_VALIDITY: Final = timedelta(days=20 * 365)
-"""X-Road's configuration signing certificates are self-signed and valid for 20 years."""
 MAX_CERTIFICATE_BYTES: Final = 32 * 1024
 ANCHOR_PROBE_TIME: Final = datetime(2000, 1, 1, tzinfo=UTC)
 """The ``generatedAt`` of the anchor whose digest tells whether the anchor's sources changed."""
@@ -116,56 +114,46 @@ def common_name(cert: x509.Certificate) -> str:
     return value if isinstance(value, str) and value else cert.subject.rfc4514_string()
 
 
-def new_signing_key(kind: KeyKind, instance: str, now: datetime) -> tuple[str, bytes, x509.Certificate]:
-    """A new configuration signing key: its id, unencrypted PKCS#8 PEM and self-signed certificate.
-
-    CPU-bound (RSA key generation): call it in a thread.
-    """
-    key = rsa.generate_private_key(public_exponent=65537, key_size=SIGNING_KEY_BITS)
-    key_id = secrets.token_hex(20).upper()
-    name = x509.Name(
-        [
-            x509.NameAttribute(NameOID.COMMON_NAME, f"{instance} {kind.value} configuration signing"),
-            x509.NameAttribute(NameOID.SERIAL_NUMBER, key_id),
-        ]
-    )
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(minutes=5))
-        .not_valid_after(now + SIGNING_KEY_VALIDITY)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=True,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=False,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .sign(key, hashes.SHA256())
-    )
-    pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    return key_id, pem, cert
-
-
-async def add_signing_key(store: RegistryStore, kind: KeyKind, now: datetime) -> ConfigurationSigningKey:
-    """Generate and add a signing key of ``kind``: active when it is the first, else pending (rotation
-    phase one: it is published in anchors and ``source`` before it signs)."""
+async def add_signing_key(
+    store: RegistryStore, token: Token, kind: KeyKind, now: datetime
+) -> ConfigurationSigningKey:
+    """Generate a signing key of ``kind`` in ``token`` (logged in) with its self-signed certificate, signed
+    through the token, and add it: active when it is the first, else pending (rotation phase one: it is
+    published in anchors and ``source`` before it signs). The database keeps the token's key id."""
     settings = await store.get_settings()
-    key_id, pem, cert = await asyncio.to_thread(new_signing_key, kind, settings.instance, now)
-    return await store.add_signing_key(kind, key_id, pem, cert)
+    key_id, info, cert = await asyncio.to_thread(new_signing_key, token, kind, settings.instance, now)
+    try:
+        return await store.add_signing_key(kind, key_id, info.key_id, cert)
+    except BaseException:
+        await asyncio.to_thread(token.delete_key, info.key_id)  # no key the registry does not know of
+        raise
+
+
+async def activate_signing_key(store: RegistryStore, token: Token, key_id: str) -> ConfigurationSigningKey:
+    """Rotation phase two: the pending key ``key_id`` becomes the signing key of its kind; the key it
+    replaces is deleted from the database, then from ``token``."""
+    before = await store.list_signing_keys()
+    activated = await store.activate_signing_key(key_id)
+    kept = {k.key_id for k in await store.list_signing_keys()}
+    await _delete_token_keys(token, [k.token_key_id for k in before if k.key_id not in kept])
+    return activated
+
+
+async def delete_signing_key(store: RegistryStore, token: Token, key_id: str) -> None:
+    """Delete a pending signing key from the database, then from ``token`` (409 for the active key)."""
+    token_key_ids = [k.token_key_id for k in await store.list_signing_keys() if k.key_id == key_id]
+    await store.delete_signing_key(key_id)
+    await _delete_token_keys(token, token_key_ids)
+
+
+async def _delete_token_keys(token: Token, token_key_ids: Sequence[str]) -> None:
+    """Delete keys the database no longer names; a key the token cannot delete is logged and left (the
+    database change stands: an unused key in the token signs nothing)."""
+    for token_key_id in token_key_ids:
+        try:
+            await asyncio.to_thread(token.delete_key, token_key_id)
+        except XRoadError as e:
+            log.warning("token_key_not_deleted", token_key_id=token_key_id, code=e.code, message=e.message)
 
 
 @dataclass(frozen=True)
@@ -177,6 +165,7 @@ class InitResult:
 async def init_registry(
     store: RegistryStore,
     settings: RegistrySettings,
+    token: Token,
     *,
     instance: str,
     owner: MemberId,
@@ -186,7 +175,7 @@ async def init_registry(
 ) -> InitResult:
     """Initialise an empty registry database: the instance, the member classes, the owner member with its
     management-service subsystem (announced in private-params, with the public TLS certificate when there is
-    one), and the first internal and external signing keys (both active)."""
+    one), and the first internal and external signing keys (both active), made in ``token`` (logged in)."""
     if owner.instance != instance:
         raise XRoadError(
             FaultCode.INVALID_REQUEST, f"the owner {owner} is not a member of instance {instance}"
@@ -206,8 +195,8 @@ async def init_registry(
         configuration_expiry_seconds=settings.configuration_expiry_seconds,
     )
     keys = (
-        await add_signing_key(store, KeyKind.INTERNAL, now),
-        await add_signing_key(store, KeyKind.EXTERNAL, now),
+        await add_signing_key(store, token, KeyKind.INTERNAL, now),
+        await add_signing_key(store, token, KeyKind.EXTERNAL, now),
     )
     return InitResult(global_settings, keys)
 
@@ -278,10 +267,16 @@ def _sqlite_file(url: str) -> Path | None:
 
 @asynccontextmanager
 async def open_store(
-    settings: RegistrySettings, *, clock: Callable[[], datetime] | None = None
+    settings: RegistrySettings,
+    *,
+    clock: Callable[[], datetime] | None = None,
+    token: Callable[[], Token] | None = None,
 ) -> AsyncIterator[RegistryStore]:
     """The registry's database, migrated to the current schema (and, on PostgreSQL with
-    ``database_schema``, that schema created when missing), closed after the block."""
+    ``database_schema``, that schema created when missing), closed after the block.
+
+    ``token`` gives the registry's token logged in (a :class:`~registry.signing.TokenLogin`): the migration
+    that moves signing keys kept in clear into the token calls it, and fails without it."""
     url = settings.database()
     secure_home(settings.home)  # 0700: it holds the API keys and, by default, the database
     sqlite_file = _sqlite_file(url)
@@ -298,7 +293,7 @@ async def open_store(
             await admin.dispose()
     engine = create_engine(url, **settings.engine_options())
     try:
-        await migrate(engine)
+        await migrate(engine, token=token)
         if sqlite_file is not None:  # the side files WAL mode created, whatever mode SQLite gave them
             secure_database_file(sqlite_file)
         yield RegistryStore(engine) if clock is None else RegistryStore(engine, clock=clock)
@@ -307,9 +302,10 @@ async def open_store(
 
 
 async def build_configuration(
-    store: RegistryStore, settings: RegistrySettings, *, now: datetime
+    store: RegistryStore, settings: RegistrySettings, token: Token, *, now: datetime
 ) -> GeneratedConfiguration:
-    """The next global configuration: a consistent snapshot of the store, signed by the active keys."""
+    """The next global configuration: a consistent snapshot of the store, signed by the active keys
+    through ``token`` (logged in), in a worker thread."""
     addresses = settings.source_addresses()
     snap = await store.snapshot(addresses)
     versions = settings.versions()
@@ -321,11 +317,11 @@ async def build_configuration(
             auth_certs[sid] = await store.list_auth_certs(sid)
     expire_seconds = settings.expiry_seconds(snap.settings.configuration_expiry_seconds)
 
-    def sign() -> GeneratedConfiguration:  # in the thread: loading the private keys is CPU work too
+    def sign() -> GeneratedConfiguration:  # in the thread: the token's files, XML and signatures block
         return globalconf_gen.generate(
             snap.shared,
             snap.private,
-            snap.generator_keys(),
+            snap.generator_keys(token),
             now=now,
             expire_seconds=expire_seconds,
             versions=versions,

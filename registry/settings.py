@@ -11,7 +11,8 @@ Example::
 
 Everything has a default except ``home`` (the ``--dir`` of the CLI), so an empty ``registry.toml`` works.
 Keys unknown to the model are refused (see :mod:`xroad_mn.settings`). Nothing here is trust material: the
-members, CAs and signing keys are in the database.
+members, CAs and signing keys' certificates are in the database, the signing keys in the token that the
+``[token]`` section names (a software token in ``HOME/token`` by default; never its PIN).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from registry.distribution import REGENERATE_INTERVAL_SECONDS
 from registry.globalconf_gen import DEFAULT_EXPIRE_SECONDS, SERVED_VERSIONS
 from xroad_mn.globalconf.params import CURRENT_VERSION, MIN_VERSION
 from xroad_mn.management import ManagementRequestType
+from xroad_mn.tokens import TokenSettings
 from xroad_mn.transport.server import ServerTimeoutSettings
 
 __all__ = [
@@ -40,6 +42,7 @@ __all__ = [
     "DEFAULT_RATE_PER_MINUTE",
     "DEFAULT_RATE_PER_SECOND",
     "SETTINGS_FILE",
+    "TOKEN_DIR",
     "RegistrySettings",
 ]
 
@@ -47,6 +50,8 @@ SETTINGS_FILE: Final = "registry.toml"
 DATABASE_FILE: Final = "registry.db"
 AUDIT_LOG_FILE: Final = "audit.log"
 API_KEYS_FILE: Final = "api-keys.json"
+TOKEN_DIR: Final = "token"  # noqa: S105 (a directory name, not a secret)
+"""The default software token's directory in the home."""
 
 DEFAULT_ADMIN_PORT: Final = 4000
 """X-Road's central server admin UI/API port."""
@@ -111,6 +116,9 @@ class RegistrySettings(ServerTimeoutSettings):
     """Default ``HOME/api-keys.json``."""
     audit_log: Path | None = None
     """Default ``HOME/audit.log``."""
+    token: TokenSettings = Field(default_factory=TokenSettings)
+    """``[token]``: where the configuration signing keys are (default a software token in ``HOME/token``);
+    its PIN comes from ``XROAD_MN_TOKEN_PIN`` or a prompt."""
 
     @field_validator("configuration_versions")
     @classmethod
@@ -166,6 +174,10 @@ class RegistrySettings(ServerTimeoutSettings):
 
     def audit_log_path(self) -> Path:
         return self.audit_log or self.home / AUDIT_LOG_FILE
+
+    def token_directory(self) -> Path:
+        """The software token's directory: ``[token] directory``, else ``HOME/token``."""
+        return self.token.directory or self.home / TOKEN_DIR
 
     def _public_addresses(self) -> tuple[str, ...]:
         if self.public_addresses:

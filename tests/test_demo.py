@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import re
+import stat
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -35,6 +37,16 @@ def test_demo_initialises_once_and_self_checks(tmp_path: Path) -> None:
     assert "the configuration client verified version 6" in first.output
     assert (tmp_path / "registry" / "anchor-internal.xml").is_file()
     assert (tmp_path / "globalconf" / "MN" / "shared-params.xml").is_file()
+    # The registry's signing keys are in its token; the demo keeps the token's PIN 0600 to start unattended.
+    assert (tmp_path / "registry" / "token" / "keys.json").is_file()
+    assert stat.S_IMODE((tmp_path / "registry" / "demo-token-pin").stat().st_mode) == 0o600
+    found = subprocess.run(
+        ["grep", "-r", "-l", "BEGIN PRIVATE KEY\\|BEGIN RSA PRIVATE KEY", str(tmp_path / "registry")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert found.returncode == 1, found.stdout + found.stderr
     ca_pem = (tmp_path / "trust" / "ca.pem").read_bytes()
     for name in ("ca.pem", "ocsp.pem", "tsa.pem"):
         assert (tmp_path / "trust" / name).is_file()

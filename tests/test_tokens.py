@@ -13,7 +13,7 @@ import pytest
 from asn1crypto import keys as asn1_keys
 from asn1crypto import pem as asn1_pem
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
@@ -230,6 +230,28 @@ def test_no_private_key_in_clear_on_disk_and_openssl_opens_the_files_with_the_pi
             capture_output=True, check=True, env=env,
         )  # fmt: skip
         assert serialization.load_pem_public_key(opened.stdout) == key.public_key
+
+
+def test_an_imported_key_is_written_encrypted_and_signs_as_the_original(
+    token: SoftwareToken, token_dir: Path
+) -> None:
+    """``import_key`` (the software token's only, for re-wrapping keys once kept in clear)."""
+    original = ec.generate_private_key(ec.SECP256R1())
+    info = token.import_key(original, "imported", KeyUsage.SIGNING)
+    assert (info.label, info.usage, info.algorithm) == ("imported", KeyUsage.SIGNING, KeyAlgorithm.EC_P256)
+    assert info.public_key == original.public_key()
+    data = (token_dir / f"{info.key_id}{KEY_SUFFIX}").read_bytes()
+    assert asn1_pem.unarmor(data)[0] == "ENCRYPTED PRIVATE KEY"
+    assert not any(marker in data for marker in CLEAR_KEY_MARKERS)
+    token.logout()
+    token.login(PIN)  # opens with the PIN like a generated key
+    signature = token.sign(info.key_id, SignatureScheme.ECDSA_SHA256, b"data")
+    original.public_key().verify(signature, b"data", ec.ECDSA(hashes.SHA256()))
+    weak = rsa.generate_private_key(65537, 1024)
+    expect_code("signer.failed_to_generate_private_key", token.import_key, weak, "weak", KeyUsage.SIGNING)
+    token.logout()
+    expect_code("signer.token_not_active", token.import_key, original, "again", KeyUsage.SIGNING)
+    assert [k.key_id for k in token.list_keys()] == [info.key_id]
 
 
 def test_modes_are_0700_and_0600_whatever_the_umask(tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ registry in its own schema pass ``connect_args={"server_settings": {"search_path
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final
 
@@ -29,13 +30,25 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from xroad_mn.errors import FaultCode, XRoadError
+from xroad_mn.tokens import Token
 
-__all__ = ["MIGRATIONS_DIR", "SQLITE_BUSY_TIMEOUT_SECONDS", "create_engine", "migrate", "sqlite_url"]
+__all__ = [
+    "MIGRATIONS_DIR",
+    "SQLITE_BUSY_TIMEOUT_SECONDS",
+    "TokenSource",
+    "create_engine",
+    "migrate",
+    "sqlite_url",
+]
 
 MIGRATIONS_DIR: Final = Path(__file__).resolve().parents[1] / "migrations"
 """alembic's script location: ``registry/migrations`` (env.py and versions/)."""
 SQLITE_BUSY_TIMEOUT_SECONDS: Final = 30.0
 """How long a SQLite writer waits for another writer's transaction before failing."""
+
+TokenSource = Callable[[], Token]
+"""What gives the registry's token, logged in, to a migration that needs it (only then is it called, so a
+PIN is asked for only when a migration needs the token): a :class:`registry.signing.TokenLogin`."""
 
 
 def sqlite_url(path: Path) -> str:
@@ -82,22 +95,27 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     return engine
 
 
-def _upgrade(connection: Connection, revision: str) -> None:
+def _upgrade(connection: Connection, revision: str, token: TokenSource | None) -> None:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.attributes["connection"] = connection
+    config.attributes["token"] = token
     command.upgrade(config, revision)
 
 
-async def migrate(target: str | AsyncEngine, revision: str = "head") -> None:
+async def migrate(
+    target: str | AsyncEngine, revision: str = "head", *, token: TokenSource | None = None
+) -> None:
     """Run ``alembic upgrade`` to ``revision`` on the database at ``target`` (a URL or an engine).
 
-    Idempotent: an up-to-date database is left as it is.
+    Idempotent: an up-to-date database is left as it is. ``token`` gives the registry's token to the
+    migration that moves signing keys kept in clear into it (``r0004``); a database holding such keys
+    fails to migrate without it, and keeps its keys.
     """
     engine = create_engine(target) if isinstance(target, str) else target
     try:
         async with engine.begin() as conn:
-            await conn.run_sync(_upgrade, revision)
+            await conn.run_sync(_upgrade, revision, token)
     except SQLAlchemyError as e:
         raise XRoadError(FaultCode.IO_ERROR, f"database migration failed: {e}") from e
     finally:

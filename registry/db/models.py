@@ -300,7 +300,7 @@ class ApprovedTsaRow(Base):
 
 
 class SigningKeyRow(Base):
-    """A configuration signing key; at most one active key per kind."""
+    """A configuration signing key (its token key id and certificate); at most one active key per kind."""
 
     __tablename__ = "signing_keys"
     __table_args__ = (
@@ -316,7 +316,8 @@ class SigningKeyRow(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[KeyKind] = mapped_column(_enum(KeyKind, "key_kind"))
     key_id: Mapped[str] = mapped_column(unique=True)
-    private_key_pem: Mapped[str] = mapped_column(Text)
+    token_key_id: Mapped[str] = mapped_column(String(255))
+    """The key in the registry's token (``[token]``): the private key is never in the database."""
     cert_der: Mapped[bytes]
     created_at: Mapped[datetime]
     active: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -14,14 +14,13 @@ Example::
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Final
 
 from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.hazmat.primitives.serialization import load_pem_private_key
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from registry import globalconf_gen
 from registry.db.models import RequestState
@@ -31,6 +30,7 @@ from xroad_mn.errors import ErrorKind, FaultCode, XRoadError
 from xroad_mn.globalconf.params import PrivateParameters, SharedParameters
 from xroad_mn.identifiers import ClientId, SecurityServerId
 from xroad_mn.management import ManagementRequest, ManagementRequestType
+from xroad_mn.tokens import Token, token_signer
 
 __all__ = [
     "ConfigurationSigningKey",
@@ -104,12 +104,13 @@ class ServerClient:
 @dataclass(frozen=True)
 class ConfigurationSigningKey:
     """A stored configuration signing key. The active key of its kind signs; a pending one is only
-    distributed. :func:`to_generator_key` loads it for :mod:`registry.globalconf_gen`."""
+    distributed. The private key is in the registry's token, as ``token_key_id``;
+    :func:`to_generator_key` makes it a signer for :mod:`registry.globalconf_gen`."""
 
     key_id: str
     kind: KeyKind
     certificate: x509.Certificate
-    private_key_pem: bytes = field(repr=False)
+    token_key_id: str
     created_at: datetime
     active: bool
 
@@ -178,17 +179,21 @@ class RegistrySnapshot:
             kind=ErrorKind.CONFLICT,
         )
 
-    def generator_keys(self) -> tuple[globalconf_gen.ConfigurationKeyPair, ...]:
-        """The signing keys as :func:`registry.globalconf_gen.generate` takes them (private keys loaded)."""
-        return tuple(to_generator_key(k) for k in self.signing_keys)
+    def generator_keys(self, token: Token) -> tuple[globalconf_gen.ConfigurationKeyPair, ...]:
+        """The signing keys as :func:`registry.globalconf_gen.generate` takes them, signing through
+        ``token`` (reads the token's key list: call it off the event loop)."""
+        return tuple(to_generator_key(k, token) for k in self.signing_keys)
 
 
-def to_generator_key(key: ConfigurationSigningKey) -> globalconf_gen.ConfigurationKeyPair:
-    """A stored signing key with its private key loaded, for :mod:`registry.globalconf_gen`."""
-    try:
-        private = load_pem_private_key(key.private_key_pem, password=None)
-    except (ValueError, TypeError) as e:
-        raise XRoadError(FaultCode.INTERNAL_ERROR, f"stored signing key {key.key_id!r} is unreadable") from e
-    if not isinstance(private, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
-        raise XRoadError(FaultCode.INTERNAL_ERROR, f"signing key {key.key_id!r} is neither RSA nor EC")
-    return globalconf_gen.ConfigurationKeyPair(key.key_id, private, key.certificate, key.active, key.kind)
+def to_generator_key(key: ConfigurationSigningKey, token: Token) -> globalconf_gen.ConfigurationKeyPair:
+    """A stored signing key with its token key as the signer, for :mod:`registry.globalconf_gen`;
+    ``internal_error`` when the token's key is not the certificate's (``signer.key_not_found`` when the
+    token has no such key)."""
+    signer = token_signer(token, key.token_key_id)
+    spki = (Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    if signer.public_key().public_bytes(*spki) != key.certificate.public_key().public_bytes(*spki):
+        raise XRoadError(
+            FaultCode.INTERNAL_ERROR,
+            f"the token's key {key.token_key_id} is not the key of signing key {key.key_id!r}'s certificate",
+        )
+    return globalconf_gen.ConfigurationKeyPair(key.key_id, signer, key.certificate, key.active, key.kind)

@@ -47,11 +47,7 @@ from typing import Final, TypeVar
 from urllib.parse import urlsplit
 
 from cryptography import x509
-from cryptography.hazmat.primitives.serialization import (
-    Encoding,
-    PublicFormat,
-    load_pem_private_key,
-)
+from cryptography.hazmat.primitives.serialization import Encoding
 from sqlalchemy import Select, delete, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -256,7 +252,7 @@ def _signing_key(row: SigningKeyRow) -> ConfigurationSigningKey:
         key_id=row.key_id,
         kind=row.kind,
         certificate=_cert(row.cert_der),
-        private_key_pem=row.private_key_pem.encode(),
+        token_key_id=row.token_key_id,
         created_at=row.created_at,
         active=row.active,
     )
@@ -1049,21 +1045,16 @@ class RegistryStore:
     # -- configuration signing keys -----------------------------------------------------------------------
 
     async def add_signing_key(
-        self, kind: KeyKind, key_id: str, private_key_pem: bytes, certificate: x509.Certificate
+        self, kind: KeyKind, key_id: str, token_key_id: str, certificate: x509.Certificate
     ) -> ConfigurationSigningKey:
-        """Add a signing key of ``kind``: active when it is the first of its kind, else pending.
+        """Add a signing key of ``kind`` (its key ``token_key_id`` in the registry's token, and its
+        certificate): active when it is the first of its kind, else pending.
 
         A pending key is distributed in the configuration sources (rotation phase one) until
         :meth:`activate_signing_key` makes it the signing key (phase two).
         """
         _text("signing key id", key_id, limit=ID_PART_LENGTH)
-        try:
-            key = load_pem_private_key(private_key_pem, password=None)
-        except (ValueError, TypeError) as e:
-            raise _invalid(f"signing key {key_id!r} is not an unencrypted PEM private key") from e
-        spki = (Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
-        if key.public_key().public_bytes(*spki) != certificate.public_key().public_bytes(*spki):
-            raise _invalid(f"the certificate of signing key {key_id!r} is not for that key")
+        _text("token key id", token_key_id, limit=ID_PART_LENGTH)
         async with self._tx() as s:
             await self._settings_row(s)
             if (await s.scalars(select(SigningKeyRow).where(SigningKeyRow.key_id == key_id))).first():
@@ -1074,7 +1065,7 @@ class RegistryStore:
             row = SigningKeyRow(
                 kind=kind,
                 key_id=key_id,
-                private_key_pem=private_key_pem.decode("ascii"),
+                token_key_id=token_key_id,
                 cert_der=_der(certificate),
                 created_at=self._clock(),
                 active=active is None,

@@ -3,7 +3,9 @@
 Every storage test takes ``registry_db`` (or ``store``) and so runs on both backends; the PostgreSQL case
 uses ``postgres_url`` from ``tests/conftest.py`` and is skipped only when ``XROAD_TEST_PG_URL`` is unset.
 Tests of the whole application take ``database``: the :class:`~registry.settings.RegistrySettings` fields
-naming each backend's database.
+naming each backend's database. Every test runs with ``XROAD_MN_TOKEN_PIN`` set to :data:`TOKEN_PIN` (the
+registry's token PIN, as an operator sets it); :func:`new_token` makes the token of a registry to be
+initialised, as ``registry init`` does.
 """
 
 from __future__ import annotations
@@ -19,9 +21,25 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from registry.db import RegistryStore, create_engine, migrate, sqlite_url
+from registry.settings import RegistrySettings
+from registry.signing import create_token, registry_token
 from trust_services.pki import DevPki, build_dev_pki
+from xroad_mn.tokens import PIN_ENV, Token
 
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+TOKEN_PIN = "registry test PIN"
+
+
+@pytest.fixture(autouse=True)
+def _token_pin(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(PIN_ENV, TOKEN_PIN)
+
+
+def new_token(settings: RegistrySettings) -> Token:
+    """The token of a new registry with ``settings``, initialised with :data:`TOKEN_PIN` and logged in."""
+    token = registry_token(settings)
+    create_token(token, TOKEN_PIN)
+    return token
 
 
 @pytest.fixture(params=BACKENDS)

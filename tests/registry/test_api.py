@@ -29,6 +29,7 @@ from registry.home import ADMIN_ROLES
 from registry.operations import init_registry, open_store
 from registry.requests import submit_request
 from registry.settings import RegistrySettings
+from tests.registry.conftest import new_token
 from trust_services.pki import DevPki
 from xroad_mn.admin import (
     API_KEYS_KEY,
@@ -128,7 +129,15 @@ def start_registry(
         )
         now = datetime.now(UTC)
         async with open_store(settings) as store:
-            await init_registry(store, settings, instance="MN", owner=OWNER, owner_name="Registry", now=now)
+            await init_registry(
+                store,
+                settings,
+                new_token(settings),
+                instance="MN",
+                owner=OWNER,
+                owner_name="Registry",
+                now=now,
+            )
         tokens = {
             "admin": create_api_key(settings.api_keys_path(), ADMIN_ROLES, now).token,
             "observer": create_api_key(settings.api_keys_path(), {Role.OBSERVER}, now).token,

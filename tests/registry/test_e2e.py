@@ -41,17 +41,19 @@ from aiohttp import web
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
-from cryptography.hazmat.primitives.serialization import Encoding, load_pem_private_key
+from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from registry.app import RunningRegistry, public_ssl_context, run_registry
-from registry.context import PUBLISHER_KEY, STORE_KEY
+from registry.context import PUBLISHER_KEY, STORE_KEY, TOKEN_KEY
 from registry.db import KeyKind
 from registry.distribution import create_distribution_app
 from registry.globalconf_gen import ConfigurationKeyPair, GeneratedConfiguration, export_anchor, generate
 from registry.home import ADMIN_ROLES
-from registry.operations import build_configuration, init_registry, new_signing_key, open_store
+from registry.operations import build_configuration, init_registry, open_store
 from registry.settings import RegistrySettings
+from registry.signing import create_token, new_signing_key
+from tests.registry.conftest import new_token
 from tests.registry.test_management_service import ocsp_der
 from trust_services.pki import CertifiedKey, DevPki, generate_rsa_key
 from xroad_mn.admin import create_api_key
@@ -77,6 +79,7 @@ from xroad_mn.management import (
     build_management_request,
     parse_management_response,
 )
+from xroad_mn.tokens import SoftwareToken, token_signer
 from xroad_mn.transport.globalconf import AiohttpConfigurationTransport
 
 EXPIRE_SECONDS = 600
@@ -604,20 +607,22 @@ async def _bad_directories(
     tampered = replace(
         good, versions=MappingProxyType({6: replace(v6, files=MappingProxyType(tampered_files))})
     )
+    token = running.app[TOKEN_KEY]
     expired = await build_configuration(
-        store, running.settings, now=clock() - timedelta(seconds=EXPIRE_SECONDS + 60)
+        store, running.settings, token, now=clock() - timedelta(seconds=EXPIRE_SECONDS + 60)
     )
     snapshot = await store.snapshot(running.settings.source_addresses())
     stranger: list[ConfigurationKeyPair] = []
+    stranger_token = SoftwareToken(tmp_path / "stranger-token")
+    create_token(stranger_token, "stranger")
     for kind in (KeyKind.INTERNAL, KeyKind.EXTERNAL):
-        key_id, pem, cert = new_signing_key(kind, "MN", clock())
-        private = load_pem_private_key(pem, None)
-        assert isinstance(private, rsa.RSAPrivateKey)
-        stranger.append(ConfigurationKeyPair(key_id, private, cert, True, kind))
+        key_id, info, cert = new_signing_key(stranger_token, kind, "MN", clock())
+        signer = token_signer(stranger_token, info.key_id)
+        stranger.append(ConfigurationKeyPair(key_id, signer, cert, True, kind))
     wrongly_signed = generate(
         snapshot.shared, snapshot.private, stranger, now=clock(), expire_seconds=EXPIRE_SECONDS
     )
-    keys = snapshot.generator_keys()
+    keys = snapshot.generator_keys(token)
     codes = {}
     for name, bad in (("tampered", tampered), ("expired", expired), ("wrongly-signed", wrongly_signed)):
         async with mirror(bad) as address:
@@ -649,7 +654,15 @@ async def test_registry_end_to_end(database: dict[str, Any], pki: DevPki, tmp_pa
     )
     # `registry init`: the instance, the operator with its management subsystem, the first signing keys.
     async with open_store(settings, clock=clock) as store:
-        await init_registry(store, settings, instance="MN", owner=OWNER, owner_name="Registry", now=clock())
+        await init_registry(
+            store,
+            settings,
+            new_token(settings),
+            instance="MN",
+            owner=OWNER,
+            owner_name="Registry",
+            now=clock(),
+        )
     created = create_api_key(settings.api_keys_path(), ADMIN_ROLES, clock())
     tls = pinned_context(tls_cert)
 

@@ -27,6 +27,7 @@ from registry.home import ADMIN_ROLES, load_registry_settings
 from registry.operations import init_registry, open_store
 from registry.settings import RegistrySettings
 from registry.validation import KNOWN_CERTIFICATE_PROFILES
+from tests.registry.conftest import new_token
 from trust_services.pki import DevPki
 from xroad_mn.admin import create_api_key
 from xroad_mn.certs import EJBCA_PROFILE, profile_for
@@ -146,7 +147,9 @@ async def admin(database: dict[str, Any], tmp_path: Path) -> AsyncIterator[Admin
     )
     now = datetime.now(UTC)
     async with open_store(settings) as store:
-        await init_registry(store, settings, instance="MN", owner=OWNER, owner_name="Registry", now=now)
+        await init_registry(
+            store, settings, new_token(settings), instance="MN", owner=OWNER, owner_name="Registry", now=now
+        )
     token = create_api_key(settings.api_keys_path(), ADMIN_ROLES, now).token
     async with run_registry(settings) as running, aiohttp.ClientSession() as session:
         yield Admin(running.admin_url + "/api/v1", session, token)

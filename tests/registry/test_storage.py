@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from registry.db import (
     MIGRATIONS_DIR,
+    ConfigurationSigningKey,
     KeyKind,
     ManagementRequestRecord,
     RegistryStore,
@@ -31,7 +33,9 @@ from registry.db import (
     migrate,
 )
 from registry.db.models import Base, ManagementRequestRow
+from registry.db.records import to_generator_key
 from registry.db.store import MAX_PAYLOAD_BYTES
+from registry.signing import create_token
 from trust_services.pki import CertifiedKey, DevPki
 from xroad_mn.errors import FaultCode, XRoadError
 from xroad_mn.globalconf.params import (
@@ -59,6 +63,7 @@ from xroad_mn.management import (
     ManagementRequestType,
     OwnerChangeRequest,
 )
+from xroad_mn.tokens import KeyUsage, SoftwareToken
 from xroad_mn.wire.faults import http_status_of
 
 GOV = MemberId("MN", "GOV", "5012345")
@@ -100,7 +105,7 @@ async def test_migrations_create_the_models_schema_and_are_idempotent(registry_d
     async with registry_db.connect() as conn:
         assert await conn.run_sync(_diff) == []
         version = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar_one()
-    assert version == "r0003"
+    assert version == "r0004"
     await migrate(registry_db)  # already at head: nothing happens
     async with registry_db.connect() as conn:
         assert (await conn.execute(text("SELECT count(*) FROM alembic_version"))).scalar_one() == 1
@@ -388,19 +393,30 @@ async def test_approved_cas_and_tsas(store: RegistryStore, pki: DevPki) -> None:
 # -- signing keys ---------------------------------------------------------------------------------------
 
 
-async def _add_key(store: RegistryStore, kind: KeyKind, key_id: str, key: CertifiedKey) -> None:
-    await store.add_signing_key(kind, key_id, key.private_key_pem(), key.certificate)
+@pytest.fixture
+def key_token(tmp_path: Path) -> SoftwareToken:
+    """A logged-in software token holding the registry's keys (here, keys of the dev PKI imported)."""
+    token = SoftwareToken(tmp_path / "token")
+    create_token(token, "1234")
+    return token
 
 
-async def test_signing_key_two_phase_rotation(store: RegistryStore, pki: DevPki) -> None:
-    first = await store.add_signing_key(
-        KeyKind.INTERNAL, "int-1", pki.member_sign.private_key_pem(), pki.member_sign.certificate
-    )
+async def _add_key(
+    store: RegistryStore, token: SoftwareToken, kind: KeyKind, key_id: str, key: CertifiedKey
+) -> ConfigurationSigningKey:
+    info = token.import_key(key.private_key, key_id, KeyUsage.SIGNING)
+    return await store.add_signing_key(kind, key_id, info.key_id, key.certificate)
+
+
+async def test_signing_key_two_phase_rotation(
+    store: RegistryStore, pki: DevPki, key_token: SoftwareToken
+) -> None:
+    first = await _add_key(store, key_token, KeyKind.INTERNAL, "int-1", pki.member_sign)
     assert first.active
-    assert first.private_key_pem == pki.member_sign.private_key_pem()
-    await _add_key(store, KeyKind.EXTERNAL, "ext-1", pki.tsa)
+    assert key_token.key(first.token_key_id).label == "int-1"  # the database names the token's key
+    await _add_key(store, key_token, KeyKind.EXTERNAL, "ext-1", pki.tsa)
     # Phase one: a new key is pending, and distributed in every source next to the active one.
-    await _add_key(store, KeyKind.INTERNAL, "int-2", pki.member_sign_ec)
+    await _add_key(store, key_token, KeyKind.INTERNAL, "int-2", pki.member_sign_ec)
     keys = await store.list_signing_keys(KeyKind.INTERNAL)
     assert [(k.key_id, k.active) for k in keys] == [("int-1", True), ("int-2", False)]
     await _members(store)
@@ -418,13 +434,15 @@ async def test_signing_key_two_phase_rotation(store: RegistryStore, pki: DevPki)
         assert source.external_verification_certs == (pki.tsa.certificate,)
 
     await _fails(store.delete_signing_key("int-1"), FaultCode.CONFLICT, 409)
-    await _fails(_add_key(store, KeyKind.INTERNAL, "int-2", pki.ocsp_responder), FaultCode.CONFLICT, 409)
-    mismatch = store.add_signing_key(
-        KeyKind.INTERNAL, "int-3", pki.member_sign.private_key_pem(), pki.tsa.certificate
-    )
-    await _fails(mismatch, FaultCode.INVALID_REQUEST, 400)
     await _fails(
-        store.add_signing_key(KeyKind.INTERNAL, "int-3", b"not a key", pki.tsa.certificate),
+        _add_key(store, key_token, KeyKind.INTERNAL, "int-2", pki.ocsp_responder), FaultCode.CONFLICT, 409
+    )
+    # The token's key must be the certificate's: checked where the key signs (the store has no key).
+    with pytest.raises(XRoadError) as mismatch:
+        to_generator_key(replace(first, certificate=pki.tsa.certificate), key_token)
+    assert mismatch.value.code == FaultCode.INTERNAL_ERROR
+    await _fails(
+        store.add_signing_key(KeyKind.INTERNAL, "int-3", "", pki.tsa.certificate),
         FaultCode.INVALID_REQUEST,
         400,
     )
@@ -438,15 +456,20 @@ async def test_signing_key_two_phase_rotation(store: RegistryStore, pki: DevPki)
     ]
     assert (await store.activate_signing_key("int-2")).active  # activating the active key changes nothing
     await _fails(store.activate_signing_key("int-1"), FaultCode.NOT_FOUND, 404)
-    await _add_key(store, KeyKind.EXTERNAL, "ext-2", pki.ocsp_responder)
+    await _add_key(store, key_token, KeyKind.EXTERNAL, "ext-2", pki.ocsp_responder)
     await store.delete_signing_key("ext-2")
     await _fails(store.delete_signing_key("ext-2"), FaultCode.NOT_FOUND, 404)
     snap = await store.snapshot(["cs1.example.mn"])
     assert snap.shared.sources[0].internal_verification_certs == (pki.member_sign_ec.certificate,)
     assert snap.active_key(KeyKind.EXTERNAL).key_id == "ext-1"
-    assert [(k.key_id, k.kind, k.active) for k in snap.generator_keys()] == [
+    generator_keys = snap.generator_keys(key_token)
+    assert [(k.key_id, k.kind, k.active) for k in generator_keys] == [
         ("ext-1", "external", True),
         ("int-2", "internal", True),
+    ]
+    assert [k.signer.public_key() for k in generator_keys] == [
+        pki.tsa.certificate.public_key(),
+        pki.member_sign_ec.certificate.public_key(),
     ]
 
 
@@ -662,7 +685,9 @@ def _schema(rel: str) -> etree.XMLSchema:
     return etree.XMLSchema(etree.parse(str(XSD_ROOT / rel), parser))
 
 
-async def test_snapshot_is_xsd_valid_v6_global_configuration(store: RegistryStore, pki: DevPki) -> None:
+async def test_snapshot_is_xsd_valid_v6_global_configuration(
+    store: RegistryStore, pki: DevPki, key_token: SoftwareToken
+) -> None:
     await _fails(store.snapshot(["cs.example.mn"]), FaultCode.CONFLICT, 409)  # no management service yet
     await _members(store)
     await store.update_settings(
@@ -671,8 +696,8 @@ async def test_snapshot_is_xsd_valid_v6_global_configuration(store: RegistryStor
         management_service_cert=pki.root.certificate,
         timestamping_interval_seconds=120,
     )
-    await _add_key(store, KeyKind.INTERNAL, "int-1", pki.member_sign)
-    await _add_key(store, KeyKind.EXTERNAL, "ext-1", pki.member_sign_ec)
+    await _add_key(store, key_token, KeyKind.INTERNAL, "int-1", pki.member_sign)
+    await _add_key(store, key_token, KeyKind.EXTERNAL, "ext-1", pki.member_sign_ec)
     await store.add_ca(_ca_entry(pki))
     await store.add_tsa(ApprovedTSAEntry("MN TSA", "http://tsa.example.mn", pki.tsa.certificate))
     await store.add_security_server(SS1, "ss1.example.mn")

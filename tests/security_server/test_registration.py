@@ -30,6 +30,7 @@ from registry.db import KeyKind, RegistryStore, RequestState
 from registry.operations import configuration_anchor, init_registry, open_store
 from registry.requests import approve_request
 from registry.settings import RegistrySettings
+from registry.signing import create_token, registry_token
 from security_server.db import (
     Certificate,
     CertificateStatus,
@@ -95,6 +96,9 @@ class World:
         await self.registry.app[PUBLISHER_KEY].regenerate()
 
 
+REGISTRY_PIN = "registry PIN"
+
+
 @asynccontextmanager
 async def running_world(tmp_path: Path) -> AsyncIterator[World]:
     now = datetime.now(UTC)
@@ -113,9 +117,11 @@ async def running_world(tmp_path: Path) -> AsyncIterator[World]:
         aiohttp.ClientSession() as session,
         run_trust_service(TrustSettings(dir=tmp_path / "trust", port=0)) as trust,
     ):
+        token = registry_token(settings)
+        create_token(token, REGISTRY_PIN)
         async with open_store(settings) as store:
             await init_registry(
-                store, settings, instance="MN", owner=REGISTRY_OWNER, owner_name="Registry", now=now
+                store, settings, token, instance="MN", owner=REGISTRY_OWNER, owner_name="Registry", now=now
             )
             await store.add_member(NODE_OWNER, "Ministry of Registers")
             await store.add_ca(
@@ -125,7 +131,7 @@ async def running_world(tmp_path: Path) -> AsyncIterator[World]:
                     certificate_profile_info=XROAD_MN_PROFILE,
                 )
             )
-        async with run_registry(settings) as registry:
+        async with run_registry(settings, pin=REGISTRY_PIN) as registry:
             exported = await configuration_anchor(
                 registry.app[STORE_KEY], registry.settings, KeyKind.INTERNAL, now=datetime.now(UTC)
             )

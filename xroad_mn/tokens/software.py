@@ -344,7 +344,26 @@ class SoftwareToken:
         check_label(label)
         usage, algorithm = KeyUsage(usage), KeyAlgorithm(algorithm)
         self._require_pin()  # before the work of making a key; checked again under the lock
-        private = _generate(algorithm)
+        return self._store(_generate(algorithm), label, usage, algorithm)
+
+    def import_key(self, private: PrivateKey, label: str, usage: KeyUsage) -> KeyInfo:
+        """Take an existing private key into the token, written PIN-encrypted like a generated one.
+
+        Not part of :class:`~xroad_mn.tokens.base.Token`, and used only to re-wrap keys that were kept
+        in clear before tokens existed (the registry's migration of its configuration signing keys).
+        ``signer.failed_to_generate_private_key`` for a kind of key the token does not hold.
+        """
+        check_label(label)
+        algorithm = algorithm_of(private.public_key())
+        if algorithm is None:
+            raise signer_error(
+                FaultCode.FAILED_TO_GENERATE_PRIVATE_KEY,
+                "the key is neither RSA-2048, RSA-3072 nor EC P-256",
+            )
+        self._require_pin()
+        return self._store(private, label, KeyUsage(usage), algorithm)
+
+    def _store(self, private: PrivateKey, label: str, usage: KeyUsage, algorithm: KeyAlgorithm) -> KeyInfo:
         with self._lock:
             pin = self._require_pin()
             key_id = secrets.token_hex(20)
