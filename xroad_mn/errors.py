@@ -148,6 +148,15 @@ class FaultCode(StrEnum):
     LOGIN_FAILED = "login_failed"
     PIN_INCORRECT = "pin_incorrect"
     TOKEN_PIN_POLICY_FAILURE = "token_pin_policy_failure"  # noqa: S105 (a fault code, not a password)
+    # Service descriptions (the admin API's DeviationCodes of OpenApiParser, WsdlParser and its callers)
+    OPENAPI_PARSING = "openapi_parsing_error"
+    UNSUPPORTED_OPENAPI_VERSION = "unsupported_openapi_version"
+    OPENAPI_FILE_NOT_FOUND = "openapi_file_not_found"
+    INVALID_WSDL = "invalid_wsdl"
+    WSDL_DOWNLOAD_FAILED = "wsdl_download_failed"
+    INVALID_WSDL_SERVICE_IDENTIFIER = "invalid_wsdl_service_identifier"
+    INVALID_SERVICE_URL = "invalid_service_url"
+    MALFORMED_URL = "malformed_url"
 
 
 # Code words whose 7.8 form is not the mechanical snake_case of the old CamelCase form.
