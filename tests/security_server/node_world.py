@@ -30,6 +30,7 @@ from tests.registry.test_e2e import pinned_context
 from tests.security_server.test_registration import NODE_OWNER, World
 from xroad_mn.admin import Role, create_api_key
 from xroad_mn.database import create_engine
+from xroad_mn.identifiers import MemberId
 
 PIN = "node-api-pin"
 ROLE_KEYS = {
@@ -66,13 +67,21 @@ async def database_settings(backend: str, request: pytest.FixtureRequest) -> Asy
 
 
 async def init_test_node(
-    world: World, home: Path, address: str, *, settings: dict[str, object] | None = None, **kwargs: Any
+    world: World,
+    home: Path,
+    address: str,
+    *,
+    settings: dict[str, object] | None = None,
+    anchor: bytes | None = None,
+    owner: MemberId = NODE_OWNER,
+    server_code: str = "ss1",
+    **kwargs: Any,
 ) -> InitResult:
     return await init_node(
         home,
-        anchor=await anchor_xml(world),
-        owner=NODE_OWNER,
-        server_code="ss1",
+        anchor=anchor if anchor is not None else await anchor_xml(world),
+        owner=owner,
+        server_code=server_code,
         address=address,
         pin=PIN,
         settings=settings,
