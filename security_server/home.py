@@ -8,6 +8,10 @@ Layout::
                           ``database_url`` names another database)
     HOME/token/           the software token's key store, mode 0700
     HOME/globalconf/      the downloaded, verified global configuration, mode 0700
+    HOME/configuration-anchor.xml   the anchor global configuration is downloaded with, mode 0600
+    HOME/ocsp/            OCSP responses of the node's own certificates (security_server.ocsp)
+    HOME/api-keys.json    admin API keys (xroad_mn.admin.apikeys): SHA-256 of each token, mode 0600
+    HOME/audit.log        the admin API's audit log, JSON lines
 
 Example::
 
@@ -33,8 +37,14 @@ from xroad_mn.fileio import write_atomic
 from xroad_mn.settings import load_settings
 
 __all__ = [
+    "ANCHOR_FILE",
+    "API_KEYS_FILE",
+    "AUDIT_LOG_FILE",
     "DIRECTORY_MODE",
     "FILE_MODE",
+    "anchor_file",
+    "api_keys_file",
+    "audit_log_file",
     "create_home",
     "database_file",
     "globalconf_dir",
@@ -48,6 +58,9 @@ __all__ = [
 DIRECTORY_MODE: Final = 0o700
 FILE_MODE: Final = 0o600
 _SQLITE_SIDE_FILES: Final = ("-wal", "-shm", "-journal")
+ANCHOR_FILE: Final = "configuration-anchor.xml"
+API_KEYS_FILE: Final = "api-keys.json"
+AUDIT_LOG_FILE: Final = "audit.log"
 
 
 def settings_file(home: Path) -> Path:
@@ -65,6 +78,19 @@ def token_dir(home: Path) -> Path:
 
 def globalconf_dir(home: Path) -> Path:
     return home / GLOBALCONF_DIR
+
+
+def anchor_file(home: Path) -> Path:
+    """The installed configuration anchor (``node init --anchor``)."""
+    return home / ANCHOR_FILE
+
+
+def api_keys_file(home: Path) -> Path:
+    return home / API_KEYS_FILE
+
+
+def audit_log_file(home: Path) -> Path:
+    return home / AUDIT_LOG_FILE
 
 
 def _toml_value(value: object) -> str:

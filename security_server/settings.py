@@ -19,6 +19,7 @@ trust material: that comes from the configuration anchor and the verified global
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from pathlib import Path
 from typing import Annotated, Any, Final
@@ -102,7 +103,12 @@ class NodeSettings(ServerTimeoutSettings):
     database_schema: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
     """PostgreSQL only: the schema (``search_path``) holding the node's tables."""
     address: str = DEFAULT_ADDRESS
-    """The node's own IP address or host name: every listener binds it."""
+    """The node's own IP address or host name: every listener binds it (the admin API: see
+    :meth:`admin_bind_host`)."""
+    admin_host: str | None = None
+    """Where the admin API listens. Default: ``address`` when that is a loopback address (so nodes on
+    127.0.0.2 and 127.0.0.3 each have their own admin port 4000), else 127.0.0.1: the admin API is never
+    exposed beyond the machine unless this names another address."""
     admin_port: Port = DEFAULT_ADMIN_PORT
     client_http_port: Port = DEFAULT_CLIENT_HTTP_PORT
     client_https_port: Port = DEFAULT_CLIENT_HTTPS_PORT
@@ -123,10 +129,10 @@ class NodeSettings(ServerTimeoutSettings):
     max_body_bytes: int = Field(default=DEFAULT_MAX_BODY_BYTES, gt=0, le=16 * 1024 * 1024)
     """Largest admin API request body (uploads of OpenAPI documents included)."""
 
-    @field_validator("address")
+    @field_validator("address", "admin_host")
     @classmethod
-    def _host(cls, value: str) -> str:
-        if not _HOST.match(value):
+    def _host(cls, value: str | None) -> str | None:
+        if value is not None and not _HOST.match(value):
             raise ValueError(f"{value[:80]!r} is not an IP address or host name")
         return value
 
@@ -160,6 +166,17 @@ class NodeSettings(ServerTimeoutSettings):
             "server_proxy_port": self.server_proxy_port,
             "ocsp_responder_port": self.ocsp_responder_port,
         }
+
+    def admin_bind_host(self) -> str:
+        """The admin API's listening address: ``admin_host``, else ``address`` when it is a loopback IP
+        address, else 127.0.0.1 (X-Road's admin UI listens on every interface; ours stays on the machine)."""
+        if self.admin_host is not None:
+            return self.admin_host
+        try:
+            loopback = ipaddress.ip_address(self.address.strip("[]")).is_loopback
+        except ValueError:
+            loopback = self.address == "localhost"
+        return self.address if loopback else DEFAULT_ADDRESS
 
     def allows_federation(self, instance: str) -> bool:
         """Whether members of ``instance`` (another X-Road instance) may talk to this node's clients.

@@ -1,0 +1,37 @@
+"""The node's admin REST API under ``/api/v1``, described by the OpenAPI document it serves.
+
+Every operation is declared once in :data:`API` (an :class:`xroad_mn.admin.AdminApi` with X-Road's security
+server roles; who may change what: :mod:`security_server.api.spec`) and calls
+:mod:`security_server.operations`, the library the CLI calls too. :func:`add_admin_routes` mounts them with
+:mod:`xroad_mn.admin`'s pipeline — ``X-Road-ApiKey`` authentication, rate limit, roles, body limit, the
+operation, an audit record of every change and refusal in ``HOME/audit.log`` — and serves
+``GET /api/v1/openapi.json``.
+
+Identifiers in paths and bodies take the colon form (``MN:GOV:9010001:civil-registry``) or X-Road's string
+form (``SUBSYSTEM:MN/GOV/9010001/civil-registry``, ``/`` written ``%2F`` in a path). Errors are X-Road REST
+errors (``{"type", "message", "detail"}`` and ``X-Road-Error``).
+
+Example::
+
+    $ curl -H 'Authorization: X-Road-ApiKey token=...' http://127.0.0.2:4000/api/v1/status
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from security_server.api import access, clients, keys, services, status
+from security_server.api.call import SETTINGS_KEY, Call
+from security_server.api.events import NodeEvent
+from security_server.api.spec import API
+
+__all__ = ["API", "Call", "NodeEvent", "add_admin_routes"]
+
+_MODULES = (status, keys, clients, services, access)  # importing them declares their operations
+
+
+def add_admin_routes(app: web.Application) -> None:
+    """Mount every operation of :data:`API` and ``GET /api/v1/openapi.json`` on ``app``, which holds the
+    keys of :mod:`security_server.api.call` and :mod:`xroad_mn.admin`'s ``AUDIT_KEY``, ``API_KEYS_KEY`` and
+    ``LIMITER_KEY`` (see :func:`security_server.app.create_admin_app`)."""
+    API.mount(app, max_body_bytes=app[SETTINGS_KEY].max_body_bytes)

@@ -1,0 +1,256 @@
+"""The node's applications: the admin API and the OCSP responder, and :func:`run_node` that serves them.
+
+:func:`create_admin_app` builds the admin application; its ``cleanup_ctx`` opens the database (migrating it),
+an HTTP client session, the OCSP cache and its refresh task (``ocsp_fetch_interval_seconds``), and the
+global configuration task (:class:`~security_server.globalconf_task.GlobalconfRefresher`: the anchor in the
+home, every ``globalconf_update_interval_seconds``, the registration states synchronised after every
+download). :func:`run_node` logs the token in (the PIN from ``XROAD_MN_TOKEN_PIN`` or a prompt; a wrong PIN
+is ``signer.pin_incorrect`` before anything listens), serves the admin application and the OCSP responder
+(:func:`security_server.ocsp.create_ocsp_responder_app`, port 5577) with one ``AppRunner`` each, and logs
+the token out at the end. The proxies come with message exchange.
+
+Listening addresses: every listener binds the node's ``address`` on its port (X-Road's defaults), so nodes
+share a machine on different loopback addresses (127.0.0.2, 127.0.0.3, ...). The admin API binds
+:meth:`~security_server.settings.NodeSettings.admin_bind_host`: ``admin_host`` when set, else ``address``
+when that is a loopback address, else 127.0.0.1 — never beyond the machine unless the operator says so
+(X-Road's admin UI listens on every interface).
+
+Example::
+
+    >>> settings = open_home(Path("ss1"))  # doctest: +SKIP
+    >>> async with run_node(settings) as node:  # doctest: +SKIP
+    ...     print(node.admin_url, node.ocsp_url)
+    http://127.0.0.2:4000 http://127.0.0.2:5577
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import ssl
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Final
+
+import aiohttp
+import structlog
+from aiohttp import web
+
+from security_server.api import add_admin_routes
+from security_server.api.call import (
+    CLOCK_KEY,
+    DESCRIPTION_READER_KEY,
+    MANAGEMENT_TRANSPORT_KEY,
+    OCSP_CACHE_KEY,
+    OCSP_REFRESHER_KEY,
+    SESSION_KEY,
+    SETTINGS_KEY,
+    STORE_KEY,
+    TOKEN_KEY,
+)
+from security_server.globalconf_task import GlobalconfRefresher
+from security_server.home import anchor_file, api_keys_file, audit_log_file, globalconf_dir
+from security_server.management_client import ManagementTransport
+from security_server.ocsp import OcspRefresher, OwnOcspCache, create_ocsp_responder_app, ocsp_dir
+from security_server.operations import (
+    DescriptionReader,
+    NodeContext,
+    login_token,
+    open_node_store,
+    open_node_token,
+    utc_now,
+)
+from security_server.settings import NodeSettings
+from xroad_mn.admin import API_KEYS_KEY, AUDIT_KEY, LIMITER_KEY, ApiKeyRing, AuditLog, RateLimiter
+from xroad_mn.confclient.client import ConfigurationClient
+from xroad_mn.confclient.installed import load_trust_material
+from xroad_mn.errors import FaultCode, XRoadError
+from xroad_mn.globalconf.anchor import parse_anchor
+from xroad_mn.tokens import Token
+from xroad_mn.transport.globalconf import AiohttpConfigurationTransport
+from xroad_mn.transport.server import xroad_error_middleware
+
+__all__ = ["GLOBALCONF_KEY", "RunningNode", "create_admin_app", "create_ocsp_app", "run_node"]
+
+log = structlog.get_logger(__name__)
+
+GLOBALCONF_KEY: Final = web.AppKey("node_globalconf", GlobalconfRefresher)
+_LISTEN_BACKLOG: Final = 128
+
+
+def _globalconf_refresher(
+    app: web.Application, ctx: NodeContext, ssl_context: ssl.SSLContext | bool
+) -> GlobalconfRefresher | None:
+    settings = ctx.settings
+    path = anchor_file(settings.home)
+    if not path.is_file():
+        log.warning("no_configuration_anchor", path=str(path))
+        return None
+    client = ConfigurationClient(
+        parse_anchor(path.read_bytes()),
+        globalconf_dir(settings.home),
+        AiohttpConfigurationTransport(ctx.session, ssl_context=ssl_context),
+        allowed_federations=settings.allowed_federations,
+        clock=ctx.clock,
+    )
+    refresher = app.get(OCSP_REFRESHER_KEY)
+    return GlobalconfRefresher(
+        client,
+        on_refresh=ctx.registrar().sync,
+        on_change=refresher.wake if refresher is not None else lambda: None,
+        interval_seconds=settings.globalconf_update_interval_seconds,
+    )
+
+
+def create_admin_app(
+    settings: NodeSettings,
+    token: Token,
+    *,
+    clock: Callable[[], datetime] = utc_now,
+    globalconf_ssl: ssl.SSLContext | bool = True,
+    description_reader: DescriptionReader | None = None,
+    management_transport: ManagementTransport | None = None,
+) -> web.Application:
+    """The admin application of the node in ``settings`` with its logged-in ``token``.
+
+    ``globalconf_ssl`` verifies ``https`` configuration sources (default the system's CAs); the
+    configuration itself is verified with the anchor's keys whatever the channel."""
+    app = web.Application(middlewares=[xroad_error_middleware])
+    app[SETTINGS_KEY] = settings
+    app[TOKEN_KEY] = token
+    app[CLOCK_KEY] = clock
+    app[DESCRIPTION_READER_KEY] = description_reader
+    app[MANAGEMENT_TRANSPORT_KEY] = management_transport
+    app[AUDIT_KEY] = AuditLog(audit_log_file(settings.home), clock=clock)
+    app[API_KEYS_KEY] = ApiKeyRing(api_keys_file(settings.home))
+    app[LIMITER_KEY] = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_per_minute)
+
+    async def node_ctx(app: web.Application) -> AsyncIterator[None]:
+        async with open_node_store(settings, clock=clock) as store, aiohttp.ClientSession() as session:
+            app[STORE_KEY] = store
+            app[SESSION_KEY] = session
+            cache = OwnOcspCache(ocsp_dir(settings.home))
+            ocsp = OcspRefresher(
+                store,
+                cache,
+                lambda: load_trust_material(globalconf_dir(settings.home)),
+                interval_seconds=settings.ocsp_fetch_interval_seconds,
+                clock=clock,
+            )
+            app[OCSP_CACHE_KEY] = cache
+            app[OCSP_REFRESHER_KEY] = ocsp
+            ctx = NodeContext(
+                settings, store, token, session, clock=clock, management_transport=management_transport
+            )
+            async with asynccontextmanager(ocsp.cleanup_ctx)(app):
+                globalconf = _globalconf_refresher(app, ctx, globalconf_ssl)
+                task: asyncio.Task[None] | None = None
+                if globalconf is not None:
+                    app[GLOBALCONF_KEY] = globalconf
+                    task = asyncio.create_task(globalconf.run(), name="globalconf-refresh")
+                try:
+                    yield
+                finally:
+                    if task is not None:
+                        task.cancel()
+                        with contextlib.suppress(asyncio.CancelledError):
+                            await task
+
+    app.cleanup_ctx.append(node_ctx)
+    add_admin_routes(app)
+    return app
+
+
+def create_ocsp_app(admin: web.Application) -> web.Application:
+    """The port 5577 application serving the OCSP cache of ``admin`` (set up, so the cache exists); the
+    refresh task stays the admin application's."""
+    return create_ocsp_responder_app(admin[OCSP_CACHE_KEY])
+
+
+@dataclass(frozen=True)
+class RunningNode:
+    """A started node: where it answers, its settings with the ports actually bound, its admin app."""
+
+    admin_url: str
+    ocsp_url: str
+    settings: NodeSettings
+    app: web.Application
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    try:
+        sock = socket.create_server((host, port), backlog=_LISTEN_BACKLOG)
+    except OSError as e:
+        raise XRoadError(FaultCode.IO_ERROR, f"cannot listen on {host}:{port}: {e.strerror or e}") from e
+    sock.setblocking(False)
+    return sock
+
+
+def _url(host: str, port: int) -> str:
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+@asynccontextmanager
+async def run_node(
+    settings: NodeSettings,
+    *,
+    token: Token | None = None,
+    pin: str | None = None,
+    clock: Callable[[], datetime] = utc_now,
+    globalconf_ssl: ssl.SSLContext | bool = True,
+    description_reader: DescriptionReader | None = None,
+    management_transport: ManagementTransport | None = None,
+) -> AsyncIterator[RunningNode]:
+    """Serve the node in the block. ``token`` is a logged-in token (default: the settings' token, logged in
+    with ``pin``, else ``XROAD_MN_TOKEN_PIN`` or a prompt, and logged out at the end). Port 0 binds a free
+    port (tests)."""
+    own_token = token is None
+    node_token = token if token is not None else await login_token(open_node_token(settings), pin)
+    sockets: list[socket.socket] = []
+    try:
+        admin_host = settings.admin_bind_host()
+        sockets.append(_listen(admin_host, settings.admin_port))
+        sockets.append(_listen(settings.address, settings.ocsp_responder_port))
+        admin_sock, ocsp_sock = sockets
+        resolved = settings.model_copy(
+            update={
+                "admin_port": int(admin_sock.getsockname()[1]),
+                "ocsp_responder_port": int(ocsp_sock.getsockname()[1]),
+            }
+        )
+        app = create_admin_app(
+            resolved,
+            node_token,
+            clock=clock,
+            globalconf_ssl=globalconf_ssl,
+            description_reader=description_reader,
+            management_transport=management_transport,
+        )
+        admin_runner = web.AppRunner(app, access_log=None)
+        await admin_runner.setup()
+        try:
+            ocsp_runner = web.AppRunner(create_ocsp_app(app), access_log=None)
+            await ocsp_runner.setup()
+            try:
+                await web.SockSite(admin_runner, admin_sock).start()
+                await web.SockSite(ocsp_runner, ocsp_sock).start()
+                running = RunningNode(
+                    _url(admin_host, resolved.admin_port),
+                    _url(settings.address, resolved.ocsp_responder_port),
+                    resolved,
+                    app,
+                )
+                log.info("node_started", admin=running.admin_url, ocsp=running.ocsp_url)
+                yield running
+            finally:
+                await ocsp_runner.cleanup()
+        finally:
+            await admin_runner.cleanup()
+    finally:
+        for sock in sockets:
+            sock.close()
+        if own_token:
+            await asyncio.to_thread(node_token.logout)

@@ -1,0 +1,57 @@
+"""The node's use cases as async functions: what the admin API and the ``xroad-mn node`` CLI both call.
+
+Each function takes a :class:`NodeContext` (settings, store, token, HTTP session) and the caller's parsed
+input; identifiers come in parsed (:mod:`security_server.ids` reads both forms people write). Every refusal
+is an :class:`~xroad_mn.errors.XRoadError` with an X-Road code and HTTP status, and changes nothing.
+
+* :mod:`~security_server.operations.context` — :class:`NodeContext`, opening the token and database;
+* :mod:`~security_server.operations.init` — :func:`init_node` (``node init``);
+* :mod:`~security_server.operations.status` — :func:`node_status`;
+* :mod:`~security_server.operations.clients` — hosted clients, connection types, IS certificates;
+* :mod:`~security_server.operations.certs` — keys, CSRs, certificates (request from a CA, import);
+* :mod:`~security_server.operations.registration` — ``authCertReg``, ``clientReg``, state sync;
+* :mod:`~security_server.operations.services` — service descriptions, services, endpoints;
+* :mod:`~security_server.operations.access` — access rights and local groups.
+
+Example::
+
+    >>> async with open_node_store(settings) as store, aiohttp.ClientSession() as session:  # doctest: +SKIP
+    ...     ctx = NodeContext(settings, store, await login_token(open_node_token(settings)), session)
+    ...     await certs.request_certificate(ctx, KeyUsage.AUTH, ca_url="http://127.0.0.1:8899")
+    ...     request_id = await registration.register_server(ctx)
+"""
+
+from security_server.operations import access, certs, clients, registration, services
+from security_server.operations.context import (
+    NodeContext,
+    login_token,
+    open_node_store,
+    open_node_token,
+    utc_now,
+)
+from security_server.operations.init import FIRST_KEY_ROLES, InitResult, init_node, install_anchor
+from security_server.operations.services import DescriptionReader, ReadDescription
+from security_server.operations.status import CertificateState, GlobalConfState, NodeStatus, node_status
+
+__all__ = [
+    "FIRST_KEY_ROLES",
+    "CertificateState",
+    "DescriptionReader",
+    "GlobalConfState",
+    "InitResult",
+    "NodeContext",
+    "NodeStatus",
+    "ReadDescription",
+    "access",
+    "certs",
+    "clients",
+    "init_node",
+    "install_anchor",
+    "login_token",
+    "node_status",
+    "open_node_store",
+    "open_node_token",
+    "registration",
+    "services",
+    "utc_now",
+]

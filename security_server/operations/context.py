@@ -1,0 +1,123 @@
+"""What every node operation works on: :class:`NodeContext`, and opening the node's token and database.
+
+The admin API builds one context per request from its application's resources; the CLI builds one for a
+command. Both call the same functions of :mod:`security_server.operations`::
+
+    >>> async with open_node_store(settings) as store, aiohttp.ClientSession() as session:  # doctest: +SKIP
+    ...     token = await login_token(open_node_token(settings))       # PIN from XROAD_MN_TOKEN_PIN
+    ...     ctx = NodeContext(settings, store, token, session)
+    ...     print((await node_status(ctx)).server_id)
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import aiohttp
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+
+from security_server.db import NodeStore, migrate
+from security_server.home import globalconf_dir, secure_database_files, token_dir
+from security_server.management_client import ManagementTransport
+from security_server.ocsp import OcspRefresher, OwnOcspCache
+from security_server.registration import Registrar
+from security_server.settings import NodeSettings, TokenType
+from xroad_mn.confclient.installed import load_trust_material
+from xroad_mn.database import create_engine
+from xroad_mn.errors import FaultCode, XRoadError
+from xroad_mn.globalconf.trust import TrustMaterial
+from xroad_mn.tokens import Pkcs11Token, SoftwareToken, Token, read_pin
+
+__all__ = ["NodeContext", "login_token", "open_node_store", "open_node_token", "utc_now"]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class NodeContext:
+    """The node's settings, database, token (logged in for operations that sign) and an HTTP session for
+    the CA, OCSP responders and the registry. A running node adds its OCSP cache and refresher, so that
+    status shows what port 5577 serves and a new certificate is fetched for at once."""
+
+    settings: NodeSettings
+    store: NodeStore
+    token: Token
+    session: aiohttp.ClientSession
+    clock: Callable[[], datetime] = utc_now
+    ocsp_cache: OwnOcspCache | None = None
+    ocsp_refresher: OcspRefresher | None = None
+    management_transport: ManagementTransport | None = None
+    """Replaces the pinned HTTPS transport to the registry built from global configuration (tests)."""
+
+    async def trust(self) -> TrustMaterial:
+        """The trust material of the installed global configuration."""
+        return await asyncio.to_thread(load_trust_material, globalconf_dir(self.settings.home))
+
+    def registrar(self) -> Registrar:
+        return Registrar(
+            self.settings,
+            self.store,
+            self.token,
+            self.session,
+            clock=self.clock,
+            transport=self.management_transport,
+        )
+
+    def certificates_changed(self) -> None:
+        """A certificate came or went: fetch OCSP responses now (a running node)."""
+        if self.ocsp_refresher is not None:
+            self.ocsp_refresher.wake()
+
+
+def open_node_token(settings: NodeSettings) -> Token:
+    """The token ``settings.token`` names, logged out: the software token in ``HOME/token`` or the PKCS #11
+    token with ``label`` in ``pkcs11_module``."""
+    if settings.token.type is TokenType.PKCS11:
+        assert settings.token.pkcs11_module is not None  # the settings model requires it
+        if settings.token.label is None:
+            raise XRoadError(
+                FaultCode.INVALID_SETTINGS, "a pkcs11 token needs [token] label: the label of the HSM token"
+            )
+        return Pkcs11Token(settings.token.pkcs11_module, settings.token.label)
+    return SoftwareToken(token_dir(settings.home))
+
+
+async def login_token(token: Token, pin: str | None = None, *, env: Mapping[str, str] | None = None) -> Token:
+    """Log ``token`` in with ``pin`` (default: ``XROAD_MN_TOKEN_PIN`` or a prompt). A wrong PIN is
+    ``signer.pin_incorrect``, an uninitialised token ``signer.token_not_initialized`` (run ``node init``)."""
+    secret = pin if pin is not None else read_pin(env)
+    await asyncio.to_thread(token.login, secret)
+    return token
+
+
+@asynccontextmanager
+async def open_node_store(
+    settings: NodeSettings, *, clock: Callable[[], datetime] | None = None
+) -> AsyncIterator[NodeStore]:
+    """The node's database migrated to the current schema (on PostgreSQL with ``database_schema``, the
+    schema created when missing), closed after the block."""
+    url = settings.database()
+    secure_database_files(settings)
+    if settings.database_schema is not None and url.startswith("postgresql"):
+        admin = create_engine(url)
+        try:
+            async with admin.begin() as conn:
+                await conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{settings.database_schema}"'))
+        except SQLAlchemyError as e:
+            raise XRoadError(FaultCode.IO_ERROR, f"cannot create the database schema: {e}") from e
+        finally:
+            await admin.dispose()
+    engine = create_engine(url, **settings.engine_options())
+    try:
+        await migrate(engine)
+        secure_database_files(settings)  # the side files WAL mode created
+        yield NodeStore(engine) if clock is None else NodeStore(engine, clock=clock)
+    finally:
+        await engine.dispose()

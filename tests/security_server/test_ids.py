@@ -1,0 +1,71 @@
+"""Identifiers as people write them to the node, and where the admin API listens by default."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from security_server.ids import (
+    format_for_people,
+    format_subject,
+    parse_client_id,
+    parse_member_id,
+    parse_service_id,
+    parse_subject,
+    parse_subsystem_id,
+)
+from security_server.settings import NodeSettings
+from xroad_mn.errors import XRoadError
+from xroad_mn.identifiers import GlobalGroupId, LocalGroupId, MemberId
+
+OWNER = MemberId("MN", "GOV", "9010001")
+
+
+def test_both_forms_are_read() -> None:
+    assert parse_member_id("MN:GOV:9010001") == parse_member_id("MEMBER:MN/GOV/9010001") == OWNER
+    sub = OWNER.subsystem("civil")
+    assert (
+        parse_subsystem_id("MN:GOV:9010001:civil") == parse_client_id("SUBSYSTEM:MN/GOV/9010001/civil") == sub
+    )
+    assert parse_subject("GLOBALGROUP:MN/owners") == GlobalGroupId("MN", "owners")
+    assert parse_subject("LOCALGROUP:auditors") == LocalGroupId("auditors")
+    assert parse_subject("MN:GOV:9010001:civil") == sub
+    assert parse_service_id("SERVICE:MN/GOV/9010001/civil/people").service_code == "people"
+    assert format_for_people(sub) == "MN:GOV:9010001:civil"
+    assert format_subject(LocalGroupId("auditors")) == "LOCALGROUP:auditors"
+
+
+@pytest.mark.parametrize(
+    ("parse", "text", "code"),
+    [
+        (parse_member_id, "MN:GOV:9010001:civil", "invalid_client_identifier"),
+        (parse_subsystem_id, "MEMBER:MN/GOV/9010001", "invalid_client_identifier"),
+        (parse_client_id, "GLOBALGROUP:MN/owners", "invalid_client_identifier"),
+        (parse_client_id, "MN/GOV", "invalid_client_identifier"),
+        (parse_subject, "SERVER:MN/GOV/9010001/ss1", "invalid_identifier"),
+        (parse_service_id, "MN:GOV:9010001:civil", "invalid_service_identifier"),
+    ],
+)
+def test_wrong_identifiers_name_the_accepted_forms(parse: object, text: str, code: str) -> None:
+    with pytest.raises(XRoadError) as e:
+        parse(text)  # type: ignore[operator]
+    assert (e.value.code, e.value.http_status) == (code, 400)
+    assert "write" in e.value.message
+    assert "accepted_forms" in e.value.details
+
+
+@pytest.mark.parametrize(
+    ("address", "admin_host", "bound"),
+    [
+        ("127.0.0.2", None, "127.0.0.2"),  # nodes on one machine: each its own admin port 4000
+        ("::1", None, "::1"),
+        ("localhost", None, "localhost"),
+        ("10.1.2.3", None, "127.0.0.1"),  # a public address: the admin API stays on the machine
+        ("ss1.example.mn", None, "127.0.0.1"),
+        ("10.1.2.3", "10.1.2.3", "10.1.2.3"),  # unless the operator says otherwise
+    ],
+)
+def test_admin_bind_host(address: str, admin_host: str | None, bound: str) -> None:
+    settings = NodeSettings(home=Path("/n"), address=address, admin_host=admin_host)
+    assert settings.admin_bind_host() == bound
