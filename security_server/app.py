@@ -71,7 +71,7 @@ from xroad_mn.errors import FaultCode, XRoadError
 from xroad_mn.globalconf.anchor import parse_anchor
 from xroad_mn.tokens import Token
 from xroad_mn.transport.globalconf import AiohttpConfigurationTransport
-from xroad_mn.transport.server import xroad_error_middleware
+from xroad_mn.transport.server import TimedSite, app_runner, xroad_error_middleware
 
 __all__ = ["GLOBALCONF_KEY", "RunningNode", "create_admin_app", "create_ocsp_app", "run_node"]
 
@@ -229,14 +229,15 @@ async def run_node(
             description_reader=description_reader,
             management_transport=management_transport,
         )
-        admin_runner = web.AppRunner(app, access_log=None)
+        timeouts = resolved.server_timeouts()
+        admin_runner = app_runner(app, timeouts)
         await admin_runner.setup()
         try:
-            ocsp_runner = web.AppRunner(create_ocsp_app(app), access_log=None)
+            ocsp_runner = app_runner(create_ocsp_app(app), timeouts)
             await ocsp_runner.setup()
             try:
-                await web.SockSite(admin_runner, admin_sock).start()
-                await web.SockSite(ocsp_runner, ocsp_sock).start()
+                await TimedSite(admin_runner, admin_sock, timeouts).start()
+                await TimedSite(ocsp_runner, ocsp_sock, timeouts).start()
                 running = RunningNode(
                     _url(admin_host, resolved.admin_port),
                     _url(settings.address, resolved.ocsp_responder_port),

@@ -17,7 +17,7 @@ Example::
 
     >>> async with open_node_store(settings) as store, aiohttp.ClientSession() as session:  # doctest: +SKIP
     ...     ctx = NodeContext(settings, store, await login_token(open_node_token(settings)), session)
-    ...     await certs.request_certificate(ctx, KeyUsage.AUTH, ca_url="http://127.0.0.1:8899")
+    ...     await certs.request_certificate(ctx, KeyUsage.AUTHENTICATION, ca_url="http://127.0.0.1:8899")
     ...     request_id = await registration.register_server(ctx)
 """
 

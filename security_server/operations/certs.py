@@ -6,7 +6,7 @@ imported. When any step fails the key is deleted again (from the token and the r
 request changes nothing. :func:`generate_key_and_csr` and :func:`import_certificate` are the two halves for
 a CA that answers out of band::
 
-    >>> imported = await request_certificate(ctx, KeyUsage.AUTH, ca_url="http://127.0.0.1:8899")
+    >>> imported = await request_certificate(ctx, KeyUsage.AUTHENTICATION, ca_url="http://127.0.0.1:8899")
     ... # doctest: +SKIP
     >>> imported.record.certificate.serial_number  # doctest: +SKIP
 """
@@ -57,7 +57,7 @@ async def generate_key(
     ctx: NodeContext, usage: KeyUsage, *, member: MemberId | None = None, label: str | None = None
 ) -> TokenKey:
     """A key in the token for ``usage`` (a signing key for ``member``, default the owner)."""
-    if usage is KeyUsage.SIGN and member is None:
+    if usage is KeyUsage.SIGNING and member is None:
         member = (await ctx.store.get_server()).server.owner
     return await certs.generate_key(ctx.token, ctx.store, usage, member=member, label=label)
 
@@ -148,7 +148,7 @@ async def delete_certificate(ctx: NodeContext, sha256: bytes) -> None:
     cert = await ctx.store.get_certificate(sha256)
     if cert.status in (CertificateStatus.REGISTERED, CertificateStatus.REGISTRATION_IN_PROGRESS):
         key = await ctx.store.get_key(cert.key_id)
-        if key.usage is KeyUsage.AUTH:
+        if key.usage is KeyUsage.AUTHENTICATION:
             raise XRoadError(
                 FaultCode.CONFLICT,
                 f"the authentication certificate is {cert.status.value}: unregister it first",

@@ -26,12 +26,12 @@ from security_server.home import globalconf_dir, secure_database_files, token_di
 from security_server.management_client import ManagementTransport
 from security_server.ocsp import OcspRefresher, OwnOcspCache
 from security_server.registration import Registrar
-from security_server.settings import NodeSettings, TokenType
+from security_server.settings import NodeSettings
 from xroad_mn.confclient.installed import load_trust_material
 from xroad_mn.database import create_engine
 from xroad_mn.errors import FaultCode, XRoadError
 from xroad_mn.globalconf.trust import TrustMaterial
-from xroad_mn.tokens import Pkcs11Token, SoftwareToken, Token, read_pin
+from xroad_mn.tokens import Token, open_token, read_pin
 
 __all__ = ["NodeContext", "login_token", "open_node_store", "open_node_token", "utc_now"]
 
@@ -77,16 +77,8 @@ class NodeContext:
 
 
 def open_node_token(settings: NodeSettings) -> Token:
-    """The token ``settings.token`` names, logged out: the software token in ``HOME/token`` or the PKCS #11
-    token with ``label`` in ``pkcs11_module``."""
-    if settings.token.type is TokenType.PKCS11:
-        assert settings.token.pkcs11_module is not None  # the settings model requires it
-        if settings.token.label is None:
-            raise XRoadError(
-                FaultCode.INVALID_SETTINGS, "a pkcs11 token needs [token] label: the label of the HSM token"
-            )
-        return Pkcs11Token(settings.token.pkcs11_module, settings.token.label)
-    return SoftwareToken(token_dir(settings.home))
+    """The token ``settings.token`` names, logged out: by default the software token in ``HOME/token``."""
+    return open_token(settings.token, default_directory=token_dir(settings.home))
 
 
 async def login_token(token: Token, pin: str | None = None, *, env: Mapping[str, str] | None = None) -> Token:

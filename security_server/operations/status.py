@@ -6,7 +6,8 @@ hosted clients and their states. Reading status changes nothing and needs no PIN
 
     >>> status = await node_status(ctx)  # doctest: +SKIP
     >>> [(c.usage, c.status, c.ocsp_status) for c in status.certificates]  # doctest: +SKIP
-    [(<KeyUsage.AUTH: 'auth'>, <CertificateStatus.REGISTERED: 'registered'>, <OcspStatusKind.GOOD: 'good'>)]
+    [(<KeyUsage.AUTHENTICATION: 'auth'>, <CertificateStatus.REGISTERED: 'registered'>,
+      <OcspStatusKind.GOOD: 'good'>)]
 """
 
 from __future__ import annotations

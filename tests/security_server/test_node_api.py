@@ -65,7 +65,7 @@ async def _keys_and_certificates(api: Admin, world: World) -> None:
     # Key and CSR at once; the CA answers out of band; the certificate is imported, disabled, deleted.
     csr = await api.call("POST", "/csrs", body={"usage": "sign"}, expect=201)
     request = x509.load_der_x509_csr(base64.b64decode(csr["der_base64"]))
-    cert = await request_certificate(api.session, world.trust.urls.base, request, KeyUsage.SIGN)
+    cert = await request_certificate(api.session, world.trust.urls.base, request, KeyUsage.SIGNING)
     pem = cert.public_bytes(Encoding.PEM).decode()
     imported = await api.call("POST", "/certificates", body={"certificate": pem}, expect=201)
     sha = imported["certificate"]["sha256"]
