@@ -27,7 +27,8 @@ def _run(*args: str) -> tuple[int, str, str]:
 
 
 @pytest.fixture
-def home(tmp_path: Path) -> Path:
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("XROAD_MN_TOKEN_PIN", "registry PIN")  # the registry's signing keys live in its token
     path = tmp_path / "registry"
     code, out, err = _run("registry", "init", "--dir", str(path), "--instance", "MN", "--json")
     assert code == 0, out + err
