@@ -89,9 +89,9 @@ from xroad_mn.management import ManagementRequestType
 __all__ = [
     "API",
     "SETTINGS_KEY",
-    "Call",
     "Handler",
     "OperationHandler",
+    "RegistryCall",
     "add_admin_routes",
     "ca_out",
     "cert_out",
@@ -128,7 +128,7 @@ _T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
-class Call(admin.Call):
+class RegistryCall(admin.Call):
     """What a handler gets: the request, the caller's key, the validated body and the registry's
     resources."""
 
@@ -144,12 +144,12 @@ class Call(admin.Call):
         return self.request.app[CLOCK_KEY]()
 
 
-Handler = admin.Handler[Call, _T]
+Handler = admin.Handler[RegistryCall, _T]
 """An operation's handler; its reply's type is the operation's declared response type."""
-OperationHandler = admin.Handler[Call, object]
+OperationHandler = admin.Handler[RegistryCall, object]
 
 API: Final = AdminApi(
-    Call,
+    RegistryCall,
     title="xroad-mn registry admin API",
     version="1.0.0",
     roles=REGISTRY_ROLES,
@@ -532,12 +532,12 @@ def _client_id(text: str) -> ClientId:
     return parse_client_id(text)
 
 
-async def _group_id(call: Call) -> GlobalGroupId:
+async def _group_id(call: RegistryCall) -> GlobalGroupId:
     instance = (await call.store.get_settings()).instance
     return GlobalGroupId(instance, call.param("group_code"))
 
 
-def _kind(call: Call) -> KeyKind:
+def _kind(call: RegistryCall) -> KeyKind:
     try:
         return KeyKind(call.param("kind"))
     except ValueError:
@@ -546,7 +546,7 @@ def _kind(call: Call) -> KeyKind:
         ) from None
 
 
-def _int_query(call: Call, name: str, default: int, *, maximum: int) -> int:
+def _int_query(call: RegistryCall, name: str, default: int, *, maximum: int) -> int:
     text = call.query(name)
     if text is None:
         return default
@@ -557,7 +557,7 @@ def _int_query(call: Call, name: str, default: int, *, maximum: int) -> int:
     return int(text)
 
 
-def _request_id(call: Call) -> int:
+def _request_id(call: RegistryCall) -> int:
     text = call.param("request_id")
     if not text.isascii() or not text.isdigit() or len(text) > 18:
         raise XRoadError(
@@ -591,7 +591,7 @@ def settings_out(s: GlobalSettings) -> GlobalSettingsOut:
 @operation(
     "GET", "/instance", "Instance identifier and publishing settings", tag="settings", response=InstanceOut
 )
-async def get_instance(call: Call) -> Reply[InstanceOut]:
+async def get_instance(call: RegistryCall) -> Reply[InstanceOut]:
     stored = await call.store.get_settings()
     return Reply(
         InstanceOut(
@@ -604,7 +604,7 @@ async def get_instance(call: Call) -> Reply[InstanceOut]:
 
 
 @operation("GET", "/global-settings", "Global settings", tag="settings", response=GlobalSettingsOut)
-async def get_global_settings(call: Call) -> Reply[GlobalSettingsOut]:
+async def get_global_settings(call: RegistryCall) -> Reply[GlobalSettingsOut]:
     return Reply(settings_out(await call.store.get_settings()))
 
 
@@ -618,7 +618,7 @@ async def get_global_settings(call: Call) -> Reply[GlobalSettingsOut]:
     body=GlobalSettingsUpdate,
     response=GlobalSettingsOut,
 )
-async def update_global_settings(call: Call) -> Reply[GlobalSettingsOut]:
+async def update_global_settings(call: RegistryCall) -> Reply[GlobalSettingsOut]:
     body = call.typed_body(GlobalSettingsUpdate)
     expiry, interval = body.configuration_expiry_seconds, call.settings.regenerate_interval_seconds
     if expiry is not None and expiry < 2 * interval:
@@ -646,7 +646,7 @@ async def update_global_settings(call: Call) -> Reply[GlobalSettingsOut]:
 
 
 @operation("GET", "/member-classes", "List member classes", tag="members", response=list[MemberClassOut])
-async def list_member_classes(call: Call) -> Reply[list[MemberClassOut]]:
+async def list_member_classes(call: RegistryCall) -> Reply[list[MemberClassOut]]:
     classes: tuple[MemberClass, ...] = await call.store.list_member_classes()
     return Reply([MemberClassOut(code=c.code, description=c.description) for c in classes])
 
@@ -662,7 +662,7 @@ async def list_member_classes(call: Call) -> Reply[list[MemberClassOut]]:
     response=MemberClassOut,
     status=201,
 )
-async def add_member_class(call: Call) -> Reply[MemberClassOut]:
+async def add_member_class(call: RegistryCall) -> Reply[MemberClassOut]:
     body = call.typed_body(MemberClassIn)
     mc = await call.store.add_member_class(body.code, body.description)
     return Reply(MemberClassOut(code=mc.code, description=mc.description), audit=body.model_dump())
@@ -678,7 +678,7 @@ async def add_member_class(call: Call) -> Reply[MemberClassOut]:
     body=MemberClassUpdate,
     response=MemberClassOut,
 )
-async def update_member_class(call: Call) -> Reply[MemberClassOut]:
+async def update_member_class(call: RegistryCall) -> Reply[MemberClassOut]:
     body = call.typed_body(MemberClassUpdate)
     mc = await call.store.update_member_class(call.param("code"), body.description)
     return Reply(MemberClassOut(code=mc.code, description=mc.description), audit={"code": mc.code})
@@ -688,7 +688,7 @@ async def update_member_class(call: Call) -> Reply[MemberClassOut]:
 
 
 @operation("GET", "/members", "List members with their subsystems", tag="members", response=list[MemberOut])
-async def list_members(call: Call) -> Reply[list[MemberOut]]:
+async def list_members(call: RegistryCall) -> Reply[list[MemberOut]]:
     instance = (await call.store.get_settings()).instance
     return Reply([member_out(instance, m) for m in await call.store.list_members()])
 
@@ -704,7 +704,7 @@ async def list_members(call: Call) -> Reply[list[MemberOut]]:
     response=MemberOut,
     status=201,
 )
-async def add_member(call: Call) -> Reply[MemberOut]:
+async def add_member(call: RegistryCall) -> Reply[MemberOut]:
     body = call.typed_body(MemberIn)
     instance = (await call.store.get_settings()).instance
     mid = MemberId(instance, body.member_class, body.member_code)
@@ -713,7 +713,7 @@ async def add_member(call: Call) -> Reply[MemberOut]:
 
 
 @operation("GET", "/members/{member_id}", "Get a member", tag="members", response=MemberOut)
-async def get_member(call: Call) -> Reply[MemberOut]:
+async def get_member(call: RegistryCall) -> Reply[MemberOut]:
     mid = _member_id(call.param("member_id"))
     return Reply(member_out(mid.instance, await call.store.get_member(mid)))
 
@@ -728,7 +728,7 @@ async def get_member(call: Call) -> Reply[MemberOut]:
     body=MemberUpdate,
     response=MemberOut,
 )
-async def rename_member(call: Call) -> Reply[MemberOut]:
+async def rename_member(call: RegistryCall) -> Reply[MemberOut]:
     body = call.typed_body(MemberUpdate)
     mid = _member_id(call.param("member_id"))
     member = await call.store.rename_member(mid, body.name)
@@ -748,7 +748,7 @@ async def rename_member(call: Call) -> Reply[MemberOut]:
     response=SubsystemOut,
     status=201,
 )
-async def add_subsystem(call: Call) -> Reply[SubsystemOut]:
+async def add_subsystem(call: RegistryCall) -> Reply[SubsystemOut]:
     body = call.typed_body(SubsystemIn)
     sid = _member_id(call.param("member_id")).subsystem(body.subsystem_code)
     sub = await call.store.add_subsystem(sid, body.name)
@@ -766,7 +766,7 @@ async def add_subsystem(call: Call) -> Reply[SubsystemOut]:
     body=SubsystemUpdate,
     response=SubsystemOut,
 )
-async def rename_subsystem(call: Call) -> Reply[SubsystemOut]:
+async def rename_subsystem(call: RegistryCall) -> Reply[SubsystemOut]:
     body = call.typed_body(SubsystemUpdate)
     sid = _subsystem_id(call.param("subsystem_id"))
     sub = await call.store.rename_subsystem(sid, body.name)
@@ -784,7 +784,7 @@ async def rename_subsystem(call: Call) -> Reply[SubsystemOut]:
     tag="security servers",
     response=list[SecurityServerOut],
 )
-async def list_security_servers(call: Call) -> Reply[list[SecurityServerOut]]:
+async def list_security_servers(call: RegistryCall) -> Reply[list[SecurityServerOut]]:
     return Reply([await server_view(call.store, s) for s in await call.store.list_security_servers()])
 
 
@@ -799,7 +799,7 @@ async def list_security_servers(call: Call) -> Reply[list[SecurityServerOut]]:
     response=SecurityServerOut,
     status=201,
 )
-async def add_security_server(call: Call) -> Reply[SecurityServerOut]:
+async def add_security_server(call: RegistryCall) -> Reply[SecurityServerOut]:
     body = call.typed_body(SecurityServerIn)
     sid = _member_id(body.owner_id).server(body.server_code)
     ss = await call.store.add_security_server(sid, body.address)
@@ -813,7 +813,7 @@ async def add_security_server(call: Call) -> Reply[SecurityServerOut]:
     tag="security servers",
     response=SecurityServerOut,
 )
-async def get_security_server(call: Call) -> Reply[SecurityServerOut]:
+async def get_security_server(call: RegistryCall) -> Reply[SecurityServerOut]:
     ss = await call.store.get_security_server(_server_id(call.param("server_id")))
     return Reply(await server_view(call.store, ss))
 
@@ -828,7 +828,7 @@ async def get_security_server(call: Call) -> Reply[SecurityServerOut]:
     body=SecurityServerUpdate,
     response=SecurityServerOut,
 )
-async def update_security_server(call: Call) -> Reply[SecurityServerOut]:
+async def update_security_server(call: RegistryCall) -> Reply[SecurityServerOut]:
     body = call.typed_body(SecurityServerUpdate)
     sid = _server_id(call.param("server_id"))
     ss = await call.store.get_security_server(sid)
@@ -846,7 +846,7 @@ async def update_security_server(call: Call) -> Reply[SecurityServerOut]:
     tag="security servers",
     response=list[CertificateOut],
 )
-async def list_auth_certs(call: Call) -> Reply[list[CertificateOut]]:
+async def list_auth_certs(call: RegistryCall) -> Reply[list[CertificateOut]]:
     certs = await call.store.list_auth_certs(_server_id(call.param("server_id")))
     return Reply([cert_out(c) for c in certs])
 
@@ -862,7 +862,7 @@ async def list_auth_certs(call: Call) -> Reply[list[CertificateOut]]:
     response=CertificateOut,
     status=201,
 )
-async def add_auth_cert(call: Call) -> Reply[CertificateOut]:
+async def add_auth_cert(call: RegistryCall) -> Reply[CertificateOut]:
     cert = parse_certificate(call.typed_body(CertificateIn).certificate, "authentication certificate")
     sid = _server_id(call.param("server_id"))
     await call.store.add_auth_cert(sid, cert)
@@ -878,7 +878,7 @@ async def add_auth_cert(call: Call) -> Reply[CertificateOut]:
     roles=RO,
     event=AuditEvent.DELETE_SECURITY_SERVER_AUTHENTICATION_CERTIFICATE,
 )
-async def delete_auth_cert(call: Call) -> Reply[None]:
+async def delete_auth_cert(call: RegistryCall) -> Reply[None]:
     sid = _server_id(call.param("server_id"))
     text = call.param("cert_hash").lower()
     try:
@@ -904,7 +904,7 @@ async def delete_auth_cert(call: Call) -> Reply[None]:
     response=SecurityServerOut,
     status=201,
 )
-async def register_client(call: Call) -> Reply[SecurityServerOut]:
+async def register_client(call: RegistryCall) -> Reply[SecurityServerOut]:
     sid = _server_id(call.param("server_id"))
     client = _client_id(call.typed_body(ClientIn).client_id)
     ss = await call.store.register_client(sid, client)
@@ -922,7 +922,7 @@ async def register_client(call: Call) -> Reply[SecurityServerOut]:
     roles=RO,
     event=AuditEvent.UNREGISTER_CLIENT,
 )
-async def unregister_client(call: Call) -> Reply[None]:
+async def unregister_client(call: RegistryCall) -> Reply[None]:
     sid = _server_id(call.param("server_id"))
     client = _client_id(call.param("client_id"))
     await call.store.unregister_client(sid, client)
@@ -935,7 +935,7 @@ async def unregister_client(call: Call) -> Reply[None]:
 
 
 @operation("GET", "/global-groups", "List global groups", tag="global groups", response=list[GlobalGroupOut])
-async def list_global_groups(call: Call) -> Reply[list[GlobalGroupOut]]:
+async def list_global_groups(call: RegistryCall) -> Reply[list[GlobalGroupOut]]:
     instance = (await call.store.get_settings()).instance
     return Reply([group_out(instance, g) for g in await call.store.list_global_groups()])
 
@@ -951,7 +951,7 @@ async def list_global_groups(call: Call) -> Reply[list[GlobalGroupOut]]:
     response=GlobalGroupOut,
     status=201,
 )
-async def add_global_group(call: Call) -> Reply[GlobalGroupOut]:
+async def add_global_group(call: RegistryCall) -> Reply[GlobalGroupOut]:
     body = call.typed_body(GlobalGroupIn)
     instance = (await call.store.get_settings()).instance
     group = await call.store.add_global_group(GlobalGroupId(instance, body.code), body.description)
@@ -961,7 +961,7 @@ async def add_global_group(call: Call) -> Reply[GlobalGroupOut]:
 @operation(
     "GET", "/global-groups/{group_code}", "Get a global group", tag="global groups", response=GlobalGroupOut
 )
-async def get_global_group(call: Call) -> Reply[GlobalGroupOut]:
+async def get_global_group(call: RegistryCall) -> Reply[GlobalGroupOut]:
     gid = await _group_id(call)
     return Reply(group_out(gid.instance, await call.store.get_global_group(gid)))
 
@@ -977,7 +977,7 @@ async def get_global_group(call: Call) -> Reply[GlobalGroupOut]:
     response=GlobalGroupOut,
     status=201,
 )
-async def add_group_member(call: Call) -> Reply[GlobalGroupOut]:
+async def add_group_member(call: RegistryCall) -> Reply[GlobalGroupOut]:
     gid = await _group_id(call)
     client = _client_id(call.typed_body(ClientIn).client_id)
     group = await call.store.add_group_member(gid, client)
@@ -994,7 +994,7 @@ async def add_group_member(call: Call) -> Reply[GlobalGroupOut]:
     roles=RO,
     event=AuditEvent.DELETE_MEMBER_FROM_GLOBAL_GROUP,
 )
-async def remove_group_member(call: Call) -> Reply[None]:
+async def remove_group_member(call: RegistryCall) -> Reply[None]:
     gid = await _group_id(call)
     client = _client_id(call.param("client_id"))
     await call.store.remove_group_member(gid, client)
@@ -1020,7 +1020,7 @@ def _ocsp_in(items: list[OcspResponderIn]) -> tuple[OcspInfo, ...]:
     tag="trust services",
     response=list[CertificationServiceOut],
 )
-async def list_certification_services(call: Call) -> Reply[list[CertificationServiceOut]]:
+async def list_certification_services(call: RegistryCall) -> Reply[list[CertificationServiceOut]]:
     return Reply([ca_out(ca) for ca in await call.store.list_cas()])
 
 
@@ -1035,7 +1035,7 @@ async def list_certification_services(call: Call) -> Reply[list[CertificationSer
     response=CertificationServiceOut,
     status=201,
 )
-async def add_certification_service(call: Call) -> Reply[CertificationServiceOut]:
+async def add_certification_service(call: RegistryCall) -> Reply[CertificationServiceOut]:
     body = call.typed_body(CertificationServiceIn)
     top = parse_certificate(body.certificate, "CA certificate")
     entry = ApprovedCAEntry(
@@ -1071,7 +1071,7 @@ async def add_certification_service(call: Call) -> Reply[CertificationServiceOut
     tag="trust services",
     response=CertificationServiceOut,
 )
-async def get_certification_service(call: Call) -> Reply[CertificationServiceOut]:
+async def get_certification_service(call: RegistryCall) -> Reply[CertificationServiceOut]:
     return Reply(ca_out(await call.store.get_ca(call.param("name"))))
 
 
@@ -1083,7 +1083,7 @@ async def get_certification_service(call: Call) -> Reply[CertificationServiceOut
     roles=SO,
     event=AuditEvent.DELETE_CERTIFICATION_SERVICE,
 )
-async def delete_certification_service(call: Call) -> Reply[None]:
+async def delete_certification_service(call: RegistryCall) -> Reply[None]:
     await call.store.delete_ca(call.param("name"))
     return Reply(None, audit={"name": call.param("name")})
 
@@ -1098,7 +1098,7 @@ async def delete_certification_service(call: Call) -> Reply[None]:
     tag="trust services",
     response=list[TimestampingServiceOut],
 )
-async def list_timestamping_services(call: Call) -> Reply[list[TimestampingServiceOut]]:
+async def list_timestamping_services(call: RegistryCall) -> Reply[list[TimestampingServiceOut]]:
     return Reply([tsa_out(t) for t in await call.store.list_tsas()])
 
 
@@ -1113,7 +1113,7 @@ async def list_timestamping_services(call: Call) -> Reply[list[TimestampingServi
     response=TimestampingServiceOut,
     status=201,
 )
-async def add_timestamping_service(call: Call) -> Reply[TimestampingServiceOut]:
+async def add_timestamping_service(call: RegistryCall) -> Reply[TimestampingServiceOut]:
     body = call.typed_body(TimestampingServiceIn)
     cert = parse_certificate(body.certificate, "TSA certificate")
     tsa = await call.store.add_tsa(ApprovedTSAEntry(body.name or common_name(cert), body.url, cert))
@@ -1129,7 +1129,7 @@ async def add_timestamping_service(call: Call) -> Reply[TimestampingServiceOut]:
     roles=SO,
     event=AuditEvent.DELETE_TIMESTAMPING_SERVICE,
 )
-async def delete_timestamping_service(call: Call) -> Reply[None]:
+async def delete_timestamping_service(call: RegistryCall) -> Reply[None]:
     await call.store.delete_tsa(call.param("name"))
     return Reply(None, audit={"name": call.param("name")})
 
@@ -1145,7 +1145,7 @@ async def delete_timestamping_service(call: Call) -> Reply[None]:
     response=list[SigningKeyOut],
     query=[QueryParam("kind", "internal or external", ("internal", "external"))],
 )
-async def list_signing_keys(call: Call) -> Reply[list[SigningKeyOut]]:
+async def list_signing_keys(call: RegistryCall) -> Reply[list[SigningKeyOut]]:
     raw = call.query("kind")
     try:
         kind = KeyKind(raw) if raw is not None else None
@@ -1167,7 +1167,7 @@ async def list_signing_keys(call: Call) -> Reply[list[SigningKeyOut]]:
     response=SigningKeyOut,
     status=201,
 )
-async def add_configuration_signing_key(call: Call) -> Reply[SigningKeyOut]:
+async def add_configuration_signing_key(call: RegistryCall) -> Reply[SigningKeyOut]:
     body = call.typed_body(SigningKeyIn)
     key = await add_signing_key(call.store, call.request.app[TOKEN_KEY], body.kind, call.now())
     return Reply(key_out(key), audit={"key_id": key.key_id, "kind": key.kind.value, "active": key.active})
@@ -1182,7 +1182,7 @@ async def add_configuration_signing_key(call: Call) -> Reply[SigningKeyOut]:
     event=AuditEvent.ACTIVATE_CONFIGURATION_SIGNING_KEY,
     response=SigningKeyOut,
 )
-async def activate_signing_key(call: Call) -> Reply[SigningKeyOut]:
+async def activate_signing_key(call: RegistryCall) -> Reply[SigningKeyOut]:
     key = await operations.activate_signing_key(call.store, call.request.app[TOKEN_KEY], call.param("key_id"))
     return Reply(key_out(key), audit={"key_id": key.key_id, "kind": key.kind.value})
 
@@ -1195,7 +1195,7 @@ async def activate_signing_key(call: Call) -> Reply[SigningKeyOut]:
     roles=SO_SA,
     event=AuditEvent.DELETE_CONFIGURATION_SIGNING_KEY,
 )
-async def delete_signing_key(call: Call) -> Reply[None]:
+async def delete_signing_key(call: RegistryCall) -> Reply[None]:
     await operations.delete_signing_key(call.store, call.request.app[TOKEN_KEY], call.param("key_id"))
     return Reply(None, audit={"key_id": call.param("key_id")})
 
@@ -1219,7 +1219,7 @@ async def delete_signing_key(call: Call) -> Reply[None]:
         QueryParam("offset", "Skip this many requests first (default 0)"),
     ],
 )
-async def list_management_requests(call: Call) -> Reply[list[ManagementRequestOut]]:
+async def list_management_requests(call: RegistryCall) -> Reply[list[ManagementRequestOut]]:
     try:
         state = RequestState(s) if (s := call.query("state")) is not None else None
         rtype = ManagementRequestType(t) if (t := call.query("type")) is not None else None
@@ -1245,7 +1245,7 @@ async def list_management_requests(call: Call) -> Reply[list[ManagementRequestOu
     tag="management requests",
     response=ManagementRequestOut,
 )
-async def get_management_request(call: Call) -> Reply[ManagementRequestOut]:
+async def get_management_request(call: RegistryCall) -> Reply[ManagementRequestOut]:
     return Reply(request_out(await call.store.get_request(_request_id(call))))
 
 
@@ -1259,7 +1259,7 @@ async def get_management_request(call: Call) -> Reply[ManagementRequestOut]:
     body=RequestDecisionIn,
     response=ManagementRequestOut,
 )
-async def approve_management_request(call: Call) -> Reply[ManagementRequestOut]:
+async def approve_management_request(call: RegistryCall) -> Reply[ManagementRequestOut]:
     body = call.typed_body(RequestDecisionIn)
     rid = _request_id(call)
     done = await workflow.approve_request(call.store, rid, user=call.user, comment=body.comment)
@@ -1278,7 +1278,7 @@ async def approve_management_request(call: Call) -> Reply[ManagementRequestOut]:
     body=RequestDecisionIn,
     response=ManagementRequestOut,
 )
-async def reject_management_request(call: Call) -> Reply[ManagementRequestOut]:
+async def reject_management_request(call: RegistryCall) -> Reply[ManagementRequestOut]:
     body = call.typed_body(RequestDecisionIn)
     rid = _request_id(call)
     done = await workflow.reject_request(call.store, rid, user=call.user, comment=body.comment)
@@ -1297,7 +1297,7 @@ async def reject_management_request(call: Call) -> Reply[ManagementRequestOut]:
     body=RequestDecisionIn,
     response=ManagementRequestOut,
 )
-async def revoke_management_request(call: Call) -> Reply[ManagementRequestOut]:
+async def revoke_management_request(call: RegistryCall) -> Reply[ManagementRequestOut]:
     body = call.typed_body(RequestDecisionIn)
     rid = _request_id(call)
     done = await workflow.revoke_request(call.store, rid, user=call.user, comment=body.comment)
@@ -1316,7 +1316,7 @@ async def revoke_management_request(call: Call) -> Reply[ManagementRequestOut]:
     tag="global configuration",
     response=AnchorOut,
 )
-async def get_configuration_anchor(call: Call) -> Reply[AnchorOut]:
+async def get_configuration_anchor(call: RegistryCall) -> Reply[AnchorOut]:
     anchor = await configuration_anchor(call.store, call.settings, _kind(call), now=call.now())
     return Reply(
         AnchorOut(
@@ -1333,7 +1333,7 @@ async def get_configuration_anchor(call: Call) -> Reply[AnchorOut]:
     response=bytes,
     media_type="application/xml",
 )
-async def download_configuration_anchor(call: Call) -> Reply[bytes]:
+async def download_configuration_anchor(call: RegistryCall) -> Reply[bytes]:
     kind = _kind(call)
     anchor = await configuration_anchor(call.store, call.settings, kind, now=call.now())
     name = f"configuration_anchor_{kind.value}.xml"
@@ -1359,7 +1359,7 @@ def conf_out(conf: GeneratedConfiguration) -> GlobalConfigurationOut:
     tag="global configuration",
     response=GlobalConfigurationOut,
 )
-async def get_global_configuration(call: Call) -> Reply[GlobalConfigurationOut]:
+async def get_global_configuration(call: RegistryCall) -> Reply[GlobalConfigurationOut]:
     return Reply(conf_out(call.request.app[PUBLISHER_KEY].current()))
 
 
@@ -1372,7 +1372,7 @@ async def get_global_configuration(call: Call) -> Reply[GlobalConfigurationOut]:
     event=AuditEvent.REGENERATE_GLOBAL_CONFIGURATION,
     response=GlobalConfigurationOut,
 )
-async def regenerate_global_configuration(call: Call) -> Reply[GlobalConfigurationOut]:
+async def regenerate_global_configuration(call: RegistryCall) -> Reply[GlobalConfigurationOut]:
     conf = await call.request.app[PUBLISHER_KEY].regenerate()
     out = conf_out(conf)
     return Reply(out, audit={"generated_at": out.generated_at.isoformat()})

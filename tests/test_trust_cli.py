@@ -15,7 +15,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 from typer.testing import CliRunner
 
 from trust_services.cli import app
-from trust_services.store import TrustStore
+from trust_services.store import TrustServiceStore
 from xroad_mn.cli.main import build_app
 from xroad_mn.errors import XRoadError
 
@@ -41,7 +41,7 @@ def test_init_writes_ca_ocsp_and_tsa(tmp_path: Path) -> None:
     assert list(tsa_eku.value) == [ExtendedKeyUsageOID.TIME_STAMPING]
     ocsp_eku = certs["ocsp.pem"].extensions.get_extension_for_class(x509.ExtendedKeyUsage)
     assert list(ocsp_eku.value) == [ExtendedKeyUsageOID.OCSP_SIGNING]
-    store = TrustStore.open(directory)
+    store = TrustServiceStore.open(directory)
     assert store.instance == "MN"
     assert store.revocations == {}
 
@@ -83,7 +83,7 @@ def test_root_command_runs_trust_init_and_reports_errors(tmp_path: Path) -> None
     result = runner.invoke(root, ["trust", "init", "--dir", str(directory), "--instance", "EE"])
     assert result.exit_code == 0, result.output
     assert "ca.pem" in result.stdout
-    assert TrustStore.open(directory).instance == "EE"
+    assert TrustServiceStore.open(directory).instance == "EE"
     again = runner.invoke(root, ["trust", "init", "--dir", str(directory)])
     assert again.exit_code == 1
     assert "conflict" in again.output

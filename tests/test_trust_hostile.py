@@ -448,9 +448,9 @@ def test_force_swaps_in_a_complete_new_directory(old_directory: Path) -> None:
     assert "issued/5.pem" not in after
     assert after["notes.txt"] == before["notes.txt"]
     assert sorted(p.name for p in old_directory.parent.iterdir()) == ["trust"]  # nothing left beside it
-    from trust_services.store import TrustStore
+    from trust_services.store import TrustServiceStore
 
-    TrustStore.open(old_directory)
+    TrustServiceStore.open(old_directory)
 
 
 @pytest.mark.parametrize("failing_call", [1, 3])
@@ -496,7 +496,7 @@ def test_force_failing_midway_leaves_the_old_directory_whole(
 def test_force_on_the_working_directory_and_through_a_symlink(
     old_directory: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from trust_services.store import TrustStore
+    from trust_services.store import TrustServiceStore
 
     link = old_directory.parent / "link"
     link.symlink_to(old_directory)
@@ -512,7 +512,7 @@ def test_force_on_the_working_directory_and_through_a_symlink(
     after = snapshot(old_directory)
     assert after["ca.key"] != before["ca.key"]
     assert after["notes.txt"] == before["notes.txt"]
-    TrustStore.open(Path("."))
+    TrustServiceStore.open(Path("."))
 
 
 # --- Structured fuzzing through the real HTTP routes ---------------------------------------------------

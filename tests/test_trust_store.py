@@ -17,7 +17,7 @@ from cryptography.x509 import ocsp
 
 from trust_services.ca import Profile
 from trust_services.pki import member_subject
-from trust_services.store import REVOCATION_REASONS, TrustStore, init_trust_dir, parse_reason
+from trust_services.store import REVOCATION_REASONS, TrustServiceStore, init_trust_dir, parse_reason
 from xroad_mn.errors import XRoadError
 from xroad_mn.identifiers import MemberId
 
@@ -45,7 +45,7 @@ def sign_csr(code: str) -> bytes:
 
 
 def test_issue_revoke_and_reopen(directory: Path) -> None:
-    store = TrustStore.open(directory)
+    store = TrustServiceStore.open(directory)
     cert = store.issue(sign_csr("100"), Profile.SIGN, now=NOW)
     assert cert.not_valid_before_utc == NOW - timedelta(minutes=5)
     assert store.status_of(cert.serial_number).status is ocsp.OCSPCertStatus.GOOD
@@ -53,7 +53,7 @@ def test_issue_revoke_and_reopen(directory: Path) -> None:
     assert store.status_of(cert.serial_number + 1).status is ocsp.OCSPCertStatus.UNKNOWN
     store.revoke(cert.serial_number, x509.ReasonFlags.cessation_of_operation, now=NOW + timedelta(hours=1))
 
-    reopened = TrustStore.open(directory)
+    reopened = TrustServiceStore.open(directory)
     info = reopened.status_of(cert.serial_number)
     assert info.status is ocsp.OCSPCertStatus.REVOKED
     assert info.revocation_time == NOW + timedelta(hours=1)
@@ -66,7 +66,7 @@ def test_issue_revoke_and_reopen(directory: Path) -> None:
 def test_concurrent_revocations_from_threads_are_all_kept(directory: Path) -> None:
     """Writes from several worker threads at once (a handler cancelled mid-write no longer holds the app's
     lock, so threads can overlap): every revocation reaches ``revocations.json``."""
-    store = TrustStore.open(directory)
+    store = TrustServiceStore.open(directory)
     certs = [store.issue(sign_csr(str(200 + i)), Profile.SIGN, now=NOW) for i in range(12)]
     start = threading.Barrier(len(certs))
 
@@ -76,7 +76,7 @@ def test_concurrent_revocations_from_threads_are_all_kept(directory: Path) -> No
 
     with ThreadPoolExecutor(max_workers=len(certs)) as pool:
         list(pool.map(revoke, certs))
-    on_disk = TrustStore.open(directory).revocations
+    on_disk = TrustServiceStore.open(directory).revocations
     assert set(on_disk) == {c.serial_number for c in certs}
 
 
@@ -101,7 +101,7 @@ def test_reason_names_are_rfc_5280() -> None:
 def test_damaged_directory_is_refused(directory: Path, name: str, content: bytes) -> None:
     (directory / name).write_bytes(content)
     with pytest.raises(XRoadError) as exc:
-        TrustStore.open(directory)
+        TrustServiceStore.open(directory)
     assert exc.value.has_code("invalid_settings")
     assert name in exc.value.message
 
@@ -109,16 +109,16 @@ def test_damaged_directory_is_refused(directory: Path, name: str, content: bytes
 def test_mismatched_key_is_refused(directory: Path) -> None:
     shutil.copy(directory / "ocsp.key", directory / "tsa.key")
     with pytest.raises(XRoadError, match="is not the key of"):
-        TrustStore.open(directory)
+        TrustServiceStore.open(directory)
 
 
 def test_missing_file_names_trust_init(tmp_path: Path) -> None:
     with pytest.raises(XRoadError, match="trust init"):
-        TrustStore.open(tmp_path)
+        TrustServiceStore.open(tmp_path)
 
 
 def test_revocations_file_is_plain_json(directory: Path) -> None:
-    store = TrustStore.open(directory)
+    store = TrustServiceStore.open(directory)
     cert = store.issue(sign_csr("200"), Profile.SIGN, now=NOW)
     store.revoke(cert.serial_number, x509.ReasonFlags.key_compromise, now=NOW)
     data = json.loads((directory / "revocations.json").read_text())

@@ -50,7 +50,7 @@ from pydantic import Field
 
 from trust_services.ca import MAX_CSR_BYTES, Profile
 from trust_services.ocsp_responder import MAX_OCSP_REQUEST_BYTES
-from trust_services.store import TrustStore, parse_reason
+from trust_services.store import TrustServiceStore, parse_reason
 from trust_services.tsa import MAX_TIMESTAMP_QUERY_BYTES, CertificateInclusion
 from xroad_mn.errors import FaultCode, XRoadError
 from xroad_mn.transport.server import (
@@ -120,7 +120,7 @@ def utc_now() -> datetime:
 
 
 SETTINGS_KEY: Final = web.AppKey("trust_settings", TrustSettings)
-STORE_KEY: Final = web.AppKey("trust_store", TrustStore)
+STORE_KEY: Final = web.AppKey("trust_store", TrustServiceStore)
 LOCK_KEY: Final = web.AppKey("trust_store_lock", asyncio.Lock)
 """Serialises the store's writes (issuing, revoking)."""
 CLOCK_KEY: Final = web.AppKey[Callable[[], datetime]]("trust_clock")
@@ -256,7 +256,7 @@ def create_app(settings: TrustSettings, *, clock: Callable[[], datetime] = utc_n
     app[SETTINGS_KEY] = settings
 
     async def store_ctx(app: web.Application) -> AsyncIterator[None]:
-        app[STORE_KEY] = await asyncio.to_thread(TrustStore.open, settings.dir)
+        app[STORE_KEY] = await asyncio.to_thread(TrustServiceStore.open, settings.dir)
         app[LOCK_KEY] = asyncio.Lock()
         yield
 

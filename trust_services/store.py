@@ -18,7 +18,7 @@ Example::
 
     >>> from datetime import UTC, datetime
     >>> files = init_trust_dir(Path("trust"), instance="MN", now=datetime.now(UTC))  # doctest: +SKIP
-    >>> store = TrustStore.open(files.directory)  # doctest: +SKIP
+    >>> store = TrustServiceStore.open(files.directory)  # doctest: +SKIP
     >>> cert = store.issue(csr_pem, Profile.SIGN, now=datetime.now(UTC))  # doctest: +SKIP
     >>> reason = x509.ReasonFlags.key_compromise
     >>> store.revoke(cert.serial_number, reason, now=datetime.now(UTC))  # doctest: +SKIP
@@ -66,7 +66,7 @@ __all__ = [
     "REVOCATION_REASONS",
     "Revocation",
     "TrustFiles",
-    "TrustStore",
+    "TrustServiceStore",
     "init_trust_dir",
     "parse_reason",
 ]
@@ -254,7 +254,7 @@ def _replace_in_place(
 
     For a directory that cannot be swapped (a mount point, the working directory). A crash midway
     leaves a mix of old and new files — every one complete, the CA key always present — which
-    :meth:`TrustStore.open` refuses (a key that does not match its certificate) until ``init --force``
+    :meth:`TrustServiceStore.open` refuses (a key that does not match its certificate) until ``init --force``
     runs again.
     """
     files.issued.mkdir(exist_ok=True)
@@ -390,7 +390,7 @@ def _dump_revocations(revocations: Mapping[int, Revocation]) -> bytes:
     return json.dumps(data, indent=2).encode() + b"\n"
 
 
-class TrustStore:
+class TrustServiceStore:
     """An opened trust directory: the services' keys, and the CA's issued and revoked certificates.
 
     Mutating methods write through to disk before they return and are serialised by a lock of the store's
@@ -419,7 +419,7 @@ class TrustStore:
         self._write_lock = threading.Lock()
 
     @classmethod
-    def open(cls, directory: Path) -> TrustStore:
+    def open(cls, directory: Path) -> TrustServiceStore:
         """Load a trust directory made by :func:`init_trust_dir`."""
         files = TrustFiles(directory)
         try:

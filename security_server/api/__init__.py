@@ -21,11 +21,11 @@ from __future__ import annotations
 from aiohttp import web
 
 from security_server.api import access, clients, keys, services, status
-from security_server.api.call import SETTINGS_KEY, Call
+from security_server.api.call import SETTINGS_KEY, NodeCall
 from security_server.api.events import NodeEvent
 from security_server.api.spec import API
 
-__all__ = ["API", "Call", "NodeEvent", "add_admin_routes"]
+__all__ = ["API", "NodeCall", "NodeEvent", "add_admin_routes"]
 
 _MODULES = (status, keys, clients, services, access)  # importing them declares their operations
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from security_server.api.call import Call
+from security_server.api.call import NodeCall
 from security_server.api.clients import client_param
 from security_server.api.events import NodeEvent
 from security_server.api.models import (
@@ -26,7 +26,7 @@ from xroad_mn.admin import QueryParam, Reply
     tag="access rights", response=list[AccessRightOut],
     query=(QueryParam("service_code", "Only the rights to this service"),),
 )  # fmt: skip
-async def list_access_rights(call: Call) -> Reply[list[AccessRightOut]]:
+async def list_access_rights(call: NodeCall) -> Reply[list[AccessRightOut]]:
     found = await access.list_access_rights(call.ctx, client_param(call), call.query("service_code"))
     return Reply([right_out(r) for r in found])
 
@@ -36,7 +36,7 @@ async def list_access_rights(call: Call) -> Reply[list[AccessRightOut]]:
     tag="access rights", roles=SVC, event=NodeEvent.ADD_SERVICE_ACCESS_RIGHTS, body=AccessRightsIn,
     response=list[AccessRightOut], status=201,
 )  # fmt: skip
-async def grant_access(call: Call) -> Reply[list[AccessRightOut]]:
+async def grant_access(call: NodeCall) -> Reply[list[AccessRightOut]]:
     body = call.typed_body(AccessRightsIn)
     client, code = client_param(call), call.param("service_code")
     subjects = [parse_subject(s) for s in body.subjects]
@@ -57,7 +57,7 @@ async def grant_access(call: Call) -> Reply[list[AccessRightOut]]:
     "Take access to a service away", tag="access rights", roles=SVC,
     event=NodeEvent.REMOVE_SERVICE_ACCESS_RIGHTS, body=AccessRightsIn,
 )  # fmt: skip
-async def revoke_access(call: Call) -> Reply[None]:
+async def revoke_access(call: NodeCall) -> Reply[None]:
     body = call.typed_body(AccessRightsIn)
     client, code = client_param(call), call.param("service_code")
     subjects = [parse_subject(s) for s in body.subjects]
@@ -71,7 +71,7 @@ async def revoke_access(call: Call) -> Reply[None]:
     "GET", "/clients/{client_id}/local-groups", "List a client's local groups", tag="local groups",
     response=list[LocalGroupOut],
 )  # fmt: skip
-async def list_local_groups(call: Call) -> Reply[list[LocalGroupOut]]:
+async def list_local_groups(call: NodeCall) -> Reply[list[LocalGroupOut]]:
     return Reply([group_out(g) for g in await access.list_local_groups(call.ctx, client_param(call))])
 
 
@@ -79,7 +79,7 @@ async def list_local_groups(call: Call) -> Reply[list[LocalGroupOut]]:
     "POST", "/clients/{client_id}/local-groups", "Add a local group", tag="local groups", roles=SVC,
     event=NodeEvent.ADD_LOCAL_GROUP, body=LocalGroupIn, response=LocalGroupOut, status=201,
 )  # fmt: skip
-async def add_local_group(call: Call) -> Reply[LocalGroupOut]:
+async def add_local_group(call: NodeCall) -> Reply[LocalGroupOut]:
     body = call.typed_body(LocalGroupIn)
     client = client_param(call)
     group = await access.add_local_group(call.ctx, client, body.code, body.description)
@@ -90,7 +90,7 @@ async def add_local_group(call: Call) -> Reply[LocalGroupOut]:
     "GET", "/clients/{client_id}/local-groups/{code}", "Get a local group", tag="local groups",
     response=LocalGroupOut,
 )  # fmt: skip
-async def get_local_group(call: Call) -> Reply[LocalGroupOut]:
+async def get_local_group(call: NodeCall) -> Reply[LocalGroupOut]:
     return Reply(group_out(await call.ctx.store.get_local_group(client_param(call), call.param("code"))))
 
 
@@ -99,7 +99,7 @@ async def get_local_group(call: Call) -> Reply[LocalGroupOut]:
     tag="local groups", roles=SVC, event=NodeEvent.EDIT_LOCAL_GROUP_DESC, body=LocalGroupUpdate,
     response=LocalGroupOut,
 )  # fmt: skip
-async def update_local_group(call: Call) -> Reply[LocalGroupOut]:
+async def update_local_group(call: NodeCall) -> Reply[LocalGroupOut]:
     body = call.typed_body(LocalGroupUpdate)
     client, code = client_param(call), call.param("code")
     group = await access.set_local_group_description(call.ctx, client, code, body.description)
@@ -110,7 +110,7 @@ async def update_local_group(call: Call) -> Reply[LocalGroupOut]:
     "DELETE", "/clients/{client_id}/local-groups/{code}", "Delete a local group", tag="local groups",
     roles=SVC, event=NodeEvent.DELETE_LOCAL_GROUP,
 )  # fmt: skip
-async def delete_local_group(call: Call) -> Reply[None]:
+async def delete_local_group(call: NodeCall) -> Reply[None]:
     client, code = client_param(call), call.param("code")
     await access.delete_local_group(call.ctx, client, code)
     return Reply(None, audit={"client_id": format_for_people(client), "code": code})
@@ -121,7 +121,7 @@ async def delete_local_group(call: Call) -> Reply[None]:
     tag="local groups", roles=SVC, event=NodeEvent.ADD_LOCAL_GROUP_MEMBERS, body=MembersIn,
     response=LocalGroupOut,
 )  # fmt: skip
-async def add_local_group_members(call: Call) -> Reply[LocalGroupOut]:
+async def add_local_group_members(call: NodeCall) -> Reply[LocalGroupOut]:
     body = call.typed_body(MembersIn)
     client, code = client_param(call), call.param("code")
     members = [parse_client_id(m) for m in body.members]
@@ -137,7 +137,7 @@ async def add_local_group_members(call: Call) -> Reply[LocalGroupOut]:
     tag="local groups", roles=SVC, event=NodeEvent.REMOVE_LOCAL_GROUP_MEMBERS, body=MembersIn,
     response=LocalGroupOut,
 )  # fmt: skip
-async def remove_local_group_members(call: Call) -> Reply[LocalGroupOut]:
+async def remove_local_group_members(call: NodeCall) -> Reply[LocalGroupOut]:
     body = call.typed_body(MembersIn)
     client, code = client_param(call), call.param("code")
     members = [parse_client_id(m) for m in body.members]

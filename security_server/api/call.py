@@ -1,7 +1,7 @@
-"""The admin API's :class:`Call` and the node application's resources, as typed aiohttp keys.
+"""The admin API's :class:`NodeCall` and the node application's resources, as typed aiohttp keys.
 
 Every resource is created and closed in the application's ``cleanup_ctx`` (:mod:`security_server.app`);
-a handler reads them through its call, whose :attr:`Call.ctx` is the
+a handler reads them through its call, whose :attr:`NodeCall.ctx` is the
 :class:`~security_server.operations.NodeContext` the operations take.
 """
 
@@ -34,7 +34,7 @@ __all__ = [
     "SETTINGS_KEY",
     "STORE_KEY",
     "TOKEN_KEY",
-    "Call",
+    "NodeCall",
     "hex_param",
     "int_param",
 ]
@@ -53,7 +53,7 @@ MANAGEMENT_TRANSPORT_KEY: web.AppKey[ManagementTransport | None] = web.AppKey("n
 
 
 @dataclass(frozen=True)
-class Call(admin.Call):
+class NodeCall(admin.Call):
     """A handler's view of the request, the caller's key, the validated body and the node."""
 
     @property
@@ -75,7 +75,7 @@ class Call(admin.Call):
         return self.request.app.get(DESCRIPTION_READER_KEY)
 
 
-def int_param(call: Call, name: str, what: str) -> int:
+def int_param(call: NodeCall, name: str, what: str) -> int:
     """A path parameter that is a database id; anything else is the ``not_found`` of that id."""
     text = call.param(name)
     if not text.isascii() or not text.isdigit() or len(text) > 18:
@@ -83,7 +83,7 @@ def int_param(call: Call, name: str, what: str) -> int:
     return int(text)
 
 
-def hex_param(call: Call, name: str) -> bytes:
+def hex_param(call: NodeCall, name: str) -> bytes:
     text = call.param(name)
     try:
         value = bytes.fromhex(text)

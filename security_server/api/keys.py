@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from security_server.api.call import Call, hex_param, int_param
+from security_server.api.call import NodeCall, hex_param, int_param
 from security_server.api.events import NodeEvent
 from security_server.api.models import (
     AuthCertRegistrationIn,
@@ -51,7 +51,7 @@ def _new_csr(n: NewCsr) -> CsrOut:
 
 
 @operation("GET", "/keys", "List the token's keys", tag="keys", response=list[KeyOut])
-async def list_keys(call: Call) -> Reply[list[KeyOut]]:
+async def list_keys(call: NodeCall) -> Reply[list[KeyOut]]:
     return Reply([key_out(k) for k in await certs.list_keys(call.ctx)])
 
 
@@ -59,7 +59,7 @@ async def list_keys(call: Call) -> Reply[list[KeyOut]]:
     "POST", "/keys", "Generate a key", tag="keys", roles=SO, event=NodeEvent.GENERATE_KEY, body=KeyIn,
     response=KeyOut, status=201,
 )  # fmt: skip
-async def generate_key(call: Call) -> Reply[KeyOut]:
+async def generate_key(call: NodeCall) -> Reply[KeyOut]:
     body = call.typed_body(KeyIn)
     key = await certs.generate_key(call.ctx, body.usage, member=_member(body.member_id), label=body.label)
     return Reply(key_out(key), audit={"key_id": key.key_id, "usage": key.usage.value})
@@ -68,7 +68,7 @@ async def generate_key(call: Call) -> Reply[KeyOut]:
 @operation(
     "DELETE", "/keys/{key_id}", "Delete a key", tag="keys", roles=SO, event=NodeEvent.DELETE_KEY
 )  # fmt: skip
-async def delete_key(call: Call) -> Reply[None]:
+async def delete_key(call: NodeCall) -> Reply[None]:
     await certs.delete_key(call.ctx, call.param("key_id"))
     return Reply(None, audit={"key_id": call.param("key_id")})
 
@@ -77,7 +77,7 @@ async def delete_key(call: Call) -> Reply[None]:
     "POST", "/keys/{key_id}/csrs", "Generate a CSR for a key", tag="keys", roles=SO,
     event=NodeEvent.GENERATE_CSR, body=CsrIn, response=CsrOut, status=201,
 )  # fmt: skip
-async def generate_csr(call: Call) -> Reply[CsrOut]:
+async def generate_csr(call: NodeCall) -> Reply[CsrOut]:
     body = call.typed_body(CsrIn)
     new = await certs.create_csr(
         call.ctx, call.param("key_id"), ca_name=body.ca_name, member_name=body.member_name
@@ -86,7 +86,7 @@ async def generate_csr(call: Call) -> Reply[CsrOut]:
 
 
 @operation("GET", "/csrs", "List CSRs", tag="keys", response=list[CsrOut])
-async def list_csrs(call: Call) -> Reply[list[CsrOut]]:
+async def list_csrs(call: NodeCall) -> Reply[list[CsrOut]]:
     return Reply([csr_out(c) for c in await certs.list_csrs(call.ctx)])
 
 
@@ -94,7 +94,7 @@ async def list_csrs(call: Call) -> Reply[list[CsrOut]]:
     "POST", "/csrs", "Generate a key and its CSR", tag="keys", roles=SO,
     event=NodeEvent.GENERATE_KEY_AND_CSR, body=KeyAndCsrIn, response=CsrOut, status=201,
 )  # fmt: skip
-async def generate_key_and_csr(call: Call) -> Reply[CsrOut]:
+async def generate_key_and_csr(call: NodeCall) -> Reply[CsrOut]:
     body = call.typed_body(KeyAndCsrIn)
     new = await certs.generate_key_and_csr(
         call.ctx,
@@ -109,14 +109,14 @@ async def generate_key_and_csr(call: Call) -> Reply[CsrOut]:
 @operation(
     "DELETE", "/csrs/{csr_id}", "Delete a CSR", tag="keys", roles=SO, event=NodeEvent.DELETE_CSR
 )  # fmt: skip
-async def delete_csr(call: Call) -> Reply[None]:
+async def delete_csr(call: NodeCall) -> Reply[None]:
     csr_id = int_param(call, "csr_id", "CSR")
     await certs.delete_csr(call.ctx, csr_id)
     return Reply(None, audit={"csr_id": csr_id})
 
 
 @operation("GET", "/certificates", "List the node's certificates", tag="keys", response=list[CertificateOut])
-async def list_certificates(call: Call) -> Reply[list[CertificateOut]]:
+async def list_certificates(call: NodeCall) -> Reply[list[CertificateOut]]:
     return Reply([cert_out(c.certificate) for c in await certs.list_certificates(call.ctx)])
 
 
@@ -125,7 +125,7 @@ async def list_certificates(call: Call) -> Reply[list[CertificateOut]]:
     roles=SO, event=NodeEvent.REQUEST_CERTIFICATE, body=CertificateRequestIn, response=ImportedOut,
     status=201,
 )  # fmt: skip
-async def request_certificate(call: Call) -> Reply[ImportedOut]:
+async def request_certificate(call: NodeCall) -> Reply[ImportedOut]:
     body = call.typed_body(CertificateRequestIn)
     imported = await certs.request_certificate(
         call.ctx,
@@ -143,7 +143,7 @@ async def request_certificate(call: Call) -> Reply[ImportedOut]:
     "POST", "/certificates", "Import a certificate", tag="keys", roles=SO,
     event=NodeEvent.IMPORT_CERTIFICATE, body=CertificateIn, response=ImportedOut, status=201,
 )  # fmt: skip
-async def import_certificate(call: Call) -> Reply[ImportedOut]:
+async def import_certificate(call: NodeCall) -> Reply[ImportedOut]:
     body = call.typed_body(CertificateIn)
     cert = parse_certificate(body.certificate.encode("ascii", "replace"))
     out = _imported(await certs.import_certificate(call.ctx, cert))
@@ -154,7 +154,7 @@ async def import_certificate(call: Call) -> Reply[ImportedOut]:
     "PATCH", "/certificates/{sha256}", "Activate or disable a certificate", tag="keys", roles=SO,
     event=NodeEvent.ACTIVATE_CERTIFICATE, body=CertificateUpdate, response=CertificateOut,
 )  # fmt: skip
-async def update_certificate(call: Call) -> Reply[CertificateOut]:
+async def update_certificate(call: NodeCall) -> Reply[CertificateOut]:
     body = call.typed_body(CertificateUpdate)
     record = await certs.set_certificate_active(call.ctx, hex_param(call, "sha256"), body.active)
     return Reply(cert_out(record.certificate), audit={"sha256": record.sha256.hex(), "active": body.active})
@@ -164,7 +164,7 @@ async def update_certificate(call: Call) -> Reply[CertificateOut]:
     "DELETE", "/certificates/{sha256}", "Delete a certificate", tag="keys", roles=SO,
     event=NodeEvent.DELETE_CERTIFICATE,
 )  # fmt: skip
-async def delete_certificate(call: Call) -> Reply[None]:
+async def delete_certificate(call: NodeCall) -> Reply[None]:
     digest = hex_param(call, "sha256")
     await certs.delete_certificate(call.ctx, digest)
     return Reply(None, audit={"sha256": digest.hex()})
@@ -175,7 +175,7 @@ async def delete_certificate(call: Call) -> Reply[None]:
     tag="registration", roles=SO_RO, event=NodeEvent.REGISTER_AUTH_CERT, body=AuthCertRegistrationIn,
     response=RequestIdOut, status=202,
 )  # fmt: skip
-async def register_auth_certificate(call: Call) -> Reply[RequestIdOut]:
+async def register_auth_certificate(call: NodeCall) -> Reply[RequestIdOut]:
     body = call.typed_body(AuthCertRegistrationIn)
     digest: bytes | None = None
     if body.sha256 is not None:
@@ -193,7 +193,7 @@ async def register_auth_certificate(call: Call) -> Reply[RequestIdOut]:
     "POST", "/registration/sync", "Update registration states from global configuration",
     tag="registration", roles=RO_SA, event=NodeEvent.SYNC_REGISTRATION, response=list[StateChangeOut],
 )  # fmt: skip
-async def sync_registration(call: Call) -> Reply[list[StateChangeOut]]:
+async def sync_registration(call: NodeCall) -> Reply[list[StateChangeOut]]:
     changes = await registration.sync_registration(call.ctx)
     out = [
         StateChangeOut(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 
-from security_server.api.call import Call, int_param
+from security_server.api.call import NodeCall, int_param
 from security_server.api.clients import client_param
 from security_server.api.events import NodeEvent
 from security_server.api.models import (
@@ -43,7 +43,7 @@ def _document(text: str | None) -> bytes | None:
     "GET", "/clients/{client_id}/service-descriptions", "List a client's service descriptions",
     tag="services", response=list[ServiceDescriptionOut],
 )  # fmt: skip
-async def list_service_descriptions(call: Call) -> Reply[list[ServiceDescriptionOut]]:
+async def list_service_descriptions(call: NodeCall) -> Reply[list[ServiceDescriptionOut]]:
     found = await services.list_service_descriptions(call.ctx, client_param(call))
     return Reply([description_out(d) for d in found])
 
@@ -53,7 +53,7 @@ async def list_service_descriptions(call: Call) -> Reply[list[ServiceDescription
     roles=SVC, event=NodeEvent.ADD_SERVICE_DESCRIPTION, body=ServiceDescriptionIn,
     response=ServiceDescriptionOut, status=201,
 )  # fmt: skip
-async def add_service_description(call: Call) -> Reply[ServiceDescriptionOut]:
+async def add_service_description(call: NodeCall) -> Reply[ServiceDescriptionOut]:
     body = call.typed_body(ServiceDescriptionIn)
     client = client_param(call)
     added = await services.add_service_description(
@@ -73,7 +73,7 @@ async def add_service_description(call: Call) -> Reply[ServiceDescriptionOut]:
     "GET", "/service-descriptions/{description_id}", "Get a service description", tag="services",
     response=ServiceDescriptionOut,
 )  # fmt: skip
-async def get_service_description(call: Call) -> Reply[ServiceDescriptionOut]:
+async def get_service_description(call: NodeCall) -> Reply[ServiceDescriptionOut]:
     description_id = int_param(call, "description_id", "service description")
     return Reply(description_out(await call.ctx.store.get_service_description(description_id)))
 
@@ -83,7 +83,7 @@ async def get_service_description(call: Call) -> Reply[ServiceDescriptionOut]:
     tag="services", roles=SVC, event=NodeEvent.DISABLE_SERVICE_DESCRIPTION, body=ServiceDescriptionUpdate,
     response=ServiceDescriptionOut,
 )  # fmt: skip
-async def update_service_description(call: Call) -> Reply[ServiceDescriptionOut]:
+async def update_service_description(call: NodeCall) -> Reply[ServiceDescriptionOut]:
     body = call.typed_body(ServiceDescriptionUpdate)
     description_id = int_param(call, "description_id", "service description")
     changed = await services.set_service_description_disabled(
@@ -97,7 +97,7 @@ async def update_service_description(call: Call) -> Reply[ServiceDescriptionOut]
     tag="services", roles=SVC, event=NodeEvent.REFRESH_SERVICE_DESCRIPTION, body=ServiceDescriptionRefreshIn,
     response=ServiceDescriptionOut,
 )  # fmt: skip
-async def refresh_service_description(call: Call) -> Reply[ServiceDescriptionOut]:
+async def refresh_service_description(call: NodeCall) -> Reply[ServiceDescriptionOut]:
     body = call.typed_body(ServiceDescriptionRefreshIn)
     description_id = int_param(call, "description_id", "service description")
     refreshed = await services.refresh_service_description(
@@ -110,7 +110,7 @@ async def refresh_service_description(call: Call) -> Reply[ServiceDescriptionOut
     "DELETE", "/service-descriptions/{description_id}", "Delete a service description", tag="services",
     roles=SVC, event=NodeEvent.DELETE_SERVICE_DESCRIPTION,
 )  # fmt: skip
-async def delete_service_description(call: Call) -> Reply[None]:
+async def delete_service_description(call: NodeCall) -> Reply[None]:
     description_id = int_param(call, "description_id", "service description")
     await services.delete_service_description(call.ctx, description_id)
     return Reply(None, audit={"id": description_id})
@@ -120,7 +120,7 @@ async def delete_service_description(call: Call) -> Reply[None]:
     "GET", "/clients/{client_id}/services/{service_code}", "Get a service", tag="services",
     response=ServiceOut, query=(_VERSION,),
 )  # fmt: skip
-async def get_service(call: Call) -> Reply[ServiceOut]:
+async def get_service(call: NodeCall) -> Reply[ServiceOut]:
     found = await call.ctx.store.get_service(
         client_param(call), call.param("service_code"), call.query("version")
     )
@@ -132,7 +132,7 @@ async def get_service(call: Call) -> Reply[ServiceOut]:
     tag="services", roles=SVC, event=NodeEvent.EDIT_SERVICE_PARAMS, body=ServiceUpdate, response=ServiceOut,
     query=(_VERSION,),
 )  # fmt: skip
-async def update_service(call: Call) -> Reply[ServiceOut]:
+async def update_service(call: NodeCall) -> Reply[ServiceOut]:
     body = call.typed_body(ServiceUpdate)
     client, code = client_param(call), call.param("service_code")
     changed = await services.update_service(
@@ -157,7 +157,7 @@ async def update_service(call: Call) -> Reply[ServiceOut]:
     "GET", "/clients/{client_id}/services/{service_code}/endpoints", "List a service's endpoints",
     tag="services", response=list[EndpointOut],
 )  # fmt: skip
-async def list_endpoints(call: Call) -> Reply[list[EndpointOut]]:
+async def list_endpoints(call: NodeCall) -> Reply[list[EndpointOut]]:
     found = await services.list_endpoints(call.ctx, client_param(call), call.param("service_code"))
     return Reply([endpoint_out(e) for e in found])
 
@@ -166,7 +166,7 @@ async def list_endpoints(call: Call) -> Reply[list[EndpointOut]]:
     "POST", "/clients/{client_id}/services/{service_code}/endpoints", "Add an endpoint", tag="services",
     roles=SVC, event=NodeEvent.ADD_REST_ENDPOINT, body=EndpointIn, response=EndpointOut, status=201,
 )  # fmt: skip
-async def add_endpoint(call: Call) -> Reply[EndpointOut]:
+async def add_endpoint(call: NodeCall) -> Reply[EndpointOut]:
     body = call.typed_body(EndpointIn)
     client, code = client_param(call), call.param("service_code")
     added = await services.add_endpoint(call.ctx, client, code, body.method, body.path)
@@ -177,7 +177,7 @@ async def add_endpoint(call: Call) -> Reply[EndpointOut]:
     "PATCH", "/endpoints/{endpoint_id}", "Change an endpoint", tag="services", roles=SVC,
     event=NodeEvent.EDIT_REST_ENDPOINT, body=EndpointIn, response=EndpointOut,
 )  # fmt: skip
-async def update_endpoint(call: Call) -> Reply[EndpointOut]:
+async def update_endpoint(call: NodeCall) -> Reply[EndpointOut]:
     body = call.typed_body(EndpointIn)
     endpoint_id = int_param(call, "endpoint_id", "endpoint")
     changed = await services.update_endpoint(call.ctx, endpoint_id, body.method, body.path)
@@ -190,7 +190,7 @@ async def update_endpoint(call: Call) -> Reply[EndpointOut]:
     "DELETE", "/endpoints/{endpoint_id}", "Delete an endpoint", tag="services", roles=SVC,
     event=NodeEvent.DELETE_REST_ENDPOINT,
 )  # fmt: skip
-async def delete_endpoint(call: Call) -> Reply[None]:
+async def delete_endpoint(call: NodeCall) -> Reply[None]:
     endpoint_id = int_param(call, "endpoint_id", "endpoint")
     await services.delete_endpoint(call.ctx, endpoint_id)
     return Reply(None, audit={"id": endpoint_id})

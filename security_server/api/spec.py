@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from security_server.api.call import Call
+from security_server.api.call import NodeCall
 from security_server.api.events import NodeEvent
 from xroad_mn.admin import SECURITY_SERVER_ROLES, AdminApi, Role
 
@@ -28,7 +28,7 @@ SVC_SA: Final = SVC | SA
 RO_SA: Final = RO | SA
 
 API: Final = AdminApi(
-    Call,
+    NodeCall,
     title="xroad-mn node admin API",
     version="1.0.0",
     roles=SECURITY_SERVER_ROLES,

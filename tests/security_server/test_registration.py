@@ -46,7 +46,7 @@ from tests.registry.test_e2e import pinned_context, tls_identity
 from tests.security_server.conftest import OWNER
 from trust_services.app import RunningTrustService, TrustSettings, run_trust_service
 from trust_services.pki import DevPki, build_dev_pki, member_subject, server_subject
-from trust_services.store import TrustStore, init_trust_dir
+from trust_services.store import TrustServiceStore, init_trust_dir
 from xroad_mn.certs import XROAD_MN_PROFILE
 from xroad_mn.confclient.client import ConfigurationClient
 from xroad_mn.errors import FaultCode, XRoadError
@@ -80,7 +80,7 @@ GENEROUS = {"rate_limit_per_second": 10_000, "rate_limit_per_minute": 100_000}
 @dataclass
 class World:
     trust: RunningTrustService
-    ca: TrustStore
+    ca: TrustServiceStore
     registry: RunningRegistry
     tls_cert: x509.Certificate
     anchor: ConfigurationAnchor
@@ -103,7 +103,7 @@ REGISTRY_PIN = "registry PIN"
 async def running_world(tmp_path: Path) -> AsyncIterator[World]:
     now = datetime.now(UTC)
     init_trust_dir(tmp_path / "trust", instance="MN", now=now)
-    ca = TrustStore.open(tmp_path / "trust")
+    ca = TrustServiceStore.open(tmp_path / "trust")
     cert_path, key_path, tls_cert = tls_identity(tmp_path / "tls")
     settings = RegistrySettings(
         home=tmp_path / "registry",
