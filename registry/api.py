@@ -62,7 +62,6 @@ from registry.globalconf_gen import GeneratedConfiguration
 from registry.home import REGISTRY_ROLES
 from registry.operations import add_signing_key, common_name, configuration_anchor, parse_certificate
 from registry.settings import RegistrySettings
-from registry.validation import parse_client_id, parse_member_id, parse_server_id, parse_subsystem_id
 from xroad_mn import admin
 from xroad_mn.admin import AdminApi, QueryParam, Reply, Role
 from xroad_mn.errors import FaultCode, XRoadError
@@ -77,12 +76,13 @@ from xroad_mn.globalconf.params import (
     SecurityServer,
 )
 from xroad_mn.identifiers import (
-    ClientId,
     GlobalGroupId,
     MemberId,
-    SecurityServerId,
-    SubsystemId,
     format_colon_id,
+    parse_client_for_people,
+    parse_member_for_people,
+    parse_server_for_people,
+    parse_subsystem_for_people,
 )
 from xroad_mn.management import ManagementRequestType
 
@@ -516,22 +516,6 @@ def request_out(r: ManagementRequestRecord) -> ManagementRequestOut:
     )
 
 
-def _member_id(text: str) -> MemberId:
-    return parse_member_id(text)
-
-
-def _subsystem_id(text: str) -> SubsystemId:
-    return parse_subsystem_id(text)
-
-
-def _server_id(text: str) -> SecurityServerId:
-    return parse_server_id(text)
-
-
-def _client_id(text: str) -> ClientId:
-    return parse_client_id(text)
-
-
 async def _group_id(call: Call) -> GlobalGroupId:
     instance = (await call.store.get_settings()).instance
     return GlobalGroupId(instance, call.param("group_code"))
@@ -634,7 +618,9 @@ async def update_global_settings(call: Call) -> Reply[GlobalSettingsOut]:
         timestamping_interval_seconds=body.timestamping_interval_seconds,
         configuration_expiry_seconds=body.configuration_expiry_seconds,
         management_service_provider=(
-            _subsystem_id(body.management_service_provider) if body.management_service_provider else None
+            parse_subsystem_for_people(body.management_service_provider)
+            if body.management_service_provider
+            else None
         ),
         management_service_address=body.management_service_address,
         management_service_cert=parse_certificate(cert) if cert else None,
@@ -714,7 +700,7 @@ async def add_member(call: Call) -> Reply[MemberOut]:
 
 @operation("GET", "/members/{member_id}", "Get a member", tag="members", response=MemberOut)
 async def get_member(call: Call) -> Reply[MemberOut]:
-    mid = _member_id(call.param("member_id"))
+    mid = parse_member_for_people(call.param("member_id"))
     return Reply(member_out(mid.instance, await call.store.get_member(mid)))
 
 
@@ -730,7 +716,7 @@ async def get_member(call: Call) -> Reply[MemberOut]:
 )
 async def rename_member(call: Call) -> Reply[MemberOut]:
     body = call.typed_body(MemberUpdate)
-    mid = _member_id(call.param("member_id"))
+    mid = parse_member_for_people(call.param("member_id"))
     member = await call.store.rename_member(mid, body.name)
     return Reply(
         member_out(mid.instance, member), audit={"member_id": format_colon_id(mid), "name": body.name}
@@ -750,7 +736,7 @@ async def rename_member(call: Call) -> Reply[MemberOut]:
 )
 async def add_subsystem(call: Call) -> Reply[SubsystemOut]:
     body = call.typed_body(SubsystemIn)
-    sid = _member_id(call.param("member_id")).subsystem(body.subsystem_code)
+    sid = parse_member_for_people(call.param("member_id")).subsystem(body.subsystem_code)
     sub = await call.store.add_subsystem(sid, body.name)
     out = SubsystemOut(subsystem_id=format_colon_id(sid), subsystem_code=sub.code, name=sub.name)
     return Reply(out, audit={"subsystem_id": out.subsystem_id, "name": body.name})
@@ -768,7 +754,7 @@ async def add_subsystem(call: Call) -> Reply[SubsystemOut]:
 )
 async def rename_subsystem(call: Call) -> Reply[SubsystemOut]:
     body = call.typed_body(SubsystemUpdate)
-    sid = _subsystem_id(call.param("subsystem_id"))
+    sid = parse_subsystem_for_people(call.param("subsystem_id"))
     sub = await call.store.rename_subsystem(sid, body.name)
     out = SubsystemOut(subsystem_id=format_colon_id(sid), subsystem_code=sub.code, name=sub.name)
     return Reply(out, audit={"subsystem_id": out.subsystem_id, "name": body.name})
@@ -801,7 +787,7 @@ async def list_security_servers(call: Call) -> Reply[list[SecurityServerOut]]:
 )
 async def add_security_server(call: Call) -> Reply[SecurityServerOut]:
     body = call.typed_body(SecurityServerIn)
-    sid = _member_id(body.owner_id).server(body.server_code)
+    sid = parse_member_for_people(body.owner_id).server(body.server_code)
     ss = await call.store.add_security_server(sid, body.address)
     return Reply(server_out(ss), audit={"security_server_id": format_colon_id(sid), "address": body.address})
 
@@ -814,7 +800,7 @@ async def add_security_server(call: Call) -> Reply[SecurityServerOut]:
     response=SecurityServerOut,
 )
 async def get_security_server(call: Call) -> Reply[SecurityServerOut]:
-    ss = await call.store.get_security_server(_server_id(call.param("server_id")))
+    ss = await call.store.get_security_server(parse_server_for_people(call.param("server_id")))
     return Reply(await server_view(call.store, ss))
 
 
@@ -830,7 +816,7 @@ async def get_security_server(call: Call) -> Reply[SecurityServerOut]:
 )
 async def update_security_server(call: Call) -> Reply[SecurityServerOut]:
     body = call.typed_body(SecurityServerUpdate)
-    sid = _server_id(call.param("server_id"))
+    sid = parse_server_for_people(call.param("server_id"))
     ss = await call.store.get_security_server(sid)
     if "address" in body.model_fields_set:
         ss = await call.store.set_server_address(sid, body.address)
@@ -847,7 +833,7 @@ async def update_security_server(call: Call) -> Reply[SecurityServerOut]:
     response=list[CertificateOut],
 )
 async def list_auth_certs(call: Call) -> Reply[list[CertificateOut]]:
-    certs = await call.store.list_auth_certs(_server_id(call.param("server_id")))
+    certs = await call.store.list_auth_certs(parse_server_for_people(call.param("server_id")))
     return Reply([cert_out(c) for c in certs])
 
 
@@ -864,7 +850,7 @@ async def list_auth_certs(call: Call) -> Reply[list[CertificateOut]]:
 )
 async def add_auth_cert(call: Call) -> Reply[CertificateOut]:
     cert = parse_certificate(call.typed_body(CertificateIn).certificate, "authentication certificate")
-    sid = _server_id(call.param("server_id"))
+    sid = parse_server_for_people(call.param("server_id"))
     await call.store.add_auth_cert(sid, cert)
     out = cert_out(cert)
     return Reply(out, audit={"security_server_id": format_colon_id(sid), "cert_hash": out.sha256})
@@ -879,7 +865,7 @@ async def add_auth_cert(call: Call) -> Reply[CertificateOut]:
     event=AuditEvent.DELETE_SECURITY_SERVER_AUTHENTICATION_CERTIFICATE,
 )
 async def delete_auth_cert(call: Call) -> Reply[None]:
-    sid = _server_id(call.param("server_id"))
+    sid = parse_server_for_people(call.param("server_id"))
     text = call.param("cert_hash").lower()
     try:
         digest = bytes.fromhex(text)
@@ -905,8 +891,8 @@ async def delete_auth_cert(call: Call) -> Reply[None]:
     status=201,
 )
 async def register_client(call: Call) -> Reply[SecurityServerOut]:
-    sid = _server_id(call.param("server_id"))
-    client = _client_id(call.typed_body(ClientIn).client_id)
+    sid = parse_server_for_people(call.param("server_id"))
+    client = parse_client_for_people(call.typed_body(ClientIn).client_id)
     ss = await call.store.register_client(sid, client)
     return Reply(
         server_out(ss),
@@ -923,8 +909,8 @@ async def register_client(call: Call) -> Reply[SecurityServerOut]:
     event=AuditEvent.UNREGISTER_CLIENT,
 )
 async def unregister_client(call: Call) -> Reply[None]:
-    sid = _server_id(call.param("server_id"))
-    client = _client_id(call.param("client_id"))
+    sid = parse_server_for_people(call.param("server_id"))
+    client = parse_client_for_people(call.param("client_id"))
     await call.store.unregister_client(sid, client)
     return Reply(
         None, audit={"security_server_id": format_colon_id(sid), "client_id": format_colon_id(client)}
@@ -979,7 +965,7 @@ async def get_global_group(call: Call) -> Reply[GlobalGroupOut]:
 )
 async def add_group_member(call: Call) -> Reply[GlobalGroupOut]:
     gid = await _group_id(call)
-    client = _client_id(call.typed_body(ClientIn).client_id)
+    client = parse_client_for_people(call.typed_body(ClientIn).client_id)
     group = await call.store.add_group_member(gid, client)
     return Reply(
         group_out(gid.instance, group), audit={"group": gid.group_code, "client_id": format_colon_id(client)}
@@ -996,7 +982,7 @@ async def add_group_member(call: Call) -> Reply[GlobalGroupOut]:
 )
 async def remove_group_member(call: Call) -> Reply[None]:
     gid = await _group_id(call)
-    client = _client_id(call.param("client_id"))
+    client = parse_client_for_people(call.param("client_id"))
     await call.store.remove_group_member(gid, client)
     return Reply(None, audit={"group": gid.group_code, "client_id": format_colon_id(client)})
 
@@ -1231,7 +1217,7 @@ async def list_management_requests(call: Call) -> Reply[list[ManagementRequestOu
     found = await call.store.list_requests(
         state=state,
         type=rtype,
-        security_server=_server_id(ss) if ss is not None else None,
+        security_server=parse_server_for_people(ss) if ss is not None else None,
         limit=limit,
         offset=offset,
     )
