@@ -23,7 +23,8 @@ string enums with :func:`str_enum_column`, so migrations and models name and typ
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -31,7 +32,7 @@ from typing import Any, Final
 
 from alembic import command, context
 from alembic.config import Config
-from sqlalchemy import Connection, DateTime, Dialect, Enum, MetaData, event
+from sqlalchemy import Connection, DateTime, Dialect, Enum, MetaData, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -46,6 +47,7 @@ __all__ = [
     "UtcDateTime",
     "create_engine",
     "migrate",
+    "open_migrated",
     "run_migrations",
     "sqlite_url",
     "str_enum_column",
@@ -145,6 +147,38 @@ async def migrate(
     finally:
         if isinstance(target, str):
             await engine.dispose()
+
+
+@asynccontextmanager
+async def open_migrated(
+    url: str,
+    migrate: Callable[[AsyncEngine], Awaitable[None]],
+    *,
+    schema: str | None = None,
+    **kwargs: Any,
+) -> AsyncIterator[AsyncEngine]:
+    """An engine for ``url`` (``kwargs`` as :func:`create_engine`'s) whose database ``migrate`` has brought
+    to the current schema, disposed after the block. On PostgreSQL a ``schema`` (the application's
+    ``search_path``) is created first when missing; a failure there is ``io_error``::
+
+        async with open_migrated(url, registry.db.migrate, schema="registry", **options) as engine:
+            store = RegistryStore(engine)
+    """
+    if schema is not None and url.startswith("postgresql"):
+        admin = create_engine(url)
+        try:
+            async with admin.begin() as conn:
+                await conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+        except SQLAlchemyError as e:
+            raise XRoadError(FaultCode.IO_ERROR, f"cannot create the database schema: {e}") from e
+        finally:
+            await admin.dispose()
+    engine = create_engine(url, **kwargs)
+    try:
+        await migrate(engine)
+        yield engine
+    finally:
+        await engine.dispose()
 
 
 def run_migrations(metadata: MetaData, app: str, entry_point: str) -> None:
