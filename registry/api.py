@@ -76,8 +76,11 @@ from xroad_mn.globalconf.params import (
     SecurityServer,
 )
 from xroad_mn.identifiers import (
+    ClientId,
     GlobalGroupId,
     MemberId,
+    SecurityServerId,
+    SubsystemId,
     format_colon_id,
     parse_client_for_people,
     parse_member_for_people,
@@ -516,6 +519,22 @@ def request_out(r: ManagementRequestRecord) -> ManagementRequestOut:
     )
 
 
+def _member_id(text: str) -> MemberId:
+    return parse_member_for_people(text)
+
+
+def _subsystem_id(text: str) -> SubsystemId:
+    return parse_subsystem_for_people(text)
+
+
+def _server_id(text: str) -> SecurityServerId:
+    return parse_server_for_people(text)
+
+
+def _client_id(text: str) -> ClientId:
+    return parse_client_for_people(text)
+
+
 async def _group_id(call: Call) -> GlobalGroupId:
     instance = (await call.store.get_settings()).instance
     return GlobalGroupId(instance, call.param("group_code"))
@@ -618,9 +637,7 @@ async def update_global_settings(call: Call) -> Reply[GlobalSettingsOut]:
         timestamping_interval_seconds=body.timestamping_interval_seconds,
         configuration_expiry_seconds=body.configuration_expiry_seconds,
         management_service_provider=(
-            parse_subsystem_for_people(body.management_service_provider)
-            if body.management_service_provider
-            else None
+            _subsystem_id(body.management_service_provider) if body.management_service_provider else None
         ),
         management_service_address=body.management_service_address,
         management_service_cert=parse_certificate(cert) if cert else None,
@@ -700,7 +717,7 @@ async def add_member(call: Call) -> Reply[MemberOut]:
 
 @operation("GET", "/members/{member_id}", "Get a member", tag="members", response=MemberOut)
 async def get_member(call: Call) -> Reply[MemberOut]:
-    mid = parse_member_for_people(call.param("member_id"))
+    mid = _member_id(call.param("member_id"))
     return Reply(member_out(mid.instance, await call.store.get_member(mid)))
 
 
@@ -716,7 +733,7 @@ async def get_member(call: Call) -> Reply[MemberOut]:
 )
 async def rename_member(call: Call) -> Reply[MemberOut]:
     body = call.typed_body(MemberUpdate)
-    mid = parse_member_for_people(call.param("member_id"))
+    mid = _member_id(call.param("member_id"))
     member = await call.store.rename_member(mid, body.name)
     return Reply(
         member_out(mid.instance, member), audit={"member_id": format_colon_id(mid), "name": body.name}
@@ -736,7 +753,7 @@ async def rename_member(call: Call) -> Reply[MemberOut]:
 )
 async def add_subsystem(call: Call) -> Reply[SubsystemOut]:
     body = call.typed_body(SubsystemIn)
-    sid = parse_member_for_people(call.param("member_id")).subsystem(body.subsystem_code)
+    sid = _member_id(call.param("member_id")).subsystem(body.subsystem_code)
     sub = await call.store.add_subsystem(sid, body.name)
     out = SubsystemOut(subsystem_id=format_colon_id(sid), subsystem_code=sub.code, name=sub.name)
     return Reply(out, audit={"subsystem_id": out.subsystem_id, "name": body.name})
@@ -754,7 +771,7 @@ async def add_subsystem(call: Call) -> Reply[SubsystemOut]:
 )
 async def rename_subsystem(call: Call) -> Reply[SubsystemOut]:
     body = call.typed_body(SubsystemUpdate)
-    sid = parse_subsystem_for_people(call.param("subsystem_id"))
+    sid = _subsystem_id(call.param("subsystem_id"))
     sub = await call.store.rename_subsystem(sid, body.name)
     out = SubsystemOut(subsystem_id=format_colon_id(sid), subsystem_code=sub.code, name=sub.name)
     return Reply(out, audit={"subsystem_id": out.subsystem_id, "name": body.name})
@@ -787,7 +804,7 @@ async def list_security_servers(call: Call) -> Reply[list[SecurityServerOut]]:
 )
 async def add_security_server(call: Call) -> Reply[SecurityServerOut]:
     body = call.typed_body(SecurityServerIn)
-    sid = parse_member_for_people(body.owner_id).server(body.server_code)
+    sid = _member_id(body.owner_id).server(body.server_code)
     ss = await call.store.add_security_server(sid, body.address)
     return Reply(server_out(ss), audit={"security_server_id": format_colon_id(sid), "address": body.address})
 
@@ -800,7 +817,7 @@ async def add_security_server(call: Call) -> Reply[SecurityServerOut]:
     response=SecurityServerOut,
 )
 async def get_security_server(call: Call) -> Reply[SecurityServerOut]:
-    ss = await call.store.get_security_server(parse_server_for_people(call.param("server_id")))
+    ss = await call.store.get_security_server(_server_id(call.param("server_id")))
     return Reply(await server_view(call.store, ss))
 
 
@@ -816,7 +833,7 @@ async def get_security_server(call: Call) -> Reply[SecurityServerOut]:
 )
 async def update_security_server(call: Call) -> Reply[SecurityServerOut]:
     body = call.typed_body(SecurityServerUpdate)
-    sid = parse_server_for_people(call.param("server_id"))
+    sid = _server_id(call.param("server_id"))
     ss = await call.store.get_security_server(sid)
     if "address" in body.model_fields_set:
         ss = await call.store.set_server_address(sid, body.address)
@@ -833,7 +850,7 @@ async def update_security_server(call: Call) -> Reply[SecurityServerOut]:
     response=list[CertificateOut],
 )
 async def list_auth_certs(call: Call) -> Reply[list[CertificateOut]]:
-    certs = await call.store.list_auth_certs(parse_server_for_people(call.param("server_id")))
+    certs = await call.store.list_auth_certs(_server_id(call.param("server_id")))
     return Reply([cert_out(c) for c in certs])
 
 
@@ -850,7 +867,7 @@ async def list_auth_certs(call: Call) -> Reply[list[CertificateOut]]:
 )
 async def add_auth_cert(call: Call) -> Reply[CertificateOut]:
     cert = parse_certificate(call.typed_body(CertificateIn).certificate, "authentication certificate")
-    sid = parse_server_for_people(call.param("server_id"))
+    sid = _server_id(call.param("server_id"))
     await call.store.add_auth_cert(sid, cert)
     out = cert_out(cert)
     return Reply(out, audit={"security_server_id": format_colon_id(sid), "cert_hash": out.sha256})
@@ -865,7 +882,7 @@ async def add_auth_cert(call: Call) -> Reply[CertificateOut]:
     event=AuditEvent.DELETE_SECURITY_SERVER_AUTHENTICATION_CERTIFICATE,
 )
 async def delete_auth_cert(call: Call) -> Reply[None]:
-    sid = parse_server_for_people(call.param("server_id"))
+    sid = _server_id(call.param("server_id"))
     text = call.param("cert_hash").lower()
     try:
         digest = bytes.fromhex(text)
@@ -891,8 +908,8 @@ async def delete_auth_cert(call: Call) -> Reply[None]:
     status=201,
 )
 async def register_client(call: Call) -> Reply[SecurityServerOut]:
-    sid = parse_server_for_people(call.param("server_id"))
-    client = parse_client_for_people(call.typed_body(ClientIn).client_id)
+    sid = _server_id(call.param("server_id"))
+    client = _client_id(call.typed_body(ClientIn).client_id)
     ss = await call.store.register_client(sid, client)
     return Reply(
         server_out(ss),
@@ -909,8 +926,8 @@ async def register_client(call: Call) -> Reply[SecurityServerOut]:
     event=AuditEvent.UNREGISTER_CLIENT,
 )
 async def unregister_client(call: Call) -> Reply[None]:
-    sid = parse_server_for_people(call.param("server_id"))
-    client = parse_client_for_people(call.param("client_id"))
+    sid = _server_id(call.param("server_id"))
+    client = _client_id(call.param("client_id"))
     await call.store.unregister_client(sid, client)
     return Reply(
         None, audit={"security_server_id": format_colon_id(sid), "client_id": format_colon_id(client)}
@@ -965,7 +982,7 @@ async def get_global_group(call: Call) -> Reply[GlobalGroupOut]:
 )
 async def add_group_member(call: Call) -> Reply[GlobalGroupOut]:
     gid = await _group_id(call)
-    client = parse_client_for_people(call.typed_body(ClientIn).client_id)
+    client = _client_id(call.typed_body(ClientIn).client_id)
     group = await call.store.add_group_member(gid, client)
     return Reply(
         group_out(gid.instance, group), audit={"group": gid.group_code, "client_id": format_colon_id(client)}
@@ -982,7 +999,7 @@ async def add_group_member(call: Call) -> Reply[GlobalGroupOut]:
 )
 async def remove_group_member(call: Call) -> Reply[None]:
     gid = await _group_id(call)
-    client = parse_client_for_people(call.param("client_id"))
+    client = _client_id(call.param("client_id"))
     await call.store.remove_group_member(gid, client)
     return Reply(None, audit={"group": gid.group_code, "client_id": format_colon_id(client)})
 
@@ -1217,7 +1234,7 @@ async def list_management_requests(call: Call) -> Reply[list[ManagementRequestOu
     found = await call.store.list_requests(
         state=state,
         type=rtype,
-        security_server=parse_server_for_people(ss) if ss is not None else None,
+        security_server=_server_id(ss) if ss is not None else None,
         limit=limit,
         offset=offset,
     )
