@@ -35,10 +35,9 @@ from xroad_mn.tokens.base import (
     TokenType,
     token_signer,
 )
-from xroad_mn.tokens.config import TokenSettings, open_token
+from xroad_mn.tokens.config import TokenSettings, login_with_pin, open_token
 from xroad_mn.tokens.csr import build_csr
 from xroad_mn.tokens.hsm import Pkcs11Token
-from xroad_mn.tokens.login import login_with_pin
 from xroad_mn.tokens.pin import PIN_ENV, read_pin
 from xroad_mn.tokens.software import SoftwareToken
 
