@@ -62,7 +62,6 @@ from registry.globalconf_gen import GeneratedConfiguration
 from registry.home import REGISTRY_ROLES
 from registry.operations import add_signing_key, common_name, configuration_anchor, parse_certificate
 from registry.settings import RegistrySettings
-from registry.validation import parse_client_id, parse_member_id, parse_server_id, parse_subsystem_id
 from xroad_mn import admin
 from xroad_mn.admin import AdminApi, QueryParam, Reply, Role
 from xroad_mn.errors import FaultCode, XRoadError
@@ -83,6 +82,10 @@ from xroad_mn.identifiers import (
     SecurityServerId,
     SubsystemId,
     format_colon_id,
+    parse_client_for_people,
+    parse_member_for_people,
+    parse_server_for_people,
+    parse_subsystem_for_people,
 )
 from xroad_mn.management import ManagementRequestType
 
@@ -517,19 +520,19 @@ def request_out(r: ManagementRequestRecord) -> ManagementRequestOut:
 
 
 def _member_id(text: str) -> MemberId:
-    return parse_member_id(text)
+    return parse_member_for_people(text)
 
 
 def _subsystem_id(text: str) -> SubsystemId:
-    return parse_subsystem_id(text)
+    return parse_subsystem_for_people(text)
 
 
 def _server_id(text: str) -> SecurityServerId:
-    return parse_server_id(text)
+    return parse_server_for_people(text)
 
 
 def _client_id(text: str) -> ClientId:
-    return parse_client_id(text)
+    return parse_client_for_people(text)
 
 
 async def _group_id(call: RegistryCall) -> GlobalGroupId:

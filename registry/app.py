@@ -26,13 +26,11 @@ Example::
 from __future__ import annotations
 
 import asyncio
-import socket
 import ssl
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Final
 
 import structlog
 from aiohttp import web
@@ -52,7 +50,7 @@ from registry.settings import RegistrySettings
 from registry.signing import TokenLogin, registry_token
 from xroad_mn.admin import API_KEYS_KEY, AUDIT_KEY, LIMITER_KEY, ApiKeyRing, AuditLog, RateLimiter
 from xroad_mn.errors import FaultCode, XRoadError
-from xroad_mn.transport.server import TimedSite, app_runner, xroad_error_middleware
+from xroad_mn.transport.server import Served, http_url, listening, serve, xroad_error_middleware
 
 __all__ = [
     "RunningRegistry",
@@ -64,8 +62,6 @@ __all__ = [
 ]
 
 log = structlog.get_logger(__name__)
-
-_LISTEN_BACKLOG: Final = 128
 
 
 def utc_now() -> datetime:
@@ -147,19 +143,6 @@ class RunningRegistry:
     app: web.Application
 
 
-def _listen(host: str, port: int) -> socket.socket:
-    try:
-        sock = socket.create_server((host, port), backlog=_LISTEN_BACKLOG)
-    except OSError as e:
-        raise XRoadError(FaultCode.IO_ERROR, f"cannot listen on {host}:{port}: {e.strerror or e}") from e
-    sock.setblocking(False)
-    return sock
-
-
-def _url(host: str, port: int, scheme: str = "http") -> str:
-    return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
-
-
 def public_ssl_context(settings: RegistrySettings) -> ssl.SSLContext | None:
     """The public socket's TLS server context (TLS 1.2 or later, no client certificate asked), or None
     when ``public_tls_cert`` is not set."""
@@ -187,37 +170,23 @@ async def run_registry(
     HTTP (keep it on loopback); the public one TLS when configured. ``pin``: the token's PIN, by default
     from ``XROAD_MN_TOKEN_PIN`` or a prompt."""
     tls = public_ssl_context(settings)
-    sockets = [_listen(settings.admin_host, settings.admin_port)]
-    try:
-        sockets.append(_listen(settings.public_host, settings.public_port))
-        admin_sock, public_sock = sockets
+    with listening(
+        (settings.admin_host, settings.admin_port), (settings.public_host, settings.public_port)
+    ) as (admin_sock, public_sock):
         admin_port = int(admin_sock.getsockname()[1])
         public_port = int(public_sock.getsockname()[1])
         resolved = settings.model_copy(update={"admin_port": admin_port, "public_port": public_port})
         app = create_app(resolved, clock=clock, pin=pin)
-        timeouts = resolved.server_timeouts()
-        admin_runner = app_runner(app, timeouts)
-        await admin_runner.setup()  # opens the store, which the public app shares
-        try:
-            public_runner = app_runner(create_public_app(app), timeouts)
-            await public_runner.setup()
-            try:
-                await TimedSite(admin_runner, admin_sock, timeouts, backlog=_LISTEN_BACKLOG).start()
-                await TimedSite(
-                    public_runner, public_sock, timeouts, ssl_context=tls, backlog=_LISTEN_BACKLOG
-                ).start()
-                running = RunningRegistry(
-                    _url(settings.admin_host, admin_port),
-                    _url(settings.public_host, public_port, resolved.public_scheme()),
-                    resolved,
-                    app,
-                )
-                log.info("registry_started", admin=running.admin_url, public=running.public_url)
-                yield running
-            finally:
-                await public_runner.cleanup()
-        finally:
-            await admin_runner.cleanup()
-    finally:
-        for sock in sockets:
-            sock.close()
+        served = [  # the admin app's setup opens the store, which the public app shares
+            Served(lambda: app, admin_sock),
+            Served(lambda: create_public_app(app), public_sock, tls),
+        ]
+        async with serve(served, resolved.server_timeouts()):
+            running = RunningRegistry(
+                http_url(settings.admin_host, admin_port),
+                http_url(settings.public_host, public_port, resolved.public_scheme()),
+                resolved,
+                app,
+            )
+            log.info("registry_started", admin=running.admin_url, public=running.public_url)
+            yield running

@@ -58,16 +58,19 @@ from registry.operations import (
 )
 from registry.settings import RegistrySettings
 from registry.signing import TokenLogin, create_token, read_new_pin, registry_token
-from registry.validation import KNOWN_CERTIFICATE_PROFILES, MEMBER_FORMS, parse_client_id, parse_member_id
+from registry.validation import KNOWN_CERTIFICATE_PROFILES
 from xroad_mn.admin import AuditLog, Role, create_api_key, revoke_api_key
 from xroad_mn.cli.main import JsonFlag, dump_json
 from xroad_mn.errors import FaultCode, XRoadError
 from xroad_mn.globalconf.params import ApprovedCAEntry, ApprovedTSAEntry, CaInfo, OcspInfo
 from xroad_mn.identifiers import (
+    MEMBER_FORMS,
     GlobalGroupId,
     MemberId,
     SubsystemId,
     format_colon_id,
+    parse_client_for_people,
+    parse_member_for_people,
 )
 from xroad_mn.tokens import read_pin
 
@@ -374,7 +377,7 @@ def subsystem_add(
     name: Annotated[str | None, typer.Option("--name", help="Subsystem name.")] = None,
 ) -> None:
     """Add a subsystem to a member."""
-    sid: SubsystemId = parse_member_id(member).subsystem(code)
+    sid: SubsystemId = parse_member_for_people(member).subsystem(code)
 
     async def action(store: RegistryStore, _: RegistrySettings) -> tuple[None, dict[str, Any]]:
         await store.add_subsystem(sid, name)
@@ -426,7 +429,7 @@ def group_add_member(
     client: Annotated[str, typer.Option("--client", help=f"Member ({MEMBER_FORMS}) or subsystem.")],
 ) -> None:
     """Add a member or subsystem to a global group."""
-    cid = parse_client_id(client)
+    cid = parse_client_for_people(client)
 
     async def action(store: RegistryStore, _: RegistrySettings) -> tuple[None, dict[str, Any]]:
         instance = (await store.get_settings()).instance

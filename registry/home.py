@@ -25,9 +25,6 @@ The home holds signing keys (in the database) and API key hashes: it is kept at 
 
 from __future__ import annotations
 
-import json
-import os
-import stat
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
@@ -35,8 +32,15 @@ from typing import Any, Final
 from registry.settings import SETTINGS_FILE, RegistrySettings
 from xroad_mn.admin import CENTRAL_SERVER_ROLES, Role
 from xroad_mn.errors import FaultCode, XRoadError
-from xroad_mn.fileio import write_atomic
-from xroad_mn.settings import load_settings
+from xroad_mn.fileio import (
+    PRIVATE_DIRECTORY_MODE,
+    PRIVATE_FILE_MODE,
+    SQLITE_SIDE_FILES,
+    secure_database_file,
+    secure_directory,
+    write_private,
+)
+from xroad_mn.settings import load_settings, render_settings
 
 __all__ = [
     "ADMIN_ROLES",
@@ -51,12 +55,10 @@ __all__ = [
     "settings_file",
 ]
 
-HOME_MODE: Final = 0o700
+HOME_MODE: Final = PRIVATE_DIRECTORY_MODE
 """The registry home: only its owner may list or enter it."""
-SECRET_MODE: Final = 0o600
+SECRET_MODE: Final = PRIVATE_FILE_MODE
 """Files holding secrets: the database (signing keys), API keys, the settings file."""
-SQLITE_SIDE_FILES: Final = ("-wal", "-shm", "-journal")
-"""Files SQLite keeps beside a database; they hold its pages, so they are as secret as the database."""
 
 REGISTRY_ROLES: Final = CENTRAL_SERVER_ROLES
 """The roles a registry API key may hold: X-Road's central server roles. Observers only read."""
@@ -68,55 +70,12 @@ def settings_file(home: Path) -> Path:
     return home / SETTINGS_FILE
 
 
-def _toml_value(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, str | Path):
-        return json.dumps(str(value))  # a JSON string is a TOML basic string
-    if isinstance(value, list | tuple | frozenset | set):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    raise XRoadError(FaultCode.INVALID_SETTINGS, f"cannot write {type(value).__name__} to {SETTINGS_FILE}")
-
-
 def secure_home(home: Path) -> None:
     """Create ``home`` (and its parents) or narrow an existing one to :data:`HOME_MODE`, whatever the umask.
 
     A world-writable directory (``/tmp``) is refused rather than narrowed: it is shared, never a home.
     """
-    try:
-        if home.is_dir() and stat.S_IMODE(home.stat().st_mode) & stat.S_IWOTH:
-            raise XRoadError(
-                FaultCode.INVALID_SETTINGS,
-                f"{home} is world-writable: a registry home must be a directory of its own",
-            )
-        home.mkdir(mode=HOME_MODE, parents=True, exist_ok=True)
-        if stat.S_IMODE(home.stat().st_mode) != HOME_MODE:
-            os.chmod(home, HOME_MODE)
-    except OSError as e:
-        raise XRoadError(FaultCode.IO_ERROR, f"cannot secure the registry home {home}: {e.strerror}") from e
-
-
-def secure_database_file(path: Path) -> None:
-    """Create the SQLite database file ``path`` at :data:`SECRET_MODE` before SQLite opens it (SQLite gives
-    its ``-wal`` and ``-shm`` files the database file's mode), and narrow the database and its side files
-    to that mode when they exist with a wider one."""
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT, SECRET_MODE)
-        try:
-            os.fchmod(fd, SECRET_MODE)  # the umask may have narrowed it; it must not be wider
-        finally:
-            os.close(fd)
-        for suffix in SQLITE_SIDE_FILES:
-            side = path.with_name(path.name + suffix)
-            try:
-                if stat.S_IMODE(side.stat().st_mode) != SECRET_MODE:
-                    os.chmod(side, SECRET_MODE)
-            except FileNotFoundError:
-                continue
-    except OSError as e:
-        raise XRoadError(FaultCode.IO_ERROR, f"cannot secure the database file {path}: {e.strerror}") from e
+    secure_directory(home, what="registry home")
 
 
 def create_home(home: Path, settings: Mapping[str, object]) -> Path:
@@ -129,10 +88,8 @@ def create_home(home: Path, settings: Mapping[str, object]) -> Path:
     path = settings_file(home)
     if path.exists():
         raise XRoadError(FaultCode.CONFLICT, f"{home} already holds a registry ({path.name} exists)")
-    lines = ["# xroad-mn registry settings; environment overrides: XROAD_MN_REGISTRY__<KEY>"]
-    lines += [f"{k} = {_toml_value(v)}" for k, v in sorted(settings.items()) if v is not None]
     secure_home(home)
-    write_atomic(path, ("\n".join(lines) + "\n").encode("utf-8"), mode=SECRET_MODE)
+    write_private(path, render_settings(settings, app="registry").encode("utf-8"))
     return home
 
 

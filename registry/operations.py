@@ -31,9 +31,9 @@ from typing import Final
 import structlog
 from cryptography import x509
 from cryptography.x509.oid import NameOID
-from sqlalchemy import text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from registry import globalconf_gen
 from registry.db import (
@@ -41,13 +41,13 @@ from registry.db import (
     GlobalSettings,
     KeyKind,
     RegistryStore,
-    create_engine,
     migrate,
 )
 from registry.globalconf_gen import ExportedAnchor, GeneratedConfiguration
 from registry.home import secure_database_file, secure_home
 from registry.settings import RegistrySettings
 from registry.signing import new_signing_key
+from xroad_mn.database import open_migrated
 from xroad_mn.errors import ErrorKind, FaultCode, XRoadError
 from xroad_mn.globalconf.params import Member, MemberClass
 from xroad_mn.identifiers import MemberId, SecurityServerId
@@ -282,23 +282,16 @@ async def open_store(
     sqlite_file = _sqlite_file(url)
     if sqlite_file is not None:  # 0600 before SQLite creates it, so its -wal and -shm files are 0600 too
         secure_database_file(sqlite_file)
-    if settings.database_schema is not None and url.startswith("postgresql"):
-        admin = create_engine(url)
-        try:
-            async with admin.begin() as conn:
-                await conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{settings.database_schema}"'))
-        except SQLAlchemyError as e:
-            raise XRoadError(FaultCode.IO_ERROR, f"cannot create the database schema: {e}") from e
-        finally:
-            await admin.dispose()
-    engine = create_engine(url, **settings.engine_options())
-    try:
+
+    async def upgrade(engine: AsyncEngine) -> None:
         await migrate(engine, token=token)
+
+    async with open_migrated(
+        url, upgrade, schema=settings.database_schema, **settings.engine_options()
+    ) as engine:
         if sqlite_file is not None:  # the side files WAL mode created, whatever mode SQLite gave them
             secure_database_file(sqlite_file)
         yield RegistryStore(engine) if clock is None else RegistryStore(engine, clock=clock)
-    finally:
-        await engine.dispose()
 
 
 async def build_configuration(

@@ -48,6 +48,7 @@ from xroad_mn.tokens import (
     SoftwareToken,
     Token,
     TokenState,
+    login_with_pin,
     open_token,
     read_pin,
     token_signer,
@@ -131,9 +132,7 @@ class TokenLogin:
 
     def __call__(self) -> Token:
         with self._lock:
-            if self.token.info().state is not TokenState.LOGGED_IN:
-                self.token.login(self._pin if self._pin is not None else read_pin(self._env))
-            return self.token
+            return login_with_pin(self.token, self._pin, env=self._env)
 
     def for_migration(self) -> Token:
         """:meth:`__call__` for the migration that moves keys kept in clear into the token: a registry made

@@ -1,9 +1,10 @@
-"""Checks of what people give the registry: names and other text, security server addresses, identifiers.
+"""Checks of what people give the registry: names and other text, security server addresses, certificate
+profiles.
 
-The store applies the text and address checks to every change, whether it comes from the admin API, the
-CLI or an approved management request, so all three refuse the same input with the same 400
-``invalid_request``. The identifier parsers are for the admin API and the CLI, which accept both forms
-X-Road shows people.
+The store applies these checks to every change, whether it comes from the admin API, the CLI or an approved
+management request, so all three refuse the same input with the same 400 ``invalid_request``. Identifiers
+people write (both forms X-Road shows) are read by :mod:`xroad_mn.identifiers`
+(``parse_member_for_people`` and its kin), as the node reads them.
 
 Example::
 
@@ -14,10 +15,6 @@ Example::
     XRoadError: member name contains the bidirectional formatting character U+202E
     >>> check_server_address("ss1.example.mn:5500")
     'ss1.example.mn:5500'
-    >>> parse_member_id("MEMBER:MN/GOV/9010001") == parse_member_id("MN:GOV:9010001")
-    True
-    >>> format_for_people(MemberId("MN", "GOV", "9010001"))
-    'MN:GOV:9010001'
 """
 
 from __future__ import annotations
@@ -36,33 +33,13 @@ from xroad_mn.certs import (
     profile_for,
 )
 from xroad_mn.errors import ErrorKind, FaultCode, XRoadError
-from xroad_mn.identifiers import (
-    ClientId,
-    MemberId,
-    SecurityServerId,
-    SubsystemId,
-    XRoadId,
-    format_colon_id,
-    parse_colon_client_id,
-    parse_colon_server_id,
-    parse_id,
-)
 
 __all__ = [
     "BIDI_CONTROLS",
-    "CLIENT_FORMS",
     "KNOWN_CERTIFICATE_PROFILES",
-    "MEMBER_FORMS",
-    "SERVER_FORMS",
-    "SUBSYSTEM_FORMS",
     "check_certificate_profile",
     "check_server_address",
     "check_text",
-    "format_for_people",
-    "parse_client_id",
-    "parse_member_id",
-    "parse_server_id",
-    "parse_subsystem_id",
 ]
 
 BIDI_CONTROLS: Final = frozenset(
@@ -79,11 +56,6 @@ _LINE_SEPARATORS: Final = frozenset("\u2028\u2029\x85")
 MAX_DOMAIN_CHARS: Final = 253
 MAX_LABEL_CHARS: Final = 63
 _LABEL: Final = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?$")
-
-MEMBER_FORMS: Final = "MN:GOV:9010001 or MEMBER:MN/GOV/9010001"
-SUBSYSTEM_FORMS: Final = "MN:GOV:9010001:SUB or SUBSYSTEM:MN/GOV/9010001/SUB"
-CLIENT_FORMS: Final = f"a member ({MEMBER_FORMS}) or a subsystem ({SUBSYSTEM_FORMS})"
-SERVER_FORMS: Final = "MN:GOV:9010001:SS1 or SERVER:MN/GOV/9010001/SS1"
 
 
 def _invalid(message: str, what: str) -> XRoadError:
@@ -185,72 +157,3 @@ def check_certificate_profile(class_name: str) -> str:
             "certificate_profile_info",
         )
     return class_name
-
-
-# -- identifiers for people -------------------------------------------------------------------------------
-
-
-def format_for_people(x: ClientId | SecurityServerId) -> str:
-    """How the CLI and the admin API show an identifier: the colon form (``MN:GOV:9010001:SUB``)."""
-    return format_colon_id(x)
-
-
-def _parse(text: str, forms: str, what: str, code: str, *, server: bool = False) -> XRoadId:
-    """The identifier ``text`` names, in the X-Road string form when it holds ``/`` (no identifier part
-    may), else in the colon form; an error names the accepted forms."""
-    try:
-        if "/" in text:
-            return parse_id(text)
-        return parse_colon_server_id(text) if server else parse_colon_client_id(text)
-    except XRoadError as e:
-        raise XRoadError(
-            code,
-            f"{text[:80]!r} is not {what}: write {forms} ({e.message})",
-            details={"value": text[:80], "accepted_forms": forms},
-            kind=ErrorKind.BAD_INPUT,
-        ) from e
-
-
-def _wrong(text: str, forms: str, what: str, code: str) -> XRoadError:
-    return XRoadError(
-        code,
-        f"{text[:80]!r} is not {what}: write {forms}",
-        details={"value": text[:80], "accepted_forms": forms},
-        kind=ErrorKind.BAD_INPUT,
-    )
-
-
-def parse_member_id(text: str) -> MemberId:
-    """A member in either form: ``MN:GOV:9010001`` or ``MEMBER:MN/GOV/9010001``."""
-    code = FaultCode.INVALID_CLIENT_IDENTIFIER
-    found = _parse(text, MEMBER_FORMS, "a member identifier", code)
-    if not isinstance(found, MemberId):
-        raise _wrong(text, MEMBER_FORMS, "a member identifier", code)
-    return found
-
-
-def parse_subsystem_id(text: str) -> SubsystemId:
-    """A subsystem in either form: ``MN:GOV:9010001:SUB`` or ``SUBSYSTEM:MN/GOV/9010001/SUB``."""
-    code = FaultCode.INVALID_CLIENT_IDENTIFIER
-    found = _parse(text, SUBSYSTEM_FORMS, "a subsystem identifier", code)
-    if not isinstance(found, SubsystemId):
-        raise _wrong(text, SUBSYSTEM_FORMS, "a subsystem identifier", code)
-    return found
-
-
-def parse_client_id(text: str) -> ClientId:
-    """A member or a subsystem in either form."""
-    code = FaultCode.INVALID_CLIENT_IDENTIFIER
-    found = _parse(text, CLIENT_FORMS, "a member or subsystem identifier", code)
-    if not isinstance(found, MemberId | SubsystemId):
-        raise _wrong(text, CLIENT_FORMS, "a member or subsystem identifier", code)
-    return found
-
-
-def parse_server_id(text: str) -> SecurityServerId:
-    """A security server in either form: ``MN:GOV:9010001:SS1`` or ``SERVER:MN/GOV/9010001/SS1``."""
-    code = FaultCode.INVALID_SECURITY_SERVER
-    found = _parse(text, SERVER_FORMS, "a security server identifier", code, server=True)
-    if not isinstance(found, SecurityServerId):
-        raise _wrong(text, SERVER_FORMS, "a security server identifier", code)
-    return found

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import ssl
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -67,18 +66,16 @@ from security_server.settings import NodeSettings
 from xroad_mn.admin import API_KEYS_KEY, AUDIT_KEY, LIMITER_KEY, ApiKeyRing, AuditLog, RateLimiter
 from xroad_mn.confclient.client import ConfigurationClient
 from xroad_mn.confclient.installed import load_trust_material
-from xroad_mn.errors import FaultCode, XRoadError
 from xroad_mn.globalconf.anchor import parse_anchor
 from xroad_mn.tokens import Token
 from xroad_mn.transport.globalconf import AiohttpConfigurationTransport
-from xroad_mn.transport.server import TimedSite, app_runner, xroad_error_middleware
+from xroad_mn.transport.server import Served, http_url, listening, serve, xroad_error_middleware
 
 __all__ = ["GLOBALCONF_KEY", "RunningNode", "create_admin_app", "create_ocsp_app", "run_node"]
 
 log = structlog.get_logger(__name__)
 
 GLOBALCONF_KEY: Final = web.AppKey("node_globalconf", GlobalconfRefresher)
-_LISTEN_BACKLOG: Final = 128
 
 
 def _globalconf_refresher(
@@ -180,19 +177,6 @@ class RunningNode:
     app: web.Application
 
 
-def _listen(host: str, port: int) -> socket.socket:
-    try:
-        sock = socket.create_server((host, port), backlog=_LISTEN_BACKLOG)
-    except OSError as e:
-        raise XRoadError(FaultCode.IO_ERROR, f"cannot listen on {host}:{port}: {e.strerror or e}") from e
-    sock.setblocking(False)
-    return sock
-
-
-def _url(host: str, port: int) -> str:
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
-
-
 @asynccontextmanager
 async def run_node(
     settings: NodeSettings,
@@ -209,49 +193,35 @@ async def run_node(
     port (tests)."""
     own_token = token is None
     node_token = token if token is not None else await login_token(open_node_token(settings), pin)
-    sockets: list[socket.socket] = []
     try:
         admin_host = settings.admin_bind_host()
-        sockets.append(_listen(admin_host, settings.admin_port))
-        sockets.append(_listen(settings.address, settings.ocsp_responder_port))
-        admin_sock, ocsp_sock = sockets
-        resolved = settings.model_copy(
-            update={
-                "admin_port": int(admin_sock.getsockname()[1]),
-                "ocsp_responder_port": int(ocsp_sock.getsockname()[1]),
-            }
-        )
-        app = create_admin_app(
-            resolved,
-            node_token,
-            clock=clock,
-            globalconf_ssl=globalconf_ssl,
-            description_reader=description_reader,
-            management_transport=management_transport,
-        )
-        timeouts = resolved.server_timeouts()
-        admin_runner = app_runner(app, timeouts)
-        await admin_runner.setup()
-        try:
-            ocsp_runner = app_runner(create_ocsp_app(app), timeouts)
-            await ocsp_runner.setup()
-            try:
-                await TimedSite(admin_runner, admin_sock, timeouts).start()
-                await TimedSite(ocsp_runner, ocsp_sock, timeouts).start()
+        with listening(
+            (admin_host, settings.admin_port), (settings.address, settings.ocsp_responder_port)
+        ) as (admin_sock, ocsp_sock):
+            resolved = settings.model_copy(
+                update={
+                    "admin_port": int(admin_sock.getsockname()[1]),
+                    "ocsp_responder_port": int(ocsp_sock.getsockname()[1]),
+                }
+            )
+            app = create_admin_app(
+                resolved,
+                node_token,
+                clock=clock,
+                globalconf_ssl=globalconf_ssl,
+                description_reader=description_reader,
+                management_transport=management_transport,
+            )
+            served = [Served(lambda: app, admin_sock), Served(lambda: create_ocsp_app(app), ocsp_sock)]
+            async with serve(served, resolved.server_timeouts()):
                 running = RunningNode(
-                    _url(admin_host, resolved.admin_port),
-                    _url(settings.address, resolved.ocsp_responder_port),
+                    http_url(admin_host, resolved.admin_port),
+                    http_url(settings.address, resolved.ocsp_responder_port),
                     resolved,
                     app,
                 )
                 log.info("node_started", admin=running.admin_url, ocsp=running.ocsp_url)
                 yield running
-            finally:
-                await ocsp_runner.cleanup()
-        finally:
-            await admin_runner.cleanup()
     finally:
-        for sock in sockets:
-            sock.close()
         if own_token:
             await asyncio.to_thread(node_token.logout)

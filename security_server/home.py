@@ -24,17 +24,20 @@ Example::
 
 from __future__ import annotations
 
-import json
-import os
-import stat
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
 
 from security_server.settings import DATABASE_FILE, GLOBALCONF_DIR, SETTINGS_FILE, TOKEN_DIR, NodeSettings
 from xroad_mn.errors import FaultCode, XRoadError
-from xroad_mn.fileio import write_atomic
-from xroad_mn.settings import load_settings
+from xroad_mn.fileio import (
+    PRIVATE_DIRECTORY_MODE,
+    PRIVATE_FILE_MODE,
+    secure_database_file,
+    secure_directory,
+    write_private,
+)
+from xroad_mn.settings import load_settings, render_settings
 
 __all__ = [
     "ANCHOR_FILE",
@@ -55,9 +58,8 @@ __all__ = [
     "token_dir",
 ]
 
-DIRECTORY_MODE: Final = 0o700
-FILE_MODE: Final = 0o600
-_SQLITE_SIDE_FILES: Final = ("-wal", "-shm", "-journal")
+DIRECTORY_MODE: Final = PRIVATE_DIRECTORY_MODE
+FILE_MODE: Final = PRIVATE_FILE_MODE
 ANCHOR_FILE: Final = "configuration-anchor.xml"
 API_KEYS_FILE: Final = "api-keys.json"
 AUDIT_LOG_FILE: Final = "audit.log"
@@ -93,72 +95,33 @@ def audit_log_file(home: Path) -> Path:
     return home / AUDIT_LOG_FILE
 
 
-def _toml_value(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, str | Path):
-        return json.dumps(str(value))  # a JSON string is a TOML basic string
-    if isinstance(value, list | tuple | frozenset | set):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    raise XRoadError(FaultCode.INVALID_SETTINGS, f"cannot write {type(value).__name__} to {SETTINGS_FILE}")
-
-
-def _render(settings: Mapping[str, object]) -> str:
-    lines = [
-        "# xroad-mn node settings; environment overrides: XROAD_MN_NODE__<KEY> (sections: __<KEY>__<KEY>)"
-    ]
-    tables: list[str] = []
-    for key, value in sorted(settings.items()):
-        if value is None:
-            continue
-        if isinstance(value, Mapping):
-            tables.append(f"\n[{key}]")
-            tables += [f"{k} = {_toml_value(v)}" for k, v in sorted(value.items()) if v is not None]
-        else:
-            lines.append(f"{key} = {_toml_value(value)}")
-    return "\n".join(lines + tables) + "\n"
-
-
-def _private_dir(path: Path) -> None:
-    path.mkdir(mode=DIRECTORY_MODE, parents=True, exist_ok=True)
-    os.chmod(path, DIRECTORY_MODE)  # an existing directory, or a umask that narrowed nothing
-
-
 def secure_database_files(settings: NodeSettings) -> None:
     """Make sure the default SQLite database exists with mode 0600 and that its -wal, -shm (SQLite gives
     them the database file's mode) and -journal files have it too. Nothing to do for a database URL."""
     if settings.database_url is not None:
         return
-    path = database_file(settings.home)
-    try:
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, FILE_MODE))
-        for suffix in ("", *_SQLITE_SIDE_FILES):
-            side = path.with_name(path.name + suffix)
-            if side.exists() and stat.S_IMODE(side.stat().st_mode) != FILE_MODE:
-                os.chmod(side, FILE_MODE)
-    except OSError as e:
-        raise XRoadError(FaultCode.IO_ERROR, f"cannot secure the node database {path}: {e.strerror}") from e
+    secure_database_file(database_file(settings.home))
+
+
+def _secure_directories(home: Path) -> None:
+    secure_directory(home, what="node home")
+    secure_directory(token_dir(home), what="token directory")
+    secure_directory(globalconf_dir(home), what="global configuration directory")
 
 
 def create_home(home: Path, settings: Mapping[str, object]) -> Path:
     """Create the home directory with a ``node.toml`` holding ``settings`` (checked first), the token and
     global configuration directories and, unless ``database_url`` is set, an empty database file.
 
-    A home that already has a ``node.toml`` is refused (``conflict``): a node is initialised once.
+    A home that already has a ``node.toml`` is refused (``conflict``): a node is initialised once; so is a
+    world-writable directory (``invalid_settings``), which is never narrowed.
     """
     checked = load_node_settings(home, env={}, overrides=dict(settings), read_file=False)
     path = settings_file(home)
     if path.exists():
         raise XRoadError(FaultCode.CONFLICT, f"{home} already holds a node ({path.name} exists)")
-    try:
-        _private_dir(home)
-        _private_dir(token_dir(home))
-        _private_dir(globalconf_dir(home))
-    except OSError as e:
-        raise XRoadError(FaultCode.IO_ERROR, f"cannot create the node home {home}: {e.strerror}") from e
-    write_atomic(path, _render(settings).encode("utf-8"), mode=FILE_MODE)
+    _secure_directories(home)
+    write_private(path, render_settings(settings, app="node").encode("utf-8"))
     secure_database_files(checked)
     return home
 
@@ -191,10 +154,6 @@ def open_home(
     """Load the node's settings and put its private files back in order: the home, token and global
     configuration directories 0700 (created when missing), the database files 0600."""
     settings = load_node_settings(home, env=env, overrides=overrides)
-    try:
-        for directory in (home, token_dir(home), globalconf_dir(home)):
-            _private_dir(directory)
-    except OSError as e:
-        raise XRoadError(FaultCode.IO_ERROR, f"cannot open the node home {home}: {e.strerror}") from e
+    _secure_directories(home)
     secure_database_files(settings)
     return settings

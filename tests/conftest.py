@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -13,6 +15,10 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
     from trust_services.app import RunningTrustService
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -52,6 +58,48 @@ def postgres_url() -> str:
     if not url:
         pytest.skip(f"{PG_URL_ENV} is not set")
     return url
+
+
+@asynccontextmanager
+async def migrated_database(
+    request: pytest.FixtureRequest,
+    sqlite_file: Path,
+    migrate: Callable[[str | AsyncEngine], Awaitable[None]],
+    *,
+    schema_prefix: str,
+) -> AsyncIterator[AsyncEngine]:
+    """An engine on a database that ``migrate`` (an application's) has brought from empty to its current
+    schema, for a fixture parametrised over the backends: ``request.param`` ``"sqlite"`` is the file
+    ``sqlite_file``, migrated by URL; ``"postgres"`` is a schema of its own (``schema_prefix`` and a random
+    suffix) in :func:`postgres_url`'s database, migrated by engine and dropped afterwards. Both entry points
+    of ``migrate`` thus run from empty."""
+    from sqlalchemy import text
+
+    from xroad_mn.database import create_engine, sqlite_url
+
+    if request.param == "sqlite":
+        url = sqlite_url(sqlite_file)
+        await migrate(url)
+        engine = create_engine(url)
+        try:
+            yield engine
+        finally:
+            await engine.dispose()
+        return
+    pg_url: str = request.getfixturevalue("postgres_url")
+    schema = f"{schema_prefix}_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(pg_url)
+    async with admin.begin() as conn:
+        await conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    engine = create_engine(pg_url, connect_args={"server_settings": {"search_path": schema}})
+    try:
+        await migrate(engine)
+        yield engine
+    finally:
+        await engine.dispose()
+        async with admin.begin() as conn:
+            await conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        await admin.dispose()
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

@@ -1,4 +1,5 @@
-"""xroad_mn.database: SQLite tuning, URL errors, UTC timestamps and string enum columns."""
+"""xroad_mn.database: SQLite tuning, URL errors, UTC timestamps, string enum columns and the alembic
+environment of both applications."""
 
 from __future__ import annotations
 
@@ -7,11 +8,15 @@ from enum import StrEnum
 from pathlib import Path
 
 import pytest
+from alembic import command
+from alembic.config import Config
 from sqlalchemy import Column, Integer, MetaData, Table, insert, select, text
 from sqlalchemy.exc import StatementError
 
+import registry.db
+import security_server.db
 from xroad_mn.database import NAMING_CONVENTION, UtcDateTime, create_engine, sqlite_url, str_enum_column
-from xroad_mn.errors import XRoadError
+from xroad_mn.errors import FaultCode, XRoadError
 
 
 class Colour(StrEnum):
@@ -93,3 +98,22 @@ async def test_enum_column_stores_values_under_a_check_constraint(tmp_path: Path
         assert "ck_things_colour" in ddl
     finally:
         await engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("migrations_dir", "message"),
+    [
+        (registry.db.MIGRATIONS_DIR, "registry migrations run only through registry.db.migrate(url)"),
+        (
+            security_server.db.MIGRATIONS_DIR,
+            "node migrations run only through security_server.db.migrate(url)",
+        ),
+    ],
+)
+def test_migrations_run_only_on_the_connection_migrate_passes(migrations_dir: Path, message: str) -> None:
+    config = Config()  # as the `alembic` command would: no connection in the attributes
+    config.set_main_option("script_location", str(migrations_dir))
+    with pytest.raises(XRoadError) as e:
+        command.upgrade(config, "head")
+    assert e.value.code == FaultCode.INTERNAL_ERROR
+    assert message in str(e.value)

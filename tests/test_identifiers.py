@@ -15,8 +15,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from lxml import etree
 
-from xroad_mn.errors import FaultCode, XRoadError
+from xroad_mn.errors import ErrorKind, FaultCode, XRoadError
 from xroad_mn.identifiers import (
+    CLIENT_FORMS,
     ID_NS,
     MAX_ID_XML_BYTES,
     MAX_PART_CHARS,
@@ -32,21 +33,28 @@ from xroad_mn.identifiers import (
     client_id_from_xml,
     format_client_header,
     format_colon_id,
+    format_for_people,
     format_id,
     format_represented_party_header,
     format_rest_service_path,
     format_security_server_header,
     format_service_header,
     from_xml,
+    parse_client_for_people,
     parse_client_header,
     parse_colon_client_id,
     parse_colon_server_id,
     parse_id,
     parse_id_xml,
+    parse_member_for_people,
     parse_represented_party_header,
     parse_rest_service_path,
     parse_security_server_header,
+    parse_server_for_people,
+    parse_service_for_people,
     parse_service_header,
+    parse_subject_for_people,
+    parse_subsystem_for_people,
     server_id_from_xml,
     service_id_from_xml,
     to_xml,
@@ -900,3 +908,63 @@ def test_client_id_alias_works_with_isinstance() -> None:
     assert isinstance(REGISTRY, ClientId)
     assert not isinstance(GET_PERSON, ClientId)
     assert isinstance(GET_PERSON, XRoadId)
+
+
+# ------------------------------------------------------------------------------------------------------
+# Identifiers as people write them (CLIs and admin APIs of the registry and the node)
+
+
+@given(st.one_of(clients(strict_parts), servers(strict_parts)))
+def test_people_read_both_forms_of_clients_and_servers(x: ClientId | SecurityServerId) -> None:
+    read = parse_server_for_people if isinstance(x, SecurityServerId) else parse_client_for_people
+    assert read(format_for_people(x)) == read(format_id(x)) == x
+    assert format_for_people(x) == format_colon_id(x)
+
+
+@given(st.one_of(clients(strict_parts), st.builds(GlobalGroupId, strict_parts, strict_parts)))
+def test_people_read_subjects_and_services(x: ClientId | GlobalGroupId) -> None:
+    assert parse_subject_for_people(format_for_people(x)) == x
+    service = ServiceId("MN", "GOV", "9010001", "civil", x.instance if isinstance(x, GlobalGroupId) else "s")
+    assert parse_service_for_people(format_id(service)) == service
+
+
+def test_people_readers_refuse_other_kinds_and_name_the_accepted_forms() -> None:
+    assert parse_member_for_people("MN:GOV:9010001") == MemberId("MN", "GOV", "9010001")
+    assert parse_subsystem_for_people("SUBSYSTEM:MN/GOV/9010001/civil") == SubsystemId(
+        "MN", "GOV", "9010001", "civil"
+    )
+    assert parse_subject_for_people("LOCALGROUP:auditors") == LocalGroupId("auditors")
+    assert format_for_people(LocalGroupId("auditors")) == "LOCALGROUP:auditors"
+    cases: list[tuple[Callable[[object], object], object, str]] = [
+        (parse_member_for_people, "MN:GOV:9010001:civil", CLIENT_CODE),
+        (parse_client_for_people, "MN/GOV", CLIENT_CODE),
+        (parse_client_for_people, "LOCALGROUP:auditors", CLIENT_CODE),
+        (parse_client_for_people, 42, CLIENT_CODE),
+        (parse_server_for_people, "MN:GOV:9010001", FaultCode.INVALID_SECURITY_SERVER.value),
+        (parse_server_for_people, "MEMBER:MN/GOV/9010001", FaultCode.INVALID_SECURITY_SERVER.value),
+        (parse_subject_for_people, "SERVER:MN/GOV/9010001/ss1", FaultCode.INVALID_IDENTIFIER.value),
+        (parse_service_for_people, "MN:GOV:9010001:civil", FaultCode.INVALID_SERVICE_IDENTIFIER.value),
+    ]
+    for read, text, code in cases:
+        with pytest.raises(XRoadError) as exc:
+            read(text)
+        assert (exc.value.code, exc.value.kind) == (code, ErrorKind.BAD_INPUT)
+        assert f"{str(text)!r} is not " in exc.value.message
+        assert exc.value.details["value"] == str(text)
+    with pytest.raises(XRoadError) as exc:
+        parse_client_for_people("MN:GOV")
+    assert exc.value.details["accepted_forms"] == CLIENT_FORMS
+    assert "has 2 parts" in exc.value.message  # why the text was no identifier at all
+
+
+@given(st.text(max_size=60))
+def test_people_readers_fail_only_with_bad_input(text: str) -> None:
+    for read in (parse_client_for_people, parse_server_for_people, parse_subject_for_people):
+        error: XRoadError | None = None
+        try:
+            read(text)
+        except XRoadError as e:
+            error = e
+        if error is not None:
+            assert error.kind is ErrorKind.BAD_INPUT
+            assert "accepted_forms" in error.details

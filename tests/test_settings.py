@@ -8,7 +8,7 @@ import pytest
 from pydantic import Field
 
 from xroad_mn.errors import XRoadError
-from xroad_mn.settings import SettingsModel, load_settings
+from xroad_mn.settings import SettingsModel, load_settings, render_settings
 
 
 class DatabaseSettings(SettingsModel):
@@ -74,3 +74,23 @@ def test_settings_are_immutable() -> None:
     s = load_settings(ExampleSettings, app="example", env={})
     with pytest.raises(ValueError, match="frozen"):
         s.port = 1  # type: ignore[misc]
+
+
+def test_rendered_settings_load_back(tmp_path: Path) -> None:
+    f = tmp_path / "example.toml"
+    text = render_settings(
+        {"host": 'a"b\\c', "port": 9000, "database": {"url": "postgresql+asyncpg://db/x", "pool_size": None}},
+        app="example",
+    )
+    f.write_text(text)
+    s = load_settings(ExampleSettings, app="example", path=f, env={})
+    assert (s.host, s.port, s.database.url, s.database.pool_size) == (
+        'a"b\\c',
+        9000,
+        "postgresql+asyncpg://db/x",
+        5,
+    )
+    assert text.startswith("# xroad-mn example settings; environment overrides: XROAD_MN_EXAMPLE__<KEY>")
+    with pytest.raises(XRoadError, match="cannot write object") as e:
+        render_settings({"host": object()}, app="example")
+    assert e.value.code == "invalid_settings"

@@ -31,6 +31,7 @@ from xroad_mn.tokens import (
     TokenState,
     TokenType,
     build_csr,
+    login_with_pin,
     open_token,
     read_pin,
     token_signer,
@@ -372,3 +373,16 @@ def test_xades_signature_through_the_software_token_verifies(
     token: SoftwareToken, algorithm: KeyAlgorithm, evidence: Evidence
 ) -> None:
     assert_xades_through_token(token, algorithm, evidence)
+
+
+def test_login_with_pin_takes_the_given_pin_else_the_environment_and_keeps_a_login(token_dir: Path) -> None:
+    t = SoftwareToken(token_dir)
+    t.initialize(PIN)
+    expect_code("signer.pin_incorrect", lambda: login_with_pin(t, env={"XROAD_MN_TOKEN_PIN": "wrong"}))
+    assert login_with_pin(t, env={"XROAD_MN_TOKEN_PIN": PIN}) is t
+    assert t.info().state is TokenState.LOGGED_IN
+    assert login_with_pin(t, "not asked: already logged in") is t
+    t.logout()
+    assert login_with_pin(t, PIN, env={"XROAD_MN_TOKEN_PIN": "wrong"}).info().state is TokenState.LOGGED_IN
+    t.logout()
+    expect_code("signer.token_not_initialized", login_with_pin, SoftwareToken(token_dir.parent / "new"), PIN)

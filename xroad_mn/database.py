@@ -23,14 +23,16 @@ string enums with :func:`str_enum_column`, so migrations and models name and typ
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Final
 
-from alembic import command
+from alembic import command, context
 from alembic.config import Config
-from sqlalchemy import Connection, DateTime, Dialect, Enum, event
+from sqlalchemy import Connection, DateTime, Dialect, Enum, MetaData, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -45,6 +47,8 @@ __all__ = [
     "UtcDateTime",
     "create_engine",
     "migrate",
+    "open_migrated",
+    "run_migrations",
     "sqlite_url",
     "str_enum_column",
 ]
@@ -109,30 +113,97 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     return engine
 
 
-def _upgrade(connection: Connection, migrations_dir: Path, revision: str) -> None:
+def _upgrade(
+    connection: Connection, migrations_dir: Path, revision: str, attributes: Mapping[str, object]
+) -> None:
     config = Config()
     config.set_main_option("script_location", str(migrations_dir))
+    config.attributes.update(attributes)
     config.attributes["connection"] = connection
     command.upgrade(config, revision)
 
 
-async def migrate(target: str | AsyncEngine, migrations_dir: Path, revision: str = "head") -> None:
+async def migrate(
+    target: str | AsyncEngine,
+    migrations_dir: Path,
+    revision: str = "head",
+    *,
+    attributes: Mapping[str, object] | None = None,
+) -> None:
     """Run ``alembic upgrade`` to ``revision`` with the scripts in ``migrations_dir`` on ``target`` (a URL or
     an engine).
 
     There is no ``alembic.ini``: the migrations' ``env.py`` finds the connection in
-    ``context.config.attributes["connection"]``. Idempotent: an up-to-date database is left as it is. A
+    ``context.config.attributes["connection"]``, and a migration finds what else it needs (the registry's
+    token, say) in ``attributes``, copied there too. Idempotent: an up-to-date database is left as it is. A
     failure is ``io_error``.
     """
     engine = create_engine(target) if isinstance(target, str) else target
     try:
         async with engine.begin() as conn:
-            await conn.run_sync(_upgrade, migrations_dir, revision)
+            await conn.run_sync(_upgrade, migrations_dir, revision, dict(attributes or {}))
     except SQLAlchemyError as e:
         raise XRoadError(FaultCode.IO_ERROR, f"database migration failed: {e}") from e
     finally:
         if isinstance(target, str):
             await engine.dispose()
+
+
+@asynccontextmanager
+async def open_migrated(
+    url: str,
+    migrate: Callable[[AsyncEngine], Awaitable[None]],
+    *,
+    schema: str | None = None,
+    **kwargs: Any,
+) -> AsyncIterator[AsyncEngine]:
+    """An engine for ``url`` (``kwargs`` as :func:`create_engine`'s) whose database ``migrate`` has brought
+    to the current schema, disposed after the block. On PostgreSQL a ``schema`` (the application's
+    ``search_path``) is created first when missing; a failure there is ``io_error``::
+
+        async with open_migrated(url, registry.db.migrate, schema="registry", **options) as engine:
+            store = RegistryStore(engine)
+    """
+    if schema is not None and url.startswith("postgresql"):
+        admin = create_engine(url)
+        try:
+            async with admin.begin() as conn:
+                await conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+        except SQLAlchemyError as e:
+            raise XRoadError(FaultCode.IO_ERROR, f"cannot create the database schema: {e}") from e
+        finally:
+            await admin.dispose()
+    engine = create_engine(url, **kwargs)
+    try:
+        await migrate(engine)
+        yield engine
+    finally:
+        await engine.dispose()
+
+
+def run_migrations(metadata: MetaData, app: str, entry_point: str) -> None:
+    """The body of an application's alembic ``env.py``: run its migrations on the connection :func:`migrate`
+    put in ``context.config.attributes["connection"]``, in batch mode on SQLite (which alters a table by
+    copying it)::
+
+        from registry.db.models import Base
+        from xroad_mn.database import run_migrations
+
+        run_migrations(Base.metadata, "registry", "registry.db.migrate")
+
+    Offline mode (SQL scripts) and a run without that connection (the ``alembic`` command) are
+    ``internal_error``, naming ``entry_point``, the application's :func:`migrate` wrapper.
+    """
+    connection = context.config.attributes.get("connection")
+    if context.is_offline_mode() or not isinstance(connection, Connection):
+        raise XRoadError(FaultCode.INTERNAL_ERROR, f"{app} migrations run only through {entry_point}(url)")
+    context.configure(
+        connection=connection,
+        target_metadata=metadata,
+        render_as_batch=connection.dialect.name == "sqlite",
+    )
+    with context.begin_transaction():
+        context.run_migrations()
 
 
 class UtcDateTime(TypeDecorator[datetime]):

@@ -1,15 +1,27 @@
-"""Crash-safe file writes: a file is either its old content or its new content, never half of either.
+"""Crash-safe file writes (a file is either its old content or its new content, never half of either) and
+private homes.
 
 Every store that keeps state in files (trust directories, downloaded global configuration, generated
 configuration, API keys) writes through :func:`write_atomic`::
 
-    >>> from collections.abc import Iterable, Iterator
-from pathlib import Path
+    >>> from pathlib import Path
     >>> import tempfile
     >>> target = Path(tempfile.mkdtemp()) / "instance-identifier"
     >>> write_atomic(target, b"MN")
     >>> target.read_bytes()
     b'MN'
+
+An application's home (the registry's, a node's) holds keys, API key hashes and its database: the
+directories are kept at :data:`PRIVATE_DIRECTORY_MODE` (:func:`secure_directory`), its secrets at
+:data:`PRIVATE_FILE_MODE` (:func:`write_private`, and :func:`secure_database_file` for a SQLite database and
+the files SQLite keeps beside it), whatever the umask::
+
+    >>> home = Path(tempfile.mkdtemp()) / "registry-home"
+    >>> secure_directory(home, what="registry home")
+    >>> write_private(home / "registry.toml", b"public_port = 8080")
+    >>> secure_database_file(home / "registry.db")
+    >>> oct(home.stat().st_mode & 0o777), oct((home / "registry.db").stat().st_mode & 0o777)
+    ('0o700', '0o600')
 """
 
 from __future__ import annotations
@@ -17,13 +29,34 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import stat
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Final
 
 from xroad_mn.archive import MAX_ARCHIVE_BYTES, WrittenArchive
 from xroad_mn.errors import FaultCode, XRoadError
 
-__all__ = ["fsync_directory", "read_archive", "read_archives", "save_archive", "write_atomic"]
+__all__ = [
+    "PRIVATE_DIRECTORY_MODE",
+    "PRIVATE_FILE_MODE",
+    "SQLITE_SIDE_FILES",
+    "fsync_directory",
+    "read_archive",
+    "read_archives",
+    "save_archive",
+    "secure_database_file",
+    "secure_directory",
+    "write_atomic",
+    "write_private",
+]
+
+PRIVATE_DIRECTORY_MODE: Final = 0o700
+"""A home and its private directories: only their owner may list or enter them."""
+PRIVATE_FILE_MODE: Final = 0o600
+"""Files holding secrets: databases (keys), API keys, settings (which may name a database password)."""
+SQLITE_SIDE_FILES: Final = ("-wal", "-shm", "-journal")
+"""Files SQLite keeps beside a database; they hold its pages, so they are as secret as the database."""
 
 
 def fsync_directory(path: Path) -> None:
@@ -63,6 +96,52 @@ def write_atomic(path: Path, data: bytes, *, mode: int = 0o644, make_parents: bo
     except OSError as e:
         raise XRoadError(FaultCode.IO_ERROR, f"cannot write {path}: {e.strerror or e}") from e
     fsync_directory(path.parent)
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """:func:`write_atomic` of a secret: ``path`` ends up at :data:`PRIVATE_FILE_MODE` whatever the umask."""
+    write_atomic(path, data, mode=PRIVATE_FILE_MODE)
+
+
+def secure_directory(path: Path, *, what: str) -> None:
+    """Create ``path`` (and its parents) at :data:`PRIVATE_DIRECTORY_MODE`, or narrow an existing one to it,
+    whatever the umask; ``what`` names it in errors (``"registry home"``).
+
+    A world-writable directory (``/tmp``) is refused (``invalid_settings``) rather than narrowed: it is
+    shared, never a directory of one application. Other failures are ``io_error``.
+    """
+    try:
+        if path.is_dir() and stat.S_IMODE(path.stat().st_mode) & stat.S_IWOTH:
+            raise XRoadError(
+                FaultCode.INVALID_SETTINGS,
+                f"{path} is world-writable: a {what} must be a directory of its own",
+            )
+        path.mkdir(mode=PRIVATE_DIRECTORY_MODE, parents=True, exist_ok=True)
+        if stat.S_IMODE(path.stat().st_mode) != PRIVATE_DIRECTORY_MODE:
+            os.chmod(path, PRIVATE_DIRECTORY_MODE)
+    except OSError as e:
+        raise XRoadError(FaultCode.IO_ERROR, f"cannot secure the {what} {path}: {e.strerror}") from e
+
+
+def secure_database_file(path: Path) -> None:
+    """Create the SQLite database file ``path`` at :data:`PRIVATE_FILE_MODE` before SQLite opens it (SQLite
+    gives its ``-wal`` and ``-shm`` files the database file's mode), and narrow the database and its
+    :data:`SQLITE_SIDE_FILES` to that mode when they exist with a wider one. Failures are ``io_error``."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT, PRIVATE_FILE_MODE)
+        try:
+            os.fchmod(fd, PRIVATE_FILE_MODE)  # the umask may have narrowed it; it must not be wider
+        finally:
+            os.close(fd)
+        for suffix in SQLITE_SIDE_FILES:
+            side = path.with_name(path.name + suffix)
+            try:
+                if stat.S_IMODE(side.stat().st_mode) != PRIVATE_FILE_MODE:
+                    os.chmod(side, PRIVATE_FILE_MODE)
+            except FileNotFoundError:
+                continue
+    except OSError as e:
+        raise XRoadError(FaultCode.IO_ERROR, f"cannot secure the database file {path}: {e.strerror}") from e
 
 
 def save_archive(directory: Path, archive: WrittenArchive) -> Path:

@@ -47,6 +47,8 @@ Encodings (reference §2.1–2.2):
   namespace-qualified ``id:objectType`` attribute (:func:`from_xml`, :func:`to_xml`, :func:`parse_id_xml`).
 * **Admin API colon form** ``MN:GOV:5012345:civil-registry`` (:func:`parse_colon_client_id`,
   :func:`format_colon_id`).
+* **For people** (CLIs, admin APIs): either the colon or the string form, errors that name the accepted
+  forms (:class:`PeopleIdReader`: ``parse_member_for_people`` and its kin, :func:`format_for_people`).
 
 Characters. Every parser takes ``strict`` (default ``True``): strict mode is X-Road's
 ``strict-identifier-checks`` and allows only ``A-Z a-z 0-9 ' ( ) + , - . = ?``. Non-strict mode forbids only
@@ -65,23 +67,30 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from enum import StrEnum
-from typing import ClassVar, Final, TypeAlias
+from typing import ClassVar, Final, Generic, TypeAlias, TypeVar
 from urllib.parse import quote, unquote_to_bytes
 
 from lxml import etree
 
 from xroad_mn import xmlsafe
-from xroad_mn.errors import FaultCode, XRoadError
+from xroad_mn.errors import ErrorKind, FaultCode, XRoadError
 
 __all__ = [
+    "CLIENT_FORMS",
     "ID_NS",
     "MAX_ID_XML_BYTES",
     "MAX_PART_CHARS",
+    "MEMBER_FORMS",
     "REST_PROTOCOL_SEGMENT",
+    "SERVER_FORMS",
+    "SERVICE_FORMS",
+    "SUBJECT_FORMS",
+    "SUBSYSTEM_FORMS",
     "ClientId",
     "GlobalGroupId",
     "LocalGroupId",
     "MemberId",
+    "PeopleIdReader",
     "RepresentedParty",
     "SecurityServerId",
     "ServiceId",
@@ -91,21 +100,28 @@ __all__ = [
     "client_id_from_xml",
     "format_client_header",
     "format_colon_id",
+    "format_for_people",
     "format_id",
     "format_represented_party_header",
     "format_rest_service_path",
     "format_security_server_header",
     "format_service_header",
     "from_xml",
+    "parse_client_for_people",
     "parse_client_header",
     "parse_colon_client_id",
     "parse_colon_server_id",
     "parse_id",
     "parse_id_xml",
+    "parse_member_for_people",
     "parse_represented_party_header",
     "parse_rest_service_path",
     "parse_security_server_header",
+    "parse_server_for_people",
+    "parse_service_for_people",
     "parse_service_header",
+    "parse_subject_for_people",
+    "parse_subsystem_for_people",
     "server_id_from_xml",
     "service_id_from_xml",
     "to_xml",
@@ -933,3 +949,103 @@ def parse_id_xml(data: bytes, *, strict: bool = True) -> XRoadId:
         raise XRoadError(code, "identifier XML must be bytes")
     root = xmlsafe.parse(bytes(data), code=code, what="identifier XML", max_bytes=MAX_ID_XML_BYTES)
     return from_xml(root, strict=strict)
+
+
+# --------------------------------------------------------------------------------------------------------
+# Identifiers as people write them: CLI and admin APIs
+
+MEMBER_FORMS: Final = "MN:GOV:9010001 or MEMBER:MN/GOV/9010001"
+"""How a person may write a member (the accepted forms, as error messages name them)."""
+SUBSYSTEM_FORMS: Final = "MN:GOV:9010001:SUB or SUBSYSTEM:MN/GOV/9010001/SUB"
+CLIENT_FORMS: Final = f"a member ({MEMBER_FORMS}) or a subsystem ({SUBSYSTEM_FORMS})"
+SERVER_FORMS: Final = "MN:GOV:9010001:SS1 or SERVER:MN/GOV/9010001/SS1"
+SUBJECT_FORMS: Final = f"{CLIENT_FORMS}, GLOBALGROUP:MN/CODE or LOCALGROUP:CODE"
+SERVICE_FORMS: Final = "SERVICE:MN/GOV/9010001/SUB/CODE or SERVICE:MN/GOV/9010001/SUB/CODE/VERSION"
+_GROUP_PREFIXES: Final = (f"{XRoadObjectType.LOCALGROUP}:", f"{XRoadObjectType.GLOBALGROUP}:")
+
+
+_P = TypeVar("_P", bound=XRoadId)
+
+
+@dataclass(frozen=True)
+class PeopleIdReader(Generic[_P]):
+    """Reads identifiers of ``kinds`` as people write them to a CLI or an admin API: X-Road's string form
+    when the text holds ``/`` (no part may) or names a group (``LOCALGROUP:auditors``), else the colon form
+    of a client or, for a server reader, of a server. Services and groups have only the string form.
+
+    Anything else is ``code`` (a bad input) whose message says the text is not ``what`` and names the
+    accepted ``forms`` (also in ``details["accepted_forms"]``). The readers are
+    :data:`parse_member_for_people`, :data:`parse_subsystem_for_people`, :data:`parse_client_for_people`,
+    :data:`parse_server_for_people`, :data:`parse_subject_for_people` and :data:`parse_service_for_people`::
+
+        >>> parse_client_for_people("MEMBER:MN/GOV/9010001") == parse_client_for_people("MN:GOV:9010001")
+        True
+        >>> parse_subject_for_people("LOCALGROUP:auditors")
+        LocalGroupId(group_code='auditors')
+    """
+
+    kinds: tuple[type[_P], ...]
+    what: str
+    forms: str
+    code: FaultCode
+
+    def __call__(self, text: object) -> _P:
+        if not isinstance(text, str):
+            raise self._wrong(str(text))
+        try:
+            if "/" in text or text.startswith(_GROUP_PREFIXES):
+                found: XRoadId = parse_id(text)
+            elif SecurityServerId in self.kinds:
+                found = parse_colon_server_id(text)
+            elif MemberId in self.kinds or SubsystemId in self.kinds:
+                found = parse_colon_client_id(text)
+            else:
+                found = parse_id(text)
+        except XRoadError as e:
+            raise self._wrong(text, e.message) from e
+        if not isinstance(found, self.kinds):
+            raise self._wrong(text)
+        return found
+
+    def _wrong(self, text: str, reason: str = "") -> XRoadError:
+        return XRoadError(
+            self.code,
+            f"{text[:80]!r} is not {self.what}: write {self.forms}" + (f" ({reason})" if reason else ""),
+            details={"value": text[:80], "accepted_forms": self.forms},
+            kind=ErrorKind.BAD_INPUT,
+        )
+
+
+parse_member_for_people: Final = PeopleIdReader[MemberId](
+    (MemberId,), "a member identifier", MEMBER_FORMS, FaultCode.INVALID_CLIENT_IDENTIFIER
+)
+parse_subsystem_for_people: Final = PeopleIdReader[SubsystemId](
+    (SubsystemId,), "a subsystem identifier", SUBSYSTEM_FORMS, FaultCode.INVALID_CLIENT_IDENTIFIER
+)
+parse_client_for_people: Final = PeopleIdReader[ClientId](
+    (MemberId, SubsystemId),
+    "a member or subsystem identifier",
+    CLIENT_FORMS,
+    FaultCode.INVALID_CLIENT_IDENTIFIER,
+)
+parse_server_for_people: Final = PeopleIdReader[SecurityServerId](
+    (SecurityServerId,), "a security server identifier", SERVER_FORMS, FaultCode.INVALID_SECURITY_SERVER
+)
+parse_subject_for_people: Final = PeopleIdReader[ClientId | GlobalGroupId | LocalGroupId](
+    (MemberId, SubsystemId, GlobalGroupId, LocalGroupId),
+    "an access right subject",
+    SUBJECT_FORMS,
+    FaultCode.INVALID_IDENTIFIER,
+)
+"""Who an access right is given to: a member or a subsystem in either form, or a global or local group."""
+parse_service_for_people: Final = PeopleIdReader[ServiceId](
+    (ServiceId,), "a service identifier", SERVICE_FORMS, FaultCode.INVALID_SERVICE_IDENTIFIER
+)
+
+
+def format_for_people(x: ClientId | SecurityServerId | GlobalGroupId | LocalGroupId) -> str:
+    """How a CLI or an admin API shows an identifier: clients and servers in the colon form
+    (``MN:GOV:9010001:SUB``), groups in the string form (``LOCALGROUP:auditors``)."""
+    if isinstance(x, MemberId | SubsystemId | SecurityServerId):
+        return format_colon_id(x)
+    return format_id(x)

@@ -14,12 +14,22 @@ Environment variables are named ``XROAD_MN_<APP>__<KEY>``; nested sections use `
 (``XROAD_MN_REGISTRY__DATABASE__URL``). Keys are case-insensitive in the environment. A key that the
 model does not know — in the file or in the environment — is an error that names it.
 
+An application's ``init`` writes the file that :func:`load_settings` reads with :func:`render_settings`::
+
+    >>> print(render_settings({"port": 9000, "token": {"type": "software"}}, app="trust"), end="")
+    # xroad-mn trust settings; environment overrides: XROAD_MN_TRUST__<KEY> (sections: __<KEY>__<KEY>)
+    port = 9000
+    <BLANKLINE>
+    [token]
+    type = "software"
+
 Settings are configuration only. Trust material (CAs, TSAs, members) never comes from settings: it comes
 from the configuration anchor and the verified global configuration.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import tomllib
 from collections.abc import Mapping
@@ -30,7 +40,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from xroad_mn.errors import ErrorKind, FaultCode, XRoadError
 
-__all__ = ["ENV_PREFIX", "SettingsModel", "load_settings"]
+__all__ = ["ENV_PREFIX", "SettingsModel", "load_settings", "render_settings"]
 
 ENV_PREFIX: Final = "XROAD_MN_"
 NESTED_SEPARATOR: Final = "__"
@@ -128,3 +138,36 @@ def load_settings(
             f"invalid {app} settings: {_describe(e, app)}",
             kind=ErrorKind.BAD_INPUT,
         ) from e
+
+
+def _toml_value(value: object, app: str) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str | Path):
+        return json.dumps(str(value))  # a JSON string is a TOML basic string
+    if isinstance(value, list | tuple | frozenset | set):
+        return "[" + ", ".join(_toml_value(v, app) for v in value) + "]"
+    raise XRoadError(FaultCode.INVALID_SETTINGS, f"cannot write {type(value).__name__} to the {app} settings")
+
+
+def render_settings(settings: Mapping[str, object], *, app: str) -> str:
+    """The TOML text of ``settings`` for :func:`load_settings` (``app`` as there): a comment naming the
+    environment overrides, the plain keys in order, then each mapping as a ``[section]``; ``None`` values
+    are left out. A value TOML cannot hold here is ``invalid_settings``."""
+    prefix = f"{ENV_PREFIX}{app.upper()}{NESTED_SEPARATOR}"
+    lines = [
+        f"# xroad-mn {app} settings; environment overrides: {prefix}<KEY> "
+        f"(sections: {NESTED_SEPARATOR}<KEY>{NESTED_SEPARATOR}<KEY>)"
+    ]
+    tables: list[str] = []
+    for key, value in sorted(settings.items()):
+        if value is None:
+            continue
+        if isinstance(value, Mapping):
+            tables.append(f"\n[{key}]")
+            tables += [f"{k} = {_toml_value(v, app)}" for k, v in sorted(value.items()) if v is not None]
+        else:
+            lines.append(f"{key} = {_toml_value(value, app)}")
+    return "\n".join(lines + tables) + "\n"

@@ -18,7 +18,7 @@ members of any instance (management requests) are kept in their string form (``f
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import Final
 
@@ -26,9 +26,6 @@ from sqlalchemy import (
     JSON,
     Boolean,
     CheckConstraint,
-    DateTime,
-    Dialect,
-    Enum,
     ForeignKey,
     Index,
     Integer,
@@ -41,9 +38,9 @@ from sqlalchemy import (
     true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
-from sqlalchemy.types import TypeDecorator
 
 from registry.globalconf_gen import KeyKind
+from xroad_mn.database import NAMING_CONVENTION, UtcDateTime, str_enum_column
 from xroad_mn.management import ManagementRequestType
 
 __all__ = [
@@ -76,51 +73,12 @@ ID_TEXT_LENGTH: Final = 1300
 """Longest identifier in string form: five parts, separators and the type prefix."""
 SETTINGS_ROW_ID: Final = 1
 
-NAMING_CONVENTION: Final = {
-    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
-    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
-
 
 class RequestState(StrEnum):
     SUBMITTED = "submitted"
     APPROVED = "approved"
     REJECTED = "rejected"
     REVOKED = "revoked"
-
-
-class UtcDateTime(TypeDecorator[datetime]):
-    """A timezone-aware UTC timestamp on every backend (SQLite returns naive values; they are UTC)."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given for a UTC timestamp column")
-        return value.astimezone(UTC)
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def _enum(cls: type[StrEnum], name: str) -> Enum:
-    return Enum(
-        cls,
-        name=name,
-        native_enum=False,
-        create_constraint=True,
-        length=32,
-        validate_strings=True,
-        values_callable=lambda e: [m.value for m in e],
-    )
 
 
 class Base(DeclarativeBase):
@@ -314,7 +272,7 @@ class SigningKeyRow(Base):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    kind: Mapped[KeyKind] = mapped_column(_enum(KeyKind, "key_kind"))
+    kind: Mapped[KeyKind] = mapped_column(str_enum_column(KeyKind, "key_kind"))
     key_id: Mapped[str] = mapped_column(unique=True)
     token_key_id: Mapped[str] = mapped_column(String(255))
     """The key in the registry's token (``[token]``): the private key is never in the database."""
@@ -342,8 +300,10 @@ class ManagementRequestRow(Base):
     __tablename__ = "management_requests"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    type: Mapped[ManagementRequestType] = mapped_column(_enum(ManagementRequestType, "request_type"))
-    state: Mapped[RequestState] = mapped_column(_enum(RequestState, "request_state"), index=True)
+    type: Mapped[ManagementRequestType] = mapped_column(
+        str_enum_column(ManagementRequestType, "request_type")
+    )
+    state: Mapped[RequestState] = mapped_column(str_enum_column(RequestState, "request_state"), index=True)
     security_server: Mapped[str] = mapped_column(String(ID_TEXT_LENGTH))
     client: Mapped[str | None] = mapped_column(String(ID_TEXT_LENGTH))
     payload: Mapped[dict[str, object]]
@@ -363,7 +323,9 @@ class ManagementRequestEventRow(Base):
         ForeignKey("management_requests.id", ondelete="CASCADE"), index=True
     )
     at: Mapped[datetime]
-    from_state: Mapped[RequestState | None] = mapped_column(_enum(RequestState, "request_event_from"))
-    to_state: Mapped[RequestState] = mapped_column(_enum(RequestState, "request_event_to"))
+    from_state: Mapped[RequestState | None] = mapped_column(
+        str_enum_column(RequestState, "request_event_from")
+    )
+    to_state: Mapped[RequestState] = mapped_column(str_enum_column(RequestState, "request_event_to"))
     user: Mapped[str | None]
     comment: Mapped[str | None] = mapped_column(Text)

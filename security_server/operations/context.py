@@ -18,8 +18,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import aiohttp
-from sqlalchemy import text
-from sqlalchemy.exc import SQLAlchemyError
 
 from security_server.db import NodeStore, migrate
 from security_server.home import globalconf_dir, secure_database_files, token_dir
@@ -28,10 +26,9 @@ from security_server.ocsp import OcspRefresher, OwnOcspCache
 from security_server.registration import Registrar
 from security_server.settings import NodeSettings
 from xroad_mn.confclient.installed import load_trust_material
-from xroad_mn.database import create_engine
-from xroad_mn.errors import FaultCode, XRoadError
+from xroad_mn.database import open_migrated
 from xroad_mn.globalconf.trust import TrustMaterial
-from xroad_mn.tokens import Token, open_token, read_pin
+from xroad_mn.tokens import Token, login_with_pin, open_token
 
 __all__ = ["NodeContext", "login_token", "open_node_store", "open_node_token", "utc_now"]
 
@@ -84,9 +81,7 @@ def open_node_token(settings: NodeSettings) -> Token:
 async def login_token(token: Token, pin: str | None = None, *, env: Mapping[str, str] | None = None) -> Token:
     """Log ``token`` in with ``pin`` (default: ``XROAD_MN_TOKEN_PIN`` or a prompt). A wrong PIN is
     ``signer.pin_incorrect``, an uninitialised token ``signer.token_not_initialized`` (run ``node init``)."""
-    secret = pin if pin is not None else read_pin(env)
-    await asyncio.to_thread(token.login, secret)
-    return token
+    return await asyncio.to_thread(login_with_pin, token, pin, env=env)
 
 
 @asynccontextmanager
@@ -95,21 +90,9 @@ async def open_node_store(
 ) -> AsyncIterator[NodeStore]:
     """The node's database migrated to the current schema (on PostgreSQL with ``database_schema``, the
     schema created when missing), closed after the block."""
-    url = settings.database()
     secure_database_files(settings)
-    if settings.database_schema is not None and url.startswith("postgresql"):
-        admin = create_engine(url)
-        try:
-            async with admin.begin() as conn:
-                await conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{settings.database_schema}"'))
-        except SQLAlchemyError as e:
-            raise XRoadError(FaultCode.IO_ERROR, f"cannot create the database schema: {e}") from e
-        finally:
-            await admin.dispose()
-    engine = create_engine(url, **settings.engine_options())
-    try:
-        await migrate(engine)
+    async with open_migrated(
+        settings.database(), migrate, schema=settings.database_schema, **settings.engine_options()
+    ) as engine:
         secure_database_files(settings)  # the side files WAL mode created
         yield NodeStore(engine) if clock is None else NodeStore(engine, clock=clock)
-    finally:
-        await engine.dispose()

@@ -20,9 +20,10 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from registry.db import RegistryStore, create_engine, migrate, sqlite_url
+from registry.db import RegistryStore, create_engine, migrate
 from registry.settings import RegistrySettings
 from registry.signing import create_token, registry_token
+from tests.conftest import migrated_database
 from trust_services.pki import DevPki, build_dev_pki
 from xroad_mn.tokens import PIN_ENV, Token
 
@@ -45,29 +46,10 @@ def new_token(settings: RegistrySettings) -> Token:
 @pytest.fixture(params=BACKENDS)
 async def registry_db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
     """An engine on a freshly migrated, empty registry database of each backend."""
-    if request.param == "sqlite":
-        url = sqlite_url(tmp_path / "registry.db")
-        await migrate(url)  # by URL here, by engine on PostgreSQL: both entry points run from empty
-        engine = create_engine(url)
-        try:
-            yield engine
-        finally:
-            await engine.dispose()
-        return
-    pg_url: str = request.getfixturevalue("postgres_url")
-    schema = f"registry_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(pg_url)
-    async with admin.begin() as conn:
-        await conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    engine = create_engine(pg_url, connect_args={"server_settings": {"search_path": schema}})
-    try:
-        await migrate(engine)
+    async with migrated_database(
+        request, tmp_path / "registry.db", migrate, schema_prefix="registry_test"
+    ) as engine:
         yield engine
-    finally:
-        await engine.dispose()
-        async with admin.begin() as conn:
-            await conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        await admin.dispose()
 
 
 @pytest.fixture

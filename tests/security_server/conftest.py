@@ -6,16 +6,14 @@ Every storage test takes ``node_db`` (or ``store``) and so runs on both backends
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from security_server.db import NodeStore, migrate
-from xroad_mn.database import create_engine, sqlite_url
+from tests.conftest import migrated_database
 from xroad_mn.identifiers import MemberId
 
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
@@ -25,29 +23,8 @@ OWNER = MemberId("MN", "GOV", "5012345")
 @pytest.fixture(params=BACKENDS)
 async def node_db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
     """An engine on a freshly migrated, empty node database of each backend."""
-    if request.param == "sqlite":
-        url = sqlite_url(tmp_path / "node.db")
-        await migrate(url)  # by URL here, by engine on PostgreSQL: both entry points run from empty
-        engine = create_engine(url)
-        try:
-            yield engine
-        finally:
-            await engine.dispose()
-        return
-    pg_url: str = request.getfixturevalue("postgres_url")
-    schema = f"node_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(pg_url)
-    async with admin.begin() as conn:
-        await conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    engine = create_engine(pg_url, connect_args={"server_settings": {"search_path": schema}})
-    try:
-        await migrate(engine)
+    async with migrated_database(request, tmp_path / "node.db", migrate, schema_prefix="node_test") as engine:
         yield engine
-    finally:
-        await engine.dispose()
-        async with admin.begin() as conn:
-            await conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        await admin.dispose()
 
 
 @pytest.fixture

@@ -120,3 +120,15 @@ async def test_sqlite_write_ahead_log_files_are_private_too(tmp_path: Path) -> N
         assert [_mode(p) for p in (database_file(settings.home), *side)] == [0o600, 0o600, 0o600]
     finally:
         await engine.dispose()
+
+
+def test_a_world_writable_directory_is_no_node_home(tmp_path: Path) -> None:
+    """A shared directory (``/tmp``) is refused and left as it is, never narrowed to 0700 for a node."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o1777)
+    with pytest.raises(XRoadError, match="world-writable") as exc:
+        create_home(shared, {})
+    assert exc.value.has_code("invalid_settings")
+    assert _mode(shared) == 0o1777
+    assert not settings_file(shared).exists()

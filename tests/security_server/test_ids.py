@@ -18,6 +18,7 @@ from security_server.ids import (
 from security_server.settings import NodeSettings
 from xroad_mn.errors import XRoadError
 from xroad_mn.identifiers import GlobalGroupId, LocalGroupId, MemberId
+from xroad_mn.wire.faults import http_status_of
 
 OWNER = MemberId("MN", "GOV", "9010001")
 
@@ -50,7 +51,7 @@ def test_both_forms_are_read() -> None:
 def test_wrong_identifiers_name_the_accepted_forms(parse: object, text: str, code: str) -> None:
     with pytest.raises(XRoadError) as e:
         parse(text)  # type: ignore[operator]
-    assert (e.value.code, e.value.http_status) == (code, 400)
+    assert (e.value.code, http_status_of(e.value)) == (code, 400)
     assert "write" in e.value.message
     assert "accepted_forms" in e.value.details
 

@@ -3,7 +3,7 @@
 A :class:`Token` generates keys, lists them (id, label, usage, algorithm, public key), signs with them and
 deletes them; callers never see a private key. :class:`SoftwareToken` keeps PIN-encrypted PKCS#8 files
 (X-Road's softtoken), :class:`Pkcs11Token` keeps keys inside an HSM. The PIN comes from
-``XROAD_MN_TOKEN_PIN`` or a prompt (:func:`read_pin`), never from settings.
+``XROAD_MN_TOKEN_PIN`` or a prompt (:func:`read_pin`, :func:`login_with_pin`), never from settings.
 
     >>> import tempfile
     >>> from pathlib import Path
@@ -35,7 +35,7 @@ from xroad_mn.tokens.base import (
     TokenType,
     token_signer,
 )
-from xroad_mn.tokens.config import TokenSettings, open_token
+from xroad_mn.tokens.config import TokenSettings, login_with_pin, open_token
 from xroad_mn.tokens.csr import build_csr
 from xroad_mn.tokens.hsm import Pkcs11Token
 from xroad_mn.tokens.pin import PIN_ENV, read_pin
@@ -55,6 +55,7 @@ __all__ = [
     "TokenState",
     "TokenType",
     "build_csr",
+    "login_with_pin",
     "open_token",
     "read_pin",
     "token_signer",

@@ -13,6 +13,16 @@ a request head (request line and headers) must arrive within ``header_read_secon
 opening or of the previous response (idle keep-alive connections close then too), and :func:`read_body`
 waits at most ``body_read_seconds`` for each piece of a body (HTTP 408 ``timeout`` after that).
 
+An application with several sockets (the registry's admin and public ports, a node's admin API and OCSP
+responder) binds them first with :func:`listening` (port 0: a free port, so its settings can name the port
+actually bound), then serves one application on each with :func:`serve`::
+
+    >>> with listening(("127.0.0.1", 0), ("127.0.0.1", 0)) as (admin_sock, public_sock):  # doctest: +SKIP
+    ...     admin = create_app(settings)
+    ...     async with serve([Served(lambda: admin, admin_sock),
+    ...                       Served(lambda: create_public_app(admin), public_sock, tls)], timeouts):
+    ...         print(http_url("127.0.0.1", admin_sock.getsockname()[1]))
+
 Example::
 
     >>> from aiohttp import web
@@ -31,10 +41,12 @@ Example::
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import socket
 import ssl
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -50,17 +62,23 @@ from xroad_mn.wire.faults import as_sent, http_status_of, render_rest_error
 __all__ = [
     "DEFAULT_BODY_READ_TIMEOUT_SECONDS",
     "DEFAULT_HEADER_READ_TIMEOUT_SECONDS",
+    "LISTEN_BACKLOG",
     "MAX_JSON_DEPTH",
     "READ_CHUNK_BYTES",
     "TIMEOUTS_KEY",
+    "Served",
     "ServerTimeoutSettings",
     "ServerTimeouts",
     "TimedSite",
     "app_runner",
+    "http_url",
+    "listen",
+    "listening",
     "parse_json",
     "read_body",
     "read_json",
     "require_content_type",
+    "serve",
     "xroad_error_middleware",
 ]
 
@@ -73,6 +91,8 @@ DEFAULT_HEADER_READ_TIMEOUT_SECONDS: Final = 10.0
 """How long a request head may take, from the connection opening or the previous response."""
 DEFAULT_BODY_READ_TIMEOUT_SECONDS: Final = 30.0
 """How long :func:`read_body` waits for the next piece of a request body."""
+LISTEN_BACKLOG: Final = 128
+"""Connections a listening socket queues before they are accepted."""
 _HTTP_STATUS_CODES: Final = {
     404: FaultCode.NOT_FOUND,
     405: FaultCode.INVALID_HTTP_METHOD,
@@ -189,7 +209,7 @@ class TimedSite(web.BaseSite):
         timeouts: ServerTimeouts,
         *,
         ssl_context: ssl.SSLContext | None = None,
-        backlog: int = 128,
+        backlog: int = LISTEN_BACKLOG,
     ) -> None:
         super().__init__(runner, ssl_context=ssl_context, backlog=backlog)
         self._sock = sock
@@ -198,8 +218,7 @@ class TimedSite(web.BaseSite):
     @property
     def name(self) -> str:
         host, port = self._sock.getsockname()[:2]
-        scheme = "https" if self._ssl_context else "http"
-        return f"{scheme}://[{host}]:{port}" if ":" in str(host) else f"{scheme}://{host}:{port}"
+        return http_url(str(host), int(port), "https" if self._ssl_context else "http")
 
     async def start(self) -> None:
         await super().start()
@@ -219,6 +238,62 @@ class TimedSite(web.BaseSite):
             backlog=self._backlog,
             ssl_handshake_timeout=timeout if self._ssl_context is not None else None,
         )
+
+
+def http_url(host: str, port: int, scheme: str = "http") -> str:
+    """The base URL of ``host:port`` (an IPv6 address in brackets)."""
+    return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A non-blocking socket listening on ``host:port`` (port 0: a free one); failure is ``io_error``."""
+    try:
+        sock = socket.create_server((host, port), backlog=LISTEN_BACKLOG)
+    except OSError as e:
+        raise XRoadError(FaultCode.IO_ERROR, f"cannot listen on {host}:{port}: {e.strerror or e}") from e
+    sock.setblocking(False)
+    return sock
+
+
+@contextlib.contextmanager
+def listening(*addresses: tuple[str, int]) -> Iterator[list[socket.socket]]:
+    """Sockets listening on ``addresses`` (``(host, port)`` each, in order), closed after the block; when
+    one cannot be bound, those bound before it are closed."""
+    sockets: list[socket.socket] = []
+    try:
+        for host, port in addresses:
+            sockets.append(listen(host, port))
+        yield sockets
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+@dataclass(frozen=True)
+class Served:
+    """One application of :func:`serve` and its listening socket (TLS with ``ssl_context``)."""
+
+    app: Callable[[], web.Application]
+    """Builds the application once the applications before it are set up (one may share another's
+    resources, which its ``cleanup_ctx`` opens)."""
+    sock: socket.socket
+    ssl_context: ssl.SSLContext | None = None
+
+
+@contextlib.asynccontextmanager
+async def serve(served: Sequence[Served], timeouts: ServerTimeouts) -> AsyncIterator[None]:
+    """Serve each application on its socket in the block, with ``timeouts``: every runner is set up in
+    order before any site starts, and all are cleaned up in reverse order afterwards."""
+    async with contextlib.AsyncExitStack() as stack:
+        runners: list[web.AppRunner] = []
+        for one in served:
+            runner = app_runner(one.app(), timeouts)
+            await runner.setup()
+            stack.push_async_callback(runner.cleanup)
+            runners.append(runner)
+        for runner, one in zip(runners, served, strict=True):
+            await TimedSite(runner, one.sock, timeouts, ssl_context=one.ssl_context).start()
+        yield
 
 
 def _client_gone(request: web.Request) -> bool:
