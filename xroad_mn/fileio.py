@@ -126,13 +126,24 @@ def secure_directory(path: Path, *, what: str) -> None:
 def secure_database_file(path: Path) -> None:
     """Create the SQLite database file ``path`` at :data:`PRIVATE_FILE_MODE` before SQLite opens it (SQLite
     gives its ``-wal`` and ``-shm`` files the database file's mode), and narrow the database and its
-    :data:`SQLITE_SIDE_FILES` to that mode when they exist with a wider one. Failures are ``io_error``."""
+    :data:`SQLITE_SIDE_FILES` to that mode when they exist with a wider one. Failures are ``io_error``.
+
+    An existing database is never opened here, only its mode changed: closing any descriptor of a file
+    drops every POSIX lock the process holds on it, SQLite's included, and an app whose connections lost
+    their locks has its write-ahead log checkpointed and deleted under it by the next process that closes
+    the database (a CLI command next to a serving app), its later writes lost."""
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT, PRIVATE_FILE_MODE)
         try:
-            os.fchmod(fd, PRIVATE_FILE_MODE)  # the umask may have narrowed it; it must not be wider
-        finally:
-            os.close(fd)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
+        except FileExistsError:
+            pass
+        else:
+            try:
+                os.fchmod(fd, PRIVATE_FILE_MODE)  # the umask may have narrowed it; it must not be wider
+            finally:
+                os.close(fd)
+        if stat.S_IMODE(path.stat().st_mode) != PRIVATE_FILE_MODE:
+            os.chmod(path, PRIVATE_FILE_MODE)
         for suffix in SQLITE_SIDE_FILES:
             side = path.with_name(path.name + suffix)
             try:
