@@ -174,7 +174,7 @@ def load_node_settings(
     path = settings_file(home)
     if read_file and not path.is_file():
         raise XRoadError(
-            FaultCode.INVALID_SETTINGS, f"{home} is no node home (no {path.name}); run `ss init`"
+            FaultCode.INVALID_SETTINGS, f"{home} is no node home (no {path.name}); run `xroad-mn node init`"
         )
     return load_settings(
         NodeSettings,
