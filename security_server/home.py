@@ -24,6 +24,7 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import stat
@@ -128,12 +129,18 @@ def _private_dir(path: Path) -> None:
 
 def secure_database_files(settings: NodeSettings) -> None:
     """Make sure the default SQLite database exists with mode 0600 and that its -wal, -shm (SQLite gives
-    them the database file's mode) and -journal files have it too. Nothing to do for a database URL."""
+    them the database file's mode) and -journal files have it too. Nothing to do for a database URL.
+
+    An existing database is never opened here, only its mode changed: closing any descriptor of a file
+    drops every POSIX lock the process holds on it, SQLite's included, and a node whose connections lost
+    their locks has its write-ahead log checkpointed and deleted under it by the next process that closes
+    the database (a CLI command next to ``node serve``), its later writes lost."""
     if settings.database_url is not None:
         return
     path = database_file(settings.home)
     try:
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, FILE_MODE))
+        with contextlib.suppress(FileExistsError):
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE))
         for suffix in ("", *_SQLITE_SIDE_FILES):
             side = path.with_name(path.name + suffix)
             if side.exists() and stat.S_IMODE(side.stat().st_mode) != FILE_MODE:
