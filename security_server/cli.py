@@ -311,7 +311,7 @@ def _show_status(out: StatusOut) -> None:
         ocsp = c.ocsp_status.value if c.ocsp_status is not None else f"none ({c.ocsp_error or 'not fetched'})"
         who = f" {c.member_id}" if c.member_id else ""
         typer.echo(
-            f"Cert     {c.usage.value}{who} serial {c.certificate.serial_number}: {c.status.value}, "
+            f"Cert     {c.usage.value}{who} serial {int(c.certificate.serial_number, 16)}: {c.status.value}, "
             f"{'active' if c.active else 'inactive'}, OCSP {ocsp}"
         )
     for client in out.clients:
