@@ -101,13 +101,24 @@ def secure_home(home: Path) -> None:
 def secure_database_file(path: Path) -> None:
     """Create the SQLite database file ``path`` at :data:`SECRET_MODE` before SQLite opens it (SQLite gives
     its ``-wal`` and ``-shm`` files the database file's mode), and narrow the database and its side files
-    to that mode when they exist with a wider one."""
+    to that mode when they exist with a wider one.
+
+    An existing database is never opened here, only its mode changed: closing any descriptor of a file
+    drops every POSIX lock the process holds on it, SQLite's included, and a registry whose connections
+    lost their locks has its write-ahead log checkpointed and deleted under it by the next process that
+    closes the database (a CLI command next to ``registry serve``), its later writes lost."""
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT, SECRET_MODE)
         try:
-            os.fchmod(fd, SECRET_MODE)  # the umask may have narrowed it; it must not be wider
-        finally:
-            os.close(fd)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, SECRET_MODE)
+        except FileExistsError:
+            pass
+        else:
+            try:
+                os.fchmod(fd, SECRET_MODE)  # the umask may have narrowed it; it must not be wider
+            finally:
+                os.close(fd)
+        if stat.S_IMODE(path.stat().st_mode) != SECRET_MODE:
+            os.chmod(path, SECRET_MODE)
         for suffix in SQLITE_SIDE_FILES:
             side = path.with_name(path.name + suffix)
             try:
