@@ -19,10 +19,8 @@ Token calls block (key derivation from the PIN, file or HSM I/O, RSA): async cod
 
 from __future__ import annotations
 
-import os
-import sys
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Final
 
@@ -41,7 +39,6 @@ from xroad_mn.algorithms import SignatureScheme, scheme_for, sign
 from xroad_mn.errors import FaultCode
 from xroad_mn.keys import KeyOrSigner, key_type
 from xroad_mn.tokens import (
-    PIN_ENV,
     KeyAlgorithm,
     KeyInfo,
     KeyUsage,
@@ -50,7 +47,7 @@ from xroad_mn.tokens import (
     TokenState,
     login_with_pin,
     open_token,
-    read_pin,
+    read_new_pin,
     token_signer,
 )
 from xroad_mn.tokens.base import signer_error
@@ -88,25 +85,6 @@ _UTC_TIME_YEARS: Final = range(1950, 2050)
 def registry_token(settings: RegistrySettings) -> Token:
     """The token ``settings`` names, logged out (a software token in ``HOME/token`` by default)."""
     return open_token(settings.token, default_directory=settings.token_directory())
-
-
-def read_new_pin(
-    env: Mapping[str, str] | None = None,
-    *,
-    ask: Callable[[str], str] | None = None,
-    interactive: bool | None = None,
-) -> str:
-    """The PIN of a new token: ``XROAD_MN_TOKEN_PIN``, else asked twice on a terminal (they must match)."""
-    source = os.environ if env is None else env
-    if source.get(PIN_ENV):
-        return source[PIN_ENV]
-    if interactive is None:
-        interactive = sys.stdin is not None and sys.stdin.isatty()
-    pin = read_pin({}, prompt="New token PIN: ", ask=ask, interactive=interactive)
-    again = read_pin({}, prompt="Repeat the token PIN: ", ask=ask, interactive=interactive)
-    if pin != again:
-        raise signer_error(FaultCode.TOKEN_PIN_POLICY_FAILURE, "the two PINs entered differ")
-    return pin
 
 
 def create_token(token: Token, pin: str) -> None:

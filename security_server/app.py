@@ -57,9 +57,11 @@ from security_server.ocsp import OcspRefresher, OwnOcspCache, create_ocsp_respon
 from security_server.operations import (
     DescriptionReader,
     NodeContext,
+    globalconf_ssl_context,
     login_token,
     open_node_store,
     open_node_token,
+    read_description,
     utc_now,
 )
 from security_server.settings import NodeSettings
@@ -107,14 +109,18 @@ def create_admin_app(
     token: Token,
     *,
     clock: Callable[[], datetime] = utc_now,
-    globalconf_ssl: ssl.SSLContext | bool = True,
-    description_reader: DescriptionReader | None = None,
+    globalconf_ssl: ssl.SSLContext | bool | None = None,
+    description_reader: DescriptionReader | None = read_description,
     management_transport: ManagementTransport | None = None,
 ) -> web.Application:
     """The admin application of the node in ``settings`` with its logged-in ``token``.
 
-    ``globalconf_ssl`` verifies ``https`` configuration sources (default the system's CAs); the
-    configuration itself is verified with the anchor's keys whatever the channel."""
+    ``globalconf_ssl`` verifies ``https`` configuration sources (default: the settings'
+    ``globalconf_ca_file``, else the system's CAs); the configuration itself is verified with the anchor's
+    keys whatever the channel. ``description_reader`` reads OpenAPI 3 and WSDL descriptions (``None``: REST
+    only)."""
+    if globalconf_ssl is None:
+        globalconf_ssl = globalconf_ssl_context(settings)
     app = web.Application(middlewares=[xroad_error_middleware])
     app[SETTINGS_KEY] = settings
     app[TOKEN_KEY] = token
@@ -184,8 +190,8 @@ async def run_node(
     token: Token | None = None,
     pin: str | None = None,
     clock: Callable[[], datetime] = utc_now,
-    globalconf_ssl: ssl.SSLContext | bool = True,
-    description_reader: DescriptionReader | None = None,
+    globalconf_ssl: ssl.SSLContext | bool | None = None,
+    description_reader: DescriptionReader | None = read_description,
     management_transport: ManagementTransport | None = None,
 ) -> AsyncIterator[RunningNode]:
     """Serve the node in the block. ``token`` is a logged-in token (default: the settings' token, logged in

@@ -97,7 +97,12 @@ def audit_log_file(home: Path) -> Path:
 
 def secure_database_files(settings: NodeSettings) -> None:
     """Make sure the default SQLite database exists with mode 0600 and that its -wal, -shm (SQLite gives
-    them the database file's mode) and -journal files have it too. Nothing to do for a database URL."""
+    them the database file's mode) and -journal files have it too. Nothing to do for a database URL.
+
+    An existing database is never opened here, only its mode changed: closing any descriptor of a file
+    drops every POSIX lock the process holds on it, SQLite's included, and a node whose connections lost
+    their locks has its write-ahead log checkpointed and deleted under it by the next process that closes
+    the database (a CLI command next to ``node serve``), its later writes lost."""
     if settings.database_url is not None:
         return
     secure_database_file(database_file(settings.home))
@@ -137,7 +142,7 @@ def load_node_settings(
     path = settings_file(home)
     if read_file and not path.is_file():
         raise XRoadError(
-            FaultCode.INVALID_SETTINGS, f"{home} is no node home (no {path.name}); run `ss init`"
+            FaultCode.INVALID_SETTINGS, f"{home} is no node home (no {path.name}); run `xroad-mn node init`"
         )
     return load_settings(
         NodeSettings,

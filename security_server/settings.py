@@ -120,6 +120,10 @@ class NodeSettings(ServerTimeoutSettings):
     globalconf_update_interval_seconds: int = Field(
         default=DEFAULT_GLOBALCONF_UPDATE_INTERVAL_SECONDS, gt=0, le=MAX_INTERVAL_SECONDS
     )
+    globalconf_ca_file: Path | None = None
+    """PEM file of the CA certificates (or the self-signed certificate) that verify the TLS certificate of
+    ``https`` configuration sources; default the system's CAs. Only the channel: the configuration itself is
+    verified with the anchor's keys whatever this says."""
     allowed_federations: str = DEFAULT_ALLOWED_FEDERATIONS
     """``none``, ``all`` or a comma-separated list of instance identifiers whose members may exchange
     messages with this node's clients (X-Road's ``allowed-federations``; ``none`` anywhere wins)."""

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -16,7 +13,7 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 from pkcs11 import Attribute, ObjectClass
 
-from tests.conftest import require_tool
+from tests.conftest import SoftHsm
 from tests.signing_checks import expect_code, verify_with
 from tests.test_signature import Evidence, build_evidence
 from tests.token_fixtures import assert_xades_through_token, csr_verifies_with_openssl
@@ -38,54 +35,6 @@ from xroad_mn.tokens import (
     open_token,
     token_signer,
 )
-
-MODULE_CANDIDATES = (
-    Path("/usr/lib/softhsm/libsofthsm2.so"),
-    Path("/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so"),
-    Path("/usr/lib/aarch64-linux-gnu/softhsm/libsofthsm2.so"),
-)
-TOKEN_LABEL = "xroad-mn-test"
-USER_PIN = "87654321"
-SO_PIN = "12345678"
-
-
-@dataclass(frozen=True)
-class SoftHsm:
-    module: Path
-    label: str
-    pin: str
-
-
-@pytest.fixture(scope="session")
-def softhsm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SoftHsm]:
-    """A SoftHSM2 token in a temporary token directory, initialised before the module is first loaded.
-
-    PKCS#11 modules read their configuration once per process (``C_Initialize``), so the session shares
-    one configuration and one token; each test removes the keys it made.
-    """
-    util = require_tool("softhsm2-util")
-    module = next((m for m in MODULE_CANDIDATES if m.exists()), None)
-    if module is None:
-        pytest.skip("the SoftHSM2 PKCS#11 module (Debian package softhsm2) is not installed")
-    base = tmp_path_factory.mktemp("softhsm")
-    (base / "tokens").mkdir()
-    conf = base / "softhsm2.conf"
-    conf.write_text(
-        f"directories.tokendir = {base / 'tokens'}\nobjectstore.backend = file\nlog.level = ERROR\n"
-    )
-    previous = os.environ.get("SOFTHSM2_CONF")
-    os.environ["SOFTHSM2_CONF"] = str(conf)
-    try:
-        subprocess.run(
-            [util, "--init-token", "--free", "--label", TOKEN_LABEL, "--pin", USER_PIN, "--so-pin", SO_PIN],
-            check=True, capture_output=True,
-        )  # fmt: skip
-        yield SoftHsm(module, TOKEN_LABEL, USER_PIN)
-    finally:
-        if previous is None:
-            os.environ.pop("SOFTHSM2_CONF", None)
-        else:
-            os.environ["SOFTHSM2_CONF"] = previous
 
 
 @pytest.fixture

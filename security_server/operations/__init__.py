@@ -24,13 +24,14 @@ Example::
 from security_server.operations import access, certs, clients, registration, services
 from security_server.operations.context import (
     NodeContext,
+    globalconf_ssl_context,
     login_token,
     open_node_store,
     open_node_token,
     utc_now,
 )
 from security_server.operations.init import FIRST_KEY_ROLES, InitResult, init_node, install_anchor
-from security_server.operations.services import DescriptionReader, ReadDescription
+from security_server.operations.services import DescriptionReader, ReadDescription, read_description
 from security_server.operations.status import CertificateState, GlobalConfState, NodeStatus, node_status
 
 __all__ = [
@@ -45,12 +46,14 @@ __all__ = [
     "access",
     "certs",
     "clients",
+    "globalconf_ssl_context",
     "init_node",
     "install_anchor",
     "login_token",
     "node_status",
     "open_node_store",
     "open_node_token",
+    "read_description",
     "registration",
     "services",
     "utc_now",

@@ -12,6 +12,7 @@ command. Both call the same functions of :mod:`security_server.operations`::
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -27,10 +28,18 @@ from security_server.registration import Registrar
 from security_server.settings import NodeSettings
 from xroad_mn.confclient.installed import load_trust_material
 from xroad_mn.database import open_migrated
+from xroad_mn.errors import FaultCode, XRoadError
 from xroad_mn.globalconf.trust import TrustMaterial
 from xroad_mn.tokens import Token, login_with_pin, open_token
 
-__all__ = ["NodeContext", "login_token", "open_node_store", "open_node_token", "utc_now"]
+__all__ = [
+    "NodeContext",
+    "globalconf_ssl_context",
+    "login_token",
+    "open_node_store",
+    "open_node_token",
+    "utc_now",
+]
 
 
 def utc_now() -> datetime:
@@ -71,6 +80,28 @@ class NodeContext:
         """A certificate came or went: fetch OCSP responses now (a running node)."""
         if self.ocsp_refresher is not None:
             self.ocsp_refresher.wake()
+
+
+def globalconf_ssl_context(settings: NodeSettings) -> ssl.SSLContext | bool:
+    """How ``https`` configuration sources are verified: against ``globalconf_ca_file`` (TLS 1.2 or later)
+    when set, else with the system's CAs (``True``). A file that holds no certificate is
+    ``invalid_settings``."""
+    path = settings.globalconf_ca_file
+    if path is None:
+        return True
+    try:
+        context = ssl.create_default_context(cafile=str(path))
+    except FileNotFoundError as e:
+        raise XRoadError(
+            FaultCode.INVALID_SETTINGS, f"globalconf_ca_file {str(path)[:200]}: no such file"
+        ) from e
+    except (OSError, ssl.SSLError) as e:
+        raise XRoadError(
+            FaultCode.INVALID_SETTINGS,
+            f"globalconf_ca_file {str(path)[:200]} holds no PEM certificate: {e}",
+        ) from e
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    return context
 
 
 def open_node_token(settings: NodeSettings) -> Token:

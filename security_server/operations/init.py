@@ -47,7 +47,12 @@ from security_server.home import (
     open_home,
     settings_file,
 )
-from security_server.operations.context import open_node_store, open_node_token, utc_now
+from security_server.operations.context import (
+    globalconf_ssl_context,
+    open_node_store,
+    open_node_token,
+    utc_now,
+)
 from security_server.settings import NodeSettings
 from xroad_mn.admin import Role, create_api_key
 from xroad_mn.confclient.client import ConfigurationClient
@@ -163,14 +168,17 @@ async def init_node(
     pin: str,
     settings: Mapping[str, object] | None = None,
     session: aiohttp.ClientSession | None = None,
-    ssl_context: ssl.SSLContext | bool = True,
+    ssl_context: ssl.SSLContext | bool | None = None,
     clock: Callable[[], datetime] = utc_now,
 ) -> InitResult:
     """Initialise a node in ``home`` (steps 1-6 of the module docstring). ``settings`` are further keys of
-    ``node.toml`` (ports, database, token); ``ssl_context`` verifies ``https`` configuration sources."""
+    ``node.toml`` (ports, database, token, ``globalconf_ca_file``); ``ssl_context`` verifies ``https``
+    configuration sources (default: :func:`globalconf_ssl_context` of the settings)."""
     # 1. No node there yet; valid settings.
     values = {**(settings or {}), "address": address}
     checked = load_node_settings(home, env={}, overrides=values, read_file=False)
+    if ssl_context is None:
+        ssl_context = globalconf_ssl_context(checked)
     existed = await asyncio.to_thread(_check_home, home)
     # 2. The anchor.
     parsed = _check_anchor(anchor, owner)

@@ -1,9 +1,9 @@
 """Service descriptions, services and endpoints of the node's clients.
 
 A REST description is one service at a base URL and needs no reading. An OpenAPI 3 or WSDL description is
-read by a :class:`DescriptionReader` (the seam for :mod:`security_server.servicedesc`): it turns the
-document into the services (and, for OpenAPI 3, the endpoints) the store records. Without a reader those
-kinds are refused (``invalid_request``)::
+read by a :class:`DescriptionReader`: it turns the document into the services (and, for OpenAPI 3, the
+endpoints) the store records. :func:`read_description` is the reader of :mod:`security_server.servicedesc`
+(what the admin API and the CLI use); without a reader those kinds are refused (``invalid_request``)::
 
     >>> await add_service_description(ctx, provider, DescriptionType.REST,
     ...                               url="https://civil-registry.internal/api", service_code="people")
@@ -12,6 +12,7 @@ kinds are refused (``invalid_request``)::
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -27,6 +28,7 @@ from security_server.db import (
     ServiceDescription,
 )
 from security_server.operations.context import NodeContext
+from security_server.servicedesc import DescriptionLoader, parse_openapi
 from xroad_mn.errors import FaultCode, XRoadError
 from xroad_mn.identifiers import ClientId
 
@@ -39,6 +41,7 @@ __all__ = [
     "delete_service_description",
     "list_endpoints",
     "list_service_descriptions",
+    "read_description",
     "refresh_service_description",
     "set_service_description_disabled",
     "update_endpoint",
@@ -76,6 +79,36 @@ class DescriptionReader(Protocol):
 
 def _invalid(message: str) -> XRoadError:
     return XRoadError(FaultCode.INVALID_REQUEST, message, http_status=400)
+
+
+async def read_description(
+    type: DescriptionType,
+    *,
+    url: str | None,
+    document: bytes | None,
+    service_code: str | None,
+    session: aiohttp.ClientSession,
+) -> ReadDescription:
+    """The :class:`DescriptionReader` of :mod:`security_server.servicedesc`: a WSDL from its URL (its
+    operations as services), an OpenAPI 3 document from its URL or as uploaded ``document`` (one service
+    ``service_code`` with the document's endpoints)."""
+    loader = DescriptionLoader(session)
+    if type is DescriptionType.WSDL:
+        if url is None or document is not None or service_code is not None:
+            raise _invalid("a WSDL description is read from its URL; its services are its operations")
+        parsed = await loader.wsdl(url)
+    elif type is DescriptionType.OPENAPI3:
+        if service_code is None:
+            raise _invalid("an OpenAPI 3 description needs the code of its service")
+        if url is not None and document is None:
+            parsed = await loader.openapi(url, service_code=service_code)
+        elif document is not None and url is None:
+            parsed = await asyncio.to_thread(parse_openapi, document, service_code=service_code)
+        else:
+            raise _invalid("an OpenAPI 3 description is read from its URL or from a document, one of them")
+    else:
+        raise _invalid(f"a {type.value} description needs no reading")
+    return ReadDescription(parsed.services, parsed.endpoints, parsed.document)
 
 
 async def _read(

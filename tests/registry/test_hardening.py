@@ -9,6 +9,8 @@ import asyncio
 import json
 import os
 import stat
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,7 +25,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from typer.testing import CliRunner
 
 from registry.app import run_registry
-from registry.home import ADMIN_ROLES, load_registry_settings
+from registry.home import ADMIN_ROLES, load_registry_settings, secure_database_file
 from registry.operations import init_registry, open_store
 from registry.settings import RegistrySettings
 from registry.validation import KNOWN_CERTIFICATE_PROFILES
@@ -32,6 +34,7 @@ from trust_services.pki import DevPki
 from xroad_mn.admin import create_api_key
 from xroad_mn.certs import EJBCA_PROFILE, profile_for
 from xroad_mn.cli.main import build_app
+from xroad_mn.database import sqlite_url
 from xroad_mn.globalconf.anchor import parse_anchor
 from xroad_mn.identifiers import MemberId
 
@@ -393,3 +396,46 @@ async def test_api_anchor_is_stable_until_its_signing_keys_change(admin: Admin) 
     assert after > before
     assert (await admin.send("GET", "/configuration-anchors/internal"))[1] == rotated
     assert (await admin.send("GET", "/configuration-anchors/external"))[1] == external
+
+
+_OTHER_PROCESS = """
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+rows = db.execute("SELECT code FROM member_classes ORDER BY code").fetchall()
+db.close()
+print([r[0] for r in rows])
+"""
+
+
+async def _classes_seen_by_another_process(path: Path) -> str:
+    """What another process (a CLI command next to ``registry serve``) reads, opening and closing the
+    database."""
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-c", _OTHER_PROCESS, str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout.strip()
+
+
+async def test_a_running_registry_keeps_its_sqlite_locks_while_other_processes_come_and_go(
+    tmp_path: Path,
+) -> None:
+    """The registry's open store holds SQLite's POSIX locks on the database file; securing the file again
+    (every ``open_store`` does) must not drop them by closing a descriptor of it, or the next process that
+    closes the database checkpoints and deletes the write-ahead log under the registry, whose later writes
+    are then lost to everyone else."""
+    settings = RegistrySettings(home=tmp_path / "registry")
+    db = tmp_path / "registry" / "registry.db"
+    async with open_store(settings) as store:
+        assert settings.database() == sqlite_url(db)
+        assert await _classes_seen_by_another_process(db) == "[]"
+        secure_database_file(db)
+        await store.init_instance("MN")
+        await store.add_member_class("GOV", "Government")
+        assert await _classes_seen_by_another_process(db) == "['GOV']"
+        secure_database_file(db)
+        await store.add_member_class("COM", "Commercial")
+        assert await _classes_seen_by_another_process(db) == "['COM', 'GOV']"

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import stat
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +22,7 @@ from security_server.home import (
     settings_file,
     token_dir,
 )
+from security_server.operations import open_node_store
 from security_server.settings import TokenType
 from tests.security_server.conftest import OWNER
 from xroad_mn.database import create_engine
@@ -132,3 +136,46 @@ def test_a_world_writable_directory_is_no_node_home(tmp_path: Path) -> None:
     assert exc.value.has_code("invalid_settings")
     assert _mode(shared) == 0o1777
     assert not settings_file(shared).exists()
+
+
+_OTHER_PROCESS = """
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+rows = db.execute(sys.argv[2]).fetchall()
+db.close()
+print(rows)
+"""
+
+
+async def _in_another_process(path: Path, sql: str) -> str:
+    """What another process (a CLI command next to ``node serve``) reads, opening and closing the database."""
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-c", _OTHER_PROCESS, str(path), sql],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout.strip()
+
+
+async def test_a_running_node_keeps_its_sqlite_locks_while_other_processes_come_and_go(
+    tmp_path: Path,
+) -> None:
+    """The node's open store holds SQLite's POSIX locks on the database file: a process that opens and
+    closes the database meanwhile must not take itself for the last user, checkpoint and delete the
+    write-ahead log under the node, whose later writes would then be lost to everyone else. Closing any
+    descriptor of the file in the node's process (``secure_database_files`` did) drops those locks."""
+    settings = open_home(create_home(tmp_path / "ss1", {}), env={})
+    db = database_file(settings.home)
+    async with open_node_store(settings) as store:
+        assert await _in_another_process(db, "SELECT server_code FROM server") == "[]"
+        open_home(settings.home, env={})  # what every CLI command and run_node do, on a live database
+        await store.init_server(OWNER, "ss1", address="127.0.0.2")
+        assert (
+            await _in_another_process(db, "SELECT server_code, address FROM server")
+            == "[('ss1', '127.0.0.2')]"
+        )
+        open_home(settings.home, env={})
+        await store.set_server_address("127.0.0.3")
+        assert await _in_another_process(db, "SELECT address FROM server") == "[('127.0.0.3',)]"

@@ -38,7 +38,7 @@ from xroad_mn.tokens.base import (
 from xroad_mn.tokens.config import TokenSettings, login_with_pin, open_token
 from xroad_mn.tokens.csr import build_csr
 from xroad_mn.tokens.hsm import Pkcs11Token
-from xroad_mn.tokens.pin import PIN_ENV, read_pin
+from xroad_mn.tokens.pin import PIN_ENV, read_new_pin, read_pin
 from xroad_mn.tokens.software import SoftwareToken
 
 __all__ = [
@@ -57,6 +57,7 @@ __all__ = [
     "build_csr",
     "login_with_pin",
     "open_token",
+    "read_new_pin",
     "read_pin",
     "token_signer",
 ]
