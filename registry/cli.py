@@ -20,9 +20,7 @@ the operating-system user as ``user``. ``--json`` prints the admin API's JSON sh
 from __future__ import annotations
 
 import asyncio
-import getpass
 import json
-import signal
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -60,7 +58,7 @@ from registry.settings import RegistrySettings
 from registry.signing import TokenLogin, create_token, read_new_pin, registry_token
 from registry.validation import KNOWN_CERTIFICATE_PROFILES
 from xroad_mn.admin import AuditLog, Role, create_api_key, revoke_api_key
-from xroad_mn.cli.main import JsonFlag, dump_json
+from xroad_mn.cli.main import JsonFlag, cli_user, dump_json, until_interrupted
 from xroad_mn.errors import FaultCode, XRoadError
 from xroad_mn.globalconf.params import ApprovedCAEntry, ApprovedTSAEntry, CaInfo, OcspInfo
 from xroad_mn.identifiers import (
@@ -117,13 +115,6 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _user() -> str:
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (KeyError, OSError):
-        return "cli"
-
-
 def _settings(home: Path) -> RegistrySettings:
     return load_registry_settings(home)
 
@@ -149,10 +140,10 @@ def _run(
                 result, data = await action(store, settings)
             except XRoadError as e:
                 if event is not None:
-                    await audit.record_failure(event, _user(), {}, e)
+                    await audit.record_failure(event, cli_user(), {}, e)
                 raise
             if event is not None:
-                await audit.record(event, _user(), data)
+                await audit.record(event, cli_user(), data)
             return result
 
     try:
@@ -287,10 +278,6 @@ def serve_banner(running: RegistrySettings, configured: RegistrySettings, home: 
 
 
 async def _serve(settings: RegistrySettings, configured: RegistrySettings, pin: str) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
     async with run_registry(settings, pin=pin) as registry:
         typer.echo(
             f"Admin API   {registry.admin_url}/api/v1  (OpenAPI: {registry.admin_url}/api/v1/openapi.json)"
@@ -301,7 +288,7 @@ async def _serve(settings: RegistrySettings, configured: RegistrySettings, pin: 
         for line in serve_banner(registry.settings, configured, settings.home):
             typer.echo(line)
         typer.echo("Press Ctrl-C to stop.")
-        await stop.wait()
+        await until_interrupted()
 
 
 @app.command()
@@ -560,7 +547,7 @@ def _decide(home: Path, request_id: int, comment: str | None, *, decision: str, 
     decide, event = _DECISIONS[decision]
 
     async def action(store: RegistryStore, _: RegistrySettings) -> tuple[Any, dict[str, Any]]:
-        done = await decide(store, request_id, user=_user(), comment=comment)
+        done = await decide(store, request_id, user=cli_user(), comment=comment)
         return request_out(done), {"request_id": request_id, "type": done.type.value, "comment": comment}
 
     out = _run(home, event, action)
@@ -632,7 +619,7 @@ def apikey_create(
     created = create_api_key(settings.api_keys_path(), role, _now())
     roles = sorted(r.value for r in created.key.roles)
     AuditLog(settings.audit_log_path()).append_sync(
-        AuditEvent.CREATE_API_KEY, _user(), {"key_id": created.key.key_id, "roles": roles}
+        AuditEvent.CREATE_API_KEY, cli_user(), {"key_id": created.key.key_id, "roles": roles}
     )
     if as_json:
         typer.echo(dump_json({"api_key": created.token, "api_key_id": created.key.key_id, "roles": roles}))
@@ -654,10 +641,10 @@ def apikey_revoke(
     try:
         revoked = revoke_api_key(settings.api_keys_path(), key_id)
     except XRoadError as e:
-        asyncio.run(audit.record_failure(AuditEvent.REVOKE_API_KEY, _user(), {"key_id": key_id}, e))
+        asyncio.run(audit.record_failure(AuditEvent.REVOKE_API_KEY, cli_user(), {"key_id": key_id}, e))
         raise
     roles = sorted(r.value for r in revoked.roles)
-    audit.append_sync(AuditEvent.REVOKE_API_KEY, _user(), {"key_id": key_id, "roles": roles})
+    audit.append_sync(AuditEvent.REVOKE_API_KEY, cli_user(), {"key_id": key_id, "roles": roles})
     typer.echo(f"Revoked API key {key_id} ({', '.join(roles)})")
 
 

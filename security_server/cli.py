@@ -27,9 +27,7 @@ commands that use a key: ``init``, ``certs``, ``register``, ``client add`` and `
 from __future__ import annotations
 
 import asyncio
-import getpass
 import json
-import signal
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -82,7 +80,7 @@ from security_server.operations import (
 from security_server.servicedesc import openapi_source, read_document
 from security_server.settings import NodeSettings
 from xroad_mn.admin import AuditLog
-from xroad_mn.cli.main import JsonFlag, dump_json
+from xroad_mn.cli.main import JsonFlag, cli_user, dump_json, until_interrupted
 from xroad_mn.errors import FaultCode, XRoadError
 from xroad_mn.fileio import write_atomic
 from xroad_mn.identifiers import format_id
@@ -113,13 +111,6 @@ for _sub, _name in (
 DirOption = Annotated[Path, typer.Option("--dir", help="The node's home directory.")]
 JsonOption = JsonFlag
 """``--json``: the admin API's JSON shapes; errors as the root command's one JSON error object."""
-
-
-def _user() -> str:
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (KeyError, OSError):
-        return "cli"
 
 
 def _print_json(value: BaseModel | list[Any] | dict[str, Any]) -> None:
@@ -153,13 +144,13 @@ def _run(
                 result, data = await action(NodeContext(settings, store, token, session))
         except XRoadError as e:
             if event is not None:
-                await audit.record_failure(event, _user(), {}, e)
+                await audit.record_failure(event, cli_user(), {}, e)
             raise
         finally:
             if pin is not None:
                 await asyncio.to_thread(token.logout)
         if event is not None:
-            await audit.record(event, _user(), data)
+            await audit.record(event, cli_user(), data)
         return result
 
     return asyncio.run(main())
@@ -276,15 +267,11 @@ def init(
 
 
 async def _serve(settings: NodeSettings, pin: str) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
     async with run_node(settings, pin=pin) as node:
         typer.echo(f"Admin API  {node.admin_url}/api/v1  (OpenAPI: {node.admin_url}/api/v1/openapi.json)")
         typer.echo(f"OCSP       {node.ocsp_url}")
         typer.echo("Press Ctrl-C to stop.")
-        await stop.wait()
+        await until_interrupted()
 
 
 @app.command()

@@ -14,7 +14,6 @@ root command prints.
 from __future__ import annotations
 
 import asyncio
-import signal
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -23,7 +22,7 @@ import typer
 
 from trust_services.app import TrustSettings, run_trust_service
 from trust_services.store import init_trust_dir
-from xroad_mn.cli.main import JsonFlag, dump_json
+from xroad_mn.cli.main import JsonFlag, dump_json, until_interrupted
 from xroad_mn.settings import load_settings
 
 __all__ = ["app"]
@@ -62,16 +61,12 @@ def init(
 
 
 async def _serve(settings: TrustSettings) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
     async with run_trust_service(settings) as service:
         typer.echo(f"CA    {service.urls.ca}")
         typer.echo(f"OCSP  {service.urls.ocsp}")
         typer.echo(f"TSA   {service.urls.tsa}")
         typer.echo("Press Ctrl-C to stop.")
-        await stop.wait()
+        await until_interrupted()
 
 
 @app.command()

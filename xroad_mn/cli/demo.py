@@ -29,7 +29,6 @@ no logic of its own: it calls the components and the time-stamp client.
 from __future__ import annotations
 
 import asyncio
-import signal
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from dataclasses import dataclass
@@ -41,6 +40,7 @@ import aiohttp
 import typer
 from cryptography import x509
 
+from xroad_mn.cli.main import until_interrupted
 from xroad_mn.timestamp import request_timestamp, verify_timestamp_token
 from xroad_mn.transport.timestamp import AiohttpTimestampTransport
 
@@ -141,11 +141,6 @@ async def _self_check(trust: DemoTrustServices) -> str:
 
 
 async def _run(setup: DemoSetup, *, check_only: bool) -> None:
-    stop = asyncio.Event()
-    if not check_only:
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
     async with AsyncExitStack() as stack:
         trust = await stack.enter_async_context(_trust_component()(setup))
         if trust.created:
@@ -172,7 +167,7 @@ async def _run(setup: DemoSetup, *, check_only: bool) -> None:
         if check_only:
             return
         typer.echo("Serving. Press Ctrl-C to stop.")
-        await stop.wait()
+        await until_interrupted()
 
 
 @app.callback(invoke_without_command=True)

@@ -20,7 +20,10 @@ message; the fault-detail id is in the JSON and in the log (``--log-level info``
 
 from __future__ import annotations
 
+import asyncio
+import getpass
 import json
+import signal
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from importlib.metadata import entry_points
@@ -39,11 +42,13 @@ __all__ = [
     "ENTRY_POINT_GROUP",
     "JsonFlag",
     "build_app",
+    "cli_user",
     "dump_json",
     "error_payload",
     "fail",
     "main",
     "print_error",
+    "until_interrupted",
 ]
 
 ENTRY_POINT_GROUP = "xroad_mn.cli"
@@ -69,6 +74,27 @@ JsonFlag = Annotated[
     ),
 ]
 """The ``--json`` option of every sub-command: the funnel then prints errors as JSON too."""
+
+
+def cli_user() -> str:
+    """Who runs a command, as audit records name a CLI user: ``cli:<login name>``."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"
+
+
+async def until_interrupted() -> None:
+    """Wait for Ctrl-C or SIGTERM: what every ``serve`` command does once its sockets listen."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
 
 
 def dump_json(value: object, *, indent: int | None = None) -> str:
