@@ -29,7 +29,6 @@ or, for the files alone, ``create_distribution_app(publisher.current)``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Final
@@ -39,6 +38,7 @@ from aiohttp import web
 
 from registry.globalconf_gen import DEFAULT_VERSION, DIRECTORY_NAMES, GeneratedConfiguration, KeyKind
 from xroad_mn.errors import ErrorKind, FaultCode, XRoadError
+from xroad_mn.tasks import wait_for_wake
 from xroad_mn.transport.server import xroad_error_middleware
 
 __all__ = [
@@ -230,12 +230,7 @@ async def regenerate_periodically(
         event.clear()
         await _attempt(generate_fn)
     while True:
-        # Not asyncio.wait_for: on Python 3.11 it returns the event's result instead of raising when the
-        # cancel arrives after the event is set but before wait_for resumes (CPython gh-86296), so a
-        # change made as the app stops would cost one more generation and a whole interval's sleep.
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(interval):
-                await event.wait()
+        await wait_for_wake(event, interval)
         event.clear()
         await _attempt(generate_fn)
 

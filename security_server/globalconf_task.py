@@ -14,13 +14,13 @@ the stored copy keeps being used until it expires. Example::
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 
 import structlog
 
 from xroad_mn.confclient.client import ConfigurationClient
-from xroad_mn.errors import XRoadError
+from xroad_mn.errors import FaultCode, XRoadError
+from xroad_mn.tasks import wait_for_wake
 
 __all__ = ["GlobalconfRefresher"]
 
@@ -61,6 +61,12 @@ class GlobalconfRefresher:
             log.warning("globalconf_round_failed", code=e.code, error=e.message)
             self.last_error = e
             return False
+        except Exception as e:
+            # A background loop must outlive one bad round (as the registry's regeneration does); the next
+            # interval or wake-up retries.
+            log.exception("globalconf_round_crashed")
+            self.last_error = XRoadError(FaultCode.INTERNAL_ERROR, f"configuration round crashed: {e}")
+            return False
         self.last_error = None
         if changes:
             log.info("registration_states_changed", changes=len(changes))
@@ -80,5 +86,4 @@ class GlobalconfRefresher:
             async with self._done:
                 self.rounds += 1
                 self._done.notify_all()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self.interval_seconds)
+            await wait_for_wake(self._wake, self.interval_seconds)

@@ -33,6 +33,7 @@ from xroad_mn.certs import issued_by
 from xroad_mn.errors import FaultCode, XRoadError
 from xroad_mn.globalconf.trust import ApprovedCA, TrustMaterial
 from xroad_mn.ocsp import build_ocsp_request, verify_ocsp_response
+from xroad_mn.tasks import wait_for_wake
 from xroad_mn.transport.ocsp import AiohttpOcspTransport
 
 __all__ = [
@@ -187,8 +188,7 @@ class OcspRefresher:
                 self.refreshes += 1
                 self._round_done.notify_all()
             delay = self.interval_seconds if ok else self.retry_delay_seconds
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=delay)
+            await wait_for_wake(self._wake, delay)
 
     async def cleanup_ctx(self, app: web.Application) -> AsyncIterator[None]:
         """For ``app.cleanup_ctx``: the held responses from disk at once, then the refresh task, stopped
