@@ -78,6 +78,7 @@ from xroad_mn.errors import ErrorKind, FaultCode, XRoadError
 __all__ = [
     "CLIENT_FORMS",
     "ID_NS",
+    "MAX_ID_TEXT_CHARS",
     "MAX_ID_XML_BYTES",
     "MAX_PART_CHARS",
     "MEMBER_FORMS",
@@ -134,6 +135,9 @@ ID_NS: Final = "http://x-road.eu/xsd/identifiers"
 ID_PREFIX: Final = "id"
 MAX_PART_CHARS: Final = 255
 """Longest identifier part: X-Road keeps each part in a ``varchar(255)`` column."""
+MAX_ID_TEXT_CHARS: Final = 1300
+"""Longest identifier in string form (five parts, separators and the type prefix): the column size
+databases give a stored identifier."""
 MAX_ID_XML_BYTES: Final = 64 * 1024
 """Largest XML document :func:`parse_id_xml` reads; an identifier is a few hundred bytes."""
 REST_PROTOCOL_SEGMENT: Final = "r1"

@@ -41,6 +41,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from registry.globalconf_gen import KeyKind
 from xroad_mn.database import NAMING_CONVENTION, UtcDateTime, str_enum_column
+from xroad_mn.identifiers import MAX_ID_TEXT_CHARS, MAX_PART_CHARS
 from xroad_mn.management import ManagementRequestType
 
 __all__ = [
@@ -67,9 +68,9 @@ __all__ = [
     "UtcDateTime",
 ]
 
-ID_PART_LENGTH: Final = 255
+ID_PART_LENGTH: Final = MAX_PART_CHARS
 """Longest identifier part (X-Road's ``varchar(255)``)."""
-ID_TEXT_LENGTH: Final = 1300
+ID_TEXT_LENGTH: Final = MAX_ID_TEXT_CHARS
 """Longest identifier in string form: five parts, separators and the type prefix."""
 SETTINGS_ROW_ID: Final = 1
 

@@ -38,6 +38,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from xroad_mn.database import NAMING_CONVENTION, UtcDateTime, str_enum_column
+from xroad_mn.identifiers import MAX_ID_TEXT_CHARS, MAX_PART_CHARS
 from xroad_mn.tokens import KeyUsage
 
 __all__ = [
@@ -66,9 +67,9 @@ __all__ = [
     "TokenKeyRow",
 ]
 
-ID_PART_LENGTH: Final = 255
+ID_PART_LENGTH: Final = MAX_PART_CHARS
 """Longest identifier part (X-Road's ``varchar(255)``)."""
-ID_TEXT_LENGTH: Final = 1300
+ID_TEXT_LENGTH: Final = MAX_ID_TEXT_CHARS
 """Longest identifier in string form: five parts, separators and the type prefix."""
 URL_LENGTH: Final = 2048
 METHOD_LENGTH: Final = 16
