@@ -58,7 +58,14 @@ from registry.settings import RegistrySettings
 from registry.signing import TokenLogin, create_token, read_new_pin, registry_token
 from registry.validation import KNOWN_CERTIFICATE_PROFILES
 from xroad_mn.admin import AuditLog, Role, create_api_key, revoke_api_key
-from xroad_mn.cli.main import JsonFlag, cli_user, dump_json, until_interrupted
+from xroad_mn.cli.main import (
+    DatabaseSchemaOption,
+    DatabaseUrlOption,
+    JsonFlag,
+    cli_user,
+    dump_json,
+    until_interrupted,
+)
 from xroad_mn.errors import FaultCode, XRoadError
 from xroad_mn.globalconf.params import ApprovedCAEntry, ApprovedTSAEntry, CaInfo, OcspInfo
 from xroad_mn.identifiers import (
@@ -196,12 +203,8 @@ def init(
     ] = None,
     admin_port: Annotated[int | None, typer.Option("--admin-port", help="Admin API port [4000].")] = None,
     public_port: Annotated[int | None, typer.Option("--public-port", help="Public port [8080].")] = None,
-    database_url: Annotated[
-        str | None, typer.Option("--database-url", help="Default: SQLite in --dir.")
-    ] = None,
-    database_schema: Annotated[
-        str | None, typer.Option("--database-schema", help="PostgreSQL schema.")
-    ] = None,
+    database_url: DatabaseUrlOption = None,
+    database_schema: DatabaseSchemaOption = None,
     public_tls_cert: Annotated[
         Path | None,
         typer.Option("--public-tls-cert", help="PEM certificate: the public port speaks TLS (with the key)."),

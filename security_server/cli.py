@@ -80,7 +80,14 @@ from security_server.operations import (
 from security_server.servicedesc import openapi_source, read_document
 from security_server.settings import NodeSettings
 from xroad_mn.admin import AuditLog
-from xroad_mn.cli.main import JsonFlag, cli_user, dump_json, until_interrupted
+from xroad_mn.cli.main import (
+    DatabaseSchemaOption,
+    DatabaseUrlOption,
+    JsonFlag,
+    cli_user,
+    dump_json,
+    until_interrupted,
+)
 from xroad_mn.errors import FaultCode, XRoadError
 from xroad_mn.fileio import write_atomic
 from xroad_mn.identifiers import format_id
@@ -200,12 +207,8 @@ def init(
             "TLS certificate); default the system's CAs.",
         ),
     ] = None,
-    database_url: Annotated[
-        str | None, typer.Option("--database-url", help="Default: SQLite in --dir.")
-    ] = None,
-    database_schema: Annotated[
-        str | None, typer.Option("--database-schema", help="PostgreSQL schema.")
-    ] = None,
+    database_url: DatabaseUrlOption = None,
+    database_schema: DatabaseSchemaOption = None,
     token_module: Annotated[
         Path | None,
         typer.Option("--token-module", help="PKCS #11 module: keys in an HSM (with --token-label)."),

@@ -32,19 +32,21 @@ from typing import Any, Final
 
 from alembic import command, context
 from alembic.config import Config
-from sqlalchemy import Connection, DateTime, Dialect, Enum, MetaData, event, text
+from sqlalchemy import Connection, DateTime, Dialect, Enum, LargeBinary, MetaData, String, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.types import TypeDecorator
 
 from xroad_mn.errors import FaultCode, XRoadError
+from xroad_mn.identifiers import MAX_PART_CHARS
 
 __all__ = [
     "ENUM_LENGTH",
     "NAMING_CONVENTION",
     "SQLITE_BUSY_TIMEOUT_SECONDS",
     "UtcDateTime",
+    "column_types",
     "create_engine",
     "migrate",
     "open_migrated",
@@ -237,3 +239,9 @@ def str_enum_column(cls: type[StrEnum], name: str) -> Enum:
         validate_strings=True,
         values_callable=lambda e: [m.value for m in e],
     )
+
+
+def column_types(extra: Mapping[Any, Any] | None = None) -> dict[Any, Any]:
+    """The ``type_annotation_map`` of an app's declarative base: UTC timestamps, binary bytes and strings
+    sized for an identifier part (X-Road's ``varchar(255)``), plus the app's own ``extra`` pairs."""
+    return {datetime: UtcDateTime(), bytes: LargeBinary(), str: String(MAX_PART_CHARS), **(extra or {})}

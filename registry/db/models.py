@@ -40,7 +40,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from registry.globalconf_gen import KeyKind
-from xroad_mn.database import NAMING_CONVENTION, UtcDateTime, str_enum_column
+from xroad_mn.database import NAMING_CONVENTION, UtcDateTime, column_types, str_enum_column
 from xroad_mn.identifiers import MAX_ID_TEXT_CHARS, MAX_PART_CHARS
 from xroad_mn.management import ManagementRequestType
 
@@ -84,12 +84,7 @@ class RequestState(StrEnum):
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
-    type_annotation_map = {  # noqa: RUF012 - SQLAlchemy's declarative configuration
-        datetime: UtcDateTime(),
-        bytes: LargeBinary(),
-        str: String(ID_PART_LENGTH),
-        dict[str, object]: JSON(),
-    }
+    type_annotation_map = column_types({dict[str, object]: JSON()})
 
 
 class SettingsRow(Base):

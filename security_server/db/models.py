@@ -37,7 +37,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from xroad_mn.database import NAMING_CONVENTION, UtcDateTime, str_enum_column
+from xroad_mn.database import NAMING_CONVENTION, column_types, str_enum_column
 from xroad_mn.identifiers import MAX_ID_TEXT_CHARS, MAX_PART_CHARS
 from xroad_mn.tokens import KeyUsage
 
@@ -120,11 +120,7 @@ class CertificateStatus(StrEnum):
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
-    type_annotation_map = {  # noqa: RUF012 - SQLAlchemy's declarative configuration
-        datetime: UtcDateTime(),
-        bytes: LargeBinary(),
-        str: String(ID_PART_LENGTH),
-    }
+    type_annotation_map = column_types()
 
 
 def _member_unique(table: str, *columns: str) -> Index:

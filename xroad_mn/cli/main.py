@@ -40,6 +40,8 @@ from xroad_mn.logs import LogFormat, configure_logging
 
 __all__ = [
     "ENTRY_POINT_GROUP",
+    "DatabaseSchemaOption",
+    "DatabaseUrlOption",
     "JsonFlag",
     "build_app",
     "cli_user",
@@ -74,6 +76,14 @@ JsonFlag = Annotated[
     ),
 ]
 """The ``--json`` option of every sub-command: the funnel then prints errors as JSON too."""
+
+
+DatabaseUrlOption = Annotated[
+    str | None, typer.Option("--database-url", help="SQLAlchemy URL. Default: SQLite in --dir.")
+]
+"""``--database-url`` of every application's ``init``."""
+DatabaseSchemaOption = Annotated[str | None, typer.Option("--database-schema", help="PostgreSQL schema.")]
+"""``--database-schema`` of every application's ``init``."""
 
 
 def cli_user() -> str:
