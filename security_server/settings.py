@@ -38,7 +38,10 @@ __all__ = [
     "DEFAULT_CLIENT_HTTPS_PORT",
     "DEFAULT_CLIENT_HTTP_PORT",
     "DEFAULT_GLOBALCONF_UPDATE_INTERVAL_SECONDS",
+    "DEFAULT_CONNECT_TIMEOUT_SECONDS",
+    "DEFAULT_FASTEST_CONNECTION_CACHE_SECONDS",
     "DEFAULT_MAX_BODY_BYTES",
+    "DEFAULT_MAX_MESSAGE_BYTES",
     "DEFAULT_OCSP_FETCH_INTERVAL_SECONDS",
     "DEFAULT_OCSP_RESPONDER_PORT",
     "DEFAULT_RATE_PER_MINUTE",
@@ -83,6 +86,12 @@ DEFAULT_RATE_PER_MINUTE: Final = 600
 """X-Road's ``ratelimit.requests.per.minute`` for the admin API."""
 DEFAULT_MAX_BODY_BYTES: Final = 50 * 1024
 """X-Road's ``request.sizelimit.regular`` (50 KB) for admin API request bodies."""
+DEFAULT_MAX_MESSAGE_BYTES: Final = 64 * 1024 * 1024
+"""Largest message (SOAP with attachments, or REST body) the proxies take from an IS or a peer."""
+DEFAULT_CONNECT_TIMEOUT_SECONDS: Final = 30.0
+"""X-Road's ``proxy.client-timeout``: how long connecting to a provider's security server may take."""
+DEFAULT_FASTEST_CONNECTION_CACHE_SECONDS: Final = 3600.0
+"""X-Road's ``client-fastest-connecting-ssl-uri-cache-period``."""
 MAX_INTERVAL_SECONDS: Final = 7 * 24 * 3600
 
 Port = Annotated[int, Field(ge=0, le=65535)]
@@ -132,6 +141,17 @@ class NodeSettings(ServerTimeoutSettings):
     rate_limit_per_minute: int = Field(default=DEFAULT_RATE_PER_MINUTE, gt=0)
     max_body_bytes: int = Field(default=DEFAULT_MAX_BODY_BYTES, gt=0, le=16 * 1024 * 1024)
     """Largest admin API request body (uploads of OpenAPI documents included)."""
+    max_message_bytes: int = Field(default=DEFAULT_MAX_MESSAGE_BYTES, gt=0, le=1024 * 1024 * 1024)
+    """Largest message the client and server proxies accept (SOAP with its attachments, or a REST body)."""
+    connect_timeout_seconds: float = Field(default=DEFAULT_CONNECT_TIMEOUT_SECONDS, gt=0, le=3600)
+    """Connecting to a provider's security server (X-Road's ``client-timeout``, 30 s)."""
+    exchange_timeout_seconds: float = Field(default=0, ge=0, le=86400)
+    """Waiting for a provider's response; 0 waits as long as the provider's service timeout lets it
+    (X-Road's ``client-httpclient-timeout``, 0)."""
+    fastest_connection_cache_seconds: float = Field(default=DEFAULT_FASTEST_CONNECTION_CACHE_SECONDS, ge=0)
+    """How long the fastest-connecting address of a provider is remembered (X-Road's 3600 s)."""
+    workers: int = Field(default=0, ge=0, le=64)
+    """Worker processes serving the proxies (0: one per CPU core)."""
 
     @field_validator("address", "admin_host")
     @classmethod

@@ -1,0 +1,536 @@
+"""The two halves of one exchange: the consumer node's (client proxy) and the provider node's (server proxy).
+
+:class:`ConsumerExchange` takes an IS request (REST or SOAP), checks it, signs it as the client's member,
+logs it, sends it to a node serving the provider, verifies the signed response (signature by the provider's
+member, request hash, echoed ids), logs it and returns it. :class:`ProviderExchange` is the server proxy's
+processing in X-Road's order (see :mod:`security_server.proxy.server_proxy`). The pure message work is the
+core's (:mod:`xroad_mn.wire.rest`, :mod:`xroad_mn.wire.soap`, :mod:`xroad_mn.wire.transport`,
+:mod:`xroad_mn.signature`); these classes are the I/O and the order around it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Final
+
+import structlog
+from aiohttp import web
+from cryptography import x509
+
+from security_server.db.models import DescriptionType
+from security_server.db.records import Service
+from security_server.exchange.peers import provider_addresses
+from security_server.messagelog import LogRecord
+from security_server.proxy.configuration import ConfigurationView
+from security_server.proxy.metaservices import (
+    REST_METASERVICES,
+    SOAP_METASERVICES,
+    answer_rest_metaservice,
+    answer_soap_metaservice,
+)
+from security_server.proxy.node import ExchangeNode
+from security_server.proxy.provider_is import IsResponse, call_information_system, concat_path
+from xroad_mn.errors import ErrorKind, FaultCode, XRoadError
+from xroad_mn.hashchain import MessagePart
+from xroad_mn.identifiers import ClientId, SecurityServerId, ServiceId, format_id
+from xroad_mn.signature import SignatureData, verify_signature
+from xroad_mn.wire import rest as rest_wire
+from xroad_mn.wire import soap as soap_wire
+from xroad_mn.wire import transport as tm
+from xroad_mn.wire.faults import parse_soap_fault
+
+__all__ = ["ConsumerExchange", "ExchangeResult", "ProviderExchange"]
+
+log = structlog.get_logger(__name__)
+
+MESSAGE_PART: Final = "/message.xml"
+PROXY_VERSION: Final = "7.8.1"
+"""The ``x-proxy-version`` we announce: the X-Road version whose protocols we follow."""
+
+
+def message_parts(message: bytes, attachments: Sequence[bytes]) -> list[MessagePart]:
+    """``/message.xml`` then ``/attachment1`` … as X-Road names the signed parts."""
+    parts = [MessagePart(MESSAGE_PART, message)]
+    parts.extend(MessagePart(f"/attachment{i}", data) for i, data in enumerate(attachments, start=1))
+    return parts
+
+
+def _invalid(message: str) -> XRoadError:
+    return XRoadError(FaultCode.INVALID_MESSAGE, message, kind=ErrorKind.BAD_INPUT)
+
+
+@dataclass(frozen=True)
+class ExchangeResult:
+    """What goes back to the consumer IS: status, reason, headers and body."""
+
+    status: int
+    reason: str
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+
+    def response(self) -> web.Response:
+        resp = web.Response(status=self.status, reason=self.reason or None, body=self.body)
+        for name, value in self.headers:
+            resp.headers.add(name, value)
+        return resp
+
+
+def _record(
+    *,
+    query_id: str,
+    x_request_id: str,
+    client: ClientId,
+    service: ServiceId,
+    response: bool,
+    rest: bool,
+    message: bytes,
+    attachments: Sequence[bytes],
+    signature: SignatureData,
+) -> LogRecord:
+    return LogRecord(
+        query_id=query_id,
+        x_request_id=x_request_id,
+        client=client,
+        service=service,
+        response=response,
+        rest=rest,
+        message=message,
+        attachments=tuple(attachments),
+        signature=signature,
+    )
+
+
+def _transport_headers(request_id: str, *, rest: bool, original_content_type: str | None = None) -> dict[str, str]:
+    headers = {
+        tm.HEADER_REQUEST_ID: request_id,
+        tm.HEADER_HASH_ALGORITHM: tm.HASH_ALGORITHM,
+        tm.HEADER_PROXY_VERSION: PROXY_VERSION,
+    }
+    if rest:
+        headers[tm.HEADER_MESSAGE_TYPE] = tm.MESSAGE_TYPE_REST
+    if original_content_type is not None:
+        headers[tm.HEADER_ORIGINAL_CONTENT_TYPE] = original_content_type
+    return headers
+
+
+# ------------------------------------------------------------------------------------------------------------
+# The consumer node
+
+
+class ConsumerExchange:
+    """One IS request through the client proxy, on the configuration ``view`` current when it arrived."""
+
+    def __init__(self, node: ExchangeNode, view: ConfigurationView) -> None:
+        self.node = node
+        self.view = view
+
+    async def _check_client(self, client: ClientId) -> None:
+        """The client is hosted here and registered (X-Road: the client must be a registered client of this
+        security server)."""
+        hosted = {c.client: c for c in await self.node.store.list_clients()}
+        if client not in hosted and client.member not in hosted:
+            raise XRoadError(
+                FaultCode.UNKNOWN_MEMBER,
+                f"Client {format_id(client)} is not a client of security server {format_id(self.node.server_id)}",
+                kind=ErrorKind.BAD_INPUT,
+            )
+        if not self.view.is_served_by(client, self.node.server_id):
+            raise XRoadError(
+                FaultCode.UNKNOWN_MEMBER,
+                f"Client {format_id(client)} is not registered at security server "
+                f"{format_id(self.node.server_id)}",
+                kind=ErrorKind.BAD_INPUT,
+            )
+
+    def _addresses(self, provider: ClientId, target: SecurityServerId | None) -> list[str]:
+        return [address for _server, address in provider_addresses(self.view.shared, provider, target)]
+
+    async def _send(
+        self, provider: ClientId, target: SecurityServerId | None, message: tm.TransportMessage, headers: dict[str, str]
+    ) -> tm.TransportMessage:
+        content_type, body = tm.encode_transport_message(message)
+        headers = {**headers, "Content-Type": content_type}
+        answer = await self.node.connector.post(
+            self._addresses(provider, target), headers, body, provider=provider
+        )
+        return tm.decode_transport_message(answer.headers.get("Content-Type", ""), answer.body)
+
+    def _verify_response(self, signature: SignatureData, parts: list[MessagePart], provider: ClientId) -> None:
+        verify_signature(
+            signature.signature_xml,
+            parts,
+            trust=self.view.validator,
+            expected_member=provider.member,
+            at=self.node.clock(),
+            hash_chain_result=signature.hash_chain_result,
+            hash_chain=signature.hash_chain,
+        )
+
+    async def rest(
+        self, method: str, target: str, headers: Sequence[tuple[str, str]], body: bytes
+    ) -> ExchangeResult:
+        service, _path, _query = rest_wire.parse_rest_target(target)
+        client_header = next((v for k, v in headers if k.lower() == "x-road-client"), None)
+        if client_header is None:
+            raise XRoadError(
+                FaultCode.MISSING_HEADER_FIELD, "X-Road-Client header is missing", kind=ErrorKind.BAD_INPUT
+            )
+        incoming_id = next((v for k, v in headers if k.lower() == "x-road-id"), None)
+        query_id = incoming_id or rest_wire.generate_query_id(self.view.instance)
+        request_id = str(uuid.uuid4())
+        request = rest_wire.build_rest_request(
+            method, target, list(headers), query_id=query_id, request_id=request_id
+        )
+        client = request.client
+        await self._check_client(client)
+        header_part = request.to_bytes()
+        attachments = (body,) if body else ()
+        parts = message_parts(header_part, attachments)
+        signature = await self.node.signer.sign(client.member, parts)
+        bound = log.bind(x_road_id=query_id, client=format_id(client), service=format_id(service))
+        await self.node.message_log.log(
+            _record(
+                query_id=query_id, x_request_id=request_id, client=client, service=service, response=False,
+                rest=True, message=header_part, attachments=attachments, signature=signature,
+            )
+        )  # fmt: skip
+        outgoing = tm.TransportMessage(
+            ocsp_responses=self.node.own_ocsp(),
+            message_content_type=tm.CONTENT_TYPE_REST_REQUEST,
+            message=header_part,
+            rest_body=body or None,
+            hash_chain_result=signature.hash_chain_result,
+            hash_chain=signature.hash_chain,
+            signature=signature.signature_xml,
+        )
+        answer = await self._send(
+            service.client, request.security_server, outgoing, _transport_headers(request_id, rest=True)
+        )
+        if answer.fault is not None and answer.signature is None:
+            raise parse_soap_fault(answer.fault)
+        response = rest_wire.parse_header_part(answer.message)
+        if not isinstance(response, rest_wire.RestResponse):
+            raise _invalid("the provider's security server answered with a request header part")
+        response_body = answer.rest_body or b""
+        response_parts = message_parts(answer.message, (response_body,) if answer.rest_body else ())
+        if answer.signature is None:
+            raise _invalid("the provider's response carries no signature")
+        response_signature = SignatureData(answer.signature, answer.hash_chain_result, answer.hash_chain)
+        self._verify_response(response_signature, response_parts, service.client)
+        rest_wire.check_rest_response(request, response, rest_wire.request_hash(header_part, body or None))
+        await self.node.message_log.log(
+            _record(
+                query_id=query_id, x_request_id=request_id, client=client, service=service, response=True,
+                rest=True, message=answer.message, attachments=(response_body,) if answer.rest_body else (),
+                signature=response_signature,
+            )
+        )  # fmt: skip
+        bound.info("exchange_done", status=response.status)
+        return ExchangeResult(
+            response.status,
+            response.reason,
+            tuple(rest_wire.is_headers_for_client(response)),
+            response_body,
+        )
+
+    async def soap(self, content_type: str, soap_action: str | None, body: bytes) -> ExchangeResult:
+        soap_part, soap_content_type, attachments = soap_wire.split_soap_request(content_type, body)
+        message = soap_wire.parse_soap_message(soap_part, content_type=soap_content_type)
+        header = message.header
+        if header.service is None:
+            raise XRoadError(FaultCode.MISSING_HEADER_FIELD, "Required field 'service' is missing")
+        client, service = header.client, header.service
+        await self._check_client(client)
+        request_id = str(uuid.uuid4())
+        att_data = [a.data for a in attachments]
+        parts = message_parts(soap_part, att_data)
+        signature = await self.node.signer.sign(client.member, parts)
+        bound = log.bind(x_road_id=header.id, client=format_id(client), service=format_id(service))
+        await self.node.message_log.log(
+            _record(
+                query_id=header.id, x_request_id=request_id, client=client, service=service, response=False,
+                rest=False, message=soap_part, attachments=att_data, signature=signature,
+            )
+        )  # fmt: skip
+        outgoing = tm.TransportMessage(
+            ocsp_responses=self.node.own_ocsp(),
+            message_content_type=soap_content_type,
+            message=soap_part,
+            attachments=tuple(attachments),
+            hash_chain_result=signature.hash_chain_result,
+            hash_chain=signature.hash_chain,
+            signature=signature.signature_xml,
+        )
+        headers = _transport_headers(request_id, rest=False, original_content_type=content_type)
+        if soap_action is not None:
+            headers[tm.HEADER_ORIGINAL_SOAPACTION] = soap_action
+        answer = await self._send(service.client, header.security_server, outgoing, headers)
+        if answer.signature is None:
+            raise parse_soap_fault(answer.fault if answer.fault is not None else answer.message)
+        response_signature = SignatureData(answer.signature, answer.hash_chain_result, answer.hash_chain)
+        response_att = [a.data for a in answer.attachments]
+        self._verify_response(response_signature, message_parts(answer.message, response_att), service.client)
+        response = soap_wire.parse_soap_message(answer.message, content_type=answer.message_content_type)
+        if not response.is_fault:
+            soap_wire.check_soap_response(message, response, soap_wire.soap_request_hash(soap_part))
+        await self.node.message_log.log(
+            _record(
+                query_id=header.id, x_request_id=request_id, client=client, service=service, response=True,
+                rest=False, message=answer.message, attachments=response_att, signature=response_signature,
+            )
+        )  # fmt: skip
+        bound.info("exchange_done", fault=response.is_fault)
+        out_type, out_body = soap_wire.join_soap_message(
+            answer.message, answer.message_content_type, answer.attachments
+        )
+        return ExchangeResult(200, "OK", (("Content-Type", out_type),), out_body)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# The provider node
+
+
+@dataclass(frozen=True)
+class _Incoming:
+    rest: bool
+    client: ClientId
+    service: ServiceId
+    query_id: str
+    target: SecurityServerId | None
+    rest_request: rest_wire.RestRequest | None
+    soap_request: soap_wire.SoapMessage | None
+
+
+class ProviderExchange:
+    """One request from a consumer node through the server proxy (X-Road's order, see the module)."""
+
+    def __init__(self, node: ExchangeNode, view: ConfigurationView) -> None:
+        self.node = node
+        self.view = view
+
+    def _parse(self, headers: Mapping[str, str], message: tm.TransportMessage) -> _Incoming:
+        rest = message.message_content_type.split(";")[0].strip().lower() == tm.CONTENT_TYPE_REST_REQUEST
+        if rest:
+            request = rest_wire.parse_header_part(message.message)
+            if not isinstance(request, rest_wire.RestRequest):
+                raise _invalid("the message part is a REST response, expected a request")
+            return _Incoming(True, request.client, request.service, request.query_id or "",
+                             request.security_server, request, None)  # fmt: skip
+        soap = soap_wire.parse_soap_message(message.message, content_type=message.message_content_type)
+        if soap.header.service is None:
+            raise XRoadError(FaultCode.MISSING_HEADER_FIELD, "Required field 'service' is missing")
+        return _Incoming(False, soap.header.client, soap.header.service, soap.header.id,
+                         soap.header.security_server, None, soap)  # fmt: skip
+
+    async def handle(
+        self,
+        *,
+        content_type: str,
+        headers: Mapping[str, str],
+        body: bytes,
+        tls_certificate: Callable[[], x509.Certificate],
+    ) -> web.Response:
+        node, view = self.node, self.view
+        message = tm.decode_transport_message(content_type, body)  # (3)
+        if message.signature is None:
+            raise _invalid("the request carries no signature")
+        incoming = self._parse(headers, message)
+        client, service = incoming.client, incoming.service
+        if incoming.target is not None and incoming.target != node.server_id:
+            raise XRoadError(
+                FaultCode.INVALID_SECURITY_SERVER,
+                f"Invalid security server identifier {format_id(incoming.target)}: this is "
+                f"{format_id(node.server_id)}",
+            )
+        bound = log.bind(x_road_id=incoming.query_id, client=format_id(client), service=format_id(service))
+        if not view.is_registered(client):  # (4)
+            raise XRoadError(FaultCode.UNKNOWN_MEMBER, f"Client {format_id(client)} is not registered")
+        node.peer_trust.check_client_certificate(  # (5)
+            tls_certificate(), client, at=node.clock(), ocsp_responses=message.ocsp_responses
+        )
+        request_id = headers.get(tm.HEADER_REQUEST_ID) or str(uuid.uuid4())
+        signature = SignatureData(message.signature, message.hash_chain_result, message.hash_chain)
+        if incoming.rest:
+            request_atts: list[bytes] = [message.rest_body] if message.rest_body else []
+        else:
+            request_atts = [a.data for a in message.attachments]
+        request_parts = message_parts(message.message, request_atts)
+        meta = service.service_code in (REST_METASERVICES if incoming.rest else SOAP_METASERVICES)
+        found = None if meta else await self._check_service(incoming)  # (6), (7), (8)
+        verify_signature(  # (9)
+            signature.signature_xml,
+            request_parts,
+            trust=view.validator,
+            expected_member=client.member,
+            at=node.clock(),
+            hash_chain_result=signature.hash_chain_result,
+            hash_chain=signature.hash_chain,
+        )
+        await node.message_log.log(  # (10)
+            _record(
+                query_id=incoming.query_id, x_request_id=request_id, client=client, service=service,
+                response=False, rest=incoming.rest, message=message.message, attachments=request_atts,
+                signature=signature,
+            )
+        )  # fmt: skip
+        if incoming.rest:
+            assert incoming.rest_request is not None
+            if meta:
+                is_response = await answer_rest_metaservice(node, view, incoming.rest_request)
+            else:
+                assert found is not None
+                is_response = await self._call_rest(found, incoming.rest_request, message.rest_body)  # (11)
+            out = await self._respond_rest(incoming, request_id, is_response, message)  # (12)
+        else:
+            assert incoming.soap_request is not None
+            if meta:
+                is_response = await answer_soap_metaservice(node, view, incoming.soap_request, request_atts)
+            else:
+                assert found is not None
+                is_response = await self._call_soap(found, headers, message)
+            out = await self._respond_soap(incoming, request_id, is_response)
+        bound.info("served")
+        return out
+
+    async def _check_service(self, incoming: _Incoming) -> Service:
+        store, service = self.node.store, incoming.service
+        try:
+            found = await store.get_service(service.client, service.service_code, service.service_version)
+        except XRoadError as e:
+            if e.code.endswith("not_found"):
+                raise XRoadError(
+                    FaultCode.UNKNOWN_SERVICE, f"Unknown service: {format_id(service)}"
+                ) from e
+            raise
+        description = await store.get_service_description(found.description_id)
+        is_rest = description.type in (DescriptionType.REST, DescriptionType.OPENAPI3)
+        if is_rest != incoming.rest:  # (6)
+            raise XRoadError(
+                FaultCode.SERVICE_TYPE,
+                f"Service {format_id(service)} is a {'REST' if is_rest else 'SOAP'} service",
+            )
+        method = path = None
+        if incoming.rest_request is not None:
+            method = incoming.rest_request.method
+            path = incoming.rest_request.service_path or "/"
+        await store.check_access(  # (7)
+            service.client,
+            service.service_code,
+            incoming.client,
+            method=method,
+            path=path,
+            global_groups=self.view.global_groups_of(incoming.client),
+        )
+        if description.disabled or not found.enabled:  # (8)
+            notice = description.disabled_notice or "Service is disabled"
+            raise XRoadError(FaultCode.SERVICE_DISABLED, f"Service {format_id(service)} is disabled: {notice}")
+        return found
+
+    async def _call_rest(self, service: Service, request: rest_wire.RestRequest, body: bytes | None) -> IsResponse:
+        if service.url is None:
+            raise XRoadError(FaultCode.SERVICE_FAILED, "the service has no address")
+        url = concat_path(service.url, request.service_path, request.query)
+        return await call_information_system(
+            self.node.session,
+            request.method,
+            url,
+            rest_wire.provider_is_headers(request),
+            body,
+            timeout_seconds=service.timeout_seconds,
+            verify_tls=service.ssl_authentication,
+        )
+
+    async def _call_soap(
+        self, service: Service, headers: Mapping[str, str], message: tm.TransportMessage
+    ) -> IsResponse:
+        if service.url is None:
+            raise XRoadError(FaultCode.SERVICE_FAILED, "the service has no address")
+        content_type, body = soap_wire.join_soap_message(
+            message.message, message.message_content_type, message.attachments
+        )
+        is_headers = [("Content-Type", content_type)]
+        action = headers.get(tm.HEADER_ORIGINAL_SOAPACTION)
+        if action is not None:
+            is_headers.append(("SOAPAction", action))
+        return await call_information_system(
+            self.node.session,
+            "POST",
+            service.url,
+            is_headers,
+            body,
+            timeout_seconds=service.timeout_seconds,
+            verify_tls=service.ssl_authentication,
+        )
+
+    async def _sign_and_log(
+        self, incoming: _Incoming, request_id: str, message: bytes, attachments: Sequence[bytes]
+    ) -> SignatureData:
+        signature = await self.node.signer.sign(incoming.service.client.member, message_parts(message, attachments))
+        await self.node.message_log.log(
+            _record(
+                query_id=incoming.query_id, x_request_id=request_id, client=incoming.client,
+                service=incoming.service, response=True, rest=incoming.rest, message=message,
+                attachments=attachments, signature=signature,
+            )
+        )  # fmt: skip
+        return signature
+
+    async def _respond_rest(
+        self, incoming: _Incoming, request_id: str, answer: IsResponse, message: tm.TransportMessage
+    ) -> web.Response:
+        assert incoming.rest_request is not None
+        request_hash = rest_wire.request_hash(message.message, message.rest_body or None)
+        response = rest_wire.build_rest_response(
+            answer.status, answer.reason, list(answer.headers), request=incoming.rest_request,
+            request_hash=request_hash,
+        )  # fmt: skip
+        header_part = response.to_bytes()
+        attachments = (answer.body,) if answer.body else ()
+        signature = await self._sign_and_log(incoming, request_id, header_part, attachments)
+        content_type, body = tm.encode_transport_message(
+            tm.TransportMessage(
+                ocsp_responses=(),
+                message_content_type=tm.CONTENT_TYPE_REST_RESPONSE,
+                message=header_part,
+                rest_body=answer.body or None,
+                hash_chain_result=signature.hash_chain_result,
+                hash_chain=signature.hash_chain,
+                signature=signature.signature_xml,
+            )
+        )
+        return web.Response(
+            body=body, headers={"Content-Type": content_type, tm.HEADER_HASH_ALGORITHM: tm.HASH_ALGORITHM}
+        )
+
+    async def _respond_soap(self, incoming: _Incoming, request_id: str, answer: IsResponse) -> web.Response:
+        assert incoming.soap_request is not None
+        content_type = next((v for k, v in answer.headers if k.lower() == "content-type"), "text/xml")
+        soap_part, soap_content_type, attachments = soap_wire.split_soap_request(content_type, answer.body)
+        response = soap_wire.parse_soap_message(soap_part, content_type=soap_content_type)
+        if not response.is_fault:
+            soap_part = soap_wire.insert_request_hash(
+                soap_part, soap_wire.soap_request_hash(incoming.soap_request.raw)
+            )
+        att_data = [a.data for a in attachments]
+        signature = await self._sign_and_log(incoming, request_id, soap_part, att_data)
+        out_type, body = tm.encode_transport_message(
+            tm.TransportMessage(
+                ocsp_responses=(),
+                message_content_type=soap_content_type,
+                message=soap_part,
+                attachments=tuple(attachments),
+                hash_chain_result=signature.hash_chain_result,
+                hash_chain=signature.hash_chain,
+                signature=signature.signature_xml,
+            )
+        )
+        return web.Response(
+            body=body,
+            headers={
+                "Content-Type": out_type,
+                tm.HEADER_HASH_ALGORITHM: tm.HASH_ALGORITHM,
+                tm.HEADER_ORIGINAL_CONTENT_TYPE: content_type,
+            },
+        )

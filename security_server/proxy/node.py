@@ -1,0 +1,62 @@
+"""What both proxies of a node share: its identity, database, signer, peers, message log and configuration.
+
+:class:`ExchangeNode` is built once per running node (per worker process) by the application's
+``cleanup_ctx`` and handed to the client proxy (IS-facing, ports 8080/8443) and the server proxy (node-facing,
+port 5500). It holds no per-request state. Example::
+
+    >>> node = ExchangeNode(settings, store, identity, holder, signer, peers, connector, message_log,
+    ...                     session)  # doctest: +SKIP
+    >>> view = node.configuration()  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import aiohttp
+from cryptography import x509
+
+from security_server.db import NodeStore
+from security_server.db.records import ServerIdentity
+from security_server.exchange.peers import PeerConnector, PeerTrust
+from security_server.exchange.signer import BatchSigner
+from security_server.messagelog import MessageLog
+from security_server.proxy.configuration import ConfigurationHolder, ConfigurationView
+from security_server.settings import NodeSettings
+from xroad_mn.identifiers import SecurityServerId
+
+__all__ = ["ExchangeNode", "utc_now"]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class ExchangeNode:
+    """The parts of a running node the message exchange uses."""
+
+    settings: NodeSettings
+    store: NodeStore
+    identity: ServerIdentity
+    holder: ConfigurationHolder
+    signer: BatchSigner
+    peer_trust: PeerTrust
+    connector: PeerConnector
+    message_log: MessageLog
+    session: aiohttp.ClientSession
+    """For calls to the node's own information systems."""
+    own_ocsp: Callable[[], tuple[bytes, ...]]
+    """The OCSP responses of the node's authentication certificate chain (sent in every request)."""
+    auth_certificate: Callable[[], x509.Certificate | None]
+    clock: Callable[[], datetime] = utc_now
+    server_id: SecurityServerId = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.server_id = self.identity.server
+
+    def configuration(self) -> ConfigurationView:
+        """The current global configuration; ``global_conf_outdated`` when it expired or is missing."""
+        return self.holder.current(self.clock())

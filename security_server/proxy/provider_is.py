@@ -1,0 +1,93 @@
+"""The provider node's call to its own information system: the service's URL, timeout and connection type.
+
+REST: ``<service URL> + path + "?" + query`` (X-Road's ``concatPath``) with the request's method, the
+headers :func:`~xroad_mn.wire.rest.provider_is_headers` keeps, and the body; redirects come back as they
+are, never followed. SOAP: a POST of the exact SOAP bytes (with attachments, as ``multipart/related``) with
+``Content-Type`` and ``SOAPAction``. A slow IS is cut at the service's timeout; an unreachable one is
+``service_failed`` with the reason, coded for the server proxy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Final
+
+import aiohttp
+
+from xroad_mn.errors import FaultCode, XRoadError
+
+__all__ = ["IsResponse", "MAX_IS_RESPONSE_BYTES", "call_information_system", "concat_path"]
+
+MAX_IS_RESPONSE_BYTES: Final = 64 * 1024 * 1024
+"""Largest response body a provider information system may return (X-Road logs up to 10 MiB bodies)."""
+
+
+@dataclass(frozen=True)
+class IsResponse:
+    """What the information system answered: status line, headers in order and case, and the body."""
+
+    status: int
+    reason: str
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+
+
+def concat_path(base: str, path: str, query: str) -> str:
+    """``base`` joined to ``path`` with exactly one slash (X-Road's ``concatPath``), then ``?query``."""
+    url = base
+    if path:
+        if base.endswith("/") and path.startswith("/"):
+            url = base + path[1:]
+        elif not base.endswith("/") and not path.startswith("/"):
+            url = base + "/" + path
+        else:
+            url = base + path
+    if query:
+        url += "?" + query
+    return url
+
+
+def _service_failed(message: str) -> XRoadError:
+    return XRoadError(f"{FaultCode.SERVICE_FAILED}", message)
+
+
+async def call_information_system(
+    session: aiohttp.ClientSession,
+    method: str,
+    url: str,
+    headers: list[tuple[str, str]],
+    body: bytes | None,
+    *,
+    timeout_seconds: float,
+    verify_tls: bool,
+    limit: int = MAX_IS_RESPONSE_BYTES,
+) -> IsResponse:
+    """Call the information system; ``service_failed`` when it cannot be reached, times out or answers more
+    than ``limit`` bytes."""
+    timeout = aiohttp.ClientTimeout(total=timeout_seconds if timeout_seconds > 0 else None)
+    try:
+        async with session.request(
+            method,
+            url,
+            headers=headers,
+            data=body if body else None,
+            allow_redirects=False,
+            timeout=timeout,
+            ssl=None if verify_tls else False,
+            skip_auto_headers=("Content-Type", "User-Agent", "Accept-Encoding", "Accept"),
+            auto_decompress=False,
+        ) as resp:
+            data = bytearray()
+            async for chunk in resp.content.iter_chunked(64 * 1024):
+                data += chunk
+                if len(data) > limit:
+                    raise _service_failed(f"the information system's response is larger than {limit} bytes")
+            raw = tuple((k.decode("latin-1"), v.decode("latin-1")) for k, v in resp.raw_headers)
+            return IsResponse(resp.status, resp.reason or "", raw, bytes(data))
+    except TimeoutError as e:
+        raise _service_failed(f"the information system did not answer in {timeout_seconds} s") from e
+    except asyncio.CancelledError:
+        raise
+    except aiohttp.ClientError as e:
+        raise _service_failed(f"cannot reach the information system at {url[:200]}: {e}") from e
