@@ -1,1 +1,8 @@
-"""X-Road's wire formats that are not evidence: error bodies and SOAP faults (:mod:`xroad_mn.wire.faults`)."""
+"""X-Road's wire formats that are not evidence, all without I/O.
+
+* :mod:`xroad_mn.wire.faults`: REST error bodies and SOAP faults.
+* :mod:`xroad_mn.wire.rest`: the REST message protocol (PR-REST r1): the REST header part, header filtering,
+  the request hash, the consumer's consistency check and the REST metaservice bodies.
+* :mod:`xroad_mn.wire.transport`: the node-to-node transport message (PR-MESSTRANSP ``multipart/mixed``) and
+  its HTTP headers.
+"""
