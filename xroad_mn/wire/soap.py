@@ -84,6 +84,7 @@ __all__ = [
     "PROTOCOL_VERSION",
     "REPR_NS",
     "REQUEST_HASH_ALGORITHM_ID",
+    "RESPONSE_SUFFIX",
     "SOAP12_ENV_NS",
     "SOAP_CONTENT_TYPE",
     "SOAP_ENV_NS",
@@ -785,15 +786,20 @@ def split_soap_message(content_type: str, body: bytes) -> SoapParts:
     if not body.strip():
         raise XRoadError(FaultCode.MISSING_SOAP, "multipart message has no SOAP part")
     boundary = boundary_of(params, code=FaultCode.MIME_PARSING_FAILED, what="multipart/related message")
+    # X-Road's MIME parser (mime4j) ends a body at a last delimiter without "--", or at the end of the data.
+    trailing = b"--" + boundary.encode("ascii")
+    unclosed = body.rstrip(b"\r\n")
+    framed = unclosed + b"--" if unclosed.endswith(b"\n" + trailing) else body
     top = split_multipart(
-        body,
+        framed,
         boundary,
         code=FaultCode.MIME_PARSING_FAILED,
         what="multipart/related message",
         max_parts=MAX_ATTACHMENTS + 1,
         max_part_bytes=MAX_SOAP_MESSAGE_BYTES,
+        close_optional=True,
     )
-    leaves = list(_leaves(body, top, 1))
+    leaves = list(_leaves(framed, top, 1))
     for leaf in leaves:
         if "content-type" not in leaf.headers:
             raise XRoadError(FaultCode.INVALID_CONTENT_TYPE, "Could not get content type for part")
