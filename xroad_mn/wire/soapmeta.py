@@ -123,8 +123,8 @@ def _child_text(element: etree._Element, name: str) -> str | None:
 
 
 def parse_get_wsdl_request(message: SoapMessage) -> WsdlRequest:
-    """Read a ``getWsdl`` request body, ``<xrd:getWsdl><xrd:serviceCode/><xrd:serviceVersion/>?</xrd:getWsdl>``;
-    no service code is ``invalid_request``, as in X-Road."""
+    """Read a ``getWsdl`` request body (``xrd:getWsdl`` with ``xrd:serviceCode`` and an optional
+    ``xrd:serviceVersion``); no service code is ``invalid_request``, as in X-Road."""
     if metaservice_of(message) != GET_WSDL:
         raise XRoadError(FaultCode.INVALID_REQUEST, "request is not getWsdl")
     body = soap_body(message)
@@ -171,9 +171,9 @@ def rewrite_wsdl_endpoints(wsdl: bytes) -> bytes:
 
 def build_get_wsdl_response(request: SoapMessage, wsdl: bytes) -> tuple[str, bytes]:
     """The ``getWsdl`` response to ``request``: (content type, ``multipart/related`` body). The SOAP part is
-    the request with its body element renamed ``getWsdlResponse`` (echoing ``serviceCode``, ``serviceVersion``);
-    the one attachment is the rewritten WSDL (``text/xml``, ``Content-Transfer-Encoding: binary``,
-    ``Content-ID: <wsdl=UUID@x-road.eu>``), as X-Road sends it."""
+    the request with its body element renamed ``getWsdlResponse`` (echoing ``serviceCode`` and
+    ``serviceVersion``); the one attachment is the rewritten WSDL (``text/xml``,
+    ``Content-Transfer-Encoding: binary``, ``Content-ID: <wsdl=UUID@x-road.eu>``), as X-Road sends it."""
     parse_get_wsdl_request(request)
     attachment = Attachment(
         (
