@@ -62,6 +62,7 @@ from lxml import etree
 from xroad_mn import xmlsafe
 from xroad_mn.errors import FaultCode, XRoadError
 from xroad_mn.identifiers import (
+    ID_NS,
     ClientId,
     RepresentedParty,
     SecurityServerId,
@@ -247,16 +248,18 @@ def _protocol_version(element: etree._Element) -> str:
 
 
 _Id = TypeVar("_Id", ClientId, ServiceId, SecurityServerId)
+_OBJECT_TYPE_ATTR: Final = f"{{{ID_NS}}}objectType"
 
 
-def _identifier(read: Callable[..., _Id], element: etree._Element) -> _Id:
-    """Read an identifier element; a missing or wrong objectType is ``invalid_xml``, as in X-Road."""
-    try:
-        return read(element, strict=False)
-    except XRoadError as e:
-        if e.details.get("part") == "objectType":
-            raise XRoadError(FaultCode.INVALID_XML, e.message) from e
-        raise
+def _identifier(read: Callable[..., _Id], element: etree._Element, *allowed: str) -> _Id:
+    """Read an identifier element; a missing, unknown or unexpected ``id:objectType`` is ``invalid_xml``,
+    as X-Road's ``validateObjectType`` says."""
+    object_type = element.get(_OBJECT_TYPE_ATTR, element.get("objectType"))
+    if object_type is None:
+        raise XRoadError(FaultCode.INVALID_XML, "Missing objectType attribute")
+    if object_type not in allowed:
+        raise XRoadError(FaultCode.INVALID_XML, f"Unexpected objectType: {object_type[:40]}")
+    return read(element, strict=False)
 
 
 def _represented_party(element: etree._Element) -> RepresentedParty:
@@ -317,15 +320,19 @@ def _soap_header(fields: dict[str, etree._Element], *, require_service: bool) ->
 
     request_hash = fields.get("requestHash")
     return SoapHeader(
-        client=_identifier(client_id_from_xml, fields["client"]),
-        service=_identifier(service_id_from_xml, fields["service"]) if "service" in fields else None,
+        client=_identifier(client_id_from_xml, fields["client"], "MEMBER", "SUBSYSTEM"),
+        service=_identifier(service_id_from_xml, fields["service"], "SERVICE")
+        if "service" in fields
+        else None,
         id=_text(fields["id"]),
         protocol_version=_protocol_version(fields["protocolVersion"]),
         user_id=text("userId"),
         issue=text("issue"),
         request_hash=_text(request_hash) if request_hash is not None else None,
         security_server=(
-            _identifier(server_id_from_xml, fields["securityServer"]) if "securityServer" in fields else None
+            _identifier(server_id_from_xml, fields["securityServer"], "SERVER")
+            if "securityServer" in fields
+            else None
         ),
         represented_party=(
             _represented_party(fields["representedParty"]) if "representedParty" in fields else None
@@ -464,7 +471,7 @@ def build_soap_request(
 ) -> bytes:
     """A SOAP 1.1 X-Road request (UTF-8) for a client or a test: header fields in X-Road's order, then
     ``body`` (an element, copied, or XML bytes) as the body's one element."""
-    nsmap = {"SOAP-ENV": SOAP_ENV_NS, "xrd": XROAD_NS, "id": "http://x-road.eu/xsd/identifiers"}
+    nsmap = {"SOAP-ENV": SOAP_ENV_NS, "xrd": XROAD_NS, "id": ID_NS}
     if represented_party is not None:
         nsmap["repr"] = REPR_NS
     envelope = etree.Element(_ENVELOPE, nsmap=nsmap)
@@ -542,6 +549,7 @@ class _HashSpots:
     hash_start: int = -1
     hash_end: int = -1
     open_tag: tuple[str, int] | None = None
+    """The element whose end is awaited and where its start tag ends."""
 
 
 def _tag_end(buf: bytes, start: int) -> int:
@@ -596,14 +604,16 @@ def _find_hash_spots(buf: bytes) -> _HashSpots:
                 spots.id_declares_prefix = spots.id_prefix in declared
             else:
                 spots.hash_start = at
-            spots.open_tag = (name, at)
+            spots.open_tag = (name, _tag_end(buf, at))
         declared.clear()
 
     def end(name: str) -> None:
         at = parser.CurrentByteIndex
         if spots.open_tag is not None and spots.depth == 3 and spots.open_tag[0] == name:
-            # An empty-element tag reports its end at its own start.
-            end_at = _tag_end(buf, at)
+            start_tag_end = spots.open_tag[1]
+            # expat reports an empty-element tag's end just after the tag itself.
+            empty = at == start_tag_end and buf[start_tag_end - 2 : start_tag_end] == b"/>"
+            end_at = at if empty else _tag_end(buf, at)
             if name.endswith(" id"):
                 spots.id_end = end_at
             else:
