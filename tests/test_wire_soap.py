@@ -338,6 +338,16 @@ def test_insert_in_a_message_without_whitespace_and_a_hash_right_after_id() -> N
     assert again.count(b"requestHash") == 2
 
 
+def test_insert_removes_a_hash_placed_before_id() -> None:
+    raw = (QUERIES / "requesthash.answer").read_bytes()
+    line = raw[raw.index(b"\n", raw.index(b"<xroad:issue/>")) : raw.index(b"</xroad:requestHash>") + 20]
+    moved = raw.replace(line, b"").replace(b"\n        <xroad:id>", line + b"\n        <xroad:id>")
+    assert moved.index(b"requestHash") < moved.index(b"<xroad:id>")
+    out = insert_request_hash(moved, "QUJD")
+    assert out == insert_request_hash(raw, "QUJD")
+    assert parse_soap_message(out).x_road_header.request_hash == "QUJD"
+
+
 def build(body: bytes = b"<t:getDebt xmlns:t='urn:tax'/>", **kw: object) -> bytes:
     client = MemberId("MN", "GOV", "5012345").subsystem("civil-registry")
     service = MemberId("MN", "GOV", "9010001").subsystem("tax").service("getDebt", "v1")

@@ -684,7 +684,12 @@ def insert_request_hash(response_raw: bytes, request_hash: str, *, charset: str 
         (insert_at, insert_at, indent + _request_hash_element(spots, request_hash))
     ]
     if spots.hash_start >= 0:
-        edits.append((max(_whitespace_before(buf, spots.hash_start), insert_at), spots.hash_end, b""))
+        start = _whitespace_before(buf, spots.hash_start)
+        if (
+            spots.hash_start >= insert_at
+        ):  # after xrd:id: the whitespace run starts no earlier than the insert
+            start = max(start, insert_at)
+        edits.append((start, spots.hash_end, b""))
     out = buf
     for start, stop, insert in sorted(edits, key=lambda e: (e[0], e[1]), reverse=True):
         out = out[:start] + insert + out[stop:]
