@@ -83,6 +83,7 @@ class FaultCode(StrEnum):
     INCONSISTENT_RESPONSE = "inconsistent_response"
     MISSING_BODY = "missing_body"
     MISSING_SOAP = "missing_soap"
+    MIME_PARSING_FAILED = "mime_parsing_failed"
     UNKNOWN_MEMBER = "unknown_member"
     UNKNOWN_SERVICE = "unknown_service"
     SERVICE_DISABLED = "service_disabled"

@@ -50,6 +50,7 @@ from typing import Final
 
 from xroad_mn.errors import FaultCode, XRoadError
 from xroad_mn.mime import MimePart, boundary_of, split_header_params, split_multipart
+from xroad_mn.wire.parts import Attachment
 
 __all__ = [
     "ATTACHMENT_BOUNDARY_PREFIX",
@@ -132,19 +133,6 @@ _DER_MAX_LENGTH_OCTETS: Final = 4
 
 
 @dataclass(frozen=True)
-class Attachment:
-    """A SOAP attachment: its MIME headers (``content-type`` among them) and its content."""
-
-    headers: tuple[tuple[str, str], ...]
-    data: bytes
-
-    @property
-    def content_type(self) -> str | None:
-        """The attachment's ``content-type`` header, or ``None``."""
-        return next((v for n, v in self.headers if n.lower() == "content-type"), None)
-
-
-@dataclass(frozen=True)
 class TransportMessage:
     """The parts of a transport message (module docstring), as bytes.
 
@@ -218,7 +206,7 @@ def _check_encodable(msg: TransportMessage) -> None:
         raise XRoadError(FaultCode.INTERNAL_ERROR, "a REST message carries a body, not attachments")
     if not msg.is_rest and msg.rest_body is not None:
         raise XRoadError(FaultCode.INTERNAL_ERROR, "a SOAP message carries attachments, not a REST body")
-    if any(a.content_type is None for a in msg.attachments):
+    if any(a.header("content-type") is None for a in msg.attachments):
         raise XRoadError(FaultCode.INTERNAL_ERROR, "every attachment needs a content-type header")
 
 
