@@ -23,16 +23,18 @@ from typing import Final
 
 import structlog
 from aiohttp import web
+from lxml import etree
 
 from security_server.messagelog.export import asic_response
 from security_server.proxy.handlers import ConsumerExchange
 from security_server.proxy.node import ExchangeNode
 from security_server.proxy.server_proxy import NODE_KEY
 from xroad_mn.errors import ErrorKind, FaultCode, XRoadError
-from xroad_mn.identifiers import SubsystemId
+from xroad_mn.identifiers import SubsystemId, parse_client_header
 from xroad_mn.transport.server import read_body
 from xroad_mn.wire import rest as rest_wire
 from xroad_mn.wire import soap as soap_wire
+from xroad_mn.wire import soapmeta
 from xroad_mn.wire.faults import render_rest_error, render_soap_fault
 
 __all__ = ["CLIENT_PROXY_PREFIX", "create_client_proxy_app"]
@@ -143,16 +145,25 @@ async def _wsdl(request: web.Request) -> web.StreamResponse:
         service_code = str(_query(request, "serviceCode"))
         version = _query(request, "version", required=False)
         client = await _wsdl_client(node, request)
-        envelope = soap_wire.build_get_wsdl_request(
-            client, provider.service("getWsdl"), str(uuid.uuid4()), service_code, version
-        )
+        envelope = _get_wsdl_request(client, provider, service_code, version)
         exchange = ConsumerExchange(node, view)
         result = await exchange.soap("text/xml; charset=UTF-8", None, envelope)
         content_type = next((v for k, v in result.headers if k.lower() == "content-type"), "")
-        wsdl = soap_wire.wsdl_of_get_wsdl_response(content_type, result.body)
+        _soap, _type, attachments = soap_wire.split_soap_request(content_type, result.body)
+        if not attachments:
+            raise XRoadError(FaultCode.INVALID_MESSAGE, "the getWsdl response carries no WSDL attachment")
+        wsdl = attachments[0].data
         return web.Response(body=wsdl, headers={"Content-Type": "text/xml; charset=UTF-8"})
     except XRoadError as e:
         return _rest_error(request, e)
+
+
+def _get_wsdl_request(client: SubsystemId, provider: SubsystemId, service_code: str, version: str | None) -> bytes:
+    body = etree.Element(f"{{{soap_wire.XROAD_NS}}}getWsdl", nsmap={"xrd": soap_wire.XROAD_NS})
+    etree.SubElement(body, f"{{{soap_wire.XROAD_NS}}}serviceCode").text = service_code
+    if version:
+        etree.SubElement(body, f"{{{soap_wire.XROAD_NS}}}serviceVersion").text = version
+    return soap_wire.build_soap_request(client, provider.service(soapmeta.GET_WSDL), str(uuid.uuid4()), body)
 
 
 async def _wsdl_client(node: ExchangeNode, request: web.Request) -> SubsystemId:
@@ -160,7 +171,7 @@ async def _wsdl_client(node: ExchangeNode, request: web.Request) -> SubsystemId:
     subsystem this node hosts."""
     header = request.headers.get("X-Road-Client")
     if header is not None:
-        client = rest_wire.parse_client_header_value(header)
+        client = parse_client_header(header)
         if isinstance(client, SubsystemId):
             return client
     hosted = [c.client for c in await node.store.list_clients() if isinstance(c.client, SubsystemId)]

@@ -105,7 +105,7 @@ def _record(
 def _transport_headers(request_id: str, *, rest: bool, original_content_type: str | None = None) -> dict[str, str]:
     headers = {
         tm.HEADER_REQUEST_ID: request_id,
-        tm.HEADER_HASH_ALGORITHM: tm.HASH_ALGORITHM,
+        tm.HEADER_HASH_ALGORITHM: tm.HASH_ALGORITHM_SHA512,
         tm.HEADER_PROXY_VERSION: PROXY_VERSION,
     }
     if rest:
@@ -184,6 +184,10 @@ class ConsumerExchange:
             method, target, list(headers), query_id=query_id, request_id=request_id
         )
         client = request.client
+        if client is None:
+            raise XRoadError(
+                FaultCode.MISSING_HEADER_FIELD, "X-Road-Client header is missing", kind=ErrorKind.BAD_INPUT
+            )
         await self._check_client(client)
         header_part = request.to_bytes()
         attachments = (body,) if body else ()
@@ -198,7 +202,7 @@ class ConsumerExchange:
         )  # fmt: skip
         outgoing = tm.TransportMessage(
             ocsp_responses=self.node.own_ocsp(),
-            message_content_type=tm.CONTENT_TYPE_REST_REQUEST,
+            message_content_type=tm.REST_REQUEST_CONTENT_TYPE,
             message=header_part,
             rest_body=body or None,
             hash_chain_result=signature.hash_chain_result,
@@ -237,8 +241,8 @@ class ConsumerExchange:
 
     async def soap(self, content_type: str, soap_action: str | None, body: bytes) -> ExchangeResult:
         soap_part, soap_content_type, attachments = soap_wire.split_soap_request(content_type, body)
-        message = soap_wire.parse_soap_message(soap_part, content_type=soap_content_type)
-        header = message.header
+        message = soap_wire.parse_soap_message(soap_part, content_type=soap_content_type, expect="request")
+        header = message.x_road_header
         if header.service is None:
             raise XRoadError(FaultCode.MISSING_HEADER_FIELD, "Required field 'service' is missing")
         client, service = header.client, header.service
@@ -265,14 +269,16 @@ class ConsumerExchange:
         )
         headers = _transport_headers(request_id, rest=False, original_content_type=content_type)
         if soap_action is not None:
-            headers[tm.HEADER_ORIGINAL_SOAPACTION] = soap_action
+            headers[tm.HEADER_ORIGINAL_SOAP_ACTION] = soap_action
         answer = await self._send(service.client, header.security_server, outgoing, headers)
         if answer.signature is None:
             raise parse_soap_fault(answer.fault if answer.fault is not None else answer.message)
         response_signature = SignatureData(answer.signature, answer.hash_chain_result, answer.hash_chain)
         response_att = [a.data for a in answer.attachments]
         self._verify_response(response_signature, message_parts(answer.message, response_att), service.client)
-        response = soap_wire.parse_soap_message(answer.message, content_type=answer.message_content_type)
+        response = soap_wire.parse_soap_message(
+            answer.message, content_type=answer.message_content_type, require_service=False
+        )
         if not response.is_fault:
             soap_wire.check_soap_response(message, response, soap_wire.soap_request_hash(soap_part))
         await self.node.message_log.log(
@@ -311,18 +317,22 @@ class ProviderExchange:
         self.view = view
 
     def _parse(self, headers: Mapping[str, str], message: tm.TransportMessage) -> _Incoming:
-        rest = message.message_content_type.split(";")[0].strip().lower() == tm.CONTENT_TYPE_REST_REQUEST
+        rest = message.message_content_type.split(";")[0].strip().lower() == tm.REST_REQUEST_CONTENT_TYPE
         if rest:
             request = rest_wire.parse_header_part(message.message)
             if not isinstance(request, rest_wire.RestRequest):
                 raise _invalid("the message part is a REST response, expected a request")
+            if request.client is None:
+                raise _invalid("the REST request names no client (X-Road-Client)")
             return _Incoming(True, request.client, request.service, request.query_id or "",
                              request.security_server, request, None)  # fmt: skip
-        soap = soap_wire.parse_soap_message(message.message, content_type=message.message_content_type)
-        if soap.header.service is None:
+        soap = soap_wire.parse_soap_message(
+            message.message, content_type=message.message_content_type, expect="request"
+        )
+        header = soap.x_road_header
+        if header.service is None:
             raise XRoadError(FaultCode.MISSING_HEADER_FIELD, "Required field 'service' is missing")
-        return _Incoming(False, soap.header.client, soap.header.service, soap.header.id,
-                         soap.header.security_server, None, soap)  # fmt: skip
+        return _Incoming(False, header.client, header.service, header.id, header.security_server, None, soap)
 
     async def handle(
         self,
@@ -451,7 +461,7 @@ class ProviderExchange:
             message.message, message.message_content_type, message.attachments
         )
         is_headers = [("Content-Type", content_type)]
-        action = headers.get(tm.HEADER_ORIGINAL_SOAPACTION)
+        action = headers.get(tm.HEADER_ORIGINAL_SOAP_ACTION)
         if action is not None:
             is_headers.append(("SOAPAction", action))
         return await call_information_system(
@@ -492,7 +502,7 @@ class ProviderExchange:
         content_type, body = tm.encode_transport_message(
             tm.TransportMessage(
                 ocsp_responses=(),
-                message_content_type=tm.CONTENT_TYPE_REST_RESPONSE,
+                message_content_type=tm.REST_RESPONSE_CONTENT_TYPE,
                 message=header_part,
                 rest_body=answer.body or None,
                 hash_chain_result=signature.hash_chain_result,
@@ -501,14 +511,14 @@ class ProviderExchange:
             )
         )
         return web.Response(
-            body=body, headers={"Content-Type": content_type, tm.HEADER_HASH_ALGORITHM: tm.HASH_ALGORITHM}
+            body=body, headers={"Content-Type": content_type, tm.HEADER_HASH_ALGORITHM: tm.HASH_ALGORITHM_SHA512}
         )
 
     async def _respond_soap(self, incoming: _Incoming, request_id: str, answer: IsResponse) -> web.Response:
         assert incoming.soap_request is not None
         content_type = next((v for k, v in answer.headers if k.lower() == "content-type"), "text/xml")
         soap_part, soap_content_type, attachments = soap_wire.split_soap_request(content_type, answer.body)
-        response = soap_wire.parse_soap_message(soap_part, content_type=soap_content_type)
+        response = soap_wire.parse_soap_message(soap_part, content_type=soap_content_type, require_service=False)
         if not response.is_fault:
             soap_part = soap_wire.insert_request_hash(
                 soap_part, soap_wire.soap_request_hash(incoming.soap_request.raw)
@@ -530,7 +540,7 @@ class ProviderExchange:
             body=body,
             headers={
                 "Content-Type": out_type,
-                tm.HEADER_HASH_ALGORITHM: tm.HASH_ALGORITHM,
+                tm.HEADER_HASH_ALGORITHM: tm.HASH_ALGORITHM_SHA512,
                 tm.HEADER_ORIGINAL_CONTENT_TYPE: content_type,
             },
         )

@@ -20,14 +20,15 @@ from xroad_mn.errors import ErrorKind, FaultCode, XRoadError
 from xroad_mn.identifiers import ClientId, ServiceId, format_id
 from xroad_mn.wire import rest as rest_wire
 from xroad_mn.wire import soap as soap_wire
+from xroad_mn.wire import soapmeta
 
 __all__ = ["REST_METASERVICES", "SOAP_METASERVICES", "answer_rest_metaservice", "answer_soap_metaservice"]
 
-LIST_METHODS: Final = "listMethods"
-ALLOWED_METHODS: Final = "allowedMethods"
-GET_WSDL: Final = "getWsdl"
+LIST_METHODS: Final = soapmeta.LIST_METHODS
+ALLOWED_METHODS: Final = soapmeta.ALLOWED_METHODS
+GET_WSDL: Final = soapmeta.GET_WSDL
 GET_OPENAPI: Final = "getOpenAPI"
-SOAP_METASERVICES: Final = frozenset({LIST_METHODS, ALLOWED_METHODS, GET_WSDL})
+SOAP_METASERVICES: Final = frozenset(soapmeta.METASERVICE_CODES)
 REST_METASERVICES: Final = frozenset({LIST_METHODS, ALLOWED_METHODS, GET_OPENAPI})
 DESCRIPTION_FETCH_SECONDS: Final = 30.0
 
@@ -111,20 +112,21 @@ async def answer_soap_metaservice(
     node: ExchangeNode, view: ConfigurationView, request: soap_wire.SoapMessage, attachments: Sequence[bytes]
 ) -> IsResponse:
     """``listMethods`` / ``allowedMethods`` (MethodListType) or ``getWsdl`` (the WSDL as an attachment)."""
-    header = request.header
+    header = request.x_road_header
     assert header.service is not None
     provider = header.service.client
     code = header.service.service_code
     if code == GET_WSDL:
-        wanted, version = soap_wire.parse_get_wsdl_request(request)
+        asked = soapmeta.parse_get_wsdl_request(request)
+        wanted, version = asked.service_code, asked.service_version
         for description in await _descriptions(node, provider):
             if description.type is DescriptionType.WSDL and any(
                 s.code == wanted and (version is None or s.version == version) for s in description.services
             ):
                 wsdl = description.document or await _fetch(node, description.url)
-                content_type, body = soap_wire.build_get_wsdl_response(request, wsdl)
+                content_type, body = soapmeta.build_get_wsdl_response(request, wsdl)
                 return IsResponse(200, "OK", (("Content-Type", content_type),), body)
         raise XRoadError(FaultCode.UNKNOWN_SERVICE, f"no WSDL describes service {wanted!r}")
     services = await _services(node, view, provider, header.client, rest=False, allowed=code == ALLOWED_METHODS)
-    body = soap_wire.build_method_list_response(request, [s for s, _ in services])
+    body = soapmeta.build_method_list_response(request, [s for s, _ in services])
     return IsResponse(200, "OK", (("Content-Type", "text/xml; charset=UTF-8"),), body)
