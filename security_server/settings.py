@@ -34,8 +34,8 @@ from xroad_mn.transport.server import ServerTimeoutSettings
 
 __all__ = [
     "DATABASE_FILE",
-    "DEFAULT_ADDRESS",
     "DEFAULT_ACCEPTABLE_TIMESTAMP_FAILURE_PERIOD_SECONDS",
+    "DEFAULT_ADDRESS",
     "DEFAULT_ADMIN_PORT",
     "DEFAULT_ALLOWED_FEDERATIONS",
     "DEFAULT_CLIENT_HTTPS_PORT",
@@ -205,7 +205,9 @@ class NodeSettings(ServerTimeoutSettings):
             except XRoadError as e:
                 raise ValueError(f"{item[:80]!r} is not INSTANCE/CLASS/MEMBER/SUBSYSTEM: {e.message}") from e
             if not isinstance(client, SubsystemId):
-                raise ValueError(f"{item[:80]!r} names a member; body logging is set per subsystem")
+                raise ValueError(  # noqa: TRY004 - pydantic reports a ValueError as a validation error
+                    f"{item[:80]!r} names a member; body logging is set per subsystem"
+                )
         return value
 
     @model_validator(mode="after")
