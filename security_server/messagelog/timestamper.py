@@ -100,6 +100,9 @@ class Timestamper:
         self.failing_since: datetime | None = None
         """When the current run of failed rounds began (None while time-stamping works)."""
         self.last_error: XRoadError | None = None
+        self.rounds = 0
+        """Rounds of the background task completed so far (tests and status wait on it)."""
+        self._round_done = asyncio.Condition()
 
     @classmethod
     def from_settings(
@@ -206,6 +209,12 @@ class Timestamper:
             interval = None
         return float(interval or DEFAULT_TIME_STAMPING_INTERVAL_SECONDS)
 
+    async def wait_for_round(self, after: int) -> int:
+        """Wait until the background task completed more than ``after`` rounds; return the count."""
+        async with self._round_done:
+            await self._round_done.wait_for(lambda: self.rounds > after)
+            return self.rounds
+
     async def run(self) -> None:
         """Stamp forever (until cancelled): every interval, sooner after a wake, a retry delay after a
         failure."""
@@ -217,6 +226,9 @@ class Timestamper:
                 delay = self.retry_delay_seconds
             else:
                 delay = 0.0 if stamped >= self.records_limit else await asyncio.to_thread(self._interval)
+            async with self._round_done:
+                self.rounds += 1
+                self._round_done.notify_all()
             if delay > 0:
                 await wait_for_wake(self._wake, delay)
 

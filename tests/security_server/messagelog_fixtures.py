@@ -5,14 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from security_server.messagelog import LogRecord
 from tests.test_signature import SOAP, Evidence
 from trust_services.store import TrustServiceStore
 from xroad_mn.globalconf.trust import ApprovedTSA, TrustMaterial
 from xroad_mn.hashchain import MessagePart
 from xroad_mn.identifiers import MemberId
 from xroad_mn.signature import SignatureData, sign, sign_batch
-
-from security_server.messagelog import LogRecord
 
 CLIENT = MemberId("MN", "GOV", "5012345")
 """The client of :data:`tests.test_signature.SOAP`, whose signing key the dev PKI holds."""

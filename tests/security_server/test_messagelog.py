@@ -29,7 +29,6 @@ from .messagelog_fixtures import (
     CLIENT,
     SERVICE,
     batch_signed_records,
-    record_for,
     signed_record,
     soap_message,
 )
@@ -109,7 +108,8 @@ async def _install_poison_trigger(engine: AsyncEngine) -> None:
             )
             await conn.execute(
                 text(
-                    "CREATE TRIGGER poison BEFORE INSERT ON message_records FOR EACH ROW EXECUTE FUNCTION poison()"
+                    "CREATE TRIGGER poison BEFORE INSERT ON message_records "
+                    "FOR EACH ROW EXECUTE FUNCTION poison()"
                 )
             )
 
@@ -176,7 +176,8 @@ def test_soap_body_is_emptied_and_only_xroad_headers_kept() -> None:
     assert b"<xrd:id>q-1</xrd:id>" in out
     assert b"<id:memberCode>5012345</id:memberCode>" in out
     assert b"<xrd:protocolVersion>4.0</xrd:protocolVersion>" in out
-    assert b"securityServer" not in out and b"urn:other" not in out
+    assert b"securityServer" not in out
+    assert b"urn:other" not in out
     assert b'<ns:getRandom xmlns:ns="urn:x"/>' in out
     assert "äõ".encode() not in out
 
@@ -228,7 +229,8 @@ def test_records_without_body_lose_attachments(evidence: Evidence) -> None:
     off = BodyLoggingPolicy(message_body_logging=False)
     stripped = loggable_record(record, off, local_producer=True)
     assert stripped.attachments == ()
-    assert b"getRandom" in stripped.message and "äõ".encode() not in stripped.message
+    assert b"getRandom" in stripped.message
+    assert "äõ".encode() not in stripped.message
     assert loggable_record(record, BodyLoggingPolicy(), local_producer=True) is record
     rest = LogRecord(
         "q-rest",
@@ -242,7 +244,8 @@ def test_records_without_body_lose_attachments(evidence: Evidence) -> None:
         SignatureData(b"<x/>"),
     )
     rest_off = loggable_record(rest, off, local_producer=False)
-    assert rest_off.attachments == () and b"Authorization" not in rest_off.message
+    assert rest_off.attachments == ()
+    assert b"Authorization" not in rest_off.message
 
 
 async def test_body_logging_off_record_is_stored_without_body(
@@ -257,4 +260,5 @@ async def test_body_logging_off_record_is_stored_without_body(
     async with message_log.running():
         await message_log.log(record)
     (stored,) = await MessageLogStore(node_db).find("q-nobody")
-    assert stored.attachments == () and "äõ".encode() not in stored.message
+    assert stored.attachments == ()
+    assert "äõ".encode() not in stored.message

@@ -20,8 +20,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from typer.testing import CliRunner
 
 from security_server.cli import app as node_cli
-from security_server.home import create_home, globalconf_dir
+from security_server.home import create_home, globalconf_dir, open_home
 from security_server.messagelog import (
+    LogRecord,
     MessageLog,
     MessageLogStore,
     Timestamper,
@@ -32,6 +33,7 @@ from security_server.operations import open_node_store
 from tests.test_signature import Evidence, build_evidence
 from trust_services.app import RunningTrustService
 from trust_services.store import TrustServiceStore
+from xroad_mn.archive import asic_entry_name
 from xroad_mn.asic import MIMETYPE, read_container, verify_container
 from xroad_mn.cli.asic import app as asic_cli
 from xroad_mn.errors import ErrorKind, FaultCode, XRoadError
@@ -87,11 +89,24 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
         yield s
 
 
-def _timestamper(world: World, session: aiohttp.ClientSession, **kwargs: float) -> Timestamper:
-    return Timestamper(world.store, world.load_trust, session, clock=world.clock, **kwargs)  # type: ignore[arg-type]
+def _timestamper(
+    world: World,
+    session: aiohttp.ClientSession,
+    *,
+    records_limit: int = 10000,
+    acceptable_failure_period_seconds: float = 14400,
+) -> Timestamper:
+    return Timestamper(
+        world.store,
+        world.load_trust,
+        session,
+        records_limit=records_limit,
+        acceptable_failure_period_seconds=acceptable_failure_period_seconds,
+        clock=world.clock,
+    )
 
 
-async def _log(world: World, timestamper: Timestamper, records: list) -> list[int]:  # type: ignore[type-arg]
+async def _log(world: World, timestamper: Timestamper, records: list[LogRecord]) -> list[int]:
     message_log = MessageLog(world.store, timestamper=timestamper, clock=world.clock)
     async with message_log.running():
         return list(await asyncio.gather(*(message_log.log(r) for r in records)))
@@ -102,6 +117,23 @@ def _verify(world: World, files: list[tuple[str, bytes]]) -> None:
         result = verify_container(data, trust=world.trust)
         assert str(result.signer) == str(CLIENT), name
         assert result.timestamp_time is not None
+
+
+def _openssl_ts_verify(openssl: str, tmp_path: Path, token: bytes, data: bytes, world: World) -> None:
+    """``openssl ts -verify`` of ``token`` over ``data`` against the trust services' CA."""
+    (tmp_path / "token.der").write_bytes(token)
+    (tmp_path / "data.bin").write_bytes(data)
+    ca = TrustServiceStore.open(world.tsa.directory).ca.certificate
+    (tmp_path / "ca.pem").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    result = subprocess.run(
+        [openssl, "ts", "-verify", "-token_in", "-in", "token.der", "-data", "data.bin", "-CAfile", "ca.pem"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Verification: OK" in result.stdout
 
 
 async def test_single_timestamp_is_embedded_and_verifies(
@@ -120,24 +152,12 @@ async def test_single_timestamp_is_embedded_and_verifies(
     _verify(world, files)
 
     # An outside tool: openssl checks the token over the decoded SignatureValue against the TSA's CA.
-    (tmp_path / "token.der").write_bytes(parsed.timestamp_token)
-    (tmp_path / "data.bin").write_bytes(parsed.signature_value)
-    ca = TrustServiceStore.open(world.tsa.directory).ca.certificate
-    (tmp_path / "ca.pem").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    result = subprocess.run(
-        [openssl, "ts", "-verify", "-token_in", "-in", "token.der", "-data", "data.bin", "-CAfile", "ca.pem"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        check=False,
+    await asyncio.to_thread(
+        _openssl_ts_verify, openssl, tmp_path, parsed.timestamp_token, parsed.signature_value, world
     )
-    assert result.returncode == 0, result.stderr
-    assert "Verification: OK" in result.stdout
 
 
 def _b32(value: int) -> str:
-    from xroad_mn.archive import asic_entry_name
-
     return (
         asic_entry_name("x", response=False, record_id=value)
         .removeprefix("x-request-")
@@ -163,18 +183,9 @@ async def test_batch_timestamp_covers_every_waiting_record(
 
     token = read_container(files[0][1]).timestamp
     assert token is not None
-    (tmp_path / "token.der").write_bytes(token.token)
-    (tmp_path / "data.bin").write_bytes(token.hash_chain_result)
-    ca = TrustServiceStore.open(world.tsa.directory).ca.certificate
-    (tmp_path / "ca.pem").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    result = subprocess.run(
-        [openssl, "ts", "-verify", "-token_in", "-in", "token.der", "-data", "data.bin", "-CAfile", "ca.pem"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        check=False,
+    await asyncio.to_thread(
+        _openssl_ts_verify, openssl, tmp_path, token.token, token.hash_chain_result, world
     )
-    assert result.returncode == 0, result.stderr
 
 
 async def test_records_limit_splits_rounds(world: World, session: aiohttp.ClientSession) -> None:
@@ -223,11 +234,13 @@ async def test_refuses_after_the_failure_period_and_resumes(
 async def test_background_task_stamps_when_woken(world: World, session: aiohttp.ClientSession) -> None:
     timestamper = _timestamper(world, session)
     async with timestamper.running():
+        rounds = await timestamper.wait_for_round(0)  # the first round found nothing
         await _log(world, timestamper, [signed_record(world.evidence, "q-bg")])
         timestamper.wake()
         async with asyncio.timeout(10):
-            while not (await world.store.find("q-bg"))[0].timestamped:
-                await asyncio.sleep(0.05)
+            await timestamper.wait_for_round(rounds)
+    (record,) = await world.store.find("q-bg")
+    assert record.timestamped
 
 
 # -- /asic -------------------------------------------------------------------------------------------------
@@ -312,8 +325,6 @@ async def test_node_log_export_writes_containers_that_asic_verify_accepts(
     evidence: Evidence, trust_service: RunningTrustService, tmp_path: Path
 ) -> None:
     home = create_home(tmp_path / "node", {"address": "127.0.0.2"})
-    from security_server.home import open_home
-
     settings = open_home(home)
     trust = trust_with_tsas(evidence, trust_service.directory, [trust_service.urls.tsa])
     async with open_node_store(settings) as node_store, aiohttp.ClientSession() as session:
