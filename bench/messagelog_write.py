@@ -77,9 +77,8 @@ async def _run(path: Path, concurrency: int, signature: SignatureData) -> tuple[
 
 async def main() -> None:
     signature = _signature()
-    print(
-        f"message log group commit on SQLite (WAL), {RECORDS} records, signature {len(signature.signature_xml)} B"
-    )
+    size = len(signature.signature_xml)
+    print(f"message log group commit on SQLite (WAL), {RECORDS} records, signature {size} B")
     with tempfile.TemporaryDirectory() as tmp:
         for concurrency in CONCURRENCIES:
             rate, commits = await _run(Path(tmp) / f"c{concurrency}.db", concurrency, signature)
