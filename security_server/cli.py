@@ -13,6 +13,7 @@
           --to SUBSYSTEM:MN/COM/9011223/bank --method GET --path /people/*
     $ xroad-mn node status --dir ss1 --json
     $ xroad-mn node serve --dir ss1                             # admin API and OCSP port until Ctrl-C
+    $ xroad-mn node log export --dir ss1 --x-road-id MN-5c1f... --out evidence/   # ASiC-E containers
 
 Every command takes ``--dir`` (the node's home, :mod:`security_server.home`) and ``--json``, and works on
 the node's database directly, so no server needs to run. The commands hold no logic: they call
@@ -64,6 +65,7 @@ from security_server.ids import (
     parse_service_id,
     parse_subject,
 )
+from security_server.messagelog import MessageLogStore, export_exchange
 from security_server.operations import (
     FIRST_KEY_ROLES,
     NodeContext,
@@ -107,11 +109,13 @@ certs_app = typer.Typer(help="Keys, certificate requests and certificates.", no_
 client_app = typer.Typer(help="Hosted clients.", no_args_is_help=True)
 service_app = typer.Typer(help="Service descriptions and services.", no_args_is_help=True)
 access_app = typer.Typer(help="Access rights.", no_args_is_help=True)
+log_app = typer.Typer(help="The message log: evidence of the exchanges.", no_args_is_help=True)
 for _sub, _name in (
     (certs_app, "certs"),
     (client_app, "client"),
     (service_app, "service"),
     (access_app, "access"),
+    (log_app, "log"),
 ):
     app.add_typer(_sub, name=_name)
 
@@ -588,3 +592,33 @@ def access_grant(
     where = f" {method} {path}" if method is not None else ""
     for r in out:
         typer.echo(f"Granted {format_id(service_id)}{where} to {r.subject}")
+
+
+# -- message log ------------------------------------------------------------------------------------------
+
+
+@log_app.command("export")
+def log_export(
+    home: DirOption,
+    x_road_id: Annotated[str, typer.Option("--x-road-id", help="The exchange's X-Road-Id (SOAP id).")],
+    out: Annotated[Path, typer.Option("--out", help="Directory the containers are written to.")],
+    as_json: JsonOption = False,
+) -> None:
+    """Write the time-stamped request and response of an exchange as ASiC-E containers (X-Road's names);
+    they verify with ``xroad-mn asic verify --conf HOME/globalconf``."""
+
+    async def action(ctx: NodeContext) -> tuple[list[tuple[str, bytes]], dict[str, Any]]:
+        files = await export_exchange(MessageLogStore(ctx.store.engine), x_road_id)
+        return files, {}
+
+    files = _run(home, None, action, login=False)
+    written: list[dict[str, Any]] = []
+    for name, data in files:
+        path = out / name
+        write_atomic(path, data, make_parents=True)
+        written.append({"file": str(path), "bytes": len(data)})
+    if as_json:
+        _print_json({"query_id": x_road_id, "files": written})
+        return
+    for item in written:
+        typer.echo(f"Wrote {item['file']} ({item['bytes']} bytes)")

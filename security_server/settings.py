@@ -27,11 +27,14 @@ from typing import Annotated, Any, Final
 from pydantic import Field, field_validator, model_validator
 
 from xroad_mn.database import sqlite_url
+from xroad_mn.errors import XRoadError
+from xroad_mn.identifiers import SubsystemId, parse_client_header
 from xroad_mn.tokens import TokenSettings, TokenType
 from xroad_mn.transport.server import ServerTimeoutSettings
 
 __all__ = [
     "DATABASE_FILE",
+    "DEFAULT_ACCEPTABLE_TIMESTAMP_FAILURE_PERIOD_SECONDS",
     "DEFAULT_ADDRESS",
     "DEFAULT_ADMIN_PORT",
     "DEFAULT_ALLOWED_FEDERATIONS",
@@ -47,6 +50,8 @@ __all__ = [
     "DEFAULT_RATE_PER_MINUTE",
     "DEFAULT_RATE_PER_SECOND",
     "DEFAULT_SERVER_PROXY_PORT",
+    "DEFAULT_TIMESTAMP_RECORDS_LIMIT",
+    "DEFAULT_TIMESTAMP_RETRY_DELAY_SECONDS",
     "GLOBALCONF_DIR",
     "SETTINGS_FILE",
     "TOKEN_DIR",
@@ -93,6 +98,15 @@ DEFAULT_CONNECT_TIMEOUT_SECONDS: Final = 30.0
 DEFAULT_FASTEST_CONNECTION_CACHE_SECONDS: Final = 3600.0
 """X-Road's ``client-fastest-connecting-ssl-uri-cache-period``."""
 MAX_INTERVAL_SECONDS: Final = 7 * 24 * 3600
+DEFAULT_ACCEPTABLE_TIMESTAMP_FAILURE_PERIOD_SECONDS: Final = 14400
+"""X-Road's ``acceptable-timestamp-failure-period``: after this long without a time-stamp the message log
+refuses new records (``timestamper_failed``)."""
+DEFAULT_TIMESTAMP_RECORDS_LIMIT: Final = 10000
+"""X-Road's ``timestamp-records-limit``: most records one time-stamping round takes."""
+DEFAULT_TIMESTAMP_RETRY_DELAY_SECONDS: Final = 60
+"""X-Road's ``timestamp-retry-delay``: the next time-stamping attempt after a failed one."""
+MAX_BODY_LOGGING_OVERRIDES: Final = 10000
+"""Most subsystems one body-logging override list may name."""
 
 Port = Annotated[int, Field(ge=0, le=65535)]
 """A TCP port; 0 lets the operating system choose (tests)."""
@@ -152,6 +166,34 @@ class NodeSettings(ServerTimeoutSettings):
     """How long the fastest-connecting address of a provider is remembered (X-Road's 3600 s)."""
     workers: int = Field(default=0, ge=0, le=64)
     """Worker processes serving the proxies (0: one per CPU core)."""
+    message_body_logging: bool = True
+    """X-Road's ``message-body-logging``: log message bodies (SOAP body, REST path, query and body). Off, a
+    record keeps only the X-Road headers and no longer verifies."""
+    enabled_body_logging_local_producer_subsystems: list[str] = Field(
+        default_factory=list, max_length=MAX_BODY_LOGGING_OVERRIDES
+    )
+    """Provider subsystems hosted here (``INSTANCE/CLASS/MEMBER/SUBSYSTEM``) whose bodies are logged
+    although ``message_body_logging`` is off."""
+    enabled_body_logging_remote_producer_subsystems: list[str] = Field(
+        default_factory=list, max_length=MAX_BODY_LOGGING_OVERRIDES
+    )
+    """Remote provider subsystems whose bodies are logged although ``message_body_logging`` is off."""
+    disabled_body_logging_local_producer_subsystems: list[str] = Field(
+        default_factory=list, max_length=MAX_BODY_LOGGING_OVERRIDES
+    )
+    """Provider subsystems hosted here whose bodies are not logged although ``message_body_logging`` is on."""
+    disabled_body_logging_remote_producer_subsystems: list[str] = Field(
+        default_factory=list, max_length=MAX_BODY_LOGGING_OVERRIDES
+    )
+    """Remote provider subsystems whose bodies are not logged although ``message_body_logging`` is on."""
+    acceptable_timestamp_failure_period_seconds: int = Field(
+        default=DEFAULT_ACCEPTABLE_TIMESTAMP_FAILURE_PERIOD_SECONDS, ge=0, le=MAX_INTERVAL_SECONDS
+    )
+    """How long time-stamping may fail before the message log refuses new records; 0 never refuses."""
+    timestamp_records_limit: int = Field(default=DEFAULT_TIMESTAMP_RECORDS_LIMIT, gt=0, le=100_000)
+    timestamp_retry_delay_seconds: int = Field(
+        default=DEFAULT_TIMESTAMP_RETRY_DELAY_SECONDS, gt=0, le=MAX_INTERVAL_SECONDS
+    )
 
     @field_validator("address", "admin_host")
     @classmethod
@@ -167,6 +209,25 @@ class NodeSettings(ServerTimeoutSettings):
         for item in items:
             if item.lower() not in _FEDERATION_WORDS and not _INSTANCE.match(item):
                 raise ValueError(f"{item[:80]!r} is neither all, none nor an instance identifier")
+        return value
+
+    @field_validator(
+        "enabled_body_logging_local_producer_subsystems",
+        "enabled_body_logging_remote_producer_subsystems",
+        "disabled_body_logging_local_producer_subsystems",
+        "disabled_body_logging_remote_producer_subsystems",
+    )
+    @classmethod
+    def _subsystems(cls, value: list[str]) -> list[str]:
+        for item in value:
+            try:
+                client = parse_client_header(item)
+            except XRoadError as e:
+                raise ValueError(f"{item[:80]!r} is not INSTANCE/CLASS/MEMBER/SUBSYSTEM: {e.message}") from e
+            if not isinstance(client, SubsystemId):
+                raise ValueError(  # noqa: TRY004 - pydantic reports a ValueError as a validation error
+                    f"{item[:80]!r} names a member; body logging is set per subsystem"
+                )
         return value
 
     @model_validator(mode="after")

@@ -105,6 +105,7 @@ class FaultCode(StrEnum):
     HASHCHAIN_UNUSED_INPUTS = "hashchain_unused_inputs"
     TIMESTAMP_VALIDATION = "timestamp_validation"
     TIMESTAMPER_FAILED = "timestamper_failed"
+    LOGGING_FAILED = "logging_failed"
     OCSP_FAILED = "ocsp_failed"
     CANNOT_CREATE_SIGNATURE = "cannot_create_signature"
     # Containers and archives

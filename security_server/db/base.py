@@ -74,6 +74,11 @@ class StoreBase:
         self._sessions = async_sessionmaker(engine, expire_on_commit=False, autoflush=True)
         self._clock = clock
 
+    @property
+    def engine(self) -> AsyncEngine:
+        """The engine every transaction of this store runs on (the message log shares it)."""
+        return self._engine
+
     @asynccontextmanager
     async def _tx(self) -> AsyncIterator[AsyncSession]:
         try:

@@ -1,0 +1,114 @@
+"""ORM models of the message log: X-Road's ``logrecord`` table, split by its discriminator.
+
+X-Road keeps message records (discriminator ``m``) and time-stamp records (``t``) in one ``logrecord`` table;
+here they are :class:`MessageRecordRow` (``message_records``), :class:`TimestampRecordRow`
+(``timestamp_records``) and, since a SOAP message may carry several attachments, the attachments of a
+message record in :class:`MessageAttachmentRow` (``message_attachments``). The tables belong to the node's
+metadata and are created by the migration ``n0002_messagelog``.
+
+Example::
+
+    >>> from sqlalchemy import select
+    >>> query = select(MessageRecordRow.id).where(MessageRecordRow.timestamp_id.is_(None))
+    >>> MessageRecordRow.__tablename__, TimestampRecordRow.__tablename__
+    ('message_records', 'timestamp_records')
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Final
+
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, LargeBinary, String, Text, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from security_server.db.models import Base
+
+__all__ = [
+    "RECORD_ID",
+    "SIGNATURE_HASH_LENGTH",
+    "MessageAttachmentRow",
+    "MessageRecordRow",
+    "TimestampRecordRow",
+]
+
+RECORD_ID: Final = BigInteger().with_variant(Integer(), "sqlite")
+"""Record ids are ``bigint`` as in X-Road (SQLite's auto-increment needs its ``INTEGER`` primary key)."""
+SIGNATURE_HASH_LENGTH: Final = 128
+"""Room for a base64 SHA-512 digest (88 characters) of a signature document."""
+X_REQUEST_ID_LENGTH: Final = 255
+
+
+class TimestampRecordRow(Base):
+    """A time-stamp (X-Road's ``t`` record): the token and, for a batch, ``ts-hashchainresult.xml``."""
+
+    __tablename__ = "timestamp_records"
+
+    id: Mapped[int] = mapped_column(RECORD_ID, primary_key=True)
+    time: Mapped[datetime] = mapped_column(index=True)
+    """The token's ``genTime``."""
+    token: Mapped[bytes]
+    """The RFC 3161 token (DER), the TSA certificate embedded."""
+    hash_chain_result: Mapped[bytes | None]
+    """Batch time-stamps: the exact bytes of ``ts-hashchainresult.xml`` the token covers."""
+    archived: Mapped[bool] = mapped_column(Boolean, index=True)
+
+
+class MessageRecordRow(Base):
+    """A logged request or response (X-Road's ``m`` record) with its signature and time-stamp data."""
+
+    __tablename__ = "message_records"
+    __table_args__ = (
+        Index("ix_message_records_client", "instance", "member_class", "member_code", "subsystem_code"),
+        Index(
+            "ix_message_records_unstamped",
+            "id",
+            sqlite_where=text("timestamp_id IS NULL"),
+            postgresql_where=text("timestamp_id IS NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(RECORD_ID, primary_key=True)
+    time: Mapped[datetime] = mapped_column(index=True)
+    query_id: Mapped[str] = mapped_column(Text, index=True)
+    """SOAP ``id`` or REST ``X-Road-Id``."""
+    x_request_id: Mapped[str] = mapped_column(String(X_REQUEST_ID_LENGTH), index=True)
+    """The exchange's ``x-road-request-id``: pairs a request with its response."""
+    instance: Mapped[str]
+    member_class: Mapped[str]
+    member_code: Mapped[str]
+    subsystem_code: Mapped[str | None]
+    """The exchange's client (a member when NULL), as X-Road groups and looks up records."""
+    service: Mapped[str] = mapped_column(Text)
+    """The service in string form (:func:`~xroad_mn.identifiers.format_id`)."""
+    response: Mapped[bool] = mapped_column(Boolean)
+    rest: Mapped[bool] = mapped_column(Boolean)
+    message: Mapped[bytes]
+    """The SOAP message or the REST header part, exactly as signed (unless body logging is off)."""
+    signature: Mapped[bytes]
+    """The XAdES document; a single time-stamp is embedded into it when it comes."""
+    signature_hash: Mapped[str] = mapped_column(String(SIGNATURE_HASH_LENGTH))
+    """base64 SHA-512 of ``signature`` (X-Road's ``signaturehash``)."""
+    hash_chain_result: Mapped[bytes | None]
+    """Batch signatures: ``sig-hashchainresult.xml``."""
+    hash_chain: Mapped[bytes | None]
+    """Batch signatures: this message's ``sig-hashchain.xml``."""
+    timestamp_id: Mapped[int | None] = mapped_column(
+        RECORD_ID, ForeignKey("timestamp_records.id"), index=True
+    )
+    """The time-stamp covering this record; NULL while it waits for the timestamper."""
+    timestamp_hash_chain: Mapped[bytes | None]
+    """Batch time-stamps: this record's ``ts-hashchain.xml``."""
+    archived: Mapped[bool] = mapped_column(Boolean, index=True)
+
+
+class MessageAttachmentRow(Base):
+    """An attachment of a message record: SOAP attachment ``number`` (from 1), or the REST body (1)."""
+
+    __tablename__ = "message_attachments"
+
+    record_id: Mapped[int] = mapped_column(
+        RECORD_ID, ForeignKey("message_records.id", ondelete="CASCADE"), primary_key=True
+    )
+    number: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    data: Mapped[bytes] = mapped_column(LargeBinary)

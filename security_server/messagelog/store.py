@@ -1,0 +1,239 @@
+"""The message log's storage: group inserts, the timestamper's queries and the lookups of evidence export.
+
+Every method is one transaction on the node's engine (SQLite in WAL mode or PostgreSQL, as the node store).
+Database failures are ``logging_failed`` (X-Road's code when the message log cannot write)::
+
+    >>> store = MessageLogStore(node_store.engine)  # doctest: +SKIP
+    >>> ids = await store.insert_records([record_a, record_b], at=now)  # one commit  # doctest: +SKIP
+    >>> waiting = await store.unstamped(limit=10000)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from security_server.messagelog.models import MessageAttachmentRow, MessageRecordRow, TimestampRecordRow
+from security_server.messagelog.records import LogRecord
+from xroad_mn.asic import BatchTimestamp
+from xroad_mn.errors import FaultCode, XRoadError
+from xroad_mn.identifiers import ClientId, SubsystemId, format_id
+from xroad_mn.signature import SignatureData
+
+__all__ = ["MessageLogStore", "StoredRecord", "WaitingRecord", "signature_hash"]
+
+
+def signature_hash(signature_xml: bytes) -> str:
+    """X-Road's ``signaturehash``: base64 SHA-512 of the signature document."""
+    return base64.b64encode(hashlib.sha512(signature_xml).digest()).decode("ascii")
+
+
+@dataclass(frozen=True)
+class WaitingRecord:
+    """A record the timestamper has yet to stamp."""
+
+    id: int
+    signature_xml: bytes
+
+
+@dataclass(frozen=True)
+class StoredRecord:
+    """A logged message as evidence export reads it."""
+
+    id: int
+    query_id: str
+    response: bool
+    time: datetime
+    message: bytes
+    attachments: tuple[bytes, ...]
+    signature: SignatureData
+    timestamped: bool
+    batch_timestamp: BatchTimestamp | None
+    """The batch time-stamp covering the record (a single time-stamp sits inside its signature)."""
+
+
+class MessageLogStore:
+    """The message log tables on ``engine``."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    @asynccontextmanager
+    async def _tx(self) -> AsyncIterator[AsyncConnection]:
+        try:
+            async with self.engine.begin() as conn:
+                yield conn
+        except SQLAlchemyError as e:
+            raise XRoadError(
+                FaultCode.LOGGING_FAILED, f"message log database error: {type(e).__name__}: {e}"
+            ) from e
+
+    async def insert_records(self, records: Sequence[LogRecord], *, at: datetime) -> list[int]:
+        """Insert ``records`` in one transaction; their ids in order. All or none are written."""
+        if not records:
+            return []
+        rows = [_row(r, at) for r in records]
+        async with self._tx() as conn:
+            result = await conn.execute(
+                insert(MessageRecordRow).returning(MessageRecordRow.id, sort_by_parameter_order=True), rows
+            )
+            ids = [int(i) for i in result.scalars().all()]
+            attachments = [
+                {"record_id": record_id, "number": number, "data": data}
+                for record_id, record in zip(ids, records, strict=True)
+                for number, data in enumerate(record.attachments, start=1)
+            ]
+            if attachments:
+                await conn.execute(insert(MessageAttachmentRow), attachments)
+        return ids
+
+    async def unstamped(self, limit: int) -> list[WaitingRecord]:
+        """Up to ``limit`` records without a time-stamp, oldest first."""
+        query = (
+            select(MessageRecordRow.id, MessageRecordRow.signature)
+            .where(MessageRecordRow.timestamp_id.is_(None))
+            .order_by(MessageRecordRow.id)
+            .limit(limit)
+        )
+        async with self._tx() as conn:
+            rows = (await conn.execute(query)).all()
+        return [WaitingRecord(int(r.id), bytes(r.signature)) for r in rows]
+
+    async def _insert_timestamp(
+        self, conn: AsyncConnection, token: bytes, gen_time: datetime, result_xml: bytes | None
+    ) -> int:
+        result = await conn.execute(
+            insert(TimestampRecordRow)
+            .values(time=gen_time, token=token, hash_chain_result=result_xml, archived=False)
+            .returning(TimestampRecordRow.id)
+        )
+        return int(result.scalar_one())
+
+    async def save_single_timestamp(
+        self, record_id: int, *, token: bytes, gen_time: datetime, signature_xml: bytes
+    ) -> int:
+        """Record a single time-stamp: the token, and the record's signature with the token embedded."""
+        async with self._tx() as conn:
+            ts_id = await self._insert_timestamp(conn, token, gen_time, None)
+            await conn.execute(
+                update(MessageRecordRow)
+                .where(MessageRecordRow.id == record_id)
+                .values(
+                    timestamp_id=ts_id, signature=signature_xml, signature_hash=signature_hash(signature_xml)
+                )
+            )
+        return ts_id
+
+    async def save_batch_timestamp(
+        self,
+        record_ids: Sequence[int],
+        *,
+        token: bytes,
+        gen_time: datetime,
+        hash_chain_result: bytes,
+        hash_chains: Sequence[bytes],
+    ) -> int:
+        """Record a batch time-stamp: the token and ``ts-hashchainresult.xml``, each record's chain."""
+        async with self._tx() as conn:
+            ts_id = await self._insert_timestamp(conn, token, gen_time, hash_chain_result)
+            for record_id, chain in zip(record_ids, hash_chains, strict=True):
+                await conn.execute(
+                    update(MessageRecordRow)
+                    .where(MessageRecordRow.id == record_id)
+                    .values(timestamp_id=ts_id, timestamp_hash_chain=chain)
+                )
+        return ts_id
+
+    async def find(
+        self, query_id: str, *, client: ClientId | None = None, response: bool | None = None
+    ) -> list[StoredRecord]:
+        """The records of ``query_id`` (of ``client``; only requests or responses when ``response`` is
+        given), in the order they were logged."""
+        m, t = MessageRecordRow, TimestampRecordRow
+        query = (
+            select(*m.__table__.c, t.token, t.hash_chain_result.label("ts_result"))
+            .outerjoin(t, m.timestamp_id == t.id)
+            .where(m.query_id == query_id)
+            .order_by(m.id)
+        )
+        if client is not None:
+            subsystem = client.subsystem_code if isinstance(client, SubsystemId) else None
+            query = query.where(
+                m.instance == client.instance,
+                m.member_class == client.member_class,
+                m.member_code == client.member_code,
+                m.subsystem_code.is_(None) if subsystem is None else m.subsystem_code == subsystem,
+            )
+        if response is not None:
+            query = query.where(m.response == response)
+        async with self._tx() as conn:
+            rows = (await conn.execute(query)).all()
+            ids = [int(r.id) for r in rows]
+            attachments: dict[int, list[bytes]] = {i: [] for i in ids}
+            if ids:
+                a = MessageAttachmentRow
+                found = await conn.execute(
+                    select(a.record_id, a.data).where(a.record_id.in_(ids)).order_by(a.record_id, a.number)
+                )
+                for record_id, data in found.all():
+                    attachments[int(record_id)].append(bytes(data))
+        return [_stored(r._mapping, tuple(attachments[int(r.id)])) for r in rows]
+
+
+def _row(record: LogRecord, at: datetime) -> dict[str, object]:
+    client = record.client
+    return {
+        "time": at,
+        "query_id": record.query_id,
+        "x_request_id": record.x_request_id,
+        "instance": client.instance,
+        "member_class": client.member_class,
+        "member_code": client.member_code,
+        "subsystem_code": client.subsystem_code if isinstance(client, SubsystemId) else None,
+        "service": format_id(record.service),
+        "response": record.response,
+        "rest": record.rest,
+        "message": record.message,
+        "signature": record.signature.signature_xml,
+        "signature_hash": signature_hash(record.signature.signature_xml),
+        "hash_chain_result": record.signature.hash_chain_result,
+        "hash_chain": record.signature.hash_chain,
+        "timestamp_id": None,
+        "timestamp_hash_chain": None,
+        "archived": False,
+    }
+
+
+def _optional(value: bytes | None) -> bytes | None:
+    return bytes(value) if value is not None else None
+
+
+def _stored(r: RowMapping, attachments: tuple[bytes, ...]) -> StoredRecord:
+    batch: BatchTimestamp | None = None
+    token = _optional(r["token"])
+    ts_result = _optional(r["ts_result"])
+    ts_chain = _optional(r["timestamp_hash_chain"])
+    if token is not None and ts_result is not None and ts_chain is not None:
+        batch = BatchTimestamp(token, ts_result, ts_chain)
+    return StoredRecord(
+        id=int(r["id"]),
+        query_id=str(r["query_id"]),
+        response=bool(r["response"]),
+        time=r["time"],
+        message=bytes(r["message"]),
+        attachments=attachments,
+        signature=SignatureData(
+            bytes(r["signature"]), _optional(r["hash_chain_result"]), _optional(r["hash_chain"])
+        ),
+        timestamped=r["timestamp_id"] is not None,
+        batch_timestamp=batch,
+    )
