@@ -32,18 +32,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import hashlib
 import random
 import ssl
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
-from typing import Final, Self
+from typing import Any, Final, Self
 
 import aiohttp
+from aiohttp.client_proto import ResponseHandler
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import ocsp
@@ -323,6 +325,29 @@ def _server_of(cert: x509.Certificate, member: ClientId, shared: SharedParameter
 # -- connecting ----------------------------------------------------------------------------------------------
 
 
+_NEW_CONNECTION_CHECK: contextvars.ContextVar[Callable[[asyncio.Transport], Awaitable[None]] | None] = (
+    contextvars.ContextVar("xroad_mn_new_connection_check", default=None)
+)
+"""What the request being made in this task checks on each TLS connection it opens (before sending)."""
+
+
+class _CheckingConnector(aiohttp.TCPConnector):
+    """A connector that checks each new connection's TLS certificate before aiohttp sends anything on it."""
+
+    async def _wrap_create_connection(
+        self, *args: Any, **kwargs: Any
+    ) -> tuple[asyncio.Transport, ResponseHandler]:
+        transport, protocol = await super()._wrap_create_connection(*args, **kwargs)
+        check = _NEW_CONNECTION_CHECK.get()
+        if check is not None:
+            try:
+                await check(transport)
+            except BaseException:
+                transport.close()
+                raise
+        return transport, protocol
+
+
 @dataclass(frozen=True)
 class PeerResponse:
     """A peer's answer, read whole, and who gave it."""
@@ -357,8 +382,8 @@ class PeerConnector:
         self._fastest_seconds = fastest_connecting_uri_cache_seconds
         self._session: aiohttp.ClientSession | None = None
         self._fastest: dict[tuple[str, ...], tuple[str, float]] = {}
-        self._checked: dict[tuple[str, ClientId], tuple[bytes, datetime]] = {}
-        """Address and provider whose certificate passed, with the certificate hash and until when."""
+        self._checked: dict[tuple[str, ClientId], tuple[x509.Certificate, PeerVerdict]] = {}
+        """Address and provider whose certificate passed (on the newest connection), with the verdict."""
 
     async def __aenter__(self) -> Self:
         return self
@@ -375,7 +400,7 @@ class PeerConnector:
 
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None:
-            connector = aiohttp.TCPConnector(
+            connector = _CheckingConnector(
                 ssl=self._ssl, limit=POOL_MAX_CONNECTIONS, limit_per_host=POOL_MAX_CONNECTIONS_PER_ROUTE
             )
             self._session = aiohttp.ClientSession(connector=connector, auto_decompress=False)
@@ -392,7 +417,7 @@ class PeerConnector:
         response_timeout: float | None = None,
     ) -> PeerResponse:
         """POST ``body`` to the fastest of ``addresses`` (``provider``'s servers); ``response_timeout`` bounds
-        wait for the whole response (None or 0: no bound, X-Road's ``client-httpclient-timeout``). Errors
+        the wait for the whole response (None or 0: no bound, X-Road's ``client-httpclient-timeout``). Errors
         carry ``server.clientproxy.``: ``network_error`` with the address, ``ssl_authentication_failed``."""
         try:
             address = await self._select(addresses, provider, connect_timeout)
@@ -425,9 +450,17 @@ class PeerConnector:
             self._fastest[names] = (winner, loop_now + self._fastest_seconds)
         return winner
 
-    def _still_checked(self, address: str, provider: ClientId) -> bool:
+    def _held(self, address: str, provider: ClientId) -> tuple[x509.Certificate, PeerVerdict] | None:
+        """The certificate last checked at ``address`` and its verdict, while the verdict holds (and the
+        global configuration that gave it is current)."""
         checked = self._checked.get((address, provider))
-        return checked is not None and self._clock() <= checked[1]
+        if checked is None:
+            return None
+        verdict = self.trust.cached(checked[0], provider, at=self._clock())
+        return (checked[0], verdict) if verdict is not None else None
+
+    def _still_checked(self, address: str, provider: ClientId) -> bool:
+        return self._held(address, provider) is not None
 
     async def _race(self, order: list[str], provider: ClientId, connect_timeout: float) -> str:
         """Connect to every address at once; the first whose certificate passes wins."""
@@ -443,9 +476,9 @@ class PeerConnector:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-        trust_failure = next((e for e in failures if e.has_code(FaultCode.SSL_AUTH_FAILED)), None)
-        if trust_failure is not None and len(failures) == 1:
-            raise trust_failure
+        if len(failures) == 1:
+            raise failures[0]
+        trust_failure = next((e for e in failures if e.code.startswith(FaultCode.SSL_AUTH_FAILED)), None)
         raise XRoadError(
             trust_failure.code if trust_failure is not None else FaultCode.NETWORK_ERROR,
             "; ".join(e.message for e in failures),
@@ -457,6 +490,8 @@ class PeerConnector:
         try:
             async with asyncio.timeout(connect_timeout):
                 _, writer = await asyncio.open_connection(address, self._proxy_port, ssl=self._ssl)
+        except ssl.SSLCertVerificationError as e:
+            raise _untrusted(address, e.verify_message) from e
         except (OSError, TimeoutError, ssl.SSLError) as e:
             raise _network_error(address, self._proxy_port, e) from e
         try:
@@ -476,7 +511,7 @@ class PeerConnector:
             verdict = await asyncio.to_thread(
                 self.trust.check_server_certificate, cert, provider, at=now, ocsp_responses=responses
             )
-        self._checked[(address, provider)] = (_sha256(cert), verdict.valid_until)
+        self._checked[(address, provider)] = (cert, verdict)
         return verdict
 
     async def _download_ocsp(self, address: str, certs: Sequence[x509.Certificate]) -> list[bytes]:
@@ -521,25 +556,41 @@ class PeerConnector:
     ) -> PeerResponse:
         url = http_url(address, self._proxy_port, "https") + "/"
         client_timeout = aiohttp.ClientTimeout(total=response_timeout or None, sock_connect=connect_timeout)
+
+        async def check_new_connection(transport: asyncio.Transport) -> None:
+            await self._check(
+                _peer_certificate(transport.get_extra_info("ssl_object"), address), address, provider
+            )
+
+        token = _NEW_CONNECTION_CHECK.set(check_new_connection)
         try:
             async with self._http().post(
                 url, data=body, headers=dict(headers), timeout=client_timeout
             ) as resp:
-                connection = resp.connection
-                transport = connection.transport if connection is not None else None
-                if transport is None:
-                    raise XRoadError(FaultCode.NETWORK_ERROR, f"the connection to {address} closed early")
-                cert = _peer_certificate(transport.get_extra_info("ssl_object"), address)
-                verdict = await self._check(cert, address, provider)
                 if resp.content_length is not None and resp.content_length > MAX_PEER_RESPONSE_BYTES:
                     raise XRoadError(FaultCode.NETWORK_ERROR, f"response from {address} is too large")
                 data = await resp.content.read(MAX_PEER_RESPONSE_BYTES + 1)
                 if len(data) > MAX_PEER_RESPONSE_BYTES:
                     raise XRoadError(FaultCode.NETWORK_ERROR, f"response from {address} is too large")
-                return PeerResponse(resp.status, resp.headers, data, cert, address, verdict.server)
+                status, response_headers = resp.status, resp.headers
+        except aiohttp.ClientConnectorCertificateError as e:
+            self._forget(address, addresses)
+            raise _untrusted(address, str(e.certificate_error)) from e
         except (aiohttp.ClientError, TimeoutError, OSError) as e:
             self._forget(address, addresses)
             raise _network_error(address, self._proxy_port, e) from e
+        finally:
+            _NEW_CONNECTION_CHECK.reset(token)
+        # Every connection to `address` had its certificate checked when it was opened (here or by the
+        # race); the response is used only while that verdict holds, else after checking again.
+        held = self._held(address, provider)
+        if held is None:
+            checked = self._checked.get((address, provider))
+            if checked is None:
+                raise _ssl_auth_failed(f"no checked TLS certificate for {address}", address=address)
+            held = checked[0], await self._check(checked[0], address, provider)
+        cert, verdict = held
+        return PeerResponse(status, response_headers, data, cert, address, verdict.server)
 
     def _forget(self, address: str, addresses: Sequence[tuple[SecurityServerId, str]]) -> None:
         """A failed address is no longer the fastest: the next request races again."""
@@ -558,11 +609,12 @@ def _ocsp_parts(body: bytes, content_type: str, status: int, url: str, *, expect
         raise XRoadError(FaultCode.INTERNAL_ERROR, f"OCSP download from {url} is {media_type!r}")
     boundary = boundary_of(params, code=FaultCode.INTERNAL_ERROR, what="OCSP download")
     parts = split_multipart(body, boundary, code=FaultCode.INTERNAL_ERROR, what="OCSP download")
-    responses = [
-        p.body
-        for p in parts
-        if split_header_params(p.headers.get("content-type", ""))[0].lower() == OCSP_RESPONSE_CONTENT_TYPE
-    ]
+    responses: list[bytes] = []
+    for part in parts:
+        # A responder answers each of `cert=` and `cert_hash=` (both are sent): the same response twice.
+        media_type = split_header_params(part.headers.get("content-type", ""))[0].lower()
+        if media_type == OCSP_RESPONSE_CONTENT_TYPE and part.body not in responses:
+            responses.append(part.body)
     if len(responses) != expected:
         raise XRoadError(
             FaultCode.INTERNAL_ERROR,
@@ -578,6 +630,17 @@ def _peer_certificate(ssl_object: object, address: str) -> x509.Certificate:
             f"Service provider did not provide TLS certificate ({address})", address=address
         )
     return x509.load_der_x509_certificate(der)
+
+
+def _untrusted(address: str, why: str) -> XRoadError:
+    """The handshake refused the peer's certificate: it does not chain to an approved CA."""
+    return _prefixed(
+        XRoadError(
+            FaultCode.INVALID_CERT_PATH,
+            f"TLS certificate of {address} does not chain to a CA global configuration approves: {why}",
+            details={"address": address},
+        )
+    )
 
 
 def _network_error(address: str, port: int, e: BaseException) -> XRoadError:
