@@ -257,7 +257,8 @@ async def test_client_certificate_check_uses_the_request_ocsp_and_caches(world: 
     shared = shared_params([(world.a, (A_OWNER,)), (world.b, (PROVIDER,))])
     trust = PeerTrust(world.trust, shared)
     ocsp = world.a.ocsp.status(world.a.auth.certificate)
-    assert ocsp is not None and ocsp.response is not None
+    assert ocsp is not None
+    assert ocsp.response is not None
     now = datetime.now(UTC)
     verdict = trust.check_client_certificate(
         world.a.auth.certificate, A_OWNER, at=now, ocsp_responses=[ocsp.response]
