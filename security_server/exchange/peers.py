@@ -339,7 +339,7 @@ class _CheckingConnector(aiohttp.TCPConnector):
     ) -> tuple[asyncio.Transport, ResponseHandler]:
         transport, protocol = await super()._wrap_create_connection(*args, **kwargs)
         check = _NEW_CONNECTION_CHECK.get()
-        if check is not None:
+        if check is not None and transport.get_extra_info("ssl_object") is not None:
             try:
                 await check(transport)
             except BaseException:
@@ -525,6 +525,13 @@ class PeerConnector:
             )
         ]
         url = http_url(address, self._ocsp_port) + "/"
+        token = _NEW_CONNECTION_CHECK.set(None)  # a plain HTTP download, not a peer connection
+        try:
+            return await self._download_ocsp_from(url, query, len(certs))
+        finally:
+            _NEW_CONNECTION_CHECK.reset(token)
+
+    async def _download_ocsp_from(self, url: str, query: list[tuple[str, str]], expected: int) -> list[bytes]:
         timeout = aiohttp.ClientTimeout(
             sock_connect=OCSP_CONNECT_TIMEOUT_SECONDS, sock_read=OCSP_READ_TIMEOUT_SECONDS
         )
@@ -538,7 +545,7 @@ class PeerConnector:
                 XRoadError(FaultCode.INTERNAL_ERROR, f"cannot download OCSP responses from {url}: {e}")
             ) from e
         try:
-            return _ocsp_parts(body, content_type, status, url, expected=len(certs))
+            return _ocsp_parts(body, content_type, status, url, expected=expected)
         except XRoadError as e:
             raise _prefixed(e) from e
 

@@ -181,7 +181,11 @@ class BatchSigner:
                     if not waiting.future.done():  # its caller gave up
                         batch.append(waiting)
                 if batch:
-                    await self._sign_waiting(batch)
+                    try:
+                        await self._sign_waiting(batch)
+                    except asyncio.CancelledError:
+                        _fail(batch, "the signer is stopping")
+                        raise
         finally:
             queue.drainer = None
 
@@ -222,15 +226,10 @@ class BatchSigner:
                 queue.drainer.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await queue.drainer
+            left: list[_Waiting] = []
             while not queue.queue.empty():
-                waiting = queue.queue.get_nowait()
-                if not waiting.future.done():
-                    waiting.future.set_exception(
-                        XRoadError(
-                            f"{FaultPrefix.SIGNER}.{FaultCode.CANNOT_CREATE_SIGNATURE}",
-                            "the signer is stopping",
-                        )
-                    )
+                left.append(queue.queue.get_nowait())
+            _fail(left, "the signer is stopping")
         self._queues.clear()
 
     # -- signing keys -------------------------------------------------------------------------------------
@@ -332,6 +331,13 @@ class BatchSigner:
         return ResolvedSigningKey(
             cert.key_id, SigningKey(signer, leaf, tuple(responses), intermediates), min(limits)
         )
+
+
+def _fail(batch: Sequence[_Waiting], message: str) -> None:
+    error = XRoadError(f"{FaultPrefix.SIGNER}.{FaultCode.CANNOT_CREATE_SIGNATURE}", message)
+    for waiting in batch:
+        if not waiting.future.done():
+            waiting.future.set_exception(error)
 
 
 def _cannot_sign(e: Exception) -> XRoadError:
