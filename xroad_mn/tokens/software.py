@@ -402,6 +402,30 @@ class SoftwareToken:
                     FaultCode.FAILED_TO_DELETE_KEY, f"cannot delete key file {key_id}: {e.strerror or e}"
                 ) from e
 
+    def tls_authentication_key_pem(self, key_id: str) -> bytes:
+        """The private half of the authentication key ``key_id`` as clear PKCS#8 PEM, for a TLS library
+        that reads keys only from files (Python's ``ssl``): the caller keeps it in memory only.
+
+        Not part of :class:`~xroad_mn.tokens.base.Token`: X-Road keeps the security server's TLS
+        authentication keys on the software token, and only those leave it. A signing key, or a key
+        without our usage mark, is ``signer.wrong_cert_usage`` and never leaves the token.
+        """
+        info = self.key(key_id)
+        if info.usage is not KeyUsage.AUTHENTICATION:
+            raise signer_error(
+                FaultCode.WRONG_CERT_USAGE,
+                f"key {key_id} is not an authentication key: only TLS authentication keys leave the token",
+                key_id=key_id,
+            )
+        with self._lock:
+            pin = self._require_pin()
+            private = self._unlocked.get(key_id)
+            if private is None:
+                private = self._unlocked[key_id] = self._load_key(info, pin)
+        return private.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+
     def sign(self, key_id: str, scheme: SignatureScheme, data: bytes) -> bytes:
         with self._lock:
             pin = self._require_pin()
