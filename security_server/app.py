@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -50,6 +50,7 @@ from security_server.api.call import (
     STORE_KEY,
     TOKEN_KEY,
 )
+from security_server.exchange.tls import NodeTlsContexts
 from security_server.globalconf_task import GlobalconfRefresher
 from security_server.home import anchor_file, api_keys_file, audit_log_file, globalconf_dir
 from security_server.management_client import ManagementTransport
@@ -64,6 +65,9 @@ from security_server.operations import (
     read_description,
     utc_now,
 )
+from security_server.proxy.client_proxy import create_client_proxy_app
+from security_server.proxy.runtime import ExchangeRuntime, open_exchange
+from security_server.proxy.server_proxy import create_server_proxy_app
 from security_server.settings import NodeSettings
 from xroad_mn.admin import API_KEYS_KEY, AUDIT_KEY, LIMITER_KEY, ApiKeyRing, AuditLog, RateLimiter
 from xroad_mn.confclient.client import ConfigurationClient
@@ -73,15 +77,16 @@ from xroad_mn.tokens import Token
 from xroad_mn.transport.globalconf import AiohttpConfigurationTransport
 from xroad_mn.transport.server import Served, http_url, listening, serve, xroad_error_middleware
 
-__all__ = ["GLOBALCONF_KEY", "RunningNode", "create_admin_app", "create_ocsp_app", "run_node"]
+__all__ = ["EXCHANGE_KEY", "GLOBALCONF_KEY", "RunningNode", "create_admin_app", "create_ocsp_app", "run_node"]
 
 log = structlog.get_logger(__name__)
 
 GLOBALCONF_KEY: Final = web.AppKey("node_globalconf", GlobalconfRefresher)
+EXCHANGE_KEY: Final = web.AppKey("node_exchange", ExchangeRuntime)
 
 
 def _globalconf_refresher(
-    app: web.Application, ctx: NodeContext, ssl_context: ssl.SSLContext | bool
+    app: web.Application, ctx: NodeContext, ssl_context: ssl.SSLContext | bool, runtime: ExchangeRuntime
 ) -> GlobalconfRefresher | None:
     settings = ctx.settings
     path = anchor_file(settings.home)
@@ -96,9 +101,16 @@ def _globalconf_refresher(
         clock=ctx.clock,
     )
     refresher = app.get(OCSP_REFRESHER_KEY)
+    registrar = ctx.registrar()
+
+    async def on_refresh() -> Sequence[object]:
+        changes = await registrar.sync()
+        await runtime.refresh()
+        return changes
+
     return GlobalconfRefresher(
         client,
-        on_refresh=ctx.registrar().sync,
+        on_refresh=on_refresh,
         on_change=refresher.wake if refresher is not None else lambda: None,
         interval_seconds=settings.globalconf_update_interval_seconds,
     )
@@ -112,13 +124,15 @@ def create_admin_app(
     globalconf_ssl: ssl.SSLContext | bool | None = None,
     description_reader: DescriptionReader | None = read_description,
     management_transport: ManagementTransport | None = None,
+    tls: NodeTlsContexts | None = None,
 ) -> web.Application:
     """The admin application of the node in ``settings`` with its logged-in ``token``.
 
     ``globalconf_ssl`` verifies ``https`` configuration sources (default: the settings'
     ``globalconf_ca_file``, else the system's CAs); the configuration itself is verified with the anchor's
     keys whatever the channel. ``description_reader`` reads OpenAPI 3 and WSDL descriptions (``None``: REST
-    only)."""
+    only). ``tls`` receives the node's authentication key and approved CAs for port 5500 (the message
+    exchange runs in the application's ``cleanup_ctx`` as :data:`EXCHANGE_KEY`)."""
     if globalconf_ssl is None:
         globalconf_ssl = globalconf_ssl_context(settings)
     app = web.Application(middlewares=[xroad_error_middleware])
@@ -148,8 +162,15 @@ def create_admin_app(
             ctx = NodeContext(
                 settings, store, token, session, clock=clock, management_transport=management_transport
             )
-            async with asynccontextmanager(ocsp.cleanup_ctx)(app):
-                globalconf = _globalconf_refresher(app, ctx, globalconf_ssl)
+            async with (
+                asynccontextmanager(ocsp.cleanup_ctx)(app),
+                open_exchange(
+                    settings, store, token, session, cache, tls or NodeTlsContexts.empty(), clock=clock
+                ) as runtime,
+            ):
+                app[EXCHANGE_KEY] = runtime
+                ocsp.listeners.append(runtime.ocsp_changed)
+                globalconf = _globalconf_refresher(app, ctx, globalconf_ssl, runtime)
                 task: asyncio.Task[None] | None = None
                 if globalconf is not None:
                     app[GLOBALCONF_KEY] = globalconf
@@ -202,14 +223,20 @@ async def run_node(
     try:
         admin_host = settings.admin_bind_host()
         with listening(
-            (admin_host, settings.admin_port), (settings.address, settings.ocsp_responder_port)
-        ) as (admin_sock, ocsp_sock):
+            (admin_host, settings.admin_port),
+            (settings.address, settings.ocsp_responder_port),
+            (settings.address, settings.client_http_port),
+            (settings.address, settings.server_proxy_port),
+        ) as (admin_sock, ocsp_sock, client_sock, server_sock):
             resolved = settings.model_copy(
                 update={
                     "admin_port": int(admin_sock.getsockname()[1]),
                     "ocsp_responder_port": int(ocsp_sock.getsockname()[1]),
+                    "client_http_port": int(client_sock.getsockname()[1]),
+                    "server_proxy_port": int(server_sock.getsockname()[1]),
                 }
             )
+            tls = NodeTlsContexts.empty()
             app = create_admin_app(
                 resolved,
                 node_token,
@@ -217,8 +244,14 @@ async def run_node(
                 globalconf_ssl=globalconf_ssl,
                 description_reader=description_reader,
                 management_transport=management_transport,
+                tls=tls,
             )
-            served = [Served(lambda: app, admin_sock), Served(lambda: create_ocsp_app(app), ocsp_sock)]
+            served = [
+                Served(lambda: app, admin_sock),
+                Served(lambda: create_ocsp_app(app), ocsp_sock),
+                Served(lambda: create_client_proxy_app(app[EXCHANGE_KEY].node), client_sock),
+                Served(lambda: create_server_proxy_app(app[EXCHANGE_KEY].node), server_sock, tls.server),
+            ]
             async with serve(served, resolved.server_timeouts()):
                 running = RunningNode(
                     http_url(admin_host, resolved.admin_port),

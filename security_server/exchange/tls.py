@@ -201,7 +201,7 @@ class NodeTlsContexts:
     """The node's two TLS contexts, kept live: new CAs (:meth:`update_trust`) and a new authentication
     key (:meth:`update_key`) reach every connection made after the call."""
 
-    def __init__(self, server: ssl.SSLContext, client: ssl.SSLContext, key: AuthenticationKey) -> None:
+    def __init__(self, server: ssl.SSLContext, client: ssl.SSLContext, key: AuthenticationKey | None) -> None:
         self.server = server
         self.client = client
         self.key = key
@@ -209,6 +209,12 @@ class NodeTlsContexts:
     @classmethod
     def create(cls, token: Token, key: AuthenticationKey, trust: TrustMaterial) -> NodeTlsContexts:
         return cls(server_ssl_context(token, key, trust), client_ssl_context(token, key, trust), key)
+
+    @classmethod
+    def empty(cls) -> NodeTlsContexts:
+        """Contexts with no key and no trusted CA yet: every handshake fails until :meth:`update_trust` and
+        :meth:`update_key` (a node that is not registered yet serves port 5500 this way)."""
+        return cls(_context(ssl.PROTOCOL_TLS_SERVER), _context(ssl.PROTOCOL_TLS_CLIENT), None)
 
     def update_trust(self, trust: TrustMaterial) -> None:
         """A new global configuration: load its approved CAs into both contexts."""

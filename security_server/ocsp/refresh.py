@@ -157,6 +157,8 @@ class OcspRefresher:
         self._wake = asyncio.Event()
         self.refreshes = 0
         """Completed refresh rounds (tests and status wait on it)."""
+        self.listeners: list[Callable[[], None]] = []
+        """Called after every round (the signer drops the signing keys it resolved with older responses)."""
         self._round_done = asyncio.Condition()
 
     def wake(self) -> None:
@@ -184,6 +186,8 @@ class OcspRefresher:
         while True:
             self._wake.clear()
             ok = await self.refresh_once(session)
+            for listener in self.listeners:
+                listener()
             async with self._round_done:
                 self.refreshes += 1
                 self._round_done.notify_all()

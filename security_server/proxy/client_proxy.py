@@ -26,6 +26,7 @@ from aiohttp import web
 from lxml import etree
 
 from security_server.messagelog.export import asic_response
+from security_server.messagelog.timestamper import Timestamper
 from security_server.proxy.handlers import ConsumerExchange
 from security_server.proxy.node import ExchangeNode
 from security_server.proxy.server_proxy import NODE_KEY
@@ -74,34 +75,43 @@ def _raw_headers(request: web.Request) -> list[tuple[str, str]]:
     return [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.raw_headers]
 
 
-async def _rest(request: web.Request) -> web.StreamResponse:
+async def _exchange_rest(request: web.Request) -> web.StreamResponse:
     node = request.app[NODE_KEY]
+    view = node.configuration()
+    body = await read_body(request, node.settings.max_message_bytes)
+    exchange = ConsumerExchange(node, view)
+    result = await exchange.rest(request.method, request.raw_path, _raw_headers(request), body)
+    return result.response()
+
+
+async def _rest(request: web.Request) -> web.StreamResponse:
     try:
-        view = node.configuration()
-        body = await read_body(request, node.settings.max_message_bytes)
-        exchange = ConsumerExchange(node, view)
-        result = await exchange.rest(request.method, request.raw_path, _raw_headers(request), body)
-        return result.response()
+        return await _exchange_rest(request)
     except XRoadError as e:
         log.info("clientproxy_refused", code=e.code, error=e.message, detail=e.detail)
         return _rest_error(request, e)
 
 
-async def _soap(request: web.Request) -> web.StreamResponse:
+async def _exchange_soap(request: web.Request) -> web.StreamResponse:
     node = request.app[NODE_KEY]
-    try:
-        if request.method != "POST":
-            raise XRoadError(
-                FaultCode.INVALID_HTTP_METHOD, f"must use POST for SOAP, not {request.method}",
-                kind=ErrorKind.BAD_INPUT,
-            )  # fmt: skip
-        view = node.configuration()
-        body = await read_body(request, node.settings.max_message_bytes)
-        exchange = ConsumerExchange(node, view)
-        result = await exchange.soap(
-            request.headers.get("Content-Type", ""), request.headers.get("SOAPAction"), body
+    if request.method != "POST":
+        raise XRoadError(
+            FaultCode.INVALID_HTTP_METHOD,
+            f"must use POST for SOAP, not {request.method}",
+            kind=ErrorKind.BAD_INPUT,
         )
-        return result.response()
+    view = node.configuration()
+    body = await read_body(request, node.settings.max_message_bytes)
+    exchange = ConsumerExchange(node, view)
+    result = await exchange.soap(
+        request.headers.get("Content-Type", ""), request.headers.get("SOAPAction"), body
+    )
+    return result.response()
+
+
+async def _soap(request: web.Request) -> web.StreamResponse:
+    try:
+        return await _exchange_soap(request)
     except XRoadError as e:
         log.info("clientproxy_refused", code=e.code, error=e.message, detail=e.detail)
         return _soap_fault(e)
@@ -126,39 +136,47 @@ async def _list_clients(request: web.Request) -> web.StreamResponse:
 def _query(request: web.Request, name: str, *, required: bool = True) -> str | None:
     value = request.query.get(name)
     if required and not value:
-        raise XRoadError(FaultCode.BAD_REQUEST, f"query parameter {name!r} is missing", kind=ErrorKind.BAD_INPUT)
+        raise XRoadError(
+            FaultCode.BAD_REQUEST, f"query parameter {name!r} is missing", kind=ErrorKind.BAD_INPUT
+        )
     return value
 
 
 async def _wsdl(request: web.Request) -> web.StreamResponse:
-    """X-Road's ``/wsdl``: a ``getWsdl`` request to the provider through the exchange, as the client proxy's
-    own client (the provider's subsystem... the request's client is the first hosted subsystem)."""
-    node = request.app[NODE_KEY]
     try:
-        view = node.configuration()
-        provider = SubsystemId(
-            str(_query(request, "xRoadInstance")),
-            str(_query(request, "memberClass")),
-            str(_query(request, "memberCode")),
-            str(_query(request, "subsystemCode")),
-        )
-        service_code = str(_query(request, "serviceCode"))
-        version = _query(request, "version", required=False)
-        client = await _wsdl_client(node, request)
-        envelope = _get_wsdl_request(client, provider, service_code, version)
-        exchange = ConsumerExchange(node, view)
-        result = await exchange.soap("text/xml; charset=UTF-8", None, envelope)
-        content_type = next((v for k, v in result.headers if k.lower() == "content-type"), "")
-        _soap, _type, attachments = soap_wire.split_soap_request(content_type, result.body)
-        if not attachments:
-            raise XRoadError(FaultCode.INVALID_MESSAGE, "the getWsdl response carries no WSDL attachment")
-        wsdl = attachments[0].data
-        return web.Response(body=wsdl, headers={"Content-Type": "text/xml; charset=UTF-8"})
+        return await _fetch_wsdl(request)
     except XRoadError as e:
         return _rest_error(request, e)
 
 
-def _get_wsdl_request(client: SubsystemId, provider: SubsystemId, service_code: str, version: str | None) -> bytes:
+async def _fetch_wsdl(request: web.Request) -> web.StreamResponse:
+    """X-Road's ``/wsdl``: a ``getWsdl`` request to the provider through the exchange, asked as the
+    ``X-Road-Client`` the IS names, else as the first subsystem this node hosts."""
+    node = request.app[NODE_KEY]
+    view = node.configuration()
+    provider = SubsystemId(
+        str(_query(request, "xRoadInstance")),
+        str(_query(request, "memberClass")),
+        str(_query(request, "memberCode")),
+        str(_query(request, "subsystemCode")),
+    )
+    service_code = str(_query(request, "serviceCode"))
+    version = _query(request, "version", required=False)
+    client = await _wsdl_client(node, request)
+    envelope = _get_wsdl_request(client, provider, service_code, version)
+    exchange = ConsumerExchange(node, view)
+    result = await exchange.soap("text/xml; charset=UTF-8", None, envelope)
+    content_type = next((v for k, v in result.headers if k.lower() == "content-type"), "")
+    _soap, _type, attachments = soap_wire.split_soap_request(content_type, result.body)
+    if not attachments:
+        raise XRoadError(FaultCode.INVALID_MESSAGE, "the getWsdl response carries no WSDL attachment")
+    wsdl = attachments[0].data
+    return web.Response(body=wsdl, headers={"Content-Type": "text/xml; charset=UTF-8"})
+
+
+def _get_wsdl_request(
+    client: SubsystemId, provider: SubsystemId, service_code: str, version: str | None
+) -> bytes:
     body = etree.Element(f"{{{soap_wire.XROAD_NS}}}getWsdl", nsmap={"xrd": soap_wire.XROAD_NS})
     etree.SubElement(body, f"{{{soap_wire.XROAD_NS}}}serviceCode").text = service_code
     if version:
@@ -191,24 +209,33 @@ def _is_loopback(request: web.Request) -> bool:
 
 
 async def _asic(request: web.Request) -> web.StreamResponse:
-    node = request.app[NODE_KEY]
     try:
-        if not _is_loopback(request):
-            raise XRoadError(
-                FaultCode.ACCESS_DENIED, "message log evidence is served to loopback clients only",
-                kind=ErrorKind.DENIED, http_status=403,
-            )  # fmt: skip
-        content_type, file_name, data = await asic_response(node.message_log, dict(request.query))
-        return web.Response(
-            body=data,
-            headers={"Content-Type": content_type, "Content-Disposition": f'attachment; filename="{file_name}"'},
-        )
+        return await _evidence(request)
     except XRoadError as e:
         rendered = render_rest_error(e, accept=request.headers.get("Accept"))
         return web.Response(
             status=rendered.status, body=rendered.body,
             headers={**rendered.headers, "Content-Type": rendered.content_type},
         )  # fmt: skip
+
+
+async def _evidence(request: web.Request) -> web.StreamResponse:
+    node = request.app[NODE_KEY]
+    if not _is_loopback(request):
+        raise XRoadError(
+            FaultCode.ACCESS_DENIED, "message log evidence is served to loopback clients only",
+            kind=ErrorKind.DENIED, http_status=403,
+        )  # fmt: skip
+    timestamper = node.message_log.timestamper
+    answer = await asic_response(
+        node.message_log.store,
+        dict(request.query),
+        timestamper=timestamper if isinstance(timestamper, Timestamper) else None,
+    )
+    return web.Response(
+        body=answer.body,
+        headers={"Content-Type": answer.content_type, "Content-Disposition": answer.content_disposition},
+    )
 
 
 async def _dispatch(request: web.Request) -> web.StreamResponse:

@@ -90,7 +90,9 @@ class ConfigurationView:
         return [(client, name, sub) for client, (name, sub) in self._names.items()]
 
 
-def _index(shared: SharedParameters) -> tuple[
+def _index(
+    shared: SharedParameters,
+) -> tuple[
     dict[ClientId, tuple[SecurityServer, ...]],
     dict[ClientId, tuple[GlobalGroupId, ...]],
     dict[ClientId, tuple[str, str | None]],
@@ -104,8 +106,8 @@ def _index(shared: SharedParameters) -> tuple[
     groups: dict[ClientId, list[GlobalGroupId]] = {}
     for group in shared.global_groups:
         group_id = GlobalGroupId(shared.instance, group.code)
-        for member in group.members:
-            groups.setdefault(member, []).append(group_id)
+        for group_member in group.members:
+            groups.setdefault(group_member, []).append(group_id)
     names: dict[ClientId, tuple[str, str | None]] = {}
     for member in shared.members:
         member_id = MemberId(shared.instance, member.member_class.code, member.member_code)

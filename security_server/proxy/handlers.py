@@ -102,7 +102,9 @@ def _record(
     )
 
 
-def _transport_headers(request_id: str, *, rest: bool, original_content_type: str | None = None) -> dict[str, str]:
+def _transport_headers(
+    request_id: str, *, rest: bool, original_content_type: str | None = None
+) -> dict[str, str]:
     headers = {
         tm.HEADER_REQUEST_ID: request_id,
         tm.HEADER_HASH_ALGORITHM: tm.HASH_ALGORITHM_SHA512,
@@ -133,7 +135,8 @@ class ConsumerExchange:
         if client not in hosted and client.member not in hosted:
             raise XRoadError(
                 FaultCode.UNKNOWN_MEMBER,
-                f"Client {format_id(client)} is not a client of security server {format_id(self.node.server_id)}",
+                f"Client {format_id(client)} is not a client of security server "
+                f"{format_id(self.node.server_id)}",
                 kind=ErrorKind.BAD_INPUT,
             )
         if not self.view.is_served_by(client, self.node.server_id):
@@ -144,11 +147,17 @@ class ConsumerExchange:
                 kind=ErrorKind.BAD_INPUT,
             )
 
-    def _addresses(self, provider: ClientId, target: SecurityServerId | None) -> list[str]:
-        return [address for _server, address in provider_addresses(self.view.shared, provider, target)]
+    def _addresses(
+        self, provider: ClientId, target: SecurityServerId | None
+    ) -> list[tuple[SecurityServerId, str]]:
+        return provider_addresses(self.view.shared, provider, target)
 
     async def _send(
-        self, provider: ClientId, target: SecurityServerId | None, message: tm.TransportMessage, headers: dict[str, str]
+        self,
+        provider: ClientId,
+        target: SecurityServerId | None,
+        message: tm.TransportMessage,
+        headers: dict[str, str],
     ) -> tm.TransportMessage:
         content_type, body = tm.encode_transport_message(message)
         headers = {**headers, "Content-Type": content_type}
@@ -157,7 +166,9 @@ class ConsumerExchange:
         )
         return tm.decode_transport_message(answer.headers.get("Content-Type", ""), answer.body)
 
-    def _verify_response(self, signature: SignatureData, parts: list[MessagePart], provider: ClientId) -> None:
+    def _verify_response(
+        self, signature: SignatureData, parts: list[MessagePart], provider: ClientId
+    ) -> None:
         verify_signature(
             signature.signature_xml,
             parts,
@@ -194,11 +205,12 @@ class ConsumerExchange:
         parts = message_parts(header_part, attachments)
         signature = await self.node.signer.sign(client.member, parts)
         bound = log.bind(x_road_id=query_id, client=format_id(client), service=format_id(service))
-        await self.node.message_log.log(
+        await self.node.log(
             _record(
                 query_id=query_id, x_request_id=request_id, client=client, service=service, response=False,
                 rest=True, message=header_part, attachments=attachments, signature=signature,
-            )
+            ),
+            local_producer=False,
         )  # fmt: skip
         outgoing = tm.TransportMessage(
             ocsp_responses=self.node.own_ocsp(),
@@ -224,12 +236,13 @@ class ConsumerExchange:
         response_signature = SignatureData(answer.signature, answer.hash_chain_result, answer.hash_chain)
         self._verify_response(response_signature, response_parts, service.client)
         rest_wire.check_rest_response(request, response, rest_wire.request_hash(header_part, body or None))
-        await self.node.message_log.log(
+        await self.node.log(
             _record(
                 query_id=query_id, x_request_id=request_id, client=client, service=service, response=True,
                 rest=True, message=answer.message, attachments=(response_body,) if answer.rest_body else (),
                 signature=response_signature,
-            )
+            ),
+            local_producer=False,
         )  # fmt: skip
         bound.info("exchange_done", status=response.status)
         return ExchangeResult(
@@ -252,11 +265,12 @@ class ConsumerExchange:
         parts = message_parts(soap_part, att_data)
         signature = await self.node.signer.sign(client.member, parts)
         bound = log.bind(x_road_id=header.id, client=format_id(client), service=format_id(service))
-        await self.node.message_log.log(
+        await self.node.log(
             _record(
                 query_id=header.id, x_request_id=request_id, client=client, service=service, response=False,
                 rest=False, message=soap_part, attachments=att_data, signature=signature,
-            )
+            ),
+            local_producer=False,
         )  # fmt: skip
         outgoing = tm.TransportMessage(
             ocsp_responses=self.node.own_ocsp(),
@@ -281,11 +295,12 @@ class ConsumerExchange:
         )
         if not response.is_fault:
             soap_wire.check_soap_response(message, response, soap_wire.soap_request_hash(soap_part))
-        await self.node.message_log.log(
+        await self.node.log(
             _record(
                 query_id=header.id, x_request_id=request_id, client=client, service=service, response=True,
                 rest=False, message=answer.message, attachments=response_att, signature=response_signature,
-            )
+            ),
+            local_producer=False,
         )  # fmt: skip
         bound.info("exchange_done", fault=response.is_fault)
         out_type, out_body = soap_wire.join_soap_message(
@@ -378,12 +393,13 @@ class ProviderExchange:
             hash_chain_result=signature.hash_chain_result,
             hash_chain=signature.hash_chain,
         )
-        await node.message_log.log(  # (10)
+        await node.log(  # (10)
             _record(
                 query_id=incoming.query_id, x_request_id=request_id, client=client, service=service,
                 response=False, rest=incoming.rest, message=message.message, attachments=request_atts,
                 signature=signature,
-            )
+            ),
+            local_producer=True,
         )  # fmt: skip
         if incoming.rest:
             assert incoming.rest_request is not None
@@ -410,9 +426,7 @@ class ProviderExchange:
             found = await store.get_service(service.client, service.service_code, service.service_version)
         except XRoadError as e:
             if e.code.endswith("not_found"):
-                raise XRoadError(
-                    FaultCode.UNKNOWN_SERVICE, f"Unknown service: {format_id(service)}"
-                ) from e
+                raise XRoadError(FaultCode.UNKNOWN_SERVICE, f"Unknown service: {format_id(service)}") from e
             raise
         description = await store.get_service_description(found.description_id)
         is_rest = description.type in (DescriptionType.REST, DescriptionType.OPENAPI3)
@@ -435,10 +449,14 @@ class ProviderExchange:
         )
         if description.disabled or not found.enabled:  # (8)
             notice = description.disabled_notice or "Service is disabled"
-            raise XRoadError(FaultCode.SERVICE_DISABLED, f"Service {format_id(service)} is disabled: {notice}")
+            raise XRoadError(
+                FaultCode.SERVICE_DISABLED, f"Service {format_id(service)} is disabled: {notice}"
+            )
         return found
 
-    async def _call_rest(self, service: Service, request: rest_wire.RestRequest, body: bytes | None) -> IsResponse:
+    async def _call_rest(
+        self, service: Service, request: rest_wire.RestRequest, body: bytes | None
+    ) -> IsResponse:
         if service.url is None:
             raise XRoadError(FaultCode.SERVICE_FAILED, "the service has no address")
         url = concat_path(service.url, request.service_path, request.query)
@@ -477,13 +495,16 @@ class ProviderExchange:
     async def _sign_and_log(
         self, incoming: _Incoming, request_id: str, message: bytes, attachments: Sequence[bytes]
     ) -> SignatureData:
-        signature = await self.node.signer.sign(incoming.service.client.member, message_parts(message, attachments))
-        await self.node.message_log.log(
+        signature = await self.node.signer.sign(
+            incoming.service.client.member, message_parts(message, attachments)
+        )
+        await self.node.log(
             _record(
                 query_id=incoming.query_id, x_request_id=request_id, client=incoming.client,
                 service=incoming.service, response=True, rest=incoming.rest, message=message,
                 attachments=attachments, signature=signature,
-            )
+            ),
+            local_producer=True,
         )  # fmt: skip
         return signature
 
@@ -511,14 +532,17 @@ class ProviderExchange:
             )
         )
         return web.Response(
-            body=body, headers={"Content-Type": content_type, tm.HEADER_HASH_ALGORITHM: tm.HASH_ALGORITHM_SHA512}
+            body=body,
+            headers={"Content-Type": content_type, tm.HEADER_HASH_ALGORITHM: tm.HASH_ALGORITHM_SHA512},
         )
 
     async def _respond_soap(self, incoming: _Incoming, request_id: str, answer: IsResponse) -> web.Response:
         assert incoming.soap_request is not None
         content_type = next((v for k, v in answer.headers if k.lower() == "content-type"), "text/xml")
         soap_part, soap_content_type, attachments = soap_wire.split_soap_request(content_type, answer.body)
-        response = soap_wire.parse_soap_message(soap_part, content_type=soap_content_type, require_service=False)
+        response = soap_wire.parse_soap_message(
+            soap_part, content_type=soap_content_type, require_service=False
+        )
         if not response.is_fault:
             soap_part = soap_wire.insert_request_hash(
                 soap_part, soap_wire.soap_request_hash(incoming.soap_request.raw)

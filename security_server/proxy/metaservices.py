@@ -43,7 +43,13 @@ async def _descriptions(node: ExchangeNode, provider: ClientId) -> tuple[Service
 
 
 async def _services(
-    node: ExchangeNode, view: ConfigurationView, provider: ClientId, client: ClientId, *, rest: bool, allowed: bool
+    node: ExchangeNode,
+    view: ConfigurationView,
+    provider: ClientId,
+    client: ClientId,
+    *,
+    rest: bool,
+    allowed: bool,
 ) -> list[tuple[ServiceId, ServiceDescription]]:
     out: list[tuple[ServiceId, ServiceDescription]] = []
     groups = view.global_groups_of(client)
@@ -73,17 +79,30 @@ async def answer_rest_metaservice(
     """``listMethods``, ``allowedMethods`` (JSON) or ``getOpenAPI?serviceCode=..`` (the document)."""
     provider = request.service.client
     code = request.service.service_code
+    client = request.client
+    if client is None:
+        raise XRoadError(
+            FaultCode.MISSING_HEADER_FIELD, "the request names no client", kind=ErrorKind.BAD_INPUT
+        )
     if code == GET_OPENAPI:
-        wanted = dict(part.split("=", 1) for part in request.query.split("&") if "=" in part).get("serviceCode")
+        wanted = dict(part.split("=", 1) for part in request.query.split("&") if "=" in part).get(
+            "serviceCode"
+        )
         if not wanted:
-            raise XRoadError(FaultCode.BAD_REQUEST, "getOpenAPI needs the serviceCode parameter", kind=ErrorKind.BAD_INPUT)
+            raise XRoadError(
+                FaultCode.BAD_REQUEST, "getOpenAPI needs the serviceCode parameter", kind=ErrorKind.BAD_INPUT
+            )
         for description in await _descriptions(node, provider):
-            if description.type is DescriptionType.OPENAPI3 and any(s.code == wanted for s in description.services):
+            if description.type is DescriptionType.OPENAPI3 and any(
+                s.code == wanted for s in description.services
+            ):
                 document = description.document or await _fetch(node, description.url)
-                content_type = "application/yaml" if not document.lstrip().startswith(b"{") else "application/json"
+                content_type = (
+                    "application/yaml" if not document.lstrip().startswith(b"{") else "application/json"
+                )
                 return IsResponse(200, "OK", (("Content-Type", content_type),), document)
         raise XRoadError(FaultCode.UNKNOWN_SERVICE, f"no OpenAPI description of service {wanted!r}")
-    services = await _services(node, view, provider, request.client, rest=True, allowed=code == ALLOWED_METHODS)
+    services = await _services(node, view, provider, client, rest=True, allowed=code == ALLOWED_METHODS)
     entries = []
     for service_id, description in services:
         endpoints = await node.store.list_endpoints(provider, service_id.service_code)
@@ -127,6 +146,8 @@ async def answer_soap_metaservice(
                 content_type, body = soapmeta.build_get_wsdl_response(request, wsdl)
                 return IsResponse(200, "OK", (("Content-Type", content_type),), body)
         raise XRoadError(FaultCode.UNKNOWN_SERVICE, f"no WSDL describes service {wanted!r}")
-    services = await _services(node, view, provider, header.client, rest=False, allowed=code == ALLOWED_METHODS)
+    services = await _services(
+        node, view, provider, header.client, rest=False, allowed=code == ALLOWED_METHODS
+    )
     body = soapmeta.build_method_list_response(request, [s for s, _ in services])
     return IsResponse(200, "OK", (("Content-Type", "text/xml; charset=UTF-8"),), body)

@@ -22,7 +22,7 @@ from security_server.db import NodeStore
 from security_server.db.records import ServerIdentity
 from security_server.exchange.peers import PeerConnector, PeerTrust
 from security_server.exchange.signer import BatchSigner
-from security_server.messagelog import MessageLog
+from security_server.messagelog import LogRecord, MessageLog, loggable_record
 from security_server.proxy.configuration import ConfigurationHolder, ConfigurationView
 from security_server.settings import NodeSettings
 from xroad_mn.identifiers import SecurityServerId
@@ -56,6 +56,12 @@ class ExchangeNode:
 
     def __post_init__(self) -> None:
         self.server_id = self.identity.server
+
+    async def log(self, record: LogRecord, *, local_producer: bool) -> None:
+        """Commit ``record`` to the message log (its body dropped when body logging is off for the
+        service on this side); ``logging_failed`` or ``timestamper_failed`` fail the exchange."""
+        log = self.message_log
+        await log.log(loggable_record(record, log.body_logging, local_producer=local_producer))
 
     def configuration(self) -> ConfigurationView:
         """The current global configuration; ``global_conf_outdated`` when it expired or is missing."""

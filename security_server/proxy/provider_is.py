@@ -17,7 +17,7 @@ import aiohttp
 
 from xroad_mn.errors import FaultCode, XRoadError
 
-__all__ = ["IsResponse", "MAX_IS_RESPONSE_BYTES", "call_information_system", "concat_path"]
+__all__ = ["MAX_IS_RESPONSE_BYTES", "IsResponse", "call_information_system", "concat_path"]
 
 MAX_IS_RESPONSE_BYTES: Final = 64 * 1024 * 1024
 """Largest response body a provider information system may return (X-Road logs up to 10 MiB bodies)."""
@@ -74,7 +74,7 @@ async def call_information_system(
             data=body if body else None,
             allow_redirects=False,
             timeout=timeout,
-            ssl=None if verify_tls else False,
+            ssl=verify_tls,
             skip_auto_headers=("Content-Type", "User-Agent", "Accept-Encoding", "Accept"),
             auto_decompress=False,
         ) as resp:

@@ -55,20 +55,24 @@ def _peer_certificate(request: web.Request) -> x509.Certificate:
     return x509.load_der_x509_certificate(der)
 
 
-async def _handle(request: web.Request) -> web.StreamResponse:
+async def _serve(request: web.Request) -> web.StreamResponse:
     node = request.app[NODE_KEY]
+    if request.method != "POST":  # (1)
+        raise XRoadError(FaultCode.INVALID_HTTP_METHOD, f"must use POST, not {request.method}")
+    view = node.configuration()  # (2)
+    body = await read_body(request, node.settings.max_message_bytes)
+    exchange = ProviderExchange(node, view)
+    return await exchange.handle(
+        content_type=request.headers.get("Content-Type", ""),
+        headers=request.headers,
+        body=body,
+        tls_certificate=lambda: _peer_certificate(request),
+    )
+
+
+async def _handle(request: web.Request) -> web.StreamResponse:
     try:
-        if request.method != "POST":  # (1)
-            raise XRoadError(FaultCode.INVALID_HTTP_METHOD, f"must use POST, not {request.method}")
-        view = node.configuration()  # (2)
-        body = await read_body(request, node.settings.max_message_bytes)
-        exchange = ProviderExchange(node, view)
-        return await exchange.handle(
-            content_type=request.headers.get("Content-Type", ""),
-            headers=request.headers,
-            body=body,
-            tls_certificate=lambda: _peer_certificate(request),
-        )
+        return await _serve(request)
     except XRoadError as e:
         log.info("serverproxy_refused", code=e.code, error=e.message, detail=e.detail)
         return _fault_response(e)

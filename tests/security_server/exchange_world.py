@@ -1,4 +1,4 @@
-"""A federation that exchanges messages: trust services, the registry and two enrolled nodes, and a provider IS.
+"""A federation that exchanges messages: trust services, the registry, two enrolled nodes and a provider IS.
 
 Built the way an agency builds it, through ``xroad-mn`` (see :mod:`tests.security_server.test_node_e2e`):
 the registry approves the dev CA and TSA; node ``ss1`` (127.0.0.2, owner MN/GOV/9010001) hosts the consumer
@@ -68,11 +68,16 @@ WSDL_TEMPLATE: Final = """<?xml version="1.0" encoding="UTF-8"?>
     </xsd:schema>
   </wsdl:types>
   <wsdl:message name="getCitizen"><wsdl:part name="body" element="tns:getCitizen"/></wsdl:message>
-  <wsdl:message name="getCitizenResponse"><wsdl:part name="body" element="tns:getCitizenResponse"/></wsdl:message>
+  <wsdl:message name="getCitizenResponse">
+    <wsdl:part name="body" element="tns:getCitizenResponse"/>
+  </wsdl:message>
   <wsdl:message name="requestheader">
-    <wsdl:part name="client" element="xrd:client"/><wsdl:part name="service" element="xrd:service"/>
-    <wsdl:part name="id" element="xrd:id"/><wsdl:part name="userId" element="xrd:userId"/>
-    <wsdl:part name="issue" element="xrd:issue"/><wsdl:part name="protocolVersion" element="xrd:protocolVersion"/>
+    <wsdl:part name="client" element="xrd:client"/>
+    <wsdl:part name="service" element="xrd:service"/>
+    <wsdl:part name="id" element="xrd:id"/>
+    <wsdl:part name="userId" element="xrd:userId"/>
+    <wsdl:part name="issue" element="xrd:issue"/>
+    <wsdl:part name="protocolVersion" element="xrd:protocolVersion"/>
   </wsdl:message>
   <wsdl:portType name="civilRegistryPortType">
     <wsdl:operation name="getCitizen">
@@ -126,7 +131,8 @@ def _soap_response(request_xml: bytes) -> bytes:
     root = etree.fromstring(request_xml)
     header = root.find(f"{{{SOAP_ENV}}}Header")
     body = root.find(f"{{{SOAP_ENV}}}Body")
-    assert header is not None and body is not None
+    assert header is not None
+    assert body is not None
     regnum = body.findtext(f"{{{SOAP_NS}}}getCitizen/{{{SOAP_NS}}}regnum") or ""
     env = etree.Element(f"{{{SOAP_ENV}}}Envelope", nsmap={"SOAP-ENV": SOAP_ENV, "xrd": XRD})
     env.append(header)
@@ -176,7 +182,9 @@ def provider_is_app(state: ProviderIs) -> web.Application:
 
     async def soap(request: web.Request) -> web.StreamResponse:
         body = await request.read()
-        state.received.append({"method": "POST", "path": "/soap", "headers": dict(request.headers), "body": body})
+        state.received.append(
+            {"method": "POST", "path": "/soap", "headers": dict(request.headers), "body": body}
+        )
         return web.Response(body=_soap_response(body), headers={"Content-Type": "text/xml; charset=UTF-8"})
 
     async def wsdl(request: web.Request) -> web.StreamResponse:
@@ -246,7 +254,9 @@ async def running_federation(tmp_path: Path, trust: RunningTrustService) -> Asyn
         for node in (consumer, provider):
             await register(world, node)
         for node in (consumer, provider):
-            await node.wait_for_configuration(lambda shared: all(listed(shared, n) for n in (consumer, provider)))
+            await node.wait_for_configuration(
+                lambda shared: all(listed(shared, n) for n in (consumer, provider))
+            )
             await node.wait_for(
                 "OCSP responses", lambda s: all(c["ocsp_status"] == "good" for c in s["certificates"])
             )

@@ -26,8 +26,8 @@ from security_server.db import NodeStore
 from security_server.exchange.peers import PeerConnector, PeerTrust, provider_addresses
 from security_server.exchange.tls import client_ssl_context, server_ssl_context
 from security_server.ocsp import create_ocsp_responder_app, refresh_ocsp
-from tests.security_server.peer_world import Node, make_node, shared_params
 from tests.security_server.node_pki import dev_trust, revoke
+from tests.security_server.peer_world import Node, make_node, shared_params
 from trust_services.app import RunningTrustService
 from trust_services.pki import (
     auth_profile_extensions,

@@ -18,8 +18,8 @@ from security_server.db import NodeStore
 from security_server.exchange.signer import BatchSigner
 from security_server.ocsp import OwnOcspCache
 from tests.security_server.conftest import OWNER
-from tests.security_server.peer_world import Node, make_node
 from tests.security_server.node_pki import PIN, dev_trust
+from tests.security_server.peer_world import Node, make_node
 from trust_services.app import RunningTrustService
 from xroad_mn.algorithms import SignatureScheme
 from xroad_mn.errors import XRoadError

@@ -27,8 +27,8 @@ from security_server.exchange.tls import (
     client_ssl_context,
     server_ssl_context,
 )
-from tests.security_server.peer_world import Node, make_node
 from tests.security_server.node_pki import dev_trust
+from tests.security_server.peer_world import Node, make_node
 from trust_services.app import RunningTrustService
 from trust_services.pki import (
     auth_profile_extensions,
