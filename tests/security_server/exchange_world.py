@@ -21,7 +21,8 @@ import aiohttp
 from aiohttp import web
 from lxml import etree
 
-from security_server.app import RunningNode
+from security_server.app import RunningNode, run_node
+from security_server.home import open_home
 from tests.security_server.test_node_e2e import (
     OWNERS,
     Node,
@@ -30,7 +31,6 @@ from tests.security_server.test_node_e2e import (
     listed,
     register,
     running_world,
-    serving,
     xroad_mn,
 )
 from trust_services.app import RunningTrustService
@@ -231,9 +231,25 @@ class Federation:
 
 
 @asynccontextmanager
-async def running_federation(tmp_path: Path, trust: RunningTrustService) -> AsyncIterator[Federation]:
-    consumer = Node(tmp_path / "ss1", OWNERS[0], "ss1", "127.0.0.2", CONSUMER)
-    provider = Node(tmp_path / "ss2", OWNERS[1], "ss2", "127.0.0.3", PROVIDER)
+async def serving_with(node: Node, overrides: dict[str, Any]) -> AsyncIterator[RunningNode]:
+    """What ``node serve`` runs, configuration downloaded every second, with the settings ``overrides``."""
+    settings = open_home(node.home, env={}, overrides={"globalconf_update_interval_seconds": 1, **overrides})
+    async with run_node(settings, pin=node.pin) as running:
+        yield running
+
+
+@asynccontextmanager
+async def running_federation(
+    tmp_path: Path,
+    trust: RunningTrustService,
+    *,
+    addresses: tuple[str, str] = ("127.0.0.2", "127.0.0.3"),
+    overrides: dict[str, Any] | None = None,
+) -> AsyncIterator[Federation]:
+    """The federation, its nodes on ``addresses`` (consumer, provider) with X-Road's default ports, their
+    settings changed by ``overrides``. Test modules that may run at the same time use distinct addresses."""
+    consumer = Node(tmp_path / "ss1", OWNERS[0], "ss1", addresses[0], CONSUMER)
+    provider = Node(tmp_path / "ss2", OWNERS[1], "ss2", addresses[1], PROVIDER)
     state = ProviderIs("", [])
     async with AsyncExitStack() as stack:
         world = await stack.enter_async_context(running_world(tmp_path, trust))
@@ -250,7 +266,10 @@ async def running_federation(tmp_path: Path, trust: RunningTrustService) -> Asyn
         await web.SockSite(runner, sock).start()
         for node in (consumer, provider):
             await init_and_certify(world, node, [])
-        running = {n.server_code: await stack.enter_async_context(serving(n)) for n in (consumer, provider)}
+        running = {
+            n.server_code: await stack.enter_async_context(serving_with(n, overrides or {}))
+            for n in (consumer, provider)
+        }
         for node in (consumer, provider):
             await register(world, node)
         for node in (consumer, provider):

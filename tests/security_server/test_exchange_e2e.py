@@ -30,10 +30,12 @@ async def federation(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[
     root: Path = tmp_path_factory.mktemp("exchange")
     directory = root / "trust"
     await asyncio.to_thread(init_trust_dir, directory, instance="MN", now=datetime.now(UTC))
-    async with run_trust_service(TrustSettings(dir=directory, host="127.0.0.1", port=0)) as trust:
-        async with running_federation(root, trust) as fed:
-            await fed.grant("citizens")
-            yield fed
+    async with (
+        run_trust_service(TrustSettings(dir=directory, host="127.0.0.1", port=0)) as trust,
+        running_federation(root, trust) as fed,
+    ):
+        await fed.grant("citizens")
+        yield fed
 
 
 async def test_rest_get_through_two_nodes(federation: Federation) -> None:
