@@ -25,6 +25,9 @@ exchanges made after the load), fetched by X-Road's ``GET /asic`` on the client 
 another with :func:`xroad_mn.asic.verify_container` against the consumer's global configuration — messages/s
 on one core.
 
+``--profile`` runs the federation process under cProfile from its READY line until it stops and prints the
+top functions by cumulative time; the federation's figures are then slower than without the profiler.
+
 Every server runs in its own process, so the figures are honest on a 2-core machine; the load generator is
 ``wrk`` (Debian package ``wrk``) with the same threads, connections and duration for (a) and (b), and a small
 Lua script that prints exact percentiles.
@@ -43,6 +46,7 @@ import json
 import math
 import multiprocessing
 import os
+import pkgutil
 import pstats
 import re
 import shutil
@@ -534,8 +538,13 @@ async def federation_main(directory: Path, backend: str, profile_out: Path | Non
 
 
 def exchange_unavailable() -> str | None:
-    """Why the exchange cannot run here (its modules do not import), or None."""
-    for module in (EXCHANGE_MODULE, EXCHANGE_WORLD):
+    """Why the exchange cannot run here (the proxies' modules or the federation's do not import), or None."""
+    try:
+        package = importlib.import_module(EXCHANGE_MODULE)
+        modules = [f"{EXCHANGE_MODULE}.{m.name}" for m in pkgutil.iter_modules(package.__path__)]
+    except Exception as e:
+        return f"cannot import {EXCHANGE_MODULE}: {type(e).__name__}: {e}"
+    for module in [*modules, EXCHANGE_WORLD]:
         try:
             importlib.import_module(module)
         except Exception as e:
@@ -775,7 +784,8 @@ def print_profile(path: Path) -> None:
     print()
     print(
         f"Top {PROFILE_TOP} functions by cumulative time in the federation process (both nodes, the registry "
-        "and the trust services; the event loop's thread only, from READY to the end of the load):"
+        "and the trust services), from READY until it stopped: the load and the evidence collection. "
+        "cProfile sees the event loop's thread only: work in threads or worker processes is not in it."
     )
     stats = pstats.Stats(str(path), stream=sys.stdout)
     stats.sort_stats(pstats.SortKey.CUMULATIVE).print_stats(PROFILE_TOP)
