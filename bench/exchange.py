@@ -374,10 +374,13 @@ def start_server(spec: ServerSpec) -> ServerProcess:
     process = context.Process(target=server_process_main, args=(spec, sending), name=spec.name, daemon=True)
     process.start()
     sending.close()
-    if not receiving.poll(SERVER_START_SECONDS):
+    port: int | None = None
+    with contextlib.suppress(EOFError):  # the process died before listening
+        if receiving.poll(SERVER_START_SECONDS):
+            port = receiving.recv()
+    if port is None:
         process.terminate()
         raise BenchError(f"{spec.name} did not start listening in {SERVER_START_SECONDS:.0f} s")
-    port: int = receiving.recv()
     return ServerProcess(spec, process, port)
 
 
