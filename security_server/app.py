@@ -222,12 +222,19 @@ async def run_node(
     node_token = token if token is not None else await login_token(open_node_token(settings), pin)
     try:
         admin_host = settings.admin_bind_host()
-        with listening(
-            (admin_host, settings.admin_port),
-            (settings.address, settings.ocsp_responder_port),
-            (settings.address, settings.client_http_port),
-            (settings.address, settings.server_proxy_port),
-        ) as (admin_sock, ocsp_sock, client_sock, server_sock):
+        with (
+            listening(
+                (admin_host, settings.admin_port), (settings.address, settings.ocsp_responder_port)
+            ) as (
+                admin_sock,
+                ocsp_sock,
+            ),
+            listening(
+                (settings.address, settings.client_http_port),
+                (settings.address, settings.server_proxy_port),
+                reuse_port=settings.worker_count() > 1,
+            ) as (client_sock, server_sock),
+        ):
             resolved = settings.model_copy(
                 update={
                     "admin_port": int(admin_sock.getsockname()[1]),

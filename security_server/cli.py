@@ -81,6 +81,7 @@ from security_server.operations import (
 )
 from security_server.servicedesc import openapi_source, read_document
 from security_server.settings import NodeSettings
+from security_server.workers import proxy_workers
 from xroad_mn.admin import AuditLog
 from xroad_mn.cli.main import (
     DatabaseSchemaOption,
@@ -94,6 +95,7 @@ from xroad_mn.errors import FaultCode, XRoadError
 from xroad_mn.fileio import write_atomic
 from xroad_mn.identifiers import format_id
 from xroad_mn.tokens import TokenType, read_new_pin, read_pin
+from xroad_mn.transport.server import http_url
 
 __all__ = ["app"]
 
@@ -275,16 +277,25 @@ def init(
 
 async def _serve(settings: NodeSettings, pin: str) -> None:
     async with run_node(settings, pin=pin) as node:
-        typer.echo(f"Admin API  {node.admin_url}/api/v1  (OpenAPI: {node.admin_url}/api/v1/openapi.json)")
-        typer.echo(f"OCSP       {node.ocsp_url}")
-        typer.echo("Press Ctrl-C to stop.")
-        await until_interrupted()
+        resolved = node.settings
+        with proxy_workers(resolved, pin) as workers:
+            typer.echo(f"Admin API  {node.admin_url}/api/v1  (OpenAPI: {node.admin_url}/api/v1/openapi.json)")
+            typer.echo(f"OCSP       {node.ocsp_url}")
+            typer.echo(
+                f"Clients    {http_url(resolved.address, resolved.client_http_port)}  (REST /r1/..., SOAP)"
+            )
+            typer.echo(f"Servers    https://{resolved.address}:{resolved.server_proxy_port}  (mutual TLS)")
+            typer.echo(f"Workers    {len(workers) + 1} processes")
+            typer.echo("Press Ctrl-C to stop.")
+            await until_interrupted()
 
 
 @app.command()
 def serve(home: DirOption) -> None:
-    """Serve the admin API and the OCSP responder (port 5577) until interrupted, keeping global
-    configuration and OCSP responses fresh. A wrong PIN stops the start (``signer.pin_incorrect``)."""
+    """Serve the client proxy (8080), the server proxy (5500, mutual TLS), the admin API and the OCSP
+    responder (5577) until interrupted, keeping global configuration and OCSP responses fresh and the
+    message log time-stamped; the proxies in ``workers`` processes (default: one per core). A wrong PIN stops
+    the start (``signer.pin_incorrect``)."""
     settings = open_home(home)
     asyncio.run(_serve(settings, read_pin()))
 

@@ -20,6 +20,7 @@ trust material: that comes from the configuration anchor and the verified global
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 from pathlib import Path
 from typing import Annotated, Any, Final
@@ -194,6 +195,10 @@ class NodeSettings(ServerTimeoutSettings):
     timestamp_retry_delay_seconds: int = Field(
         default=DEFAULT_TIMESTAMP_RETRY_DELAY_SECONDS, gt=0, le=MAX_INTERVAL_SECONDS
     )
+
+    def worker_count(self) -> int:
+        """How many processes serve the proxies: ``workers``, or one per CPU core."""
+        return self.workers or os.cpu_count() or 1
 
     @field_validator("address", "admin_host")
     @classmethod

@@ -245,10 +245,12 @@ def http_url(host: str, port: int, scheme: str = "http") -> str:
     return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
 
 
-def listen(host: str, port: int) -> socket.socket:
-    """A non-blocking socket listening on ``host:port`` (port 0: a free one); failure is ``io_error``."""
+def listen(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
+    """A non-blocking socket listening on ``host:port`` (port 0: a free one); failure is ``io_error``.
+    ``reuse_port`` lets the node's worker processes listen on the same port (``SO_REUSEPORT``: the kernel
+    spreads connections over them)."""
     try:
-        sock = socket.create_server((host, port), backlog=LISTEN_BACKLOG)
+        sock = socket.create_server((host, port), backlog=LISTEN_BACKLOG, reuse_port=reuse_port)
     except OSError as e:
         raise XRoadError(FaultCode.IO_ERROR, f"cannot listen on {host}:{port}: {e.strerror or e}") from e
     sock.setblocking(False)
@@ -256,13 +258,13 @@ def listen(host: str, port: int) -> socket.socket:
 
 
 @contextlib.contextmanager
-def listening(*addresses: tuple[str, int]) -> Iterator[list[socket.socket]]:
+def listening(*addresses: tuple[str, int], reuse_port: bool = False) -> Iterator[list[socket.socket]]:
     """Sockets listening on ``addresses`` (``(host, port)`` each, in order), closed after the block; when
     one cannot be bound, those bound before it are closed."""
     sockets: list[socket.socket] = []
     try:
         for host, port in addresses:
-            sockets.append(listen(host, port))
+            sockets.append(listen(host, port, reuse_port=reuse_port))
         yield sockets
     finally:
         for sock in sockets:
