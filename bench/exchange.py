@@ -95,6 +95,8 @@ PROVIDER_HOST: Final = "127.0.0.3"
 BODY_BYTES: Final = 1024
 """Size of the backend's JSON answer."""
 SERVICE_CODE: Final = "bench"
+NODE_OVERRIDES: Final[dict[str, object]] = {"server_conf_cache_seconds": 60.0}
+"""The nodes as deployed: X-Road's 60 s cache of their own configuration (tests read it every time)."""
 """The provider's REST service that points at the backend."""
 REQUEST_PATH: Final = "/citizens/123456"
 CLIENT_HEADER: Final = "X-Road-Client"
@@ -510,7 +512,7 @@ async def federation_main(directory: Path, backend: str, profile_out: Path | Non
     await asyncio.to_thread(init_trust_dir, trust_dir, instance="MN", now=datetime.now(UTC))
     async with (
         run_trust_service(TrustSettings(dir=trust_dir, host=BACKEND_HOST, port=0)) as trust,
-        world.running_federation(directory, trust) as federation,
+        world.running_federation(directory, trust, overrides=NODE_OVERRIDES) as federation,
     ):
         provider = world.PROVIDER
         await federation.provider.cli(

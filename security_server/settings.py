@@ -50,6 +50,7 @@ __all__ = [
     "DEFAULT_OCSP_RESPONDER_PORT",
     "DEFAULT_RATE_PER_MINUTE",
     "DEFAULT_RATE_PER_SECOND",
+    "DEFAULT_SERVER_CONF_CACHE_SECONDS",
     "DEFAULT_SERVER_PROXY_PORT",
     "DEFAULT_TIMESTAMP_RECORDS_LIMIT",
     "DEFAULT_TIMESTAMP_RETRY_DELAY_SECONDS",
@@ -98,6 +99,8 @@ DEFAULT_CONNECT_TIMEOUT_SECONDS: Final = 30.0
 """X-Road's ``proxy.client-timeout``: how long connecting to a provider's security server may take."""
 DEFAULT_FASTEST_CONNECTION_CACHE_SECONDS: Final = 3600.0
 """X-Road's ``client-fastest-connecting-ssl-uri-cache-period``."""
+DEFAULT_SERVER_CONF_CACHE_SECONDS: Final = 60.0
+"""X-Road's ``server-conf-cache-period``."""
 MAX_INTERVAL_SECONDS: Final = 7 * 24 * 3600
 DEFAULT_ACCEPTABLE_TIMESTAMP_FAILURE_PERIOD_SECONDS: Final = 14400
 """X-Road's ``acceptable-timestamp-failure-period``: after this long without a time-stamp the message log
@@ -165,6 +168,10 @@ class NodeSettings(ServerTimeoutSettings):
     (X-Road's ``client-httpclient-timeout``, 0)."""
     fastest_connection_cache_seconds: float = Field(default=DEFAULT_FASTEST_CONNECTION_CACHE_SECONDS, ge=0)
     """How long the fastest-connecting address of a provider is remembered (X-Road's 3600 s)."""
+    server_conf_cache_seconds: float = Field(default=DEFAULT_SERVER_CONF_CACHE_SECONDS, ge=0, le=3600)
+    """How long the proxies remember hosted clients, services and access decisions (X-Road's
+    ``server-conf-cache-period``, 60 s): a change reaches the exchange within this time; 0 reads
+    every time."""
     workers: int = Field(default=0, ge=0, le=64)
     """Worker processes serving the proxies (0: one per CPU core)."""
     message_body_logging: bool = True

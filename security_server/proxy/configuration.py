@@ -162,9 +162,13 @@ class ConfigurationHolder:
         except OSError:
             return None
 
-    def reload(self) -> ConfigurationView | None:
-        """Load the installed configuration now (blocking); keeps the previous view when it fails."""
-        self._stamp = self._file_stamp()
+    def reload(self, *, only_if_changed: bool = False) -> ConfigurationView | None:
+        """Load the installed configuration now (blocking); keeps the previous view when it fails.
+        ``only_if_changed``: return ``None`` without reading when the files are as last loaded."""
+        stamp = self._file_stamp()
+        if only_if_changed and self._view is not None and stamp == self._stamp:
+            return None
+        self._stamp = stamp
         try:
             view = load_configuration_view(self._dir)
         except XRoadError as e:
@@ -175,6 +179,11 @@ class ConfigurationHolder:
         self._error = None
         self.generation += 1
         return view
+
+    @property
+    def view(self) -> ConfigurationView | None:
+        """The view last loaded, expired or not (``None`` before any loaded)."""
+        return self._view
 
     def current(self, now: datetime) -> ConfigurationView:
         """The view to use at ``now``; ``global_conf_outdated`` when there is none or it expired."""

@@ -19,7 +19,6 @@ import structlog
 from aiohttp import web
 from cryptography import x509
 
-from security_server.db.models import DescriptionType
 from security_server.db.records import Service
 from security_server.exchange.peers import provider_addresses
 from security_server.messagelog import LogRecord
@@ -131,7 +130,7 @@ class ConsumerExchange:
     async def _check_client(self, client: ClientId) -> None:
         """The client is hosted here and registered (X-Road: the client must be a registered client of this
         security server)."""
-        hosted = {c.client: c for c in await self.node.store.list_clients()}
+        hosted = await self.node.serverconf.hosted_clients()
         if client not in hosted and client.member not in hosted:
             raise XRoadError(
                 FaultCode.UNKNOWN_MEMBER,
@@ -421,25 +420,18 @@ class ProviderExchange:
         return out
 
     async def _check_service(self, incoming: _Incoming) -> Service:
-        store, service = self.node.store, incoming.service
-        try:
-            found = await store.get_service(service.client, service.service_code, service.service_version)
-        except XRoadError as e:
-            if e.code.endswith("not_found"):
-                raise XRoadError(FaultCode.UNKNOWN_SERVICE, f"Unknown service: {format_id(service)}") from e
-            raise
-        description = await store.get_service_description(found.description_id)
-        is_rest = description.type in (DescriptionType.REST, DescriptionType.OPENAPI3)
-        if is_rest != incoming.rest:  # (6)
+        serverconf, service = self.node.serverconf, incoming.service
+        found = await serverconf.service(service)
+        if found.rest != incoming.rest:  # (6)
             raise XRoadError(
                 FaultCode.SERVICE_TYPE,
-                f"Service {format_id(service)} is a {'REST' if is_rest else 'SOAP'} service",
+                f"Service {format_id(service)} is a {'REST' if found.rest else 'SOAP'} service",
             )
         method = path = None
         if incoming.rest_request is not None:
             method = incoming.rest_request.method
             path = incoming.rest_request.service_path or "/"
-        await store.check_access(  # (7)
+        allowed = await serverconf.is_allowed(  # (7)
             service.client,
             service.service_code,
             incoming.client,
@@ -447,12 +439,17 @@ class ProviderExchange:
             path=path,
             global_groups=self.view.global_groups_of(incoming.client),
         )
-        if description.disabled or not found.enabled:  # (8)
-            notice = description.disabled_notice or "Service is disabled"
+        if not allowed:
+            raise XRoadError(
+                FaultCode.ACCESS_DENIED,
+                f"Request is not allowed: {format_id(incoming.client)} may not call {format_id(service)}",
+            )
+        if found.disabled:  # (8)
+            notice = found.disabled_notice or "Service is disabled"
             raise XRoadError(
                 FaultCode.SERVICE_DISABLED, f"Service {format_id(service)} is disabled: {notice}"
             )
-        return found
+        return found.service
 
     async def _call_rest(
         self, service: Service, request: rest_wire.RestRequest, body: bytes | None

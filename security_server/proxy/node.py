@@ -24,6 +24,7 @@ from security_server.exchange.peers import PeerConnector, PeerTrust
 from security_server.exchange.signer import BatchSigner
 from security_server.messagelog import LogRecord, MessageLog, loggable_record
 from security_server.proxy.configuration import ConfigurationHolder, ConfigurationView
+from security_server.proxy.serverconf import ServerConfCache
 from security_server.settings import NodeSettings
 from xroad_mn.identifiers import SecurityServerId
 
@@ -48,6 +49,8 @@ class ExchangeNode:
     message_log: MessageLog
     session: aiohttp.ClientSession
     """For calls to the node's own information systems."""
+    serverconf: ServerConfCache
+    """Hosted clients, services and access decisions, cached for ``server_conf_cache_seconds``."""
     own_ocsp: Callable[[], tuple[bytes, ...]]
     """The OCSP responses of the node's authentication certificate chain (sent in every request)."""
     auth_certificate: Callable[[], x509.Certificate | None]

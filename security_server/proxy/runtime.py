@@ -33,6 +33,7 @@ from security_server.messagelog import open_message_log
 from security_server.ocsp import OwnOcspCache
 from security_server.proxy.configuration import ConfigurationHolder
 from security_server.proxy.node import ExchangeNode, utc_now
+from security_server.proxy.serverconf import ServerConfCache
 from security_server.settings import NodeSettings
 from xroad_mn.errors import XRoadError
 from xroad_mn.globalconf.params import SharedParameters
@@ -59,17 +60,24 @@ class ExchangeRuntime:
     node: ExchangeNode
     tls: NodeTlsContexts
     token: Token
+    applied_generation: int = -1
+    """The configuration generation whose CAs and servers the TLS contexts and peer trust hold."""
 
     async def refresh(self) -> None:
         """A new global configuration or certificate: reload, re-key, re-trust (never raises: a failure is
         logged and the previous state kept)."""
         node = self.node
-        view = await asyncio.to_thread(node.holder.reload)
+        await asyncio.to_thread(node.holder.reload, only_if_changed=True)
+        view = node.holder.view
         if view is None:
             return
-        node.peer_trust.update(view.trust, view.shared)
+        fresh = node.holder.generation != self.applied_generation
+        self.applied_generation = node.holder.generation
+        if fresh:
+            node.peer_trust.update(view.trust, view.shared)
         try:
-            self.tls.update_trust(view.trust)
+            if fresh:
+                self.tls.update_trust(view.trust)
             key = await active_authentication_key(node.store, node.server_id)
             if self.tls.key is None or self.tls.key.certificate != key.certificate:
                 await asyncio.to_thread(self.tls.update_key, self.token, key, view.trust)
@@ -151,6 +159,7 @@ async def open_exchange(
             connector=connector,
             message_log=message_log,
             session=session,
+            serverconf=ServerConfCache(store, settings.server_conf_cache_seconds),
             own_ocsp=_own_ocsp(tls, ocsp_cache, holder),
             auth_certificate=lambda: tls.key.certificate if tls.key is not None else None,
             clock=clock,

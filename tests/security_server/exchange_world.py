@@ -232,8 +232,13 @@ class Federation:
 
 @asynccontextmanager
 async def serving_with(node: Node, overrides: dict[str, Any]) -> AsyncIterator[RunningNode]:
-    """What ``node serve`` runs, configuration downloaded every second, with the settings ``overrides``."""
-    settings = open_home(node.home, env={}, overrides={"globalconf_update_interval_seconds": 1, **overrides})
+    """What ``node serve`` runs, configuration downloaded every second and the node's own configuration
+    read for every message (tests change access rights and see the change at once), with ``overrides``."""
+    settings = open_home(
+        node.home,
+        env={},
+        overrides={"globalconf_update_interval_seconds": 1, "server_conf_cache_seconds": 0, **overrides},
+    )
     async with run_node(settings, pin=node.pin) as running:
         yield running
 
