@@ -46,6 +46,7 @@ __all__ = [
     "SOAP_NS",
     "Federation",
     "ProviderIs",
+    "related_parts",
     "running_federation",
 ]
 
@@ -161,7 +162,7 @@ def _regnum(envelope: bytes) -> str:
     return root.findtext(f"{{{SOAP_ENV}}}Body/{{{SOAP_NS}}}getCitizen/{{{SOAP_NS}}}regnum") or ""
 
 
-def _related_parts(content_type: str, body: bytes) -> list[tuple[bytes, bytes]]:
+def related_parts(content_type: str, body: bytes) -> list[tuple[bytes, bytes]]:
     """The (header block, content) of each part of a flat ``multipart/related`` body, read independently of
     the code under test."""
     boundary = next(
@@ -183,7 +184,7 @@ def _related_parts(content_type: str, body: bytes) -> list[tuple[bytes, bytes]]:
 def _soap_with_attachments(content_type: str, body: bytes) -> web.Response:
     """The getCitizen response to a SwA or MTOM request: the SOAP part answered, every attachment sent back
     with its MIME headers, framed as the request was (SOAP part type, ``type`` and ``start-info``)."""
-    (root_head, envelope), *attachments = _related_parts(content_type, body)
+    (root_head, envelope), *attachments = related_parts(content_type, body)
     boundary = "civil-registry-answer"
     out = bytearray()
     for head, content in [(root_head, _soap_response(envelope)), *attachments]:

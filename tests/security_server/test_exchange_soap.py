@@ -34,6 +34,7 @@ from tests.security_server.exchange_world import (
     PROVIDER,
     SOAP_NS,
     Federation,
+    related_parts,
     running_federation,
 )
 from tests.security_server.test_node_e2e import xroad_mn
@@ -123,16 +124,8 @@ def header_fields(envelope: etree._Element) -> list[tuple[str, bytes]]:
 
 def related(content_type: str, body: bytes) -> list[tuple[dict[str, str], bytes]]:
     """(headers, content) of each part of a flat ``multipart/related`` body (read without our MIME code)."""
-    boundary = next(
-        p.split("=", 1)[1].strip().strip('"')
-        for p in content_type.split(";")
-        if p.strip().startswith("boundary=")
-    )
     out = []
-    for chunk in (b"\r\n" + body).split(b"\r\n--" + boundary.encode())[1:]:
-        if chunk.startswith(b"--"):
-            break
-        head, _, content = chunk.removeprefix(b"\r\n").partition(b"\r\n\r\n")
+    for head, content in related_parts(content_type, body):
         lines = [line.split(b":", 1) for line in head.split(b"\r\n") if line]
         out.append(({k.decode().strip().lower(): v.decode().strip() for k, v in lines}, content))
     return out
