@@ -116,6 +116,30 @@ def _transport_headers(
     return headers
 
 
+def _read_is_soap_request(
+    content_type: str, body: bytes
+) -> tuple[soap_wire.SoapParts, soap_wire.SoapMessage, ServiceId]:
+    split = soap_wire.split_soap_message(content_type, body)
+    message = soap_wire.parse_soap_message(split.soap, content_type=split.content_type, expect="request")
+    service = message.x_road_header.service
+    if service is None:
+        raise XRoadError(FaultCode.MISSING_HEADER_FIELD, "Message header must contain service id")
+    return split, message, service
+
+
+def _parse_is_soap_request(
+    content_type: str, body: bytes
+) -> tuple[soap_wire.SoapParts, soap_wire.SoapMessage, ServiceId]:
+    """The IS's SOAP request split, parsed and checked (header fields, ``protocolVersion``, body wrapper =
+    ``serviceCode``); every failure is the IS's own (``client.*``), as X-Road's client proxy reports it."""
+    try:
+        return _read_is_soap_request(content_type, body)
+    except XRoadError as e:
+        raise XRoadError(
+            e.code, e.message, details=e.details, detail=e.detail, kind=ErrorKind.BAD_INPUT
+        ) from e
+
+
 # ------------------------------------------------------------------------------------------------------------
 # The consumer node
 
@@ -252,12 +276,10 @@ class ConsumerExchange:
         )
 
     async def soap(self, content_type: str, soap_action: str | None, body: bytes) -> ExchangeResult:
-        soap_part, soap_content_type, attachments = soap_wire.split_soap_request(content_type, body)
-        message = soap_wire.parse_soap_message(soap_part, content_type=soap_content_type, expect="request")
+        split, message, service = _parse_is_soap_request(content_type, body)
+        soap_part, soap_content_type, attachments = split.soap, split.content_type, split.attachments
         header = message.x_road_header
-        if header.service is None:
-            raise XRoadError(FaultCode.MISSING_HEADER_FIELD, "Required field 'service' is missing")
-        client, service = header.client, header.service
+        client = header.client
         await self._check_client(client)
         request_id = str(uuid.uuid4())
         att_data = [a.data for a in attachments]
@@ -279,6 +301,7 @@ class ConsumerExchange:
             hash_chain_result=signature.hash_chain_result,
             hash_chain=signature.hash_chain,
             signature=signature.signature_xml,
+            message_headers=split.soap_headers,
         )
         headers = _transport_headers(request_id, rest=False, original_content_type=content_type)
         if soap_action is not None:
@@ -303,8 +326,13 @@ class ConsumerExchange:
         )  # fmt: skip
         bound.info("exchange_done", fault=response.is_fault)
         out_type, out_body = soap_wire.join_soap_message(
-            answer.message, answer.message_content_type, answer.attachments
+            answer.message,
+            answer.message_content_type,
+            answer.attachments,
+            soap_headers=answer.message_headers,
         )
+        if response.is_fault:  # the provider IS's own fault, passed on as SOAP 1.1 over HTTP sends one
+            return ExchangeResult(500, "Internal Server Error", (("Content-Type", out_type),), out_body)
         return ExchangeResult(200, "OK", (("Content-Type", out_type),), out_body)
 
 
@@ -473,7 +501,10 @@ class ProviderExchange:
         if service.url is None:
             raise XRoadError(FaultCode.SERVICE_FAILED, "the service has no address")
         content_type, body = soap_wire.join_soap_message(
-            message.message, message.message_content_type, message.attachments
+            message.message,
+            message.message_content_type,
+            message.attachments,
+            soap_headers=message.message_headers,
         )
         is_headers = [("Content-Type", content_type)]
         action = headers.get(tm.HEADER_ORIGINAL_SOAP_ACTION)
@@ -536,7 +567,8 @@ class ProviderExchange:
     async def _respond_soap(self, incoming: _Incoming, request_id: str, answer: IsResponse) -> web.Response:
         assert incoming.soap_request is not None
         content_type = next((v for k, v in answer.headers if k.lower() == "content-type"), "text/xml")
-        soap_part, soap_content_type, attachments = soap_wire.split_soap_request(content_type, answer.body)
+        split = soap_wire.split_soap_message(content_type, answer.body)
+        soap_part, soap_content_type, attachments = split.soap, split.content_type, split.attachments
         response = soap_wire.parse_soap_message(
             soap_part, content_type=soap_content_type, require_service=False
         )
@@ -555,6 +587,7 @@ class ProviderExchange:
                 hash_chain_result=signature.hash_chain_result,
                 hash_chain=signature.hash_chain,
                 signature=signature.signature_xml,
+                message_headers=split.soap_headers,
             )
         )
         return web.Response(

@@ -40,10 +40,13 @@ from xroad_mn.transport.server import listen
 
 __all__ = [
     "CONSUMER",
+    "FAULT_REGNUM",
+    "IS_FAULT",
     "PROVIDER",
     "SOAP_NS",
     "Federation",
     "ProviderIs",
+    "related_parts",
     "running_federation",
 ]
 
@@ -143,6 +146,55 @@ def _soap_response(request_xml: bytes) -> bytes:
     return bytes(etree.tostring(env, xml_declaration=True, encoding="UTF-8"))
 
 
+FAULT_REGNUM: Final = "fault"
+"""A getCitizen request for this registration number is answered with :data:`IS_FAULT`."""
+IS_FAULT: Final = (
+    b'<?xml version="1.0" encoding="UTF-8"?>\n'
+    b'<SOAP-ENV:Envelope xmlns:SOAP-ENV="http://schemas.xmlsoap.org/soap/envelope/" '
+    b'xmlns:c="http://civil-registry.mn/xroad"><SOAP-ENV:Body><SOAP-ENV:Fault>'
+    b"<faultcode>c:NoSuchCitizen</faultcode><faultstring>no citizen is registered so</faultstring>"
+    b"<detail><c:regnum>fault</c:regnum></detail></SOAP-ENV:Fault></SOAP-ENV:Body></SOAP-ENV:Envelope>"
+)
+
+
+def _regnum(envelope: bytes) -> str:
+    root = etree.fromstring(envelope)
+    return root.findtext(f"{{{SOAP_ENV}}}Body/{{{SOAP_NS}}}getCitizen/{{{SOAP_NS}}}regnum") or ""
+
+
+def related_parts(content_type: str, body: bytes) -> list[tuple[bytes, bytes]]:
+    """The (header block, content) of each part of a flat ``multipart/related`` body, read independently of
+    the code under test."""
+    boundary = next(
+        p.split("=", 1)[1].strip().strip('"')
+        for p in content_type.split(";")
+        if p.strip().startswith("boundary=")
+    )
+    delimiter = b"\r\n--" + boundary.encode()
+    chunks = (b"\r\n" + body).split(delimiter)[1:]
+    parts = []
+    for chunk in chunks:
+        if chunk.startswith(b"--"):
+            break
+        head, _, content = chunk.removeprefix(b"\r\n").partition(b"\r\n\r\n")
+        parts.append((head, content))
+    return parts
+
+
+def _soap_with_attachments(content_type: str, body: bytes) -> web.Response:
+    """The getCitizen response to a SwA or MTOM request: the SOAP part answered, every attachment sent back
+    with its MIME headers, framed as the request was (SOAP part type, ``type`` and ``start-info``)."""
+    (root_head, envelope), *attachments = related_parts(content_type, body)
+    boundary = "civil-registry-answer"
+    out = bytearray()
+    for head, content in [(root_head, _soap_response(envelope)), *attachments]:
+        out += b"--" + boundary.encode() + b"\r\n" + head + b"\r\n\r\n" + content + b"\r\n"
+    out += b"--" + boundary.encode() + b"--\r\n"
+    params = [p.strip() for p in content_type.split(";")[1:] if not p.strip().startswith("boundary=")]
+    answer_type = "; ".join(["multipart/related", *params, f"boundary={boundary}"])
+    return web.Response(body=bytes(out), headers={"Content-Type": answer_type})
+
+
 def provider_is_app(state: ProviderIs) -> web.Application:
     """A small REST + SOAP information system (the civil registry) that records what it receives."""
 
@@ -185,10 +237,20 @@ def provider_is_app(state: ProviderIs) -> web.Application:
         state.received.append(
             {"method": "POST", "path": "/soap", "headers": dict(request.headers), "body": body}
         )
+        content_type = request.headers.get("Content-Type", "")
+        if content_type.lower().startswith("multipart/related"):
+            return _soap_with_attachments(content_type, body)
+        if _regnum(body) == FAULT_REGNUM:
+            return web.Response(
+                status=500, body=IS_FAULT, headers={"Content-Type": "text/xml; charset=UTF-8"}
+            )
         return web.Response(body=_soap_response(body), headers={"Content-Type": "text/xml; charset=UTF-8"})
 
     async def wsdl(request: web.Request) -> web.StreamResponse:
         text = WSDL_TEMPLATE.format(ns=SOAP_NS, location=f"{state.url}/soap")
+        operation = request.query.get("operation")
+        if operation:  # the same service under another operation name, without a version
+            text = text.replace("getCitizen", operation).replace("<xrd:version>v1</xrd:version>", "")
         return web.Response(text=text, content_type="text/xml")
 
     app = web.Application()
