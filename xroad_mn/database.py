@@ -32,7 +32,8 @@ from typing import Any, Final
 
 from alembic import command, context
 from alembic.config import Config
-from sqlalchemy import Connection, DateTime, Dialect, Enum, LargeBinary, MetaData, String, event, text
+from sqlalchemy import Connection, DateTime, Dialect, Engine, Enum, LargeBinary, MetaData, String, event, text
+from sqlalchemy import create_engine as sa_create_engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -52,6 +53,7 @@ __all__ = [
     "open_migrated",
     "run_migrations",
     "sqlite_url",
+    "sqlite_writer_engine",
     "str_enum_column",
 ]
 
@@ -114,6 +116,22 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
         event.listen(engine.sync_engine, "connect", _sqlite_connect)
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
     return engine
+
+
+def sqlite_writer_engine(engine: AsyncEngine) -> Engine | None:
+    """For an SQLite ``engine``, a synchronous engine on the same file with the same settings (WAL, busy
+    timeout, ``BEGIN IMMEDIATE``), for a writer that commits a whole batch in one call from a worker thread
+    instead of one thread hop per statement; ``None`` for any other database."""
+    url = engine.url
+    if url.get_backend_name() != "sqlite":
+        return None
+    sync = sa_create_engine(
+        url.set(drivername="sqlite+pysqlite"),
+        connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS, "check_same_thread": False},
+    )
+    event.listen(sync, "connect", _sqlite_connect)
+    event.listen(sync, "begin", _sqlite_begin)
+    return sync
 
 
 def _upgrade(

@@ -69,9 +69,12 @@ async def open_message_log(
     message_log = MessageLog(
         store, timestamper=timestamper, body_logging=BodyLoggingPolicy.from_settings(settings), clock=clock
     )
-    async with message_log.running():
-        if timestamping:
-            async with timestamper.running():
+    try:
+        async with message_log.running():
+            if timestamping:
+                async with timestamper.running():
+                    yield message_log
+            else:
                 yield message_log
-        else:
-            yield message_log
+    finally:
+        store.close()

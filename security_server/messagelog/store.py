@@ -10,6 +10,7 @@ Database failures are ``logging_failed`` (X-Road's code when the message log can
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 from collections.abc import AsyncIterator, Sequence
@@ -17,7 +18,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -25,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from security_server.messagelog.models import MessageAttachmentRow, MessageRecordRow, TimestampRecordRow
 from security_server.messagelog.records import LogRecord
 from xroad_mn.asic import BatchTimestamp
+from xroad_mn.database import sqlite_writer_engine
 from xroad_mn.errors import FaultCode, XRoadError
 from xroad_mn.identifiers import ClientId, SubsystemId, format_id
 from xroad_mn.signature import SignatureData
@@ -66,6 +68,19 @@ class MessageLogStore:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        self._sqlite_writer = sqlite_writer_engine(engine)
+        """On SQLite, inserts run as one call in a worker thread (see :meth:`insert_records`)."""
+
+    @property
+    def writing_engine(self) -> Engine:
+        """The engine whose transactions commit inserted records (SQLite's writer engine, else the
+        async engine's)."""
+        return self._sqlite_writer if self._sqlite_writer is not None else self.engine.sync_engine
+
+    def close(self) -> None:
+        """Release the SQLite writer's connections (the async engine is its owner's to dispose)."""
+        if self._sqlite_writer is not None:
+            self._sqlite_writer.dispose()
 
     @asynccontextmanager
     async def _tx(self) -> AsyncIterator[AsyncConnection]:
@@ -82,6 +97,8 @@ class MessageLogStore:
         if not records:
             return []
         rows = [_row(r, at) for r in records]
+        if self._sqlite_writer is not None:
+            return await asyncio.to_thread(_insert_sync, self._sqlite_writer, records, rows)
         async with self._tx() as conn:
             result = await conn.execute(
                 insert(MessageRecordRow).returning(MessageRecordRow.id, sort_by_parameter_order=True), rows
@@ -187,6 +204,28 @@ class MessageLogStore:
                 for record_id, data in found.all():
                     attachments[int(record_id)].append(bytes(data))
         return [_stored(r._mapping, tuple(attachments[int(r.id)])) for r in rows]
+
+
+def _insert_sync(engine: Engine, records: Sequence[LogRecord], rows: list[dict[str, object]]) -> list[int]:
+    """:meth:`MessageLogStore.insert_records` on SQLite: one transaction, one thread hop for the batch."""
+    try:
+        with engine.begin() as conn:
+            result = conn.execute(
+                insert(MessageRecordRow).returning(MessageRecordRow.id, sort_by_parameter_order=True), rows
+            )
+            ids = [int(i) for i in result.scalars().all()]
+            attachments = [
+                {"record_id": record_id, "number": number, "data": data}
+                for record_id, record in zip(ids, records, strict=True)
+                for number, data in enumerate(record.attachments, start=1)
+            ]
+            if attachments:
+                conn.execute(insert(MessageAttachmentRow), attachments)
+    except SQLAlchemyError as e:
+        raise XRoadError(
+            FaultCode.LOGGING_FAILED, f"message log database error: {type(e).__name__}: {e}"
+        ) from e
+    return ids
 
 
 def _row(record: LogRecord, at: datetime) -> dict[str, object]:

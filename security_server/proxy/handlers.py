@@ -10,10 +10,12 @@ core's (:mod:`xroad_mn.wire.rest`, :mod:`xroad_mn.wire.soap`, :mod:`xroad_mn.wir
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 import structlog
 from aiohttp import web
@@ -189,6 +191,22 @@ class ConsumerExchange:
         )
         return tm.decode_transport_message(answer.headers.get("Content-Type", ""), answer.body)
 
+    async def _send_logged(
+        self, request: LogRecord, sending: Coroutine[Any, Any, tm.TransportMessage]
+    ) -> tm.TransportMessage:
+        """Send while the signed request is being committed to the message log; the response is used only
+        once the request's record is committed (a log failure fails the exchange, whatever the provider
+        answered), and a failed send still waits for the record."""
+        logging = asyncio.ensure_future(self.node.log(request, local_producer=False))
+        try:
+            answer = await sending
+        except BaseException:
+            with contextlib.suppress(XRoadError):
+                await asyncio.shield(logging)
+            raise
+        await logging
+        return answer
+
     def _verify_response(
         self, signature: SignatureData, parts: list[MessagePart], provider: ClientId
     ) -> None:
@@ -228,12 +246,9 @@ class ConsumerExchange:
         parts = message_parts(header_part, attachments)
         signature = await self.node.signer.sign(client.member, parts)
         bound = log.bind(x_road_id=query_id, client=format_id(client), service=format_id(service))
-        await self.node.log(
-            _record(
-                query_id=query_id, x_request_id=request_id, client=client, service=service, response=False,
-                rest=True, message=header_part, attachments=attachments, signature=signature,
-            ),
-            local_producer=False,
+        request_record = _record(
+            query_id=query_id, x_request_id=request_id, client=client, service=service, response=False,
+            rest=True, message=header_part, attachments=attachments, signature=signature,
         )  # fmt: skip
         outgoing = tm.TransportMessage(
             ocsp_responses=self.node.own_ocsp(),
@@ -244,8 +259,11 @@ class ConsumerExchange:
             hash_chain=signature.hash_chain,
             signature=signature.signature_xml,
         )
-        answer = await self._send(
-            service.client, request.security_server, outgoing, _transport_headers(request_id, rest=True)
+        answer = await self._send_logged(
+            request_record,
+            self._send(
+                service.client, request.security_server, outgoing, _transport_headers(request_id, rest=True)
+            ),
         )
         if answer.fault is not None and answer.signature is None:
             raise parse_soap_fault(answer.fault)
@@ -286,12 +304,9 @@ class ConsumerExchange:
         parts = message_parts(soap_part, att_data)
         signature = await self.node.signer.sign(client.member, parts)
         bound = log.bind(x_road_id=header.id, client=format_id(client), service=format_id(service))
-        await self.node.log(
-            _record(
-                query_id=header.id, x_request_id=request_id, client=client, service=service, response=False,
-                rest=False, message=soap_part, attachments=att_data, signature=signature,
-            ),
-            local_producer=False,
+        request_record = _record(
+            query_id=header.id, x_request_id=request_id, client=client, service=service, response=False,
+            rest=False, message=soap_part, attachments=att_data, signature=signature,
         )  # fmt: skip
         outgoing = tm.TransportMessage(
             ocsp_responses=self.node.own_ocsp(),
@@ -306,7 +321,9 @@ class ConsumerExchange:
         headers = _transport_headers(request_id, rest=False, original_content_type=content_type)
         if soap_action is not None:
             headers[tm.HEADER_ORIGINAL_SOAP_ACTION] = soap_action
-        answer = await self._send(service.client, header.security_server, outgoing, headers)
+        answer = await self._send_logged(
+            request_record, self._send(service.client, header.security_server, outgoing, headers)
+        )
         if answer.signature is None:
             raise parse_soap_fault(answer.fault if answer.fault is not None else answer.message)
         response_signature = SignatureData(answer.signature, answer.hash_chain_result, answer.hash_chain)

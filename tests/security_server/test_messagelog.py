@@ -53,11 +53,13 @@ async def test_concurrent_logs_share_commits(node_db: AsyncEngine, evidence: Evi
     def on_commit(_conn: Any) -> None:
         commits.append(1)
 
-    event.listen(node_db.sync_engine, "commit", on_commit)
-    message_log = MessageLog(MessageLogStore(node_db))
+    store = MessageLogStore(node_db)
+    event.listen(store.writing_engine, "commit", on_commit)
+    message_log = MessageLog(store)
     async with message_log.running():
         ids = await asyncio.gather(*(message_log.log(r) for r in records))
-    event.remove(node_db.sync_engine, "commit", on_commit)
+    event.remove(store.writing_engine, "commit", on_commit)
+    store.close()
 
     assert len(set(ids)) == 200
     assert await _count(node_db) == 200
