@@ -66,6 +66,7 @@ from security_server.operations import (
     utc_now,
 )
 from security_server.proxy.client_proxy import create_client_proxy_app
+from security_server.proxy.internal_tls import client_proxy_ssl_context, internal_tls_identity
 from security_server.proxy.runtime import ExchangeRuntime, open_exchange
 from security_server.proxy.server_proxy import create_server_proxy_app
 from security_server.settings import NodeSettings
@@ -125,6 +126,7 @@ def create_admin_app(
     description_reader: DescriptionReader | None = read_description,
     management_transport: ManagementTransport | None = None,
     tls: NodeTlsContexts | None = None,
+    is_tls: ssl.SSLContext | None = None,
 ) -> web.Application:
     """The admin application of the node in ``settings`` with its logged-in ``token``.
 
@@ -165,7 +167,14 @@ def create_admin_app(
             async with (
                 asynccontextmanager(ocsp.cleanup_ctx)(app),
                 open_exchange(
-                    settings, store, token, session, cache, tls or NodeTlsContexts.empty(), clock=clock
+                    settings,
+                    store,
+                    token,
+                    session,
+                    cache,
+                    tls or NodeTlsContexts.empty(),
+                    is_tls=is_tls,
+                    clock=clock,
                 ) as runtime,
             ):
                 app[EXCHANGE_KEY] = runtime
@@ -231,19 +240,22 @@ async def run_node(
             ),
             listening(
                 (settings.address, settings.client_http_port),
+                (settings.address, settings.client_https_port),
                 (settings.address, settings.server_proxy_port),
                 reuse_port=settings.worker_count() > 1,
-            ) as (client_sock, server_sock),
+            ) as (client_sock, client_tls_sock, server_sock),
         ):
             resolved = settings.model_copy(
                 update={
                     "admin_port": int(admin_sock.getsockname()[1]),
                     "ocsp_responder_port": int(ocsp_sock.getsockname()[1]),
                     "client_http_port": int(client_sock.getsockname()[1]),
+                    "client_https_port": int(client_tls_sock.getsockname()[1]),
                     "server_proxy_port": int(server_sock.getsockname()[1]),
                 }
             )
             tls = NodeTlsContexts.empty()
+            is_tls = client_proxy_ssl_context(*internal_tls_identity(settings.home, settings.address))
             app = create_admin_app(
                 resolved,
                 node_token,
@@ -252,11 +264,13 @@ async def run_node(
                 description_reader=description_reader,
                 management_transport=management_transport,
                 tls=tls,
+                is_tls=is_tls,
             )
             served = [
                 Served(lambda: app, admin_sock),
                 Served(lambda: create_ocsp_app(app), ocsp_sock),
                 Served(lambda: create_client_proxy_app(app[EXCHANGE_KEY].node), client_sock),
+                Served(lambda: create_client_proxy_app(app[EXCHANGE_KEY].node), client_tls_sock, is_tls),
                 Served(lambda: create_server_proxy_app(app[EXCHANGE_KEY].node), server_sock, tls.server),
             ]
             async with serve(served, resolved.server_timeouts()):

@@ -23,11 +23,12 @@ from typing import Final
 
 import structlog
 from aiohttp import web
+from cryptography import x509
 from lxml import etree
 
 from security_server.messagelog.export import asic_response
 from security_server.messagelog.timestamper import Timestamper
-from security_server.proxy.handlers import ConsumerExchange
+from security_server.proxy.handlers import ConsumerExchange, IsConnection
 from security_server.proxy.node import ExchangeNode
 from security_server.proxy.server_proxy import NODE_KEY
 from xroad_mn.errors import ErrorKind, FaultCode, XRoadError
@@ -71,6 +72,16 @@ def _soap_fault(err: XRoadError) -> web.Response:
     )
 
 
+def _is_connection(request: web.Request) -> IsConnection:
+    """Whether the IS came over HTTPS, and the TLS certificate it presented (verified by the handshake
+    against the registered IS certificates)."""
+    ssl_object = request.transport.get_extra_info("ssl_object") if request.transport else None
+    if ssl_object is None:
+        return IsConnection()
+    der = ssl_object.getpeercert(binary_form=True)
+    return IsConnection(True, x509.load_der_x509_certificate(der) if der else None)
+
+
 def _raw_headers(request: web.Request) -> list[tuple[str, str]]:
     return [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.raw_headers]
 
@@ -79,7 +90,7 @@ async def _exchange_rest(request: web.Request) -> web.StreamResponse:
     node = request.app[NODE_KEY]
     view = node.configuration()
     body = await read_body(request, node.settings.max_message_bytes)
-    exchange = ConsumerExchange(node, view)
+    exchange = ConsumerExchange(node, view, _is_connection(request))
     result = await exchange.rest(request.method, request.raw_path, _raw_headers(request), body)
     return result.response()
 
@@ -102,7 +113,7 @@ async def _exchange_soap(request: web.Request) -> web.StreamResponse:
         )
     view = node.configuration()
     body = await read_body(request, node.settings.max_message_bytes)
-    exchange = ConsumerExchange(node, view)
+    exchange = ConsumerExchange(node, view, _is_connection(request))
     result = await exchange.soap(
         request.headers.get("Content-Type", ""), request.headers.get("SOAPAction"), body
     )
@@ -164,7 +175,7 @@ async def _fetch_wsdl(request: web.Request) -> web.StreamResponse:
     version = _query(request, "version", required=False)
     client = await _wsdl_client(node, request)
     envelope = _get_wsdl_request(client, provider, service_code, version)
-    exchange = ConsumerExchange(node, view)
+    exchange = ConsumerExchange(node, view, _is_connection(request))
     result = await exchange.soap("text/xml; charset=UTF-8", None, envelope)
     content_type = next((v for k, v in result.headers if k.lower() == "content-type"), "")
     _soap, _type, attachments = soap_wire.split_soap_request(content_type, result.body)

@@ -25,6 +25,7 @@ from security_server.db.records import Service
 from security_server.exchange.peers import provider_addresses
 from security_server.messagelog import LogRecord
 from security_server.proxy.configuration import ConfigurationView
+from security_server.proxy.internal_tls import check_is_connection
 from security_server.proxy.metaservices import (
     REST_METASERVICES,
     SOAP_METASERVICES,
@@ -42,7 +43,7 @@ from xroad_mn.wire import soap as soap_wire
 from xroad_mn.wire import transport as tm
 from xroad_mn.wire.faults import parse_soap_fault
 
-__all__ = ["ConsumerExchange", "ExchangeResult", "ProviderExchange"]
+__all__ = ["ConsumerExchange", "ExchangeResult", "IsConnection", "ProviderExchange"]
 
 log = structlog.get_logger(__name__)
 
@@ -60,6 +61,14 @@ def message_parts(message: bytes, attachments: Sequence[bytes]) -> list[MessageP
 
 def _invalid(message: str) -> XRoadError:
     return XRoadError(FaultCode.INVALID_MESSAGE, message, kind=ErrorKind.BAD_INPUT)
+
+
+@dataclass(frozen=True)
+class IsConnection:
+    """How the IS reached the client proxy: over HTTPS or not, with which TLS certificate."""
+
+    https: bool = False
+    certificate: x509.Certificate | None = None
 
 
 @dataclass(frozen=True)
@@ -149,21 +158,32 @@ def _parse_is_soap_request(
 class ConsumerExchange:
     """One IS request through the client proxy, on the configuration ``view`` current when it arrived."""
 
-    def __init__(self, node: ExchangeNode, view: ConfigurationView) -> None:
+    def __init__(
+        self, node: ExchangeNode, view: ConfigurationView, connection: IsConnection | None = None
+    ) -> None:
         self.node = node
         self.view = view
+        self.connection = connection or IsConnection()
 
     async def _check_client(self, client: ClientId) -> None:
         """The client is hosted here and registered (X-Road: the client must be a registered client of this
-        security server)."""
+        security server), and the IS connected as the client's connection type demands."""
         hosted = await self.node.serverconf.hosted_clients()
-        if client not in hosted and client.member not in hosted:
+        entry = hosted.get(client) or hosted.get(client.member)
+        if entry is None:
             raise XRoadError(
                 FaultCode.UNKNOWN_MEMBER,
                 f"Client {format_id(client)} is not a client of security server "
                 f"{format_id(self.node.server_id)}",
                 kind=ErrorKind.BAD_INPUT,
             )
+        check_is_connection(
+            entry.client,
+            entry.connection_type,
+            https=self.connection.https,
+            is_certificate=self.connection.certificate,
+            registered=await self.node.serverconf.is_certificates(entry.client),
+        )
         if not self.view.is_served_by(client, self.node.server_id):
             raise XRoadError(
                 FaultCode.UNKNOWN_MEMBER,

@@ -15,6 +15,7 @@ contexts, and makes the signer resolve its keys again. Example::
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from security_server.home import globalconf_dir
 from security_server.messagelog import open_message_log
 from security_server.ocsp import OwnOcspCache
 from security_server.proxy.configuration import ConfigurationHolder
+from security_server.proxy.internal_tls import trust_is_certificates
 from security_server.proxy.node import ExchangeNode, utc_now
 from security_server.proxy.serverconf import ServerConfCache
 from security_server.settings import NodeSettings
@@ -60,6 +62,8 @@ class ExchangeRuntime:
     node: ExchangeNode
     tls: NodeTlsContexts
     token: Token
+    is_tls: ssl.SSLContext | None = None
+    """The client proxy's HTTPS context, trusting the registered IS certificates."""
     applied_generation: int = -1
     """The configuration generation whose CAs and servers the TLS contexts and peer trust hold."""
 
@@ -84,7 +88,19 @@ class ExchangeRuntime:
                 log.info("tls_authentication_key", key_id=key.key_id)
         except XRoadError as e:
             log.warning("exchange_tls_not_ready", code=e.code, error=e.message)
+        if self.is_tls is not None:
+            await self.trust_is_certificates()
         node.signer.invalidate()
+
+    async def trust_is_certificates(self) -> None:
+        """Load every registered IS certificate into the client proxy's HTTPS context."""
+        if self.is_tls is None:
+            return
+        store = self.node.store
+        certs = [
+            cert for client in await store.list_clients() for cert in await store.list_is_certs(client.client)
+        ]
+        trust_is_certificates(self.is_tls, certs)
 
     def ocsp_changed(self) -> None:
         self.node.signer.invalidate()
@@ -123,6 +139,7 @@ async def open_exchange(
     ocsp_cache: OwnOcspCache,
     tls: NodeTlsContexts,
     *,
+    is_tls: ssl.SSLContext | None = None,
     clock: Callable[[], datetime] = utc_now,
     timestamping: bool = True,
 ) -> AsyncIterator[ExchangeRuntime]:
@@ -164,7 +181,7 @@ async def open_exchange(
             auth_certificate=lambda: tls.key.certificate if tls.key is not None else None,
             clock=clock,
         )
-        runtime = ExchangeRuntime(node, tls, token)
+        runtime = ExchangeRuntime(node, tls, token, is_tls)
         await runtime.refresh()
         try:
             yield runtime

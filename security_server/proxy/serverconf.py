@@ -16,6 +16,8 @@ from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from typing import Final, Generic, TypeVar
 
+from cryptography import x509
+
 from security_server.db import NodeStore
 from security_server.db.models import DescriptionType
 from security_server.db.records import Client, Service
@@ -82,18 +84,28 @@ class ServerConfCache:
         self._clients: _Answers[None, dict[ClientId, Client]] = _Answers(ttl_seconds, clock)
         self._services: _Answers[ServiceId, ServiceInfo] = _Answers(ttl_seconds, clock)
         self._access: _Answers[tuple[object, ...], bool] = _Answers(ttl_seconds, clock)
+        self._is_certs: _Answers[ClientId, tuple[x509.Certificate, ...]] = _Answers(ttl_seconds, clock)
 
     def clear(self) -> None:
         """Forget every answer (the node's configuration changed in this process)."""
         self._clients.clear()
         self._services.clear()
         self._access.clear()
+        self._is_certs.clear()
 
     async def hosted_clients(self) -> dict[ClientId, Client]:
         async def load() -> dict[ClientId, Client]:
             return {c.client: c for c in await self._store.list_clients()}
 
         return await self._clients.get(None, load)
+
+    async def is_certificates(self, client: ClientId) -> tuple[x509.Certificate, ...]:
+        """The IS TLS certificates registered for ``client``."""
+
+        async def load() -> tuple[x509.Certificate, ...]:
+            return await self._store.list_is_certs(client)
+
+        return await self._is_certs.get(client, load)
 
     async def service(self, service: ServiceId) -> ServiceInfo:
         """The service ``service`` of a hosted client; ``unknown_service`` when there is none."""
