@@ -61,6 +61,13 @@ def _invalid(message: str) -> XRoadError:
     return XRoadError(FaultCode.INVALID_MESSAGE, message, kind=ErrorKind.BAD_INPUT)
 
 
+def _bad_input(e: XRoadError) -> XRoadError:
+    """``e`` as the caller's mistake (the client proxy codes it ``client.*``)."""
+    if e.kind is ErrorKind.BAD_INPUT:
+        return e
+    return XRoadError(e.code, e.message, details=e.details, detail=e.detail, kind=ErrorKind.BAD_INPUT)
+
+
 @dataclass(frozen=True)
 class ExchangeResult:
     """What goes back to the consumer IS: status, reason, headers and body."""
@@ -253,11 +260,20 @@ class ConsumerExchange:
         )
 
     async def soap(self, content_type: str, soap_action: str | None, body: bytes) -> ExchangeResult:
-        soap_part, soap_content_type, attachments = soap_wire.split_soap_request(content_type, body)
-        message = soap_wire.parse_soap_message(soap_part, content_type=soap_content_type, expect="request")
+        try:
+            soap_part, soap_content_type, attachments = soap_wire.split_soap_request(content_type, body)
+            message = soap_wire.parse_soap_message(
+                soap_part, content_type=soap_content_type, expect="request"
+            )
+        except XRoadError as e:  # the IS's own message: X-Road's translateWithPrefix(CLIENT_X, ex)
+            raise _bad_input(e) from e
         header = message.x_road_header
         if header.service is None:
-            raise XRoadError(FaultCode.MISSING_HEADER_FIELD, "Required field 'service' is missing")
+            raise XRoadError(
+                FaultCode.MISSING_HEADER_FIELD,
+                "Required field 'service' is missing",
+                kind=ErrorKind.BAD_INPUT,
+            )
         client, service = header.client, header.service
         await self._check_client(client)
         request_id = str(uuid.uuid4())
@@ -482,15 +498,20 @@ class ProviderExchange:
         action = headers.get(tm.HEADER_ORIGINAL_SOAP_ACTION)
         if action is not None:
             is_headers.append(("SOAPAction", action))
-        return await call_information_system(
-            self.node.session,
-            "POST",
-            service.url,
-            is_headers,
-            body,
-            timeout_seconds=service.timeout_seconds,
-            verify_tls=service.ssl_authentication,
-        )
+        try:
+            return await call_information_system(
+                self.node.session,
+                "POST",
+                service.url,
+                is_headers,
+                body,
+                timeout_seconds=service.timeout_seconds,
+                verify_tls=service.ssl_authentication,
+            )
+        except XRoadError as e:  # X-Road's DefaultServiceHandlerImpl: translateException(ex).withPrefix(...)
+            if e.has_code(FaultCode.SERVICE_FAILED):
+                raise
+            raise e.with_prefix(FaultCode.SERVICE_FAILED) from e
 
     async def _sign_and_log(
         self, incoming: _Incoming, request_id: str, message: bytes, attachments: Sequence[bytes]
@@ -539,14 +560,19 @@ class ProviderExchange:
     async def _respond_soap(self, incoming: _Incoming, request_id: str, answer: IsResponse) -> web.Response:
         assert incoming.soap_request is not None
         content_type = next((v for k, v in answer.headers if k.lower() == "content-type"), "text/xml")
-        soap_part, soap_content_type, attachments = soap_wire.split_soap_request(content_type, answer.body)
-        response = soap_wire.parse_soap_message(
-            soap_part, content_type=soap_content_type, require_service=False
-        )
-        if not response.is_fault:
-            soap_part = soap_wire.insert_request_hash(
-                soap_part, soap_wire.soap_request_hash(incoming.soap_request.raw)
+        try:
+            soap_part, soap_content_type, attachments = soap_wire.split_soap_request(
+                content_type, answer.body
             )
+            response = soap_wire.parse_soap_message(
+                soap_part, content_type=soap_content_type, require_service=False
+            )
+            if not response.is_fault:
+                soap_part = soap_wire.insert_request_hash(
+                    soap_part, soap_wire.soap_request_hash(incoming.soap_request.raw)
+                )
+        except XRoadError as e:  # the IS answered garbage: X-Road's SERVER_SERVERPROXY_X.X_SERVICE_FAILED_X.*
+            raise e.with_prefix(FaultCode.SERVICE_FAILED) from e
         att_data = [a.data for a in attachments]
         signature = await self._sign_and_log(incoming, request_id, soap_part, att_data)
         out_type, body = tm.encode_transport_message(
