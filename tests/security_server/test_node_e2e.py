@@ -122,6 +122,18 @@ class World:
     tls_cert_file: Path
     anchor_file: Path
     session: aiohttp.ClientSession
+    registry_stack: AsyncExitStack = field(default_factory=AsyncExitStack)
+    """Holds the running registry: :meth:`stop_registry` and :meth:`start_registry` (fault tests)."""
+
+    async def stop_registry(self) -> None:
+        """Stop serving the registry (both sockets closed), as if its host went down."""
+        await self.registry_stack.aclose()
+
+    async def start_registry(self) -> None:
+        """Serve the registry again on the ports it had (its anchor names the public one)."""
+        self.registry = await self.registry_stack.enter_async_context(
+            run_registry(self.registry.settings, pin=REGISTRY_PIN)
+        )
 
     async def approve(self, request_id: int) -> None:
         out = (
@@ -204,16 +216,14 @@ async def running_world(tmp_path: Path, trust: RunningTrustService) -> AsyncIter
         env={},
         overrides={"admin_port": 0, "public_port": 0, "regenerate_interval_seconds": 1},
     )
-    async with (
-        aiohttp.ClientSession() as session,
-        run_registry(settings, pin=REGISTRY_PIN) as registry,
-    ):
+    async with aiohttp.ClientSession() as session, AsyncExitStack() as registry_stack:
+        registry = await registry_stack.enter_async_context(run_registry(settings, pin=REGISTRY_PIN))
         port = registry.settings.public_port
         anchor = tmp_path / "anchor.xml"
         await xroad_mn(
             "registry", "anchor", "export", *reg, "--address", f"127.0.0.1:{port}", "--out", str(anchor)
         )
-        yield World(trust, home, registry, cert_file, anchor, session)
+        yield World(trust, home, registry, cert_file, anchor, session, registry_stack)
 
 
 @asynccontextmanager
