@@ -38,12 +38,19 @@ from security_server.home import api_keys_file
 from security_server.messagelog.models import MessageRecordRow
 from security_server.messagelog.timestamper import Timestamper
 from security_server.operations.init import FIRST_KEY_ROLES
-from tests.security_server.exchange_world import CONSUMER, PROVIDER, Federation, running_federation
+from tests.security_server.exchange_world import (
+    CONSUMER,
+    PROVIDER,
+    SOAP_NS,
+    Federation,
+    running_federation,
+)
 from tests.security_server.test_node_e2e import certificate
 from trust_services.app import RunningTrustService, TrustSettings, run_trust_service
 from trust_services.store import init_trust_dir
 from xroad_mn.admin import create_api_key
 from xroad_mn.transport.server import listen
+from xroad_mn.wire.soap import build_soap_request
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -356,6 +363,53 @@ async def test_a_disabled_and_an_unknown_service(faults: Faults) -> None:
     await check_logs(faults, await all_complete(fed, FRAGILE))
 
 
+async def _soap_call(fed: Federation) -> tuple[str, bytes]:
+    """A getCitizen request through the consumer node: the SOAP fault code (or "" for a response)."""
+    body = etree.Element(f"{{{SOAP_NS}}}getCitizen", nsmap={"c": SOAP_NS})
+    etree.SubElement(body, f"{{{SOAP_NS}}}regnum").text = "12345"
+    request = build_soap_request(
+        CONSUMER, PROVIDER.service("getCitizen", "v1"), f"fault-{uuid.uuid4()}", body
+    )
+    headers = {"Content-Type": "text/xml; charset=UTF-8"}
+    async with fed.session.post(fed.client_proxy + "/", data=request, headers=headers) as resp:
+        answer = await resp.read()
+    assert b"Traceback" not in answer
+    fault = etree.fromstring(answer).find(f"{{{SOAP_ENV}}}Body/{{{SOAP_ENV}}}Fault")
+    if fault is None:
+        assert resp.status == 200, answer
+        return "", answer
+    assert resp.status == 500, answer
+    return fault.findtext("faultcode") or "", answer
+
+
+async def test_a_soap_information_system_that_is_dead_or_answers_garbage(faults: Faults) -> None:
+    fed = faults.fed
+    await fed.grant("getCitizen")
+    service = f"/clients/{PROVIDER_ID}/services/getCitizen?version=v1"
+    original = (await faults.admin("PATCH", service, {}))["url"]
+    dead = listen("127.0.0.1", 0)
+    dead_url = f"http://127.0.0.1:{dead.getsockname()[1]}/soap"
+    dead.close()
+    before = {code: len(await records(fed.running[code])) for code in ("ss1", "ss2")}
+    try:
+        # X-Road's DefaultServiceHandlerImpl: translateException(ex).withPrefix(X_SERVICE_FAILED_X).
+        await faults.admin("PATCH", service, {"url": dead_url})
+        code, _ = await _soap_call(fed)
+        assert code == "server.serverproxy.service_failed.network_error"
+        await faults.admin("PATCH", service, {"url": f"{faults.fragile.url}/not-soap"})  # answers JSON
+        code, _ = await _soap_call(fed)
+        assert code == "server.serverproxy.service_failed.invalid_content_type"
+    finally:
+        await faults.admin("PATCH", service, {"url": original})
+    code, answer = await _soap_call(fed)
+    assert code == "", answer
+    after = {code: len(await records(fed.running[code])) for code in ("ss1", "ss2")}
+    # Each failed exchange left its request on both nodes (signed and logged before the IS was called)
+    # and no response; the exchange that completed left both halves on both.
+    assert after == {code: count + 2 + 2 for code, count in before.items()}
+    await check_logs(faults, [])
+
+
 async def test_the_provider_node_stopped_and_started_in_the_middle_of_traffic(faults: Faults) -> None:
     fed = faults.fed
     async with Traffic.running(fed) as traffic:
@@ -510,12 +564,10 @@ async def test_a_consumer_whose_authentication_certificate_was_revoked(faults: F
         "revoked OCSP status", lambda s: certificate(s, "auth")["ocsp_status"] == "revoked"
     )
     outcomes = await burst(fed)
-    codes = {o.code for o in outcomes}
-    assert len(codes) == 1, codes
-    (code,) = codes
-    assert code is not None
-    assert "ssl_authentication_failed" in code or code.endswith("key_not_found"), code
+    # The consumer sends its own OCSP response (revoked) with the request; the provider refuses the
+    # TLS client certificate (X-Road: CertHelper.verifyAuthCert -> X_SSL_AUTH_FAILED).
+    for o in outcomes:
+        assert o.status == 500, o
+        assert (o.code or "").startswith("server.serverproxy.ssl_authentication_failed"), o
+        assert "revoked" in json.loads(o.body)["message"]
     await check_logs(faults, outcomes, refused_before_logging=True)
-
-
-_ = CONSUMER
