@@ -181,7 +181,7 @@ class PeerTrust:
     ) -> None:
         self._lock = threading.Lock()
         self._max_cached = max_cached
-        self._verdicts: OrderedDict[tuple[bytes, ClientId], PeerVerdict] = OrderedDict()
+        self._verdicts: OrderedDict[tuple[bytes, ClientId, bytes], PeerVerdict] = OrderedDict()
         self._trust, self._shared = trust, shared
         self._validator = CertificateValidator(trust)
 
@@ -200,9 +200,18 @@ class PeerTrust:
             self._validator = CertificateValidator(trust)
             self._verdicts.clear()
 
-    def cached(self, cert: x509.Certificate, member: ClientId, *, at: datetime) -> PeerVerdict | None:
-        """The verdict held for ``cert`` serving ``member``, if it still holds at ``at``."""
-        key = (_sha256(cert), member)
+    def cached(
+        self,
+        cert: x509.Certificate,
+        member: ClientId,
+        *,
+        at: datetime,
+        ocsp_responses: Sequence[bytes] | None = None,
+    ) -> PeerVerdict | None:
+        """The verdict held for ``cert`` serving ``member``, if it still holds at ``at``: the client proxy's
+        (``ocsp_responses`` None: it fetched them itself), or the server proxy's on exactly the
+        ``ocsp_responses`` a request carries."""
+        key = (_sha256(cert), member, _evidence(ocsp_responses))
         with self._lock:
             verdict = self._verdicts.get(key)
             if verdict is None:
@@ -221,18 +230,27 @@ class PeerTrust:
         self, cert: x509.Certificate, provider: ClientId, *, at: datetime, ocsp_responses: Sequence[bytes]
     ) -> PeerVerdict:
         """The client proxy's check of the provider's security server (its OCSP from port 5577)."""
-        return self._check(cert, provider, at=at, ocsp_responses=ocsp_responses)
+        return self._check(cert, provider, at=at, ocsp_responses=ocsp_responses, carried=False)
 
     def check_client_certificate(
         self, cert: x509.Certificate, client: ClientId, *, at: datetime, ocsp_responses: Sequence[bytes]
     ) -> PeerVerdict:
-        """The server proxy's check of the client's security server (the OCSP parts of the request)."""
-        return self._check(cert, client, at=at, ocsp_responses=ocsp_responses)
+        """The server proxy's check of the client's security server (the OCSP parts of the request). A
+        verdict is reused only for the same OCSP parts: X-Road checks the ones each request carries, so a
+        request carrying a newer (say, revoked) response is decided on it."""
+        return self._check(cert, client, at=at, ocsp_responses=ocsp_responses, carried=True)
 
     def _check(
-        self, cert: x509.Certificate, member: ClientId, *, at: datetime, ocsp_responses: Sequence[bytes]
+        self,
+        cert: x509.Certificate,
+        member: ClientId,
+        *,
+        at: datetime,
+        ocsp_responses: Sequence[bytes],
+        carried: bool,
     ) -> PeerVerdict:
-        cached = self.cached(cert, member, at=at)
+        evidence = ocsp_responses if carried else None
+        cached = self.cached(cert, member, at=at, ocsp_responses=evidence)
         if cached is not None:
             return cached
         with self._lock:
@@ -254,7 +272,7 @@ class PeerTrust:
         verdict = PeerVerdict(server, member, ca, min(limits))
         with self._lock:
             if trust is self._trust:
-                self._verdicts[(_sha256(cert), member)] = verdict
+                self._verdicts[(_sha256(cert), member, _evidence(evidence))] = verdict
                 while len(self._verdicts) > self._max_cached:
                     self._verdicts.popitem(last=False)
         return verdict
@@ -278,6 +296,17 @@ class PeerTrust:
             if status.next_update is not None:
                 limits.append(status.next_update)
         return limits
+
+
+def _evidence(ocsp_responses: Sequence[bytes] | None) -> bytes:
+    """What a verdict was decided on besides the certificate: nothing (b""), or the carried responses."""
+    if ocsp_responses is None:
+        return b""
+    digest = hashlib.sha256()
+    for der in ocsp_responses:
+        digest.update(len(der).to_bytes(8, "big"))
+        digest.update(der)
+    return digest.digest()
 
 
 def _top_issuer(cert: x509.Certificate, trust: TrustMaterial) -> x509.Certificate:

@@ -63,6 +63,13 @@ def _invalid(message: str) -> XRoadError:
     return XRoadError(FaultCode.INVALID_MESSAGE, message, kind=ErrorKind.BAD_INPUT)
 
 
+def _bad_input(e: XRoadError) -> XRoadError:
+    """``e`` as the caller's mistake (the client proxy codes it ``client.*``)."""
+    if e.kind is ErrorKind.BAD_INPUT:
+        return e
+    return XRoadError(e.code, e.message, details=e.details, detail=e.detail, kind=ErrorKind.BAD_INPUT)
+
+
 @dataclass(frozen=True)
 class IsConnection:
     """How the IS reached the client proxy: over HTTPS or not, with which TLS certificate."""
@@ -145,10 +152,8 @@ def _parse_is_soap_request(
     ``serviceCode``); every failure is the IS's own (``client.*``), as X-Road's client proxy reports it."""
     try:
         return _read_is_soap_request(content_type, body)
-    except XRoadError as e:
-        raise XRoadError(
-            e.code, e.message, details=e.details, detail=e.detail, kind=ErrorKind.BAD_INPUT
-        ) from e
+    except XRoadError as e:  # the IS's own message: X-Road's translateWithPrefix(CLIENT_X, ex)
+        raise _bad_input(e) from e
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -206,8 +211,14 @@ class ConsumerExchange:
     ) -> tm.TransportMessage:
         content_type, body = tm.encode_transport_message(message)
         headers = {**headers, "Content-Type": content_type}
+        settings = self.node.settings
         answer = await self.node.connector.post(
-            self._addresses(provider, target), headers, body, provider=provider
+            self._addresses(provider, target),
+            headers,
+            body,
+            provider=provider,
+            connect_timeout=settings.connect_timeout_seconds,
+            response_timeout=settings.exchange_timeout_seconds or None,
         )
         return tm.decode_transport_message(answer.headers.get("Content-Type", ""), answer.body)
 
@@ -547,15 +558,20 @@ class ProviderExchange:
         action = headers.get(tm.HEADER_ORIGINAL_SOAP_ACTION)
         if action is not None:
             is_headers.append(("SOAPAction", action))
-        return await call_information_system(
-            self.node.session,
-            "POST",
-            service.url,
-            is_headers,
-            body,
-            timeout_seconds=service.timeout_seconds,
-            verify_tls=service.ssl_authentication,
-        )
+        try:
+            return await call_information_system(
+                self.node.session,
+                "POST",
+                service.url,
+                is_headers,
+                body,
+                timeout_seconds=service.timeout_seconds,
+                verify_tls=service.ssl_authentication,
+            )
+        except XRoadError as e:  # X-Road's DefaultServiceHandlerImpl: translateException(ex).withPrefix(...)
+            if e.has_code(FaultCode.SERVICE_FAILED):
+                raise
+            raise e.with_prefix(FaultCode.SERVICE_FAILED) from e
 
     async def _sign_and_log(
         self, incoming: _Incoming, request_id: str, message: bytes, attachments: Sequence[bytes]
@@ -604,15 +620,18 @@ class ProviderExchange:
     async def _respond_soap(self, incoming: _Incoming, request_id: str, answer: IsResponse) -> web.Response:
         assert incoming.soap_request is not None
         content_type = next((v for k, v in answer.headers if k.lower() == "content-type"), "text/xml")
-        split = soap_wire.split_soap_message(content_type, answer.body)
-        soap_part, soap_content_type, attachments = split.soap, split.content_type, split.attachments
-        response = soap_wire.parse_soap_message(
-            soap_part, content_type=soap_content_type, require_service=False
-        )
-        if not response.is_fault:
-            soap_part = soap_wire.insert_request_hash(
-                soap_part, soap_wire.soap_request_hash(incoming.soap_request.raw)
+        try:
+            split = soap_wire.split_soap_message(content_type, answer.body)
+            soap_part, soap_content_type, attachments = split.soap, split.content_type, split.attachments
+            response = soap_wire.parse_soap_message(
+                soap_part, content_type=soap_content_type, require_service=False
             )
+            if not response.is_fault:
+                soap_part = soap_wire.insert_request_hash(
+                    soap_part, soap_wire.soap_request_hash(incoming.soap_request.raw)
+                )
+        except XRoadError as e:  # the IS answered garbage: X-Road's SERVER_SERVERPROXY_X.X_SERVICE_FAILED_X.*
+            raise e.with_prefix(FaultCode.SERVICE_FAILED) from e
         att_data = [a.data for a in attachments]
         signature = await self._sign_and_log(incoming, request_id, soap_part, att_data)
         out_type, body = tm.encode_transport_message(

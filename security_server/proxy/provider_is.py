@@ -3,8 +3,11 @@
 REST: ``<service URL> + path + "?" + query`` (X-Road's ``concatPath``) with the request's method, the
 headers :func:`~xroad_mn.wire.rest.provider_is_headers` keeps, and the body; redirects come back as they
 are, never followed. SOAP: a POST of the exact SOAP bytes (with attachments, as ``multipart/related``) with
-``Content-Type`` and ``SOAPAction``. A slow IS is cut at the service's timeout; an unreachable one is
-``service_failed`` with the reason, coded for the server proxy.
+``Content-Type`` and ``SOAPAction``. Failures are coded as X-Road's ``ErrorCodes.translateException``
+codes the HTTP client's exceptions (REST as they are; SOAP prefixed ``service_failed.``, as X-Road's
+``DefaultServiceHandlerImpl`` does): an IS that cannot be reached or drops
+the connection (a ``SocketException``) is ``network_error``; one slower than the service's timeout (a
+``SocketTimeoutException``) or answering broken HTTP (any other ``IOException``) is ``io_error``.
 """
 
 from __future__ import annotations
@@ -49,7 +52,13 @@ def concat_path(base: str, path: str, query: str) -> str:
 
 
 def _service_failed(message: str) -> XRoadError:
-    return XRoadError(f"{FaultCode.SERVICE_FAILED}", message)
+    return XRoadError(FaultCode.SERVICE_FAILED, message)
+
+
+_NETWORK_FAILURES: Final = (
+    aiohttp.ClientConnectionError,  # refused, reset, disconnected, unresolvable (X-Road's SocketException)
+    aiohttp.InvalidURL,  # X-Road's MalformedURLException
+)
 
 
 async def call_information_system(
@@ -63,8 +72,9 @@ async def call_information_system(
     verify_tls: bool,
     limit: int = MAX_IS_RESPONSE_BYTES,
 ) -> IsResponse:
-    """Call the information system; ``service_failed`` when it cannot be reached, times out or answers more
-    than ``limit`` bytes."""
+    """Call the information system: ``network_error`` when it cannot be reached or drops the connection,
+    ``io_error`` when it does not answer within ``timeout_seconds`` or answers broken HTTP,
+    ``service_failed`` when it answers more than ``limit`` bytes."""
     timeout = aiohttp.ClientTimeout(total=timeout_seconds if timeout_seconds > 0 else None)
     try:
         async with session.request(
@@ -86,8 +96,15 @@ async def call_information_system(
             raw = tuple((k.decode("latin-1"), v.decode("latin-1")) for k, v in resp.raw_headers)
             return IsResponse(resp.status, resp.reason or "", raw, bytes(data))
     except TimeoutError as e:
-        raise _service_failed(f"the information system did not answer in {timeout_seconds} s") from e
+        raise XRoadError(
+            FaultCode.IO_ERROR,
+            f"the information system did not answer in {timeout_seconds} s: read timed out",
+        ) from e
     except asyncio.CancelledError:
         raise
+    except _NETWORK_FAILURES as e:
+        raise XRoadError(
+            FaultCode.NETWORK_ERROR, f"cannot reach the information system at {url[:200]}: {e}"
+        ) from e
     except aiohttp.ClientError as e:
-        raise _service_failed(f"cannot reach the information system at {url[:200]}: {e}") from e
+        raise XRoadError(FaultCode.IO_ERROR, f"the information system at {url[:200]} failed: {e}") from e

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
@@ -268,6 +268,20 @@ class Federation:
     running: dict[str, RunningNode]
     provider_is: ProviderIs
     session: aiohttp.ClientSession
+    overrides: dict[str, Any] = field(default_factory=dict)
+    serving: dict[str, AsyncExitStack] = field(default_factory=dict)
+    """Each node's serving context, by server code: :meth:`stop_node` and :meth:`start_node` (fault tests)."""
+
+    async def stop_node(self, node: Node) -> None:
+        """Stop serving ``node`` (every listener closed, its exchange, message log and tasks ended)."""
+        del self.running[node.server_code]
+        await self.serving[node.server_code].aclose()
+
+    async def start_node(self, node: Node) -> RunningNode:
+        """Serve ``node`` again from its home, with the federation's settings overrides."""
+        running = await self.serving[node.server_code].enter_async_context(serving_with(node, self.overrides))
+        self.running[node.server_code] = running
+        return running
 
     @property
     def client_proxy(self) -> str:
@@ -333,8 +347,11 @@ async def running_federation(
         await web.SockSite(runner, sock).start()
         for node in (consumer, provider):
             await init_and_certify(world, node, [])
+        serving = {
+            n.server_code: await stack.enter_async_context(AsyncExitStack()) for n in (consumer, provider)
+        }
         running = {
-            n.server_code: await stack.enter_async_context(serving_with(n, overrides or {}))
+            n.server_code: await serving[n.server_code].enter_async_context(serving_with(n, overrides or {}))
             for n in (consumer, provider)
         }
         for node in (consumer, provider):
@@ -351,4 +368,4 @@ async def running_federation(
                            "--code", "citizens")  # fmt: skip
         await provider.cli("service", "add", "--client", provider_client, "--wsdl", f"{state.url}/civil.wsdl")
         session = await stack.enter_async_context(aiohttp.ClientSession())
-        yield Federation(world, consumer, provider, running, state, session)
+        yield Federation(world, consumer, provider, running, state, session, overrides or {}, serving)

@@ -264,7 +264,9 @@ async def test_client_certificate_check_uses_the_request_ocsp_and_caches(world: 
         world.a.auth.certificate, A_OWNER, at=now, ocsp_responses=[ocsp.response]
     )
     assert verdict.server == world.a.server
-    assert trust.cached(world.a.auth.certificate, A_OWNER, at=now) == verdict
+    assert trust.cached(world.a.auth.certificate, A_OWNER, at=now, ocsp_responses=[ocsp.response]) == verdict
+    # A request carrying other OCSP responses (a newer, perhaps revoked one) is decided on them.
+    assert trust.cached(world.a.auth.certificate, A_OWNER, at=now) is None
     assert verdict.valid_until <= ocsp.this_update + timedelta(seconds=3600)  # type: ignore[operator]
     with pytest.raises(XRoadError) as caught:
         trust.check_client_certificate(
@@ -277,7 +279,7 @@ async def test_client_certificate_check_uses_the_request_ocsp_and_caches(world: 
     trust.update(
         world.trust, shared_params([(world.b, (PROVIDER,))])
     )  # A unregistered by the next configuration
-    assert trust.cached(world.a.auth.certificate, A_OWNER, at=now) is None
+    assert trust.cached(world.a.auth.certificate, A_OWNER, at=now, ocsp_responses=[ocsp.response]) is None
     with pytest.raises(XRoadError):
         trust.check_client_certificate(
             world.a.auth.certificate, A_OWNER, at=now, ocsp_responses=[ocsp.response]

@@ -45,6 +45,7 @@ from registry.home import load_registry_settings
 from security_server.api.call import OCSP_REFRESHER_KEY
 from security_server.app import RunningNode, run_node
 from security_server.home import globalconf_dir, open_home, token_dir
+from security_server.proxy.internal_tls import INTERNAL_TLS_DIR
 from tests.conftest import SoftHsm
 from tests.registry.test_e2e import tls_identity
 from trust_services.app import RunningTrustService
@@ -67,6 +68,9 @@ BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 WAIT_SECONDS = 30.0
 """Longest wait for the registry's next configuration to reach a node (both refresh every second)."""
 PRIVATE_KEY_PATTERN = "BEGIN PRIVATE KEY\\|BEGIN RSA PRIVATE KEY"
+"""Token keys never appear in clear; the one exception is the node's internal TLS key for the client
+proxy's HTTPS port, which X-Road too keeps as a plain file readable by the node only (``0600``, in
+``HOME/internal-tls``; checked by its own test)."""
 
 
 # -- the command line -------------------------------------------------------------------------------------
@@ -122,6 +126,18 @@ class World:
     tls_cert_file: Path
     anchor_file: Path
     session: aiohttp.ClientSession
+    registry_stack: AsyncExitStack = field(default_factory=AsyncExitStack)
+    """Holds the running registry: :meth:`stop_registry` and :meth:`start_registry` (fault tests)."""
+
+    async def stop_registry(self) -> None:
+        """Stop serving the registry (both sockets closed), as if its host went down."""
+        await self.registry_stack.aclose()
+
+    async def start_registry(self) -> None:
+        """Serve the registry again on the ports it had (its anchor names the public one)."""
+        self.registry = await self.registry_stack.enter_async_context(
+            run_registry(self.registry.settings, pin=REGISTRY_PIN)
+        )
 
     async def approve(self, request_id: int) -> None:
         out = (
@@ -204,16 +220,14 @@ async def running_world(tmp_path: Path, trust: RunningTrustService) -> AsyncIter
         env={},
         overrides={"admin_port": 0, "public_port": 0, "regenerate_interval_seconds": 1},
     )
-    async with (
-        aiohttp.ClientSession() as session,
-        run_registry(settings, pin=REGISTRY_PIN) as registry,
-    ):
+    async with aiohttp.ClientSession() as session, AsyncExitStack() as registry_stack:
+        registry = await registry_stack.enter_async_context(run_registry(settings, pin=REGISTRY_PIN))
         port = registry.settings.public_port
         anchor = tmp_path / "anchor.xml"
         await xroad_mn(
             "registry", "anchor", "export", *reg, "--address", f"127.0.0.1:{port}", "--out", str(anchor)
         )
-        yield World(trust, home, registry, cert_file, anchor, session)
+        yield World(trust, home, registry, cert_file, anchor, session, registry_stack)
 
 
 @asynccontextmanager
@@ -348,7 +362,7 @@ async def register(world: World, node: Node) -> None:
 
 def grep_private_keys(*directories: Path) -> str:
     found = subprocess.run(
-        ["grep", "-r", PRIVATE_KEY_PATTERN, *map(str, directories)],
+        ["grep", "-r", f"--exclude-dir={INTERNAL_TLS_DIR}", PRIVATE_KEY_PATTERN, *map(str, directories)],
         capture_output=True,
         text=True,
         check=False,
