@@ -16,6 +16,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
+from urllib.parse import quote
 
 import aiohttp
 from aiohttp import web
@@ -35,7 +36,7 @@ from tests.security_server.test_node_e2e import (
 )
 from trust_services.app import RunningTrustService
 from trust_services.store import TrustFiles
-from xroad_mn.identifiers import SubsystemId, format_client_header
+from xroad_mn.identifiers import SubsystemId, format_client_header, format_colon_id
 from xroad_mn.transport.server import listen
 
 __all__ = [
@@ -345,8 +346,9 @@ async def running_federation(
         await runner.setup()
         stack.push_async_callback(runner.cleanup)
         await web.SockSite(runner, sock).start()
-        for node in (consumer, provider):
-            await init_and_certify(world, node, [])
+        api_keys = {
+            node.server_code: await init_and_certify(world, node, []) for node in (consumer, provider)
+        }
         serving = {
             n.server_code: await stack.enter_async_context(AsyncExitStack()) for n in (consumer, provider)
         }
@@ -368,4 +370,13 @@ async def running_federation(
                            "--code", "citizens")  # fmt: skip
         await provider.cli("service", "add", "--client", provider_client, "--wsdl", f"{state.url}/civil.wsdl")
         session = await stack.enter_async_context(aiohttp.ClientSession())
+        # The consumer's test IS calls over plain HTTP: its administrator sets the connection type (new
+        # clients are SSLAUTH, as in X-Road).
+        admin = running[consumer.server_code].admin_url
+        async with session.patch(
+            f"{admin}/api/v1/clients/{quote(format_colon_id(CONSUMER), safe='')}",
+            json={"connection_type": "NOSSL"},
+            headers={"Authorization": f"X-Road-ApiKey token={api_keys[consumer.server_code]}"},
+        ) as resp:
+            assert resp.status == 200, await resp.text()
         yield Federation(world, consumer, provider, running, state, session, overrides or {}, serving)
