@@ -84,13 +84,18 @@ class MessageLog:
         self.commits = 0
         """Transactions committed so far (one per group)."""
 
-    async def log(self, record: LogRecord) -> int:
-        """Write ``record``; return its id once committed. ``timestamper_failed`` when time-stamping has
-        failed too long, ``logging_failed`` when the database fails or the log is not running."""
+    def check_accepting(self) -> None:
+        """Raise what :meth:`log` would refuse a record with now: ``timestamper_failed`` when
+        time-stamping has failed too long, ``logging_failed`` when the log is not running."""
         if self.timestamper is not None:
             self.timestamper.check_accepting()
         if not self._accepting or self._task is None or self._task.done():
             raise XRoadError(FaultCode.LOGGING_FAILED, "the message log is not running")
+
+    async def log(self, record: LogRecord) -> int:
+        """Write ``record``; return its id once committed. ``timestamper_failed`` when time-stamping has
+        failed too long, ``logging_failed`` when the database fails or the log is not running."""
+        self.check_accepting()
         pending = _Pending(record)
         self._queue.put_nowait(pending)
         return await asyncio.shield(pending.done)

@@ -227,7 +227,9 @@ class ConsumerExchange:
     ) -> tm.TransportMessage:
         """Send while the signed request is being committed to the message log; the response is used only
         once the request's record is committed (a log failure fails the exchange, whatever the provider
-        answered), and a failed send still waits for the record."""
+        answered), and a failed send still waits for the record. A log that refuses records now
+        (``timestamper_failed``) refuses the exchange before anything is sent."""
+        self.node.message_log.check_accepting()
         logging = asyncio.ensure_future(self.node.log(request, local_producer=False))
         try:
             answer = await sending

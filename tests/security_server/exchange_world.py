@@ -373,10 +373,11 @@ async def running_federation(
         # The consumer's test IS calls over plain HTTP: its administrator sets the connection type (new
         # clients are SSLAUTH, as in X-Road).
         admin = running[consumer.server_code].admin_url
-        async with session.patch(
-            f"{admin}/api/v1/clients/{quote(format_colon_id(CONSUMER), safe='')}",
-            json={"connection_type": "NOSSL"},
-            headers={"Authorization": f"X-Road-ApiKey token={api_keys[consumer.server_code]}"},
-        ) as resp:
-            assert resp.status == 200, await resp.text()
+        for client in (CONSUMER, CONSUMER.member):
+            async with session.patch(
+                f"{admin}/api/v1/clients/{quote(format_colon_id(client), safe='')}",
+                json={"connection_type": "NOSSL"},
+                headers={"Authorization": f"X-Road-ApiKey token={api_keys[consumer.server_code]}"},
+            ) as resp:
+                assert resp.status == 200, await resp.text()
         yield Federation(world, consumer, provider, running, state, session, overrides or {}, serving)
