@@ -450,12 +450,15 @@ async def test_endpoint_level_rights(exchange: Exchange) -> None:
         ("GET", "/people/1/documents"),
         ("GET", "/people/%2e%2e/other"),
         ("GET", "/people/../other"),
+        ("GET", "/people/%2E%2E"),
+        ("GET", "/people/1%2Fdocuments"),
     ]:
         status, headers, body = await exchange.call(method, "people", path)
         assert status == 500, (method, path, body)
         assert headers["x-road-error"] == ["server.serverproxy.access_denied"], (method, path)
-    status, _, _ = await exchange.call("GET", "people", "/people/%41%42")
+    status, _, _ = await exchange.call("GET", "people", "/peopl%65/%41%42")
     assert status == 200
+    assert exchange.documents.received[-1]["raw_path"] == "/v2/peopl%65/%41%42"
 
 
 # -- metaservices and listClients -------------------------------------------------------------------------
