@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
+from urllib.parse import parse_qsl
 
 from security_server.db.models import DescriptionType
 from security_server.db.records import Endpoint, ServiceDescription
@@ -32,6 +33,8 @@ GET_WSDL: Final = soapmeta.GET_WSDL
 GET_OPENAPI: Final = "getOpenAPI"
 SOAP_METASERVICES: Final = frozenset(soapmeta.METASERVICE_CODES)
 REST_METASERVICES: Final = frozenset({LIST_METHODS, ALLOWED_METHODS, GET_OPENAPI})
+OPENAPI_SERVICE_CODE_PARAM: Final = "serviceCode"
+"""The ``getOpenAPI`` query parameter naming the service (percent-decoded, as a query parameter is)."""
 DESCRIPTION_FETCH_SECONDS: Final = 30.0
 
 
@@ -130,9 +133,7 @@ async def answer_rest_metaservice(
             FaultCode.MISSING_HEADER_FIELD, "the request names no client", kind=ErrorKind.BAD_INPUT
         )
     if code == GET_OPENAPI:
-        wanted = dict(part.split("=", 1) for part in request.query.split("&") if "=" in part).get(
-            "serviceCode"
-        )
+        wanted = dict(parse_qsl(request.query)).get(OPENAPI_SERVICE_CODE_PARAM)
         if not wanted:
             raise XRoadError(
                 FaultCode.BAD_REQUEST, "getOpenAPI needs the serviceCode parameter", kind=ErrorKind.BAD_INPUT

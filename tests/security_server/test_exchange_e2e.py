@@ -397,6 +397,19 @@ async def test_errors_in_x_road_format(exchange: Exchange) -> None:
     assert _json_error(status, headers, body, headers.get("X-Road-Error", ""))["type"].endswith(
         "unknown_member"
     )
+    # X-Road-Security-Server narrows the provider's nodes to one: its own node serves, another does not.
+    status, headers, body = await _error(
+        exchange,
+        fed.rest_url("citizens", "/people/1"),
+        {**client, "X-Road-Security-Server": "MN/GOV/9010002/ss2"},
+    )
+    assert status == 200, body
+    status, headers, body = await _error(
+        exchange,
+        fed.rest_url("citizens", "/people/1"),
+        {**client, "X-Road-Security-Server": "MN/GOV/9010001/ss1"},
+    )
+    _json_error(status, headers, body, "server.clientproxy.unknown_member")
     # Decided by the provider node: server.serverproxy.*, 500.
     status, headers, body = await _error(exchange, fed.rest_url("nosuch", "/x"), client)
     _json_error(status, headers, body, "server.serverproxy.unknown_service")
@@ -493,7 +506,7 @@ async def test_rest_metaservices(exchange: Exchange) -> None:
     assert "hidden" not in allowed, "allowedMethods lists only what the client may call"
     assert allowed["people"]["endpoint_list"] == [{"method": "GET", "path": "/people/*"}]
 
-    status, _, body = await exchange.call("GET", "getOpenAPI", "?serviceCode=people")
+    status, _, body = await exchange.call("GET", "getOpenAPI", "?service%43ode=%70eople")
     assert status == 200, body
     assert body == exchange.documents.openapi
     status, headers, _ = await exchange.call("GET", "getOpenAPI", "?serviceCode=citizens")
