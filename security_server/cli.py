@@ -60,6 +60,7 @@ from security_server.ids import (
     SERVICE_FORMS,
     SUBJECT_FORMS,
     format_for_people,
+    format_subject,
     parse_client_id,
     parse_member_id,
     parse_service_id,
@@ -603,6 +604,49 @@ def access_grant(
     where = f" {method} {path}" if method is not None else ""
     for r in out:
         typer.echo(f"Granted {format_id(service_id)}{where} to {r.subject}")
+
+
+@access_app.command("revoke")
+def access_revoke(
+    home: DirOption,
+    service: Annotated[str, typer.Option("--service", help=f"The service: {SERVICE_FORMS}.")],
+    to: Annotated[
+        list[str], typer.Option("--to", help=f"Whose access is taken away (repeatable): {SUBJECT_FORMS}.")
+    ],
+    method: Annotated[
+        str | None, typer.Option("--method", help="REST: the endpoint's method (with --path).")
+    ] = None,
+    path: Annotated[
+        str | None, typer.Option("--path", help="REST: the endpoint's path pattern (with --method).")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Take access to a service (or one of its REST endpoints) away from subsystems, members, global groups
+    or local groups; all or nothing. The next request is decided without it."""
+    service_id = parse_service_id(service)
+    subjects = [parse_subject(s) for s in to]
+
+    async def action(ctx: NodeContext) -> tuple[Any, dict[str, Any]]:
+        await access.revoke_access(
+            ctx, service_id.client, service_id.service_code, subjects, method=method, path=path
+        )
+        revoked = [format_subject(s) for s in subjects]
+        audit = {
+            "client_id": format_for_people(service_id.client),
+            "service_code": service_id.service_code,
+            "subjects": revoked,
+            "method": method,
+            "path": path,
+        }
+        return revoked, audit
+
+    out = _run(home, NodeEvent.REMOVE_SERVICE_ACCESS_RIGHTS, action, login=False)
+    if as_json:
+        _print_json({"service": format_id(service_id), "method": method, "path": path, "revoked": out})
+        return
+    where = f" {method} {path}" if method is not None else ""
+    for subject in out:
+        typer.echo(f"Revoked {format_id(service_id)}{where} from {subject}")
 
 
 # -- message log ------------------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from __future__ import annotations
 import re
 from enum import Enum
 from typing import Final
+from urllib.parse import unquote
 
 __all__ = [
     "ANY_METHOD",
@@ -170,9 +171,16 @@ def is_base_endpoint(method: str, pattern: str) -> bool:
 def endpoint_matches(method: str, pattern: str, request_method: str, request_path: str) -> bool:
     """Whether a request ``request_method request_path`` falls under the endpoint ``method pattern``.
 
-    Methods compare case-insensitively, ``*`` being any method; the path is matched after
-    :func:`remove_dot_segments`.
+    Methods compare case-insensitively, ``*`` being any method; the path is percent-decoded (as X-Road's
+    ``checkAccessRights`` decodes it), then matched after :func:`remove_dot_segments`. Decoding first makes
+    ``/public/%2e%2e/secret`` the ``/secret`` an information system may take it for, never a path under
+    ``/public/``::
+
+        >>> endpoint_matches("GET", "/public/**", "GET", "/public/%2e%2e/secret")
+        False
+        >>> endpoint_matches("GET", "/people/Ab", "GET", "/people/%41b")
+        True
     """
     if method != ANY_METHOD and method.upper() != request_method.upper():
         return False
-    return path_matches(pattern, remove_dot_segments(request_path))
+    return path_matches(pattern, remove_dot_segments(unquote(request_path, errors="replace")))

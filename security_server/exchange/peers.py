@@ -59,6 +59,7 @@ from xroad_mn.globalconf.trust import ApprovedCA, TrustMaterial
 from xroad_mn.identifiers import ClientId, SecurityServerId
 from xroad_mn.mime import boundary_of, split_header_params, split_multipart
 from xroad_mn.ocsp import MAX_OCSP_RESPONSE_BYTES, OCSP_RESPONSE_CONTENT_TYPE, verify_ocsp_response
+from xroad_mn.transport.client import read_limited, request_payload
 from xroad_mn.transport.server import http_url
 from xroad_mn.validation import CertificateValidator
 
@@ -601,12 +602,12 @@ class PeerConnector:
         token = _NEW_CONNECTION_CHECK.set(check_new_connection)
         try:
             async with self._http().post(
-                url, data=body, headers=dict(headers), timeout=client_timeout
+                url, data=request_payload(body), headers=dict(headers), timeout=client_timeout
             ) as resp:
                 if resp.content_length is not None and resp.content_length > MAX_PEER_RESPONSE_BYTES:
                     raise XRoadError(FaultCode.NETWORK_ERROR, f"response from {address} is too large")
-                data = await resp.content.read(MAX_PEER_RESPONSE_BYTES + 1)
-                if len(data) > MAX_PEER_RESPONSE_BYTES:
+                data = await read_limited(resp.content, MAX_PEER_RESPONSE_BYTES)
+                if data is None:
                     raise XRoadError(FaultCode.NETWORK_ERROR, f"response from {address} is too large")
                 status, response_headers = resp.status, resp.headers
         except aiohttp.ClientConnectorCertificateError as e:

@@ -9,15 +9,18 @@ built here as an :class:`~security_server.proxy.provider_is.IsResponse`, as if a
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Final
+from urllib.parse import parse_qsl
 
 from security_server.db.models import DescriptionType
-from security_server.db.records import ServiceDescription
+from security_server.db.records import Endpoint, ServiceDescription
+from security_server.endpoints import endpoint_matches, is_base_endpoint
 from security_server.proxy.configuration import ConfigurationView
 from security_server.proxy.node import ExchangeNode
 from security_server.proxy.provider_is import IsResponse, call_information_system
 from xroad_mn.errors import ErrorKind, FaultCode, XRoadError
-from xroad_mn.identifiers import ClientId, ServiceId, format_id
+from xroad_mn.identifiers import ClientId, LocalGroupId, ServiceId, format_id
 from xroad_mn.wire import rest as rest_wire
 from xroad_mn.wire import soap as soap_wire
 from xroad_mn.wire import soapmeta
@@ -30,6 +33,8 @@ GET_WSDL: Final = soapmeta.GET_WSDL
 GET_OPENAPI: Final = "getOpenAPI"
 SOAP_METASERVICES: Final = frozenset(soapmeta.METASERVICE_CODES)
 REST_METASERVICES: Final = frozenset({LIST_METHODS, ALLOWED_METHODS, GET_OPENAPI})
+OPENAPI_SERVICE_CODE_PARAM: Final = "serviceCode"
+"""The ``getOpenAPI`` query parameter naming the service (percent-decoded, as a query parameter is)."""
 DESCRIPTION_FETCH_SECONDS: Final = 30.0
 
 
@@ -42,6 +47,36 @@ async def _descriptions(node: ExchangeNode, provider: ClientId) -> tuple[Service
         raise
 
 
+async def _access_endpoints(
+    node: ExchangeNode, view: ConfigurationView, provider: ClientId, client: ClientId
+) -> dict[str, tuple[tuple[str, str], ...]]:
+    """The endpoints (method, path pattern) of ``provider``'s services that ``client`` has an access right
+    to, by service code (X-Road's ``getAclEndpoints``): rights given to the client itself, to a global group
+    it is in (verified global configuration), or to a local group of the provider it is a member of."""
+    global_groups = set(view.global_groups_of(client))
+    local_groups = {
+        LocalGroupId(group.code)
+        for group in await node.store.list_local_groups(provider)
+        if client in group.members
+    }
+    out: dict[str, list[tuple[str, str]]] = {}
+    for right in await node.store.list_access_rights(provider):
+        subject = right.subject
+        if subject == client or subject in global_groups or subject in local_groups:
+            endpoint = right.endpoint
+            out.setdefault(endpoint.service_code, []).append((endpoint.method, endpoint.path))
+    return {code: tuple(endpoints) for code, endpoints in out.items()}
+
+
+@dataclass(frozen=True)
+class _Listed:
+    service: ServiceId
+    description: ServiceDescription
+    access: tuple[tuple[str, str], ...] | None
+    """For ``allowedMethods``: the client's access-right endpoints to the service; ``None`` for
+    ``listMethods``."""
+
+
 async def _services(
     node: ExchangeNode,
     view: ConfigurationView,
@@ -50,23 +85,36 @@ async def _services(
     *,
     rest: bool,
     allowed: bool,
-) -> list[tuple[ServiceId, ServiceDescription]]:
-    out: list[tuple[ServiceId, ServiceDescription]] = []
-    groups = view.global_groups_of(client)
-    for description in await _descriptions(node, provider):
+) -> list[_Listed]:
+    """The provider's REST (or SOAP) services; with ``allowed`` only those ``client`` has an access right to
+    (X-Road's ``getAllowedServicesByDescriptionType``: any right to the service code counts)."""
+    descriptions = await _descriptions(node, provider)
+    access = await _access_endpoints(node, view, provider, client) if allowed else {}
+    out: list[_Listed] = []
+    for description in descriptions:
         is_rest = description.type is not DescriptionType.WSDL
         if is_rest != rest:
             continue
         for service in description.services:
             service_id = provider.service(service.code, service.version)
-            if allowed and not await node.store.is_allowed(
-                provider, service.code, client,
-                method=None if not rest else "*", path=None if not rest else "**",
-                global_groups=groups,
-            ):  # fmt: skip
+            endpoints = access.get(service.code)
+            if allowed and not endpoints:
                 continue
-            out.append((service_id, description))
+            out.append(_Listed(service_id, description, endpoints if allowed else None))
     return out
+
+
+def _listed_endpoints(
+    endpoints: Sequence[Endpoint], access: tuple[tuple[str, str], ...] | None
+) -> tuple[tuple[str, str], ...]:
+    """A service's endpoints but its base endpoint; for ``allowedMethods`` only those an access-right
+    endpoint covers (X-Road's ``getAllowedRestServices``)."""
+    return tuple(
+        (e.method, e.path)
+        for e in endpoints
+        if not is_base_endpoint(e.method, e.path)
+        and (access is None or any(endpoint_matches(m, p, e.method, e.path) for m, p in access))
+    )
 
 
 def _json(body: bytes) -> IsResponse:
@@ -85,9 +133,7 @@ async def answer_rest_metaservice(
             FaultCode.MISSING_HEADER_FIELD, "the request names no client", kind=ErrorKind.BAD_INPUT
         )
     if code == GET_OPENAPI:
-        wanted = dict(part.split("=", 1) for part in request.query.split("&") if "=" in part).get(
-            "serviceCode"
-        )
+        wanted = dict(parse_qsl(request.query)).get(OPENAPI_SERVICE_CODE_PARAM)
         if not wanted:
             raise XRoadError(
                 FaultCode.BAD_REQUEST, "getOpenAPI needs the serviceCode parameter", kind=ErrorKind.BAD_INPUT
@@ -104,13 +150,13 @@ async def answer_rest_metaservice(
         raise XRoadError(FaultCode.UNKNOWN_SERVICE, f"no OpenAPI description of service {wanted!r}")
     services = await _services(node, view, provider, client, rest=True, allowed=code == ALLOWED_METHODS)
     entries = []
-    for service_id, description in services:
-        endpoints = await node.store.list_endpoints(provider, service_id.service_code)
+    for listed in services:
+        endpoints = await node.store.list_endpoints(provider, listed.service.service_code)
         entries.append(
             rest_wire.RestServiceEntry(
-                service_id,
-                "OPENAPI" if description.type is DescriptionType.OPENAPI3 else "REST",
-                tuple((e.method, e.path) for e in endpoints if not (e.method == "*" and e.path == "**")),
+                listed.service,
+                "OPENAPI" if listed.description.type is DescriptionType.OPENAPI3 else "REST",
+                _listed_endpoints(endpoints, listed.access),
             )
         )
     return _json(rest_wire.list_methods_json(entries))
@@ -149,5 +195,5 @@ async def answer_soap_metaservice(
     services = await _services(
         node, view, provider, header.client, rest=False, allowed=code == ALLOWED_METHODS
     )
-    body = soapmeta.build_method_list_response(request, [s for s, _ in services])
+    body = soapmeta.build_method_list_response(request, [listed.service for listed in services])
     return IsResponse(200, "OK", (("Content-Type", "text/xml; charset=UTF-8"),), body)

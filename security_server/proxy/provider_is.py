@@ -17,8 +17,10 @@ from dataclasses import dataclass
 from typing import Final
 
 import aiohttp
+from yarl import URL
 
 from xroad_mn.errors import FaultCode, XRoadError
+from xroad_mn.transport.client import request_payload
 
 __all__ = ["MAX_IS_RESPONSE_BYTES", "IsResponse", "call_information_system", "concat_path"]
 
@@ -79,9 +81,9 @@ async def call_information_system(
     try:
         async with session.request(
             method,
-            url,
+            URL(url, encoded=True),
             headers=headers,
-            data=body if body else None,
+            data=request_payload(body) if body else None,
             allow_redirects=False,
             timeout=timeout,
             ssl=verify_tls,

@@ -132,6 +132,12 @@ def test_endpoint_matching_by_method_and_path() -> None:
     assert endpoint_matches("GET", "/people/*", "get", "/people/1")
     assert not endpoint_matches("GET", "/people/*", "POST", "/people/1")
     assert not endpoint_matches("GET", "/public/*", "GET", "/public/../secret")
+    # Percent-decoded before the dot segments go: what the information system may make of the path.
+    assert not endpoint_matches("GET", "/public/**", "GET", "/public/%2e%2e/secret")
+    assert not endpoint_matches("GET", "/public/**", "GET", "/public/%2E%2E/%2E%2E/secret")
+    assert endpoint_matches("GET", "/people/Ab", "GET", "/peo%70le/%41b")
+    assert not endpoint_matches("GET", "/people/*", "GET", "/people/a%2Fb")
+    assert endpoint_matches("GET", "/people/*", "GET", "/people/%ff")
     assert is_base_endpoint("*", "**")
     assert not is_base_endpoint("GET", "**")
 
