@@ -13,9 +13,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Final
 
 import structlog
 from aiohttp import web
@@ -223,7 +223,7 @@ class ConsumerExchange:
         return tm.decode_transport_message(answer.headers.get("Content-Type", ""), answer.body)
 
     async def _send_logged(
-        self, request: LogRecord, sending: Coroutine[Any, Any, tm.TransportMessage]
+        self, request: LogRecord, send: Callable[[], Awaitable[tm.TransportMessage]]
     ) -> tm.TransportMessage:
         """Send while the signed request is being committed to the message log; the response is used only
         once the request's record is committed (a log failure fails the exchange, whatever the provider
@@ -232,7 +232,7 @@ class ConsumerExchange:
         self.node.message_log.check_accepting()
         logging = asyncio.ensure_future(self.node.log(request, local_producer=False))
         try:
-            answer = await sending
+            answer = await send()
         except BaseException:
             with contextlib.suppress(XRoadError):
                 await asyncio.shield(logging)
@@ -294,7 +294,7 @@ class ConsumerExchange:
         )
         answer = await self._send_logged(
             request_record,
-            self._send(
+            lambda: self._send(
                 service.client, request.security_server, outgoing, _transport_headers(request_id, rest=True)
             ),
         )
@@ -355,7 +355,7 @@ class ConsumerExchange:
         if soap_action is not None:
             headers[tm.HEADER_ORIGINAL_SOAP_ACTION] = soap_action
         answer = await self._send_logged(
-            request_record, self._send(service.client, header.security_server, outgoing, headers)
+            request_record, lambda: self._send(service.client, header.security_server, outgoing, headers)
         )
         if answer.signature is None:
             raise parse_soap_fault(answer.fault if answer.fault is not None else answer.message)
