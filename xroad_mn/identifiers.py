@@ -63,6 +63,7 @@ and ``details["part"]``.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
@@ -223,6 +224,13 @@ def validate_part(
     return value
 
 
+@functools.lru_cache(maxsize=4096)
+def _lax_valid(value: str) -> bool:
+    """Whether ``value`` passes :func:`validate_part` in lax mode (remembered: the same member classes,
+    codes and service codes come in every message)."""
+    return 0 < len(value) <= MAX_PART_CHARS and _LAX_BAD.search(value) is None and value not in (".", "..")
+
+
 class _Identifier:
     """Behaviour shared by the six identifier dataclasses: validation, ordering, ``str``."""
 
@@ -236,6 +244,8 @@ class _Identifier:
         for f in fields(self):  # type: ignore[arg-type]
             value = getattr(self, f.name)
             if value is None and f.name in self._optional:
+                continue
+            if isinstance(value, str) and _lax_valid(value):
                 continue
             validate_part(_FIELD_PARTS[f.name], value, code=self.fault_code, strict=False)
 

@@ -174,7 +174,8 @@ def multipart_content_type(boundary: str) -> str:
 
 
 def _random_boundary() -> str:
-    return "".join(secrets.choice(string.ascii_letters) for _ in range(_RANDOM_BOUNDARY_CHARS))
+    letters = string.ascii_letters
+    return "".join(letters[b % len(letters)] for b in secrets.token_bytes(_RANDOM_BOUNDARY_CHARS))
 
 
 class _Writer:
