@@ -648,8 +648,8 @@ def containers_in(data: bytes) -> list[bytes]:
 
 
 def fetch_asic(ready: FederationReady, query_id: str, deadline: float) -> list[bytes]:
-    """Both halves of exchange ``query_id`` from X-Road's ``GET /asic`` (404 until they are time-stamped)."""
-    query = urllib.parse.urlencode({**ready.asic_query, "queryId": query_id})
+    """Both halves of exchange ``query_id`` from X-Road's ``GET /asic``, time-stamped first (``force``)."""
+    query = urllib.parse.urlencode({**ready.asic_query, "queryId": query_id, "force": ""})
     while True:
         answer = http_get(f"{ready.client_proxy}/asic?{query}", {})
         if answer.status == 200:
