@@ -104,11 +104,7 @@ class MessageLogStore:
                 insert(MessageRecordRow).returning(MessageRecordRow.id, sort_by_parameter_order=True), rows
             )
             ids = [int(i) for i in result.scalars().all()]
-            attachments = [
-                {"record_id": record_id, "number": number, "data": data}
-                for record_id, record in zip(ids, records, strict=True)
-                for number, data in enumerate(record.attachments, start=1)
-            ]
+            attachments = _attachment_rows(ids, records)
             if attachments:
                 await conn.execute(insert(MessageAttachmentRow), attachments)
         return ids
@@ -206,6 +202,14 @@ class MessageLogStore:
         return [_stored(r._mapping, tuple(attachments[int(r.id)])) for r in rows]
 
 
+def _attachment_rows(ids: Sequence[int], records: Sequence[LogRecord]) -> list[dict[str, object]]:
+    return [
+        {"record_id": record_id, "number": number, "data": data}
+        for record_id, record in zip(ids, records, strict=True)
+        for number, data in enumerate(record.attachments, start=1)
+    ]
+
+
 def _insert_sync(engine: Engine, records: Sequence[LogRecord], rows: list[dict[str, object]]) -> list[int]:
     """:meth:`MessageLogStore.insert_records` on SQLite: one transaction, one thread hop for the batch."""
     try:
@@ -214,11 +218,7 @@ def _insert_sync(engine: Engine, records: Sequence[LogRecord], rows: list[dict[s
                 insert(MessageRecordRow).returning(MessageRecordRow.id, sort_by_parameter_order=True), rows
             )
             ids = [int(i) for i in result.scalars().all()]
-            attachments = [
-                {"record_id": record_id, "number": number, "data": data}
-                for record_id, record in zip(ids, records, strict=True)
-                for number, data in enumerate(record.attachments, start=1)
-            ]
+            attachments = _attachment_rows(ids, records)
             if attachments:
                 conn.execute(insert(MessageAttachmentRow), attachments)
     except SQLAlchemyError as e:

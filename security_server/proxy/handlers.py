@@ -119,6 +119,27 @@ def _record(
     )
 
 
+def _soap_transport_message(
+    split: soap_wire.SoapParts,
+    signature: SignatureData,
+    *,
+    ocsp_responses: tuple[bytes, ...],
+    soap: bytes | None = None,
+) -> tm.TransportMessage:
+    """The transport message of a signed SOAP message (``soap`` replaces the split's SOAP part: a response
+    with its request hash inserted)."""
+    return tm.TransportMessage(
+        ocsp_responses=ocsp_responses,
+        message_content_type=split.content_type,
+        message=split.soap if soap is None else soap,
+        attachments=tuple(split.attachments),
+        hash_chain_result=signature.hash_chain_result,
+        hash_chain=signature.hash_chain,
+        signature=signature.signature_xml,
+        message_headers=split.soap_headers,
+    )
+
+
 def _transport_headers(
     request_id: str, *, rest: bool, original_content_type: str | None = None
 ) -> dict[str, str]:
@@ -328,7 +349,7 @@ class ConsumerExchange:
 
     async def soap(self, content_type: str, soap_action: str | None, body: bytes) -> ExchangeResult:
         split, message, service = _parse_is_soap_request(content_type, body)
-        soap_part, soap_content_type, attachments = split.soap, split.content_type, split.attachments
+        soap_part, attachments = split.soap, split.attachments
         header = message.x_road_header
         client = header.client
         await self._check_client(client)
@@ -341,16 +362,7 @@ class ConsumerExchange:
             query_id=header.id, x_request_id=request_id, client=client, service=service, response=False,
             rest=False, message=soap_part, attachments=att_data, signature=signature,
         )  # fmt: skip
-        outgoing = tm.TransportMessage(
-            ocsp_responses=self.node.own_ocsp(),
-            message_content_type=soap_content_type,
-            message=soap_part,
-            attachments=tuple(attachments),
-            hash_chain_result=signature.hash_chain_result,
-            hash_chain=signature.hash_chain,
-            signature=signature.signature_xml,
-            message_headers=split.soap_headers,
-        )
+        outgoing = _soap_transport_message(split, signature, ocsp_responses=self.node.own_ocsp())
         headers = _transport_headers(request_id, rest=False, original_content_type=content_type)
         if soap_action is not None:
             headers[tm.HEADER_ORIGINAL_SOAP_ACTION] = soap_action
@@ -637,16 +649,7 @@ class ProviderExchange:
         att_data = [a.data for a in attachments]
         signature = await self._sign_and_log(incoming, request_id, soap_part, att_data)
         out_type, body = tm.encode_transport_message(
-            tm.TransportMessage(
-                ocsp_responses=(),
-                message_content_type=soap_content_type,
-                message=soap_part,
-                attachments=tuple(attachments),
-                hash_chain_result=signature.hash_chain_result,
-                hash_chain=signature.hash_chain,
-                signature=signature.signature_xml,
-                message_headers=split.soap_headers,
-            )
+            _soap_transport_message(split, signature, soap=soap_part, ocsp_responses=())
         )
         return web.Response(
             body=body,

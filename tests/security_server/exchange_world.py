@@ -10,10 +10,12 @@ client proxy (8080), server proxy (5500, mutual TLS), OCSP responder and admin A
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 from urllib.parse import quote
@@ -34,8 +36,8 @@ from tests.security_server.test_node_e2e import (
     running_world,
     xroad_mn,
 )
-from trust_services.app import RunningTrustService
-from trust_services.store import TrustFiles
+from trust_services.app import RunningTrustService, TrustSettings, run_trust_service
+from trust_services.store import TrustFiles, init_trust_dir
 from xroad_mn.identifiers import SubsystemId, format_client_header, format_colon_id
 from xroad_mn.transport.server import listen
 
@@ -47,6 +49,7 @@ __all__ = [
     "SOAP_NS",
     "Federation",
     "ProviderIs",
+    "federation_in",
     "related_parts",
     "running_federation",
 ]
@@ -381,3 +384,18 @@ async def running_federation(
             ) as resp:
                 assert resp.status == 200, await resp.text()
         yield Federation(world, consumer, provider, running, state, session, overrides or {}, serving)
+
+
+@asynccontextmanager
+async def federation_in(
+    root: Path, *, addresses: tuple[str, str], overrides: dict[str, Any] | None = None
+) -> AsyncIterator[Federation]:
+    """A fresh set of dev trust services in ``root/trust`` and the federation on ``addresses`` (what a test
+    module's federation fixture needs)."""
+    directory = root / "trust"
+    await asyncio.to_thread(init_trust_dir, directory, instance="MN", now=datetime.now(UTC))
+    async with (
+        run_trust_service(TrustSettings(dir=directory, host="127.0.0.1", port=0)) as trust,
+        running_federation(root, trust, addresses=addresses, overrides=overrides) as fed,
+    ):
+        yield fed

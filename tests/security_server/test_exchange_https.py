@@ -7,7 +7,6 @@ registered certificate, else ``server.clientproxy.ssl_authentication_failed``.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import ssl
 import stat
@@ -26,9 +25,7 @@ from security_server.api.call import STORE_KEY
 from security_server.app import EXCHANGE_KEY
 from security_server.db.models import ConnectionType
 from security_server.proxy.internal_tls import INTERNAL_TLS_DIR
-from tests.security_server.exchange_world import CONSUMER, Federation, running_federation
-from trust_services.app import TrustSettings, run_trust_service
-from trust_services.store import init_trust_dir
+from tests.security_server.exchange_world import CONSUMER, Federation, federation_in
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -37,13 +34,7 @@ ADDRESSES = ("127.0.0.8", "127.0.0.9")
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def federation(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Federation]:
-    root: Path = tmp_path_factory.mktemp("exchange-https")
-    directory = root / "trust"
-    await asyncio.to_thread(init_trust_dir, directory, instance="MN", now=dt.datetime.now(dt.UTC))
-    async with (
-        run_trust_service(TrustSettings(dir=directory, host="127.0.0.1", port=0)) as trust,
-        running_federation(root, trust, addresses=ADDRESSES) as fed,
-    ):
+    async with federation_in(tmp_path_factory.mktemp("exchange-https"), addresses=ADDRESSES) as fed:
         await fed.grant("citizens")
         yield fed
 

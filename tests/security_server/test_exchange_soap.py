@@ -19,7 +19,6 @@ import json
 import uuid
 import zipfile
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
@@ -34,12 +33,10 @@ from tests.security_server.exchange_world import (
     PROVIDER,
     SOAP_NS,
     Federation,
+    federation_in,
     related_parts,
-    running_federation,
 )
 from tests.security_server.test_node_e2e import xroad_mn
-from trust_services.app import TrustSettings, run_trust_service
-from trust_services.store import init_trust_dir
 from xroad_mn.identifiers import ID_NS, ClientId, ServiceId, to_xml
 from xroad_mn.wire.soap import build_soap_request
 
@@ -60,13 +57,7 @@ HEADER_FIELDS: Final = ("client", "service", "userId", "id", "issue", "protocolV
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def federation(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Federation]:
-    root: Path = tmp_path_factory.mktemp("exchange-soap")
-    directory = root / "trust"
-    await asyncio.to_thread(init_trust_dir, directory, instance="MN", now=datetime.now(UTC))
-    async with (
-        run_trust_service(TrustSettings(dir=directory, host="127.0.0.1", port=0)) as trust,
-        running_federation(root, trust, addresses=ADDRESSES) as fed,
-    ):
+    async with federation_in(tmp_path_factory.mktemp("exchange-soap"), addresses=ADDRESSES) as fed:
         provider_client = f"SUBSYSTEM:MN/GOV/{PROVIDER.member_code}/{PROVIDER.subsystem_code}"
         wsdl = f"{fed.provider_is.url}/civil.wsdl?operation={UNVERSIONED}"
         await fed.provider.cli("service", "add", "--client", provider_client, "--wsdl", wsdl)

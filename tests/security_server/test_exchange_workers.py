@@ -9,22 +9,18 @@ listen on port 5500, every exchange is logged once, and Ctrl-C (SIGINT) stops ev
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import os
 import re
 import signal
 import subprocess
 import sys
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 import pytest_asyncio
 
-from tests.security_server.exchange_world import Federation, running_federation
+from tests.security_server.exchange_world import Federation, federation_in
 from tests.security_server.test_node_e2e import PIN
-from trust_services.app import TrustSettings, run_trust_service
-from trust_services.store import init_trust_dir
 from xroad_mn.tokens import PIN_ENV
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -35,13 +31,7 @@ READY_SECONDS = 60.0
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def federation(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Federation]:
-    root: Path = tmp_path_factory.mktemp("exchange-workers")
-    directory = root / "trust"
-    await asyncio.to_thread(init_trust_dir, directory, instance="MN", now=dt.datetime.now(dt.UTC))
-    async with (
-        run_trust_service(TrustSettings(dir=directory, host="127.0.0.1", port=0)) as trust,
-        running_federation(root, trust, addresses=ADDRESSES) as fed,
-    ):
+    async with federation_in(tmp_path_factory.mktemp("exchange-workers"), addresses=ADDRESSES) as fed:
         await fed.grant("citizens")
         yield fed
 
