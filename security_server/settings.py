@@ -22,6 +22,8 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import shlex
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Final
 
@@ -29,21 +31,29 @@ from pydantic import Field, field_validator, model_validator
 
 from xroad_mn.database import sqlite_url
 from xroad_mn.errors import XRoadError
-from xroad_mn.identifiers import SubsystemId, parse_client_header
+from xroad_mn.identifiers import MemberId, SubsystemId, parse_client_header
 from xroad_mn.tokens import TokenSettings, TokenType
 from xroad_mn.transport.server import ServerTimeoutSettings
 
 __all__ = [
+    "ARCHIVE_DIR",
+    "ARCHIVE_GPG_HOME_DIR",
     "DATABASE_FILE",
     "DEFAULT_ACCEPTABLE_TIMESTAMP_FAILURE_PERIOD_SECONDS",
     "DEFAULT_ADDRESS",
     "DEFAULT_ADMIN_PORT",
     "DEFAULT_ALLOWED_FEDERATIONS",
+    "DEFAULT_ARCHIVE_INTERVAL_SECONDS",
+    "DEFAULT_ARCHIVE_MAX_FILESIZE",
+    "DEFAULT_ARCHIVE_TRANSACTION_BATCH",
+    "DEFAULT_CLEAN_INTERVAL_SECONDS",
+    "DEFAULT_CLEAN_TRANSACTION_BATCH",
     "DEFAULT_CLIENT_HTTPS_PORT",
     "DEFAULT_CLIENT_HTTP_PORT",
     "DEFAULT_CONNECT_TIMEOUT_SECONDS",
     "DEFAULT_FASTEST_CONNECTION_CACHE_SECONDS",
     "DEFAULT_GLOBALCONF_UPDATE_INTERVAL_SECONDS",
+    "DEFAULT_KEEP_RECORDS_FOR_DAYS",
     "DEFAULT_MAX_BODY_BYTES",
     "DEFAULT_MAX_MESSAGE_BYTES",
     "DEFAULT_OCSP_FETCH_INTERVAL_SECONDS",
@@ -57,6 +67,7 @@ __all__ = [
     "GLOBALCONF_DIR",
     "SETTINGS_FILE",
     "TOKEN_DIR",
+    "ArchiveGrouping",
     "NodeSettings",
     "TokenSettings",
     "TokenType",
@@ -68,6 +79,10 @@ TOKEN_DIR: Final = "token"  # noqa: S105 - a directory name, not a secret
 """The software token's key store (or, for PKCS #11, nothing but the node's notes about it)."""
 GLOBALCONF_DIR: Final = "globalconf"
 """The downloaded, verified global configuration."""
+ARCHIVE_DIR: Final = "archive"
+"""Where message-log archives (``mlog-*.zip``) are written unless ``archive_path`` says otherwise."""
+ARCHIVE_GPG_HOME_DIR: Final = "gpghome"
+"""The GnuPG home of archive encryption unless ``archive_gpg_home`` says otherwise."""
 
 DEFAULT_ADDRESS: Final = "127.0.0.1"
 """Each node of a federation on one machine binds its own loopback address (127.0.0.2, 127.0.0.3, ...)."""
@@ -111,6 +126,34 @@ DEFAULT_TIMESTAMP_RETRY_DELAY_SECONDS: Final = 60
 """X-Road's ``timestamp-retry-delay``: the next time-stamping attempt after a failed one."""
 MAX_BODY_LOGGING_OVERRIDES: Final = 10000
 """Most subsystems one body-logging override list may name."""
+DEFAULT_ARCHIVE_INTERVAL_SECONDS: Final = 6 * 3600
+"""X-Road's ``archive-interval`` (every 6 h)."""
+DEFAULT_CLEAN_INTERVAL_SECONDS: Final = 12 * 3600
+"""X-Road's ``clean-interval`` (every 12 h)."""
+DEFAULT_KEEP_RECORDS_FOR_DAYS: Final = 30
+"""X-Road's ``keep-records-for``: archived records stay in the database this many days."""
+DEFAULT_ARCHIVE_MAX_FILESIZE: Final = 33554432
+"""X-Road's ``archive-max-filesize`` (32 MiB): an archive is rotated when the next container would pass it."""
+DEFAULT_ARCHIVE_TRANSACTION_BATCH: Final = 10000
+"""X-Road's ``archive-transaction-batch``: records read from the database at a time."""
+DEFAULT_CLEAN_TRANSACTION_BATCH: Final = 10000
+"""X-Road's ``clean-transaction-batch``: records deleted in one transaction."""
+MAX_ENCRYPTION_KEY_MAPPINGS: Final = 10000
+"""Most members ``archive_encryption_keys`` may name."""
+MAX_KEYS_PER_MEMBER: Final = 16
+"""Most GnuPG keys one member's archives may be encrypted to."""
+_GPG_KEY_ID: Final = re.compile(r"^[A-Za-z0-9@<][A-Za-z0-9@._+\-<> ]{0,254}$")
+"""A GnuPG key specification: a fingerprint, key id, or user id (e-mail or name); never an option."""
+
+
+class ArchiveGrouping(StrEnum):
+    """X-Road's ``archive-grouping``: one archive chain for the node, per member, or per subsystem (of the
+    exchange's client; a member client counts as its own group)."""
+
+    NONE = "none"
+    MEMBER = "member"
+    SUBSYSTEM = "subsystem"
+
 
 Port = Annotated[int, Field(ge=0, le=65535)]
 """A TCP port; 0 lets the operating system choose (tests)."""
@@ -202,6 +245,33 @@ class NodeSettings(ServerTimeoutSettings):
     timestamp_retry_delay_seconds: int = Field(
         default=DEFAULT_TIMESTAMP_RETRY_DELAY_SECONDS, gt=0, le=MAX_INTERVAL_SECONDS
     )
+    archive_interval_seconds: int = Field(
+        default=DEFAULT_ARCHIVE_INTERVAL_SECONDS, gt=0, le=MAX_INTERVAL_SECONDS
+    )
+    """How often time-stamped records are archived (X-Road's ``archive-interval``)."""
+    archive_path: Path | None = None
+    """Where archives are written (X-Road's ``archive-path``); default ``HOME/archive``."""
+    archive_grouping: ArchiveGrouping = ArchiveGrouping.NONE
+    archive_max_filesize: int = Field(default=DEFAULT_ARCHIVE_MAX_FILESIZE, gt=0, le=1024 * 1024 * 1024)
+    archive_transaction_batch: int = Field(default=DEFAULT_ARCHIVE_TRANSACTION_BATCH, gt=0, le=100_000)
+    archive_transfer_command: str | None = None
+    """Run after archives are written, with the archive directory as its last argument (split as a shell
+    would split it, but run without a shell)."""
+    archive_encryption_enabled: bool = False
+    archive_gpg_home: Path | None = None
+    """The GnuPG home holding the node's signing key pair and the members' public keys; default
+    ``HOME/gpghome``."""
+    archive_default_encryption_key: str | None = None
+    """The key archives are encrypted to when their member has none (or grouping is ``none``); default the
+    GnuPG home's own key."""
+    archive_encryption_keys: dict[str, list[str]] = Field(
+        default_factory=dict, max_length=MAX_ENCRYPTION_KEY_MAPPINGS
+    )
+    """Member (``INSTANCE/CLASS/MEMBER``) → the GnuPG keys its archives are encrypted to."""
+    keep_records_for_days: int = Field(default=DEFAULT_KEEP_RECORDS_FOR_DAYS, ge=0, le=36500)
+    """Archived records older than this are deleted from the database (X-Road's ``keep-records-for``)."""
+    clean_interval_seconds: int = Field(default=DEFAULT_CLEAN_INTERVAL_SECONDS, gt=0, le=MAX_INTERVAL_SECONDS)
+    clean_transaction_batch: int = Field(default=DEFAULT_CLEAN_TRANSACTION_BATCH, gt=0, le=100_000)
 
     def worker_count(self) -> int:
         """How many processes serve the proxies: ``workers``, or one per CPU core."""
@@ -240,6 +310,45 @@ class NodeSettings(ServerTimeoutSettings):
                 raise ValueError(  # noqa: TRY004 - pydantic reports a ValueError as a validation error
                     f"{item[:80]!r} names a member; body logging is set per subsystem"
                 )
+        return value
+
+    @field_validator("archive_transfer_command")
+    @classmethod
+    def _command(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            argv = shlex.split(value)
+        except ValueError as e:
+            raise ValueError(f"archive_transfer_command cannot be split into arguments: {e}") from e
+        if not argv:
+            raise ValueError("archive_transfer_command is empty")
+        return value
+
+    @field_validator("archive_default_encryption_key")
+    @classmethod
+    def _default_key(cls, value: str | None) -> str | None:
+        if value is not None and not _GPG_KEY_ID.match(value):
+            raise ValueError(f"{value[:80]!r} is not a GnuPG key id, fingerprint or user id")
+        return value
+
+    @field_validator("archive_encryption_keys")
+    @classmethod
+    def _member_keys(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        for member, keys in value.items():
+            try:
+                client = parse_client_header(member)
+            except XRoadError as e:
+                raise ValueError(f"{member[:80]!r} is not INSTANCE/CLASS/MEMBER: {e.message}") from e
+            if not isinstance(client, MemberId):
+                raise ValueError(  # noqa: TRY004 - pydantic reports a ValueError as a validation error
+                    f"{member[:80]!r} names a subsystem; archive keys are set per member"
+                )
+            if not 0 < len(keys) <= MAX_KEYS_PER_MEMBER:
+                raise ValueError(f"{member[:80]!r} needs 1 to {MAX_KEYS_PER_MEMBER} keys")
+            for key in keys:
+                if not _GPG_KEY_ID.match(key):
+                    raise ValueError(f"{key[:80]!r} is not a GnuPG key id, fingerprint or user id")
         return value
 
     @model_validator(mode="after")
@@ -285,6 +394,14 @@ class NodeSettings(ServerTimeoutSettings):
         if "none" in lowered:
             return False
         return "all" in lowered or instance in items
+
+    def archive_dir(self) -> Path:
+        """Where message-log archives are written: ``archive_path`` or ``HOME/archive``."""
+        return self.archive_path or self.home / ARCHIVE_DIR
+
+    def gpg_home(self) -> Path:
+        """The GnuPG home of archive encryption: ``archive_gpg_home`` or ``HOME/gpghome``."""
+        return self.archive_gpg_home or self.home / ARCHIVE_GPG_HOME_DIR
 
     def database(self) -> str:
         """The database URL to use."""

@@ -42,6 +42,7 @@ __all__ = [
     "container_of",
     "export_exchange",
     "parse_asic_query",
+    "write_containers",
 ]
 
 ZIP_CONTENT_TYPE: Final = "application/zip"
@@ -82,7 +83,8 @@ def container_of(record: StoredRecord) -> AsicContainer:
     )
 
 
-def _write(records: Sequence[StoredRecord]) -> list[tuple[str, bytes]]:
+def write_containers(records: Sequence[StoredRecord]) -> list[tuple[str, bytes]]:
+    """Every record's container as X-Road names it in an archive or an export: ``(entry name, bytes)``."""
     return [
         (
             asic_entry_name(r.query_id, response=r.response, record_id=r.id),
@@ -127,7 +129,7 @@ async def export_exchange(
             kind=ErrorKind.NOT_FOUND,
             details={"query_id": query_id[:255]},
         )
-    return await asyncio.to_thread(_write, records)
+    return await asyncio.to_thread(write_containers, records)
 
 
 @dataclass(frozen=True)
@@ -231,9 +233,9 @@ async def asic_response(
             raise XRoadError(
                 FaultCode.INTERNAL_ERROR, f"{len(records)} signed documents match; unique needs exactly one"
             )
-        ((name, data),) = await asyncio.to_thread(_write, records)
+        ((name, data),) = await asyncio.to_thread(write_containers, records)
         return AsicResponse(MIMETYPE, name, data)
-    files = await asyncio.to_thread(_write, records)
+    files = await asyncio.to_thread(write_containers, records)
     suffix = "" if query.response is None else ("-response" if query.response else "-request")
     body = await asyncio.to_thread(_zip, files)
     return AsicResponse(ZIP_CONTENT_TYPE, f"{escape_query_id(query.query_id)}{suffix}.zip", body)

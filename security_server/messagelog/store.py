@@ -17,8 +17,9 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Final
 
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Engine, delete, exists, insert, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -28,10 +29,21 @@ from security_server.messagelog.records import LogRecord
 from xroad_mn.asic import BatchTimestamp
 from xroad_mn.database import sqlite_writer_engine
 from xroad_mn.errors import FaultCode, XRoadError
-from xroad_mn.identifiers import ClientId, SubsystemId, format_id
+from xroad_mn.identifiers import ClientId, MemberId, SubsystemId, format_id
 from xroad_mn.signature import SignatureData
 
-__all__ = ["MessageLogStore", "StoredRecord", "WaitingRecord", "signature_hash"]
+__all__ = [
+    "ID_CHUNK",
+    "ArchivableRecord",
+    "MessageLogStore",
+    "StoredRecord",
+    "WaitingRecord",
+    "signature_hash",
+    "stored_record",
+]
+
+ID_CHUNK: Final = 5000
+"""Most record ids one statement names (bound parameters are limited: SQLite 32766, PostgreSQL 32767)."""
 
 
 def signature_hash(signature_xml: bytes) -> str:
@@ -61,6 +73,24 @@ class StoredRecord:
     timestamped: bool
     batch_timestamp: BatchTimestamp | None
     """The batch time-stamp covering the record (a single time-stamp sits inside its signature)."""
+
+
+@dataclass(frozen=True)
+class ArchivableRecord:
+    """A time-stamped record waiting for the archiver, with the exchange's client (its archive group)."""
+
+    record: StoredRecord
+    client: ClientId
+
+
+def _client(r: RowMapping) -> ClientId:
+    member = MemberId(str(r["instance"]), str(r["member_class"]), str(r["member_code"]))
+    subsystem = r["subsystem_code"]
+    return member.subsystem(str(subsystem)) if subsystem is not None else member
+
+
+def _chunks(ids: Sequence[int]) -> list[Sequence[int]]:
+    return [ids[i : i + ID_CHUNK] for i in range(0, len(ids), ID_CHUNK)]
 
 
 class MessageLogStore:
@@ -166,6 +196,77 @@ class MessageLogStore:
                 )
         return ts_id
 
+    async def _attachments(self, conn: AsyncConnection, ids: Sequence[int]) -> dict[int, list[bytes]]:
+        attachments: dict[int, list[bytes]] = {i: [] for i in ids}
+        a = MessageAttachmentRow
+        for chunk in _chunks(ids):
+            found = await conn.execute(
+                select(a.record_id, a.data).where(a.record_id.in_(chunk)).order_by(a.record_id, a.number)
+            )
+            for record_id, data in found.all():
+                attachments[int(record_id)].append(bytes(data))
+        return attachments
+
+    # -- archiving and cleaning (X-Road's LogArchiver and LogCleaner) ----------------------------------------
+
+    async def archivable(self, limit: int) -> list[ArchivableRecord]:
+        """Up to ``limit`` time-stamped records not archived yet, oldest first, with their attachments."""
+        m, t = MessageRecordRow, TimestampRecordRow
+        query = (
+            select(*m.__table__.c, t.token, t.hash_chain_result.label("ts_result"))
+            .join(t, m.timestamp_id == t.id)
+            .where(m.archived.is_(False))
+            .order_by(m.id)
+            .limit(limit)
+        )
+        async with self._tx() as conn:
+            rows = (await conn.execute(query)).all()
+            attachments = await self._attachments(conn, [int(r.id) for r in rows])
+        return [
+            ArchivableRecord(stored_record(r._mapping, tuple(attachments[int(r.id)])), _client(r._mapping))
+            for r in rows
+        ]
+
+    async def mark_archived(self, record_ids: Sequence[int]) -> None:
+        """Mark ``record_ids`` archived in one transaction (again is harmless), and every time-stamp record
+        whose messages are all archived now."""
+        m, t = MessageRecordRow, TimestampRecordRow
+        async with self._tx() as conn:
+            for chunk in _chunks(record_ids):
+                await conn.execute(update(m).where(m.id.in_(chunk)).values(archived=True))
+                stamps = select(m.timestamp_id).where(m.id.in_(chunk), m.timestamp_id.is_not(None))
+                waiting = exists().where(m.timestamp_id == t.id, m.archived.is_(False))
+                await conn.execute(
+                    update(t).where(t.id.in_(stamps.scalar_subquery()), ~waiting).values(archived=True)
+                )
+
+    async def archived_ids(self, record_ids: Sequence[int]) -> set[int]:
+        """Which of ``record_ids`` are marked archived."""
+        m = MessageRecordRow
+        found: set[int] = set()
+        async with self._tx() as conn:
+            for chunk in _chunks(record_ids):
+                rows = await conn.execute(select(m.id).where(m.id.in_(chunk), m.archived.is_(True)))
+                found.update(int(i) for i in rows.scalars())
+        return found
+
+    async def delete_archived(self, before: datetime, limit: int) -> int:
+        """Delete up to ``limit`` archived records logged before ``before`` with their attachments, and the
+        time-stamp records no message refers to any more, in one transaction; how many records went.
+        Records not archived are never deleted."""
+        m, t, a = MessageRecordRow, TimestampRecordRow, MessageAttachmentRow
+        async with self._tx() as conn:
+            found = await conn.execute(
+                select(m.id).where(m.archived.is_(True), m.time < before).order_by(m.id).limit(limit)
+            )
+            ids = [int(i) for i in found.scalars()]
+            for chunk in _chunks(ids):
+                await conn.execute(delete(a).where(a.record_id.in_(chunk)))
+                await conn.execute(delete(m).where(m.id.in_(chunk), m.archived.is_(True)))
+            referred = exists().where(m.timestamp_id == t.id)
+            await conn.execute(delete(t).where(t.time < before, ~referred))
+        return len(ids)
+
     async def find(
         self, query_id: str, *, client: ClientId | None = None, response: bool | None = None
     ) -> list[StoredRecord]:
@@ -190,16 +291,8 @@ class MessageLogStore:
             query = query.where(m.response == response)
         async with self._tx() as conn:
             rows = (await conn.execute(query)).all()
-            ids = [int(r.id) for r in rows]
-            attachments: dict[int, list[bytes]] = {i: [] for i in ids}
-            if ids:
-                a = MessageAttachmentRow
-                found = await conn.execute(
-                    select(a.record_id, a.data).where(a.record_id.in_(ids)).order_by(a.record_id, a.number)
-                )
-                for record_id, data in found.all():
-                    attachments[int(record_id)].append(bytes(data))
-        return [_stored(r._mapping, tuple(attachments[int(r.id)])) for r in rows]
+            attachments = await self._attachments(conn, [int(r.id) for r in rows])
+        return [stored_record(r._mapping, tuple(attachments[int(r.id)])) for r in rows]
 
 
 def _attachment_rows(ids: Sequence[int], records: Sequence[LogRecord]) -> list[dict[str, object]]:
@@ -256,7 +349,8 @@ def _optional(value: bytes | None) -> bytes | None:
     return bytes(value) if value is not None else None
 
 
-def _stored(r: RowMapping, attachments: tuple[bytes, ...]) -> StoredRecord:
+def stored_record(r: RowMapping, attachments: tuple[bytes, ...]) -> StoredRecord:
+    """A record from a row of ``message_records`` joined with its time-stamp's ``token`` and ``ts_result``."""
     batch: BatchTimestamp | None = None
     token = _optional(r["token"])
     ts_result = _optional(r["ts_result"])
