@@ -14,6 +14,7 @@
     $ xroad-mn node status --dir ss1 --json
     $ xroad-mn node serve --dir ss1                             # admin API and OCSP port until Ctrl-C
     $ xroad-mn node log export --dir ss1 --x-road-id MN-5c1f... --out evidence/   # ASiC-E containers
+    $ xroad-mn node log archive --dir ss1 --json               # time-stamped records into mlog-*.zip
 
 Every command takes ``--dir`` (the node's home, :mod:`security_server.home`) and ``--json``, and works on
 the node's database directly, so no server needs to run. The commands hold no logic: they call
@@ -30,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -67,6 +69,7 @@ from security_server.ids import (
     parse_subject,
 )
 from security_server.messagelog import MessageLogStore, export_exchange
+from security_server.messagelog.archiver import ArchiveFile, archive_once
 from security_server.operations import (
     FIRST_KEY_ROLES,
     NodeContext,
@@ -677,3 +680,27 @@ def log_export(
         return
     for item in written:
         typer.echo(f"Wrote {item['file']} ({item['bytes']} bytes)")
+
+
+@log_app.command("archive")
+def log_archive(home: DirOption, as_json: JsonOption = False) -> None:
+    """Archive the time-stamped records now (as the node does every ``archive_interval_seconds``): write
+    them into ``mlog-*.zip`` archives in ``archive_path`` and print the archives written. They verify with
+    ``xroad-mn archive verify-chain``."""
+
+    async def action(ctx: NodeContext) -> tuple[list[ArchiveFile], dict[str, Any]]:
+        store = MessageLogStore(ctx.store.engine)
+        try:
+            files = await archive_once(store, ctx.settings, now=datetime.now(UTC))
+        finally:
+            store.close()
+        return files, {}
+
+    files = _run(home, None, action, login=False)
+    if as_json:
+        _print_json({"archives": [f.as_json() for f in files]})
+        return
+    if not files:
+        typer.echo("Nothing to archive")
+    for f in files:
+        typer.echo(f"Wrote {f.path} ({f.records} records, {f.size} bytes)")

@@ -505,13 +505,12 @@ class Archiver:
             await wait_for_wake(self._wake, self.settings.archive_interval_seconds)
 
     async def _clean_loop(self) -> None:
-        never = asyncio.Event()
         while True:
             try:
                 await self.clean_now()
             except XRoadError as e:
                 log.warning("cleaning_failed", code=e.code, error=e.message)
-            await wait_for_wake(never, self.settings.clean_interval_seconds)
+            await asyncio.sleep(self.settings.clean_interval_seconds)
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[Archiver]:
