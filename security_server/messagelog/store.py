@@ -252,8 +252,8 @@ class MessageLogStore:
 
     async def delete_archived(self, before: datetime, limit: int) -> int:
         """Delete up to ``limit`` archived records logged before ``before`` with their attachments, and the
-        time-stamp records no message refers to any more, in one transaction; how many records went.
-        Records not archived are never deleted."""
+        archived time-stamp records no message refers to any more, in one transaction; how many records
+        went. Records not archived are never deleted."""
         m, t, a = MessageRecordRow, TimestampRecordRow, MessageAttachmentRow
         async with self._tx() as conn:
             found = await conn.execute(
@@ -264,7 +264,7 @@ class MessageLogStore:
                 await conn.execute(delete(a).where(a.record_id.in_(chunk)))
                 await conn.execute(delete(m).where(m.id.in_(chunk), m.archived.is_(True)))
             referred = exists().where(m.timestamp_id == t.id)
-            await conn.execute(delete(t).where(t.time < before, ~referred))
+            await conn.execute(delete(t).where(t.archived.is_(True), ~referred))
         return len(ids)
 
     async def find(
