@@ -9,8 +9,8 @@ group's previous archive), starting a new archive when the next container would 
 ``archive_max_filesize``. Each archive goes through these steps, one at a time, so that a crash (kill -9)
 anywhere loses nothing and archives nothing twice:
 
-1. written under a temporary name in the archive directory (and encrypted with GnuPG when
-   ``archive_encryption_enabled``), synced;
+1. written under a temporary name in the archive directory, readable by the node's user only (and
+   encrypted with GnuPG when ``archive_encryption_enabled``), synced;
 2. verified: the file read back is a valid archive linked to the group's previous one (an encrypted
    archive is verified before encryption);
 3. noted as pending in the state file (:mod:`.archivestate`): its name, its records, its new last link;
@@ -72,7 +72,7 @@ from security_server.messagelog.store import ArchivableRecord, MessageLogStore
 from security_server.settings import ArchiveGrouping, NodeSettings
 from xroad_mn.archive import LINKING_INFO, ArchiveLink, WrittenArchive, verify_archive, write_archive
 from xroad_mn.errors import FaultCode, XRoadError
-from xroad_mn.fileio import fsync_directory
+from xroad_mn.fileio import PRIVATE_DIRECTORY_MODE, PRIVATE_FILE_MODE, fsync_directory
 from xroad_mn.identifiers import ClientId, MemberId, format_client_header
 from xroad_mn.tasks import wait_for_wake
 
@@ -242,7 +242,7 @@ def _base_cost(previous: ArchiveLink | None) -> int:
 
 def _write_temp(path: Path, data: bytes) -> None:
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -252,10 +252,11 @@ def _write_temp(path: Path, data: bytes) -> None:
 
 
 def _sync_file(path: Path) -> int:
-    """fsync ``path`` (written by another process); its size."""
+    """Narrow ``path`` (written by another process) to :data:`PRIVATE_FILE_MODE` and fsync it; its size."""
     try:
         fd = os.open(path, os.O_RDONLY)
         try:
+            os.fchmod(fd, PRIVATE_FILE_MODE)
             os.fsync(fd)
             return os.fstat(fd).st_size
         finally:
@@ -371,8 +372,9 @@ class _Run:
 
 
 def _prepare(directory: Path) -> None:
+    """Create the archive directory, private (archives hold message bodies) unless it exists already."""
     try:
-        directory.mkdir(parents=True, exist_ok=True)
+        directory.mkdir(mode=PRIVATE_DIRECTORY_MODE, parents=True, exist_ok=True)
     except OSError as e:
         raise _io_error(f"create the archive directory {directory}", e) from e
 

@@ -188,6 +188,7 @@ async def test_archive_verifies_with_the_cli_and_its_containers_verify(
     assert archive.path.name.startswith("mlog-20240501120000-20240501120005-")
     assert archive.path.name == f"mlog-20240501120000-20240501120005-{archive.last_digest[:16]}.zip"
     assert (archive.records, archive.group, archive.encrypted) == (6, None, False)
+    assert archive.path.stat().st_mode & 0o777 == 0o600  # message bodies: the node's user only
 
     with zipfile.ZipFile(archive.path) as zf:
         infos = zf.infolist()
@@ -468,7 +469,7 @@ def _gpg(home: Path, *args: str, data: bytes | None = None) -> bytes:
 
 
 def _new_key(home: Path, uid: str) -> str:
-    _gpg(home, "--passphrase", "", "--quick-gen-key", uid, "default", "default", "never")
+    _gpg(home, "--passphrase", "", "--quick-gen-key", uid, "future-default", "default", "never")
     listing = _gpg(home, "--with-colons", "--list-keys", uid).decode()
     return next(line.split(":")[9] for line in listing.splitlines() if line.startswith("fpr:"))
 
@@ -501,6 +502,7 @@ async def test_archives_are_encrypted_to_their_members_key(
     for f in files:
         assert f.encrypted
         assert f.path.name.endswith(".zip.gpg")
+        assert f.path.stat().st_mode & 0o777 == 0o600
         packets = await asyncio.to_thread(_gpg, gpg_home, "--list-packets", str(f.path))
         expected = member_key if f.group == "MN/COM/7770001" else node_key
         # The session key is encrypted to the member's key (else the node's own): its subkey's id.
