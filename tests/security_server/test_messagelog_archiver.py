@@ -583,3 +583,33 @@ async def test_node_log_archive_prints_the_archives_written(pool: Pool, tmp_path
     again = await asyncio.to_thread(runner.invoke, cli, args)
     assert again.exit_code == 0, again.output
     assert "Nothing to archive" in again.stdout
+
+
+# -- settings ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("values", "reason"),
+    [
+        ({"archive_encryption_keys": {"MN/GOV/5012345/sub": ["ABCD"]}}, "names a subsystem"),
+        ({"archive_encryption_keys": {"MN/GOV/5012345": ["--homedir=/tmp"]}}, "is not a GnuPG key"),
+        ({"archive_encryption_keys": {"MN/GOV/5012345": []}}, "needs 1 to"),
+        ({"archive_default_encryption_key": "-r x"}, "is not a GnuPG key"),
+        ({"archive_transfer_command": "  "}, "is empty"),
+        ({"archive_transfer_command": "upload 'unclosed"}, "cannot be split"),
+        ({"archive_grouping": "client"}, "archive_grouping"),
+    ],
+)
+def test_archive_settings_refuse_what_cannot_work(
+    values: dict[str, Any], reason: str, tmp_path: Path
+) -> None:
+    with pytest.raises(ValueError, match=reason):
+        NodeSettings(home=tmp_path, **values)
+
+
+def test_archive_settings_default_to_the_nodes_home(tmp_path: Path) -> None:
+    settings = NodeSettings(home=tmp_path)
+    assert (settings.archive_dir(), settings.gpg_home()) == (tmp_path / "archive", tmp_path / "gpghome")
+    assert (settings.archive_grouping, settings.keep_records_for_days) == (ArchiveGrouping.NONE, 30)
+    assert (settings.archive_max_filesize, settings.archive_transaction_batch) == (33554432, 10000)
+    assert settings.archive_interval_seconds == 6 * 3600
