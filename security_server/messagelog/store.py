@@ -13,25 +13,36 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import re
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Final
 
 from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from security_server.messagelog.models import MessageAttachmentRow, MessageRecordRow, TimestampRecordRow
+from security_server.messagelog.models import (
+    SEARCHED_VALUE_LENGTH,
+    MessageAttachmentRow,
+    MessageRecordRow,
+    TimestampRecordRow,
+)
 from security_server.messagelog.records import LogRecord
+from security_server.messagelog.subjects import SubjectKey
 from xroad_mn.asic import BatchTimestamp
 from xroad_mn.database import sqlite_writer_engine
 from xroad_mn.errors import FaultCode, XRoadError
 from xroad_mn.identifiers import ClientId, SubsystemId, format_id
 from xroad_mn.signature import SignatureData
 
-__all__ = ["MessageLogStore", "StoredRecord", "WaitingRecord", "signature_hash"]
+__all__ = ["MessageLogStore", "StoredRecord", "WaitingRecord", "rest_status", "signature_hash"]
+
+_STATUS: Final = re.compile(rb"[1-9][0-9]{2}")
+_STATUS_LINE_BYTES: Final = 8
 
 
 def signature_hash(signature_xml: bytes) -> str:
@@ -66,8 +77,10 @@ class StoredRecord:
 class MessageLogStore:
     """The message log tables on ``engine``."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, *, subject_key: SubjectKey | None = None) -> None:
         self.engine = engine
+        self.subject_key = subject_key
+        """Hashes data subjects into ``subject_hash``; without it a record naming a subject is refused."""
         self._sqlite_writer = sqlite_writer_engine(engine)
         """On SQLite, inserts run as one call in a worker thread (see :meth:`insert_records`)."""
 
@@ -96,7 +109,7 @@ class MessageLogStore:
         """Insert ``records`` in one transaction; their ids in order. All or none are written."""
         if not records:
             return []
-        rows = [_row(r, at) for r in records]
+        rows = [_row(r, at, self.subject_key) for r in records]
         if self._sqlite_writer is not None:
             return await asyncio.to_thread(_insert_sync, self._sqlite_writer, records, rows)
         async with self._tx() as conn:
@@ -228,8 +241,28 @@ def _insert_sync(engine: Engine, records: Sequence[LogRecord], rows: list[dict[s
     return ids
 
 
-def _row(record: LogRecord, at: datetime) -> dict[str, object]:
+def _searched(value: str | None) -> str | None:
+    return value[:SEARCHED_VALUE_LENGTH] if value is not None else None
+
+
+def rest_status(header_part: bytes) -> int | None:
+    """The HTTP status of a REST response's header part (its first line), ``None`` for anything else."""
+    first = header_part[:_STATUS_LINE_BYTES].split(b"\r\n", 1)[0]
+    return int(first) if _STATUS.fullmatch(first) else None
+
+
+def _subject_hash(record: LogRecord, key: SubjectKey | None) -> str | None:
+    subject = record.facts.data_subject
+    if subject is None:
+        return None
+    if key is None:
+        raise XRoadError(FaultCode.LOGGING_FAILED, "the message log has no data subject key")
+    return key.hash(subject)
+
+
+def _row(record: LogRecord, at: datetime, key: SubjectKey | None) -> dict[str, object]:
     client = record.client
+    facts = record.facts
     return {
         "time": at,
         "query_id": record.query_id,
@@ -249,6 +282,10 @@ def _row(record: LogRecord, at: datetime) -> dict[str, object]:
         "timestamp_id": None,
         "timestamp_hash_chain": None,
         "archived": False,
+        "subject_hash": _subject_hash(record, key),
+        "user_id": _searched(facts.user_id),
+        "issue": _searched(facts.issue),
+        "status": rest_status(record.message) if record.rest and record.response else None,
     }
 
 
