@@ -18,10 +18,10 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Final
+from typing import Any, Final
 
-from sqlalchemy import Engine, insert, select, update
-from sqlalchemy.engine import RowMapping
+from sqlalchemy import Engine, Select, insert, select, update
+from sqlalchemy.engine import Row, RowMapping
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -72,6 +72,8 @@ class StoredRecord:
     timestamped: bool
     batch_timestamp: BatchTimestamp | None
     """The batch time-stamp covering the record (a single time-stamp sits inside its signature)."""
+    x_request_id: str = ""
+    """The exchange's ``x-road-request-id``."""
 
 
 class MessageLogStore:
@@ -104,6 +106,12 @@ class MessageLogStore:
             raise XRoadError(
                 FaultCode.LOGGING_FAILED, f"message log database error: {type(e).__name__}: {e}"
             ) from e
+
+    async def fetch_all(self, query: Select[*tuple[Any, ...]]) -> Sequence[Row[*tuple[Any, ...]]]:
+        """The rows of a read-only ``query`` (searches and verification)."""
+        async with self._tx() as conn:
+            result = await conn.execute(query)
+            return result.all()
 
     async def insert_records(self, records: Sequence[LogRecord], *, at: datetime) -> list[int]:
         """Insert ``records`` in one transaction; their ids in order. All or none are written."""
@@ -184,13 +192,8 @@ class MessageLogStore:
     ) -> list[StoredRecord]:
         """The records of ``query_id`` (of ``client``; only requests or responses when ``response`` is
         given), in the order they were logged."""
-        m, t = MessageRecordRow, TimestampRecordRow
-        query = (
-            select(*m.__table__.c, t.token, t.hash_chain_result.label("ts_result"))
-            .outerjoin(t, m.timestamp_id == t.id)
-            .where(m.query_id == query_id)
-            .order_by(m.id)
-        )
+        m = MessageRecordRow
+        query = _stored_query().where(m.query_id == query_id)
         if client is not None:
             subsystem = client.subsystem_code if isinstance(client, SubsystemId) else None
             query = query.where(
@@ -201,6 +204,14 @@ class MessageLogStore:
             )
         if response is not None:
             query = query.where(m.response == response)
+        return await self._load(query)
+
+    async def records_after(self, after_id: int, *, limit: int) -> list[StoredRecord]:
+        """Up to ``limit`` records with an id above ``after_id``, in id order (a whole-log walk)."""
+        m = MessageRecordRow
+        return await self._load(_stored_query().where(m.id > after_id).limit(limit))
+
+    async def _load(self, query: Select[*tuple[Any, ...]]) -> list[StoredRecord]:
         async with self._tx() as conn:
             rows = (await conn.execute(query)).all()
             ids = [int(r.id) for r in rows]
@@ -213,6 +224,15 @@ class MessageLogStore:
                 for record_id, data in found.all():
                     attachments[int(record_id)].append(bytes(data))
         return [_stored(r._mapping, tuple(attachments[int(r.id)])) for r in rows]
+
+
+def _stored_query() -> Select[*tuple[Any, ...]]:
+    m, t = MessageRecordRow, TimestampRecordRow
+    return (
+        select(*m.__table__.c, t.token, t.hash_chain_result.label("ts_result"))
+        .outerjoin(t, m.timestamp_id == t.id)
+        .order_by(m.id)
+    )
 
 
 def _attachment_rows(ids: Sequence[int], records: Sequence[LogRecord]) -> list[dict[str, object]]:
@@ -312,4 +332,5 @@ def _stored(r: RowMapping, attachments: tuple[bytes, ...]) -> StoredRecord:
         ),
         timestamped=r["timestamp_id"] is not None,
         batch_timestamp=batch,
+        x_request_id=str(r["x_request_id"]),
     )
