@@ -4,6 +4,7 @@ naming a changed byte, a deleted response, a broken time-stamp and a broken arch
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import os
@@ -11,15 +12,21 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from click.testing import Result
 from sqlalchemy import Connection, delete, inspect, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
+from typer.testing import CliRunner
 
+from security_server.cli import app as node_cli
+from security_server.home import create_home, globalconf_dir, open_home
 from security_server.messagelog import ExchangeFacts, LogRecord, MessageLogStore, SubjectKey
 from security_server.messagelog.export import export_exchange
 from security_server.messagelog.models import MessageRecordRow, TimestampRecordRow
 from security_server.messagelog.search import LogFilters, search_log
 from security_server.messagelog.subjects import SUBJECT_KEY_FILE
-from security_server.messagelog.verify import MISSING_RESPONSE, verify_log
+from security_server.messagelog.verify import MISSING_REQUEST, MISSING_RESPONSE, verify_log
+from security_server.operations import open_node_store
+from tests.security_server.test_messagelog_timestamper import _write_conf
 from tests.test_signature import Evidence, build_evidence
 from xroad_mn.archive import write_archive
 from xroad_mn.asic import build_timestamp_hash_chains
@@ -370,3 +377,45 @@ async def test_verify_log_checks_archives_and_pairs_across_them(
     broken = await verify_log(store, evidence.trust, now=now, archives=tmp_path, in_flight=timedelta(0))
     assert broken.first_broken is not None
     assert broken.first_broken.archive == archive.filename
+
+
+# ------------------------------------------------------------------------------------------------------------
+# The CLI
+
+
+async def test_node_log_search_and_verify_commands(evidence: Evidence, tmp_path: Path) -> None:
+    home = create_home(tmp_path / "node", {"address": "127.0.0.2"})
+    settings = open_home(home)
+    async with open_node_store(settings) as node_store:
+        store = MessageLogStore(node_store.engine, subject_key=SubjectKey.open(home))
+        ids = await _logged_and_stamped(store, evidence)
+        store.close()
+    _write_conf(evidence.trust, globalconf_dir(home))
+    runner = CliRunner()
+
+    def run(*args: str) -> Result:
+        return runner.invoke(node_cli, ["log", *args, "--dir", str(home), "--json"])
+
+    found = await asyncio.to_thread(run, "search", "--subject", SUBJECT, "--from", evidence.now.isoformat())
+    assert found.exit_code == 0, found.output
+    records = json.loads(found.stdout)["records"]
+    assert [r["id"] for r in records] == ids["batch"] + ids["rest"]
+    assert {r["x_road_id"] for r in records} == {"q-batch", "q-rest"}
+    table = await asyncio.to_thread(
+        runner.invoke, node_cli, ["log", "search", "--dir", str(home), "--limit", "2"]
+    )
+    assert table.exit_code == 0, table.output
+    assert "q-batch" in table.stdout
+    assert f"--after-id {ids['batch'][1]}" in table.stdout
+
+    verified = await asyncio.to_thread(run, "verify")
+    assert verified.exit_code == 0, verified.output
+    assert json.loads(verified.stdout)["records"] == 6
+
+    async with open_node_store(settings) as node_store, node_store.engine.begin() as conn:
+        await conn.execute(delete(MessageRecordRow).where(MessageRecordRow.id == ids["rest"][0]))
+    broken = await asyncio.to_thread(run, "verify")
+    assert broken.exit_code == 1
+    verdict = json.loads(broken.stdout)
+    assert verdict["code"] == MISSING_REQUEST
+    assert verdict["broken"][0]["record_id"] == ids["rest"][1]
