@@ -12,10 +12,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from click.testing import Result
+
 from sqlalchemy import Connection, delete, inspect, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from security_server.cli import app as node_cli
 from security_server.home import create_home, globalconf_dir, open_home
