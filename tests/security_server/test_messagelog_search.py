@@ -18,7 +18,14 @@ from typer.testing import CliRunner, Result
 
 from security_server.cli import app as node_cli
 from security_server.home import create_home, globalconf_dir, open_home
-from security_server.messagelog import ExchangeFacts, LogRecord, MessageLogStore, SubjectKey
+from security_server.messagelog import (
+    ExchangeFacts,
+    LogRecord,
+    MessageLogStore,
+    SubjectKey,
+    rest_facts,
+    soap_facts,
+)
 from security_server.messagelog.export import export_exchange
 from security_server.messagelog.models import MessageRecordRow, TimestampRecordRow
 from security_server.messagelog.search import LogFilters, search_log
@@ -33,6 +40,7 @@ from xroad_mn.errors import FaultCode, XRoadError
 from xroad_mn.hashchain import MessagePart
 from xroad_mn.signature import embed_timestamp, sign, sign_batch, timestamp_input
 from xroad_mn.wire.rest import build_rest_request, build_rest_response
+from xroad_mn.wire.soap import parse_soap_message
 from xroad_mn.wire.subject import EXTENSIONS_NS
 
 from .messagelog_fixtures import CLIENT, SERVICE, record_for, soap_message
@@ -418,3 +426,16 @@ async def test_node_log_search_and_verify_commands(evidence: Evidence, tmp_path:
     verdict = json.loads(broken.stdout)
     assert verdict["code"] == MISSING_REQUEST
     assert verdict["broken"][0]["record_id"] == ids["rest"][1]
+
+
+def test_exchange_facts_come_from_the_request() -> None:
+    rest = build_rest_request(
+        "GET", "/r1/MN/GOV/5012345/registry/people/1",
+        [("X-Road-Client", "MN/GOV/5012345"), ("X-Road-UserId", "EE1"), ("X-Road-Issue", "c-9"),
+         ("X-MN-Data-Subject", SUBJECT)],
+        query_id="q-1", request_id="r-1",
+    )  # fmt: skip
+    assert rest_facts(rest) == ExchangeFacts(SUBJECT, "EE1", "c-9")
+    soap = parse_soap_message(_soap_with_subject("q-2", f" {OTHER_SUBJECT} "))
+    assert soap_facts(soap) == ExchangeFacts(OTHER_SUBJECT, None, None)
+    assert soap_facts(parse_soap_message(soap_message("q-3"))) == ExchangeFacts()
