@@ -14,6 +14,8 @@
     $ xroad-mn node status --dir ss1 --json
     $ xroad-mn node serve --dir ss1                             # admin API and OCSP port until Ctrl-C
     $ xroad-mn node log export --dir ss1 --x-road-id MN-5c1f... --out evidence/   # ASiC-E containers
+    $ xroad-mn node log search --dir ss1 --subject УБ99112233 --from 2027-01-01     # who asked about whom
+    $ xroad-mn node log verify --dir ss1 [--archives DIR]                           # exit 1 when broken
     $ xroad-mn node log archive --dir ss1 --json               # time-stamped records into mlog-*.zip
 
 Every command takes ``--dir`` (the node's home, :mod:`security_server.home`) and ``--json``, and works on
@@ -39,6 +41,7 @@ import aiohttp
 import typer
 from cryptography.hazmat.primitives.serialization import Encoding
 from pydantic import BaseModel
+from rich.console import Console
 
 from security_server.api.events import NodeEvent
 from security_server.api.models import (
@@ -56,7 +59,7 @@ from security_server.api.models import (
 from security_server.app import run_node
 from security_server.certs import ImportedCertificate
 from security_server.db import DescriptionType, KeyUsage
-from security_server.home import audit_log_file, open_home
+from security_server.home import audit_log_file, globalconf_dir, open_home
 from security_server.ids import (
     MEMBER_FORMS,
     SERVICE_FORMS,
@@ -68,8 +71,18 @@ from security_server.ids import (
     parse_service_id,
     parse_subject,
 )
-from security_server.messagelog import MessageLogStore, export_exchange
+from security_server.messagelog import MessageLogStore, SubjectKey, export_exchange
 from security_server.messagelog.archiver import ArchiveFile, archive_once
+from security_server.messagelog.report import (
+    broken_error,
+    parse_log_time,
+    print_search_page,
+    print_verification,
+    search_json,
+    verification_json,
+)
+from security_server.messagelog.search import DEFAULT_SEARCH_LIMIT, LogFilters, SearchPage, search_log
+from security_server.messagelog.verify import LogVerification, verify_log
 from security_server.operations import (
     FIRST_KEY_ROLES,
     NodeContext,
@@ -93,8 +106,10 @@ from xroad_mn.cli.main import (
     JsonFlag,
     cli_user,
     dump_json,
+    fail,
     until_interrupted,
 )
+from xroad_mn.confclient.installed import load_trust_material
 from xroad_mn.errors import FaultCode, XRoadError
 from xroad_mn.fileio import write_atomic
 from xroad_mn.identifiers import format_id
@@ -680,6 +695,85 @@ def log_export(
         return
     for item in written:
         typer.echo(f"Wrote {item['file']} ({item['bytes']} bytes)")
+
+
+@log_app.command("search")
+def log_search(
+    home: DirOption,
+    start: Annotated[
+        str | None, typer.Option("--from", help="Logged at or after (ISO 8601; UTC if naive).")
+    ] = None,
+    end: Annotated[str | None, typer.Option("--to", help="Logged before (ISO 8601; UTC if naive).")] = None,
+    client: Annotated[str | None, typer.Option("--client", help="The exchange's client, exactly.")] = None,
+    service: Annotated[
+        str | None, typer.Option("--service", help="The service (SERVICE:MN/GOV/...).")
+    ] = None,
+    x_road_id: Annotated[str | None, typer.Option("--x-road-id", help="The X-Road id (SOAP id).")] = None,
+    user_id: Annotated[str | None, typer.Option("--user-id", help="X-Road-UserId / userId.")] = None,
+    issue: Annotated[str | None, typer.Option("--issue", help="X-Road-Issue / issue.")] = None,
+    status: Annotated[int | None, typer.Option("--status", help="A REST response's HTTP status.")] = None,
+    subject: Annotated[
+        str | None,
+        typer.Option("--subject", help="The data subject's registration number (looked up hashed)."),
+    ] = None,
+    limit: Annotated[
+        int, typer.Option("--limit", help="Records per page (at most 1000).")
+    ] = DEFAULT_SEARCH_LIMIT,
+    after_id: Annotated[int | None, typer.Option("--after-id", help="The page after this record id.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Search the message log's metadata (never bodies) by time, parties, ids, user, issue, status and data
+    subject; a page of records in id order."""
+    filters = LogFilters(
+        start=parse_log_time(start) if start is not None else None,
+        end=parse_log_time(end) if end is not None else None,
+        client=parse_client_id(client) if client is not None else None,
+        service=parse_service_id(service) if service is not None else None,
+        query_id=x_road_id, user_id=user_id, issue=issue, status=status, data_subject=subject,
+    )  # fmt: skip
+
+    async def action(ctx: NodeContext) -> tuple[SearchPage, dict[str, Any]]:
+        key = await asyncio.to_thread(SubjectKey.open, ctx.settings.home) if subject is not None else None
+        store = MessageLogStore(ctx.store.engine, subject_key=key)
+        return await search_log(store, filters, limit=limit, after_id=after_id), {}
+
+    page = _run(home, None, action, login=False)
+    if as_json:
+        _print_json(search_json(page))
+    else:
+        print_search_page(page, Console())
+
+
+@log_app.command("verify")
+def log_verify(
+    home: DirOption,
+    archives: Annotated[
+        Path | None, typer.Option("--archives", help="Also verify the mlog-*.zip archives in this directory.")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Verify every record in the database (signature, hash chains, time-stamp) against the node's global
+    configuration, the archives and that every exchange has its request and response; exit 1 naming the
+    first broken record or archive."""
+
+    async def action(ctx: NodeContext) -> tuple[LogVerification, dict[str, Any]]:
+        trust = await asyncio.to_thread(load_trust_material, globalconf_dir(ctx.settings.home))
+        store = MessageLogStore(ctx.store.engine)
+        return await verify_log(store, trust, now=datetime.now(UTC), archives=archives), {}
+
+    result = _run(home, None, action, login=False)
+    err = broken_error(result)
+    if err is not None:
+        fail(
+            err,
+            as_json=as_json,
+            verdict=verification_json(result),
+            show=lambda: print_verification(result, Console()),
+        )
+    if as_json:
+        _print_json(verification_json(result))
+    else:
+        print_verification(result, Console())
 
 
 @log_app.command("archive")

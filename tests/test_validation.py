@@ -252,3 +252,26 @@ def test_tsa_certificate(evidence: Evidence) -> None:
     with pytest.raises(XRoadError) as info:
         wrongly_approved.validate_tsa(responder, at=evidence.now)
     assert _reason(info.value) == "tsa_certificate_not_for_timestamping"
+
+
+def test_a_validator_remembers_verdicts_but_not_failures() -> None:
+    from xroad_mn.globalconf.trust import TrustMaterial
+
+    validator = CertificateValidator(TrustMaterial("MN", (), (), 3600, None))
+    calls: list[int] = []
+
+    def verdict() -> str:
+        calls.append(1)
+        return "valid"
+
+    def failing() -> str:
+        calls.append(1)
+        raise XRoadError(FaultCode.INVALID_SIGNATURE_VALUE, "no")
+
+    assert validator.remembered(("k", 1), verdict) == "valid"
+    assert validator.remembered(("k", 1), verdict) == "valid"
+    assert len(calls) == 1
+    for _ in range(2):
+        with pytest.raises(XRoadError):
+            validator.remembered(("k", 2), failing)
+    assert len(calls) == 3

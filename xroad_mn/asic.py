@@ -25,6 +25,7 @@ Example::
 
 from __future__ import annotations
 
+import hashlib
 import io
 import re
 import zipfile
@@ -508,9 +509,19 @@ def _verify_batch_timestamp(
         raise XRoadError(
             FaultCode.INVALID_HASH_CHAIN_REF, "time-stamp hash chain does not cover the signature"
         )
-    # b. The token stamps the exact bytes of ts-hashchainresult.xml.
-    return verify_timestamp_token(
-        ts.token, data=ts.hash_chain_result, tsa_certs=validator.trust.tsa_certificates, at=at
+    # b. The token stamps the exact bytes of ts-hashchainresult.xml: one token and result are shared by every
+    #    container of the batch, so a shared validator verifies them once.
+    key = (
+        "batch-timestamp",
+        hashlib.sha256(ts.token).digest(),
+        hashlib.sha256(ts.hash_chain_result).digest(),
+        at,
+    )
+    return validator.remembered(
+        key,
+        lambda: verify_timestamp_token(
+            ts.token, data=ts.hash_chain_result, tsa_certs=validator.trust.tsa_certificates, at=at
+        ),
     )
 
 

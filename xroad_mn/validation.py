@@ -32,10 +32,10 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Final, Literal
+from typing import Final, Literal, TypeVar, cast
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -93,6 +93,7 @@ PKIX_CRITICAL_EXTENSIONS: Final = frozenset(
 """Critical extensions a PKIX path validator processes (Java's checkers remove exactly these)."""
 MAX_CACHED_SIGNERS: Final = 4096
 """Most validated signers a :class:`CertificateValidator` remembers; the least recently used goes first."""
+_T = TypeVar("_T")
 
 
 def signing_member(cert: x509.Certificate, ca: ApprovedCA, *, default_instance: str) -> MemberId:
@@ -490,13 +491,34 @@ class _SignerCache:
 class CertificateValidator:
     """Decides whether signing, authentication and TSA certificates are trusted at a time, by ``trust``.
 
-    Remembers up to ``max_cached_signers`` validated signers (see :meth:`validate_signer`). The validator
-    is bound to one trust material: build a new one when global configuration changes.
+    Remembers up to ``max_cached_signers`` validated signers (see :meth:`validate_signer`) and as many other
+    verdicts reached on this trust material (see :meth:`remembered`). The validator is bound to one trust
+    material: build a new one when global configuration changes.
     """
 
     def __init__(self, trust: TrustMaterial, *, max_cached_signers: int = MAX_CACHED_SIGNERS) -> None:
         self._trust = trust
         self._signers = _SignerCache(max_cached_signers)
+        self._verdicts: OrderedDict[Hashable, object] = OrderedDict()
+        self._max_verdicts = max_cached_signers
+        self._verdicts_lock = threading.Lock()
+
+    def remembered(self, key: Hashable, verify: Callable[[], _T]) -> _T:
+        """``verify()``'s result, computed once per ``key`` for this validator (a failure is not kept).
+
+        For evidence many messages share — one batch time-stamp token over hundreds of containers — so it is
+        verified once. ``key`` must name everything the verdict depends on besides the trust material
+        (digests of the exact bytes, the verification time)."""
+        with self._verdicts_lock:
+            if key in self._verdicts:
+                self._verdicts.move_to_end(key)
+                return cast(_T, self._verdicts[key])
+        result = verify()
+        with self._verdicts_lock:
+            self._verdicts[key] = result
+            while len(self._verdicts) > self._max_verdicts:
+                self._verdicts.popitem(last=False)
+        return result
 
     @property
     def trust(self) -> TrustMaterial:

@@ -24,6 +24,9 @@ Example::
 
 from __future__ import annotations
 
+import threading
+from typing import Final
+
 from lxml import etree
 
 from xroad_mn.errors import XRoadError
@@ -48,6 +51,25 @@ def parser(*, remove_comments: bool = False, remove_pis: bool = False) -> etree.
     )
 
 
+class _ThreadParsers(threading.local):
+    """One parser per option set and thread, reused: building an lxml parser costs more than parsing a
+    signature (a parser is not shared between threads, and never parses two documents at once)."""
+
+    def __init__(self) -> None:
+        self.parsers: dict[tuple[bool, bool], etree.XMLParser] = {}
+
+
+_PARSERS: Final = _ThreadParsers()
+
+
+def _thread_parser(remove_comments: bool, remove_pis: bool) -> etree.XMLParser:
+    key = (remove_comments, remove_pis)
+    found = _PARSERS.parsers.get(key)
+    if found is None:
+        found = _PARSERS.parsers[key] = parser(remove_comments=remove_comments, remove_pis=remove_pis)
+    return found
+
+
 def parse(
     data: bytes,
     *,
@@ -66,7 +88,7 @@ def parse(
     if max_bytes is not None and len(data) > max_bytes:
         raise XRoadError(code, f"{what} is larger than {max_bytes} bytes")
     try:
-        root = etree.fromstring(data, parser(remove_comments=remove_comments, remove_pis=remove_pis))
+        root = etree.fromstring(data, _thread_parser(remove_comments, remove_pis))
     except (etree.LxmlError, ValueError) as e:
         raise XRoadError(code, f"{what} is not well-formed XML: {e}") from e
     if root is None:
@@ -77,6 +99,6 @@ def parse(
     doctype: object = getattr(docinfo, "doctype", "")
     if doctype or docinfo.internalDTD is not None or docinfo.externalDTD is not None:
         raise XRoadError(code, f"{what} must not contain a document type declaration (DOCTYPE)")
-    if any(isinstance(el, etree._Entity) for el in root.iter()):
+    if next(root.iter(etree.Entity), None) is not None:  # searched by libxml2, not element by element
         raise XRoadError(code, f"{what} must not contain entity references")
     return root

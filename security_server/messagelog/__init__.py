@@ -1,7 +1,10 @@
 """The node's message log: every signed request and response committed during the exchange, time-stamped
 in batches, and exported as ASiC-E evidence.
 
-- :class:`LogRecord` (:mod:`.records`): what the proxies log.
+- :class:`LogRecord` (:mod:`.records`): what the proxies log, with its exchange's :class:`ExchangeFacts`
+  (:func:`rest_facts`, :func:`soap_facts`: user id, issue, data subject).
+- :class:`SubjectKey` (:mod:`.subjects`): the node secret the data subject index is keyed with.
+- :func:`~.search.search_log` and :func:`~.verify.verify_log`: what auditors ask of the log.
 - :class:`MessageLog` (:mod:`.writer`): the group-commit writer; ``await log(record)`` returns the committed
   record's id.
 - :class:`Timestamper` (:mod:`.timestamper`): RFC 3161 time-stamps from the approved TSAs, single or batch.
@@ -17,6 +20,7 @@ Example (in the node application's ``cleanup_ctx``)::
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -26,8 +30,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from security_server.messagelog.bodylog import BodyLoggingPolicy, loggable_record
 from security_server.messagelog.export import AsicResponse, asic_response, export_exchange
-from security_server.messagelog.records import LogRecord
+from security_server.messagelog.records import ExchangeFacts, LogRecord, rest_facts, soap_facts
 from security_server.messagelog.store import MessageLogStore
+from security_server.messagelog.subjects import SubjectKey
 from security_server.messagelog.timestamper import Timestamper
 from security_server.messagelog.writer import MessageLog
 from security_server.settings import NodeSettings
@@ -36,14 +41,18 @@ from xroad_mn.globalconf.trust import TrustMaterial
 __all__ = [
     "AsicResponse",
     "BodyLoggingPolicy",
+    "ExchangeFacts",
     "LogRecord",
     "MessageLog",
     "MessageLogStore",
+    "SubjectKey",
     "Timestamper",
     "asic_response",
     "export_exchange",
     "loggable_record",
     "open_message_log",
+    "rest_facts",
+    "soap_facts",
 ]
 
 
@@ -64,7 +73,8 @@ async def open_message_log(
     """The message log of a running node: its writer and (with ``timestamping``, in the one process of the
     node that time-stamps) its timestamper task, both stopped after the block. The timestamper is
     ``message_log.timestamper``."""
-    store = MessageLogStore(engine)
+    subject_key = await asyncio.to_thread(SubjectKey.open, settings.home)
+    store = MessageLogStore(engine, subject_key=subject_key)
     timestamper = Timestamper.from_settings(settings, store, load_trust, session, clock=clock)
     message_log = MessageLog(
         store, timestamper=timestamper, body_logging=BodyLoggingPolicy.from_settings(settings), clock=clock

@@ -4,7 +4,8 @@ X-Road keeps message records (discriminator ``m``) and time-stamp records (``t``
 here they are :class:`MessageRecordRow` (``message_records``), :class:`TimestampRecordRow`
 (``timestamp_records``) and, since a SOAP message may carry several attachments, the attachments of a
 message record in :class:`MessageAttachmentRow` (``message_attachments``). The tables belong to the node's
-metadata and are created by the migration ``n0002_messagelog``.
+metadata and are created by the migration ``n0002_messagelog``; ``n0003_search`` adds the searched
+columns (the data subject only as a keyed hash) and their indexes.
 
 Example::
 
@@ -26,6 +27,7 @@ from security_server.db.models import Base
 
 __all__ = [
     "RECORD_ID",
+    "SEARCHED_VALUE_LENGTH",
     "SIGNATURE_HASH_LENGTH",
     "MessageAttachmentRow",
     "MessageRecordRow",
@@ -37,6 +39,22 @@ RECORD_ID: Final = BigInteger().with_variant(Integer(), "sqlite")
 SIGNATURE_HASH_LENGTH: Final = 128
 """Room for a base64 SHA-512 digest (88 characters) of a signature document."""
 X_REQUEST_ID_LENGTH: Final = 255
+SUBJECT_HASH_LENGTH: Final = 64
+"""Hex HMAC-SHA256 of a data subject."""
+SEARCHED_VALUE_LENGTH: Final = 255
+"""Room for a user id or an issue; longer values are kept (and searched) cut to this length."""
+_OPTIONAL_SEARCHED: Final = ("subject_hash", "user_id", "issue", "status")
+
+
+def _searched_index(column: str) -> Index:
+    """The index of an optional searched column: only records that have it, ordered by id."""
+    return Index(
+        f"ix_message_records_{column}",
+        column,
+        "id",
+        sqlite_where=text(f"{column} IS NOT NULL"),
+        postgresql_where=text(f"{column} IS NOT NULL"),
+    )
 
 
 class TimestampRecordRow(Base):
@@ -59,7 +77,9 @@ class MessageRecordRow(Base):
 
     __tablename__ = "message_records"
     __table_args__ = (
-        Index("ix_message_records_client", "instance", "member_class", "member_code", "subsystem_code"),
+        Index("ix_message_records_client", "instance", "member_class", "member_code", "subsystem_code", "id"),
+        Index("ix_message_records_service", "service", "id"),
+        *(_searched_index(column) for column in _OPTIONAL_SEARCHED),
         Index(
             "ix_message_records_unstamped",
             "id",
@@ -100,6 +120,14 @@ class MessageRecordRow(Base):
     timestamp_hash_chain: Mapped[bytes | None]
     """Batch time-stamps: this record's ``ts-hashchain.xml``."""
     archived: Mapped[bool] = mapped_column(Boolean, index=True)
+    subject_hash: Mapped[str | None] = mapped_column(String(SUBJECT_HASH_LENGTH))
+    """HMAC-SHA256 (hex) of the exchange's data subject under the node's subject key; never the subject."""
+    user_id: Mapped[str | None] = mapped_column(String(SEARCHED_VALUE_LENGTH))
+    """The request's ``userId`` / ``X-Road-UserId``."""
+    issue: Mapped[str | None] = mapped_column(String(SEARCHED_VALUE_LENGTH))
+    """The request's ``issue`` / ``X-Road-Issue``."""
+    status: Mapped[int | None]
+    """A REST response's HTTP status."""
 
 
 class MessageAttachmentRow(Base):

@@ -1,21 +1,52 @@
 """What the proxies hand to the message log: one :class:`LogRecord` per request and per response.
 
+Each record carries the :class:`ExchangeFacts` of its exchange, read from the request
+(:func:`rest_facts`, :func:`soap_facts`) and given to both its records, so a search by user id, issue or
+data subject finds the request and the response alike.
+
 Example::
 
+    >>> facts = rest_facts(request)  # doctest: +SKIP
     >>> record = LogRecord(  # doctest: +SKIP
     ...     query_id="MN-4f1c...", x_request_id="9d3e...", client=client, service=service,
-    ...     response=False, rest=True, message=header_part, attachments=(body,), signature=signature)
+    ...     response=False, rest=True, message=header_part, attachments=(body,), signature=signature,
+    ...     facts=facts)
     >>> record_id = await message_log.log(record)  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from xroad_mn.identifiers import ClientId, ServiceId
 from xroad_mn.signature import SignatureData
+from xroad_mn.wire.rest import RestRequest
+from xroad_mn.wire.soap import SoapMessage
+from xroad_mn.wire.subject import data_subject_of_rest, data_subject_of_soap
 
-__all__ = ["LogRecord"]
+__all__ = ["ExchangeFacts", "LogRecord", "rest_facts", "soap_facts"]
+
+
+@dataclass(frozen=True)
+class ExchangeFacts:
+    """What an exchange's request says about it beyond the X-Road identifiers, for search."""
+
+    data_subject: str | None = None
+    """The citizen the exchange is about (``X-MN-Data-Subject`` / ``mn:dataSubject``), in clear: the log
+    stores only its keyed hash (:class:`~security_server.messagelog.subjects.SubjectKey`)."""
+    user_id: str | None = None
+    issue: str | None = None
+
+
+def rest_facts(request: RestRequest) -> ExchangeFacts:
+    """The facts of a REST request (``invalid_message`` for a malformed data subject)."""
+    return ExchangeFacts(data_subject_of_rest(request.headers), request.user_id, request.issue)
+
+
+def soap_facts(message: SoapMessage) -> ExchangeFacts:
+    """The facts of a SOAP request (``invalid_message`` for a malformed data subject)."""
+    header = message.x_road_header
+    return ExchangeFacts(data_subject_of_soap(message.raw), header.user_id, header.issue)
 
 
 @dataclass(frozen=True)
@@ -37,3 +68,5 @@ class LogRecord:
     """SOAP attachments in order, or ``(body,)`` for a REST message with a body."""
     signature: SignatureData
     """The XAdES document and, for batch signatures, the hash-chain result and this message's chain."""
+    facts: ExchangeFacts = field(default_factory=ExchangeFacts)
+    """The exchange's user id, issue and data subject (the same for its request and its response)."""

@@ -13,19 +13,26 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import re
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Final
+from typing import Any, Final
 
-from sqlalchemy import Engine, delete, exists, insert, select, update
-from sqlalchemy.engine import RowMapping
+from sqlalchemy import Engine, Select, delete, exists, insert, select, update
+from sqlalchemy.engine import Row, RowMapping
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from security_server.messagelog.models import MessageAttachmentRow, MessageRecordRow, TimestampRecordRow
+from security_server.messagelog.models import (
+    SEARCHED_VALUE_LENGTH,
+    MessageAttachmentRow,
+    MessageRecordRow,
+    TimestampRecordRow,
+)
 from security_server.messagelog.records import LogRecord
+from security_server.messagelog.subjects import SubjectKey
 from xroad_mn.asic import BatchTimestamp
 from xroad_mn.database import sqlite_writer_engine
 from xroad_mn.errors import FaultCode, XRoadError
@@ -38,12 +45,15 @@ __all__ = [
     "MessageLogStore",
     "StoredRecord",
     "WaitingRecord",
+    "rest_status",
     "signature_hash",
-    "stored_record",
 ]
 
 ID_CHUNK: Final = 5000
 """Most record ids one statement names (bound parameters are limited: SQLite 32766, PostgreSQL 32767)."""
+
+_STATUS: Final = re.compile(rb"[1-9][0-9]{2}")
+_STATUS_LINE_BYTES: Final = 8
 
 
 def signature_hash(signature_xml: bytes) -> str:
@@ -73,6 +83,8 @@ class StoredRecord:
     timestamped: bool
     batch_timestamp: BatchTimestamp | None
     """The batch time-stamp covering the record (a single time-stamp sits inside its signature)."""
+    x_request_id: str = ""
+    """The exchange's ``x-road-request-id``."""
 
 
 @dataclass(frozen=True)
@@ -96,8 +108,10 @@ def _chunks(ids: Sequence[int]) -> list[Sequence[int]]:
 class MessageLogStore:
     """The message log tables on ``engine``."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, *, subject_key: SubjectKey | None = None) -> None:
         self.engine = engine
+        self.subject_key = subject_key
+        """Hashes data subjects into ``subject_hash``; without it a record naming a subject is refused."""
         self._sqlite_writer = sqlite_writer_engine(engine)
         """On SQLite, inserts run as one call in a worker thread (see :meth:`insert_records`)."""
 
@@ -122,11 +136,17 @@ class MessageLogStore:
                 FaultCode.LOGGING_FAILED, f"message log database error: {type(e).__name__}: {e}"
             ) from e
 
+    async def fetch_all(self, query: Select[*tuple[Any, ...]]) -> Sequence[Row[*tuple[Any, ...]]]:
+        """The rows of a read-only ``query`` (searches and verification)."""
+        async with self._tx() as conn:
+            result = await conn.execute(query)
+            return result.all()
+
     async def insert_records(self, records: Sequence[LogRecord], *, at: datetime) -> list[int]:
         """Insert ``records`` in one transaction; their ids in order. All or none are written."""
         if not records:
             return []
-        rows = [_row(r, at) for r in records]
+        rows = [_row(r, at, self.subject_key) for r in records]
         if self._sqlite_writer is not None:
             return await asyncio.to_thread(_insert_sync, self._sqlite_writer, records, rows)
         async with self._tx() as conn:
@@ -211,19 +231,13 @@ class MessageLogStore:
 
     async def archivable(self, limit: int) -> list[ArchivableRecord]:
         """Up to ``limit`` time-stamped records not archived yet, oldest first, with their attachments."""
-        m, t = MessageRecordRow, TimestampRecordRow
-        query = (
-            select(*m.__table__.c, t.token, t.hash_chain_result.label("ts_result"))
-            .join(t, m.timestamp_id == t.id)
-            .where(m.archived.is_(False))
-            .order_by(m.id)
-            .limit(limit)
-        )
+        m = MessageRecordRow
+        query = _stored_query().where(m.archived.is_(False), m.timestamp_id.is_not(None)).limit(limit)
         async with self._tx() as conn:
             rows = (await conn.execute(query)).all()
             attachments = await self._attachments(conn, [int(r.id) for r in rows])
         return [
-            ArchivableRecord(stored_record(r._mapping, tuple(attachments[int(r.id)])), _client(r._mapping))
+            ArchivableRecord(_stored(r._mapping, tuple(attachments[int(r.id)])), _client(r._mapping))
             for r in rows
         ]
 
@@ -239,16 +253,6 @@ class MessageLogStore:
                 await conn.execute(
                     update(t).where(t.id.in_(stamps.scalar_subquery()), ~waiting).values(archived=True)
                 )
-
-    async def archived_ids(self, record_ids: Sequence[int]) -> set[int]:
-        """Which of ``record_ids`` are marked archived."""
-        m = MessageRecordRow
-        found: set[int] = set()
-        async with self._tx() as conn:
-            for chunk in _chunks(record_ids):
-                rows = await conn.execute(select(m.id).where(m.id.in_(chunk), m.archived.is_(True)))
-                found.update(int(i) for i in rows.scalars())
-        return found
 
     async def delete_archived(self, before: datetime, limit: int) -> int:
         """Delete up to ``limit`` archived records logged before ``before`` with their attachments, and the
@@ -272,13 +276,8 @@ class MessageLogStore:
     ) -> list[StoredRecord]:
         """The records of ``query_id`` (of ``client``; only requests or responses when ``response`` is
         given), in the order they were logged."""
-        m, t = MessageRecordRow, TimestampRecordRow
-        query = (
-            select(*m.__table__.c, t.token, t.hash_chain_result.label("ts_result"))
-            .outerjoin(t, m.timestamp_id == t.id)
-            .where(m.query_id == query_id)
-            .order_by(m.id)
-        )
+        m = MessageRecordRow
+        query = _stored_query().where(m.query_id == query_id)
         if client is not None:
             subsystem = client.subsystem_code if isinstance(client, SubsystemId) else None
             query = query.where(
@@ -289,10 +288,27 @@ class MessageLogStore:
             )
         if response is not None:
             query = query.where(m.response == response)
+        return await self._load(query)
+
+    async def records_after(self, after_id: int, *, limit: int) -> list[StoredRecord]:
+        """Up to ``limit`` records with an id above ``after_id``, in id order (a whole-log walk)."""
+        m = MessageRecordRow
+        return await self._load(_stored_query().where(m.id > after_id).limit(limit))
+
+    async def _load(self, query: Select[*tuple[Any, ...]]) -> list[StoredRecord]:
         async with self._tx() as conn:
             rows = (await conn.execute(query)).all()
             attachments = await self._attachments(conn, [int(r.id) for r in rows])
-        return [stored_record(r._mapping, tuple(attachments[int(r.id)])) for r in rows]
+        return [_stored(r._mapping, tuple(attachments[int(r.id)])) for r in rows]
+
+
+def _stored_query() -> Select[*tuple[Any, ...]]:
+    m, t = MessageRecordRow, TimestampRecordRow
+    return (
+        select(*m.__table__.c, t.token, t.hash_chain_result.label("ts_result"))
+        .outerjoin(t, m.timestamp_id == t.id)
+        .order_by(m.id)
+    )
 
 
 def _attachment_rows(ids: Sequence[int], records: Sequence[LogRecord]) -> list[dict[str, object]]:
@@ -321,8 +337,28 @@ def _insert_sync(engine: Engine, records: Sequence[LogRecord], rows: list[dict[s
     return ids
 
 
-def _row(record: LogRecord, at: datetime) -> dict[str, object]:
+def _searched(value: str | None) -> str | None:
+    return value[:SEARCHED_VALUE_LENGTH] if value is not None else None
+
+
+def rest_status(header_part: bytes) -> int | None:
+    """The HTTP status of a REST response's header part (its first line), ``None`` for anything else."""
+    first = header_part[:_STATUS_LINE_BYTES].split(b"\r\n", 1)[0]
+    return int(first) if _STATUS.fullmatch(first) else None
+
+
+def _subject_hash(record: LogRecord, key: SubjectKey | None) -> str | None:
+    subject = record.facts.data_subject
+    if subject is None:
+        return None
+    if key is None:
+        raise XRoadError(FaultCode.LOGGING_FAILED, "the message log has no data subject key")
+    return key.hash(subject)
+
+
+def _row(record: LogRecord, at: datetime, key: SubjectKey | None) -> dict[str, object]:
     client = record.client
+    facts = record.facts
     return {
         "time": at,
         "query_id": record.query_id,
@@ -342,6 +378,10 @@ def _row(record: LogRecord, at: datetime) -> dict[str, object]:
         "timestamp_id": None,
         "timestamp_hash_chain": None,
         "archived": False,
+        "subject_hash": _subject_hash(record, key),
+        "user_id": _searched(facts.user_id),
+        "issue": _searched(facts.issue),
+        "status": rest_status(record.message) if record.rest and record.response else None,
     }
 
 
@@ -349,8 +389,7 @@ def _optional(value: bytes | None) -> bytes | None:
     return bytes(value) if value is not None else None
 
 
-def stored_record(r: RowMapping, attachments: tuple[bytes, ...]) -> StoredRecord:
-    """A record from a row of ``message_records`` joined with its time-stamp's ``token`` and ``ts_result``."""
+def _stored(r: RowMapping, attachments: tuple[bytes, ...]) -> StoredRecord:
     batch: BatchTimestamp | None = None
     token = _optional(r["token"])
     ts_result = _optional(r["ts_result"])
@@ -369,4 +408,5 @@ def stored_record(r: RowMapping, attachments: tuple[bytes, ...]) -> StoredRecord
         ),
         timestamped=r["timestamp_id"] is not None,
         batch_timestamp=batch,
+        x_request_id=str(r["x_request_id"]),
     )

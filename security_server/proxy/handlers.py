@@ -23,7 +23,7 @@ from cryptography import x509
 
 from security_server.db.records import Service
 from security_server.exchange.peers import provider_addresses
-from security_server.messagelog import LogRecord
+from security_server.messagelog import ExchangeFacts, LogRecord, rest_facts, soap_facts
 from security_server.proxy.configuration import ConfigurationView
 from security_server.proxy.internal_tls import check_is_connection
 from security_server.proxy.metaservices import (
@@ -105,6 +105,7 @@ def _record(
     message: bytes,
     attachments: Sequence[bytes],
     signature: SignatureData,
+    facts: ExchangeFacts,
 ) -> LogRecord:
     return LogRecord(
         query_id=query_id,
@@ -116,6 +117,7 @@ def _record(
         message=message,
         attachments=tuple(attachments),
         signature=signature,
+        facts=facts,
     )
 
 
@@ -295,6 +297,7 @@ class ConsumerExchange:
                 FaultCode.MISSING_HEADER_FIELD, "X-Road-Client header is missing", kind=ErrorKind.BAD_INPUT
             )
         await self._check_client(client)
+        facts = rest_facts(request)
         header_part = request.to_bytes()
         attachments = (body,) if body else ()
         parts = message_parts(header_part, attachments)
@@ -302,7 +305,7 @@ class ConsumerExchange:
         bound = log.bind(x_road_id=query_id, client=format_id(client), service=format_id(service))
         request_record = _record(
             query_id=query_id, x_request_id=request_id, client=client, service=service, response=False,
-            rest=True, message=header_part, attachments=attachments, signature=signature,
+            rest=True, message=header_part, attachments=attachments, signature=signature, facts=facts,
         )  # fmt: skip
         outgoing = tm.TransportMessage(
             ocsp_responses=self.node.own_ocsp(),
@@ -335,7 +338,7 @@ class ConsumerExchange:
             _record(
                 query_id=query_id, x_request_id=request_id, client=client, service=service, response=True,
                 rest=True, message=answer.message, attachments=(response_body,) if answer.rest_body else (),
-                signature=response_signature,
+                signature=response_signature, facts=facts,
             ),
             local_producer=False,
         )  # fmt: skip
@@ -353,6 +356,7 @@ class ConsumerExchange:
         header = message.x_road_header
         client = header.client
         await self._check_client(client)
+        facts = soap_facts(message)
         request_id = str(uuid.uuid4())
         att_data = [a.data for a in attachments]
         parts = message_parts(soap_part, att_data)
@@ -360,7 +364,7 @@ class ConsumerExchange:
         bound = log.bind(x_road_id=header.id, client=format_id(client), service=format_id(service))
         request_record = _record(
             query_id=header.id, x_request_id=request_id, client=client, service=service, response=False,
-            rest=False, message=soap_part, attachments=att_data, signature=signature,
+            rest=False, message=soap_part, attachments=att_data, signature=signature, facts=facts,
         )  # fmt: skip
         outgoing = _soap_transport_message(split, signature, ocsp_responses=self.node.own_ocsp())
         headers = _transport_headers(request_id, rest=False, original_content_type=content_type)
@@ -383,6 +387,7 @@ class ConsumerExchange:
             _record(
                 query_id=header.id, x_request_id=request_id, client=client, service=service, response=True,
                 rest=False, message=answer.message, attachments=response_att, signature=response_signature,
+                facts=facts,
             ),
             local_producer=False,
         )  # fmt: skip
@@ -411,6 +416,7 @@ class _Incoming:
     target: SecurityServerId | None
     rest_request: rest_wire.RestRequest | None
     soap_request: soap_wire.SoapMessage | None
+    facts: ExchangeFacts
 
 
 class ProviderExchange:
@@ -429,14 +435,15 @@ class ProviderExchange:
             if request.client is None:
                 raise _invalid("the REST request names no client (X-Road-Client)")
             return _Incoming(True, request.client, request.service, request.query_id or "",
-                             request.security_server, request, None)  # fmt: skip
+                             request.security_server, request, None, rest_facts(request))  # fmt: skip
         soap = soap_wire.parse_soap_message(
             message.message, content_type=message.message_content_type, expect="request"
         )
         header = soap.x_road_header
         if header.service is None:
             raise XRoadError(FaultCode.MISSING_HEADER_FIELD, "Required field 'service' is missing")
-        return _Incoming(False, header.client, header.service, header.id, header.security_server, None, soap)
+        return _Incoming(False, header.client, header.service, header.id, header.security_server, None, soap,
+                         soap_facts(soap))  # fmt: skip
 
     async def handle(
         self,
@@ -486,7 +493,7 @@ class ProviderExchange:
             _record(
                 query_id=incoming.query_id, x_request_id=request_id, client=client, service=service,
                 response=False, rest=incoming.rest, message=message.message, attachments=request_atts,
-                signature=signature,
+                signature=signature, facts=incoming.facts,
             ),
             local_producer=True,
         )  # fmt: skip
@@ -597,7 +604,7 @@ class ProviderExchange:
             _record(
                 query_id=incoming.query_id, x_request_id=request_id, client=incoming.client,
                 service=incoming.service, response=True, rest=incoming.rest, message=message,
-                attachments=attachments, signature=signature,
+                attachments=attachments, signature=signature, facts=incoming.facts,
             ),
             local_producer=True,
         )  # fmt: skip

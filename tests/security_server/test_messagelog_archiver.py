@@ -37,6 +37,7 @@ from security_server.messagelog.archiver import (
 )
 from security_server.messagelog.archivestate import LOCK_FILE, STATE_FILE, exclusive, load_state
 from security_server.messagelog.models import MessageAttachmentRow, MessageRecordRow, TimestampRecordRow
+from security_server.messagelog.verify import verify_log
 from security_server.operations import open_node_store
 from security_server.settings import ArchiveGrouping, NodeSettings
 from tests.test_signature import Evidence, build_evidence
@@ -251,6 +252,13 @@ async def test_runs_extend_one_linking_chain(store: MessageLogStore, pool: Pool,
     head = dict(_entries(paths[1]))[LINKING_INFO].decode().split("\n", 1)[0]
     assert head == f"{written[0].last_digest} {paths[0].name} SHA-512"
     assert load_state(settings.home / STATE_FILE).links[""].filename == paths[-1].name
+
+    # The whole-log verifier (node log verify) accepts the records and the chain.
+    verified = await verify_log(
+        store, pool.evidence.trust, now=datetime.now(UTC), archives=settings.archive_dir()
+    )
+    assert verified.ok, verified.first_broken
+    assert (verified.archives, verified.archived_containers) == (3, 8)
 
 
 @pytest.mark.parametrize(

@@ -220,7 +220,7 @@ class _HeaderLookups:
         """The exchange's request id, ``x-road-request-id``."""
         return _last(self.headers, HEADER_REQUEST_ID)
 
-    @property
+    @cached_property
     def client(self) -> ClientId | None:
         """The consumer, from ``X-Road-Client`` (non-strict decoding, as X-Road's decoder)."""
         value = _last(self.headers, HEADER_CLIENT)

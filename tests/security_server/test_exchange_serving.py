@@ -1,15 +1,27 @@
-"""The client proxy over HTTPS (8443): the node's internal TLS certificate and IS authentication.
+"""How a node is reached and served: the client proxy over HTTPS, and ``node serve`` with worker processes.
 
-One federation (nodes on 127.0.0.8 and 127.0.0.9). The consumer subsystem's connection type decides how its
-information system may call: ``NOSSL`` over HTTP, ``SSLNOAUTH`` over HTTPS, ``SSLAUTH`` over HTTPS with a
-registered certificate, else ``server.clientproxy.ssl_authentication_failed``.
+One federation (nodes on 127.0.0.8 and 127.0.0.9).
+
+- HTTPS (8443): the consumer subsystem's connection type decides how its information system may call —
+  ``NOSSL`` over HTTP, ``SSLNOAUTH`` over HTTPS, ``SSLAUTH`` over HTTPS with a registered certificate, else
+  ``server.clientproxy.ssl_authentication_failed``.
+- Workers: the provider node is stopped in the test's process and started again as ``python -m xroad_mn node
+  serve`` with ``workers = 2``: the main process and one worker listen on the same proxy ports
+  (``SO_REUSEPORT``); concurrent traffic completes, both processes listen, and Ctrl-C (SIGINT) stops
+  everything with status 0.
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import os
+import re
+import signal
 import ssl
 import stat
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -26,15 +38,18 @@ from security_server.app import EXCHANGE_KEY
 from security_server.db.models import ConnectionType
 from security_server.proxy.internal_tls import INTERNAL_TLS_DIR
 from tests.security_server.exchange_world import CONSUMER, Federation, federation_in
+from tests.security_server.test_node_e2e import PIN
+from xroad_mn.tokens import PIN_ENV
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 ADDRESSES = ("127.0.0.8", "127.0.0.9")
+READY_SECONDS = 60.0
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def federation(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Federation]:
-    async with federation_in(tmp_path_factory.mktemp("exchange-https"), addresses=ADDRESSES) as fed:
+    async with federation_in(tmp_path_factory.mktemp("exchange-serving"), addresses=ADDRESSES) as fed:
         await fed.grant("citizens")
         yield fed
 
@@ -126,3 +141,62 @@ async def test_connection_types_decide_how_an_is_may_call(federation: Federation
     await running.app[EXCHANGE_KEY].trust_is_certificates()
     assert (await call(fed, https=True, context=https_context(fed, bank_is)))[0] == 200
     await set_connection_type(fed, ConnectionType.NOSSL)
+
+
+def listeners(port: int, address: str) -> set[int]:
+    """PIDs of the processes listening on ``address:port`` (from ``ss``)."""
+    out = subprocess.run(
+        ["ss", "-Hltnp", f"src {address}:{port}"], capture_output=True, text=True, check=True
+    ).stdout
+    return {int(pid) for pid in re.findall(r"pid=(\d+)", out)}
+
+
+async def test_node_serve_with_two_workers(federation: Federation) -> None:
+    fed = federation
+    provider = fed.provider
+    await fed.stop_node(provider)
+    env = {
+        **os.environ,
+        PIN_ENV: PIN,
+        "XROAD_MN_NODE__WORKERS": "2",
+        "XROAD_MN_NODE__GLOBALCONF_UPDATE_INTERVAL_SECONDS": "1",
+        "XROAD_MN_NODE__SERVER_CONF_CACHE_SECONDS": "0",
+    }
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "xroad_mn", "node", "serve", "--dir", str(provider.home),
+        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    output: list[str] = []
+    try:
+        async with asyncio.timeout(READY_SECONDS):
+            while True:
+                line = (await proc.stdout.readline()).decode()
+                assert line, "".join(output)
+                output.append(line)
+                if "Press Ctrl-C" in line:
+                    break
+        assert any("Workers    2 processes" in line for line in output), output
+        drain = asyncio.create_task(proc.stdout.read())
+
+        async def one(i: int) -> int:
+            url = fed.rest_url("citizens", f"/people/{i}")
+            async with fed.session.get(url, headers=fed.client_header()) as resp:
+                await resp.read()
+                return resp.status
+
+        statuses = [s for _ in range(5) for s in await asyncio.gather(*(one(i) for i in range(16)))]
+        assert statuses == [200] * len(statuses)
+        assert len(listeners(5500, provider.address)) == 2
+        assert len(listeners(8080, provider.address)) == 2
+
+        proc.send_signal(signal.SIGINT)
+        async with asyncio.timeout(READY_SECONDS):
+            assert await proc.wait() == 0
+        await drain
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        await fed.start_node(provider)
+    assert listeners(5500, provider.address) == {os.getpid()}
