@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 import aiohttp
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from security_server.messagelog.archiver import Archiver
 from security_server.messagelog.bodylog import BodyLoggingPolicy, loggable_record
 from security_server.messagelog.export import AsicResponse, asic_response, export_exchange
 from security_server.messagelog.records import ExchangeFacts, LogRecord, rest_facts, soap_facts
@@ -71,7 +72,7 @@ async def open_message_log(
     timestamping: bool = True,
 ) -> AsyncIterator[MessageLog]:
     """The message log of a running node: its writer and (with ``timestamping``, in the one process of the
-    node that time-stamps) its timestamper task, both stopped after the block. The timestamper is
+    node that time-stamps) its timestamper and archiver tasks, all stopped after the block. The timestamper is
     ``message_log.timestamper``."""
     subject_key = await asyncio.to_thread(SubjectKey.open, settings.home)
     store = MessageLogStore(engine, subject_key=subject_key)
@@ -82,7 +83,7 @@ async def open_message_log(
     try:
         async with message_log.running():
             if timestamping:
-                async with timestamper.running():
+                async with timestamper.running(), Archiver(store, settings, clock=clock).running():
                     yield message_log
             else:
                 yield message_log
