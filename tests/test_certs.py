@@ -717,3 +717,20 @@ def test_every_interop_certificate_has_only_pkix_critical_extensions(interop_dir
         with contextlib.suppress(ValueError):
             for ext in cert.extensions:
                 assert not ext.critical or ext.oid in PKIX_CRITICAL_EXTENSIONS, (cert.subject, ext.oid)
+
+
+def test_a_certificate_with_a_malformed_issuer_name_is_refused_when_loaded(pki: DevPki) -> None:
+    """cryptography parses names lazily: a name whose string has a wrong ASN.1 tag would fail inside path
+    building (found by the management verifier's fuzz test). It must fail at load time instead."""
+    from xroad_mn.certs import load_certificates, load_der_certificate
+    from xroad_mn.errors import XRoadError
+
+    der = pki.member_sign.certificate.public_bytes(serialization.Encoding.DER)
+    cn = bytes([0x06, 0x03, 0x55, 0x04, 0x03])  # OID commonName; its first use is in the issuer
+    at = der.index(cn) + len(cn)
+    assert der[at] in (0x0C, 0x13)  # UTF8String or PrintableString
+    broken = der[:at] + bytes([0x0D]) + der[at + 1 :]  # RELATIVE-OID: not a string
+    with pytest.raises(ValueError, match="asn1"):
+        load_der_certificate(broken)
+    with pytest.raises(XRoadError):
+        load_certificates(broken)

@@ -64,6 +64,7 @@ __all__ = [
     "key_usage",
     "load_certificate",
     "load_certificates",
+    "load_der_certificate",
     "profile_for",
     "same_certificate",
     "verify_auth_key_usage",
@@ -114,6 +115,18 @@ def _decode_pem_blocks(data: bytes) -> list[x509.Certificate]:
         raise _bad_cert(f"PEM certificate cannot be parsed: {e}") from e
 
 
+def load_der_certificate(der: bytes) -> x509.Certificate:
+    """Parse a DER certificate, names included: ``cryptography`` reads the issuer and subject only when
+    asked, so a malformed name would otherwise surface later, inside path building. ``ValueError`` for
+    anything malformed."""
+    cert = x509.load_der_x509_certificate(der)
+    with warnings.catch_warnings():
+        # Legacy X-Road names carry instance codes such as "FI-DEV" in C (see _subject_value).
+        warnings.simplefilter("ignore", UserWarning)
+        _ = (cert.issuer, cert.subject)
+    return cert
+
+
 def load_certificates(data: bytes) -> list[x509.Certificate]:
     """Load one or more certificates: a PEM bundle, DER, or base64 text of DER or of PEM.
 
@@ -125,7 +138,7 @@ def load_certificates(data: bytes) -> list[x509.Certificate]:
     if data[:1] == b"\x30":
         # Binary DER: never strip it, its last bytes may well look like whitespace.
         try:
-            return [x509.load_der_x509_certificate(data)]
+            return [load_der_certificate(data)]
         except ValueError as e:
             raise _bad_cert(f"DER certificate cannot be parsed: {e}") from e
     stripped = data.strip()
@@ -142,7 +155,7 @@ def load_certificates(data: bytes) -> list[x509.Certificate]:
     if _PEM_BEGIN in decoded:
         return _decode_pem_blocks(decoded)
     try:
-        return [x509.load_der_x509_certificate(decoded)]
+        return [load_der_certificate(decoded)]
     except ValueError as e:
         raise _bad_cert(f"base64-encoded DER certificate cannot be parsed: {e}") from e
 

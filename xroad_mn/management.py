@@ -79,7 +79,7 @@ from lxml import etree
 
 from xroad_mn import algorithms, xmlsafe
 from xroad_mn.algorithms import Signer
-from xroad_mn.certs import MAX_CERTIFICATE_BYTES
+from xroad_mn.certs import MAX_CERTIFICATE_BYTES, load_der_certificate
 from xroad_mn.errors import FaultCode, XRoadError
 from xroad_mn.globalconf.trust import ApprovedCA, TrustMaterial
 from xroad_mn.identifiers import (
@@ -971,7 +971,7 @@ def parse_management_request(body: bytes, content_type: str) -> ParsedManagement
 
 def _load_cert(der: bytes, what: str) -> x509.Certificate:
     try:
-        cert = x509.load_der_x509_certificate(der)
+        cert = load_der_certificate(der)
         cert.public_key()
     except (ValueError, UnsupportedAlgorithm) as e:
         raise XRoadError(FaultCode.INCORRECT_CERTIFICATE, f"{what} is not a DER certificate") from e

@@ -41,6 +41,7 @@ from cryptography.x509.oid import NameOID
 from lxml import etree
 
 from xroad_mn import algorithms
+from xroad_mn.certs import load_der_certificate
 from xroad_mn.errors import FaultCode, XRoadError
 from xroad_mn.globalconf.trust import ApprovedCA, TrustMaterial
 from xroad_mn.hashchain import InputDigest, MessagePart, build_hash_chains, verify_hash_chain
@@ -398,7 +399,7 @@ def _expect_sequence(el: etree._Element, allowed: Sequence[tuple[str, int, int |
 def _load_cert(text: str | None, what: str) -> x509.Certificate:
     der = b64decode(text, what=what)
     try:
-        return x509.load_der_x509_certificate(der)
+        return load_der_certificate(der)
     except ValueError as e:
         raise _malformed(f"{what} is not a DER certificate") from e
 

@@ -36,6 +36,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from xroad_mn import algorithms
+from xroad_mn.certs import load_der_certificate
 from xroad_mn.errors import FaultCode, XRoadError
 from xroad_mn.validation import approved_tsa_certificates, validate_tsa_certificate
 
@@ -336,7 +337,7 @@ def _signer_candidates(parsed: _ParsedToken, tsa_certs: Sequence[x509.Certificat
         try:
             if not _matches_sid(sid, asn1_x509.Certificate.load(der)):
                 continue
-            out.append(x509.load_der_x509_certificate(der))
+            out.append(load_der_certificate(der))
         except ValueError as e:
             raise _fail(f"time-stamp token embeds a malformed certificate: {e}", "malformed") from e
     return out
