@@ -67,7 +67,8 @@ class _Answers(Generic[_K, _V]):
                 while len(self._held) > MAX_CACHED_ANSWERS:
                     self._held.popitem(last=False)
         if isinstance(answer, XRoadError):
-            raise answer
+            # A fresh error each time: its own fault detail id, and no traceback growing on every raise.
+            raise XRoadError(answer.code, answer.message, details=answer.details, kind=answer.kind)
         return answer
 
     def clear(self) -> None:
