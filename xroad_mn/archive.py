@@ -62,6 +62,7 @@ __all__ = [
     "asic_entry_name",
     "build_linking_info",
     "escape_query_id",
+    "linked_previous",
     "verify_archive",
     "verify_archive_chain",
     "write_archive",
@@ -385,6 +386,19 @@ def _read_entries(zip_bytes: bytes) -> list[tuple[str, bytes]]:
         except zlib.error as e:
             raise _fail(f"entry {info.filename!r} cannot be decompressed: {e}", entry=info.filename) from e
     return out
+
+
+def linked_previous(zip_bytes: bytes) -> str | None:
+    """The file name of the archive ``zip_bytes`` links to in its ``linkinginfo`` (``None`` for the first of
+    a chain), read without the other entries. ``malformed_archive`` style errors as :func:`verify_archive`."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(zip_bytes)) as archive:
+            info = archive.getinfo(LINKING_INFO)
+    except KeyError as e:
+        raise _fail("archive has no linkinginfo entry") from e
+    except (zipfile.BadZipFile, ValueError, OSError) as e:
+        raise _fail(f"archive is not a readable zip file: {e}") from e
+    return _parse_linking_info(_entry_bytes(zip_bytes, info, MAX_LINKING_INFO_BYTES)).previous_file or None
 
 
 def verify_archive(

@@ -36,10 +36,10 @@ from sqlalchemy import Integer, case, func, select
 from security_server.messagelog.export import container_of
 from security_server.messagelog.models import MessageRecordRow
 from security_server.messagelog.store import MessageLogStore, StoredRecord
-from xroad_mn.archive import ArchiveVerification, escape_query_id, verify_archive_chain
+from xroad_mn.archive import ArchiveVerification, escape_query_id, linked_previous, verify_archive_chain
 from xroad_mn.asic import verify_container, write_container
 from xroad_mn.errors import FaultCode, XRoadError
-from xroad_mn.fileio import read_archives
+from xroad_mn.fileio import read_archive, read_archives
 from xroad_mn.globalconf.trust import TrustMaterial
 from xroad_mn.validation import CertificateValidator
 
@@ -171,7 +171,30 @@ def _chains(directory: Path) -> Iterator[tuple[str, list[Path]]]:
             continue
         groups.setdefault(match["group"] or "", []).append((match["start"], match["end"], path))
     for group in sorted(groups):
-        yield group, [p for _, _, p in sorted(groups[group])]
+        yield group, _linked_order([p for _, _, p in sorted(groups[group])])
+
+
+def _linked_order(by_time: list[Path]) -> list[Path]:
+    """A group's archives in chain order: from the one that links to no archive here, each followed by the
+    one whose ``linkinginfo`` names it (archives rotated within one second carry the same times in their
+    names). An archive that cannot be read, or a chain that forks or breaks, keeps the time order: the
+    verification that follows names the break."""
+    try:
+        previous = {p.name: linked_previous(read_archive(p)) for p in by_time}
+    except XRoadError:
+        return by_time
+    by_name = {p.name: p for p in by_time}
+    following: dict[str | None, list[Path]] = {}
+    for path in by_time:
+        link = previous[path.name]
+        following.setdefault(link if link in by_name else None, []).append(path)
+    order: list[Path] = []
+    key: str | None = None
+    while len(following.get(key, ())) == 1:
+        nxt = following[key][0]
+        order.append(nxt)
+        key = nxt.name
+    return order if len(order) == len(by_time) else by_time
 
 
 class _ArchivedHalves:
