@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import aiohttp
-from cryptography import x509
 
 from security_server.db import NodeStore
 from security_server.db.records import ServerIdentity
@@ -53,7 +52,6 @@ class ExchangeNode:
     """Hosted clients, services and access decisions, cached for ``server_conf_cache_seconds``."""
     own_ocsp: Callable[[], tuple[bytes, ...]]
     """The OCSP responses of the node's authentication certificate chain (sent in every request)."""
-    auth_certificate: Callable[[], x509.Certificate | None]
     clock: Callable[[], datetime] = utc_now
     server_id: SecurityServerId = field(init=False)
 

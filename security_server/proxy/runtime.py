@@ -178,7 +178,6 @@ async def open_exchange(
             session=session,
             serverconf=ServerConfCache(store, settings.server_conf_cache_seconds),
             own_ocsp=_own_ocsp(tls, ocsp_cache, holder),
-            auth_certificate=lambda: tls.key.certificate if tls.key is not None else None,
             clock=clock,
         )
         runtime = ExchangeRuntime(node, tls, token, is_tls)
