@@ -5,7 +5,8 @@ here they are :class:`MessageRecordRow` (``message_records``), :class:`Timestamp
 (``timestamp_records``) and, since a SOAP message may carry several attachments, the attachments of a
 message record in :class:`MessageAttachmentRow` (``message_attachments``). The tables belong to the node's
 metadata and are created by the migration ``n0002_messagelog``; ``n0003_search`` adds the searched
-columns (the data subject only as a keyed hash) and their indexes.
+columns (the data subject only as a keyed hash) and their indexes; ``n0004_shared_signatures`` keeps a batch
+signature shared by several records of one write once, in :class:`MessageSignatureRow`.
 
 Example::
 
@@ -31,6 +32,7 @@ __all__ = [
     "SIGNATURE_HASH_LENGTH",
     "MessageAttachmentRow",
     "MessageRecordRow",
+    "MessageSignatureRow",
     "TimestampRecordRow",
 ]
 
@@ -106,11 +108,13 @@ class MessageRecordRow(Base):
     message: Mapped[bytes]
     """The SOAP message or the REST header part, exactly as signed (unless body logging is off)."""
     signature: Mapped[bytes]
-    """The XAdES document; a single time-stamp is embedded into it when it comes."""
-    signature_hash: Mapped[str] = mapped_column(String(SIGNATURE_HASH_LENGTH))
+    """The XAdES document; a single time-stamp is embedded into it when it comes. Empty when the document
+    is shared with other records: it is then the :class:`MessageSignatureRow` of ``signature_hash``."""
+    signature_hash: Mapped[str] = mapped_column(String(SIGNATURE_HASH_LENGTH), index=True)
     """base64 SHA-512 of ``signature`` (X-Road's ``signaturehash``)."""
     hash_chain_result: Mapped[bytes | None]
-    """Batch signatures: ``sig-hashchainresult.xml``."""
+    """Batch signatures: ``sig-hashchainresult.xml`` (NULL when the signature is shared: it is kept with
+    the shared document)."""
     hash_chain: Mapped[bytes | None]
     """Batch signatures: this message's ``sig-hashchain.xml``."""
     timestamp_id: Mapped[int | None] = mapped_column(
@@ -140,3 +144,18 @@ class MessageAttachmentRow(Base):
     )
     number: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class MessageSignatureRow(Base):
+    """A batch signature document shared by several message records (the records of one batch are logged
+    together), kept once instead of once per record: a signature with its certificates and OCSP responses
+    is ~9 KiB, most of a record. The records name it by ``signature_hash`` and store an empty
+    ``signature``; the row goes when no record refers to it any more."""
+
+    __tablename__ = "message_signatures"
+
+    hash: Mapped[str] = mapped_column(String(SIGNATURE_HASH_LENGTH), primary_key=True)
+    """X-Road's ``signaturehash`` of ``document``."""
+    document: Mapped[bytes]
+    hash_chain_result: Mapped[bytes | None]
+    """``sig-hashchainresult.xml`` of the batch."""

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
-from sqlalchemy import Engine, Select, delete, exists, insert, select, update
+from sqlalchemy import Engine, Select, and_, bindparam, case, delete, exists, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row, RowMapping
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -29,6 +30,7 @@ from security_server.messagelog.models import (
     SEARCHED_VALUE_LENGTH,
     MessageAttachmentRow,
     MessageRecordRow,
+    MessageSignatureRow,
     TimestampRecordRow,
 )
 from security_server.messagelog.records import LogRecord
@@ -146,10 +148,12 @@ class MessageLogStore:
         """Insert ``records`` in one transaction; their ids in order. All or none are written."""
         if not records:
             return []
-        rows = [_row(r, at, self.subject_key) for r in records]
+        rows, shared = _rows(records, at, self.subject_key)
         if self._sqlite_writer is not None:
-            return await asyncio.to_thread(_insert_sync, self._sqlite_writer, records, rows)
+            return await asyncio.to_thread(_insert_sync, self._sqlite_writer, records, rows, shared)
         async with self._tx() as conn:
+            if shared:
+                await conn.execute(postgresql.insert(MessageSignatureRow).on_conflict_do_nothing(), shared)
             result = await conn.execute(
                 insert(MessageRecordRow).returning(MessageRecordRow.id, sort_by_parameter_order=True), rows
             )
@@ -161,10 +165,11 @@ class MessageLogStore:
 
     async def unstamped(self, limit: int) -> list[WaitingRecord]:
         """Up to ``limit`` records without a time-stamp, oldest first."""
+        m = MessageRecordRow
         query = (
-            select(MessageRecordRow.id, MessageRecordRow.signature)
-            .where(MessageRecordRow.timestamp_id.is_(None))
-            .order_by(MessageRecordRow.id)
+            _with_shared_signature(select(m.id, _signature_document()))
+            .where(m.timestamp_id.is_(None))
+            .order_by(m.id)
             .limit(limit)
         )
         async with self._tx() as conn:
@@ -184,14 +189,23 @@ class MessageLogStore:
     async def save_single_timestamp(
         self, record_id: int, *, token: bytes, gen_time: datetime, signature_xml: bytes
     ) -> int:
-        """Record a single time-stamp: the token, and the record's signature with the token embedded."""
+        """Record a single time-stamp: the token, and the record's signature with the token embedded (a
+        shared signature becomes the record's own, its hash-chain result with it)."""
+        m, s = MessageRecordRow, MessageSignatureRow
+        shared_result = select(s.hash_chain_result).where(s.hash == m.signature_hash).scalar_subquery()
         async with self._tx() as conn:
             ts_id = await self._insert_timestamp(conn, token, gen_time, None)
             await conn.execute(
-                update(MessageRecordRow)
-                .where(MessageRecordRow.id == record_id)
+                update(m)
+                .where(m.id == record_id)
                 .values(
-                    timestamp_id=ts_id, signature=signature_xml, signature_hash=signature_hash(signature_xml)
+                    timestamp_id=ts_id,
+                    signature=signature_xml,
+                    signature_hash=signature_hash(signature_xml),
+                    # SET reads the row as it was: the result of the signature being replaced.
+                    hash_chain_result=case(
+                        (func.length(m.signature) == 0, shared_result), else_=m.hash_chain_result
+                    ),
                 )
             )
         return ts_id
@@ -206,14 +220,21 @@ class MessageLogStore:
         hash_chains: Sequence[bytes],
     ) -> int:
         """Record a batch time-stamp: the token and ``ts-hashchainresult.xml``, each record's chain."""
+        m = MessageRecordRow
+        stamp = (
+            update(m)
+            .where(m.id == bindparam("record_id"))
+            .values(timestamp_id=bindparam("ts_id"), timestamp_hash_chain=bindparam("chain"))
+        )
         async with self._tx() as conn:
             ts_id = await self._insert_timestamp(conn, token, gen_time, hash_chain_result)
-            for record_id, chain in zip(record_ids, hash_chains, strict=True):
-                await conn.execute(
-                    update(MessageRecordRow)
-                    .where(MessageRecordRow.id == record_id)
-                    .values(timestamp_id=ts_id, timestamp_hash_chain=chain)
-                )
+            await conn.execute(
+                stamp,
+                [
+                    {"record_id": record_id, "ts_id": ts_id, "chain": chain}
+                    for record_id, chain in zip(record_ids, hash_chains, strict=True)
+                ],
+            )
         return ts_id
 
     async def _attachments(self, conn: AsyncConnection, ids: Sequence[int]) -> dict[int, list[bytes]]:
@@ -256,9 +277,9 @@ class MessageLogStore:
 
     async def delete_archived(self, before: datetime, limit: int) -> int:
         """Delete up to ``limit`` archived records logged before ``before`` with their attachments, and the
-        archived time-stamp records no message refers to any more, in one transaction; how many records
-        went. Records not archived are never deleted."""
-        m, t, a = MessageRecordRow, TimestampRecordRow, MessageAttachmentRow
+        archived time-stamp records and shared signatures no message refers to any more, in one
+        transaction; how many records went. Records not archived are never deleted."""
+        m, t, a, s = MessageRecordRow, TimestampRecordRow, MessageAttachmentRow, MessageSignatureRow
         async with self._tx() as conn:
             found = await conn.execute(
                 select(m.id).where(m.archived.is_(True), m.time < before).order_by(m.id).limit(limit)
@@ -269,6 +290,9 @@ class MessageLogStore:
                 await conn.execute(delete(m).where(m.id.in_(chunk), m.archived.is_(True)))
             referred = exists().where(m.timestamp_id == t.id)
             await conn.execute(delete(t).where(t.archived.is_(True), ~referred))
+            if ids:
+                signed = exists().where(m.signature_hash == s.hash)
+                await conn.execute(delete(s).where(~signed))
         return len(ids)
 
     async def find(
@@ -302,10 +326,31 @@ class MessageLogStore:
         return [_stored(r._mapping, tuple(attachments[int(r.id)])) for r in rows]
 
 
+def _signature_document() -> Any:
+    """The record's signature document, its own or the shared one (``signature``)."""
+    m, s = MessageRecordRow, MessageSignatureRow
+    return case((func.length(m.signature) == 0, s.document), else_=m.signature).label("signature")
+
+
+def _with_shared_signature(query: Select[*tuple[Any, ...]]) -> Select[*tuple[Any, ...]]:
+    m, s = MessageRecordRow, MessageSignatureRow
+    return query.outerjoin(s, and_(func.length(m.signature) == 0, s.hash == m.signature_hash))
+
+
 def _stored_query() -> Select[*tuple[Any, ...]]:
-    m, t = MessageRecordRow, TimestampRecordRow
+    m, t, s = MessageRecordRow, TimestampRecordRow, MessageSignatureRow
+    own = [c for c in m.__table__.c if c.name not in ("signature", "hash_chain_result")]
+    chain_result = case((func.length(m.signature) == 0, s.hash_chain_result), else_=m.hash_chain_result)
     return (
-        select(*m.__table__.c, t.token, t.hash_chain_result.label("ts_result"))
+        _with_shared_signature(
+            select(
+                *own,
+                _signature_document(),
+                chain_result.label("hash_chain_result"),
+                t.token,
+                t.hash_chain_result.label("ts_result"),
+            )
+        )
         .outerjoin(t, m.timestamp_id == t.id)
         .order_by(m.id)
     )
@@ -319,14 +364,25 @@ def _attachment_rows(ids: Sequence[int], records: Sequence[LogRecord]) -> list[d
     ]
 
 
-def _insert_sync(engine: Engine, records: Sequence[LogRecord], rows: list[dict[str, object]]) -> list[int]:
+def _insert_sync(
+    engine: Engine,
+    records: Sequence[LogRecord],
+    rows: list[dict[str, object]],
+    shared: list[dict[str, object]],
+) -> list[int]:
     """:meth:`MessageLogStore.insert_records` on SQLite: one transaction, one thread hop for the batch."""
     try:
         with engine.begin() as conn:
-            result = conn.execute(
-                insert(MessageRecordRow).returning(MessageRecordRow.id, sort_by_parameter_order=True), rows
+            if shared:
+                conn.execute(sqlite.insert(MessageSignatureRow).on_conflict_do_nothing(), shared)
+            # The transaction began IMMEDIATE: no other writer can insert until it ends, so the ids after
+            # the largest are ours, and one executemany (no RETURNING, which SQLite runs row by row) writes
+            # them.
+            last = conn.execute(select(func.coalesce(func.max(MessageRecordRow.id), 0))).scalar_one()
+            ids = list(range(int(last) + 1, int(last) + 1 + len(rows)))
+            conn.execute(
+                insert(MessageRecordRow), [{**row, "id": i} for row, i in zip(rows, ids, strict=True)]
             )
-            ids = [int(i) for i in result.scalars().all()]
             attachments = _attachment_rows(ids, records)
             if attachments:
                 conn.execute(insert(MessageAttachmentRow), attachments)
@@ -356,7 +412,35 @@ def _subject_hash(record: LogRecord, key: SubjectKey | None) -> str | None:
     return key.hash(subject)
 
 
-def _row(record: LogRecord, at: datetime, key: SubjectKey | None) -> dict[str, object]:
+def _rows(
+    records: Sequence[LogRecord], at: datetime, key: SubjectKey | None
+) -> tuple[list[dict[str, object]], list[dict[str, object]]]:
+    """The rows of ``records`` and of the signatures they share: a batch signature used by more than one
+    of them is kept once (:class:`MessageSignatureRow`) and their rows keep an empty ``signature``."""
+    hashes: dict[bytes, str] = {}
+    uses: dict[str, int] = {}
+    for record in records:
+        xml = record.signature.signature_xml
+        if xml not in hashes:
+            hashes[xml] = signature_hash(xml)
+        uses[hashes[xml]] = uses.get(hashes[xml], 0) + 1
+    rows: list[dict[str, object]] = []
+    shared: dict[str, dict[str, object]] = {}
+    for record in records:
+        row = _row(record, at, key, hashes[record.signature.signature_xml])
+        digest = str(row["signature_hash"])
+        if uses[digest] > 1 and record.signature.hash_chain_result is not None:
+            shared.setdefault(
+                digest,
+                {"hash": digest, "document": row["signature"], "hash_chain_result": row["hash_chain_result"]},
+            )
+            row["signature"] = b""
+            row["hash_chain_result"] = None
+        rows.append(row)
+    return rows, list(shared.values())
+
+
+def _row(record: LogRecord, at: datetime, key: SubjectKey | None, digest: str) -> dict[str, object]:
     client = record.client
     facts = record.facts
     return {
@@ -372,7 +456,7 @@ def _row(record: LogRecord, at: datetime, key: SubjectKey | None) -> dict[str, o
         "rest": record.rest,
         "message": record.message,
         "signature": record.signature.signature_xml,
-        "signature_hash": signature_hash(record.signature.signature_xml),
+        "signature_hash": digest,
         "hash_chain_result": record.signature.hash_chain_result,
         "hash_chain": record.signature.hash_chain,
         "timestamp_id": None,

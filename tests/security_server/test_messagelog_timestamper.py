@@ -16,6 +16,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 from cryptography.hazmat.primitives import serialization
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from typer.testing import CliRunner
 
@@ -29,6 +30,7 @@ from security_server.messagelog import (
     asic_response,
     export_exchange,
 )
+from security_server.messagelog.models import MessageRecordRow, MessageSignatureRow
 from security_server.operations import open_node_store
 from tests.test_signature import Evidence, build_evidence
 from trust_services.app import RunningTrustService
@@ -360,3 +362,50 @@ async def test_node_log_export_writes_containers_that_asic_verify_accepts(
         ["log", "export", "--dir", str(home), "--x-road-id", "nope", "--out", str(out)],
     )
     assert missing.exit_code != 0
+
+
+async def _shared_counts(engine: AsyncEngine) -> tuple[int, int]:
+    """(shared signature documents, records whose own signature column is empty)."""
+    async with engine.connect() as conn:
+        shared = (await conn.execute(select(func.count()).select_from(MessageSignatureRow))).scalar_one()
+        empty = (
+            await conn.execute(
+                select(func.count())
+                .select_from(MessageRecordRow)
+                .where(func.length(MessageRecordRow.signature) == 0)
+            )
+        ).scalar_one()
+    return int(shared), int(empty)
+
+
+async def test_a_batch_signature_is_kept_once_and_every_record_still_verifies(
+    world: World, session: aiohttp.ClientSession
+) -> None:
+    engine = world.store.engine
+    batch = batch_signed_records(world.evidence, ["q-s1", "q-s2", "q-s3"])
+    alone = signed_record(world.evidence, "q-s4")
+    ids = await _log(world, _timestamper(world, session), [*batch, alone])
+    assert await _shared_counts(engine) == (1, 3)  # the lone signature stays in its record
+
+    # Records read back carry the whole document and the batch's hash-chain result.
+    stored = await world.store.find("q-s2")
+    assert stored[0].signature == batch[1].signature
+
+    # One record stamped alone: the token goes into its own copy of the document, with the chain result.
+    single = _timestamper(world, session, records_limit=1)
+    assert await single.timestamp_now() == 1
+    assert await _shared_counts(engine) == (1, 2)
+    first = (await world.store.find("q-s1"))[0]
+    assert first.signature.hash_chain_result == batch[0].signature.hash_chain_result
+    assert parse_signature(first.signature.signature_xml).timestamp_token is not None
+    # The rest in one batch time-stamp; every container verifies.
+    assert await _timestamper(world, session).timestamp_now() == 3
+    files = []
+    for query_id in ("q-s1", "q-s2", "q-s3", "q-s4"):
+        files += await export_exchange(world.store, query_id)
+    _verify(world, files)
+
+    # Archived and deleted, the shared document goes with its last record.
+    await world.store.mark_archived(ids)
+    assert await world.store.delete_archived(datetime.now(UTC) + timedelta(days=1), 10) == 4
+    assert await _shared_counts(engine) == (0, 0)
