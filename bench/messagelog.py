@@ -1,8 +1,12 @@
-"""Message log search latency over a large log, on SQLite and (with ``XROAD_TEST_PG_URL``) PostgreSQL.
+"""Message log write throughput, then search latency over a large log, on SQLite and (with
+``XROAD_TEST_PG_URL``) PostgreSQL.
 
     $ .venv/bin/python bench/messagelog.py                  # 1 million records
     $ .venv/bin/python bench/messagelog.py --ten-million    # 10 million (about 10 GB of disk on SQLite)
     $ .venv/bin/python bench/messagelog.py --records 200000 --db /tmp/mlog.db   # keep and reuse a database
+    $ .venv/bin/python bench/messagelog.py --search-only    # skip the write throughput part
+
+The write throughput part is :mod:`messagelog_write` (the group-commit writer with real signatures).
 
 Fills a migrated node database through :meth:`~security_server.messagelog.MessageLogStore.insert_records`
 (the writer's own insert: keyed subject hashes, searched columns, every index) with records of
@@ -27,6 +31,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Final
 
+import messagelog_write
 from sqlalchemy import text
 
 from security_server.db import migrate
@@ -156,7 +161,10 @@ async def main() -> None:
     parser.add_argument("--records", type=int, default=DEFAULT_RECORDS)
     parser.add_argument("--ten-million", action="store_true", help="10 million records")
     parser.add_argument("--db", type=Path, help="SQLite file to fill (kept, and reused when full)")
+    parser.add_argument("--search-only", action="store_true", help="skip the write throughput part")
     args = parser.parse_args()
+    if not args.search_only:
+        await messagelog_write.main()
     total = TEN_MILLION if args.ten_million else args.records
     key = SubjectKey(bytes(range(32)))
     with tempfile.TemporaryDirectory() as tmp:
