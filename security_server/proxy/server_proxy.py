@@ -41,7 +41,7 @@ log = structlog.get_logger(__name__)
 
 SERVER_PROXY_PREFIX = "server.serverproxy"
 NODE_KEY = web.AppKey("exchange_node", ExchangeNode)
-TRACE_KEY: Final = "xroad_mn_op_trace"
+TRACE_KEY: Final = web.RequestKey("xroad_mn_op_trace", OpTrace)
 """The request's :class:`~security_server.opmonitoring.OpTrace` (a request key, set by the handler)."""
 
 
