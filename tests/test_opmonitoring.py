@@ -73,7 +73,7 @@ def test_request_round_trip(records_from: int, records_to: int, fields: list[str
     assert (asked.records_from, asked.records_to, asked.output_fields) == (
         records_from,
         records_to,
-        set(fields),
+        frozenset(fields),
     )
 
 
