@@ -272,6 +272,18 @@ class NodeSettings(ServerTimeoutSettings):
     """Archived records older than this are deleted from the database (X-Road's ``keep-records-for``)."""
     clean_interval_seconds: int = Field(default=DEFAULT_CLEAN_INTERVAL_SECONDS, gt=0, le=MAX_INTERVAL_SECONDS)
     clean_transaction_batch: int = Field(default=DEFAULT_CLEAN_TRANSACTION_BATCH, gt=0, le=100_000)
+    opmon_keep_records_for_days: int = Field(default=7, ge=1, le=36500)
+    """Operational monitoring records older than this are deleted (X-Road's ``keep-records-for-days``)."""
+    opmon_max_records_in_payload: int = Field(default=10000, gt=0, le=1_000_000)
+    """Most records one ``getSecurityServerOperationalData`` answer carries (plus the rest of its last
+    second)."""
+    opmon_records_available_offset_seconds: int = Field(default=60, ge=0, le=3600)
+    """Records of the last this-many seconds are not served yet (other workers may still be writing them)."""
+    opmon_health_statistics_period_seconds: int = Field(default=600, gt=0, le=86400)
+    opmon_buffer_size: int = Field(default=20000, gt=0, le=1_000_000)
+    """Records kept in memory while waiting for the writer; beyond it the oldest are dropped (and counted)."""
+    opmon_sending_interval_seconds: float = Field(default=5.0, gt=0, le=3600)
+    """How often the buffer is written to the database (one transaction per flush)."""
 
     def worker_count(self) -> int:
         """How many processes serve the proxies: ``workers``, or one per CPU core."""

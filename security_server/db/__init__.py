@@ -42,6 +42,7 @@ from security_server.db.records import (
 from security_server.db.schema import HEAD_REVISION, MIGRATIONS_DIR, migrate
 from security_server.db.store import NodeStore
 from security_server.messagelog import models as _messagelog_models  # noqa: F401 - its tables join Base
+from security_server.opmonitoring import models as _opmon_models  # noqa: F401 - its tables join Base
 
 __all__ = [
     "DEFAULT_SERVICE_TIMEOUT_SECONDS",

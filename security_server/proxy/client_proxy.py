@@ -28,9 +28,10 @@ from lxml import etree
 
 from security_server.messagelog.export import asic_response
 from security_server.messagelog.timestamper import Timestamper
-from security_server.proxy.handlers import ConsumerExchange, IsConnection
+from security_server.opmonitoring import CLIENT, OpTrace, now_ms
+from security_server.proxy.handlers import PROXY_VERSION, ConsumerExchange, IsConnection
 from security_server.proxy.node import ExchangeNode
-from security_server.proxy.server_proxy import NODE_KEY
+from security_server.proxy.server_proxy import NODE_KEY, TRACE_KEY
 from xroad_mn.errors import ErrorKind, FaultCode, XRoadError
 from xroad_mn.identifiers import SubsystemId, parse_client_header
 from xroad_mn.transport.server import read_body
@@ -90,17 +91,29 @@ async def _exchange_rest(request: web.Request) -> web.StreamResponse:
     node = request.app[NODE_KEY]
     view = node.configuration()
     body = await read_body(request, node.settings.max_message_bytes)
-    exchange = ConsumerExchange(node, view, _is_connection(request))
+    exchange = ConsumerExchange(node, view, _is_connection(request), request[TRACE_KEY])
     result = await exchange.rest(request.method, request.raw_path, _raw_headers(request), body)
     return result.response()
 
 
+def _new_trace(request: web.Request) -> OpTrace:
+    node = request.app[NODE_KEY]
+    trace = OpTrace(CLIENT, now_ms(), internal_ip=node.settings.address, xroad_version=PROXY_VERSION)
+    trace.client_server_address = node.settings.address
+    request[TRACE_KEY] = trace
+    return trace
+
+
 async def _rest(request: web.Request) -> web.StreamResponse:
+    trace = _new_trace(request)
     try:
-        return await _exchange_rest(request)
+        response = await _exchange_rest(request)
     except XRoadError as e:
         log.info("clientproxy_refused", code=e.code, error=e.message, detail=e.detail)
+        request.app[NODE_KEY].opmon.record(trace.finish(error=_coded(e)))
         return _rest_error(request, e)
+    request.app[NODE_KEY].opmon.record(trace.finish(error=None))
+    return response
 
 
 async def _exchange_soap(request: web.Request) -> web.StreamResponse:
@@ -113,7 +126,7 @@ async def _exchange_soap(request: web.Request) -> web.StreamResponse:
         )
     view = node.configuration()
     body = await read_body(request, node.settings.max_message_bytes)
-    exchange = ConsumerExchange(node, view, _is_connection(request))
+    exchange = ConsumerExchange(node, view, _is_connection(request), request[TRACE_KEY])
     result = await exchange.soap(
         request.headers.get("Content-Type", ""), request.headers.get("SOAPAction"), body
     )
@@ -121,11 +134,15 @@ async def _exchange_soap(request: web.Request) -> web.StreamResponse:
 
 
 async def _soap(request: web.Request) -> web.StreamResponse:
+    trace = _new_trace(request)
     try:
-        return await _exchange_soap(request)
+        response = await _exchange_soap(request)
     except XRoadError as e:
         log.info("clientproxy_refused", code=e.code, error=e.message, detail=e.detail)
+        request.app[NODE_KEY].opmon.record(trace.finish(error=_coded(e)))
         return _soap_fault(e)
+    request.app[NODE_KEY].opmon.record(trace.finish(error=None))
+    return response
 
 
 async def _list_clients(request: web.Request) -> web.StreamResponse:

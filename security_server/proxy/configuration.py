@@ -26,6 +26,7 @@ import structlog
 from xroad_mn.confclient.installed import load_trust_store
 from xroad_mn.confclient.store import ConfigurationStore
 from xroad_mn.errors import ErrorKind, FaultCode, XRoadError
+from xroad_mn.globalconf.monitoring import MONITORING_CONTENT_IDENTIFIER, parse_monitoring_params
 from xroad_mn.globalconf.params import SecurityServer, SharedParameters, parse_shared_params
 from xroad_mn.globalconf.trust import SHARED_PARAMS_FILE, TrustMaterial
 from xroad_mn.identifiers import ClientId, GlobalGroupId, MemberId, SecurityServerId, SubsystemId
@@ -54,6 +55,8 @@ class ConfigurationView:
     _servers_by_client: dict[ClientId, tuple[SecurityServer, ...]] = field(repr=False)
     _groups_by_client: dict[ClientId, tuple[GlobalGroupId, ...]] = field(repr=False)
     _names: dict[ClientId, tuple[str, str | None]] = field(repr=False)
+    monitoring_client: ClientId | None = None
+    """The central monitoring client named by the ``MONITORING`` part, if any."""
 
     @property
     def instance(self) -> str:
@@ -135,7 +138,27 @@ def load_configuration_view(conf_dir: Path) -> ConfigurationView:
     metadata = store.read_metadata(instance, SHARED_PARAMS_FILE)
     expires = metadata.expiration_date if metadata is not None else None
     servers, groups, names = _index(shared)
-    return ConfigurationView(trust, shared, expires, CertificateValidator(trust), servers, groups, names)
+    return ConfigurationView(
+        trust, shared, expires, CertificateValidator(trust), servers, groups, names, _monitoring_client(store)
+    )
+
+
+def _monitoring_client(store: ConfigurationStore) -> ClientId | None:
+    """The central monitoring client of the installed ``MONITORING`` part (of any instance's directory the
+    node keeps, as X-Road's ``MonitoringConf`` reads it); an unusable part names none."""
+    for instance in store.stored_instances():
+        for meta_path in sorted(store.instance_dir(instance).glob("*.metadata")):
+            file_name = meta_path.name.removesuffix(".metadata")
+            try:
+                meta = store.read_metadata(instance, file_name)
+                if meta is None or meta.content_identifier != MONITORING_CONTENT_IDENTIFIER:
+                    continue
+                data = store.read_file(instance, file_name)
+                if data is not None:
+                    return parse_monitoring_params(data).monitoring_client
+            except XRoadError as e:
+                log.warning("monitoring_params_unusable", code=e.code, error=e.message)
+    return None
 
 
 class ConfigurationHolder:

@@ -24,6 +24,7 @@ from cryptography import x509
 from security_server.db.records import Service
 from security_server.exchange.peers import provider_addresses
 from security_server.messagelog import ExchangeFacts, LogRecord, rest_facts, soap_facts
+from security_server.opmonitoring import CLIENT, PRODUCER, OpTrace, now_ms
 from security_server.proxy.configuration import ConfigurationView
 from security_server.proxy.internal_tls import check_is_connection
 from security_server.proxy.metaservices import (
@@ -187,11 +188,17 @@ class ConsumerExchange:
     """One IS request through the client proxy, on the configuration ``view`` current when it arrived."""
 
     def __init__(
-        self, node: ExchangeNode, view: ConfigurationView, connection: IsConnection | None = None
+        self,
+        node: ExchangeNode,
+        view: ConfigurationView,
+        connection: IsConnection | None = None,
+        trace: OpTrace | None = None,
     ) -> None:
         self.node = node
         self.view = view
         self.connection = connection or IsConnection()
+        self.trace = trace or OpTrace(CLIENT, now_ms())
+        """Operational data of this exchange, filled in as it runs (the proxy records it at the end)."""
 
     async def _check_client(self, client: ClientId) -> None:
         """The client is hosted here and registered (X-Road: the client must be a registered client of this
@@ -235,6 +242,7 @@ class ConsumerExchange:
         content_type, body = tm.encode_transport_message(message)
         headers = {**headers, "Content-Type": content_type}
         settings = self.node.settings
+        self.trace.request_sent()
         answer = await self.node.connector.post(
             self._addresses(provider, target),
             headers,
@@ -243,6 +251,7 @@ class ConsumerExchange:
             connect_timeout=settings.connect_timeout_seconds,
             response_timeout=settings.exchange_timeout_seconds or None,
         )
+        self.trace.response_received()
         return tm.decode_transport_message(answer.headers.get("Content-Type", ""), answer.body)
 
     async def _send_logged(
@@ -296,6 +305,15 @@ class ConsumerExchange:
             raise XRoadError(
                 FaultCode.MISSING_HEADER_FIELD, "X-Road-Client header is missing", kind=ErrorKind.BAD_INPUT
             )
+        trace = self.trace
+        trace.client, trace.service, trace.message_id, trace.x_request_id = (
+            client,
+            service,
+            query_id,
+            request_id,
+        )
+        trace.user_id, trace.issue, trace.service_type = request.user_id, request.issue, "REST"
+        trace.rest_method, trace.rest_path, trace.request_size = method, request.service_path, len(body)
         await self._check_client(client)
         facts = rest_facts(request)
         header_part = request.to_bytes()
@@ -342,6 +360,7 @@ class ConsumerExchange:
             ),
             local_producer=False,
         )  # fmt: skip
+        trace.status_code, trace.response_size = response.status, len(response_body)
         bound.info("exchange_done", status=response.status)
         return ExchangeResult(
             response.status,
@@ -355,9 +374,24 @@ class ConsumerExchange:
         soap_part, attachments = split.soap, split.attachments
         header = message.x_road_header
         client = header.client
+        request_id = str(uuid.uuid4())
+        trace = self.trace
+        trace.client, trace.service, trace.message_id, trace.x_request_id = (
+            client,
+            service,
+            header.id,
+            request_id,
+        )
+        trace.user_id, trace.issue, trace.protocol_version = (
+            header.user_id,
+            header.issue,
+            header.protocol_version,
+        )
+        trace.represented_party, trace.service_type = header.represented_party, "WSDL"
+        trace.request_size, trace.request_attachment_count = len(soap_part), len(attachments)
+        trace.request_mime_size = len(body) if attachments else None
         await self._check_client(client)
         facts = soap_facts(message)
-        request_id = str(uuid.uuid4())
         att_data = [a.data for a in attachments]
         parts = message_parts(soap_part, att_data)
         signature = await self.node.signer.sign(client.member, parts)
@@ -398,6 +432,9 @@ class ConsumerExchange:
             answer.attachments,
             soap_headers=answer.message_headers,
         )
+        trace.response_size, trace.response_attachment_count = len(answer.message), len(answer.attachments)
+        trace.response_mime_size = len(out_body) if answer.attachments else None
+        trace.fault = response.fault() if response.is_fault else None
         if response.is_fault:  # the provider IS's own fault, passed on as SOAP 1.1 over HTTP sends one
             return ExchangeResult(500, "Internal Server Error", (("Content-Type", out_type),), out_body)
         return ExchangeResult(200, "OK", (("Content-Type", out_type),), out_body)
@@ -422,9 +459,11 @@ class _Incoming:
 class ProviderExchange:
     """One request from a consumer node through the server proxy (X-Road's order, see the module)."""
 
-    def __init__(self, node: ExchangeNode, view: ConfigurationView) -> None:
+    def __init__(self, node: ExchangeNode, view: ConfigurationView, trace: OpTrace | None = None) -> None:
         self.node = node
         self.view = view
+        self.trace = trace or OpTrace(PRODUCER, now_ms())
+        """Operational data of this exchange, filled in as it runs (the proxy records it at the end)."""
 
     def _parse(self, headers: Mapping[str, str], message: tm.TransportMessage) -> _Incoming:
         rest = message.message_content_type.split(";")[0].strip().lower() == tm.REST_REQUEST_CONTENT_TYPE
@@ -459,6 +498,7 @@ class ProviderExchange:
             raise _invalid("the request carries no signature")
         incoming = self._parse(headers, message)
         client, service = incoming.client, incoming.service
+        self._trace_request(incoming, message, headers.get(tm.HEADER_REQUEST_ID), len(body))
         if incoming.target is not None and incoming.target != node.server_id:
             raise XRoadError(
                 FaultCode.INVALID_SECURITY_SERVER,
@@ -499,22 +539,55 @@ class ProviderExchange:
         )  # fmt: skip
         if incoming.rest:
             assert incoming.rest_request is not None
+            self.trace.request_sent()
             if meta:
                 is_response = await answer_rest_metaservice(node, view, incoming.rest_request)
             else:
                 assert found is not None
                 is_response = await self._call_rest(found, incoming.rest_request, message.rest_body)  # (11)
+            self.trace.response_received()
+            self.trace.status_code, self.trace.response_size = is_response.status, len(is_response.body)
             out = await self._respond_rest(incoming, request_id, is_response, message)  # (12)
         else:
             assert incoming.soap_request is not None
+            self.trace.request_sent()
             if meta:
                 is_response = await answer_soap_metaservice(node, view, incoming.soap_request, request_atts)
             else:
                 assert found is not None
                 is_response = await self._call_soap(found, headers, message)
+            self.trace.response_received()
             out = await self._respond_soap(incoming, request_id, is_response)
         bound.info("served")
         return out
+
+    def _trace_request(
+        self, incoming: _Incoming, message: tm.TransportMessage, request_id: str | None, mime_size: int
+    ) -> None:
+        trace = self.trace
+        trace.client, trace.service, trace.message_id = incoming.client, incoming.service, incoming.query_id
+        trace.x_request_id, trace.user_id, trace.issue = (
+            request_id,
+            incoming.facts.user_id,
+            incoming.facts.issue,
+        )
+        if incoming.rest_request is not None:
+            request = incoming.rest_request
+            trace.service_type, trace.rest_method, trace.rest_path = (
+                "REST",
+                request.method,
+                request.service_path,
+            )
+            trace.request_size = len(message.rest_body or b"")
+        elif incoming.soap_request is not None:
+            header = incoming.soap_request.x_road_header
+            trace.service_type, trace.protocol_version = "WSDL", header.protocol_version
+            trace.represented_party = header.represented_party
+            trace.request_size, trace.request_attachment_count = (
+                len(message.message),
+                len(message.attachments),
+            )
+            trace.request_mime_size = mime_size if message.attachments else None
 
     async def _check_service(self, incoming: _Incoming) -> Service:
         serverconf, service = self.node.serverconf, incoming.service
@@ -654,6 +727,9 @@ class ProviderExchange:
         except XRoadError as e:  # the IS answered garbage: X-Road's SERVER_SERVERPROXY_X.X_SERVICE_FAILED_X.*
             raise e.with_prefix(FaultCode.SERVICE_FAILED) from e
         att_data = [a.data for a in attachments]
+        self.trace.response_size, self.trace.response_attachment_count = len(soap_part), len(att_data)
+        self.trace.response_mime_size = len(answer.body) if att_data else None
+        self.trace.fault = response.fault() if response.is_fault else None
         signature = await self._sign_and_log(incoming, request_id, soap_part, att_data)
         out_type, body = tm.encode_transport_message(
             _soap_transport_message(split, signature, soap=soap_part, ocsp_responses=())

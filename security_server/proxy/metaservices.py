@@ -16,11 +16,13 @@ from urllib.parse import parse_qsl
 from security_server.db.models import DescriptionType
 from security_server.db.records import Endpoint, ServiceDescription
 from security_server.endpoints import endpoint_matches, is_base_endpoint
+from security_server.opmonitoring.services import answer_monitoring_service
 from security_server.proxy.configuration import ConfigurationView
 from security_server.proxy.node import ExchangeNode
 from security_server.proxy.provider_is import IsResponse, call_information_system
 from xroad_mn.errors import ErrorKind, FaultCode, XRoadError
 from xroad_mn.identifiers import ClientId, LocalGroupId, ServiceId, format_id
+from xroad_mn.wire import opmonitoring as om
 from xroad_mn.wire import rest as rest_wire
 from xroad_mn.wire import soap as soap_wire
 from xroad_mn.wire import soapmeta
@@ -31,7 +33,7 @@ LIST_METHODS: Final = soapmeta.LIST_METHODS
 ALLOWED_METHODS: Final = soapmeta.ALLOWED_METHODS
 GET_WSDL: Final = soapmeta.GET_WSDL
 GET_OPENAPI: Final = "getOpenAPI"
-SOAP_METASERVICES: Final = frozenset(soapmeta.METASERVICE_CODES)
+SOAP_METASERVICES: Final = frozenset(soapmeta.METASERVICE_CODES) | om.MONITORING_SERVICE_CODES
 REST_METASERVICES: Final = frozenset({LIST_METHODS, ALLOWED_METHODS, GET_OPENAPI})
 OPENAPI_SERVICE_CODE_PARAM: Final = "serviceCode"
 """The ``getOpenAPI`` query parameter naming the service (percent-decoded, as a query parameter is)."""
@@ -181,6 +183,11 @@ async def answer_soap_metaservice(
     assert header.service is not None
     provider = header.service.client
     code = header.service.service_code
+    if code in om.MONITORING_SERVICE_CODES:  # the node's own operational data (PR-OPMON)
+        content_type, answer = await answer_monitoring_service(
+            node.opmon, request, owner=node.server_id.owner, monitoring_client=view.monitoring_client
+        )
+        return IsResponse(200, "OK", (("Content-Type", content_type),), answer)
     if code == GET_WSDL:
         asked = soapmeta.parse_get_wsdl_request(request)
         wanted, version = asked.service_code, asked.service_version

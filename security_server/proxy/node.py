@@ -22,6 +22,7 @@ from security_server.db.records import ServerIdentity
 from security_server.exchange.peers import PeerConnector, PeerTrust
 from security_server.exchange.signer import BatchSigner
 from security_server.messagelog import LogRecord, MessageLog, loggable_record
+from security_server.opmonitoring import OpMonitor
 from security_server.proxy.configuration import ConfigurationHolder, ConfigurationView
 from security_server.proxy.serverconf import ServerConfCache
 from security_server.settings import NodeSettings
@@ -52,6 +53,8 @@ class ExchangeNode:
     """Hosted clients, services and access decisions, cached for ``server_conf_cache_seconds``."""
     own_ocsp: Callable[[], tuple[bytes, ...]]
     """The OCSP responses of the node's authentication certificate chain (sent in every request)."""
+    opmon: OpMonitor
+    """Operational data of this process's exchanges (buffered, written by its task)."""
     clock: Callable[[], datetime] = utc_now
     server_id: SecurityServerId = field(init=False)
 

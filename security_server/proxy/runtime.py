@@ -32,6 +32,7 @@ from security_server.exchange.tls import NodeTlsContexts, active_authentication_
 from security_server.home import globalconf_dir
 from security_server.messagelog import open_message_log
 from security_server.ocsp import OwnOcspCache
+from security_server.opmonitoring import OpMonitor, OpMonitoringStore
 from security_server.proxy.configuration import ConfigurationHolder
 from security_server.proxy.internal_tls import trust_is_certificates
 from security_server.proxy.node import ExchangeNode, utc_now
@@ -165,6 +166,9 @@ async def open_exchange(
         open_message_log(
             settings, store.engine, current_trust, session, clock=clock, timestamping=timestamping
         ) as message_log,
+        OpMonitor(OpMonitoringStore(store.engine), settings, clock=clock).running(
+            retention=timestamping
+        ) as opmon,
     ):
         node = ExchangeNode(
             settings=settings,
@@ -178,6 +182,7 @@ async def open_exchange(
             session=session,
             serverconf=ServerConfCache(store, settings.server_conf_cache_seconds),
             own_ocsp=_own_ocsp(tls, ocsp_cache, holder),
+            opmon=opmon,
             clock=clock,
         )
         runtime = ExchangeRuntime(node, tls, token, is_tls)

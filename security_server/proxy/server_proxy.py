@@ -22,11 +22,14 @@ into its IS's format), coded ``server.serverproxy.*`` unless the code already na
 
 from __future__ import annotations
 
+from typing import Final
+
 import structlog
 from aiohttp import web
 from cryptography import x509
 
-from security_server.proxy.handlers import ProviderExchange
+from security_server.opmonitoring import PRODUCER, OpTrace, now_ms
+from security_server.proxy.handlers import PROXY_VERSION, ProviderExchange
 from security_server.proxy.node import ExchangeNode
 from xroad_mn.errors import FaultCode, XRoadError
 from xroad_mn.transport.server import read_body
@@ -38,6 +41,8 @@ log = structlog.get_logger(__name__)
 
 SERVER_PROXY_PREFIX = "server.serverproxy"
 NODE_KEY = web.AppKey("exchange_node", ExchangeNode)
+TRACE_KEY: Final = web.RequestKey("xroad_mn_op_trace", OpTrace)
+"""The request's :class:`~security_server.opmonitoring.OpTrace` (a request key, set by the handler)."""
 
 
 def _fault_response(err: XRoadError) -> web.Response:
@@ -61,7 +66,7 @@ async def _serve(request: web.Request) -> web.StreamResponse:
         raise XRoadError(FaultCode.INVALID_HTTP_METHOD, f"must use POST, not {request.method}")
     view = node.configuration()  # (2)
     body = await read_body(request, node.settings.max_message_bytes)
-    exchange = ProviderExchange(node, view)
+    exchange = ProviderExchange(node, view, request[TRACE_KEY])
     return await exchange.handle(
         content_type=request.headers.get("Content-Type", ""),
         headers=request.headers,
@@ -71,11 +76,18 @@ async def _serve(request: web.Request) -> web.StreamResponse:
 
 
 async def _handle(request: web.Request) -> web.StreamResponse:
+    node = request.app[NODE_KEY]
+    trace = OpTrace(PRODUCER, now_ms(), internal_ip=node.settings.address, xroad_version=PROXY_VERSION)
+    trace.service_server_address = node.settings.address
+    request[TRACE_KEY] = trace
     try:
-        return await _serve(request)
+        response = await _serve(request)
     except XRoadError as e:
         log.info("serverproxy_refused", code=e.code, error=e.message, detail=e.detail)
+        node.opmon.record(trace.finish(error=e.with_prefix(SERVER_PROXY_PREFIX)))
         return _fault_response(e)
+    node.opmon.record(trace.finish(error=None))
+    return response
 
 
 def create_server_proxy_app(node: ExchangeNode) -> web.Application:

@@ -36,7 +36,8 @@ def downgrade() -> None:
     # Put every shared document back into its records before the table goes.
     op.execute(
         "UPDATE message_records SET "
-        "signature = (SELECT s.document FROM message_signatures s WHERE s.hash = message_records.signature_hash), "
+        "signature = (SELECT s.document FROM message_signatures s "
+        "WHERE s.hash = message_records.signature_hash), "
         "hash_chain_result = (SELECT s.hash_chain_result FROM message_signatures s "
         "WHERE s.hash = message_records.signature_hash) "
         "WHERE length(signature) = 0"
