@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from security_server.messagelog.search import SearchPage
@@ -79,6 +80,10 @@ def verification_json(result: LogVerification) -> dict[str, Any]:
         "timestamped": result.timestamped,
         "unstamped": result.unstamped,
         "in_flight": result.in_flight,
+        "failed_exchanges": result.failed_exchanges,
+        "failures": [
+            {**f.outcome.as_json(), "archive": f.archive, "entry": f.entry} for f in result.failures
+        ],
         "incomplete_exchanges": result.exchanges_incomplete,
         "archives": result.archives,
         "archived_containers": result.archived_containers,
@@ -108,6 +113,7 @@ def print_verification(result: LogVerification, console: Console) -> None:
         ("time-stamped", result.timestamped),
         ("waiting for a time-stamp", result.unstamped),
         ("exchanges still running", result.in_flight),
+        ("failed exchanges", result.failed_exchanges),
         ("incomplete exchanges", result.exchanges_incomplete),
         ("archives", result.archives),
         ("archived containers", result.archived_containers),
@@ -115,6 +121,16 @@ def print_verification(result: LogVerification, console: Console) -> None:
     ):
         table.add_row(label, str(value))
     console.print(table)
+    for f in result.failures:
+        o = f.outcome
+        where = f" in {f.archive}" if f.archive else ""
+        console.print(
+            f"  failed {o.time.astimezone(UTC):%Y-%m-%d %H:%M:%S} [bold]{escape(o.code)}[/] X-Road id "
+            f"{escape(o.query_id)} (record {o.request_record_id}{escape(where)}): {escape(o.fault_string)}",
+            markup=True, highlight=False,
+        )  # fmt: skip
+    if result.failed_exchanges > len(result.failures):
+        console.print(f"  … and {result.failed_exchanges - len(result.failures)} more failed exchanges")
     for b in result.broken:
         console.print(f"  [bold]{b.code}[/] {b.name}: {b.reason}")
     if result.broken_count > len(result.broken):

@@ -26,12 +26,15 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from security_server.messagelog.models import (
+    FAULT_STRING_LENGTH,
     SEARCHED_VALUE_LENGTH,
+    X_REQUEST_ID_LENGTH,
+    ExchangeFailureRow,
     MessageAttachmentRow,
     MessageRecordRow,
     TimestampRecordRow,
 )
-from security_server.messagelog.records import LogRecord
+from security_server.messagelog.records import ExchangeFailure, LogRecord
 from security_server.messagelog.subjects import SubjectKey
 from xroad_mn.asic import BatchTimestamp
 from xroad_mn.database import sqlite_writer_engine
@@ -42,6 +45,7 @@ from xroad_mn.signature import SignatureData
 __all__ = [
     "ID_CHUNK",
     "ArchivableRecord",
+    "FailureOutcome",
     "MessageLogStore",
     "StoredRecord",
     "WaitingRecord",
@@ -85,6 +89,26 @@ class StoredRecord:
     """The batch time-stamp covering the record (a single time-stamp sits inside its signature)."""
     x_request_id: str = ""
     """The exchange's ``x-road-request-id``."""
+
+
+@dataclass(frozen=True)
+class FailureOutcome:
+    """How a failed exchange ended, as the log keeps it beside its request's record."""
+
+    request_record_id: int
+    query_id: str
+    time: datetime
+    code: str
+    fault_string: str
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "request_record_id": self.request_record_id,
+            "x_road_id": self.query_id,
+            "failed_at": self.time.isoformat(),
+            "code": self.code,
+            "fault_string": self.fault_string,
+        }
 
 
 @dataclass(frozen=True)
@@ -142,22 +166,45 @@ class MessageLogStore:
             result = await conn.execute(query)
             return result.all()
 
-    async def insert_records(self, records: Sequence[LogRecord], *, at: datetime) -> list[int]:
-        """Insert ``records`` in one transaction; their ids in order. All or none are written."""
-        if not records:
+    async def insert_records(
+        self, records: Sequence[LogRecord], *, at: datetime, failures: Sequence[ExchangeFailure] = ()
+    ) -> list[int]:
+        """Insert ``records`` (and the outcomes of ``failures``, failed ``at``) in one transaction; the
+        records' ids in order. All or none are written."""
+        if not records and not failures:
             return []
         rows = [_row(r, at, self.subject_key) for r in records]
+        failed = [_failure_row(f, at) for f in failures]
         if self._sqlite_writer is not None:
-            return await asyncio.to_thread(_insert_sync, self._sqlite_writer, records, rows)
+            return await asyncio.to_thread(_insert_sync, self._sqlite_writer, records, rows, failed)
         async with self._tx() as conn:
-            result = await conn.execute(
-                insert(MessageRecordRow).returning(MessageRecordRow.id, sort_by_parameter_order=True), rows
-            )
-            ids = [int(i) for i in result.scalars().all()]
+            ids: list[int] = []
+            if rows:
+                result = await conn.execute(
+                    insert(MessageRecordRow).returning(MessageRecordRow.id, sort_by_parameter_order=True),
+                    rows,
+                )
+                ids = [int(i) for i in result.scalars().all()]
             attachments = _attachment_rows(ids, records)
             if attachments:
                 await conn.execute(insert(MessageAttachmentRow), attachments)
+            if failed:
+                await conn.execute(insert(ExchangeFailureRow), failed)
         return ids
+
+    async def failures_of(self, request_record_ids: Sequence[int]) -> dict[int, FailureOutcome]:
+        """The outcomes of the failed exchanges among the requests ``request_record_ids``, by record id."""
+        f = ExchangeFailureRow
+        out: dict[int, FailureOutcome] = {}
+        async with self._tx() as conn:
+            for chunk in _chunks(list(request_record_ids)):
+                found = await conn.execute(select(f).where(f.request_record_id.in_(chunk)))
+                for r in found.mappings():
+                    out[int(r["request_record_id"])] = FailureOutcome(
+                        int(r["request_record_id"]), str(r["query_id"]), r["time"], str(r["code"]),
+                        str(r["fault_string"]),
+                    )  # fmt: skip
+        return out
 
     async def unstamped(self, limit: int) -> list[WaitingRecord]:
         """Up to ``limit`` records without a time-stamp, oldest first."""
@@ -319,22 +366,43 @@ def _attachment_rows(ids: Sequence[int], records: Sequence[LogRecord]) -> list[d
     ]
 
 
-def _insert_sync(engine: Engine, records: Sequence[LogRecord], rows: list[dict[str, object]]) -> list[int]:
+def _insert_sync(
+    engine: Engine,
+    records: Sequence[LogRecord],
+    rows: list[dict[str, object]],
+    failed: list[dict[str, object]],
+) -> list[int]:
     """:meth:`MessageLogStore.insert_records` on SQLite: one transaction, one thread hop for the batch."""
     try:
         with engine.begin() as conn:
-            result = conn.execute(
-                insert(MessageRecordRow).returning(MessageRecordRow.id, sort_by_parameter_order=True), rows
-            )
-            ids = [int(i) for i in result.scalars().all()]
+            ids: list[int] = []
+            if rows:
+                result = conn.execute(
+                    insert(MessageRecordRow).returning(MessageRecordRow.id, sort_by_parameter_order=True),
+                    rows,
+                )
+                ids = [int(i) for i in result.scalars().all()]
             attachments = _attachment_rows(ids, records)
             if attachments:
                 conn.execute(insert(MessageAttachmentRow), attachments)
+            if failed:
+                conn.execute(insert(ExchangeFailureRow), failed)
     except SQLAlchemyError as e:
         raise XRoadError(
             FaultCode.LOGGING_FAILED, f"message log database error: {type(e).__name__}: {e}"
         ) from e
     return ids
+
+
+def _failure_row(failure: ExchangeFailure, at: datetime) -> dict[str, object]:
+    return {
+        "request_record_id": failure.request_record_id,
+        "query_id": failure.query_id,
+        "x_request_id": failure.x_request_id[:X_REQUEST_ID_LENGTH],
+        "time": at,
+        "code": failure.code[:SEARCHED_VALUE_LENGTH],
+        "fault_string": failure.fault_string[:FAULT_STRING_LENGTH],
+    }
 
 
 def _searched(value: str | None) -> str | None:
