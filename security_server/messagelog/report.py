@@ -18,6 +18,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from security_server.messagelog.search import SearchPage
+from security_server.messagelog.store import FailureOutcome
 from security_server.messagelog.verify import LogVerification
 from xroad_mn.errors import ErrorKind, FaultCode, XRoadError
 from xroad_mn.identifiers import format_id
@@ -48,8 +49,9 @@ def search_json(page: SearchPage) -> dict[str, Any]:
     return {"records": [r.as_json() for r in page.records], "next_after_id": page.next_after_id}
 
 
-def _state(timestamped: bool, archived: bool) -> str:
-    return "signed" + (", timestamped" if timestamped else "") + (", archived" if archived else "")
+def _state(timestamped: bool, archived: bool, failure: FailureOutcome | None) -> str:
+    failed = f", failed {escape(failure.code)} at {failure.time.astimezone(UTC):%H:%M:%S}" if failure else ""
+    return "signed" + (", timestamped" if timestamped else "") + (", archived" if archived else "") + failed
 
 
 def print_search_page(page: SearchPage, console: Console) -> None:
@@ -66,7 +68,7 @@ def print_search_page(page: SearchPage, console: Console) -> None:
             format_id(r.service),
             r.logged_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"),
             str(r.status) if r.status is not None else "",
-            _state(r.timestamped, r.archived),
+            _state(r.timestamped, r.archived, r.failure),
         )
     console.print(table)
     if page.next_after_id is not None:

@@ -79,6 +79,7 @@ class Audit:
     archives: dict[str, list[Path]] = field(default_factory=dict)
     """Each node's archives in chain order."""
     seconds: dict[str, float] = field(default_factory=dict)
+    started: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
 def _node(fed: Federation, server_code: str) -> ExchangeNode:
@@ -252,7 +253,22 @@ async def test_node_log_verify_passes_with_the_right_counts(audit: Audit, code: 
     assert result["archives"] == len(audit.archives[code]) >= 3
     assert result["archived_containers"] == audit.archived_records[code]
     assert result["incomplete_exchanges"] == 0
+    assert result["in_flight"] == 0
     assert result["broken_count"] == 0
+    # The failed exchanges: counted apart, with their X-Road fault code and time, the first one known only
+    # from its archived request and the exchange_failures row the cleaner kept.
+    assert result["failed_exchanges"] == len(audit.failed) == 2
+    failures = {f["x_road_id"]: f for f in result["failures"]}
+    assert set(failures) == set(audit.failed)
+    for query_id, failure in failures.items():
+        assert "service_failed" in failure["code"], failure
+        assert failure["fault_string"]
+        assert audit.started <= datetime.fromisoformat(failure["failed_at"]) <= datetime.now(UTC)
+        archived = audit.failed[query_id] == "first"
+        assert (failure["archive"] is not None) == archived, failure
+        if archived:
+            assert failure["archive"] in [p.name for p in audit.archives[code]]
+            assert failure["entry"].startswith(f"{query_id}-request-")
 
 
 @pytest.mark.parametrize("code", ["ss1", "ss2"])
@@ -331,13 +347,56 @@ async def test_a_deleted_record_is_named(audit: Audit) -> None:
     assert broken["x_road_id"] == query_id
 
 
+async def test_a_deleted_response_is_named_and_not_taken_for_a_failure(audit: Audit) -> None:
+    home = _copy(audit, "ss1", "no-response")
+    response_id, query_id = _sql(
+        home, "SELECT id, query_id FROM message_records WHERE response = 1 AND query_id LIKE 'later-%' "
+        "ORDER BY id LIMIT 1 OFFSET 2",
+    )[0]  # fmt: skip
+    (request_id,) = _sql(
+        home, "SELECT id FROM message_records WHERE response = 0 AND query_id = ?", query_id
+    )[0]
+    _sql(home, "DELETE FROM message_attachments WHERE record_id = ?", response_id)
+    _sql(home, "DELETE FROM message_records WHERE id = ?", response_id)
+    young = await verify(home)  # the exchange may still be running, as far as the log can tell
+    assert (young["valid"], young["in_flight"], young["failed_exchanges"]) == (True, 1, 2), young
+    result = await verify(home, "--in-flight-seconds", "0", expect=1)
+    assert result["broken_count"] == 1, result
+    broken = result["broken"][0]
+    assert (broken["code"], broken["record_id"], broken["x_road_id"]) == (
+        "missing_response",
+        request_id,
+        query_id,
+    )
+    assert result["failed_exchanges"] == 2
+
+
+@pytest.mark.parametrize("code", ["ss1", "ss2"])
+async def test_search_shows_the_failed_exchange(audit: Audit, code: str) -> None:
+    (query_id,) = [q for q, when in audit.failed.items() if when == "later"]
+    ran = await xroad_mn(
+        "node", "log", "search", "--dir", str(audit.homes[code]), "--x-road-id", query_id, "--json"
+    )
+    records = ran.json()["records"]
+    assert [r["message"] for r in records] == ["request"]
+    failure = records[0]["failure"]
+    assert "service_failed" in failure["code"], failure
+    assert audit.started <= datetime.fromisoformat(failure["failed_at"]) <= datetime.now(UTC)
+    answered = await xroad_mn(
+        "node", "log", "search", "--dir", str(audit.homes[code]), "--x-road-id", audit.query_ids[-1], "--json"
+    )
+    assert [r["failure"] for r in answered.json()["records"]] == [None, None]
+
+
 async def test_an_archive_removed_from_the_middle_is_named(audit: Audit) -> None:
     home = _copy(audit, "ss1", "gap")
     chain = audit.archives["ss1"]
     (home / "archive" / chain[1].name).unlink()
     result = await verify(home, expect=1)
-    named = [b["archive"] for b in result["broken"] if b["archive"]]
-    assert chain[2].name in named or chain[1].name in " ".join(b["reason"] for b in result["broken"]), result
+    first = result["broken"][0]
+    assert first["archive"] == chain[2].name, result
+    assert first["code"] == "archive_linking_failed", first
+    print(first)
 
 
 async def test_an_edited_linkinginfo_is_named(audit: Audit) -> None:
