@@ -430,7 +430,9 @@ def _row(record: LogRecord, at: datetime, key: SubjectKey | None) -> dict[str, o
     return {
         "time": at,
         "query_id": record.query_id,
-        "x_request_id": record.x_request_id,
+        # The provider node takes it from the consumer node's header: cut to its column, so that one overlong
+        # id cannot fail the group commit of every exchange beside it (PostgreSQL enforces the length).
+        "x_request_id": record.x_request_id[:X_REQUEST_ID_LENGTH],
         "instance": client.instance,
         "member_class": client.member_class,
         "member_code": client.member_code,

@@ -437,6 +437,21 @@ async def test_a_failed_exchange_is_counted_apart_also_once_archived(
     assert (lost.first_broken.code, lost.first_broken.entry) == (MISSING_RESPONSE, container[0])
 
 
+async def test_an_overlong_request_id_does_not_fail_its_group(
+    node_db: AsyncEngine, evidence: Evidence, key: SubjectKey
+) -> None:
+    """The provider node takes ``x-road-request-id`` from the consumer node; one too long for its column
+    (PostgreSQL enforces ``varchar(255)``) must not fail the group commit of every other exchange."""
+    store = MessageLogStore(node_db, subject_key=key)
+    long_id = "x" * 300
+    records = [dataclasses.replace(r, x_request_id=long_id) for r in _rest_pair(evidence, "q-long", None)]
+    records.append(_rest_pair(evidence, "q-next", None)[0])
+    ids = await store.insert_records(records, at=evidence.now)
+    assert len(ids) == 3
+    page = await search_log(store, LogFilters(query_id="q-long"), limit=10)
+    assert {r.x_request_id for r in page.records} == {long_id[:255]}
+
+
 # ------------------------------------------------------------------------------------------------------------
 # The CLI
 
