@@ -50,6 +50,7 @@ from xroad_mn.admin.api import (
     MAX_AUDITED_PATH_CHARS,
     AdminApi,
     Call,
+    FileBody,
     Handler,
     Reply,
 )
@@ -85,6 +86,7 @@ __all__ = [
     "AuditOrigin",
     "Call",
     "CreatedApiKey",
+    "FileBody",
     "Handler",
     "Method",
     "Operation",
