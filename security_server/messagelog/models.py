@@ -29,6 +29,7 @@ __all__ = [
     "RECORD_ID",
     "SEARCHED_VALUE_LENGTH",
     "SIGNATURE_HASH_LENGTH",
+    "SUBJECT_HASH_LENGTH",
     "MessageAttachmentRow",
     "MessageRecordRow",
     "TimestampRecordRow",

@@ -16,6 +16,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from security_server.messagelog.bundle import BundleSummary
 from security_server.messagelog.search import SearchPage
 from security_server.messagelog.verify import LogVerification
 from xroad_mn.errors import ErrorKind, FaultCode, XRoadError
@@ -23,6 +24,7 @@ from xroad_mn.identifiers import format_id
 
 __all__ = [
     "broken_error",
+    "bundle_json",
     "parse_log_time",
     "print_search_page",
     "print_verification",
@@ -45,6 +47,17 @@ def parse_log_time(text: str) -> datetime:
 
 def search_json(page: SearchPage) -> dict[str, Any]:
     return {"records": [r.as_json() for r in page.records], "next_after_id": page.next_after_id}
+
+
+def bundle_json(summary: BundleSummary) -> dict[str, Any]:
+    return {
+        "records": summary.records,
+        "containers": summary.containers,
+        "skipped": summary.skipped,
+        "complete": summary.complete,
+        "next_after_id": summary.next_after_id,
+        "bytes": summary.bytes_written,
+    }
 
 
 def _state(timestamped: bool, archived: bool) -> str:

@@ -56,6 +56,8 @@ from xroad_mn.admin.api import (
 )
 from xroad_mn.admin.apikeys import (
     CENTRAL_SERVER_ROLES,
+    MESSAGELOG_ROLES,
+    SECURITY_SERVER_ADMIN_ROLES,
     SECURITY_SERVER_ROLES,
     ApiKey,
     ApiKeyRing,
@@ -76,6 +78,8 @@ __all__ = [
     "CENTRAL_SERVER_ROLES",
     "LIMITER_KEY",
     "MAX_AUDITED_PATH_CHARS",
+    "MESSAGELOG_ROLES",
+    "SECURITY_SERVER_ADMIN_ROLES",
     "SECURITY_SERVER_ROLES",
     "AdminApi",
     "ApiKey",
