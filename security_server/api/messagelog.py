@@ -8,7 +8,8 @@
 * ``GET /messagelog/records/{record_id}/body`` — the logged message and attachments, base64 (body reader).
 * ``POST /messagelog/export`` — a zip of the ASiC-E containers of the records found and ``manifest.json``
   (body reader: the containers hold the messages). **Bounded**: at most ``limit``
-  (:data:`MAX_EXPORT_RECORDS`) records per export, written to a spooled temporary file (memory up to
+  (:data:`MAX_EXPORT_RECORDS`) records and about :data:`MAX_EXPORT_BYTES` of containers per export,
+  written to a spooled temporary file (memory up to
   :data:`EXPORT_SPOOL_BYTES`, then disk) and streamed; an incomplete export's manifest (and the
   ``X-MN-Next-After-Id`` header) gives the ``after_id`` of the next one. An exchange is exported by its
   ``x_road_id``.
@@ -36,10 +37,12 @@ from security_server.messagelog.search import DEFAULT_SEARCH_LIMIT, MAX_SEARCH_L
 from security_server.operations import messagelog
 from xroad_mn.admin import FileBody, Reply
 
-__all__ = ["EXPORT_SPOOL_BYTES", "MAX_EXPORT_RECORDS", "NEXT_AFTER_ID_HEADER"]
+__all__ = ["EXPORT_SPOOL_BYTES", "MAX_EXPORT_BYTES", "MAX_EXPORT_RECORDS", "NEXT_AFTER_ID_HEADER"]
 
 MAX_EXPORT_RECORDS: Final = 1000
 """Most records one export through the API goes through (the CLI's export has no such bound)."""
+MAX_EXPORT_BYTES: Final = 256 * 1024 * 1024
+"""An export through the API stops once its containers reach this size (the next one continues)."""
 EXPORT_SPOOL_BYTES: Final = 8 * 1024 * 1024
 """An export is kept in memory up to this size, then in a temporary file."""
 NEXT_AFTER_ID_HEADER: Final = "X-MN-Next-After-Id"
@@ -186,8 +189,9 @@ async def export_message_log(call: NodeCall) -> Reply[FileBody]:
     spool = tempfile.SpooledTemporaryFile(max_size=EXPORT_SPOOL_BYTES)  # noqa: SIM115 (the pipeline closes it)
     try:
         summary = await messagelog.export(
-            call.settings, call.node_store, filters, spool, now=now, after_id=body.after_id, limit=body.limit
-        )
+            call.settings, call.node_store, filters, spool, now=now, after_id=body.after_id,
+            limit=body.limit, max_bytes=MAX_EXPORT_BYTES,
+        )  # fmt: skip
         size = spool.tell()
         spool.seek(0)
     except BaseException:

@@ -21,7 +21,8 @@ already). The manifest is the last entry::
 yet are **skipped and listed** under ``skipped`` (reason ``not_timestamped``): a container without a
 time-stamp does not verify offline, and the next export after the timestamper's next run holds them (the
 CLI says how many were skipped). With ``limit`` an export stops after that many records (containers and
-skipped); ``complete`` is then false and ``next_after_id`` continues it as the search's cursor does. The
+skipped), with ``max_bytes`` once its containers reach that size (the container that crosses it included);
+``complete`` is then false and ``next_after_id`` continues it as the search's cursor does. The
 manifest's entry lists are spooled to temporary files while the containers are written.
 
 Example::
@@ -151,8 +152,13 @@ class _Writer:
     skipped: _JsonLines
     bytes_written: int = 0
 
-    def add_page(self, entries: Sequence[LogEntry], stored: dict[int, StoredRecord]) -> None:
-        for entry in entries:
+    def add_page(
+        self, entries: Sequence[LogEntry], stored: dict[int, StoredRecord], max_bytes: int | None
+    ) -> int:
+        """Add the page's records until the containers reach ``max_bytes``; how many records were taken."""
+        for taken, entry in enumerate(entries):
+            if max_bytes is not None and self.bytes_written >= max_bytes:
+                return taken
             record = stored.get(entry.id)
             if record is None:
                 self.skipped.add(_skipped_item(entry, GONE))
@@ -165,6 +171,7 @@ class _Writer:
             self.zf.writestr(name, data)
             self.containers.add(_container_item(entry, name, data))
             self.bytes_written += len(data)
+        return len(entries)
 
     def finish(self, head: dict[str, Any]) -> None:
         """Write ``manifest.json``: ``head``'s fields, then the two lists."""
@@ -187,10 +194,11 @@ async def write_bundle(
     now: datetime,
     after_id: int | None = None,
     limit: int | None = None,
+    max_bytes: int | None = None,
 ) -> BundleSummary:
-    """Write the zip of the records matching ``filters`` (above ``after_id``; at most ``limit`` of them) to
-    ``out`` (seekable or not), with the manifest naming ``node`` and ``now``. Zip writing runs in worker
-    threads. ``invalid_request`` for a ``limit`` below 1."""
+    """Write the zip of the records matching ``filters`` (above ``after_id``; at most ``limit`` of them, and
+    containers up to about ``max_bytes``) to ``out`` (seekable or not), with the manifest naming ``node``
+    and ``now``. Zip writing runs in worker threads. ``invalid_request`` for a ``limit`` below 1."""
     if limit is not None and limit < 1:
         raise XRoadError(
             FaultCode.INVALID_REQUEST,
@@ -202,16 +210,20 @@ async def write_bundle(
     try:
         records, cursor, more = 0, after_id, True
         while more and (limit is None or records < limit):
+            if max_bytes is not None and writer.bytes_written >= max_bytes:
+                break
             size = BUNDLE_PAGE_RECORDS if limit is None else min(BUNDLE_PAGE_RECORDS, limit - records)
             page = await search_log(store, filters, limit=size, after_id=cursor)
             if not page.records:
                 more = False
                 break
             stored = await store.records_by_id([e.id for e in page.records])
-            await asyncio.to_thread(writer.add_page, page.records, {r.id: r for r in stored})
-            records += len(page.records)
-            cursor = page.records[-1].id
-            more = page.next_after_id is not None
+            by_id = {r.id: r for r in stored}
+            taken = await asyncio.to_thread(writer.add_page, page.records, by_id, max_bytes)
+            if taken:
+                records += taken
+                cursor = page.records[taken - 1].id
+            more = taken < len(page.records) or page.next_after_id is not None
         complete = not more
         head = {
             "format": BUNDLE_FORMAT,

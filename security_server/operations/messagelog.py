@@ -140,9 +140,12 @@ async def export(
     now: datetime,
     after_id: int | None = None,
     limit: int | None = None,
+    max_bytes: int | None = None,
 ) -> BundleSummary:
     """Write the zip of ASiC-E containers and ``manifest.json`` of the records matching ``filters`` to
     ``out`` (:func:`~security_server.messagelog.bundle.write_bundle`)."""
     name = await node_name(store)
     async with open_log(settings, store, filters) as log:
-        return await write_bundle(log, filters, out, node=name or "", now=now, after_id=after_id, limit=limit)
+        return await write_bundle(
+            log, filters, out, node=name or "", now=now, after_id=after_id, limit=limit, max_bytes=max_bytes
+        )

@@ -34,7 +34,8 @@ from security_server.home import api_keys_file, audit_log_file, create_home, glo
 from security_server.messagelog import ExchangeFacts, MessageLogStore, SubjectKey
 from security_server.messagelog.bundle import BUNDLE_FORMAT, MANIFEST_NAME, NOT_TIMESTAMPED
 from security_server.messagelog.models import MessageRecordRow
-from security_server.operations import FIRST_KEY_ROLES, open_node_store
+from security_server.messagelog.search import LogFilters
+from security_server.operations import FIRST_KEY_ROLES, messagelog, open_node_store
 from security_server.settings import NodeSettings
 from tests.security_server.conftest import BACKENDS
 from tests.security_server.node_world import database_settings
@@ -418,3 +419,34 @@ def test_node_apikey_commands(tmp_path: Path) -> None:
     assert listed["keys"] == []
     events = [json.loads(line)["event"] for line in audit_log_file(home).read_text().splitlines()]
     assert events == ["Create API key", "Revoke API key"]
+
+
+async def test_an_export_bounded_in_bytes_continues_where_it_stopped(
+    store: NodeStore, evidence: Evidence, tmp_path: Path
+) -> None:
+    """With ``max_bytes`` below one container, each export holds one (and the skipped records before the
+    next); following ``next_after_id`` goes through every record exactly once."""
+    settings = open_home(create_home(tmp_path / "node", {"address": "127.0.0.2"}))
+    ids = await _records(settings, store, evidence)
+    exported: list[int] = []
+    skipped: list[int] = []
+    after_id: int | None = None
+    rounds = 0
+    while True:
+        rounds += 1
+        out = io.BytesIO()
+        summary = await messagelog.export(
+            settings, store, LogFilters(), out, now=NOW, after_id=after_id, max_bytes=1
+        )
+        manifest, files = _read_bundle(out.getvalue())
+        _check_bundle(manifest, files, evidence)
+        assert len(files) <= 1
+        exported += [c["record_id"] for c in manifest["containers"]]
+        skipped += [s["record_id"] for s in manifest["skipped"]]
+        assert (manifest["complete"], manifest["next_after_id"]) == (summary.complete, summary.next_after_id)
+        if summary.complete:
+            break
+        after_id = summary.next_after_id
+    assert exported == ids["batch"] + ids["rest"]
+    assert skipped == ids["wait"] + ids["later"]
+    assert rounds == 5  # one container each, then the records waiting for a time-stamp
