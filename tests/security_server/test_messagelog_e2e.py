@@ -113,13 +113,19 @@ async def _soap(fed: Federation, query_id: str, regnum: str) -> int:
         return resp.status
 
 
+def regnum_of(prefix: str, i: int) -> str:
+    """The citizen exchange ``i`` of a round is about: Cyrillic, as registration numbers are (the REST ones
+    travel in the ``X-MN-Data-Subject`` header as UTF-8)."""
+    return f"{'УБ' if prefix == 'first' else 'УК'}{99000000 + i:08d}"
+
+
 async def _exchanges(fed: Federation, prefix: str, count: int) -> list[str]:
     """``count`` exchanges, REST and SOAP in turn, ``CONCURRENCY`` at a time; their X-Road ids."""
     limit = asyncio.Semaphore(CONCURRENCY)
     query_ids = [f"{prefix}-{i}-{uuid.uuid4().hex[:8]}" for i in range(count)]
 
     async def one(i: int, query_id: str) -> None:
-        regnum = f"AA{99000000 + i:08d}"  # header values are ASCII
+        regnum = regnum_of(prefix, i)
         async with limit:
             status = await (_rest if i % 2 == 0 else _soap)(fed, query_id, regnum)
         assert status == 200, (query_id, status)
@@ -131,7 +137,7 @@ async def _exchanges(fed: Federation, prefix: str, count: int) -> list[str]:
 async def _failing(fed: Federation, prefix: str) -> str:
     """One exchange the provider's IS never answers (its service's address does not listen)."""
     query_id = f"{prefix}-failed-{uuid.uuid4().hex[:8]}"
-    assert await _rest(fed, query_id, "AA00000001", DEAD_SERVICE) == 500
+    assert await _rest(fed, query_id, "ЕА00000001", DEAD_SERVICE) == 500
     return query_id
 
 
@@ -392,6 +398,23 @@ async def test_search_shows_the_failed_exchange(audit: Audit, code: str) -> None
         "node", "log", "search", "--dir", str(audit.homes[code]), "--x-road-id", audit.query_ids[-1], "--json"
     )
     assert [r["failure"] for r in answered.json()["records"]] == [None, None]
+
+
+@pytest.mark.parametrize("code", ["ss1", "ss2"])
+async def test_search_by_a_cyrillic_data_subject_finds_exactly_its_exchanges(audit: Audit, code: str) -> None:
+    """Exchange 0 (REST: the subject in a header) and 1 (SOAP: in the mn:dataSubject header element) of the
+    later round, still in the database; the number is given in clear and hashed by the node."""
+    later = [q for q in audit.query_ids if q.startswith("later-")]
+    for i in (0, 1):
+        ran = await xroad_mn(
+            "node", "log", "search", "--dir", str(audit.homes[code]),
+            "--subject", regnum_of("later", i), "--json",
+        )  # fmt: skip
+        records = ran.json()["records"]
+        assert [(r["x_road_id"], r["message"]) for r in records] == [
+            (later[i], "request"),
+            (later[i], "response"),
+        ], records
 
 
 async def test_an_archive_removed_from_the_middle_is_named(audit: Audit) -> None:
