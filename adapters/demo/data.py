@@ -75,10 +75,10 @@ __all__ = [
     "vin_check_digit",
 ]
 
-REFERENCE_DATE: Final = date(2025, 1, 1)
-"""The synthetic world's "today": ages, registrations and contributions are all before it."""
-CONTRIBUTION_YEAR: Final = REFERENCE_DATE.year - 1
-"""The year of monthly social insurance contributions (all twelve months are in the past)."""
+REFERENCE_DATE: Final = date(2025, 3, 1)
+"""The synthetic world's "today": births, registrations and payments are all before it."""
+CONTRIBUTION_YEAR: Final = 2024
+"""The year of monthly social insurance contributions (each paid in the following month)."""
 DEFAULT_SEED: Final = 11
 DEFAULT_CITIZENS: Final = 5000
 MAX_AGE: Final = 95
@@ -495,14 +495,14 @@ class _Generator:
             return [self.citizen(home, sex, birth, born_at_home=0.5)]
         father_birth = _years_before(rng, REFERENCE_DATE, 22, 80)
         father = self.citizen(home, Sex.MALE, father_birth, born_at_home=0.5)
-        mother_birth = _years_before(rng, father_birth + timedelta(days=3 * 365), 0, 8)
+        mother_birth = _years_before(rng, _birthday(father_birth, 8), 0, 11)
         if _age(mother_birth) < ADULT_AGE:
             mother_birth = _years_before(rng, REFERENCE_DATE, ADULT_AGE, 19)
         mother = self.citizen(home, Sex.FEMALE, mother_birth, born_at_home=0.5)
         family = [father, mother]
         for _ in range(_CHILDREN.pick(rng)):
-            earliest = mother_birth + timedelta(days=20 * 365)
-            latest = min(mother_birth + timedelta(days=42 * 365), REFERENCE_DATE - timedelta(days=1))
+            earliest = _birthday(mother_birth, 20)
+            latest = min(_birthday(mother_birth, 42), REFERENCE_DATE - timedelta(days=1))
             if earliest > latest:
                 break
             sex = Sex.MALE if rng.random() < 0.51 else Sex.FEMALE
@@ -541,6 +541,8 @@ class _Generator:
         rng = self.rng
         draw = rng.random()
         count = 0 if draw < 0.68 else (1 if draw < 0.94 else 2)
+        if _birthday(owner.birth_date, ADULT_AGE) > REFERENCE_DATE - timedelta(days=60):
+            count = 0  # an owner of age for two months at least
         aimag = next(a for a in AIMAGS if a.code == owner.address.aimag_code)
         result = []
         for _ in range(count):
@@ -572,8 +574,10 @@ class _Generator:
 
     def properties(self, owner: Citizen) -> list[Property]:
         rng = self.rng
-        result = []
+        result: list[Property] = []
         adult_on = _birthday(owner.birth_date, ADULT_AGE)
+        if adult_on > REFERENCE_DATE - timedelta(days=60):
+            return result
         home = owner.address
         if rng.random() < 0.45:
             kind = PropertyKind.APARTMENT if home.building is not None else PropertyKind.HOUSE
@@ -661,7 +665,7 @@ class _Generator:
             name=f"{person.last_name} {person.first_name}",
             status=status,
             vat_payer=earning and rng.random() < 0.03,
-            registered_on=max(registered, date(1993, 1, 1)),
+            registered_on=min(max(registered, date(1993, 1, 1)), REFERENCE_DATE - timedelta(days=1)),
             tax_office=self.tax_office(person.address.aimag_code, person.address.soum_name),
             arrears_mnt=arrears,
             last_filing_year=CONTRIBUTION_YEAR if earning else None,
@@ -729,7 +733,11 @@ def generate(seed: int = DEFAULT_SEED, citizens: int = DEFAULT_CITIZENS) -> Data
         if _age(person.birth_date) >= ADULT_AGE:
             owned = gen.vehicles(person)
             properties.extend(gen.properties(person))
-            if _age(person.birth_date) < RETIREMENT_AGE and gen.rng.random() < 0.62:
+            working_age = (
+                _age(person.birth_date, date(CONTRIBUTION_YEAR, 1, 1)) >= ADULT_AGE
+                and _age(person.birth_date, date(CONTRIBUTION_YEAR, 12, 31)) < RETIREMENT_AGE
+            )
+            if working_age and gen.rng.random() < 0.62:
                 local = by_aimag.get(person.address.aimag_code, [])
                 worked = gen.contributions(person, local, employers)
         vehicles.extend(owned)

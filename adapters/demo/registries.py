@@ -12,9 +12,11 @@ Four agencies keep the registers the demo's services read (table names in bracke
 :func:`build_registries` generates the synthetic world once (:func:`adapters.demo.data.generate`, in a worker
 thread) and loads each agency's database at an SQLAlchemy URL — a SQLite file by default
 (:func:`registry_urls`), PostgreSQL as well — with one ``executemany`` per table in one transaction. It is
-idempotent: every database records the seed and size it was built from (table ``demo_dataset``), a database
-already built from the same ones is left as it is (and then nothing is generated), and one built from other
-ones is refused (``conflict``) rather than mixed::
+idempotent: every agency's database records the seed and size it was built from (a row of table
+``demo_dataset``), a database already built from the same ones is left as it is (and then nothing is
+generated), and one built from other ones is refused (``conflict``) rather than mixed. The agencies' table
+names differ, so they may also share one database (one PostgreSQL schema, say); on PostgreSQL a builder
+holds an advisory lock while it loads, so two builders started at once load everything once::
 
     >>> import asyncio
     >>> from pathlib import Path
@@ -50,6 +52,7 @@ from sqlalchemy import (
     insert,
     inspect,
     select,
+    text,
 )
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -86,6 +89,9 @@ log = structlog.get_logger(__name__)
 GENERATOR_VERSION: Final = 1
 """Bumped whenever :func:`~adapters.demo.data.generate` changes what a seed gives: a database built by an
 older generator is refused like one of another seed."""
+STAMP_TABLE: Final = "demo_dataset"
+PG_LOCK_KEY: Final = 0x786D6E64656D6F
+"""The PostgreSQL advisory lock a builder holds while it loads (``xmndemo``)."""
 REGNUM: Final = 10
 NAME: Final = 64
 PLACE: Final = 64
@@ -94,9 +100,9 @@ TEXT: Final = 255
 
 def _meta_table(metadata: MetaData) -> Table:
     return Table(
-        "demo_dataset",
+        STAMP_TABLE,
         metadata,
-        Column("id", Integer, primary_key=True),
+        Column("agency", String(32), primary_key=True),
         Column("seed", BigInteger, nullable=False),
         Column("citizens", Integer, nullable=False),
         Column("generator_version", Integer, nullable=False),
@@ -423,7 +429,7 @@ class Agency:
     @property
     def tables(self) -> tuple[str, ...]:
         """Its register tables (not the ``demo_dataset`` stamp)."""
-        return tuple(name for name in self.metadata.tables if name != "demo_dataset")
+        return tuple(name for name in self.metadata.tables if name != STAMP_TABLE)
 
 
 AGENCIES: Final = (
@@ -481,12 +487,14 @@ def registry_urls(directory: Path) -> dict[str, str]:
     return {agency.key: sqlite_url(directory / f"{agency.key}.db") for agency in AGENCIES}
 
 
-def _stamp_of(conn: Connection, metadata: MetaData) -> DatasetStamp | None:
-    if not inspect(conn).has_table("demo_dataset"):
+def _stamp_of(conn: Connection, agency: Agency) -> DatasetStamp | None:
+    if not inspect(conn).has_table(STAMP_TABLE):
         return None
-    table = metadata.tables["demo_dataset"]
+    table = agency.metadata.tables[STAMP_TABLE]
     row = conn.execute(
-        select(table.c.seed, table.c.citizens, table.c.generator_version, table.c.reference_date)
+        select(table.c.seed, table.c.citizens, table.c.generator_version, table.c.reference_date).where(
+            table.c.agency == agency.key
+        )
     ).first()
     if row is None:
         return None
@@ -498,7 +506,7 @@ async def dataset_stamp(engine: AsyncEngine, agency: Agency) -> DatasetStamp | N
     nothing). A database that cannot be read is ``io_error``."""
     try:
         async with engine.connect() as conn:
-            return await conn.run_sync(_stamp_of, agency.metadata)
+            return await conn.run_sync(_stamp_of, agency)
     except SQLAlchemyError as e:
         raise XRoadError(FaultCode.IO_ERROR, f"cannot read the {agency.key} database: {e}") from e
 
@@ -520,8 +528,10 @@ def _fill(
 ) -> dict[str, int] | None:
     """In the caller's transaction: create the tables, then insert every table's rows and the stamp, unless
     a stamp is there already (``None``: nothing done)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": PG_LOCK_KEY})
     agency.metadata.create_all(conn, checkfirst=True)
-    stamp = _stamp_of(conn, agency.metadata)
+    stamp = _stamp_of(conn, agency)
     if stamp is not None:
         _check_stamp(agency, stamp, dataset.seed, len(dataset.citizens))
         return None
@@ -531,8 +541,8 @@ def _fill(
             conn.execute(insert(table), values)
         counts[table.name] = len(values)
     conn.execute(
-        insert(agency.metadata.tables["demo_dataset"]).values(
-            id=1,
+        insert(agency.metadata.tables[STAMP_TABLE]).values(
+            agency=agency.key,
             seed=dataset.seed,
             citizens=len(dataset.citizens),
             generator_version=GENERATOR_VERSION,
