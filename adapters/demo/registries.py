@@ -19,6 +19,7 @@ names differ, so they may also share one database (one PostgreSQL schema, say); 
 holds an advisory lock while it loads, so two builders started at once load everything once::
 
     >>> import asyncio
+import operator
     >>> from pathlib import Path
     >>> from adapters.demo.registries import build_demo_registries
     >>> report = asyncio.run(build_demo_registries(Path(".demo/registries")))  # doctest: +SKIP
@@ -29,6 +30,7 @@ holds an advisory lock while it loads, so two builders started at once load ever
 from __future__ import annotations
 
 import asyncio
+import operator
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -43,6 +45,8 @@ from sqlalchemy import (
     Column,
     Connection,
     Date,
+    Dialect,
+    Enum,
     Float,
     ForeignKey,
     Integer,
@@ -523,8 +527,47 @@ def _check_stamp(agency: Agency, stamp: DatasetStamp, seed: int, size: int) -> N
         )
 
 
+@dataclass(frozen=True)
+class _Batch:
+    """The rows of one table, ready for one ``executemany``: positional driver parameters for ``sql``, or
+    (a dialect with named parameters) SQLAlchemy's own parameter mappings when ``sql`` is ``None``."""
+
+    table: Table
+    sql: str | None
+    params: list[Any]
+
+
+def _batches(agency: Agency, dataset: Dataset, dialect: Dialect) -> list[_Batch]:
+    """The agency's rows as driver parameters: SQLAlchemy's per-row parameter processing would cost more
+    than the database's own work, so dates (SQLite) and enums are converted here, column by column, in a
+    worker thread. Values stay bound parameters."""
+    sqlite = dialect.name == "sqlite"
+    batches = []
+    for table, rows in agency.rows(dataset):
+        compiled = insert(table).compile(dialect=dialect)
+        names = compiled.positiontup
+        if not names or len(names) < 2:  # named parameters; or one column, which itemgetter gives bare
+            batches.append(_Batch(table, None, rows))
+            continue
+        converters: list[tuple[str, Callable[[Any], object]]] = []
+        for name in names:
+            column_type = table.c[name].type
+            if isinstance(column_type, Enum):
+                converters.append((name, operator.attrgetter("value")))
+            elif sqlite and isinstance(column_type, Date):
+                converters.append((name, date.isoformat))  # SQLAlchemy's SQLite DATE storage format
+        for row in rows:
+            for name, convert in converters:
+                value = row[name]
+                if value is not None:
+                    row[name] = convert(value)
+        getter = operator.itemgetter(*names)
+        batches.append(_Batch(table, compiled.string, [getter(row) for row in rows]))
+    return batches
+
+
 def _fill(
-    conn: Connection, agency: Agency, dataset: Dataset, rows: Sequence[tuple[Table, list[dict[str, object]]]]
+    conn: Connection, agency: Agency, dataset: Dataset, batches: Sequence[_Batch]
 ) -> dict[str, int] | None:
     """In the caller's transaction: create the tables, then insert every table's rows and the stamp, unless
     a stamp is there already (``None``: nothing done)."""
@@ -536,10 +579,12 @@ def _fill(
         _check_stamp(agency, stamp, dataset.seed, len(dataset.citizens))
         return None
     counts: dict[str, int] = {}
-    for table, values in rows:
-        if values:
-            conn.execute(insert(table), values)
-        counts[table.name] = len(values)
+    for batch in batches:
+        if batch.params and batch.sql is not None:
+            conn.exec_driver_sql(batch.sql, batch.params)
+        elif batch.params:
+            conn.execute(insert(batch.table), batch.params)
+        counts[batch.table.name] = len(batch.params)
     conn.execute(
         insert(agency.metadata.tables[STAMP_TABLE]).values(
             agency=agency.key,
@@ -557,10 +602,10 @@ async def load_registry(engine: AsyncEngine, agency: Agency, dataset: Dataset) -
     inserted per table, or ``None`` when it was already built from the same seed and size (nothing done).
     Built from another seed, size or generator: ``conflict``; a database error: ``io_error`` (and nothing
     is left half-loaded)."""
-    rows = await asyncio.to_thread(agency.rows, dataset)
+    batches = await asyncio.to_thread(_batches, agency, dataset, engine.dialect)
     try:
         async with engine.begin() as conn:
-            return await conn.run_sync(_fill, agency, dataset, rows)
+            return await conn.run_sync(_fill, agency, dataset, batches)
     except SQLAlchemyError as e:
         raise XRoadError(FaultCode.IO_ERROR, f"cannot load the {agency.key} database: {e}") from e
 
