@@ -372,6 +372,15 @@ def _years_before(rng: random.Random, day: date, low: int, high: int) -> date:
     return earliest + timedelta(days=rng.randrange((latest - earliest).days + 1))
 
 
+def _adult_birth(rng: random.Random, low: int, high: int, mean_above: float) -> date:
+    """A birth date of someone ``low`` to ``high`` years old, their age above ``low`` drawn exponentially
+    with mean ``mean_above`` (Mongolia's adults are young: the median age is about 28)."""
+    age = min(high, low + int(rng.expovariate(1 / mean_above)))
+    latest = _birthday(REFERENCE_DATE, -age)  # turns ``age`` today
+    earliest = _birthday(REFERENCE_DATE, -age - 1) + timedelta(days=1)
+    return _between(rng, earliest, latest)
+
+
 def _between(rng: random.Random, start: date, end: date) -> date:
     """A day in ``[start, end]`` (``start`` when ``end`` is earlier)."""
     span = (end - start).days
@@ -491,9 +500,9 @@ class _Generator:
         home = self.home()
         if rng.random() < 0.3:
             sex = Sex.MALE if rng.random() < 0.5 else Sex.FEMALE
-            birth = _years_before(rng, REFERENCE_DATE, ADULT_AGE, MAX_AGE)
+            birth = _adult_birth(rng, ADULT_AGE, MAX_AGE, 20)
             return [self.citizen(home, sex, birth, born_at_home=0.5)]
-        father_birth = _years_before(rng, REFERENCE_DATE, 22, 80)
+        father_birth = _adult_birth(rng, 22, 85, 21)
         father = self.citizen(home, Sex.MALE, father_birth, born_at_home=0.5)
         mother_birth = _years_before(rng, _birthday(father_birth, 8), 0, 11)
         if _age(mother_birth) < ADULT_AGE:
