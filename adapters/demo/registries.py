@@ -607,7 +607,8 @@ async def load_registry(engine: AsyncEngine, agency: Agency, dataset: Dataset) -
         async with engine.begin() as conn:
             return await conn.run_sync(_fill, agency, dataset, batches)
     except SQLAlchemyError as e:
-        raise XRoadError(FaultCode.IO_ERROR, f"cannot load the {agency.key} database: {e}") from e
+        reason = getattr(e, "orig", None) or e  # the driver's words, not the SQL and its 40,000 parameters
+        raise XRoadError(FaultCode.IO_ERROR, f"cannot load the {agency.key} database: {reason}") from e
 
 
 async def build_registries(
