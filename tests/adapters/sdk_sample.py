@@ -134,9 +134,9 @@ def sample_adapter(registry: Registry, *, server_url: str | None = None) -> Adap
         return {"regnum": 42}  # type: ignore[return-value]
 
     @adapter.soap(version="v1")
-    async def getCitizen(ctx: XRoadContext, request: GetCitizen) -> GetCitizenResponse:
+    async def getCitizenRecord(ctx: XRoadContext, request: GetCitizen) -> GetCitizenResponse:
         """Get a citizen's record"""
-        registry.seen.append({"op": "getCitizen", "ctx": ctx, "request": request})
+        registry.seen.append({"op": "getCitizenRecord", "ctx": ctx, "request": request})
         return GetCitizenResponse(
             citizen=_citizen(request.regnum),
             asked_by=str(ctx.client),

@@ -37,8 +37,11 @@ from xroad_mn.identifiers import MemberId, to_xml
 from xroad_mn.wire.faults import parse_soap_fault
 from xroad_mn.wire.soap import XROAD_NS, build_soap_request, parse_soap_message
 
+OP: Final = "getCitizenRecord"
 CLIENT: Final = MemberId("MN", "COM", "9011223").subsystem("kyc")
-SERVICE: Final = MemberId("MN", "GOV", "5012345").subsystem("civil-registry").service("getCitizen", "v1")
+SERVICE: Final = (
+    MemberId("MN", "GOV", "5012345").subsystem("civil-registry").service("getCitizenRecord", "v1")
+)
 HEADERS: Final = {
     "X-Road-Client": "MN/COM/9011223/kyc",
     "X-Road-Id": "MN-4f1c",
@@ -146,14 +149,14 @@ async def test_wsdl_has_xroad_headers_and_version_and_the_node_reads_it(
         ("client", "xrd:client"), ("service", "xrd:service"), ("id", "xrd:id"), ("userId", "xrd:userId"),
         ("issue", "xrd:issue"), ("protocolVersion", "xrd:protocolVersion"),
     ]  # fmt: skip
-    operation = root.find("w:binding/w:operation[@name='getCitizen']", ns)
+    operation = root.find("w:binding/w:operation[@name='getCitizenRecord']", ns)
     assert operation is not None
     assert operation.findtext("xrd:version", namespaces=ns) == "v1"
     assert len(operation.findall("w:input/s:header", ns)) == 6
     assert root.find("w:service/w:port/s:address", ns).get("location") == f"{base}/soap"  # type: ignore[union-attr]
     parsed = parse_wsdl(wsdl, source_url=f"{base}/wsdl")
     assert [(s.code, s.version, s.url, s.title) for s in parsed.services] == [
-        ("getCitizen", "v1", f"{base}/soap", "Get a citizen's record")
+        ("getCitizenRecord", "v1", f"{base}/soap", "Get a citizen's record")
     ]
 
 
@@ -181,7 +184,7 @@ async def test_zeep_loads_the_wsdl_and_calls_the_operation(base: str, registry: 
 
     def zeep_call() -> Any:
         client = Client(f"{base}/wsdl", transport=VendoredSchemas(timeout=30), settings=Settings(strict=True))  # type: ignore[no-untyped-call]
-        return client.service.getCitizen(regnum="УБ99112233", with_address=False, _soapheaders=header)
+        return client.service.getCitizenRecord(regnum="УБ99112233", with_address=False, _soapheaders=header)
 
     answer = await asyncio.to_thread(zeep_call)
     assert answer.body["citizen"]["regnum"] == "УБ99112233"
@@ -346,7 +349,7 @@ async def test_soap_response_echoes_the_header_and_carries_the_data_subject(
     base: str, session: aiohttp.ClientSession, registry: Registry
 ) -> None:
     request = soap_request(
-        f'<c:getCitizen xmlns:c="{NAMESPACE}"><c:regnum>УБ99112233</c:regnum></c:getCitizen>'.encode(),
+        f'<c:{OP} xmlns:c="{NAMESPACE}"><c:regnum>УБ99112233</c:regnum></c:{OP}>'.encode(),
         user_id="MN-officer-7", issue="case-9",
     )  # fmt: skip
     request = request.replace(
@@ -358,7 +361,7 @@ async def test_soap_response_echoes_the_header_and_carries_the_data_subject(
     assert status == 200, answer
     response = parse_soap_message(answer, expect="response")
     assert response.x_road_header == parse_soap_message(request).x_road_header
-    body = etree.fromstring(answer).find(f".//{{{NAMESPACE}}}getCitizenResponse")
+    body = etree.fromstring(answer).find(f".//{{{NAMESPACE}}}getCitizenRecordResponse")
     assert body is not None
     assert body.findtext(f"{{{NAMESPACE}}}data_subject") == "УБ99112233"
     assert body.findtext(f"{{{NAMESPACE}}}citizen/{{{NAMESPACE}}}gender") == "male"
@@ -368,18 +371,18 @@ async def test_soap_response_echoes_the_header_and_carries_the_data_subject(
 @pytest.mark.parametrize(
     ("body", "code", "words"),
     [
-        (b"<c:getCitizen xmlns:c='NS'/>", "client.bad_request", ["'regnum'", "Field required"]),
-        (b"<c:getCitizen xmlns:c='NS'><c:regnum>x</c:regnum><c:with_address>perhaps</c:with_address>"
-         b"</c:getCitizen>", "client.bad_request", ["'with_address'", "boolean"]),
-        (b"<c:getCitizen xmlns:c='NS'><c:regnum>ABCDEFGHIJK</c:regnum></c:getCitizen>",
+        (b"<c:OP xmlns:c='NS'/>", "client.bad_request", ["'regnum'", "Field required"]),
+        (b"<c:OP xmlns:c='NS'><c:regnum>x</c:regnum><c:with_address>perhaps</c:with_address>"
+         b"</c:OP>", "client.bad_request", ["'with_address'", "boolean"]),
+        (b"<c:OP xmlns:c='NS'><c:regnum>ABCDEFGHIJK</c:regnum></c:OP>",
          "client.bad_request", ["'regnum'", "at most 10"]),
-        (b"<c:getCitizen xmlns:c='NS'><c:regnum>x</c:regnum><c:regnum>y</c:regnum></c:getCitizen>",
+        (b"<c:OP xmlns:c='NS'><c:regnum>x</c:regnum><c:regnum>y</c:regnum></c:OP>",
          "client.bad_request", ["repeated"]),
-        (b"<c:getCitizen xmlns:c='NS'><c:regnum>x</c:regnum><c:admin>1</c:admin></c:getCitizen>",
+        (b"<c:OP xmlns:c='NS'><c:regnum>x</c:regnum><c:admin>1</c:admin></c:OP>",
          "client.bad_request", ["'admin'"]),
-        (b"<c:getCitizen xmlns:c='NS'><c:regnum><c:x/></c:regnum></c:getCitizen>",
+        (b"<c:OP xmlns:c='NS'><c:regnum><c:x/></c:regnum></c:OP>",
          "client.bad_request", ["holds elements"]),
-        (b"<c:getCitizen xmlns:c='urn:elsewhere'><c:regnum>x</c:regnum></c:getCitizen>",
+        (b"<c:OP xmlns:c='urn:elsewhere'><c:regnum>x</c:regnum></c:OP>",
          "client.unknown_service", ["urn:elsewhere"]),
     ],
 )  # fmt: skip
@@ -391,7 +394,11 @@ async def test_invalid_soap_input_is_a_fault_with_xroad_code(
     code: str,
     words: list[str],
 ) -> None:
-    status, answer = await post_soap(session, base, soap_request(body.replace(b"NS", NAMESPACE.encode())))
+    status, answer = await post_soap(
+        session,
+        base,
+        soap_request(body.replace(b"NS", NAMESPACE.encode()).replace(b"OP", b"getCitizenRecord")),
+    )
     assert status == 500
     fault = parse_soap_fault(answer)
     assert fault.code == code, fault.message
@@ -401,7 +408,9 @@ async def test_invalid_soap_input_is_a_fault_with_xroad_code(
 
 
 async def test_malformed_soap_messages_are_faults(base: str, session: aiohttp.ClientSession) -> None:
-    good = soap_request(f'<c:getCitizen xmlns:c="{NAMESPACE}"><c:regnum>x</c:regnum></c:getCitizen>'.encode())
+    good = soap_request(
+        f'<c:getCitizenRecord xmlns:c="{NAMESPACE}"><c:regnum>x</c:regnum></c:getCitizenRecord>'.encode()
+    )
     cases = [
         (good.replace(b"<xrd:protocolVersion>4.0</xrd:protocolVersion>", b""), "text/xml",
          "client.missing_header_field"),
