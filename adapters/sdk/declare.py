@@ -32,6 +32,7 @@ __all__ = [
     "Handler",
     "HandlerParams",
     "declaration_error",
+    "explicit_params",
     "fill",
     "is_model",
     "read_params",
@@ -148,7 +149,6 @@ def read_params(
     body_type: Any = None
     path_fields: dict[str, tuple[Any, Any]] = {}
     query_fields: dict[str, tuple[Any, Any]] = {}
-    lists: set[str] = set()
     for name, param in inspect.signature(handler).parameters.items():
         if param.kind not in (param.POSITIONAL_OR_KEYWORD, param.KEYWORD_ONLY):
             raise declaration_error(
@@ -177,21 +177,44 @@ def read_params(
             if is_model(bare) or (is_sequence(tp) and any(is_model(a) for a in typing.get_args(bare))):
                 raise declaration_error(f"{operation_id}: query parameter {name!r} cannot be a model")
             query_fields[name] = (tp, default)
-            if is_sequence(tp):
-                lists.add(name)
     missing = path_names - set(path_fields)
     if missing:
         raise declaration_error(f"{operation_id}: the handler has no parameter for {sorted(missing)}")
     if body_required and body is None:
         raise declaration_error(f"{operation_id}: the handler needs a pydantic model parameter (the request)")
+    return explicit_params(
+        operation_id,
+        path_fields=path_fields,
+        query_fields=query_fields,
+        response_type=hints["return"],
+        body=body,
+        body_type=body_type,
+        context=context,
+        request=request,
+    )
+
+
+def explicit_params(
+    operation_id: str,
+    *,
+    path_fields: dict[str, tuple[Any, Any]],
+    query_fields: dict[str, tuple[Any, Any]],
+    response_type: Any,
+    body: str | None = None,
+    body_type: Any = None,
+    context: str | None = None,
+    request: str | None = None,
+) -> HandlerParams:
+    """:class:`HandlerParams` from declared fields (``name: (type, default)``, ``...`` for required), for a
+    handler that takes them as keyword arguments (the ready adapters build operations from configuration)."""
     pascal = "".join(part[:1].upper() + part[1:] for part in operation_id.replace("-", "_").split("_"))
     try:
         path_model = _params_model(f"{pascal}Path", path_fields)
         query_model = _params_model(f"{pascal}Query", query_fields)
         if body_type is not None:
             TypeAdapter(body_type)
-        if hints["return"] is not None:
-            TypeAdapter(hints["return"])
+        if response_type is not None:
+            TypeAdapter(response_type)
     except Exception as e:  # pydantic's schema errors: an annotation it cannot validate
         raise declaration_error(f"{operation_id}: a parameter type cannot be validated: {e}") from e
     return HandlerParams(
@@ -199,10 +222,10 @@ def read_params(
         request=request,
         path_model=path_model,
         query_model=query_model,
-        query_lists=frozenset(lists),
+        query_lists=frozenset(name for name, (tp, _) in query_fields.items() if is_sequence(tp)),
         body=body,
         body_type=body_type,
-        response_type=None if hints["return"] is type(None) else hints["return"],
+        response_type=None if response_type is type(None) else response_type,
     )
 
 

@@ -151,8 +151,10 @@ def rest_operation(
     summary: str | None = None,
     operation_id: str | None = None,
     tag: str | None = None,
+    params: HandlerParams | None = None,
 ) -> RestOperation:
-    """Declare ``handler`` as ``method path`` (see :mod:`adapters.sdk.declare` for its parameters)."""
+    """Declare ``handler`` as ``method path`` (see :mod:`adapters.sdk.declare` for its parameters); with
+    ``params``, the handler takes those instead of what its signature says."""
     method = method.upper()
     op_id = operation_id or handler.__name__
     if method not in METHODS:
@@ -164,7 +166,10 @@ def rest_operation(
         raise declaration_error(f"{op_id}: {path!r} names a path parameter twice")
     if not 200 <= status <= 299:
         raise declaration_error(f"{op_id}: the success status {status} is not 2xx")
-    params = read_params(handler, operation_id=op_id, path_names=frozenset(names), method=method)
+    if params is None:
+        params = read_params(handler, operation_id=op_id, path_names=frozenset(names), method=method)
+    elif set(names) != {str(f.alias) for f in params.path_model.model_fields.values()}:
+        raise declaration_error(f"{op_id}: the path parameters of {path!r} are not those declared")
     doc = (handler.__doc__ or "").strip()
     first, _, rest = doc.partition("\n")
     return RestOperation(

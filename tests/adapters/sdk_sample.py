@@ -17,7 +17,15 @@ from adapters.sdk import Adapter, XRoadContext, create_app
 from xroad_mn.errors import ErrorKind, FaultCode, XRoadError
 from xroad_mn.transport.server import ServerTimeouts, TimedSite, app_runner, http_url, listen
 
-__all__ = ["NAMESPACE", "XROAD_XSD_BASE", "XROAD_XSD_DIR", "Registry", "sample_adapter", "served"]
+__all__ = [
+    "NAMESPACE",
+    "XROAD_XSD_BASE",
+    "XROAD_XSD_DIR",
+    "Registry",
+    "sample_adapter",
+    "served",
+    "served_app",
+]
 
 NAMESPACE: Final = "http://civil-registry.mn/sdk"
 XROAD_XSD_BASE: Final = "http://x-road.eu/xsd/"
@@ -150,9 +158,16 @@ def sample_adapter(registry: Registry, *, server_url: str | None = None) -> Adap
 @asynccontextmanager
 async def served(adapter: Adapter, host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[str]:
     """Serve ``adapter`` on ``host`` (a free port by default) as production does; yields its base URL."""
+    async with served_app(create_app(adapter), host, port) as url:
+        yield url
+
+
+@asynccontextmanager
+async def served_app(app: web.Application, host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[str]:
+    """Serve ``app`` on ``host`` with the core's runner and timed site; yields its base URL."""
     sock = listen(host, port)
     timeouts = ServerTimeouts()
-    runner = app_runner(create_app(adapter), timeouts)
+    runner = app_runner(app, timeouts)
     await runner.setup()
     try:
         await TimedSite(runner, sock, timeouts).start()
