@@ -14,6 +14,7 @@ import typer
 
 from adapters.ready.config import ReadyAdapter, load_ready_adapter
 from xroad_mn.cli.main import JsonFlag, dump_json, until_interrupted
+from xroad_mn.errors import FaultCode, XRoadError
 from xroad_mn.transport.server import Served, ServerTimeouts, http_url, listening, serve
 
 __all__ = ["app"]
@@ -63,4 +64,8 @@ def openapi_command(
 ) -> None:
     """Print the OpenAPI 3.0 document of the adapter's endpoints."""
     ready = load_ready_adapter(config)
+    if ready.adapter is None:
+        raise XRoadError(
+            FaultCode.INVALID_SETTINGS, f"a {ready.kind} adapter has no OpenAPI document of its own"
+        )
     typer.echo(dump_json(ready.adapter().openapi(server_url), indent=2))

@@ -1,2 +1,3 @@
 """Ready adapters, configured by TOML, no code: :mod:`adapters.ready.sql` (parameterised read-only queries
-over any SQLAlchemy database as REST endpoints). ``xroad-mn adapter serve CONFIG.toml`` serves one."""
+over any SQLAlchemy database as REST endpoints), :mod:`adapters.ready.http` (an existing REST API behind
+X-Road with path and header mapping). ``xroad-mn adapter serve CONFIG.toml`` serves one."""

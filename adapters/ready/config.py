@@ -20,6 +20,7 @@ from typing import Any, Final
 
 from aiohttp import web
 
+from adapters.ready.http import HttpAdapterSettings, create_http_app
 from adapters.ready.sql import SqlAdapterSettings, create_sql_app, sql_adapter
 from adapters.sdk import Adapter
 from xroad_mn.errors import FaultCode, XRoadError
@@ -27,7 +28,7 @@ from xroad_mn.settings import load_settings
 
 __all__ = ["KINDS", "ReadyAdapter", "load_ready_adapter"]
 
-KINDS: Final = ("sql",)
+KINDS: Final = ("sql", "http")
 """The ready adapters this version serves."""
 
 
@@ -39,8 +40,9 @@ class ReadyAdapter:
     title: str
     host: str
     port: int
-    adapter: Callable[[], Adapter]
     create_app: Callable[[], web.Application]
+    adapter: Callable[[], Adapter] | None = None
+    """The SDK declaration (and so an OpenAPI document) of an adapter that has one."""
 
 
 def load_ready_adapter(
@@ -51,16 +53,15 @@ def load_ready_adapter(
         kind = tomllib.loads(path.read_text(encoding="utf-8")).get("kind", "sql")
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
         raise XRoadError(FaultCode.INVALID_SETTINGS, f"cannot read adapter configuration {path}: {e}") from e
+    if kind == "http":
+        http = load_settings(HttpAdapterSettings, app="adapter", path=path, env=env, overrides=overrides)
+        return ReadyAdapter("http", http.title, http.host, http.port, lambda: create_http_app(http))
     if kind != "sql":
         raise XRoadError(
             FaultCode.INVALID_SETTINGS, f"adapter kind {str(kind)[:40]!r} is not one of {', '.join(KINDS)}"
         )
     settings = load_settings(SqlAdapterSettings, app="adapter", path=path, env=env, overrides=overrides)
     return ReadyAdapter(
-        kind=kind,
-        title=settings.title,
-        host=settings.host,
-        port=settings.port,
-        adapter=lambda: sql_adapter(settings)[0],
-        create_app=lambda: create_sql_app(settings),
-    )
+        "sql", settings.title, settings.host, settings.port,
+        create_app=lambda: create_sql_app(settings), adapter=lambda: sql_adapter(settings)[0],
+    )  # fmt: skip
