@@ -21,6 +21,7 @@ from typing import Any, Final
 from aiohttp import web
 
 from adapters.ready.http import HttpAdapterSettings, create_http_app
+from adapters.ready.soap import SoapAdapterSettings, create_soap_app
 from adapters.ready.sql import SqlAdapterSettings, create_sql_app, sql_adapter
 from adapters.sdk import Adapter
 from xroad_mn.errors import FaultCode, XRoadError
@@ -28,7 +29,7 @@ from xroad_mn.settings import load_settings
 
 __all__ = ["KINDS", "ReadyAdapter", "load_ready_adapter"]
 
-KINDS: Final = ("sql", "http")
+KINDS: Final = ("sql", "http", "soap")
 """The ready adapters this version serves."""
 
 
@@ -56,6 +57,9 @@ def load_ready_adapter(
     if kind == "http":
         http = load_settings(HttpAdapterSettings, app="adapter", path=path, env=env, overrides=overrides)
         return ReadyAdapter("http", http.title, http.host, http.port, lambda: create_http_app(http))
+    if kind == "soap":
+        soap = load_settings(SoapAdapterSettings, app="adapter", path=path, env=env, overrides=overrides)
+        return ReadyAdapter("soap", soap.title, soap.host, soap.port, lambda: create_soap_app(soap))
     if kind != "sql":
         raise XRoadError(
             FaultCode.INVALID_SETTINGS, f"adapter kind {str(kind)[:40]!r} is not one of {', '.join(KINDS)}"
