@@ -323,7 +323,9 @@ class XRoadClient:
                     await asyncio.sleep(self.retry_delay_seconds * attempt)
                     continue
                 raise XRoadError(
-                    FaultCode.NETWORK_ERROR, f"cannot connect to the security server {self.proxy_url}: {e}"
+                    FaultCode.NETWORK_ERROR,
+                    f"cannot connect to the security server {self.proxy_url}: {e}",
+                    details={"attempts": attempt},
                 ) from e
             except TimeoutError as e:
                 raise XRoadError(
