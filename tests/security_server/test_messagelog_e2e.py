@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
+from urllib.parse import unquote
 
 import pytest
 import pytest_asyncio
@@ -47,6 +48,7 @@ from tests.security_server.test_node_e2e import Ran, xroad_mn
 from trust_services.store import TrustFiles
 from xroad_mn.archive import LINKING_INFO
 from xroad_mn.wire.soap import build_soap_request
+from xroad_mn.wire.subject import REGISTRATION_NUMBER
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -450,3 +452,30 @@ async def test_an_edited_linkinginfo_is_named(audit: Audit) -> None:
 
 async def test_module_timings(audit: Audit) -> None:
     print({k: round(v, 1) for k, v in audit.seconds.items()})
+
+
+BODY_COLUMNS: Final = {("message_records", "message"), ("message_attachments", "data")}
+"""Where the log keeps the messages themselves: a registration number may be there, signed; nowhere else."""
+
+
+@pytest.mark.parametrize("code", ["ss1", "ss2"])
+async def test_no_registration_number_in_clear_outside_the_messages(audit: Audit, code: str) -> None:
+    """Every other column of every table of the node's database — search columns, failures, operational
+    monitoring (whose REST paths named the citizen) — holds no registration number, as text or
+    percent-encoded in a path."""
+    home = audit.homes[code]
+    tables = [name for (name,) in _sql(home, "SELECT name FROM sqlite_master WHERE type = 'table'")]
+    assert {"message_records", "opmon_records", "exchange_failures"} <= set(tables)
+    assert _sql(home, "SELECT count(*) FROM opmon_records WHERE rest_path IS NOT NULL")[0][0] > 0
+    seen = 0
+    for table in tables:
+        columns = [row[1] for row in _sql(home, f'PRAGMA table_info("{table}")')]
+        for row in _sql(home, f'SELECT * FROM "{table}"'):
+            for column, value in zip(columns, row, strict=True):
+                if value is None or (table, column) in BODY_COLUMNS:
+                    continue
+                raw = value if isinstance(value, bytes) else str(value).encode()
+                text = unquote(raw.decode("utf-8", errors="replace"))
+                assert not REGISTRATION_NUMBER.search(text), (table, column, text[:200])
+                seen += 1
+    assert seen > 1000
