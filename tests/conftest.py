@@ -120,15 +120,26 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
-@pytest.fixture
-async def trust_service(tmp_path: Path) -> AsyncIterator[RunningTrustService]:
-    """Our own CA, OCSP responder and TSA, freshly initialised in ``tmp_path/trust`` and served on 127.0.0.1
-    at a free port (``service.urls.ca`` / ``.ocsp`` / ``.tsa``; the files are in ``service.directory``)."""
-    from trust_services.app import TrustSettings, run_trust_service
+@pytest.fixture(scope="session")
+def trust_dir_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A trust directory initialised once per test process: generating its three RSA keys is most of what
+    starting a :func:`trust_service` costs, and every test copies this one instead."""
     from trust_services.store import init_trust_dir
 
+    directory = tmp_path_factory.mktemp("trust-template") / "trust"
+    init_trust_dir(directory, instance="MN", now=datetime.now(UTC))
+    return directory
+
+
+@pytest.fixture
+async def trust_service(tmp_path: Path, trust_dir_template: Path) -> AsyncIterator[RunningTrustService]:
+    """Our own CA, OCSP responder and TSA in a fresh ``tmp_path/trust`` (a copy of
+    :func:`trust_dir_template`: nothing issued or revoked yet), served on 127.0.0.1 at a free port
+    (``service.urls.ca`` / ``.ocsp`` / ``.tsa``; the files are in ``service.directory``)."""
+    from trust_services.app import TrustSettings, run_trust_service
+
     directory = tmp_path / "trust"
-    await asyncio.to_thread(init_trust_dir, directory, instance="MN", now=datetime.now(UTC))
+    await asyncio.to_thread(shutil.copytree, trust_dir_template, directory)
     async with run_trust_service(TrustSettings(dir=directory, host="127.0.0.1", port=0)) as service:
         yield service
 
