@@ -737,7 +737,7 @@ async def serve() -> AsyncIterator[Callable[[Handler], Awaitable[str]]]:
     async def start(handler: Handler) -> str:
         app = web.Application()
         app.router.add_post("/tsa", handler)
-        runner = web.AppRunner(app)
+        runner = web.AppRunner(app, handler_cancellation=True)  # a slow handler ends when the client gives up
         await runner.setup()
         runners.append(runner)
         site = web.TCPSite(runner, "127.0.0.1", 0)
