@@ -4,6 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= .demo
+# pytest worker processes (pytest-xdist); each test module runs whole on one worker (--dist loadfile).
+TEST_WORKERS ?= 2
 
 .PHONY: demo test lint typecheck imports unit bench clean
 
@@ -27,7 +29,7 @@ imports: $(STAMP)
 	$(BIN)/lint-imports
 
 unit: $(STAMP)
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS)
 
 test: lint typecheck imports unit
 

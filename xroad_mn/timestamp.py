@@ -214,7 +214,8 @@ def _parse_token(token_der: bytes) -> _ParsedToken:
         signer_info.native  # noqa: B018
     except XRoadError:
         raise
-    except (ValueError, TypeError, KeyError, IndexError, OverflowError) as e:
+    except (ValueError, TypeError, KeyError, IndexError, OverflowError, AttributeError) as e:
+        # AttributeError: asn1crypto on some mistagged values (an ObjectDescriptor where a field should be).
         raise _fail(f"malformed time-stamp token: {e}", "malformed") from e
     return _ParsedToken(signed_data, tst_info, econtent, signer_info)
 
@@ -554,7 +555,8 @@ def add_tsa_certificate(token_der: bytes, tsa_cert: x509.Certificate) -> bytes:
         new_choice = cms.CertificateChoices(name="certificate", value=asn1_x509.Certificate.load(der))
         signed_data["certificates"] = cms.CertificateSet([*existing, new_choice])
         return bytes(info.dump())
-    except (ValueError, TypeError, KeyError, IndexError, OverflowError) as e:
+    except (ValueError, TypeError, KeyError, IndexError, OverflowError, AttributeError) as e:
+        # AttributeError: asn1crypto on some mistagged values (an ObjectDescriptor where a field should be).
         raise _fail(f"malformed time-stamp token: {e}", "malformed") from e
 
 

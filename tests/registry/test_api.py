@@ -634,13 +634,13 @@ def _port_free_on(*hosts: str) -> int:
 async def test_admin_api_is_never_on_the_public_socket_even_on_the_same_port(
     start_registry: Callable[..., AbstractAsyncContextManager[Harness]],
 ) -> None:
-    """Admin 127.0.0.1:P and public 127.0.0.2:P: the public socket serves only distribution and the
+    """Admin 127.0.0.1:P and public 127.0.0.37:P: the public socket serves only distribution and the
     registration service, whatever the addresses."""
-    port = _port_free_on("127.0.0.1", "127.0.0.2")
+    port = _port_free_on("127.0.0.1", "127.0.0.37")
     async with start_registry(
-        admin_host="127.0.0.1", admin_port=port, public_host="127.0.0.2", public_port=port
+        admin_host="127.0.0.1", admin_port=port, public_host="127.0.0.37", public_port=port
     ) as h:
-        assert h.running.public_url == f"http://127.0.0.2:{port}"
+        assert h.running.public_url == f"http://127.0.0.37:{port}"
         await h.call("GET", "/members")  # the admin socket
         auth = {"Authorization": f"X-Road-ApiKey token={h.tokens['admin']}"}
         for method, path in (("GET", "/api/v1/members"), ("POST", "/managementservice/manage/")):

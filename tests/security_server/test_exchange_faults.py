@@ -32,7 +32,7 @@ from aiohttp import web
 from lxml import etree
 
 from security_server.api.call import OCSP_REFRESHER_KEY
-from security_server.app import EXCHANGE_KEY, RunningNode
+from security_server.app import EXCHANGE_KEY, GLOBALCONF_KEY, RunningNode
 from security_server.home import api_keys_file
 from security_server.messagelog.timestamper import Timestamper
 from security_server.operations.init import FIRST_KEY_ROLES
@@ -422,13 +422,27 @@ async def test_the_provider_node_stopped_and_started_in_the_middle_of_traffic(fa
     await check_logs(faults, await all_complete(fed))
 
 
+async def _failed_download_rounds(running: RunningNode, count: int) -> None:
+    """Wake the node's global configuration task until ``count`` of its rounds have failed."""
+    refresher = running.app[GLOBALCONF_KEY]
+    failed = 0
+    while failed < count:
+        rounds = refresher.rounds
+        refresher.wake()
+        await refresher.wait_for_round(rounds)
+        if refresher.last_error is not None:
+            failed += 1
+
+
 async def test_the_registry_down_exchanges_go_on_with_the_cached_configuration(faults: Faults) -> None:
     fed = faults.fed
     world = fed.world
     async with Traffic.running(fed) as traffic:
         await traffic.wait_bursts(1)
         await world.stop_registry()
-        await asyncio.sleep(2.5)  # more than two download rounds of both nodes fail meanwhile
+        for running in (fed.running["ss1"], fed.running["ss2"]):
+            await _failed_download_rounds(running, 3)
+        await traffic.wait_bursts(2)  # whole bursts while the registry is down
         await world.start_registry()
     traffic.check(set())
     await check_logs(faults, traffic.outcomes)

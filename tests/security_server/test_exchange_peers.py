@@ -1,5 +1,5 @@
-"""Peer trust and the connector over real TLS sockets on loopback: node A (client, 127.0.0.2) posts to
-node B (127.0.0.3), both with authentication certificates from the running dev CA, B's OCSP responses
+"""Peer trust and the connector over real TLS sockets on loopback: node A (client, 127.0.0.38) posts to
+node B (127.0.0.39), both with authentication certificates from the running dev CA, B's OCSP responses
 downloaded from its port 5577 responder. Accepted for a registered certificate serving the provider;
 refused for an unregistered certificate, a revoked one, one from a CA global configuration does not
 approve, and a server that does not serve the provider. Provider address selection picks every server of
@@ -42,7 +42,7 @@ from xroad_mn.globalconf.params import SharedParameters
 from xroad_mn.globalconf.trust import TrustMaterial
 from xroad_mn.identifiers import MemberId, SecurityServerId, SubsystemId
 
-A_ADDRESS, B_ADDRESS, C_ADDRESS, DEAD_ADDRESS = "127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5"
+A_ADDRESS, B_ADDRESS, C_ADDRESS, DEAD_ADDRESS = "127.0.0.38", "127.0.0.39", "127.0.0.40", "127.0.0.41"
 A_OWNER = MemberId("MN", "GOV", "5012345")
 B_OWNER = MemberId("MN", "GOV", "7000001")
 PROVIDER = SubsystemId("MN", "GOV", "7000001", "registry")

@@ -291,11 +291,11 @@ async def test_every_documented_operation_over_http(
     async with running_world(tmp_path) as world, database_settings(backend, request) as db:
         home = tmp_path / "ss1"
         init: InitResult = await init_test_node(
-            world, home, "127.0.0.2", settings={"admin_port": 0, "ocsp_responder_port": 0, **GENEROUS, **db}
+            world, home, "127.0.0.36", settings={"admin_port": 0, "ocsp_responder_port": 0, **GENEROUS, **db}
         )
         assert (init.server.server_code, init.instance) == ("ss1", "MN")
         async with run_node(init.settings, pin=PIN, globalconf_ssl=pinned_context(world.tls_cert)) as node:
-            assert node.admin_url.startswith("http://127.0.0.2:")
+            assert node.admin_url.startswith("http://127.0.0.36:")
             api = Admin.with_role_keys(world.session, node.admin_url, home, init.api_key)
             document = await api.call("GET", "/openapi.json", expect=200)
             status = await api.call("GET", "/status", key="observer", expect=200)

@@ -1,5 +1,5 @@
 """``init_node`` and ``run_node`` for real: a refused init leaves nothing behind, a wrong PIN stops the node
-before it listens, and two nodes run side by side on 127.0.0.2 and 127.0.0.3 with X-Road's default ports."""
+before it listens, and two nodes run side by side on 127.0.0.33 and 127.0.0.34 with X-Road's default ports."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from xroad_mn.identifiers import MemberId
 
 async def _refused(world: World, home: Path, code: str, **kwargs: object) -> XRoadError:
     with pytest.raises(XRoadError) as e:
-        await init_test_node(world, home, "127.0.0.2", **kwargs)  # type: ignore[arg-type]
+        await init_test_node(world, home, "127.0.0.33", **kwargs)  # type: ignore[arg-type]
     assert e.value.code == code, e.value
     return e.value
 
@@ -52,11 +52,11 @@ async def test_a_refused_init_leaves_nothing_behind(tmp_path: Path) -> None:
         await _refused(world, home, "not_found", owner=MemberId("MN", "GOV", "7777777"))
         assert list(home.iterdir()) == []
         # A home holding a node is not initialised twice; the first node stays as it was.
-        await init_test_node(world, home, "127.0.0.2")
+        await init_test_node(world, home, "127.0.0.33")
         anchor = anchor_file(home).read_bytes()
         await _refused(world, home, "conflict")
         assert anchor_file(home).read_bytes() == anchor
-        assert open_home(home, env={}).address == "127.0.0.2"
+        assert open_home(home, env={}).address == "127.0.0.33"
 
 
 def _free(host: str, port: int) -> bool:
@@ -69,20 +69,20 @@ def _free(host: str, port: int) -> bool:
 
 async def test_a_wrong_pin_stops_the_node_before_it_listens(tmp_path: Path) -> None:
     async with running_world(tmp_path) as world:
-        init = await init_test_node(world, tmp_path / "ss1", "127.0.0.4")
+        init = await init_test_node(world, tmp_path / "ss1", "127.0.0.35")
         with pytest.raises(XRoadError) as e:
             async with run_node(init.settings, pin="not-the-pin"):
                 pytest.fail("the node started")
         assert e.value.code == "signer.pin_incorrect"
         assert "PIN" in e.value.message
-        assert _free("127.0.0.4", DEFAULT_ADMIN_PORT)
-        assert _free("127.0.0.4", DEFAULT_OCSP_RESPONDER_PORT)
+        assert _free("127.0.0.35", DEFAULT_ADMIN_PORT)
+        assert _free("127.0.0.35", DEFAULT_OCSP_RESPONDER_PORT)
 
 
 async def test_two_nodes_side_by_side_on_default_ports(tmp_path: Path) -> None:
     async with running_world(tmp_path) as world:
         inits = [
-            await init_test_node(world, tmp_path / f"ss{i}", f"127.0.0.{i}", server_code=f"ss{i}")
+            await init_test_node(world, tmp_path / f"ss{i}", f"127.0.0.{31 + i}", server_code=f"ss{i}")
             for i in (2, 3)
         ]
         tls = pinned_context(world.tls_cert)
@@ -91,8 +91,8 @@ async def test_two_nodes_side_by_side_on_default_ports(tmp_path: Path) -> None:
             run_node(inits[1].settings, pin=PIN, globalconf_ssl=tls) as second,
             aiohttp.ClientSession() as session,
         ):
-            assert (first.admin_url, first.ocsp_url) == ("http://127.0.0.2:4000", "http://127.0.0.2:5577")
-            assert (second.admin_url, second.ocsp_url) == ("http://127.0.0.3:4000", "http://127.0.0.3:5577")
+            assert (first.admin_url, first.ocsp_url) == ("http://127.0.0.33:4000", "http://127.0.0.33:5577")
+            assert (second.admin_url, second.ocsp_url) == ("http://127.0.0.34:4000", "http://127.0.0.34:5577")
             for init, node, code in ((inits[0], first, "ss2"), (inits[1], second, "ss3")):
                 headers = {"Authorization": f"X-Road-ApiKey token={init.api_key}"}
                 async with session.get(node.admin_url + "/api/v1/status", headers=headers) as resp:

@@ -2,7 +2,7 @@
 
 The world is real and served: the dev trust services (CA, OCSP responder) and the registry, set up with
 ``xroad-mn registry ...`` and served with TLS on its public socket (X-Road's management requests go by
-HTTPS pinned to the certificate global configuration publishes). Two nodes, on 127.0.0.2 and 127.0.0.3 with
+HTTPS pinned to the certificate global configuration publishes). Two nodes, on 127.0.0.30 and 127.0.0.31 with
 X-Road's default ports, are made with ``xroad-mn node init`` from the registry's anchor, get authentication
 and signing certificates from the dev CA (``node certs request``), send ``authCertReg`` (``node register``)
 and ``clientReg`` (``node client add``), which the registry's administrator approves (``xroad-mn registry
@@ -63,7 +63,7 @@ from xroad_mn.tokens import PIN_ENV, Pkcs11Token, SoftwareToken, build_csr, toke
 PIN = "node e2e PIN"
 REGISTRY_PIN = "registry e2e PIN"
 OWNERS = (MemberId("MN", "GOV", "9010001"), MemberId("MN", "GOV", "9010002"))
-ADDRESSES = ("127.0.0.2", "127.0.0.3")
+ADDRESSES = ("127.0.0.30", "127.0.0.31")
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 WAIT_SECONDS = 30.0
 """Longest wait for the registry's next configuration to reach a node (both refresh every second)."""
@@ -570,7 +570,7 @@ async def test_bad_input_gets_a_clear_error_and_changes_nothing(
             "--server-code",
             "ssx",
             "--address",
-            "127.0.0.9",
+            "127.0.0.32",
             "--globalconf-ca",
             str(world.tls_cert_file),
         )

@@ -58,7 +58,7 @@ async def served() -> AsyncIterator[Served]:
 
     app = web.Application()
     app.router.add_get("/{tail:.*}", document)
-    runner = web.AppRunner(app)
+    runner = web.AppRunner(app, handler_cancellation=True)  # /slow ends when the client gives up
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
