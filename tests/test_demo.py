@@ -14,6 +14,7 @@ import shlex
 import stat
 import subprocess
 import time
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,6 +32,7 @@ def _restore_logging() -> Iterator[None]:
     logging.basicConfig(force=True, handlers=[logging.NullHandler()])
 
 
+CONFIGS = Path(__file__).resolve().parent.parent / "configs" / "demo"
 HOST = "127.0.0.55"
 NODE_ADDRESS = "127.0.0.50"
 DEMO_ARGS = ["--host", HOST, "--port", "8899", "--node-address", NODE_ADDRESS, "--check"]
@@ -79,6 +81,10 @@ def test_demo_runs_the_federation_and_the_scenario_then_reuses_it(tmp_path: Path
     for i, name in enumerate(("gasr", "tax", "khanbank")):
         assert f"client proxy http://127.0.0.{50 + i}:8080" in first.output
         assert (tmp_path / "nodes" / name / "demo-enrolled").is_file()
+        written = tomllib.loads((tmp_path / "nodes" / name / "node.toml").read_text(encoding="utf-8"))
+        example = tomllib.loads((CONFIGS / "nodes" / f"{name}.toml").read_text(encoding="utf-8"))
+        assert written.keys() == example.keys()  # configs/demo/nodes shows what the demo writes
+        assert written["address"] == f"127.0.0.{50 + i}"
     assert "MN:GOV:9010001:civil-registry/getCitizenIDCardInfo" in first.output
     assert "MN:GOV:9010002:taxpayer/taxpayer" in first.output
     # The scenario: answers through Khan Bank's node, access_denied where no right was granted, evidence.
