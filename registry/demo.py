@@ -19,13 +19,21 @@ entry-point group; ``xroad-mn demo`` starts it beside the trust services.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import secrets
+import ssl
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Final
 
 import aiohttp
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from registry.app import run_registry
 from registry.context import STORE_KEY
@@ -51,6 +59,11 @@ REGISTRY_OPERATOR: Final = MemberId("MN", "GOV", "9000001")
 DEMO_TOKEN_FILE: Final = "demo-admin-token"  # noqa: S105 (a file name, not a secret)
 """The demo keeps its admin token in clear (mode 0600) so every run can print it; a real registry never
 stores a token, only its hash."""
+TLS_DIR: Final = "registry-tls"
+"""The registry's public TLS certificate and key, beside its home (as an operator keeps them)."""
+TLS_VALID_DAYS: Final = 365
+DEMO_TIMESTAMPING_SECONDS: Final = 2
+"""Global configuration's ``timeStampingIntervalSeconds`` in the demo."""
 DEMO_PIN_FILE: Final = "demo-token-pin"
 """The demo keeps its key token's PIN in clear (mode 0600) so every run starts unattended; a real
 registry takes the PIN from ``XROAD_MN_TOKEN_PIN`` or a prompt and never writes it down."""
@@ -110,11 +123,43 @@ async def _seed(store: RegistryStore, settings: RegistrySettings, token: Token, 
     await store.add_tsa(
         ApprovedTSAEntry("xroad-mn demo TSA", context.trust.tsa_url, context.trust.tsa_certificate)
     )
+    # The nodes time-stamp their message logs every few seconds (X-Road: 60 s), so that an exchange's
+    # evidence can be exported moments after the demo's scenario made it.
+    await store.update_settings(timestamping_interval_seconds=DEMO_TIMESTAMPING_SECONDS)
     for member, name, subsystems in DEMO_AGENCIES:
         member = MemberId(context.instance, member.member_class, member.member_code)
         await store.add_member(member, name)
         for code, description in subsystems:
             await store.add_subsystem(member.subsystem(code), description)
+
+
+def _tls_identity(directory: Path, host: str) -> tuple[Path, Path]:
+    """First run only: a self-signed TLS certificate for the registry's public socket (SAN ``host``) and
+    its key, in ``directory`` beside the registry's home (the key 0600). Global configuration publishes
+    the certificate, and the nodes pin the registry's management service to it."""
+    cert_path, key_path = directory / "public-tls.crt", directory / "public-tls.key"
+    if cert_path.exists() and key_path.exists():
+        return cert_path, key_path
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "registry.demo.xroad-mn")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=TLS_VALID_DAYS))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(host))]), False)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
+    write_atomic(key_path, key_pem, mode=SECRET_MODE, make_parents=True)
+    write_atomic(cert_path, cert.public_bytes(Encoding.PEM))
+    return cert_path, key_path
 
 
 @asynccontextmanager
@@ -123,7 +168,18 @@ async def component(context: DemoContext) -> AsyncIterator[Sequence[str]]:
     home = context.directory / "registry"
     first_run = not settings_file(home).exists()
     if first_run:
-        create_home(home, {"admin_host": context.host, "public_host": context.host})
+        cert_file, key_file = await asyncio.to_thread(
+            _tls_identity, context.directory / TLS_DIR, context.host
+        )
+        create_home(
+            home,
+            {
+                "admin_host": context.host,
+                "public_host": context.host,
+                "public_tls_cert": cert_file.resolve(),
+                "public_tls_key": key_file.resolve(),
+            },
+        )
     overrides: dict[str, object] = {"admin_port": 0, "public_port": 0} if context.ephemeral_ports else {}
     settings = load_registry_settings(home, overrides=overrides)
     pin_file = home / DEMO_PIN_FILE
@@ -150,12 +206,19 @@ async def component(context: DemoContext) -> AsyncIterator[Sequence[str]]:
         anchor_path.write_bytes(anchor.xml)
         # Prove the published configuration: download and verify it as a security server would.
         conf_dir = context.directory / "globalconf"
+        tls: ssl.SSLContext | bool = True
+        if settings.public_tls_cert is not None:
+            tls = ssl.create_default_context(cafile=str(settings.public_tls_cert))
         async with aiohttp.ClientSession() as session:
             client = ConfigurationClient(
-                parse_anchor(anchor.xml), conf_dir, AiohttpConfigurationTransport(session)
+                parse_anchor(anchor.xml), conf_dir, AiohttpConfigurationTransport(session, ssl_context=tls)
             )
             result = await client.refresh()
         members = await store.list_members()
+        context.board.registry_admin_url = running.admin_url
+        context.board.registry_api_key = token
+        context.board.anchor_file = anchor_path
+        context.board.registry_tls_cert = settings.public_tls_cert
         yield [
             f"Central registry (instance {context.instance}){' — created' if first_run else ''}:",
             f"  admin API  {running.admin_url}/api/v1  (Authorization: X-Road-ApiKey token={token})",

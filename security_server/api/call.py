@@ -37,6 +37,7 @@ __all__ = [
     "NodeCall",
     "hex_param",
     "int_param",
+    "node_context",
 ]
 
 SETTINGS_KEY: Final = web.AppKey("node_settings", NodeSettings)
@@ -52,23 +53,27 @@ MANAGEMENT_TRANSPORT_KEY: web.AppKey[ManagementTransport | None] = web.AppKey("n
 """Replaces the pinned HTTPS transport to the registry (tests); normally ``None``."""
 
 
+def node_context(app: web.Application) -> NodeContext:
+    """The operations' context of the running node whose admin application is ``app``."""
+    return NodeContext(
+        app[SETTINGS_KEY],
+        app[STORE_KEY],
+        app[TOKEN_KEY],
+        app[SESSION_KEY],
+        clock=app[CLOCK_KEY],
+        ocsp_cache=app.get(OCSP_CACHE_KEY),
+        ocsp_refresher=app.get(OCSP_REFRESHER_KEY),
+        management_transport=app.get(MANAGEMENT_TRANSPORT_KEY),
+    )
+
+
 @dataclass(frozen=True)
 class NodeCall(admin.Call):
     """A handler's view of the request, the caller's key, the validated body and the node."""
 
     @property
     def ctx(self) -> NodeContext:
-        app = self.request.app
-        return NodeContext(
-            app[SETTINGS_KEY],
-            app[STORE_KEY],
-            app[TOKEN_KEY],
-            app[SESSION_KEY],
-            clock=app[CLOCK_KEY],
-            ocsp_cache=app.get(OCSP_CACHE_KEY),
-            ocsp_refresher=app.get(OCSP_REFRESHER_KEY),
-            management_transport=app.get(MANAGEMENT_TRANSPORT_KEY),
-        )
+        return node_context(self.request.app)
 
     @property
     def settings(self) -> NodeSettings:

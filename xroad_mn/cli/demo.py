@@ -19,8 +19,12 @@ application joins the demo without touching it:
 * ``xroad_mn.demo.trust`` names the one trust-services component
   (``trust = "trust_services.demo:component"``): a callable taking a :class:`DemoSetup` and returning an
   async context manager that yields the running :class:`DemoTrustServices` (URLs and certificates);
-* ``xroad_mn.demo`` names the other components (``registry = "registry.demo:component"``): callables taking a
-  :class:`DemoContext` and returning an async context manager that yields the lines to print while it runs.
+* ``xroad_mn.demo`` names the other components (``2-registry = "registry.demo:component"``): callables taking
+  a :class:`DemoContext` and returning an async context manager that yields the lines to print while it runs.
+  They start in name order, so a name begins with its stage: ``1-registries`` (the agencies' databases),
+  ``2-registry``, ``3-adapters`` (the agencies' services), ``4-nodes`` (the security servers), ``5-scenario``.
+  A later component learns what earlier ones serve from the context's :class:`DemoBoard` (URLs, the anchor,
+  an API key, the services to publish), as separate hosts would learn it from each other's administrators.
 
 ``--check`` stops after start-up instead of serving until Ctrl-C (used by the tests). The command holds
 no logic of its own: it calls the components and the time-stamp client.
@@ -29,9 +33,10 @@ no logic of its own: it calls the components and the time-stamp client.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Annotated, Final, cast
@@ -47,8 +52,10 @@ from xroad_mn.transport.timestamp import AiohttpTimestampTransport
 __all__ = [
     "DEMO_ENTRY_POINT_GROUP",
     "DEMO_TRUST_ENTRY_POINT_GROUP",
+    "DemoBoard",
     "DemoComponent",
     "DemoContext",
+    "DemoService",
     "DemoSetup",
     "DemoTrustServices",
     "TrustComponent",
@@ -86,6 +93,43 @@ class DemoTrustServices:
 
 
 @dataclass(frozen=True)
+class DemoService:
+    """A service an agency's adapter serves, for its security server to publish and grant."""
+
+    provider: str
+    """The providing subsystem (``SUBSYSTEM:MN/GOV/9010001/civil-registry``)."""
+    kind: str
+    """``openapi`` (an OpenAPI 3 document, with ``code``) or ``wsdl`` (its operations are the services)."""
+    url: str
+    """Where the node reads the description."""
+    code: str | None = None
+    granted_to: tuple[str, ...] = ()
+    """Subsystems given access to the description's services."""
+    endpoints: tuple[tuple[str, str], ...] = ()
+    """REST: grant only these endpoints (method, path), the others withheld; empty: the whole service."""
+
+
+@dataclass
+class DemoBoard:
+    """What running components tell the ones started after them (filled in as the demo starts)."""
+
+    registry_admin_url: str | None = None
+    registry_api_key: str | None = None
+    anchor_file: Path | None = None
+    registry_tls_cert: Path | None = None
+    """The certificate of the registry's public TLS socket (nodes verify configuration downloads with it)."""
+    services: list[DemoService] = field(default_factory=list)
+    client_proxies: dict[str, str] = field(default_factory=dict)
+    """A node's client proxy URL by the subsystems it hosts (``SUBSYSTEM:MN/COM/2012345/kyc``)."""
+    node_homes: dict[str, Path] = field(default_factory=dict)
+    """A node's home by the subsystems it hosts."""
+
+
+DEFAULT_NODE_ADDRESS: Final = "127.0.0.2"
+"""The first node's loopback address; the others follow it (127.0.0.3, 127.0.0.4)."""
+
+
+@dataclass(frozen=True)
 class DemoContext:
     """What a demo component gets: the demo home, the instance and the running trust services."""
 
@@ -93,8 +137,16 @@ class DemoContext:
     instance: str
     host: str
     ephemeral_ports: bool
-    """True when the demo runs on free ports (``--port 0``): components must bind port 0 too."""
+    """True when the demo runs on free ports (``--port 0``): components must bind port 0 too (the security
+    servers excepted: X-Road's peers reach them on the default ports, so they have addresses of their own)."""
     trust: DemoTrustServices
+    node_address: str = DEFAULT_NODE_ADDRESS
+    """The first security server's address; agency ``i`` (the registry's order) has ``node_address + i``."""
+    board: DemoBoard = field(default_factory=DemoBoard)
+
+    def agency_address(self, index: int) -> str:
+        """The loopback address of the ``index``-th agency's host (its security server and adapters)."""
+        return str(ipaddress.IPv4Address(self.node_address) + index)
 
 
 TrustComponent = Callable[[DemoSetup], AbstractAsyncContextManager[DemoTrustServices]]
@@ -140,7 +192,7 @@ async def _self_check(trust: DemoTrustServices) -> str:
     return info.gen_time.isoformat()
 
 
-async def _run(setup: DemoSetup, *, check_only: bool) -> None:
+async def _run(setup: DemoSetup, *, check_only: bool, node_address: str = DEFAULT_NODE_ADDRESS) -> None:
     async with AsyncExitStack() as stack:
         trust = await stack.enter_async_context(_trust_component()(setup))
         if trust.created:
@@ -160,6 +212,7 @@ async def _run(setup: DemoSetup, *, check_only: bool) -> None:
             host=setup.host,
             ephemeral_ports=setup.port == 0,
             trust=trust,
+            node_address=node_address,
         )
         for component in _components():
             for line in await stack.enter_async_context(component(context)):
@@ -176,8 +229,21 @@ def demo(
     instance: Annotated[str, typer.Option("--instance", help="X-Road instance identifier.")] = "MN",
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="Port of the trust services, 0 for any.")] = 8899,
+    node_address: Annotated[
+        str,
+        typer.Option(
+            "--node-address",
+            help="The first security server's loopback address; the next ones follow it.",
+        ),
+    ] = DEFAULT_NODE_ADDRESS,
     check: Annotated[bool, typer.Option("--check", help="Run the self-check and exit.")] = False,
 ) -> None:
     """Initialise (once) and serve the demo federation: trust services, then every demo component."""
+    try:
+        ipaddress.IPv4Address(node_address)
+    except ValueError as e:
+        raise typer.BadParameter(
+            f"{node_address!r} is not an IPv4 address", param_hint="--node-address"
+        ) from e
     setup = DemoSetup(directory=directory, instance=instance, host=host, port=port)
-    asyncio.run(_run(setup, check_only=check))
+    asyncio.run(_run(setup, check_only=check, node_address=node_address))
