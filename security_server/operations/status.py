@@ -47,6 +47,8 @@ class CertificateState:
     """``None`` while the node holds no verified OCSP response for it."""
     ocsp_this_update: datetime | None
     ocsp_error: str | None
+    ocsp_next_update: datetime | None = None
+    """The held response's nextUpdate: a fresh one is needed before then."""
 
 
 @dataclass(frozen=True)
@@ -121,6 +123,7 @@ async def node_status(ctx: NodeContext) -> NodeStatus:
                 ocsp_status=state.status if state is not None else None,
                 ocsp_this_update=state.this_update if state is not None else None,
                 ocsp_error=state.error if state is not None else None,
+                ocsp_next_update=state.next_update if state is not None else None,
             )
         )
     globalconf = await asyncio.to_thread(_globalconf, ctx, now)
