@@ -77,6 +77,8 @@ class NodeMetrics:
     certificates: Sequence[CertificateState]
     globalconf: GlobalConfState
     opmon_dropped: int
+    """Records dropped by every process of the node (the database's count and this process's not yet
+    written)."""
 
 
 def _side(side: str) -> str:
@@ -232,5 +234,5 @@ async def gather_metrics(ctx: NodeContext, exchange: ExchangeNode) -> NodeMetric
         last_archived=archiver.last_archived if archiver is not None else None,
         certificates=status.certificates,
         globalconf=status.globalconf,
-        opmon_dropped=exchange.opmon.dropped,
+        opmon_dropped=await exchange.opmon.store.dropped() + exchange.opmon.unreported_drops,
     )

@@ -24,8 +24,9 @@ from security_server.metrics import NodeMetrics, exposition
 from security_server.ocsp import OcspStatusKind, OwnOcspCache
 from security_server.ocsp.cache import single_status
 from security_server.operations import CertificateState, GlobalConfState
-from security_server.opmonitoring import OpMonitoringStore
+from security_server.opmonitoring import OpMonitor, OpMonitoringStore
 from security_server.opmonitoring.models import LATENCY_BUCKETS
+from security_server.settings import NodeSettings
 from tests.test_signature import Evidence, build_evidence
 from trust_services.app import RunningTrustService
 from xroad_mn.identifiers import MemberId, format_id
@@ -234,3 +235,23 @@ def test_ocsp_cache_keeps_next_update(evidence: Evidence, tmp_path: Path) -> Non
     state = restarted.status(cert)
     assert state is not None
     assert (state.status, state.next_update) == (OcspStatusKind.GOOD, next_update)
+
+
+async def test_dropped_records_are_counted_across_processes(node_db: AsyncEngine, tmp_path: Path) -> None:
+    """Two processes' buffers (two monitors on one database) drop what overflows; each write adds its drops
+    to the node's count, which ``/metrics`` reports."""
+    settings = NodeSettings(home=tmp_path, opmon_buffer_size=2)
+    first, second = (OpMonitor(OpMonitoringStore(node_db), settings) for _ in range(2))
+    for i in range(5):
+        first.record(_rec(CLIENT, i))
+    for i in range(3):
+        second.record(_rec(PRODUCER, i))
+    assert (first.dropped, first.unreported_drops, second.unreported_drops) == (3, 3, 1)
+    assert await first.store.dropped() == 0
+    assert await first.flush() == 2
+    assert (first.unreported_drops, await second.store.dropped()) == (0, 3)
+    assert await second.flush() == 2
+    assert await first.store.dropped() == 4
+    assert await first.flush() == 0  # nothing new: the count stays
+    assert await first.store.dropped() == 4
+    assert sum(t.count for t in await first.store.totals()) == 4
