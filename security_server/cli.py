@@ -59,7 +59,7 @@ from security_server.api.models import (
 from security_server.app import run_node
 from security_server.certs import ImportedCertificate
 from security_server.db import DescriptionType, KeyUsage
-from security_server.home import audit_log_file, globalconf_dir, open_home
+from security_server.home import api_keys_file, audit_log_file, globalconf_dir, open_home
 from security_server.ids import (
     MEMBER_FORMS,
     SERVICE_FORMS,
@@ -99,7 +99,7 @@ from security_server.operations import (
 from security_server.servicedesc import openapi_source, read_document
 from security_server.settings import NodeSettings
 from security_server.workers import proxy_workers
-from xroad_mn.admin import AuditLog
+from xroad_mn.admin import SECURITY_SERVER_ROLES, AuditLog, Role, create_api_key, revoke_api_key
 from xroad_mn.cli.main import (
     DatabaseSchemaOption,
     DatabaseUrlOption,
@@ -131,12 +131,14 @@ client_app = typer.Typer(help="Hosted clients.", no_args_is_help=True)
 service_app = typer.Typer(help="Service descriptions and services.", no_args_is_help=True)
 access_app = typer.Typer(help="Access rights.", no_args_is_help=True)
 log_app = typer.Typer(help="The message log: evidence of the exchanges.", no_args_is_help=True)
+apikey_app = typer.Typer(help="Admin API keys.", no_args_is_help=True)
 for _sub, _name in (
     (certs_app, "certs"),
     (client_app, "client"),
     (service_app, "service"),
     (access_app, "access"),
     (log_app, "log"),
+    (apikey_app, "apikey"),
 ):
     app.add_typer(_sub, name=_name)
 
@@ -798,3 +800,63 @@ def log_archive(home: DirOption, as_json: JsonOption = False) -> None:
         typer.echo("Nothing to archive")
     for f in files:
         typer.echo(f"Wrote {f.path} ({f.records} records, {f.size} bytes)")
+
+
+# -- API keys ------------------------------------------------------------------------------------------------
+
+
+def _node_role(text: str) -> Role:
+    """A role a node API key may hold (X-Road's security server roles)."""
+    if text not in SECURITY_SERVER_ROLES:
+        raise typer.BadParameter(f"{text!r} is none of {', '.join(sorted(SECURITY_SERVER_ROLES))}")
+    return Role(text)
+
+
+@apikey_app.command("create")
+def apikey_create(
+    home: DirOption,
+    role: Annotated[
+        list[Role],
+        typer.Option(
+            "--role",
+            parser=_node_role,
+            metavar="ROLE",
+            help=f"Role of the key (repeatable): {', '.join(sorted(SECURITY_SERVER_ROLES))}. A Prometheus "
+            "scraping /metrics needs only xroad-securityserver-observer.",
+        ),
+    ],
+    as_json: JsonOption = False,
+) -> None:
+    """Create an admin API key; the key is printed once and only its hash is kept. A running node takes it
+    from its next request on."""
+    settings = open_home(home)
+    created = create_api_key(api_keys_file(settings.home), role, datetime.now(UTC))
+    roles = sorted(r.value for r in created.key.roles)
+    AuditLog(audit_log_file(settings.home)).append_sync(
+        NodeEvent.CREATE_API_KEY, cli_user(), {"key_id": created.key.key_id, "roles": roles}
+    )
+    if as_json:
+        typer.echo(dump_json({"api_key": created.token, "api_key_id": created.key.key_id, "roles": roles}))
+    else:
+        typer.echo(f"API key {created.key.key_id} ({', '.join(roles)}); shown only once:")
+        typer.echo(f"  {created.token}")
+
+
+@apikey_app.command("revoke")
+def apikey_revoke(
+    home: DirOption,
+    key_id: Annotated[
+        str, typer.Argument(help="The API key's id (as `apikey create` and the audit log show).")
+    ],
+) -> None:
+    """Revoke an admin API key; a running node refuses it from its next request on."""
+    settings = open_home(home)
+    audit = AuditLog(audit_log_file(settings.home))
+    try:
+        revoked = revoke_api_key(api_keys_file(settings.home), key_id)
+    except XRoadError as e:
+        asyncio.run(audit.record_failure(NodeEvent.REVOKE_API_KEY, cli_user(), {"key_id": key_id}, e))
+        raise
+    roles = sorted(r.value for r in revoked.roles)
+    audit.append_sync(NodeEvent.REVOKE_API_KEY, cli_user(), {"key_id": key_id, "roles": roles})
+    typer.echo(f"Revoked API key {key_id} ({', '.join(roles)})")

@@ -9,6 +9,8 @@ __all__ = ["NodeEvent"]
 
 class NodeEvent(StrEnum):
     API_KEY_AUTHENTICATION = "API key authentication"
+    CREATE_API_KEY = "Create API key"
+    REVOKE_API_KEY = "Revoke API key"
     # keys and certificates (security officer)
     GENERATE_KEY = "Generate key"
     DELETE_KEY = "Delete key"

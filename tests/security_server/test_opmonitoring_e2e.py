@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from typing import Final
 
 import pytest
@@ -17,12 +16,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 from security_server.api.call import EXCHANGE_KEY, STORE_KEY
-from security_server.home import api_keys_file
 from security_server.messagelog import Timestamper
 from tests.security_server.exchange_world import CONSUMER, PROVIDER, SOAP_NS, Federation, federation_in
 from tests.security_server.test_node_e2e import OWNERS, Node
-from xroad_mn.admin import Role
-from xroad_mn.admin.apikeys import create_api_key
 from xroad_mn.identifiers import ServiceId, format_id
 from xroad_mn.wire import opmonitoring as om
 from xroad_mn.wire.soap import build_soap_request, parse_soap_message
@@ -148,10 +144,12 @@ Counts = dict[tuple[str, str, str], float]
 
 
 async def _scrape(fed: Federation, node: Node, path: str = "/metrics") -> list[Sample]:
-    """``GET /metrics`` of ``node`` with a new observer key (any role reads), parsed by Prometheus' parser."""
-    key = create_api_key(api_keys_file(node.home), [Role.XROAD_SECURITYSERVER_OBSERVER], datetime.now(UTC))
+    """``GET /metrics`` of ``node`` with a new observer key from ``node apikey create`` (any role reads),
+    parsed by Prometheus' parser."""
+    key = await node.cli("apikey", "create", "--role", "xroad-securityserver-observer")
     url = fed.running[node.server_code].admin_url + path
-    async with fed.session.get(url, headers={"Authorization": f"X-Road-ApiKey token={key.token}"}) as resp:
+    headers = {"Authorization": f"X-Road-ApiKey token={key['api_key']}"}
+    async with fed.session.get(url, headers=headers) as resp:
         assert resp.status == 200, await resp.text()
         assert resp.headers["Content-Type"].startswith("text/plain; version=0.0.4")
         text = await resp.text()
