@@ -52,7 +52,13 @@ from prometheus_client.registry import Collector
 
 from security_server.messagelog.store import StampingBacklog
 from security_server.ocsp import OcspStatusKind
-from security_server.operations import CertificateState, GlobalConfState, NodeContext, node_status
+from security_server.operations import (
+    CertificateState,
+    GlobalConfState,
+    NodeContext,
+    certificate_states,
+    globalconf_state,
+)
 from security_server.opmonitoring import Totals
 from security_server.opmonitoring.models import LATENCY_BUCKETS
 from security_server.proxy.node import ExchangeNode
@@ -220,19 +226,20 @@ def exposition(metrics: NodeMetrics) -> bytes:
 
 async def gather_metrics(ctx: NodeContext, exchange: ExchangeNode) -> NodeMetrics:
     """Read a snapshot of the node in ``ctx`` whose message exchange in this process is ``exchange`` (its
-    message log and archiver, its operational data buffer): the node's status
-    (:func:`~security_server.operations.node_status`: certificates, OCSP, global configuration), the
-    totals, the time-stamping backlog."""
-    status = await node_status(ctx)
+    message log and archiver, its operational data buffer): the parts of ``node status`` that matter here
+    (certificates with their OCSP status, global configuration), the totals, the time-stamping backlog."""
+    at = ctx.clock()
+    certificates = await certificate_states(ctx)
+    globalconf = await globalconf_state(ctx, at)
     totals = await exchange.opmon.store.totals()
     backlog = await exchange.message_log.store.stamping_backlog()
     archiver = exchange.message_log.archiver
     return NodeMetrics(
-        at=ctx.clock(),
+        at=at,
         totals=totals,
         backlog=backlog,
         last_archived=archiver.last_archived if archiver is not None else None,
-        certificates=status.certificates,
-        globalconf=status.globalconf,
+        certificates=certificates,
+        globalconf=globalconf,
         opmon_dropped=await exchange.opmon.store.dropped() + exchange.opmon.unreported_drops,
     )
