@@ -33,7 +33,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -82,7 +82,7 @@ from security_server.messagelog.report import (
     verification_json,
 )
 from security_server.messagelog.search import DEFAULT_SEARCH_LIMIT, LogFilters, SearchPage, search_log
-from security_server.messagelog.verify import LogVerification, verify_log
+from security_server.messagelog.verify import IN_FLIGHT, LogVerification, verify_log
 from security_server.operations import (
     FIRST_KEY_ROLES,
     NodeContext,
@@ -752,6 +752,14 @@ def log_verify(
     archives: Annotated[
         Path | None, typer.Option("--archives", help="Also verify the mlog-*.zip archives in this directory.")
     ] = None,
+    in_flight_seconds: Annotated[
+        int,
+        typer.Option(
+            "--in-flight-seconds",
+            min=0,
+            help="A request younger than this without a response counts as still running, not broken.",
+        ),
+    ] = int(IN_FLIGHT.total_seconds()),
     as_json: JsonOption = False,
 ) -> None:
     """Verify every record in the database (signature, hash chains, time-stamp) against the node's global
@@ -761,7 +769,10 @@ def log_verify(
     async def action(ctx: NodeContext) -> tuple[LogVerification, dict[str, Any]]:
         trust = await asyncio.to_thread(load_trust_material, globalconf_dir(ctx.settings.home))
         store = MessageLogStore(ctx.store.engine)
-        return await verify_log(store, trust, now=datetime.now(UTC), archives=archives), {}
+        in_flight = timedelta(seconds=in_flight_seconds)
+        return await verify_log(
+            store, trust, now=datetime.now(UTC), archives=archives, in_flight=in_flight
+        ), {}
 
     result = _run(home, None, action, login=False)
     err = broken_error(result)

@@ -231,6 +231,7 @@ def test_chain_of_three_archives_links(tmp_path: Path) -> None:
     with pytest.raises(XRoadError) as err:
         verify_archive_chain(read_archives([chain[0][0], chain[2][0]]), first=True)
     assert err.value.details["archive"] == chain[2][0].name
+    assert f"{chain[1][0].name} is missing from the chain" in err.value.message
 
 
 # --- Tampering ---------------------------------------------------------------------------------------------

@@ -480,6 +480,21 @@ def verify_archive(
     )
 
 
+def _check_linked_name(name: str, data: bytes, previous_name: str) -> None:
+    """Name the archive missing before ``name`` when its ``linkinginfo`` links to another one than
+    ``previous_name`` (the clearer error when an archive was removed from the middle of a chain)."""
+    try:
+        linked = linked_previous(data)
+    except XRoadError:
+        return
+    if linked is not None and linked != previous_name:
+        raise _fail(
+            f"{name}: linking info names {linked} as the previous archive, not {previous_name}: "
+            f"{linked} is missing from the chain",
+            archive=name,
+        )
+
+
 def verify_archive_chain(
     archives: Iterable[tuple[str, bytes]],
     *,
@@ -504,6 +519,8 @@ def verify_archive_chain(
                 data, previous_digest=prev, first=is_first, verify_container=verify_container
             )
         except XRoadError as e:
+            if previous_name is not None:
+                _check_linked_name(name, data, previous_name)
             raise XRoadError(e.code, f"{name}: {e.message}", details={**e.details, "archive": name}) from e
         if previous_name is not None and result.previous_file != previous_name:
             raise _fail(

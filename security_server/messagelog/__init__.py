@@ -31,7 +31,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from security_server.messagelog.archiver import Archiver
 from security_server.messagelog.bodylog import BodyLoggingPolicy, loggable_record
 from security_server.messagelog.export import AsicResponse, asic_response, export_exchange
-from security_server.messagelog.records import ExchangeFacts, LogRecord, rest_facts, soap_facts
+from security_server.messagelog.records import (
+    ExchangeFacts,
+    ExchangeFailure,
+    LogRecord,
+    rest_facts,
+    soap_facts,
+)
 from security_server.messagelog.store import MessageLogStore
 from security_server.messagelog.subjects import SubjectKey
 from security_server.messagelog.timestamper import Timestamper
@@ -43,6 +49,7 @@ __all__ = [
     "AsicResponse",
     "BodyLoggingPolicy",
     "ExchangeFacts",
+    "ExchangeFailure",
     "LogRecord",
     "MessageLog",
     "MessageLogStore",

@@ -6,7 +6,8 @@ here they are :class:`MessageRecordRow` (``message_records``), :class:`Timestamp
 message record in :class:`MessageAttachmentRow` (``message_attachments``). The tables belong to the node's
 metadata and are created by the migration ``n0002_messagelog``; ``n0003_search`` adds the searched
 columns (the data subject only as a keyed hash) and their indexes; ``n0004_shared_signatures`` keeps a batch
-signature shared by several records of one write once, in :class:`MessageSignatureRow`.
+signature shared by several records of one write once, in :class:`MessageSignatureRow`; ``n0006_failures``
+the outcomes of exchanges that failed after their request was logged (:class:`ExchangeFailureRow`).
 
 Example::
 
@@ -27,9 +28,11 @@ from sqlalchemy.orm import Mapped, mapped_column
 from security_server.db.models import Base
 
 __all__ = [
+    "FAULT_STRING_LENGTH",
     "RECORD_ID",
     "SEARCHED_VALUE_LENGTH",
     "SIGNATURE_HASH_LENGTH",
+    "ExchangeFailureRow",
     "MessageAttachmentRow",
     "MessageRecordRow",
     "MessageSignatureRow",
@@ -45,6 +48,8 @@ SUBJECT_HASH_LENGTH: Final = 64
 """Hex HMAC-SHA256 of a data subject."""
 SEARCHED_VALUE_LENGTH: Final = 255
 """Room for a user id or an issue; longer values are kept (and searched) cut to this length."""
+FAULT_STRING_LENGTH: Final = 1000
+"""A failed exchange's fault string is kept cut to this many characters."""
 _OPTIONAL_SEARCHED: Final = ("subject_hash", "user_id", "issue", "status")
 
 
@@ -159,3 +164,25 @@ class MessageSignatureRow(Base):
     document: Mapped[bytes]
     hash_chain_result: Mapped[bytes | None]
     """``sig-hashchainresult.xml`` of the batch."""
+
+
+class ExchangeFailureRow(Base):
+    """An exchange that failed after its request was logged: the request's record, the X-Road fault code and
+    fault string, and when it failed. Our addition to X-Road's tables: X-Road keeps such a request alone.
+
+    The row outlives its request's record (neither archiving nor cleaning deletes it), so that ``node log
+    verify`` knows, for a request found only in an archive, that its exchange failed; archives keep X-Road's
+    layout. A row is small and written only when an exchange fails."""
+
+    __tablename__ = "exchange_failures"
+
+    id: Mapped[int] = mapped_column(RECORD_ID, primary_key=True)
+    request_record_id: Mapped[int] = mapped_column(RECORD_ID, index=True)
+    """The request's ``message_records.id`` (no foreign key: the cleaner deletes the record, not this)."""
+    query_id: Mapped[str] = mapped_column(Text, index=True)
+    x_request_id: Mapped[str] = mapped_column(String(X_REQUEST_ID_LENGTH))
+    time: Mapped[datetime]
+    """When the exchange failed."""
+    code: Mapped[str] = mapped_column(String(SEARCHED_VALUE_LENGTH))
+    """The X-Road fault code the exchange failed with (``server.serverproxy.service_failed...``)."""
+    fault_string: Mapped[str] = mapped_column(Text)

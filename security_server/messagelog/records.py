@@ -24,7 +24,7 @@ from xroad_mn.wire.rest import RestRequest
 from xroad_mn.wire.soap import SoapMessage
 from xroad_mn.wire.subject import data_subject_of_rest, data_subject_of_soap
 
-__all__ = ["ExchangeFacts", "LogRecord", "rest_facts", "soap_facts"]
+__all__ = ["ExchangeFacts", "ExchangeFailure", "LogRecord", "rest_facts", "soap_facts"]
 
 
 @dataclass(frozen=True)
@@ -70,3 +70,15 @@ class LogRecord:
     """The XAdES document and, for batch signatures, the hash-chain result and this message's chain."""
     facts: ExchangeFacts = field(default_factory=ExchangeFacts)
     """The exchange's user id, issue and data subject (the same for its request and its response)."""
+
+
+@dataclass(frozen=True)
+class ExchangeFailure:
+    """An exchange that failed after its request was logged as record ``request_record_id``: the X-Road fault
+    code and fault string it failed with (the time is the writer's when it commits)."""
+
+    request_record_id: int
+    query_id: str
+    x_request_id: str
+    code: str
+    fault_string: str

@@ -14,9 +14,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from security_server.messagelog.search import SearchPage
+from security_server.messagelog.store import FailureOutcome
 from security_server.messagelog.verify import LogVerification
 from xroad_mn.errors import ErrorKind, FaultCode, XRoadError
 from xroad_mn.identifiers import format_id
@@ -47,8 +49,9 @@ def search_json(page: SearchPage) -> dict[str, Any]:
     return {"records": [r.as_json() for r in page.records], "next_after_id": page.next_after_id}
 
 
-def _state(timestamped: bool, archived: bool) -> str:
-    return "signed" + (", timestamped" if timestamped else "") + (", archived" if archived else "")
+def _state(timestamped: bool, archived: bool, failure: FailureOutcome | None) -> str:
+    failed = f", failed {escape(failure.code)} at {failure.time.astimezone(UTC):%H:%M:%S}" if failure else ""
+    return "signed" + (", timestamped" if timestamped else "") + (", archived" if archived else "") + failed
 
 
 def print_search_page(page: SearchPage, console: Console) -> None:
@@ -65,7 +68,7 @@ def print_search_page(page: SearchPage, console: Console) -> None:
             format_id(r.service),
             r.logged_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"),
             str(r.status) if r.status is not None else "",
-            _state(r.timestamped, r.archived),
+            _state(r.timestamped, r.archived, r.failure),
         )
     console.print(table)
     if page.next_after_id is not None:
@@ -79,6 +82,10 @@ def verification_json(result: LogVerification) -> dict[str, Any]:
         "timestamped": result.timestamped,
         "unstamped": result.unstamped,
         "in_flight": result.in_flight,
+        "failed_exchanges": result.failed_exchanges,
+        "failures": [
+            {**f.outcome.as_json(), "archive": f.archive, "entry": f.entry} for f in result.failures
+        ],
         "incomplete_exchanges": result.exchanges_incomplete,
         "archives": result.archives,
         "archived_containers": result.archived_containers,
@@ -108,6 +115,7 @@ def print_verification(result: LogVerification, console: Console) -> None:
         ("time-stamped", result.timestamped),
         ("waiting for a time-stamp", result.unstamped),
         ("exchanges still running", result.in_flight),
+        ("failed exchanges", result.failed_exchanges),
         ("incomplete exchanges", result.exchanges_incomplete),
         ("archives", result.archives),
         ("archived containers", result.archived_containers),
@@ -115,6 +123,16 @@ def print_verification(result: LogVerification, console: Console) -> None:
     ):
         table.add_row(label, str(value))
     console.print(table)
+    for f in result.failures:
+        o = f.outcome
+        where = f" in {f.archive}" if f.archive else ""
+        console.print(
+            f"  failed {o.time.astimezone(UTC):%Y-%m-%d %H:%M:%S} [bold]{escape(o.code)}[/] X-Road id "
+            f"{escape(o.query_id)} (record {o.request_record_id}{escape(where)}): {escape(o.fault_string)}",
+            markup=True, highlight=False,
+        )  # fmt: skip
+    if result.failed_exchanges > len(result.failures):
+        console.print(f"  … and {result.failed_exchanges - len(result.failures)} more failed exchanges")
     for b in result.broken:
         console.print(f"  [bold]{b.code}[/] {b.name}: {b.reason}")
     if result.broken_count > len(result.broken):

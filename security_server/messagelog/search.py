@@ -3,7 +3,8 @@
 :func:`search_log` finds the records (requests and responses) matching every given :class:`LogFilters`
 field, in id order, at most ``limit`` per :class:`SearchPage`; the next page starts after
 :attr:`SearchPage.next_after_id` (keyset pagination, so a page costs the same deep in a large log). Each
-filter is served by an index of ``message_records`` (``n0003_search``). A data subject is given in clear
+filter is served by an index of ``message_records`` (``n0003_search``). A request whose exchange failed after
+it was logged carries the failure (:attr:`LogEntry.failure`). A data subject is given in clear
 and looked up by its keyed hash (:class:`~security_server.messagelog.subjects.SubjectKey` of the store):
 the log never holds it in clear outside the message bodies, which a search never returns.
 
@@ -17,7 +18,7 @@ Example::
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Final
 
@@ -25,7 +26,7 @@ from sqlalchemy import ColumnElement, Select, select
 from sqlalchemy.engine import Row
 
 from security_server.messagelog.models import SEARCHED_VALUE_LENGTH, MessageRecordRow, TimestampRecordRow
-from security_server.messagelog.store import MessageLogStore
+from security_server.messagelog.store import FailureOutcome, MessageLogStore
 from xroad_mn.errors import ErrorKind, FaultCode, XRoadError
 from xroad_mn.identifiers import ClientId, MemberId, ServiceId, SubsystemId, format_id, parse_id
 
@@ -87,6 +88,8 @@ class LogEntry:
     issue: str | None
     signed: bool = True
     """Every logged message carries its signature (the log refuses unsigned ones)."""
+    failure: FailureOutcome | None = None
+    """A request whose exchange failed after it was logged: the fault code, fault string and time."""
 
     @property
     def provider(self) -> ClientId:
@@ -116,6 +119,13 @@ class LogEntry:
             "signed": self.signed,
             "timestamped": self.timestamped,
             "archived": self.archived,
+            "failure": None
+            if self.failure is None
+            else {
+                "code": self.failure.code,
+                "fault_string": self.failure.fault_string,
+                "failed_at": self.failure.time.isoformat(),
+            },
         }
 
 
@@ -240,5 +250,8 @@ async def search_log(
     query = _query(store, filters, limit, after_id)
     rows = await store.fetch_all(query)
     entries = tuple(_entry(r) for r in rows[:limit])
+    failures = await store.failures_of([e.id for e in entries if not e.response])
+    if failures:
+        entries = tuple(replace(e, failure=failures.get(e.id)) for e in entries)
     more = len(rows) > limit
     return SearchPage(entries, entries[-1].id if more and entries else None)

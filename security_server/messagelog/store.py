@@ -27,13 +27,16 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from security_server.messagelog.models import (
+    FAULT_STRING_LENGTH,
     SEARCHED_VALUE_LENGTH,
+    X_REQUEST_ID_LENGTH,
+    ExchangeFailureRow,
     MessageAttachmentRow,
     MessageRecordRow,
     MessageSignatureRow,
     TimestampRecordRow,
 )
-from security_server.messagelog.records import LogRecord
+from security_server.messagelog.records import ExchangeFailure, LogRecord
 from security_server.messagelog.subjects import SubjectKey
 from xroad_mn.asic import BatchTimestamp
 from xroad_mn.database import sqlite_writer_engine
@@ -44,6 +47,7 @@ from xroad_mn.signature import SignatureData
 __all__ = [
     "ID_CHUNK",
     "ArchivableRecord",
+    "FailureOutcome",
     "MessageLogStore",
     "StampingBacklog",
     "StoredRecord",
@@ -88,6 +92,26 @@ class StoredRecord:
     """The batch time-stamp covering the record (a single time-stamp sits inside its signature)."""
     x_request_id: str = ""
     """The exchange's ``x-road-request-id``."""
+
+
+@dataclass(frozen=True)
+class FailureOutcome:
+    """How a failed exchange ended, as the log keeps it beside its request's record."""
+
+    request_record_id: int
+    query_id: str
+    time: datetime
+    code: str
+    fault_string: str
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "request_record_id": self.request_record_id,
+            "x_road_id": self.query_id,
+            "failed_at": self.time.isoformat(),
+            "code": self.code,
+            "fault_string": self.fault_string,
+        }
 
 
 @dataclass(frozen=True)
@@ -155,24 +179,47 @@ class MessageLogStore:
             result = await conn.execute(query)
             return result.all()
 
-    async def insert_records(self, records: Sequence[LogRecord], *, at: datetime) -> list[int]:
-        """Insert ``records`` in one transaction; their ids in order. All or none are written."""
-        if not records:
+    async def insert_records(
+        self, records: Sequence[LogRecord], *, at: datetime, failures: Sequence[ExchangeFailure] = ()
+    ) -> list[int]:
+        """Insert ``records`` (and the outcomes of ``failures``, failed ``at``) in one transaction; the
+        records' ids in order. All or none are written."""
+        if not records and not failures:
             return []
         rows, shared = _rows(records, at, self.subject_key)
+        failed = [_failure_row(f, at) for f in failures]
         if self._sqlite_writer is not None:
-            return await asyncio.to_thread(_insert_sync, self._sqlite_writer, records, rows, shared)
+            return await asyncio.to_thread(_insert_sync, self._sqlite_writer, records, rows, shared, failed)
         async with self._tx() as conn:
             if shared:
                 await conn.execute(postgresql.insert(MessageSignatureRow).on_conflict_do_nothing(), shared)
-            result = await conn.execute(
-                insert(MessageRecordRow).returning(MessageRecordRow.id, sort_by_parameter_order=True), rows
-            )
-            ids = [int(i) for i in result.scalars().all()]
+            ids: list[int] = []
+            if rows:
+                result = await conn.execute(
+                    insert(MessageRecordRow).returning(MessageRecordRow.id, sort_by_parameter_order=True),
+                    rows,
+                )
+                ids = [int(i) for i in result.scalars().all()]
             attachments = _attachment_rows(ids, records)
             if attachments:
                 await conn.execute(insert(MessageAttachmentRow), attachments)
+            if failed:
+                await conn.execute(insert(ExchangeFailureRow), failed)
         return ids
+
+    async def failures_of(self, request_record_ids: Sequence[int]) -> dict[int, FailureOutcome]:
+        """The outcomes of the failed exchanges among the requests ``request_record_ids``, by record id."""
+        f = ExchangeFailureRow
+        out: dict[int, FailureOutcome] = {}
+        async with self._tx() as conn:
+            for chunk in _chunks(list(request_record_ids)):
+                found = await conn.execute(select(f).where(f.request_record_id.in_(chunk)))
+                for r in found.mappings():
+                    out[int(r["request_record_id"])] = FailureOutcome(
+                        int(r["request_record_id"]), str(r["query_id"]), r["time"], str(r["code"]),
+                        str(r["fault_string"]),
+                    )  # fmt: skip
+        return out
 
     async def unstamped(self, limit: int) -> list[WaitingRecord]:
         """Up to ``limit`` records without a time-stamp, oldest first."""
@@ -391,6 +438,7 @@ def _insert_sync(
     records: Sequence[LogRecord],
     rows: list[dict[str, object]],
     shared: list[dict[str, object]],
+    failed: list[dict[str, object]],
 ) -> list[int]:
     """:meth:`MessageLogStore.insert_records` on SQLite: one transaction, one thread hop for the batch."""
     try:
@@ -400,19 +448,34 @@ def _insert_sync(
             # The transaction began IMMEDIATE: no other writer can insert until it ends, so the ids after
             # the largest are ours, and one executemany (no RETURNING, which SQLite runs row by row) writes
             # them.
-            last = conn.execute(select(func.coalesce(func.max(MessageRecordRow.id), 0))).scalar_one()
-            ids = list(range(int(last) + 1, int(last) + 1 + len(rows)))
-            conn.execute(
-                insert(MessageRecordRow), [{**row, "id": i} for row, i in zip(rows, ids, strict=True)]
-            )
+            ids: list[int] = []
+            if rows:
+                last = conn.execute(select(func.coalesce(func.max(MessageRecordRow.id), 0))).scalar_one()
+                ids = list(range(int(last) + 1, int(last) + 1 + len(rows)))
+                conn.execute(
+                    insert(MessageRecordRow), [{**row, "id": i} for row, i in zip(rows, ids, strict=True)]
+                )
             attachments = _attachment_rows(ids, records)
             if attachments:
                 conn.execute(insert(MessageAttachmentRow), attachments)
+            if failed:
+                conn.execute(insert(ExchangeFailureRow), failed)
     except SQLAlchemyError as e:
         raise XRoadError(
             FaultCode.LOGGING_FAILED, f"message log database error: {type(e).__name__}: {e}"
         ) from e
     return ids
+
+
+def _failure_row(failure: ExchangeFailure, at: datetime) -> dict[str, object]:
+    return {
+        "request_record_id": failure.request_record_id,
+        "query_id": failure.query_id,
+        "x_request_id": failure.x_request_id[:X_REQUEST_ID_LENGTH],
+        "time": at,
+        "code": failure.code[:SEARCHED_VALUE_LENGTH],
+        "fault_string": failure.fault_string[:FAULT_STRING_LENGTH],
+    }
 
 
 def _searched(value: str | None) -> str | None:
@@ -468,7 +531,9 @@ def _row(record: LogRecord, at: datetime, key: SubjectKey | None, digest: str) -
     return {
         "time": at,
         "query_id": record.query_id,
-        "x_request_id": record.x_request_id,
+        # The provider node takes it from the consumer node's header: cut to its column, so that one overlong
+        # id cannot fail the group commit of every exchange beside it (PostgreSQL enforces the length).
+        "x_request_id": record.x_request_id[:X_REQUEST_ID_LENGTH],
         "instance": client.instance,
         "member_class": client.member_class,
         "member_code": client.member_code,

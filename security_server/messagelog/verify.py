@@ -6,7 +6,9 @@ the token over ``ts-hashchainresult.xml`` and the record's ``ts-hashchain.xml``)
 signature's hash chains over the message and attachments and the signer's certificate and OCSP response,
 all at the time-stamp's ``genTime`` against the node's global configuration. A record the timestamper has
 not reached yet is verified at ``now``. Then it checks that every ``x-road-request-id`` has both its
-request and its response (a request younger than ``in_flight`` may still be waiting for its answer). With
+request and its response (a request younger than ``in_flight`` may still be waiting for its answer; one whose
+exchange is logged as failed, :class:`~security_server.messagelog.models.ExchangeFailureRow`, is counted and
+listed as a failed exchange, not as broken). With
 ``archives``, every ``mlog-*.zip`` there is verified too, chain by chain from the first
 (:func:`xroad_mn.archive.verify_archive_chain`, every container with ``verify_container``), and an exchange
 half archived and half still in the database counts as whole.
@@ -35,7 +37,7 @@ from sqlalchemy import Integer, case, func, select
 
 from security_server.messagelog.export import container_of
 from security_server.messagelog.models import MessageRecordRow
-from security_server.messagelog.store import MessageLogStore, StoredRecord
+from security_server.messagelog.store import FailureOutcome, MessageLogStore, StoredRecord
 from xroad_mn.archive import ArchiveVerification, escape_query_id, linked_previous, verify_archive_chain
 from xroad_mn.asic import verify_container, write_container
 from xroad_mn.errors import FaultCode, XRoadError
@@ -48,6 +50,7 @@ __all__ = [
     "MAX_REPORTED_BROKEN",
     "VERIFY_PAGE_RECORDS",
     "BrokenItem",
+    "FailedExchange",
     "LogVerification",
     "verify_log",
 ]
@@ -63,7 +66,7 @@ MISSING_REQUEST: Final = "missing_request"
 _ARCHIVE_NAME: Final = re.compile(
     r"mlog-(?:(?P<group>.+)-)?(?P<start>\d{14})-(?P<end>\d{14})-[0-9a-f]{16}\.zip"
 )
-_ENTRY_NAME: Final = re.compile(r"(?P<query>.+)-(?P<kind>request|response)-[0-9a-v]+\.asice")
+_ENTRY_NAME: Final = re.compile(r"(?P<query>.+)-(?P<kind>request|response)-(?P<id>[0-9a-v]+)\.asice")
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,16 @@ class BrokenItem:
         return f"archive {where}"
 
 
+@dataclass(frozen=True)
+class FailedExchange:
+    """An exchange that failed after its request was logged: not broken, reported with its outcome. The
+    request is in the database, or in ``archive`` as ``entry``."""
+
+    outcome: FailureOutcome
+    archive: str | None = None
+    entry: str | None = None
+
+
 @dataclass
 class LogVerification:
     """What :func:`verify_log` found."""
@@ -98,6 +111,10 @@ class LogVerification:
     exchanges_incomplete: int = 0
     in_flight: int = 0
     """Requests younger than ``in_flight`` still without a response (not counted as broken)."""
+    failed_exchanges: int = 0
+    """Requests without a response whose exchange is logged as failed (not counted as broken)."""
+    failures: list[FailedExchange] = field(default_factory=list)
+    """The first :data:`MAX_REPORTED_BROKEN` failed exchanges."""
     archives: int = 0
     archived_containers: int = 0
     broken_count: int = 0
@@ -111,6 +128,11 @@ class LogVerification:
     @property
     def first_broken(self) -> BrokenItem | None:
         return self.broken[0] if self.broken else None
+
+    def add_failed(self, item: FailedExchange) -> None:
+        self.failed_exchanges += 1
+        if len(self.failures) < MAX_REPORTED_BROKEN:
+            self.failures.append(item)
 
     def add(self, item: BrokenItem) -> None:
         self.broken_count += 1
@@ -212,6 +234,15 @@ class _ArchivedHalves:
         if self.pending.pop((query, not response), None) is None:
             self.pending[(query, response)] = (archive, entry)
 
+    def unanswered_requests(self) -> dict[int, tuple[str, str]]:
+        """The archived requests still without a response, by record id: their archive and entry."""
+        out: dict[int, tuple[str, str]] = {}
+        for (_query, response), (archive, entry) in self.pending.items():
+            match = _ENTRY_NAME.fullmatch(entry)
+            if not response and match is not None:
+                out[int(match["id"], 32)] = (archive, entry)
+        return out
+
     def take(self, query_id: str, response: bool) -> bool:
         """Whether the archives hold a ``response`` (or request) container of ``query_id``; consumes it."""
         return self.pending.pop((escape_query_id(query_id), response), None) is not None
@@ -256,12 +287,20 @@ def _verify_archives(
 def _check_exchanges(
     halves_in_db: list[_HalfExchange],
     archived: _ArchivedHalves,
+    failures: dict[int, FailureOutcome],
     now: datetime,
     in_flight: timedelta,
     out: LogVerification,
 ) -> None:
+    counted: set[int] = set()
+    """Failed requests counted from the database (not again from an archive holding them too)."""
     for half in halves_in_db:
         if archived.take(half.query_id, not half.has_response):
+            continue
+        failure = None if half.has_response else failures.get(half.first_id)
+        if failure is not None:
+            out.add_failed(FailedExchange(failure))
+            counted.add(half.first_id)
             continue
         if not half.has_response and half.last_time > now - in_flight:
             out.in_flight += 1
@@ -276,7 +315,17 @@ def _check_exchanges(
                 query_id=half.query_id,
             )
         )
+    failed_in_archives = {
+        (archive, entry): failures[record_id]
+        for record_id, (archive, entry) in archived.unanswered_requests().items()
+        if record_id in failures
+    }
     for (_query, response), (archive, entry) in archived.pending.items():
+        failure = failed_in_archives.get((archive, entry))
+        if failure is not None:
+            if failure.request_record_id not in counted:
+                out.add_failed(FailedExchange(failure, archive, entry))
+            continue
         out.exchanges_incomplete += 1
         what = "request" if response else "response"
         out.add(BrokenItem(MISSING_REQUEST if response else MISSING_RESPONSE,
@@ -305,5 +354,8 @@ async def verify_log(
     halves = _ArchivedHalves()
     if archives is not None:
         await asyncio.to_thread(_verify_archives, archives, validator, out, halves)
-    _check_exchanges(await _half_exchanges(store), halves, now, in_flight, out)
+    halves_in_db = await _half_exchanges(store)
+    unanswered = [h.first_id for h in halves_in_db if not h.has_response]
+    failures = await store.failures_of([*unanswered, *halves.unanswered_requests()])
+    _check_exchanges(halves_in_db, halves, failures, now, in_flight, out)
     return out

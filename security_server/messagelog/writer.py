@@ -3,10 +3,11 @@
 :meth:`MessageLog.log` queues a record and returns its id once the record is durable. One writer task
 drains the queue: the records that arrived while the previous commit was running go into the next
 transaction together (group commit), so a busy node commits a few times per millisecond-scale round instead
-of once per message. A failed transaction fails every waiter of its group with ``logging_failed`` and
-writes none of its records; the next group is tried afresh. While the timestamper has failed for longer
-than the acceptable period, new records are refused with ``timestamper_failed`` (X-Road's message log
-does the same, and the node stops serving rather than keep unstamped evidence).
+of once per message. :meth:`MessageLog.log_failure` notes the outcome of an exchange that failed after its
+request was logged, in the same group commits. A failed transaction fails every waiter of its group with
+``logging_failed`` and writes none of its records; the next group is tried afresh. While the timestamper
+has failed for longer than the acceptable period, new records are refused with ``timestamper_failed``
+(X-Road's message log does the same, and the node stops serving rather than keep unstamped evidence).
 
 Example (the node's ``cleanup_ctx`` owns the writer task)::
 
@@ -28,7 +29,7 @@ from typing import Final, Protocol
 import structlog
 
 from security_server.messagelog.bodylog import BodyLoggingPolicy
-from security_server.messagelog.records import LogRecord
+from security_server.messagelog.records import ExchangeFailure, LogRecord
 from security_server.messagelog.store import MessageLogStore
 from xroad_mn.errors import FaultCode, XRoadError
 
@@ -61,7 +62,8 @@ class ArchiverHealth(Protocol):
 
 @dataclass
 class _Pending:
-    record: LogRecord
+    record: LogRecord | ExchangeFailure
+    """A record to write, or the outcome of a failed exchange (written in the same group commit)."""
     done: asyncio.Future[int] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
 
@@ -111,6 +113,15 @@ class MessageLog:
         self._queue.put_nowait(pending)
         return await asyncio.shield(pending.done)
 
+    async def log_failure(self, failure: ExchangeFailure) -> None:
+        """Write the outcome of an exchange that failed after its request was logged, with the next group
+        (no commit of its own). ``logging_failed`` when the database fails or the log is not running."""
+        if not self._accepting or self._task is None or self._task.done():
+            raise XRoadError(FaultCode.LOGGING_FAILED, "the message log is not running")
+        pending = _Pending(failure)
+        self._queue.put_nowait(pending)
+        await asyncio.shield(pending.done)
+
     def _take_group(self, first: _Pending) -> tuple[list[_Pending], bool]:
         """``first`` and what else is queued (at most ``max_group``); True when the stop mark was reached."""
         group = [first]
@@ -125,8 +136,12 @@ class MessageLog:
         return group, False
 
     async def _write(self, group: list[_Pending]) -> None:
+        records = [(p, p.record) for p in group if isinstance(p.record, LogRecord)]
+        failures = [(p, p.record) for p in group if isinstance(p.record, ExchangeFailure)]
         try:
-            ids = await self.store.insert_records([p.record for p in group], at=self._clock())
+            ids = await self.store.insert_records(
+                [r for _, r in records], at=self._clock(), failures=[f for _, f in failures]
+            )
         except XRoadError as e:
             log.error(  # noqa: TRY400 - the code and message say it; no trace
                 "message_log_write_failed", records=len(group), code=e.code, error=e.message
@@ -136,7 +151,8 @@ class MessageLog:
                     p.done.set_exception(XRoadError(FaultCode.LOGGING_FAILED, e.message))
             return
         self.commits += 1
-        for p, record_id in zip(group, ids, strict=True):
+        results = [*ids, *(f.request_record_id for _, f in failures)]
+        for p, record_id in zip([p for p, _ in records] + [p for p, _ in failures], results, strict=True):
             if not p.done.done():
                 p.done.set_result(record_id)
 

@@ -7,7 +7,7 @@ and service provider. :class:`OpTotalsRow` (``opmon_totals``) holds, per side, s
 number of exchanges ever recorded and a cumulative latency histogram: every worker process adds to it in
 the transaction that writes its records, so the counters are right across processes and outlive the
 records' retention. Both are created by the migration ``n0005_opmonitoring``. :class:`OpCounterRow`
-(``opmon_counters``, migration ``n0006_opmon_counters``) holds node-wide counters by name, added to the same
+(``opmon_counters``, migration ``n0007_opmon_counters``) holds node-wide counters by name, added to the same
 way: :data:`DROPPED` counts the records the processes' buffers dropped.
 
 Example::

@@ -199,6 +199,8 @@ class ConsumerExchange:
         self.connection = connection or IsConnection()
         self.trace = trace or OpTrace(CLIENT, now_ms())
         """Operational data of this exchange, filled in as it runs (the proxy records it at the end)."""
+        self._logged: tuple[LogRecord, int] | None = None
+        """The request and its record id once logged (a later failure is noted beside it)."""
 
     async def _check_client(self, client: ClientId) -> None:
         """The client is hosted here and registered (X-Road: the client must be a registered client of this
@@ -267,9 +269,9 @@ class ConsumerExchange:
             answer = await send()
         except BaseException:
             with contextlib.suppress(XRoadError):
-                await asyncio.shield(logging)
+                self._logged = (request, await asyncio.shield(logging))
             raise
-        await logging
+        self._logged = (request, await logging)
         return answer
 
     def _verify_response(
@@ -286,6 +288,16 @@ class ConsumerExchange:
         )
 
     async def rest(
+        self, method: str, target: str, headers: Sequence[tuple[str, str]], body: bytes
+    ) -> ExchangeResult:
+        async with self.node.failures_noted(lambda: self._logged):
+            return await self._rest(method, target, headers, body)
+
+    async def soap(self, content_type: str, soap_action: str | None, body: bytes) -> ExchangeResult:
+        async with self.node.failures_noted(lambda: self._logged):
+            return await self._soap(content_type, soap_action, body)
+
+    async def _rest(
         self, method: str, target: str, headers: Sequence[tuple[str, str]], body: bytes
     ) -> ExchangeResult:
         service, _path, _query = rest_wire.parse_rest_target(target)
@@ -369,7 +381,7 @@ class ConsumerExchange:
             response_body,
         )
 
-    async def soap(self, content_type: str, soap_action: str | None, body: bytes) -> ExchangeResult:
+    async def _soap(self, content_type: str, soap_action: str | None, body: bytes) -> ExchangeResult:
         split, message, service = _parse_is_soap_request(content_type, body)
         soap_part, attachments = split.soap, split.attachments
         header = message.x_road_header
@@ -464,6 +476,7 @@ class ProviderExchange:
         self.view = view
         self.trace = trace or OpTrace(PRODUCER, now_ms())
         """Operational data of this exchange, filled in as it runs (the proxy records it at the end)."""
+        self._logged: tuple[LogRecord, int] | None = None
 
     def _parse(self, headers: Mapping[str, str], message: tm.TransportMessage) -> _Incoming:
         rest = message.message_content_type.split(";")[0].strip().lower() == tm.REST_REQUEST_CONTENT_TYPE
@@ -487,6 +500,16 @@ class ProviderExchange:
     async def handle(
         self,
         *,
+        content_type: str,
+        headers: Mapping[str, str],
+        body: bytes,
+        tls_certificate: Callable[[], x509.Certificate],
+    ) -> web.Response:
+        async with self.node.failures_noted(lambda: self._logged):
+            return await self._handle(content_type, headers, body, tls_certificate)
+
+    async def _handle(
+        self,
         content_type: str,
         headers: Mapping[str, str],
         body: bytes,
@@ -529,14 +552,12 @@ class ProviderExchange:
             hash_chain_result=signature.hash_chain_result,
             hash_chain=signature.hash_chain,
         )
-        await node.log(  # (10)
-            _record(
-                query_id=incoming.query_id, x_request_id=request_id, client=client, service=service,
-                response=False, rest=incoming.rest, message=message.message, attachments=request_atts,
-                signature=signature, facts=incoming.facts,
-            ),
-            local_producer=True,
+        request_record = _record(
+            query_id=incoming.query_id, x_request_id=request_id, client=client, service=service,
+            response=False, rest=incoming.rest, message=message.message, attachments=request_atts,
+            signature=signature, facts=incoming.facts,
         )  # fmt: skip
+        self._logged = (request_record, await node.log(request_record, local_producer=True))  # (10)
         if incoming.rest:
             assert incoming.rest_request is not None
             self.trace.request_sent()

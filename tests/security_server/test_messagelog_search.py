@@ -20,14 +20,16 @@ from security_server.cli import app as node_cli
 from security_server.home import create_home, globalconf_dir, open_home
 from security_server.messagelog import (
     ExchangeFacts,
+    ExchangeFailure,
     LogRecord,
+    MessageLog,
     MessageLogStore,
     SubjectKey,
     rest_facts,
     soap_facts,
 )
 from security_server.messagelog.export import export_exchange
-from security_server.messagelog.models import MessageRecordRow, TimestampRecordRow
+from security_server.messagelog.models import ExchangeFailureRow, MessageRecordRow, TimestampRecordRow
 from security_server.messagelog.search import LogFilters, search_log
 from security_server.messagelog.subjects import SUBJECT_KEY_FILE
 from security_server.messagelog.verify import MISSING_REQUEST, MISSING_RESPONSE, verify_log
@@ -384,6 +386,70 @@ async def test_verify_log_checks_archives_and_pairs_across_them(
     broken = await verify_log(store, evidence.trust, now=now, archives=tmp_path, in_flight=timedelta(0))
     assert broken.first_broken is not None
     assert broken.first_broken.archive == archive.filename
+
+
+async def test_a_failed_exchange_is_counted_apart_also_once_archived(
+    node_db: AsyncEngine, evidence: Evidence, key: SubjectKey, tmp_path: Path
+) -> None:
+    store = MessageLogStore(node_db, subject_key=key)
+    await _logged_and_stamped(store, evidence)
+    request, _response = _rest_pair(evidence, "q-failed", None)
+    other = _rest_pair(evidence, "q-other", None)
+    message_log = MessageLog(store, clock=lambda: evidence.now)
+    async with message_log.running():
+        request_id = await message_log.log(request)
+        failure = ExchangeFailure(request_id, "q-failed", "xreq-q-failed", "server.service_failed", "down")
+        commits = message_log.commits
+        await asyncio.gather(*map(message_log.log, other), message_log.log_failure(failure))
+        assert message_log.commits == commits + 1, "the failure rides in the group commit"
+    signature = request.signature.signature_xml
+    token = evidence.timestamp(timestamp_input(signature))
+    await store.save_single_timestamp(
+        request_id, token=token, gen_time=evidence.now, signature_xml=embed_timestamp(signature, token)
+    )
+    now = evidence.now + timedelta(minutes=1)
+    result = await verify_log(store, evidence.trust, now=now, in_flight=timedelta(0))
+    assert (result.failed_exchanges, result.exchanges_incomplete, result.broken_count) == (1, 0, 0)
+    (failed,) = result.failures
+    assert (failed.outcome.request_record_id, failed.outcome.code, failed.archive) == (
+        request_id, "server.service_failed", None,
+    )  # fmt: skip
+    assert failed.outcome.time == evidence.now
+    page = await search_log(store, LogFilters(query_id="q-failed"), limit=10)
+    assert [r.failure.code if r.failure else None for r in page.records] == ["server.service_failed"]
+
+    # Archived and deleted from the database, the request is still known as a failed exchange.
+    (container,) = await export_exchange(store, "q-failed")
+    archive = write_archive([container], previous=None, start=evidence.now, end=evidence.now)
+    (tmp_path / archive.filename).write_bytes(archive.data)
+    async with node_db.begin() as conn:
+        await conn.execute(delete(MessageRecordRow).where(MessageRecordRow.id == request_id))
+    archived = await verify_log(store, evidence.trust, now=now, archives=tmp_path, in_flight=timedelta(0))
+    assert (archived.ok, archived.failed_exchanges, archived.archived_containers) == (True, 1, 1)
+    assert (archived.failures[0].archive, archived.failures[0].entry) == (archive.filename, container[0])
+
+    # Without its outcome the archived request has lost its response.
+    async with node_db.begin() as conn:
+        await conn.execute(delete(ExchangeFailureRow))
+    lost = await verify_log(store, evidence.trust, now=now, archives=tmp_path, in_flight=timedelta(0))
+    assert lost.failed_exchanges == 0
+    assert lost.first_broken is not None
+    assert (lost.first_broken.code, lost.first_broken.entry) == (MISSING_RESPONSE, container[0])
+
+
+async def test_an_overlong_request_id_does_not_fail_its_group(
+    node_db: AsyncEngine, evidence: Evidence, key: SubjectKey
+) -> None:
+    """The provider node takes ``x-road-request-id`` from the consumer node; one too long for its column
+    (PostgreSQL enforces ``varchar(255)``) must not fail the group commit of every other exchange."""
+    store = MessageLogStore(node_db, subject_key=key)
+    long_id = "x" * 300
+    records = [dataclasses.replace(r, x_request_id=long_id) for r in _rest_pair(evidence, "q-long", None)]
+    records.append(_rest_pair(evidence, "q-next", None)[0])
+    ids = await store.insert_records(records, at=evidence.now)
+    assert len(ids) == 3
+    page = await search_log(store, LogFilters(query_id="q-long"), limit=10)
+    assert {r.x_request_id for r in page.records} == {long_id[:255]}
 
 
 # ------------------------------------------------------------------------------------------------------------

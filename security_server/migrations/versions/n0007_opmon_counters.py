@@ -1,8 +1,8 @@
 """Operational monitoring: ``opmon_counters``, node-wide running counters (the buffer's dropped records) that
 every worker process adds to, for ``/metrics``.
 
-Revision ID: n0006_opmon_counters
-Revises: n0005_opmonitoring
+Revision ID: n0007_opmon_counters
+Revises: n0006_failures
 Create Date: 2027-02-15
 """
 
@@ -11,8 +11,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "n0006_opmon_counters"
-down_revision: str | None = "n0005_opmonitoring"
+revision = "n0007_opmon_counters"
+down_revision: str | None = "n0006_failures"
 branch_labels: str | None = None
 depends_on: str | None = None
 
