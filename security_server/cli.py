@@ -13,7 +13,9 @@
           --to SUBSYSTEM:MN/COM/9011223/bank --method GET --path /people/*
     $ xroad-mn node status --dir ss1 --json
     $ xroad-mn node serve --dir ss1                             # admin API and OCSP port until Ctrl-C
+    $ xroad-mn node apikey create --dir ss1 --role xroad-mn-messagelog-auditor   # printed once
     $ xroad-mn node log export --dir ss1 --x-road-id MN-5c1f... --out evidence/   # ASiC-E containers
+    $ xroad-mn node log export --dir ss1 --from 2027-01-01 --to 2027-02-01 --out jan.zip  # + manifest.json
     $ xroad-mn node log search --dir ss1 --subject УБ99112233 --from 2027-01-01     # who asked about whom
     $ xroad-mn node log verify --dir ss1 [--archives DIR]                           # exit 1 when broken
     $ xroad-mn node log archive --dir ss1 --json               # time-stamped records into mlog-*.zip
@@ -71,17 +73,19 @@ from security_server.ids import (
     parse_service_id,
     parse_subject,
 )
-from security_server.messagelog import MessageLogStore, SubjectKey, export_exchange
+from security_server.messagelog import MessageLogStore, export_exchange
 from security_server.messagelog.archiver import ArchiveFile, archive_once
+from security_server.messagelog.bundle import MANIFEST_NAME, BundleSummary
 from security_server.messagelog.report import (
     broken_error,
+    bundle_json,
     parse_log_time,
     print_search_page,
     print_verification,
     search_json,
     verification_json,
 )
-from security_server.messagelog.search import DEFAULT_SEARCH_LIMIT, LogFilters, SearchPage, search_log
+from security_server.messagelog.search import DEFAULT_SEARCH_LIMIT, LogFilters, SearchPage
 from security_server.messagelog.verify import IN_FLIGHT, LogVerification, verify_log
 from security_server.operations import (
     FIRST_KEY_ROLES,
@@ -90,6 +94,7 @@ from security_server.operations import (
     certs,
     init_node,
     login_token,
+    messagelog,
     node_status,
     open_node_store,
     open_node_token,
@@ -100,6 +105,7 @@ from security_server.servicedesc import openapi_source, read_document
 from security_server.settings import NodeSettings
 from security_server.workers import proxy_workers
 from xroad_mn.admin import SECURITY_SERVER_ROLES, AuditLog, Role, create_api_key, revoke_api_key
+from xroad_mn.admin.apikeys import parse_api_keys
 from xroad_mn.cli.main import (
     DatabaseSchemaOption,
     DatabaseUrlOption,
@@ -111,7 +117,7 @@ from xroad_mn.cli.main import (
 )
 from xroad_mn.confclient.installed import load_trust_material
 from xroad_mn.errors import FaultCode, XRoadError
-from xroad_mn.fileio import write_atomic
+from xroad_mn.fileio import atomic_file, write_atomic
 from xroad_mn.identifiers import format_id
 from xroad_mn.tokens import TokenType, read_new_pin, read_pin
 from xroad_mn.transport.server import http_url
@@ -672,21 +678,58 @@ def access_revoke(
 # -- message log ------------------------------------------------------------------------------------------
 
 
-@log_app.command("export")
-def log_export(
-    home: DirOption,
-    x_road_id: Annotated[str, typer.Option("--x-road-id", help="The exchange's X-Road-Id (SOAP id).")],
-    out: Annotated[Path, typer.Option("--out", help="Directory the containers are written to.")],
-    as_json: JsonOption = False,
-) -> None:
-    """Write the time-stamped request and response of an exchange as ASiC-E containers (X-Road's names);
-    they verify with ``xroad-mn asic verify --conf HOME/globalconf``."""
+FromOption = Annotated[
+    str | None, typer.Option("--from", help="Logged at or after (ISO 8601; UTC if naive).")
+]
+ToOption = Annotated[str | None, typer.Option("--to", help="Logged before (ISO 8601; UTC if naive).")]
+ClientFilter = Annotated[str | None, typer.Option("--client", help="The exchange's client, exactly.")]
+ServiceFilter = Annotated[str | None, typer.Option("--service", help="The service (SERVICE:MN/GOV/...).")]
+XRoadIdFilter = Annotated[str | None, typer.Option("--x-road-id", help="The X-Road id (SOAP id).")]
+UserIdFilter = Annotated[str | None, typer.Option("--user-id", help="X-Road-UserId / userId.")]
+IssueFilter = Annotated[str | None, typer.Option("--issue", help="X-Road-Issue / issue.")]
+StatusFilter = Annotated[int | None, typer.Option("--status", help="A REST response's HTTP status.")]
+SubjectFilter = Annotated[
+    str | None,
+    typer.Option("--subject", help="The data subject's registration number (looked up hashed)."),
+]
+SubjectHashFilter = Annotated[
+    str | None,
+    typer.Option(
+        "--subject-hash",
+        help="The data subject's keyed hash (as audit records and export manifests hold it).",
+    ),
+]
+AfterIdOption = Annotated[int | None, typer.Option("--after-id", help="Records after this record id.")]
 
+
+def _log_filters(
+    start: str | None,
+    end: str | None,
+    client: str | None,
+    service: str | None,
+    x_road_id: str | None,
+    user_id: str | None,
+    issue: str | None,
+    status: int | None,
+    subject: str | None,
+    subject_hash: str | None,
+) -> LogFilters:
+    return LogFilters(
+        start=parse_log_time(start) if start is not None else None,
+        end=parse_log_time(end) if end is not None else None,
+        client=parse_client_id(client) if client is not None else None,
+        service=parse_service_id(service) if service is not None else None,
+        query_id=x_road_id, user_id=user_id, issue=issue, status=status, data_subject=subject,
+        subject_hash=subject_hash,
+    )  # fmt: skip
+
+
+def _export_directory(home: Path, x_road_id: str, out: Path, as_json: bool) -> None:
     async def action(ctx: NodeContext) -> tuple[list[tuple[str, bytes]], dict[str, Any]]:
         files = await export_exchange(MessageLogStore(ctx.store.engine), x_road_id)
-        return files, {}
+        return files, {"x_road_id": x_road_id, "files": len(files)}
 
-    files = _run(home, None, action, login=False)
+    files = _run(home, NodeEvent.EXPORT_MESSAGE_LOG, action, login=False)
     written: list[dict[str, Any]] = []
     for name, data in files:
         path = out / name
@@ -699,47 +742,101 @@ def log_export(
         typer.echo(f"Wrote {item['file']} ({item['bytes']} bytes)")
 
 
+@log_app.command("export")
+def log_export(
+    home: DirOption,
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out",
+            help="FILE.zip: the containers of every record found and manifest.json; a directory: the "
+            "containers of one exchange (--x-road-id alone).",
+        ),
+    ],
+    start: FromOption = None,
+    end: ToOption = None,
+    client: ClientFilter = None,
+    service: ServiceFilter = None,
+    x_road_id: XRoadIdFilter = None,
+    user_id: UserIdFilter = None,
+    issue: IssueFilter = None,
+    status: StatusFilter = None,
+    subject: SubjectFilter = None,
+    subject_hash: SubjectHashFilter = None,
+    after_id: AfterIdOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Write logged messages as ASiC-E containers (X-Road's names) that verify offline with ``xroad-mn asic
+    verify --conf HOME/globalconf``. ``--out FILE.zip`` takes the search's filters (time range, client,
+    service, ids, user, issue, status, data subject) and writes every time-stamped record found, and a
+    ``manifest.json`` (the search, the node, each container's name, X-Road id, kind, SHA-256 and state;
+    counts); records not time-stamped yet are skipped and listed in the manifest. The zip is written as
+    the records are read and appears only when complete."""
+    if out.suffix.lower() != ".zip":
+        others = (start, end, client, service, user_id, issue, status, subject, subject_hash, after_id)
+        if x_road_id is None or any(v is not None for v in others):
+            raise typer.BadParameter(
+                "a directory takes one exchange's containers (--x-road-id alone); give --out FILE.zip to "
+                "export a search",
+                param_hint="--out",
+            )
+        _export_directory(home, x_road_id, out, as_json)
+        return
+    filters = _log_filters(
+        start, end, client, service, x_road_id, user_id, issue, status, subject, subject_hash
+    )
+
+    async def action(ctx: NodeContext) -> tuple[BundleSummary, dict[str, Any]]:
+        asked = await messagelog.filters_audit(ctx.settings, ctx.store, filters)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_file(out) as f:
+            summary = await messagelog.export(
+                ctx.settings, ctx.store, filters, f, now=datetime.now(UTC), after_id=after_id
+            )
+        return summary, {"filters": asked, "containers": summary.containers, "skipped": summary.skipped}
+
+    summary = _run(home, NodeEvent.EXPORT_MESSAGE_LOG, action, login=False)
+    if as_json:
+        _print_json({"file": str(out), **bundle_json(summary)})
+        return
+    typer.echo(
+        f"Wrote {out}: {summary.containers} containers ({summary.bytes_written} bytes) and {MANIFEST_NAME}"
+    )
+    if summary.skipped:
+        typer.echo(f"Skipped {summary.skipped} records not time-stamped yet (listed in {MANIFEST_NAME})")
+
+
 @log_app.command("search")
 def log_search(
     home: DirOption,
-    start: Annotated[
-        str | None, typer.Option("--from", help="Logged at or after (ISO 8601; UTC if naive).")
-    ] = None,
-    end: Annotated[str | None, typer.Option("--to", help="Logged before (ISO 8601; UTC if naive).")] = None,
-    client: Annotated[str | None, typer.Option("--client", help="The exchange's client, exactly.")] = None,
-    service: Annotated[
-        str | None, typer.Option("--service", help="The service (SERVICE:MN/GOV/...).")
-    ] = None,
-    x_road_id: Annotated[str | None, typer.Option("--x-road-id", help="The X-Road id (SOAP id).")] = None,
-    user_id: Annotated[str | None, typer.Option("--user-id", help="X-Road-UserId / userId.")] = None,
-    issue: Annotated[str | None, typer.Option("--issue", help="X-Road-Issue / issue.")] = None,
-    status: Annotated[int | None, typer.Option("--status", help="A REST response's HTTP status.")] = None,
-    subject: Annotated[
-        str | None,
-        typer.Option("--subject", help="The data subject's registration number (looked up hashed)."),
-    ] = None,
+    start: FromOption = None,
+    end: ToOption = None,
+    client: ClientFilter = None,
+    service: ServiceFilter = None,
+    x_road_id: XRoadIdFilter = None,
+    user_id: UserIdFilter = None,
+    issue: IssueFilter = None,
+    status: StatusFilter = None,
+    subject: SubjectFilter = None,
+    subject_hash: SubjectHashFilter = None,
     limit: Annotated[
         int, typer.Option("--limit", help="Records per page (at most 1000).")
     ] = DEFAULT_SEARCH_LIMIT,
-    after_id: Annotated[int | None, typer.Option("--after-id", help="The page after this record id.")] = None,
+    after_id: AfterIdOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Search the message log's metadata (never bodies) by time, parties, ids, user, issue, status and data
     subject; a page of records in id order."""
-    filters = LogFilters(
-        start=parse_log_time(start) if start is not None else None,
-        end=parse_log_time(end) if end is not None else None,
-        client=parse_client_id(client) if client is not None else None,
-        service=parse_service_id(service) if service is not None else None,
-        query_id=x_road_id, user_id=user_id, issue=issue, status=status, data_subject=subject,
-    )  # fmt: skip
+    filters = _log_filters(
+        start, end, client, service, x_road_id, user_id, issue, status, subject, subject_hash
+    )
 
     async def action(ctx: NodeContext) -> tuple[SearchPage, dict[str, Any]]:
-        key = await asyncio.to_thread(SubjectKey.open, ctx.settings.home) if subject is not None else None
-        store = MessageLogStore(ctx.store.engine, subject_key=key)
-        return await search_log(store, filters, limit=limit, after_id=after_id), {}
+        page = await messagelog.search(ctx.settings, ctx.store, filters, limit=limit, after_id=after_id)
+        asked = await messagelog.filters_audit(ctx.settings, ctx.store, filters)
+        return page, {"filters": asked, "records": len(page.records)}
 
-    page = _run(home, None, action, login=False)
+    page = _run(home, NodeEvent.SEARCH_MESSAGE_LOG, action, login=False)
     if as_json:
         _print_json(search_json(page))
     else:
@@ -813,11 +910,11 @@ def log_archive(home: DirOption, as_json: JsonOption = False) -> None:
         typer.echo(f"Wrote {f.path} ({f.records} records, {f.size} bytes)")
 
 
-# -- API keys ------------------------------------------------------------------------------------------------
+# -- API keys ---------------------------------------------------------------------------------------------
 
 
 def _node_role(text: str) -> Role:
-    """A role a node API key may hold (X-Road's security server roles)."""
+    """A role a node API key may hold (:data:`xroad_mn.admin.SECURITY_SERVER_ROLES`)."""
     if text not in SECURITY_SERVER_ROLES:
         raise typer.BadParameter(f"{text!r} is none of {', '.join(sorted(SECURITY_SERVER_ROLES))}")
     return Role(text)
@@ -832,14 +929,14 @@ def apikey_create(
             "--role",
             parser=_node_role,
             metavar="ROLE",
-            help=f"Role of the key (repeatable): {', '.join(sorted(SECURITY_SERVER_ROLES))}. A Prometheus "
-            "scraping /metrics needs only xroad-securityserver-observer.",
+            help=f"Role of the key (repeatable): {', '.join(sorted(SECURITY_SERVER_ROLES))}.",
         ),
     ],
     as_json: JsonOption = False,
 ) -> None:
-    """Create an admin API key; the key is printed once and only its hash is kept. A running node takes it
-    from its next request on."""
+    """Create an admin API key; the key is printed once and only its hash is kept. The message log roles
+    (``xroad-mn-messagelog-auditor``, ``xroad-mn-messagelog-body-reader``) read the log and nothing else;
+    X-Road's roles do not read the log."""
     settings = open_home(home)
     created = create_api_key(api_keys_file(settings.home), role, datetime.now(UTC))
     roles = sorted(r.value for r in created.key.roles)
@@ -847,18 +944,33 @@ def apikey_create(
         NodeEvent.CREATE_API_KEY, cli_user(), {"key_id": created.key.key_id, "roles": roles}
     )
     if as_json:
-        typer.echo(dump_json({"api_key": created.token, "api_key_id": created.key.key_id, "roles": roles}))
-    else:
-        typer.echo(f"API key {created.key.key_id} ({', '.join(roles)}); shown only once:")
-        typer.echo(f"  {created.token}")
+        _print_json({"api_key": created.token, "api_key_id": created.key.key_id, "roles": roles})
+        return
+    typer.echo(f"API key {created.key.key_id} ({', '.join(roles)}); shown only once:")
+    typer.echo(f"  {created.token}")
+
+
+@apikey_app.command("list")
+def apikey_list(home: DirOption, as_json: JsonOption = False) -> None:
+    """The node's API keys: id, roles and when made (never the keys, which are not kept)."""
+    settings = open_home(home)
+    path = api_keys_file(settings.home)
+    keys = parse_api_keys(_read(path, "API keys")) if path.exists() else ()
+    out = [
+        {"id": k.key_id, "roles": sorted(r.value for r in k.roles), "created_at": k.created_at.isoformat()}
+        for k in keys
+    ]
+    if as_json:
+        _print_json({"keys": out})
+        return
+    for k in out:
+        typer.echo(f"{k['id']}  {', '.join(k['roles'])}  (created {k['created_at']})")
 
 
 @apikey_app.command("revoke")
 def apikey_revoke(
     home: DirOption,
-    key_id: Annotated[
-        str, typer.Argument(help="The API key's id (as `apikey create` and the audit log show).")
-    ],
+    key_id: Annotated[str, typer.Argument(help="The API key's id (as `apikey create` and `list` show).")],
 ) -> None:
     """Revoke an admin API key; a running node refuses it from its next request on."""
     settings = open_home(home)

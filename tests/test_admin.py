@@ -6,6 +6,7 @@ declaration of each operation."""
 from __future__ import annotations
 
 import json
+import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,6 +28,7 @@ from xroad_mn.admin import (
     ApiKeyRing,
     AuditLog,
     Call,
+    FileBody,
     RateLimiter,
     Reply,
     Role,
@@ -42,6 +44,13 @@ CHANGES_KEY: Final = web.AppKey("test_changes", list[str])
 class Event(StrEnum):
     API_KEY_AUTHENTICATION = "API key authentication"
     ADD_CLIENT = "Add client"
+    READ_SECRETS = "Read secrets"
+    SEARCH_CLIENTS = "Search clients"
+
+
+class SearchIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    prefix: str
 
 
 class ClientIn(BaseModel):
@@ -93,6 +102,49 @@ async def add_client(call: NodeCall) -> Reply[ClientOut]:
     return Reply(ClientOut(client_id=body.client_id), audit={"client_id": body.client_id})
 
 
+OFFICER: Final = frozenset({Role.XROAD_SECURITY_OFFICER})
+EXPORT_BYTES: Final = 3 * 256 * 1024 + 17
+"""More than three chunks of a streamed file body."""
+
+
+@API.operation(
+    "GET", "/secrets", "Read the secrets", tag="secrets", roles=OFFICER, event=Event.READ_SECRETS,
+    response=list[str],
+)  # fmt: skip
+async def read_secrets(call: NodeCall) -> Reply[list[str]]:
+    return Reply(["s3cret"], audit={"count": 1})
+
+
+@API.operation(
+    "POST", "/clients/search", "Search clients", tag="clients", roles=OFFICER, event=Event.SEARCH_CLIENTS,
+    body=SearchIn, response=list[ClientOut], read=True,
+)  # fmt: skip
+async def search_clients(call: NodeCall) -> Reply[list[ClientOut]]:
+    prefix = call.typed_body(SearchIn).prefix
+    return Reply([ClientOut(client_id=c) for c in call.clients if c.startswith(prefix)])
+
+
+def _pattern(size: int) -> bytes:
+    return bytes(i % 251 for i in range(size))
+
+
+@API.operation(
+    "GET", "/export", "Export everything", tag="secrets", roles=OFFICER, response=FileBody,
+    media_type="application/zip",
+)  # fmt: skip
+async def export(call: NodeCall) -> Reply[FileBody]:
+    file = tempfile.TemporaryFile()  # noqa: SIM115 (the pipeline closes it after sending)
+    file.write(_pattern(EXPORT_BYTES))
+    file.seek(0)
+    call.request.app[FILES_KEY].append(file)
+    return Reply(
+        FileBody(file, EXPORT_BYTES), headers={"Content-Disposition": 'attachment; filename="x.zip"'}
+    )
+
+
+FILES_KEY: Final = web.AppKey("test_files", list[Any])
+
+
 @dataclass
 class Node:
     url: str
@@ -123,6 +175,7 @@ async def node(tmp_path: Path) -> AsyncIterator[Node]:
         "admin": create_api_key(keys, {Role.XROAD_SERVICE_ADMINISTRATOR}, now).token,
         "observer": create_api_key(keys, {Role.XROAD_SECURITYSERVER_OBSERVER}, now).token,
         "central": create_api_key(keys, {Role.SYSTEM_ADMINISTRATOR, Role.OBSERVER}, now).token,
+        "officer": create_api_key(keys, OFFICER, now).token,
     }
     app = web.Application(middlewares=[xroad_error_middleware])
     app[AUDIT_KEY] = AuditLog(tmp_path / "audit.log")
@@ -130,6 +183,7 @@ async def node(tmp_path: Path) -> AsyncIterator[Node]:
     app[LIMITER_KEY] = RateLimiter(1000, 10_000)
     app[CLIENTS_KEY] = []
     app[CHANGES_KEY] = []
+    app[FILES_KEY] = []
     API.mount(app, max_body_bytes=200, on_change=lambda a: a[CHANGES_KEY].append("changed"))
     runner = web.AppRunner(app)
     await runner.setup()
@@ -221,3 +275,71 @@ def test_an_operation_may_name_only_the_apps_roles() -> None:
         api.operation("DELETE", "/x", "Y", tag="x", roles=SECURITY_SERVER_ROLES, event=Event.ADD_CLIENT)(
             delete_x
         )
+
+
+async def test_a_read_naming_its_roles_is_refused_to_the_others_and_audited(node: Node) -> None:
+    assert await node.request("GET", "/secrets", key="officer") == (200, ["s3cret"])
+    for other in ("admin", "observer"):
+        status, error = await node.request("GET", "/secrets", key=other)
+        assert (status, error["type"]) == (403, "client.forbidden")
+    assert (await node.request("GET", "/secrets", key=None))[0] == 401
+    # A read without roles of its own stays open to every role.
+    assert (await node.request("GET", "/clients", key="officer"))[0] == 200
+    events = [(a["event"], a["data"].get("count")) for a in node.audit()]
+    assert events == [
+        ("Read secrets", 1),
+        ("Read secrets failed", None),
+        ("Read secrets failed", None),
+        ("API key authentication failed", None),
+    ]
+    assert node.app[CHANGES_KEY] == []  # an audited read is no change
+
+
+async def test_a_post_declared_a_read_is_audited_but_changes_nothing(node: Node) -> None:
+    node.app[CLIENTS_KEY].extend(["MN:GOV:1:tax", "MN:COM:2:bank"])
+    body = json.dumps({"prefix": "MN:GOV"}).encode()
+    status, found = await node.request("POST", "/clients/search", key="officer", body=body)
+    assert (status, found) == (200, [{"client_id": "MN:GOV:1:tax"}])
+    assert (await node.request("POST", "/clients/search", key="admin", body=body))[0] == 403
+    status, error = await node.request("POST", "/clients/search", key="officer", body=b'{"x": 1}')
+    assert (status, error["type"]) == (400, "client.invalid_body")
+    assert [a["event"] for a in node.audit()] == ["Search clients"] + ["Search clients failed"] * 2
+    assert node.app[CHANGES_KEY] == []
+    document = API.document()
+    assert document["paths"]["/api/v1/clients/search"]["post"]["description"] == (
+        "Roles: xroad-security-officer"
+    )
+
+
+async def test_a_file_body_is_streamed_and_closed(node: Node) -> None:
+    headers = {"Authorization": f"X-Road-ApiKey token={node.tokens['officer']}"}
+    async with node.session.get(node.url + "/export", headers=headers) as resp:
+        assert resp.status == 200
+        assert resp.content_type == "application/zip"
+        assert resp.content_length == EXPORT_BYTES
+        assert resp.headers["Content-Disposition"] == 'attachment; filename="x.zip"'
+        data = await resp.read()
+    assert data == _pattern(EXPORT_BYTES)
+    (file,) = node.app[FILES_KEY]
+    assert file.closed
+    assert (await node.request("GET", "/export", key="admin"))[0] == 403
+
+
+def test_reading_roles_are_some_of_the_apps_roles() -> None:
+    api = AdminApi(
+        NodeCall, title="node", version="1", roles=SECURITY_SERVER_ROLES,
+        authentication_event=Event.API_KEY_AUTHENTICATION, read_roles=OFFICER,
+    )  # fmt: skip
+    assert api.read_roles == OFFICER
+    for wrong in (frozenset(), frozenset({Role.OBSERVER})):
+        with pytest.raises(XRoadError, match="reading roles"):
+            AdminApi(
+                NodeCall, title="node", version="1", roles=SECURITY_SERVER_ROLES,
+                authentication_event=Event.API_KEY_AUTHENTICATION, read_roles=wrong,
+            )  # fmt: skip
+
+    async def get_x(call: NodeCall) -> Reply[None]:
+        return Reply(None)
+
+    with pytest.raises(XRoadError, match="only a POST is declared a read"):
+        api.operation("GET", "/x", "X", tag="x", read=True)(get_x)

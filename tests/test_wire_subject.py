@@ -4,6 +4,7 @@ parser lets the element through; hostile input."""
 from __future__ import annotations
 
 import unicodedata
+from urllib.parse import quote, unquote
 
 import pytest
 from hypothesis import given
@@ -19,6 +20,7 @@ from xroad_mn.wire.subject import (
     data_subject_of_rest,
     data_subject_of_soap,
     normalise_data_subject,
+    path_without_subjects,
 )
 
 CLIENT = MemberId("MN", "GOV", "5012345").subsystem("crm")
@@ -141,3 +143,31 @@ def test_soap_reader_never_fails_unexpectedly(data: bytes) -> None:
     except XRoadError as e:
         code = e.code
         assert code in {FaultCode.INVALID_SOAP, FaultCode.INVALID_MESSAGE, FaultCode.DUPLICATE_HEADER_FIELD}
+
+
+_LETTERS = "АБВГДЕЖЗИЙКЛМНОӨПРСТУҮФХЦЧШЩЭЮЯ"
+
+
+@given(
+    st.text(_LETTERS, min_size=2, max_size=2),
+    st.integers(0, 99_999_999),
+    st.lists(st.text("abcxyz-_.~0123456789", min_size=1, max_size=8), max_size=4),
+    st.integers(0, 4),
+)
+def test_a_registration_number_never_stays_in_a_monitored_path(
+    letters: str, digits: int, others: list[str], at: int
+) -> None:
+    regnum = f"{letters}{digits:08d}"
+    segments = [quote(s) for s in others]
+    segments.insert(min(at, len(segments)), quote(f"id-{regnum}"))
+    masked = path_without_subjects("/" + "/".join(segments))
+    assert regnum not in unquote(masked)
+    assert masked.split("/").count("{dataSubject}") == 1
+    assert [s for s in masked.split("/") if s != "{dataSubject}"] == ["", *(quote(s) for s in others)]
+
+
+def test_the_exchanges_own_subject_is_masked_in_any_form() -> None:
+    assert path_without_subjects("/cases/CASE-77/x", "CASE-77") == "/cases/{dataSubject}/x"
+    assert path_without_subjects("/people/%D0%A3%D0%9199112233") == "/people/{dataSubject}"
+    assert path_without_subjects("/people/42/vehicles", "УБ99112233") == "/people/42/vehicles"
+    assert path_without_subjects("") == ""

@@ -32,7 +32,7 @@ import secrets
 import stat
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Final
+from typing import BinaryIO, Final
 
 from xroad_mn.archive import MAX_ARCHIVE_BYTES, WrittenArchive
 from xroad_mn.errors import FaultCode, XRoadError
@@ -41,6 +41,7 @@ __all__ = [
     "PRIVATE_DIRECTORY_MODE",
     "PRIVATE_FILE_MODE",
     "SQLITE_SIDE_FILES",
+    "atomic_file",
     "fsync_directory",
     "read_archive",
     "read_archives",
@@ -95,6 +96,34 @@ def write_atomic(path: Path, data: bytes, *, mode: int = 0o644, make_parents: bo
             raise
     except OSError as e:
         raise XRoadError(FaultCode.IO_ERROR, f"cannot write {path}: {e.strerror or e}") from e
+    fsync_directory(path.parent)
+
+
+@contextlib.contextmanager
+def atomic_file(path: Path, *, mode: int = 0o644) -> Iterator[BinaryIO]:
+    """A file written in the block (incrementally: a large export) that appears at ``path`` only when the
+    block ends without error, as :func:`write_atomic` makes it; otherwise nothing is left behind. Failures
+    are ``io_error``."""
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    except OSError as e:
+        raise XRoadError(FaultCode.IO_ERROR, f"cannot write {path}: {e.strerror or e}") from e
+    try:
+        with os.fdopen(fd, "wb") as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise XRoadError(FaultCode.IO_ERROR, f"cannot write {path}: {e.strerror or e}") from e
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
     fsync_directory(path.parent)
 
 

@@ -20,14 +20,22 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from security_server.api import access, clients, keys, metrics, services, status
+from security_server.api import access, clients, keys, messagelog, metrics, services, status
 from security_server.api.call import SETTINGS_KEY, NodeCall
 from security_server.api.events import NodeEvent
 from security_server.api.spec import API
 
 __all__ = ["API", "NodeCall", "NodeEvent", "add_admin_routes"]
 
-_MODULES = (status, keys, clients, services, access, metrics)  # importing them declares their operations
+_MODULES = (
+    status,
+    keys,
+    clients,
+    services,
+    access,
+    messagelog,
+    metrics,
+)  # importing them declares their operations
 
 
 def add_admin_routes(app: web.Application) -> None:

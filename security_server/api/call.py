@@ -75,6 +75,19 @@ class NodeCall(admin.Call):
         )
 
     @property
+    def settings(self) -> NodeSettings:
+        return self.request.app[SETTINGS_KEY]
+
+    @property
+    def node_store(self) -> NodeStore:
+        """The node's database (the message log's operations need nothing else)."""
+        return self.request.app[STORE_KEY]
+
+    @property
+    def now(self) -> datetime:
+        return self.request.app[CLOCK_KEY]()
+
+    @property
     def reader(self) -> DescriptionReader | None:
         return self.request.app.get(DESCRIPTION_READER_KEY)
 

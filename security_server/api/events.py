@@ -9,8 +9,6 @@ __all__ = ["NodeEvent"]
 
 class NodeEvent(StrEnum):
     API_KEY_AUTHENTICATION = "API key authentication"
-    CREATE_API_KEY = "Create API key"
-    REVOKE_API_KEY = "Revoke API key"
     # keys and certificates (security officer)
     GENERATE_KEY = "Generate key"
     DELETE_KEY = "Delete key"
@@ -50,3 +48,11 @@ class NodeEvent(StrEnum):
     DELETE_LOCAL_GROUP = "Delete group"
     ADD_LOCAL_GROUP_MEMBERS = "Add members to group"
     REMOVE_LOCAL_GROUP_MEMBERS = "Remove members from group"
+    # API keys (the node's CLI)
+    CREATE_API_KEY = "Create API key"
+    REVOKE_API_KEY = "Revoke API key"
+    # the message log (auditors; xroad-mn's own events: X-Road does not audit log reads)
+    SEARCH_MESSAGE_LOG = "Search message log"
+    READ_MESSAGE_LOG_RECORD = "Read message log record"
+    READ_MESSAGE_BODY = "Read logged message body"
+    EXPORT_MESSAGE_LOG = "Export message log"

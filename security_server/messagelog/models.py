@@ -32,6 +32,7 @@ __all__ = [
     "RECORD_ID",
     "SEARCHED_VALUE_LENGTH",
     "SIGNATURE_HASH_LENGTH",
+    "SUBJECT_HASH_LENGTH",
     "ExchangeFailureRow",
     "MessageAttachmentRow",
     "MessageRecordRow",

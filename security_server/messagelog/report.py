@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from security_server.messagelog.bundle import BundleSummary
 from security_server.messagelog.search import SearchPage
 from security_server.messagelog.store import FailureOutcome
 from security_server.messagelog.verify import LogVerification
@@ -25,6 +26,7 @@ from xroad_mn.identifiers import format_id
 
 __all__ = [
     "broken_error",
+    "bundle_json",
     "parse_log_time",
     "print_search_page",
     "print_verification",
@@ -47,6 +49,17 @@ def parse_log_time(text: str) -> datetime:
 
 def search_json(page: SearchPage) -> dict[str, Any]:
     return {"records": [r.as_json() for r in page.records], "next_after_id": page.next_after_id}
+
+
+def bundle_json(summary: BundleSummary) -> dict[str, Any]:
+    return {
+        "records": summary.records,
+        "containers": summary.containers,
+        "skipped": summary.skipped,
+        "complete": summary.complete,
+        "next_after_id": summary.next_after_id,
+        "bytes": summary.bytes_written,
+    }
 
 
 def _state(timestamped: bool, archived: bool, failure: FailureOutcome | None) -> str:

@@ -8,6 +8,10 @@ it was logged carries the failure (:attr:`LogEntry.failure`). A data subject is 
 and looked up by its keyed hash (:class:`~security_server.messagelog.subjects.SubjectKey` of the store):
 the log never holds it in clear outside the message bodies, which a search never returns.
 
+A data subject may also be given as that hash (``subject_hash``, as the audit log and export manifests
+record a search), so a search can be repeated without the registration number. :func:`log_entry` reads one
+record's metadata; :func:`filters_json` describes a search without the subject in clear.
+
 Example::
 
     >>> page = await search_log(store, LogFilters(data_subject="УБ99112233"), limit=50)  # doctest: +SKIP
@@ -25,7 +29,12 @@ from typing import Any, Final
 from sqlalchemy import ColumnElement, Select, select
 from sqlalchemy.engine import Row
 
-from security_server.messagelog.models import SEARCHED_VALUE_LENGTH, MessageRecordRow, TimestampRecordRow
+from security_server.messagelog.models import (
+    SEARCHED_VALUE_LENGTH,
+    SUBJECT_HASH_LENGTH,
+    MessageRecordRow,
+    TimestampRecordRow,
+)
 from security_server.messagelog.store import FailureOutcome, MessageLogStore
 from xroad_mn.errors import ErrorKind, FaultCode, XRoadError
 from xroad_mn.identifiers import ClientId, MemberId, ServiceId, SubsystemId, format_id, parse_id
@@ -36,6 +45,8 @@ __all__ = [
     "LogEntry",
     "LogFilters",
     "SearchPage",
+    "filters_json",
+    "log_entry",
     "search_log",
 ]
 
@@ -64,8 +75,19 @@ class LogFilters:
     """A REST response's HTTP status (only responses have one)."""
     data_subject: str | None = None
     """In clear; looked up by its keyed hash."""
+    subject_hash: str | None = None
+    """The data subject's keyed hash (64 lower-case hex digits), as the audit log and manifests record it."""
     response: bool | None = None
     """True: responses only; False: requests only."""
+
+    def __post_init__(self) -> None:
+        h = self.subject_hash
+        if h is not None and (len(h) != SUBJECT_HASH_LENGTH or h.strip("0123456789abcdef")):
+            raise XRoadError(
+                FaultCode.INVALID_REQUEST,
+                f"a data subject hash is {SUBJECT_HASH_LENGTH} lower-case hex digits",
+                kind=ErrorKind.BAD_INPUT,
+            )
 
 
 @dataclass(frozen=True)
@@ -176,29 +198,57 @@ def _clauses(store: MessageLogStore, f: LogFilters) -> list[ColumnElement[bool]]
     if f.response is not None:
         out.append(m.response == f.response)
     if f.data_subject is not None:
-        if store.subject_key is None:
-            raise XRoadError(
-                FaultCode.INVALID_SETTINGS, "the message log has no data subject key to search with"
-            )
-        out.append(m.subject_hash == store.subject_key.hash(f.data_subject))
+        out.append(m.subject_hash == _subject_hash(store, f.data_subject))
+    if f.subject_hash is not None:
+        out.append(m.subject_hash == f.subject_hash)
     return out
 
 
-def _query(
-    store: MessageLogStore, filters: LogFilters, limit: int, after_id: int | None
-) -> Select[*tuple[Any, ...]]:
+def _subject_hash(store: MessageLogStore, subject: str) -> str:
+    if store.subject_key is None:
+        raise XRoadError(FaultCode.INVALID_SETTINGS, "the message log has no data subject key to search with")
+    return store.subject_key.hash(subject)
+
+
+def filters_json(store: MessageLogStore, f: LogFilters) -> dict[str, Any]:
+    """The filters given, as JSON for the audit log and export manifests: a data subject only as its keyed
+    hash (``data_subject_hash``), never in clear."""
+    subject_hash = f.subject_hash
+    if f.data_subject is not None:
+        subject_hash = _subject_hash(store, f.data_subject)
+    values: dict[str, Any] = {
+        "from": f.start.isoformat() if f.start is not None else None,
+        "to": f.end.isoformat() if f.end is not None else None,
+        "client": format_id(f.client) if f.client is not None else None,
+        "service": format_id(f.service) if f.service is not None else None,
+        "x_road_id": f.query_id,
+        "x_request_id": f.x_request_id,
+        "user_id": f.user_id,
+        "issue": f.issue,
+        "status": f.status,
+        "data_subject_hash": subject_hash,
+        "message": None if f.response is None else ("response" if f.response else "request"),
+    }
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def _entries() -> Select[*tuple[Any, ...]]:
     m, t = MessageRecordRow, TimestampRecordRow
-    query = (
+    return (
         select(
             m.id, m.query_id, m.x_request_id, m.instance, m.member_class, m.member_code, m.subsystem_code,
             m.service, m.response, m.rest, m.time, m.archived, m.status, m.user_id, m.issue,
             t.time.label("timestamped_at"),
         )
         .outerjoin(t, m.timestamp_id == t.id)
-        .where(*_clauses(store, filters))
-        .order_by(m.id)
-        .limit(limit + 1)
     )  # fmt: skip
+
+
+def _query(
+    store: MessageLogStore, filters: LogFilters, limit: int, after_id: int | None
+) -> Select[*tuple[Any, ...]]:
+    m = MessageRecordRow
+    query = _entries().where(*_clauses(store, filters)).order_by(m.id).limit(limit + 1)
     if after_id is not None:
         query = query.where(m.id > after_id)
     return query
@@ -255,3 +305,17 @@ async def search_log(
         entries = tuple(replace(e, failure=failures.get(e.id)) for e in entries)
     more = len(rows) > limit
     return SearchPage(entries, entries[-1].id if more and entries else None)
+
+
+async def log_entry(store: MessageLogStore, record_id: int) -> LogEntry:
+    """The metadata of record ``record_id``; ``not_found`` (404) when there is none (never logged, or
+    archived and cleaned away)."""
+    rows = await store.fetch_all(_entries().where(MessageRecordRow.id == record_id))
+    if not rows:
+        raise XRoadError(
+            FaultCode.NOT_FOUND,
+            f"message log record {record_id} does not exist",
+            kind=ErrorKind.NOT_FOUND,
+            details={"record_id": record_id},
+        )
+    return _entry(rows[0])

@@ -383,6 +383,14 @@ class MessageLogStore:
             query = query.where(m.response == response)
         return await self._load(query)
 
+    async def records_by_id(self, record_ids: Sequence[int]) -> list[StoredRecord]:
+        """The records of ``record_ids`` that exist, in id order (an export reads a search page's bodies)."""
+        m = MessageRecordRow
+        out: list[StoredRecord] = []
+        for chunk in _chunks(sorted(record_ids)):
+            out += await self._load(_stored_query().where(m.id.in_(chunk)))
+        return out
+
     async def records_after(self, after_id: int, *, limit: int) -> list[StoredRecord]:
         """Up to ``limit`` records with an id above ``after_id``, in id order (a whole-log walk)."""
         m = MessageRecordRow

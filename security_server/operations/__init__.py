@@ -11,7 +11,8 @@ is an :class:`~xroad_mn.errors.XRoadError` with an X-Road code and HTTP status, 
 * :mod:`~security_server.operations.certs` — keys, CSRs, certificates (request from a CA, import);
 * :mod:`~security_server.operations.registration` — ``authCertReg``, ``clientReg``, state sync;
 * :mod:`~security_server.operations.services` — service descriptions, services, endpoints;
-* :mod:`~security_server.operations.access` — access rights and local groups.
+* :mod:`~security_server.operations.access` — access rights and local groups;
+* :mod:`~security_server.operations.messagelog` — the message log for auditors: search, records, export.
 
 Example::
 
@@ -21,7 +22,7 @@ Example::
     ...     request_id = await registration.register_server(ctx)
 """
 
-from security_server.operations import access, certs, clients, registration, services
+from security_server.operations import access, certs, clients, messagelog, registration, services
 from security_server.operations.context import (
     NodeContext,
     globalconf_ssl_context,
@@ -59,6 +60,7 @@ __all__ = [
     "init_node",
     "install_anchor",
     "login_token",
+    "messagelog",
     "node_status",
     "open_node_store",
     "open_node_token",

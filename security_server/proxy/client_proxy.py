@@ -84,7 +84,17 @@ def _is_connection(request: web.Request) -> IsConnection:
 
 
 def _raw_headers(request: web.Request) -> list[tuple[str, str]]:
-    return [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.raw_headers]
+    """The IS's headers as sent: values read as UTF-8 (``X-MN-Data-Subject: УБ99112233``,
+    ``X-Road-UserId`` in Cyrillic), so that the REST header part, written in UTF-8, carries the same text;
+    a value that is not UTF-8 is kept byte for byte (Latin-1)."""
+    return [(k.decode("latin-1"), _header_value(v)) for k, v in request.raw_headers]
+
+
+def _header_value(raw: bytes) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")
 
 
 async def _exchange_rest(request: web.Request) -> web.StreamResponse:

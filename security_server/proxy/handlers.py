@@ -43,6 +43,7 @@ from xroad_mn.wire import rest as rest_wire
 from xroad_mn.wire import soap as soap_wire
 from xroad_mn.wire import transport as tm
 from xroad_mn.wire.faults import parse_soap_fault
+from xroad_mn.wire.subject import path_without_subjects
 
 __all__ = ["ConsumerExchange", "ExchangeResult", "IsConnection", "ProviderExchange"]
 
@@ -325,9 +326,10 @@ class ConsumerExchange:
             request_id,
         )
         trace.user_id, trace.issue, trace.service_type = request.user_id, request.issue, "REST"
-        trace.rest_method, trace.rest_path, trace.request_size = method, request.service_path, len(body)
-        await self._check_client(client)
+        trace.rest_method, trace.request_size = method, len(body)
         facts = rest_facts(request)
+        trace.rest_path = path_without_subjects(request.service_path, facts.data_subject)
+        await self._check_client(client)
         header_part = request.to_bytes()
         attachments = (body,) if body else ()
         parts = message_parts(header_part, attachments)
@@ -594,11 +596,8 @@ class ProviderExchange:
         )
         if incoming.rest_request is not None:
             request = incoming.rest_request
-            trace.service_type, trace.rest_method, trace.rest_path = (
-                "REST",
-                request.method,
-                request.service_path,
-            )
+            trace.service_type, trace.rest_method = "REST", request.method
+            trace.rest_path = path_without_subjects(request.service_path, incoming.facts.data_subject)
             trace.request_size = len(message.rest_body or b"")
         elif incoming.soap_request is not None:
             header = incoming.soap_request.x_road_header

@@ -104,9 +104,23 @@ async def call_information_system(
         ) from e
     except asyncio.CancelledError:
         raise
+    except aiohttp.InvalidURL as e:  # its text is the URL
+        raise XRoadError(
+            FaultCode.NETWORK_ERROR, f"the information system's URL at {_origin(url)} is invalid"
+        ) from e
     except _NETWORK_FAILURES as e:
         raise XRoadError(
-            FaultCode.NETWORK_ERROR, f"cannot reach the information system at {url[:200]}: {e}"
+            FaultCode.NETWORK_ERROR, f"cannot reach the information system at {_origin(url)}: {e}"
         ) from e
     except aiohttp.ClientError as e:
-        raise XRoadError(FaultCode.IO_ERROR, f"the information system at {url[:200]} failed: {e}") from e
+        raise XRoadError(FaultCode.IO_ERROR, f"the information system at {_origin(url)} failed: {e}") from e
+
+
+def _origin(url: str) -> str:
+    """Where the IS is, for a fault: scheme, host and port only. The path and query of the call name what
+    was asked (a citizen's registration number in ``/people/УБ99112233``) and a fault string travels back to
+    the consumer and into both nodes' logs and operational data in clear."""
+    try:
+        return str(URL(url, encoded=True).origin())
+    except ValueError:
+        return "its configured address"

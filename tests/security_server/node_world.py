@@ -39,6 +39,8 @@ ROLE_KEYS = {
     "services": Role.XROAD_SERVICE_ADMINISTRATOR,
     "system": Role.XROAD_SYSTEM_ADMINISTRATOR,
     "observer": Role.XROAD_SECURITYSERVER_OBSERVER,
+    "auditor": Role.MESSAGELOG_AUDITOR,
+    "body_reader": Role.MESSAGELOG_BODY_READER,
 }
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import io
 import json
 import re
@@ -643,6 +644,19 @@ async def test_evidence_of_an_exchange_verifies_with_outside_tools(
         with zipfile.ZipFile(io.BytesIO(await resp.read())) as zf:
             served = {n: zf.read(n) for n in zf.namelist()}
     assert served == {f.name: f.read_bytes() for f in files}
+
+    # A search export (here by the X-Road id) holds the same containers, their digests in the manifest.
+    bundle = tmp_path / "evidence.zip"
+    zipped = (
+        await xroad_mn("node", "log", "export", "--dir", str(home), "--x-road-id", query_id, "--out",
+                       str(bundle), "--json")
+    ).json()  # fmt: skip
+    assert (zipped["containers"], zipped["skipped"], zipped["complete"]) == (2, 0, True)
+    with zipfile.ZipFile(bundle) as zf:
+        manifest = json.loads(zf.read("manifest.json"))
+        assert {c["file"]: zf.read(c["file"]) for c in manifest["containers"]} == served
+    assert all(hashlib.sha256(served[c["file"]]).hexdigest() == c["sha256"] for c in manifest["containers"])
+    assert manifest["asked"] == {"x_road_id": query_id}
 
     # The provider node logged both halves too, without their bodies (body logging off for its subsystem).
     records = await provider.message_log.store.find(query_id)

@@ -30,12 +30,10 @@ import pytest
 import pytest_asyncio
 from aiohttp import web
 from lxml import etree
-from sqlalchemy import select
 
 from security_server.api.call import OCSP_REFRESHER_KEY
 from security_server.app import EXCHANGE_KEY, RunningNode
 from security_server.home import api_keys_file
-from security_server.messagelog.models import MessageRecordRow
 from security_server.messagelog.timestamper import Timestamper
 from security_server.operations.init import FIRST_KEY_ROLES
 from tests.security_server.exchange_world import (
@@ -274,12 +272,13 @@ class Logged:
 
 
 async def records(running: RunningNode) -> list[Logged]:
-    engine = running.app[EXCHANGE_KEY].node.message_log.store.engine
-    m = MessageRecordRow
-    query = select(m.query_id, m.x_request_id, m.response, m.signature, m.timestamp_id).order_by(m.id)
-    async with engine.connect() as conn:
-        rows = (await conn.execute(query)).all()
-    return [Logged(r[0], r[1], bool(r[2]), bytes(r[3]), r[4] is not None) for r in rows]
+    """Every record of the node's message log as the store reads it (a shared batch signature included)."""
+    store = running.app[EXCHANGE_KEY].node.message_log.store
+    stored = await store.records_after(0, limit=1_000_000)
+    return [
+        Logged(r.query_id, r.x_request_id, r.response, r.signature.signature_xml, r.timestamped)
+        for r in stored
+    ]
 
 
 def _signed(signature: bytes) -> bool:

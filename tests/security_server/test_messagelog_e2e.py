@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
+from urllib.parse import unquote
 
 import pytest
 import pytest_asyncio
@@ -47,6 +48,7 @@ from tests.security_server.test_node_e2e import Ran, xroad_mn
 from trust_services.store import TrustFiles
 from xroad_mn.archive import LINKING_INFO
 from xroad_mn.wire.soap import build_soap_request
+from xroad_mn.wire.subject import REGISTRATION_NUMBER
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -113,13 +115,19 @@ async def _soap(fed: Federation, query_id: str, regnum: str) -> int:
         return resp.status
 
 
+def regnum_of(prefix: str, i: int) -> str:
+    """The citizen exchange ``i`` of a round is about: Cyrillic, as registration numbers are (the REST ones
+    travel in the ``X-MN-Data-Subject`` header as UTF-8)."""
+    return f"{'УБ' if prefix == 'first' else 'УК'}{99000000 + i:08d}"
+
+
 async def _exchanges(fed: Federation, prefix: str, count: int) -> list[str]:
     """``count`` exchanges, REST and SOAP in turn, ``CONCURRENCY`` at a time; their X-Road ids."""
     limit = asyncio.Semaphore(CONCURRENCY)
     query_ids = [f"{prefix}-{i}-{uuid.uuid4().hex[:8]}" for i in range(count)]
 
     async def one(i: int, query_id: str) -> None:
-        regnum = f"AA{99000000 + i:08d}"  # header values are ASCII
+        regnum = regnum_of(prefix, i)
         async with limit:
             status = await (_rest if i % 2 == 0 else _soap)(fed, query_id, regnum)
         assert status == 200, (query_id, status)
@@ -131,7 +139,7 @@ async def _exchanges(fed: Federation, prefix: str, count: int) -> list[str]:
 async def _failing(fed: Federation, prefix: str) -> str:
     """One exchange the provider's IS never answers (its service's address does not listen)."""
     query_id = f"{prefix}-failed-{uuid.uuid4().hex[:8]}"
-    assert await _rest(fed, query_id, "AA00000001", DEAD_SERVICE) == 500
+    assert await _rest(fed, query_id, "ЕА00000001", DEAD_SERVICE) == 500
     return query_id
 
 
@@ -394,6 +402,23 @@ async def test_search_shows_the_failed_exchange(audit: Audit, code: str) -> None
     assert [r["failure"] for r in answered.json()["records"]] == [None, None]
 
 
+@pytest.mark.parametrize("code", ["ss1", "ss2"])
+async def test_search_by_a_cyrillic_data_subject_finds_exactly_its_exchanges(audit: Audit, code: str) -> None:
+    """Exchange 0 (REST: the subject in a header) and 1 (SOAP: in the mn:dataSubject header element) of the
+    later round, still in the database; the number is given in clear and hashed by the node."""
+    later = [q for q in audit.query_ids if q.startswith("later-")]
+    for i in (0, 1):
+        ran = await xroad_mn(
+            "node", "log", "search", "--dir", str(audit.homes[code]),
+            "--subject", regnum_of("later", i), "--json",
+        )  # fmt: skip
+        records = ran.json()["records"]
+        assert [(r["x_road_id"], r["message"]) for r in records] == [
+            (later[i], "request"),
+            (later[i], "response"),
+        ], records
+
+
 async def test_an_archive_removed_from_the_middle_is_named(audit: Audit) -> None:
     home = _copy(audit, "ss1", "gap")
     chain = audit.archives["ss1"]
@@ -427,3 +452,30 @@ async def test_an_edited_linkinginfo_is_named(audit: Audit) -> None:
 
 async def test_module_timings(audit: Audit) -> None:
     print({k: round(v, 1) for k, v in audit.seconds.items()})
+
+
+BODY_COLUMNS: Final = {("message_records", "message"), ("message_attachments", "data")}
+"""Where the log keeps the messages themselves: a registration number may be there, signed; nowhere else."""
+
+
+@pytest.mark.parametrize("code", ["ss1", "ss2"])
+async def test_no_registration_number_in_clear_outside_the_messages(audit: Audit, code: str) -> None:
+    """Every other column of every table of the node's database — search columns, failures, operational
+    monitoring (whose REST paths named the citizen) — holds no registration number, as text or
+    percent-encoded in a path."""
+    home = audit.homes[code]
+    tables = [name for (name,) in _sql(home, "SELECT name FROM sqlite_master WHERE type = 'table'")]
+    assert {"message_records", "opmon_records", "exchange_failures"} <= set(tables)
+    assert _sql(home, "SELECT count(*) FROM opmon_records WHERE rest_path IS NOT NULL")[0][0] > 0
+    seen = 0
+    for table in tables:
+        columns = [row[1] for row in _sql(home, f'PRAGMA table_info("{table}")')]
+        for row in _sql(home, f'SELECT * FROM "{table}"'):
+            for column, value in zip(columns, row, strict=True):
+                if value is None or (table, column) in BODY_COLUMNS:
+                    continue
+                raw = value if isinstance(value, bytes) else str(value).encode()
+                text = unquote(raw.decode("utf-8", errors="replace"))
+                assert not REGISTRATION_NUMBER.search(text), (table, column, text[:200])
+                seen += 1
+    assert seen > 1000

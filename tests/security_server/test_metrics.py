@@ -2,12 +2,11 @@
 from ``opmon_totals``, the time-stamping backlog and the last time-stamp from the message log (stamped by
 the dev trust services' real TSA), certificates and global configuration; parsed back with
 ``prometheus_client``'s own parser. Dropped operational data counted across processes; the OCSP cache's
-nextUpdate; ``node apikey`` for a scraper's observer key."""
+nextUpdate."""
 
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,10 +18,8 @@ from cryptography.x509 import ocsp
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 from sqlalchemy.ext.asyncio import AsyncEngine
-from typer.testing import CliRunner
 
 from security_server.db import CertificateStatus
-from security_server.home import api_keys_file, audit_log_file, create_home
 from security_server.messagelog import MessageLog, MessageLogStore, Timestamper
 from security_server.metrics import NodeMetrics, exposition
 from security_server.ocsp import OcspStatusKind, OwnOcspCache
@@ -33,8 +30,6 @@ from security_server.opmonitoring.models import LATENCY_BUCKETS
 from security_server.settings import NodeSettings
 from tests.test_signature import Evidence, build_evidence
 from trust_services.app import RunningTrustService
-from xroad_mn.admin import ApiKeyRing, Role
-from xroad_mn.cli.main import build_app
 from xroad_mn.identifiers import MemberId, format_id
 from xroad_mn.tokens.base import KeyUsage
 from xroad_mn.wire.opmonitoring import CLIENT, PRODUCER, OpRecord
@@ -261,36 +256,3 @@ async def test_dropped_records_are_counted_across_processes(node_db: AsyncEngine
     assert await first.flush() == 0  # nothing new: the count stays
     assert await first.store.dropped() == 4
     assert sum(t.count for t in await first.store.totals()) == 4
-
-
-def test_node_apikey_create_and_revoke(tmp_path: Path) -> None:
-    """``node apikey create`` makes a least-privilege key (the observer role is enough for ``/metrics``),
-    refuses roles that are not the security server's, and ``revoke`` removes it; both are audited. (A
-    plain test: the CLI runs its own event loop.)"""
-    home = tmp_path / "ss1"
-    create_home(home, {})
-
-    def invoke(*args: str) -> tuple[int, str]:
-        result = CliRunner().invoke(build_app(), ["node", "apikey", *args, "--dir", str(home)])
-        return result.exit_code, result.output
-
-    code, out = invoke("create", "--role", "xroad-securityserver-observer", "--json")
-    assert code == 0, out
-    key = json.loads(out)
-    assert key["roles"] == ["xroad-securityserver-observer"]
-    ring = ApiKeyRing(api_keys_file(home))
-    found = asyncio.run(ring.authenticate(key["api_key"]))
-    assert found is not None
-    assert found.roles == {Role.XROAD_SECURITYSERVER_OBSERVER}
-    assert key["api_key"] not in api_keys_file(home).read_text()
-    code, out = invoke("create", "--role", "observer")  # a registry role
-    assert code != 0
-    assert "xroad-securityserver-observer" in out
-    code, out = invoke("revoke", key["api_key_id"])
-    assert code == 0, out
-    assert asyncio.run(ring.authenticate(key["api_key"])) is None
-    code, out = invoke("revoke", key["api_key_id"])
-    assert code == 1
-    assert "not_found" in out
-    events = [json.loads(line)["event"] for line in audit_log_file(home).read_text().splitlines()]
-    assert events == ["Create API key", "Revoke API key", "Revoke API key failed"]

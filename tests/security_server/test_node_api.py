@@ -5,7 +5,10 @@ audited; bad input gets a clear X-Road error and changes nothing."""
 from __future__ import annotations
 
 import base64
+import io
 import json
+import zipfile
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,16 +17,19 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from security_server.api import API
-from security_server.api.call import OCSP_REFRESHER_KEY
+from security_server.api.call import OCSP_REFRESHER_KEY, STORE_KEY
 from security_server.app import GLOBALCONF_KEY, run_node
 from security_server.certs import request_certificate
 from security_server.db import KeyUsage
 from security_server.home import audit_log_file
+from security_server.messagelog import MessageLogStore
 from security_server.operations import InitResult
 from tests.registry.test_e2e import pinned_context
 from tests.security_server.conftest import BACKENDS
+from tests.security_server.messagelog_fixtures import record_for
 from tests.security_server.node_world import PIN, Admin, database_settings, init_test_node
 from tests.security_server.test_registration import GENEROUS, World, running_world
+from xroad_mn.signature import SignatureData
 
 SUBSYSTEM = "MN:GOV:9010001:civil-registry"
 PEOPLE = "people"
@@ -244,6 +250,40 @@ async def _services_and_access(api: Admin) -> None:
     await api.call("DELETE", "/service-descriptions/{description_id}", params=did, expect=204)
 
 
+async def _message_log(api: Admin, app: Any) -> None:
+    """The log's operations on the running node: only xroad-mn's log roles read it (records logged
+    directly; their signatures are not checked here, and unstamped records are listed, not exported)."""
+    log = MessageLogStore(app[STORE_KEY].engine)
+    try:
+        ids = await log.insert_records(
+            [record_for("q-1", SignatureData(b"<sig/>", None, None), response=r) for r in (False, True)],
+            at=datetime.now(UTC),
+        )
+    finally:
+        log.close()
+    page = await api.call("POST", "/messagelog/search", key="auditor", body={"x_road_id": "q-1"}, expect=200)
+    assert [r["id"] for r in page["records"]] == ids
+    record = {"record_id": str(ids[0])}
+    await api.call("GET", "/messagelog/records/{record_id}", key="auditor", params=record, expect=200)
+    await api.call(
+        "GET", "/messagelog/records/{record_id}/body", key="body_reader", params=record, expect=200
+    )
+    await api.call("GET", "/messagelog/records/{record_id}/body", key="auditor", params=record, expect=403)
+    headers = {"Authorization": f"X-Road-ApiKey token={api.tokens['body_reader']}"}
+    async with api.session.post(
+        api.base + "/api/v1/messagelog/export", json={"x_road_id": "q-1"}, headers=headers
+    ) as resp:
+        assert resp.status == 200
+        with zipfile.ZipFile(io.BytesIO(await resp.read())) as zf:
+            manifest = json.loads(zf.read("manifest.json"))
+    api.called.add(("POST", "/api/v1/messagelog/export"))
+    assert manifest["node"] == "SERVER:MN/GOV/9010001/ss1"
+    assert [s["record_id"] for s in manifest["skipped"]] == ids
+    for key in ("admin", "security", "system", "observer"):
+        await api.call("POST", "/messagelog/search", key=key, body={}, expect=403)
+    await api.call("GET", "/clients", key="auditor", expect=403)
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 async def test_every_documented_operation_over_http(
     backend: str, request: pytest.FixtureRequest, tmp_path: Path
@@ -272,6 +312,7 @@ async def test_every_documented_operation_over_http(
             await _keys_and_certificates(api, world)
             await _clients_and_registration(api, world, node.app)
             await _services_and_access(api)
+            await _message_log(api, node.app)
 
             await _next_ocsp(node.app)
             status = await api.call("GET", "/status", expect=200)

@@ -10,13 +10,17 @@ Each call goes through the same steps, in this order:
    ``<authentication event> failed``);
 2. rate limit per API key (per remote address without one), :class:`~xroad_mn.admin.ratelimit.RateLimiter`
    (429);
-3. authorisation: every role of the app may read; each changing operation names the roles allowed (403);
+3. authorisation: each changing operation names the roles allowed; a read may name its roles too (a
+   read of sensitive data, such as the message log), else it is open to the app's *reading roles* (every
+   role of the app unless the app names fewer) (403);
 4. the body: at most ``max_body_bytes`` (413), JSON valid against the operation's model (400
    ``invalid_body``);
 5. the operation;
-6. for a change: an audit record (``event``, ``user`` = API key id, ``ipaddress``, ``auth``, ``url``,
-   ``data``) and the app's change callback. A refused change (steps 3–5) is audited as ``<event> failed``
-   with the reason, as X-Road does.
+6. for an operation with an audit event (every change; a read that names one): an audit record (``event``,
+   ``user`` = API key id, ``ipaddress``, ``auth``, ``url``, ``data``); for a change, the app's change
+   callback. A refused call (steps 3–5) is audited as ``<event> failed`` with the reason, as X-Road does.
+7. the reply: JSON of the operation's response type, bytes of another media type as they are, or a
+   :class:`FileBody` streamed from its file in :data:`FILE_CHUNK_BYTES` chunks (a large export).
 
 The app holds its resources under :data:`AUDIT_KEY`, :data:`API_KEYS_KEY` and :data:`LIMITER_KEY`. Errors
 are X-Road REST errors from :func:`xroad_mn.transport.server.xroad_error_middleware`, which the app installs.
@@ -25,10 +29,11 @@ See :mod:`xroad_mn.admin` for an example.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Final, Generic, TypeVar, overload
+from typing import IO, Any, Final, Generic, TypeVar, overload
 
 from aiohttp import web
 from pydantic import BaseModel, TypeAdapter, ValidationError
@@ -46,11 +51,13 @@ __all__ = [
     "API_PREFIX",
     "AUDIT_KEY",
     "AUTH_SCHEME",
+    "FILE_CHUNK_BYTES",
     "LIMITER_KEY",
     "MAX_AUDITED_PATH_CHARS",
     "OPENAPI_DOCUMENT",
     "AdminApi",
     "Call",
+    "FileBody",
     "Handler",
     "Reply",
 ]
@@ -61,6 +68,8 @@ OPENAPI_DOCUMENT: Final = "/openapi.json"
 AUTH_SCHEME: Final = "X-Road-ApiKey"
 MAX_AUDITED_PATH_CHARS: Final = 256
 """A request's path is cut to this length in the audit log (a path may be ~8 KB)."""
+FILE_CHUNK_BYTES: Final = 256 * 1024
+"""A :class:`FileBody` is read and sent this much at a time."""
 
 AUDIT_KEY: Final = web.AppKey("admin_audit", AuditLog)
 API_KEYS_KEY: Final = web.AppKey("admin_api_keys", ApiKeyRing)
@@ -109,6 +118,15 @@ class Reply(Generic[_T_co]):
     headers: Mapping[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class FileBody:
+    """A reply body too large to hold in memory (an operation of a non-JSON media type replies one): an open
+    binary file, positioned at its start, of ``size`` bytes. The pipeline streams it and closes it."""
+
+    file: IO[bytes]
+    size: int
+
+
 Handler = Callable[[_C], Awaitable[Reply[_T]]]
 """An operation's handler: the app's call in; its reply's type is the operation's declared response type."""
 
@@ -116,9 +134,11 @@ Handler = Callable[[_C], Awaitable[Reply[_T]]]
 class AdminApi(Generic[_C]):
     """The operations of one application's admin API, over its call type ``_C``, with the app's roles.
 
-    ``roles`` are the roles that exist for the application: every one of them may read, and a changing
-    operation may name only them. ``authentication_event`` is the app's audit event of API key
-    authentication (a refused key is audited as ``<event> failed``).
+    ``roles`` are the roles that exist for the application; an operation may name only them.
+    ``read_roles`` (default: all of ``roles``) may call every read that names no roles of its own: roles
+    made for one kind of data (the message log's auditors) need not read the rest.
+    ``authentication_event`` is the app's audit event of API key authentication (a refused key is audited
+    as ``<event> failed``).
     """
 
     def __init__(
@@ -129,13 +149,19 @@ class AdminApi(Generic[_C]):
         version: str,
         roles: frozenset[Role],
         authentication_event: StrEnum,
+        read_roles: frozenset[Role] | None = None,
         prefix: str = API_PREFIX,
         description: str = "",
     ) -> None:
         if not roles:
             raise XRoadError(FaultCode.INTERNAL_ERROR, f"{title} declares no roles")
+        if read_roles is not None and not (read_roles and read_roles <= roles):
+            raise XRoadError(
+                FaultCode.INTERNAL_ERROR, f"{title}: the reading roles must be some of its roles"
+            )
         self.call_type = call
         self.roles = roles
+        self.read_roles = read_roles if read_roles is not None else roles
         self.authentication_event = authentication_event
         self.spec = ApiSpec[Handler[_C, object]](title, version, prefix=prefix, description=description)
 
@@ -162,6 +188,7 @@ class AdminApi(Generic[_C]):
         status: int | None = None,
         query: Sequence[QueryParam] = (),
         media_type: str = "application/json",
+        read: bool = False,
     ) -> Callable[[Handler[_C, _T]], Handler[_C, _T]]: ...
 
     @overload
@@ -178,6 +205,7 @@ class AdminApi(Generic[_C]):
         response: None = None,
         status: int | None = None,
         query: Sequence[QueryParam] = (),
+        read: bool = False,
     ) -> Callable[[Handler[_C, None]], Handler[_C, None]]: ...
 
     def operation(
@@ -194,11 +222,13 @@ class AdminApi(Generic[_C]):
         status: int | None = None,
         query: Sequence[QueryParam] = (),
         media_type: str = "application/json",
+        read: bool = False,
     ) -> Callable[[Handler[_C, _T]], Handler[_C, _T]]:
         """Declare an operation (see :class:`~xroad_mn.admin.openapi.Operation`); mypy checks that the
         handler replies with ``response``'s type (``Reply[None]`` without a response body). Changing
-        operations name the roles allowed (of the app's) and their audit event; reads are open to every role
-        of the app."""
+        operations name the roles allowed (of the app's) and their audit event. A read is open to the app's
+        reading roles unless it names its own ``roles``; with an ``event`` it is audited too.
+        ``read`` declares a ``POST`` that changes nothing (criteria that must not travel in a URL)."""
         if roles is not None and not roles <= self.roles:
             foreign = ", ".join(sorted(roles - self.roles))
             raise XRoadError(
@@ -220,6 +250,7 @@ class AdminApi(Generic[_C]):
                 response=response,
                 query=tuple(query),
                 media_type=media_type,
+                read=read,
             )
             self.spec.add(op)
             return handler
@@ -305,7 +336,7 @@ class _Pipeline(Generic[_C]):
         key = await self._authenticate(request, origin)
         audit_data: AuditData = {"path": origin.url}
         try:
-            # 3. Authorisation: every role reads; changes need one of the operation's roles.
+            # 3. Authorisation: the operation's roles, else (a read) the app's reading roles.
             self._authorize(key)
             # 4-5. The body and the operation.
             body = await self._read_body(request)
@@ -319,12 +350,19 @@ class _Pipeline(Generic[_C]):
             if err is e:
                 raise
             raise err from e
-        # 6. Audit and the change callback.
-        if op.event is not None:
-            await app[AUDIT_KEY].record(op.event, key.key_id, {**audit_data, **reply.audit}, origin=origin)
-            if self.on_change is not None:
-                self.on_change(app)
-        return self._respond(reply)
+        try:
+            # 6. Audit and the change callback.
+            if op.event is not None:
+                await app[AUDIT_KEY].record(
+                    op.event, key.key_id, {**audit_data, **reply.audit}, origin=origin
+                )
+                if op.changes and self.on_change is not None:
+                    self.on_change(app)
+            # 7. The reply.
+            return await self._respond(request, reply)
+        finally:
+            if isinstance(reply.value, FileBody):
+                reply.value.file.close()
 
     async def _authenticate(self, request: web.Request, origin: AuditOrigin) -> ApiKey:
         app = request.app
@@ -355,7 +393,7 @@ class _Pipeline(Generic[_C]):
 
     def _authorize(self, key: ApiKey) -> None:
         op = self.op
-        allowed = op.roles if op.roles is not None else self.api.roles
+        allowed = op.roles if op.roles is not None else self.api.read_roles
         if not key.roles & allowed:
             raise XRoadError(
                 FaultCode.FORBIDDEN,
@@ -390,10 +428,12 @@ class _Pipeline(Generic[_C]):
                 )
             raise XRoadError(FaultCode.INVALID_BODY, message, http_status=400) from e
 
-    def _respond(self, reply: Reply[object]) -> web.StreamResponse:
+    async def _respond(self, request: web.Request, reply: Reply[object]) -> web.StreamResponse:
         op = self.op
         if op.response is None:
             return web.Response(status=op.status, headers=reply.headers)
+        if op.media_type != "application/json" and isinstance(reply.value, FileBody):
+            return await self._stream(request, reply.value, reply.headers)
         if op.media_type != "application/json":
             if not isinstance(reply.value, bytes):
                 raise XRoadError(
@@ -406,3 +446,16 @@ class _Pipeline(Generic[_C]):
         return web.Response(
             status=op.status, body=data, content_type="application/json", headers=reply.headers
         )
+
+    async def _stream(
+        self, request: web.Request, body: FileBody, headers: Mapping[str, str]
+    ) -> web.StreamResponse:
+        """Send ``body``'s file in chunks, each read in a worker thread."""
+        response = web.StreamResponse(status=self.op.status, headers=headers)
+        response.content_type = self.op.media_type
+        response.content_length = body.size
+        await response.prepare(request)
+        while chunk := await asyncio.to_thread(body.file.read, FILE_CHUNK_BYTES):
+            await response.write(chunk)
+        await response.write_eof()
+        return response

@@ -6,8 +6,9 @@ in constant time. A running application checks the file for changes on every req
 :class:`ApiKeyRing`) and keeps the keys it verified in a bounded cache that any change of the file empties,
 so a key revoked with :func:`revoke_api_key` stops working at its next request.
 
-:class:`Role` holds X-Road's roles of both servers; each application declares the ones that exist for it
-(:data:`CENTRAL_SERVER_ROLES`, :data:`SECURITY_SERVER_ROLES`) and offers only those.
+:class:`Role` holds X-Road's roles of both servers, and xroad-mn's own message log roles of the node; each
+application declares the ones that exist for it (:data:`CENTRAL_SERVER_ROLES`, :data:`SECURITY_SERVER_ROLES`)
+and offers only those.
 
 Example::
 
@@ -44,6 +45,8 @@ __all__ = [
     "MAX_API_KEYS_FILE_BYTES",
     "MAX_CACHED_API_KEYS",
     "MAX_TOKEN_CHARS",
+    "MESSAGELOG_ROLES",
+    "SECURITY_SERVER_ADMIN_ROLES",
     "SECURITY_SERVER_ROLES",
     "ApiKey",
     "ApiKeyRing",
@@ -68,10 +71,13 @@ KEYS_FILE_MODE: Final = 0o600
 
 
 class Role(StrEnum):
-    """X-Road's admin roles. Observers may only read.
+    """X-Road's admin roles, and xroad-mn's message log roles. Observers may only read.
 
     The central server's roles keep the names the registry's key files have always held; the security
-    server's are X-Road's own (its ``Role`` enum and Linux groups).
+    server's are X-Road's own (its ``Role`` enum and Linux groups). X-Road has no role for auditors of the
+    message log (its security officer reads everything); xroad-mn's two carry the ``xroad-mn-`` prefix so
+    nobody takes them for X-Road's. They separate duties: only they read the log, and they read nothing
+    else.
     """
 
     # X-Road central server (the registry)
@@ -85,13 +91,20 @@ class Role(StrEnum):
     XROAD_SERVICE_ADMINISTRATOR = "xroad-service-administrator"
     XROAD_SYSTEM_ADMINISTRATOR = "xroad-system-administrator"
     XROAD_SECURITYSERVER_OBSERVER = "xroad-securityserver-observer"
+    # xroad-mn's own, on the node
+    MESSAGELOG_AUDITOR = "xroad-mn-messagelog-auditor"
+    """Searches the message log and reads its records' metadata (parties, service, ids, times, state): never
+    a message body, never a data subject in clear."""
+    MESSAGELOG_BODY_READER = "xroad-mn-messagelog-body-reader"
+    """What the auditor may, and the logged messages themselves: one record's body, and exports of ASiC-E
+    containers (which hold the messages)."""
 
 
 CENTRAL_SERVER_ROLES: Final = frozenset(
     {Role.REGISTRATION_OFFICER, Role.SECURITY_OFFICER, Role.SYSTEM_ADMINISTRATOR, Role.OBSERVER}
 )
 """The roles of X-Road's central server (the registry)."""
-SECURITY_SERVER_ROLES: Final = frozenset(
+SECURITY_SERVER_ADMIN_ROLES: Final = frozenset(
     {
         Role.XROAD_SECURITY_OFFICER,
         Role.XROAD_REGISTRATION_OFFICER,
@@ -100,7 +113,11 @@ SECURITY_SERVER_ROLES: Final = frozenset(
         Role.XROAD_SECURITYSERVER_OBSERVER,
     }
 )
-"""The roles of X-Road's security server."""
+"""The roles of X-Road's security server: they read the node's configuration (not its message log)."""
+MESSAGELOG_ROLES: Final = frozenset({Role.MESSAGELOG_AUDITOR, Role.MESSAGELOG_BODY_READER})
+"""xroad-mn's message log roles: they read the log (metadata; the body reader bodies too), nothing else."""
+SECURITY_SERVER_ROLES: Final = SECURITY_SERVER_ADMIN_ROLES | MESSAGELOG_ROLES
+"""Every role of a node's API key."""
 
 
 @dataclass(frozen=True)

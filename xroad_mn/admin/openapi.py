@@ -86,22 +86,26 @@ class Operation(Generic[_H]):
     status: int
     """The success status: 200 with a response, 204 without, or e.g. 201."""
     roles: frozenset[Role] | None = None
-    """Roles allowed to call a changing operation; None for a read that every role may call."""
+    """Roles allowed to call the operation; None for a read open to the application's reading roles."""
     event: StrEnum | None = None
-    """The audit event of a changing operation (a member of the application's event enum)."""
+    """The audit event of a changing operation, or of an audited read (a member of the application's event
+    enum)."""
     body: type[BaseModel] | None = None
     response: Any = None
     """The response's type (pydantic model or e.g. ``list[Model]``); None for no body (204)."""
     query: tuple[QueryParam, ...] = ()
     media_type: str = "application/json"
     """The success response's media type; non-JSON responses are returned by the handler as they are."""
+    read: bool = False
+    """A ``POST`` that changes nothing: a search whose criteria belong in a body, not in a URL (a data
+    subject in clear)."""
 
     def path_params(self) -> list[str]:
         return _PATH_PARAM.findall(self.path)
 
     @property
     def changes(self) -> bool:
-        return self.method != "GET"
+        return self.method != "GET" and not self.read
 
 
 @dataclass
@@ -125,6 +129,10 @@ class ApiSpec(Generic[_H]):
         if op.changes and (op.roles is None or op.event is None):
             raise XRoadError(
                 FaultCode.INTERNAL_ERROR, f"{op.method} {op.path} needs roles and an audit event"
+            )
+        if op.read and op.method != "POST":
+            raise XRoadError(
+                FaultCode.INTERNAL_ERROR, f"{op.method} {op.path}: only a POST is declared a read"
             )
         if any(o.method == op.method and o.path == op.path for o in self.operations):
             raise XRoadError(FaultCode.INTERNAL_ERROR, f"{op.method} {op.path} is declared twice")
@@ -226,7 +234,12 @@ class ApiSpec(Generic[_H]):
             else:
                 content_schema = {"type": "string"}
             success["content"] = {op.media_type: {"schema": content_schema}}
-        statuses = [401, 403, 404, 429] if op.roles is None else [400, 401, 403, 404, 409, 413, 429]
+        if op.changes:
+            statuses = [400, 401, 403, 404, 409, 413, 429]
+        elif op.body is not None:
+            statuses = [400, 401, 403, 404, 413, 429]
+        else:
+            statuses = [401, 403, 404, 429]
         doc["responses"] = {
             str(op.status): success,
             **{str(s): {"$ref": f"#/components/responses/{s}"} for s in statuses},

@@ -21,9 +21,11 @@ Example::
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Iterable
 from typing import Final
+from urllib.parse import unquote
 from xml.parsers import expat
 
 from xroad_mn.errors import ErrorKind, FaultCode, XRoadError
@@ -36,6 +38,7 @@ __all__ = [
     "data_subject_of_rest",
     "data_subject_of_soap",
     "normalise_data_subject",
+    "path_without_subjects",
 ]
 
 DATA_SUBJECT_HEADER: Final = "x-mn-data-subject"
@@ -44,6 +47,9 @@ EXTENSIONS_NS: Final = "https://xroad.mn/xsd/extensions"
 """The namespace of our SOAP header extensions."""
 DATA_SUBJECT_ELEMENT: Final = "dataSubject"
 MAX_DATA_SUBJECT_CHARS: Final = 64
+REGISTRATION_NUMBER: Final = re.compile(r"[А-ЯӨҮ]{2}[0-9]{8}")
+"""A Mongolian civil registration number (two Cyrillic capitals, eight digits) anywhere in a text."""
+SUBJECT_PLACEHOLDER: Final = "{dataSubject}"
 """Longest data subject accepted (a registration number is about ten characters)."""
 
 _SOAP_ENV_NS: Final = "http://schemas.xmlsoap.org/soap/envelope/"
@@ -146,3 +152,21 @@ def data_subject_of_soap(soap: bytes) -> str | None:
     except expat.ExpatError as e:
         raise XRoadError(FaultCode.INVALID_SOAP, f"SOAP message is not well-formed XML: {e}") from e
     return _one(reader.values, "the SOAP header")
+
+
+def path_without_subjects(path: str, data_subject: str | None = None) -> str:
+    """A REST service path fit for metadata kept in clear (operational monitoring): every segment that holds
+    the exchange's ``data_subject`` or any registration number, read percent-decoded, becomes
+    ``{dataSubject}``; the rest is kept as sent.
+
+    >>> path_without_subjects("/people/%D0%A3%D0%9199112233/vehicles")
+    '/people/{dataSubject}/vehicles'
+    >>> path_without_subjects("/cases/AB-1/parties", "AB-1")
+    '/cases/{dataSubject}/parties'
+    """
+    segments = path.split("/")
+    for i, segment in enumerate(segments):
+        text = unicodedata.normalize("NFC", unquote(segment))
+        if (data_subject and data_subject in text) or REGISTRATION_NUMBER.search(text):
+            segments[i] = SUBJECT_PLACEHOLDER
+    return "/".join(segments)
