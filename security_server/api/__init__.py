@@ -27,15 +27,8 @@ from security_server.api.spec import API
 
 __all__ = ["API", "NodeCall", "NodeEvent", "add_admin_routes"]
 
-_MODULES = (
-    status,
-    keys,
-    clients,
-    services,
-    access,
-    messagelog,
-    metrics,
-)  # importing them declares their operations
+# Importing them declares their operations.
+_MODULES = (status, keys, clients, services, access, messagelog, metrics)
 
 
 def add_admin_routes(app: web.Application) -> None:
