@@ -25,6 +25,11 @@ directory (SHARED-PARAMETERS + PRIVATE-PARAMETERS, signed with the active intern
 nginx answers ``/internalconf`` without ``?version`` from ``V2``; :meth:`GeneratedConfiguration.write_to`
 also writes that default version's directories at the top level (``OUT/internalconf``).
 
+With ``monitoring_client`` the internal directory also carries the optional ``MONITORING`` part
+(``monitoring-params.xml`` at ``/V{N}/<stamp>/monitoring-params.xml``) naming the central monitoring client,
+the one client besides each security server's owner that may read every server's operational and health
+data; without it no such part is published (X-Road's central server publishes it once uploaded).
+
 Version 2 lists ``authCertHash`` as SHA-1 and later versions as SHA-256 of the same certificate, so the
 hashes of one :class:`SharedParameters` cannot serve both: pass ``auth_certs`` (each security server's
 authentication certificates) and the hashes are computed per version; without it version 2 is not built.
@@ -46,6 +51,11 @@ from xroad_mn.errors import FaultCode, XRoadError
 from xroad_mn.fileio import write_atomic
 from xroad_mn.globalconf.anchor import anchor_hash, anchor_hash_hex, build_anchor
 from xroad_mn.globalconf.directory import DEFAULT_VERSION, PartSpec, build_signed_directory
+from xroad_mn.globalconf.monitoring import (
+    MONITORING_CONTENT_IDENTIFIER,
+    MONITORING_PARAMS_FILE,
+    build_monitoring_params,
+)
 from xroad_mn.globalconf.params import (
     CURRENT_VERSION,
     MIN_VERSION,
@@ -56,7 +66,7 @@ from xroad_mn.globalconf.params import (
     build_private_params,
     build_shared_params,
 )
-from xroad_mn.identifiers import SecurityServerId
+from xroad_mn.identifiers import ClientId, SecurityServerId
 from xroad_mn.keys import KeyOrSigner
 
 __all__ = [
@@ -272,13 +282,15 @@ def generate(
     versions: Sequence[int] | None = None,
     source_addresses: Sequence[str] = (),
     auth_certs: Mapping[SecurityServerId, Sequence[x509.Certificate]] | None = None,
+    monitoring_client: ClientId | None = None,
 ) -> GeneratedConfiguration:
     """Generate every served version of the global configuration at ``now``.
 
     ``versions`` defaults to 3–6, plus 2 when ``auth_certs`` is given (see the module docstring); naming
     version 2 without ``auth_certs`` is an error. With ``source_addresses`` (the registry's public
     addresses) the shared-params ``source`` entries are written from them and the certificates of all
-    signing keys, as the central server does; otherwise ``shared.sources`` is used as given.
+    signing keys, as the central server does; otherwise ``shared.sources`` is used as given. A
+    ``monitoring_client`` is published in the internal directory's ``MONITORING`` part.
     Fails with ``cannot_create_signature`` unless exactly one key of each kind is active.
     """
     if shared.instance != private.instance:
@@ -307,6 +319,7 @@ def generate(
         )
     stamp = timestamp_dir_name(now)
     expire_date = (now.astimezone(UTC) + timedelta(seconds=expire_seconds)).replace(microsecond=0)
+    monitoring_xml = build_monitoring_params(monitoring_client) if monitoring_client is not None else None
     out: dict[int, GeneratedVersion] = {}
     for version in sorted(set(versions)):
         shared_xml = build_shared_params(_hashes_for(shared, version, auth_certs), version)
@@ -315,9 +328,17 @@ def generate(
         private_loc = content_location(version, stamp, PRIVATE_PARAMS_FILE)
         shared_part = PartSpec("SHARED-PARAMETERS", shared.instance, shared_loc, shared_xml)
         private_part = PartSpec("PRIVATE-PARAMETERS", shared.instance, private_loc, private_xml)
+        internal_parts = [shared_part, private_part]
+        files = {shared_loc: shared_xml, private_loc: private_xml}
+        if monitoring_xml is not None:
+            monitoring_loc = content_location(version, stamp, MONITORING_PARAMS_FILE)
+            internal_parts.append(
+                PartSpec(MONITORING_CONTENT_IDENTIFIER, shared.instance, monitoring_loc, monitoring_xml)
+            )
+            files[monitoring_loc] = monitoring_xml
         directories: dict[KeyKind, bytes] = {
             KeyKind.INTERNAL: build_signed_directory(
-                [shared_part, private_part],
+                internal_parts,
                 expire_date,
                 version,
                 internal_key.signer,
@@ -330,7 +351,7 @@ def generate(
         out[version] = GeneratedVersion(
             version,
             MappingProxyType(directories),
-            MappingProxyType({shared_loc: shared_xml, private_loc: private_xml}),
+            MappingProxyType(files),
         )
     return GeneratedConfiguration(shared.instance, now.astimezone(UTC), expire_date, MappingProxyType(out))
 

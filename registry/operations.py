@@ -320,6 +320,7 @@ async def build_configuration(
             versions=versions,
             source_addresses=addresses,
             auth_certs=auth_certs,
+            monitoring_client=settings.monitoring_client_id(),
         )
 
     return await asyncio.to_thread(sign)

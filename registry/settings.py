@@ -25,7 +25,9 @@ from pydantic import Field, field_validator, model_validator
 from registry.db import sqlite_url
 from registry.distribution import REGENERATE_INTERVAL_SECONDS
 from registry.globalconf_gen import DEFAULT_EXPIRE_SECONDS, SERVED_VERSIONS
+from xroad_mn.errors import XRoadError
 from xroad_mn.globalconf.params import CURRENT_VERSION, MIN_VERSION
+from xroad_mn.identifiers import ClientId, MemberId, SubsystemId, parse_id
 from xroad_mn.management import ManagementRequestType
 from xroad_mn.tokens import TokenSettings
 from xroad_mn.transport.server import ServerTimeoutSettings
@@ -68,6 +70,17 @@ DEFAULT_MAX_BODY_BYTES: Final = 50 * 1024
 """X-Road's ``request.sizelimit.regular`` (50 KB) for admin API request bodies."""
 
 Port = Annotated[int, Field(ge=0, le=65535)]
+
+
+def _parse_client(text: str) -> ClientId:
+    """A member or subsystem in X-Road's string form; ``ValueError`` (a settings error) otherwise."""
+    try:
+        parsed = parse_id(text)
+    except XRoadError as e:
+        raise ValueError(e.message) from e
+    if isinstance(parsed, MemberId | SubsystemId):
+        return parsed
+    raise ValueError(f"{text!r} is no member or subsystem (MEMBER:... or SUBSYSTEM:...)")
 
 
 class RegistrySettings(ServerTimeoutSettings):
@@ -119,6 +132,10 @@ class RegistrySettings(ServerTimeoutSettings):
     token: TokenSettings = Field(default_factory=TokenSettings)
     """``[token]``: where the configuration signing keys are (default a software token in ``HOME/token``);
     its PIN comes from ``XROAD_MN_TOKEN_PIN`` or a prompt."""
+    monitoring_client: str | None = None
+    """The central monitoring client, in X-Road's string form (``SUBSYSTEM:MN/GOV/7000001/monitor`` or
+    ``MEMBER:MN/GOV/7000001``): published in global configuration's ``MONITORING`` part, it may read the
+    operational and health data of every security server. Unset: no ``MONITORING`` part."""
 
     @field_validator("configuration_versions")
     @classmethod
@@ -129,6 +146,13 @@ class RegistrySettings(ServerTimeoutSettings):
             if not MIN_VERSION <= v <= CURRENT_VERSION:
                 raise ValueError(f"version {v} is not between {MIN_VERSION} and {CURRENT_VERSION}")
         return tuple(sorted(set(value)))
+
+    @field_validator("monitoring_client")
+    @classmethod
+    def _client_id(cls, value: str | None) -> str | None:
+        if value is not None:
+            _parse_client(value)
+        return value
 
     @model_validator(mode="after")
     def _tls_pair(self) -> RegistrySettings:
@@ -164,6 +188,10 @@ class RegistrySettings(ServerTimeoutSettings):
     def public_scheme(self) -> str:
         """``https`` when the public socket speaks TLS, else ``http``."""
         return "https" if self.public_tls else "http"
+
+    def monitoring_client_id(self) -> ClientId | None:
+        """:attr:`monitoring_client` parsed (validated when the settings were read)."""
+        return _parse_client(self.monitoring_client) if self.monitoring_client is not None else None
 
     def database(self) -> str:
         """The database URL to use."""

@@ -42,6 +42,7 @@ from security_server.api import add_admin_routes
 from security_server.api.call import (
     CLOCK_KEY,
     DESCRIPTION_READER_KEY,
+    EXCHANGE_KEY,
     MANAGEMENT_TRANSPORT_KEY,
     OCSP_CACHE_KEY,
     OCSP_REFRESHER_KEY,
@@ -83,7 +84,6 @@ __all__ = ["EXCHANGE_KEY", "GLOBALCONF_KEY", "RunningNode", "create_admin_app", 
 log = structlog.get_logger(__name__)
 
 GLOBALCONF_KEY: Final = web.AppKey("node_globalconf", GlobalconfRefresher)
-EXCHANGE_KEY: Final = web.AppKey("node_exchange", ExchangeRuntime)
 
 
 def _globalconf_refresher(

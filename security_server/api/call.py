@@ -19,6 +19,7 @@ from security_server.db import NodeStore
 from security_server.management_client import ManagementTransport
 from security_server.ocsp import OcspRefresher, OwnOcspCache
 from security_server.operations import DescriptionReader, NodeContext
+from security_server.proxy.runtime import ExchangeRuntime
 from security_server.settings import NodeSettings
 from xroad_mn import admin
 from xroad_mn.errors import FaultCode, XRoadError
@@ -27,6 +28,7 @@ from xroad_mn.tokens import Token
 __all__ = [
     "CLOCK_KEY",
     "DESCRIPTION_READER_KEY",
+    "EXCHANGE_KEY",
     "MANAGEMENT_TRANSPORT_KEY",
     "OCSP_CACHE_KEY",
     "OCSP_REFRESHER_KEY",
@@ -49,6 +51,8 @@ OCSP_REFRESHER_KEY: Final = web.AppKey("node_ocsp_refresher", OcspRefresher)
 CLOCK_KEY: web.AppKey[Callable[[], datetime]] = web.AppKey("node_clock")
 DESCRIPTION_READER_KEY: web.AppKey[DescriptionReader | None] = web.AppKey("node_description_reader")
 """Reads OpenAPI 3 and WSDL descriptions (:mod:`security_server.servicedesc`); ``None``: REST only."""
+EXCHANGE_KEY: Final = web.AppKey("node_exchange", ExchangeRuntime)
+"""The message exchange of the node's main process (set once the application has started)."""
 MANAGEMENT_TRANSPORT_KEY: web.AppKey[ManagementTransport | None] = web.AppKey("node_management_transport")
 """Replaces the pinned HTTPS transport to the registry (tests); normally ``None``."""
 

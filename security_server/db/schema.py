@@ -20,7 +20,7 @@ __all__ = ["HEAD_REVISION", "MIGRATIONS_DIR", "migrate"]
 
 MIGRATIONS_DIR: Final = Path(__file__).resolve().parents[1] / "migrations"
 """alembic's script location: ``security_server/migrations`` (env.py and versions/)."""
-HEAD_REVISION: Final = "n0006_failures"
+HEAD_REVISION: Final = "n0007_opmon_counters"
 
 
 async def migrate(target: str | AsyncEngine, revision: str = "head") -> None:

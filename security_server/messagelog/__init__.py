@@ -80,17 +80,22 @@ async def open_message_log(
 ) -> AsyncIterator[MessageLog]:
     """The message log of a running node: its writer and (with ``timestamping``, in the one process of the
     node that time-stamps) its timestamper and archiver tasks, all stopped after the block. The timestamper is
-    ``message_log.timestamper``."""
+    ``message_log.timestamper``, the archiver ``message_log.archiver`` (``None`` without ``timestamping``)."""
     subject_key = await asyncio.to_thread(SubjectKey.open, settings.home)
     store = MessageLogStore(engine, subject_key=subject_key)
     timestamper = Timestamper.from_settings(settings, store, load_trust, session, clock=clock)
+    archiver = Archiver(store, settings, clock=clock) if timestamping else None
     message_log = MessageLog(
-        store, timestamper=timestamper, body_logging=BodyLoggingPolicy.from_settings(settings), clock=clock
+        store,
+        timestamper=timestamper,
+        archiver=archiver,
+        body_logging=BodyLoggingPolicy.from_settings(settings),
+        clock=clock,
     )
     try:
         async with message_log.running():
-            if timestamping:
-                async with timestamper.running(), Archiver(store, settings, clock=clock).running():
+            if archiver is not None:
+                async with timestamper.running(), archiver.running():
                     yield message_log
             else:
                 yield message_log

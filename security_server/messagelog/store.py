@@ -49,6 +49,7 @@ __all__ = [
     "ArchivableRecord",
     "FailureOutcome",
     "MessageLogStore",
+    "StampingBacklog",
     "StoredRecord",
     "WaitingRecord",
     "rest_status",
@@ -119,6 +120,16 @@ class ArchivableRecord:
 
     record: StoredRecord
     client: ClientId
+
+
+@dataclass(frozen=True)
+class StampingBacklog:
+    """How far time-stamping is behind (``/metrics``)."""
+
+    unstamped: int
+    """Records waiting for a time-stamp."""
+    last_timestamp: datetime | None
+    """The ``genTime`` of the newest time-stamp, ``None`` before the first."""
 
 
 def _client(r: RowMapping) -> ClientId:
@@ -222,6 +233,17 @@ class MessageLogStore:
         async with self._tx() as conn:
             rows = (await conn.execute(query)).all()
         return [WaitingRecord(int(r.id), bytes(r.signature)) for r in rows]
+
+    async def stamping_backlog(self) -> StampingBacklog:
+        """Records without a time-stamp and the newest time-stamp's time: two indexed queries (the partial
+        index of unstamped records, the index on ``timestamp_records.time``)."""
+        unstamped = (
+            select(func.count()).select_from(MessageRecordRow).where(MessageRecordRow.timestamp_id.is_(None))
+        )
+        async with self._tx() as conn:
+            count = (await conn.execute(unstamped)).scalar_one()
+            last = (await conn.execute(select(func.max(TimestampRecordRow.time)))).scalar_one_or_none()
+        return StampingBacklog(int(count), last)
 
     async def _insert_timestamp(
         self, conn: AsyncConnection, token: bytes, gen_time: datetime, result_xml: bytes | None

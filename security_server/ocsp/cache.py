@@ -4,8 +4,8 @@ restarted node serves them at once.
 One file per certificate, ``HOME/ocsp/<hex SHA-256 of the certificate>.der``, holding the DER response that
 :func:`security_server.ocsp.refresh.refresh_ocsp` verified. Entries are looked up by the certificate's
 SHA-1 (the ``cert=`` key of the port 5577 download) or SHA-256 (``cert_hash=``). Each entry says what the
-response says — ``good``, ``revoked`` or ``unknown``, with its thisUpdate — and the last fetch error, if
-any. Example::
+response says — ``good``, ``revoked`` or ``unknown``, with its thisUpdate and nextUpdate — and the last
+fetch error, if any. Example::
 
     >>> cache = OwnOcspCache(ocsp_dir(home))  # doctest: +SKIP
     >>> cache.load([cert])  # after a restart  # doctest: +SKIP
@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Final
+from typing import Final, NamedTuple
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -34,7 +34,15 @@ from xroad_mn.errors import FaultCode, XRoadError
 from xroad_mn.fileio import write_atomic
 from xroad_mn.ocsp import MAX_OCSP_RESPONSE_BYTES
 
-__all__ = ["OCSP_DIR", "OcspState", "OcspStatusKind", "OwnOcspCache", "ocsp_dir", "single_status"]
+__all__ = [
+    "OCSP_DIR",
+    "OcspState",
+    "OcspStatusKind",
+    "OwnOcspCache",
+    "SingleStatus",
+    "ocsp_dir",
+    "single_status",
+]
 
 OCSP_DIR: Final = "ocsp"
 """The cache directory in the node's home."""
@@ -71,13 +79,22 @@ class OcspState:
     error: str | None = None
     """The last fetch failure, cleared by the next success."""
     fetched_at: datetime | None = None
+    next_update: datetime | None = None
+    """The held response's nextUpdate (``None`` without a response, or when the responder gives none)."""
 
 
-def single_status(
-    response_der: bytes, cert: x509.Certificate
-) -> tuple[OcspStatusKind, datetime, datetime | None]:
-    """The status a (successful) OCSP response gives ``cert`` — by serial number — with its thisUpdate and
-    revocation time. ``incorrect_validation_info`` when the response says nothing about it."""
+class SingleStatus(NamedTuple):
+    """What an OCSP response says about one certificate."""
+
+    kind: OcspStatusKind
+    this_update: datetime
+    revocation_time: datetime | None
+    next_update: datetime | None
+
+
+def single_status(response_der: bytes, cert: x509.Certificate) -> SingleStatus:
+    """The status a (successful) OCSP response gives ``cert`` — by serial number — with its thisUpdate,
+    revocation time and nextUpdate. ``incorrect_validation_info`` when the response says nothing about it."""
     try:
         response = ocsp.load_der_ocsp_response(response_der)
         if response.response_status == ocsp.OCSPResponseStatus.SUCCESSFUL:
@@ -90,7 +107,7 @@ def single_status(
                     ocsp.OCSPCertStatus.REVOKED: OcspStatusKind.REVOKED,
                 }.get(status, OcspStatusKind.UNKNOWN)
                 revoked = single.revocation_time_utc if kind is OcspStatusKind.REVOKED else None
-                return kind, single.this_update_utc, revoked
+                return SingleStatus(kind, single.this_update_utc, revoked, single.next_update_utc)
     except ValueError as e:
         raise XRoadError(FaultCode.INCORRECT_VALIDATION_INFO, f"OCSP response cannot be parsed: {e}") from e
     raise XRoadError(
@@ -155,23 +172,37 @@ class OwnOcspCache:
                 if not path.is_file() or path.stat().st_size > MAX_OCSP_RESPONSE_BYTES:
                     continue
                 der = path.read_bytes()
-                kind, this_update, revoked = single_status(der, cert)
+                said = single_status(der, cert)
             except (OSError, XRoadError):
                 continue
             with self._lock:
                 state = self._by_sha256[sha256]
                 self._by_sha256[sha256] = replace(
-                    state, status=kind, this_update=this_update, revocation_time=revoked, response=der
+                    state,
+                    status=said.kind,
+                    this_update=said.this_update,
+                    revocation_time=said.revocation_time,
+                    response=der,
+                    next_update=said.next_update,
                 )
 
     def put(self, cert: x509.Certificate, response_der: bytes, *, fetched_at: datetime) -> OcspState:
         """Hold a verified response for ``cert`` (on disk first, then in memory)."""
-        kind, this_update, revoked = single_status(response_der, cert)
+        said = single_status(response_der, cert)
         sha1, sha256 = _hashes(cert)
         self._ensure_dir()
         write_atomic(self._path(sha256), response_der, mode=_FILE_MODE)
         state = OcspState(
-            cert, sha1, sha256, kind, this_update, revoked, response_der, error=None, fetched_at=fetched_at
+            cert,
+            sha1,
+            sha256,
+            said.kind,
+            said.this_update,
+            said.revocation_time,
+            response_der,
+            error=None,
+            fetched_at=fetched_at,
+            next_update=said.next_update,
         )
         with self._lock:
             self._by_sha256[sha256] = state

@@ -33,7 +33,14 @@ from security_server.operations.context import (
 )
 from security_server.operations.init import FIRST_KEY_ROLES, InitResult, init_node, install_anchor
 from security_server.operations.services import DescriptionReader, ReadDescription, read_description
-from security_server.operations.status import CertificateState, GlobalConfState, NodeStatus, node_status
+from security_server.operations.status import (
+    CertificateState,
+    GlobalConfState,
+    NodeStatus,
+    certificate_states,
+    globalconf_state,
+    node_status,
+)
 
 __all__ = [
     "FIRST_KEY_ROLES",
@@ -45,9 +52,11 @@ __all__ = [
     "NodeStatus",
     "ReadDescription",
     "access",
+    "certificate_states",
     "certs",
     "clients",
     "globalconf_ssl_context",
+    "globalconf_state",
     "init_node",
     "install_anchor",
     "login_token",

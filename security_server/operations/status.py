@@ -24,13 +24,20 @@ from security_server.db import CertificateStatus, Client, KeyUsage, ServerIdenti
 from security_server.home import globalconf_dir
 from security_server.ocsp import OcspState, OcspStatusKind, OwnOcspCache, ocsp_dir
 from security_server.operations.context import NodeContext
-from xroad_mn.confclient.store import check_stored_directory
+from xroad_mn.confclient.store import METADATA_SUFFIX, check_stored_directory
 from xroad_mn.errors import XRoadError
 from xroad_mn.globalconf.trust import SHARED_PARAMS_FILE
 from xroad_mn.identifiers import MemberId
 from xroad_mn.tokens import TokenInfo
 
-__all__ = ["CertificateState", "GlobalConfState", "NodeStatus", "node_status"]
+__all__ = [
+    "CertificateState",
+    "GlobalConfState",
+    "NodeStatus",
+    "certificate_states",
+    "globalconf_state",
+    "node_status",
+]
 
 
 @dataclass(frozen=True)
@@ -47,12 +54,15 @@ class CertificateState:
     """``None`` while the node holds no verified OCSP response for it."""
     ocsp_this_update: datetime | None
     ocsp_error: str | None
+    ocsp_next_update: datetime | None = None
+    """The held response's nextUpdate: a fresh one is needed before then."""
 
 
 @dataclass(frozen=True)
 class GlobalConfState:
     instance: str | None
     downloaded_at: datetime | None
+    """When the configuration was last downloaded and verified (its metadata rewritten)."""
     age_seconds: float | None
     expires_at: datetime | None
     error_code: str | None = None
@@ -75,11 +85,16 @@ def _globalconf(ctx: NodeContext, now: datetime) -> GlobalConfState:
         check = check_stored_directory(root, at=now)
     except XRoadError as e:
         return GlobalConfState(None, None, None, None, e.code, e.message)
-    try:
-        mtime = (root / check.instance / SHARED_PARAMS_FILE).stat().st_mtime
-        downloaded: datetime | None = datetime.fromtimestamp(mtime, UTC)
-    except OSError:
-        downloaded = None
+    # Every successful download rewrites the parts' metadata (their new expiry); an unchanged content file is
+    # left alone, so its own time is when the configuration last changed, not when it was last downloaded.
+    instance_dir = root / check.instance
+    downloaded: datetime | None = None
+    for name in (SHARED_PARAMS_FILE + METADATA_SUFFIX, SHARED_PARAMS_FILE):
+        try:
+            downloaded = datetime.fromtimestamp((instance_dir / name).stat().st_mtime, UTC)
+            break
+        except OSError:
+            continue
     age = (now - downloaded).total_seconds() if downloaded is not None else None
     return GlobalConfState(check.instance, downloaded, age, check.expires)
 
@@ -101,6 +116,13 @@ async def node_status(ctx: NodeContext) -> NodeStatus:
     now = ctx.clock()
     identity = await ctx.store.get_server()
     token = await asyncio.to_thread(ctx.token.info)
+    certificates = await certificate_states(ctx)
+    globalconf = await globalconf_state(ctx, now)
+    return NodeStatus(identity, token, certificates, globalconf, await ctx.store.list_clients())
+
+
+async def certificate_states(ctx: NodeContext) -> tuple[CertificateState, ...]:
+    """Each certificate of the node with its key, registration state and OCSP status (two queries)."""
     keys = {k.key_id: k for k in await ctx.store.list_keys()}
     records = await ctx.store.list_certificates()
     ocsp = await _ocsp_states(ctx, [c.certificate for c in records])
@@ -121,7 +143,12 @@ async def node_status(ctx: NodeContext) -> NodeStatus:
                 ocsp_status=state.status if state is not None else None,
                 ocsp_this_update=state.this_update if state is not None else None,
                 ocsp_error=state.error if state is not None else None,
+                ocsp_next_update=state.next_update if state is not None else None,
             )
         )
-    globalconf = await asyncio.to_thread(_globalconf, ctx, now)
-    return NodeStatus(identity, token, tuple(certificates), globalconf, await ctx.store.list_clients())
+    return tuple(certificates)
+
+
+async def globalconf_state(ctx: NodeContext, now: datetime) -> GlobalConfState:
+    """The installed global configuration's state at ``now`` (read in a worker thread)."""
+    return await asyncio.to_thread(_globalconf, ctx, now)

@@ -1,5 +1,5 @@
 """Operational monitoring on the node (X-Road's op-monitor, in process): per-exchange records, their store
-and buffer, the two monitoring services and the Prometheus ``/metrics`` exposition.
+and buffer, and the two monitoring services; the totals feed ``/metrics`` (:mod:`security_server.metrics`).
 
 * :class:`OpTrace` collects one side's facts of one exchange (the proxies fill it in);
 * :class:`OpMonitor` buffers the records and writes them in batches, off the request path;

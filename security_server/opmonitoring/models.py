@@ -1,16 +1,19 @@
-"""ORM models of operational monitoring: one row per exchange and side, and running totals for ``/metrics``.
+"""ORM models of operational monitoring: one row per exchange and side, running totals and counters for
+``/metrics``.
 
 :class:`OpRecordRow` (``opmon_records``) is X-Road's ``operational_data`` table: the columns are the record's
 fields (:class:`~xroad_mn.wire.opmonitoring.OpRecord`), searched by ``monitoring_data_ts`` and by the client
 and service provider. :class:`OpTotalsRow` (``opmon_totals``) holds, per side, service and outcome, the
 number of exchanges ever recorded and a cumulative latency histogram: every worker process adds to it in
 the transaction that writes its records, so the counters are right across processes and outlive the
-records' retention. Both are created by the migration ``n0005_opmonitoring``.
+records' retention. Both are created by the migration ``n0005_opmonitoring``. :class:`OpCounterRow`
+(``opmon_counters``, migration ``n0007_opmon_counters``) holds node-wide counters by name, added to the same
+way: :data:`DROPPED` counts the records the processes' buffers dropped.
 
 Example::
 
-    >>> OpRecordRow.__tablename__, OpTotalsRow.__tablename__
-    ('opmon_records', 'opmon_totals')
+    >>> OpRecordRow.__tablename__, OpTotalsRow.__tablename__, OpCounterRow.__tablename__
+    ('opmon_records', 'opmon_totals', 'opmon_counters')
 """
 
 from __future__ import annotations
@@ -22,12 +25,14 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from security_server.db.models import Base
 
-__all__ = ["LATENCY_BUCKETS", "OpRecordRow", "OpTotalsRow", "bucket_column"]
+__all__ = ["DROPPED", "LATENCY_BUCKETS", "OpCounterRow", "OpRecordRow", "OpTotalsRow", "bucket_column"]
 
 _ID: Final = BigInteger().with_variant(Integer(), "sqlite")
 _TEXT: Final = 255
 LATENCY_BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 """Upper bounds (seconds) of the latency histogram (Prometheus' defaults); ``+Inf`` is the count."""
+DROPPED: Final = "buffer_dropped"
+"""The counter of operational data records dropped, buffer full or write failed, by any process."""
 
 
 def bucket_column(bound: float) -> str:
@@ -120,3 +125,12 @@ class OpTotalsRow(Base):
     le_2500ms: Mapped[int] = mapped_column(BigInteger)
     le_5000ms: Mapped[int] = mapped_column(BigInteger)
     le_10000ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class OpCounterRow(Base):
+    """A node-wide running counter, added to by every process in the transaction of its write."""
+
+    __tablename__ = "opmon_counters"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger)

@@ -4,7 +4,9 @@ The proxies never wait for operational data: :meth:`OpMonitor.record` appends to
 most ``opmon_buffer_size`` records; beyond it the oldest are dropped and counted, as X-Road's buffer does)
 and returns. One task per process writes the buffer every ``opmon_sending_interval_seconds`` in one
 transaction (:meth:`OpMonitoringStore.write`), stamping ``monitoringDataTs``; the node's time-stamping
-process also deletes records older than ``opmon_keep_records_for_days`` once an hour. Example::
+process also deletes records older than ``opmon_keep_records_for_days`` once an hour. The drops go into
+the node's count in the database with the next write, so that ``/metrics`` reports those of every process.
+Example::
 
     >>> monitor = OpMonitor(OpMonitoringStore(engine), settings)  # doctest: +SKIP
     >>> async with monitor.running(retention=True):  # doctest: +SKIP
@@ -57,7 +59,9 @@ class OpMonitor:
         self._buffer: deque[OpRecord] = deque(maxlen=settings.opmon_buffer_size)
         self._lock = asyncio.Lock()
         self.dropped = 0
-        """Records dropped because the buffer was full."""
+        """Records this process dropped: the buffer was full, or their write failed."""
+        self._unreported = 0
+        """Of :attr:`dropped`, those not yet added to the database's count."""
         self.started_at = clock()
         """When monitoring started in this process (``monitoringStartupTimestamp``)."""
 
@@ -65,24 +69,36 @@ class OpMonitor:
         """Queue ``record`` for the writer; never blocks, never raises."""
         if len(self._buffer) == self._buffer.maxlen:
             self.dropped += 1
+            self._unreported += 1
         self._buffer.append(bounded(record))
 
     def now_ms(self) -> int:
         return int(self._clock().timestamp() * 1000)
 
+    @property
+    def unreported_drops(self) -> int:
+        """Records dropped in this process and not yet in the database's count."""
+        return self._unreported
+
     async def flush(self) -> int:
-        """Write what is buffered now; how many records were written. A failed write keeps nothing (the
-        records are dropped and the failure logged: operational data must never stop the exchange)."""
+        """Write what is buffered now, with the count of records dropped since the last write; how many
+        records were written. A failed write keeps nothing (the records are dropped, counted and the
+        failure logged: operational data must never stop the exchange)."""
         async with self._lock:
             written = 0
-            while self._buffer:
+            while self._buffer or self._unreported:
                 batch = [self._buffer.popleft() for _ in range(min(MAX_BATCH, len(self._buffer)))]
+                dropped = self._unreported
                 try:
-                    await self.store.write(batch, monitoring_ts=int(self._clock().timestamp()))
+                    await self.store.write(
+                        batch, monitoring_ts=int(self._clock().timestamp()), dropped=dropped
+                    )
                 except XRoadError as e:
                     self.dropped += len(batch)
+                    self._unreported += len(batch)
                     log.warning("opmon_write_failed", code=e.code, error=e.message, records=len(batch))
                     return written
+                self._unreported -= dropped
                 written += len(batch)
             return written
 

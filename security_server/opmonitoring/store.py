@@ -22,7 +22,14 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from security_server.opmonitoring.models import LATENCY_BUCKETS, OpRecordRow, OpTotalsRow, bucket_column
+from security_server.opmonitoring.models import (
+    DROPPED,
+    LATENCY_BUCKETS,
+    OpCounterRow,
+    OpRecordRow,
+    OpTotalsRow,
+    bucket_column,
+)
 from xroad_mn.errors import FaultCode, XRoadError
 from xroad_mn.identifiers import ClientId, SubsystemId, format_id
 from xroad_mn.wire.opmonitoring import OpRecord
@@ -108,10 +115,10 @@ class OpMonitoringStore:
                 FaultCode.INTERNAL_ERROR, f"operational monitoring database error: {type(e).__name__}: {e}"
             ) from e
 
-    async def write(self, records: Sequence[OpRecord], *, monitoring_ts: int) -> None:
-        """Insert ``records`` (their ``monitoringDataTs`` set to ``monitoring_ts``) and add them to the
-        totals, in one transaction."""
-        if not records:
+    async def write(self, records: Sequence[OpRecord], *, monitoring_ts: int, dropped: int = 0) -> None:
+        """Insert ``records`` (their ``monitoringDataTs`` set to ``monitoring_ts``), add them to the totals
+        and ``dropped`` to the node's count of dropped records, in one transaction."""
+        if not records and not dropped:
             return
         rows = [{**{n: getattr(r, n) for n in _FIELDS}, "monitoring_data_ts": monitoring_ts} for r in records]
         increments: dict[tuple[str, str, str], list[int]] = {}
@@ -124,9 +131,27 @@ class OpMonitoringStore:
                 if duration <= bound * 1000:
                     acc[2 + i] += 1
         async with self._tx() as conn:
-            await conn.execute(insert(OpRecordRow), rows)
+            if rows:
+                await conn.execute(insert(OpRecordRow), rows)
             for (side, service, status), acc in increments.items():
                 await self._add_totals(conn, side, service, status, acc)
+            if dropped:
+                await self._add_counter(conn, DROPPED, dropped)
+
+    async def _add_counter(self, conn: AsyncConnection, name: str, amount: int) -> None:
+        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+        statement = dialect.insert(OpCounterRow).values(name=name, value=amount)
+        await conn.execute(
+            statement.on_conflict_do_update(
+                index_elements=["name"], set_={"value": OpCounterRow.value + statement.excluded.value}
+            )
+        )
+
+    async def dropped(self) -> int:
+        """Records the node's processes dropped (and counted in a later write), ever."""
+        async with self._tx() as conn:
+            value = await conn.scalar(select(OpCounterRow.value).where(OpCounterRow.name == DROPPED))
+        return int(value or 0)
 
     async def _add_totals(
         self, conn: AsyncConnection, side: str, service: str, status: str, acc: list[int]

@@ -51,7 +51,7 @@ def test_commented_examples_are_valid_values(tmp_path: Path) -> None:
     (home / "registry.toml").write_text(uncommented, encoding="utf-8")
     plain = tomllib.loads(text)
     examples = {k: v for k, v in tomllib.loads(uncommented).items() if k not in plain}
-    assert len(examples) == 8
+    assert len(examples) == 9
     settings = load_registry_settings(home, env={})
     for name, value in examples.items():
         loaded = getattr(settings, name)

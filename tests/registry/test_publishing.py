@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 from lxml import etree
+from pydantic import ValidationError
 
 from registry.distribution import (
     ConfigurationPublisher,
@@ -38,7 +39,10 @@ from registry.globalconf_gen import (
     generate,
     timestamp_dir_name,
 )
+from registry.settings import RegistrySettings
+from security_server.proxy.configuration import ConfigurationHolder
 from tests.test_globalconf_directory import _openssl_verify, _split_by_hand
+from xroad_mn.confclient.client import ConfigurationClient
 from xroad_mn.errors import FaultCode, XRoadError
 from xroad_mn.globalconf.anchor import anchor_hash, parse_anchor
 from xroad_mn.globalconf.directory import (
@@ -46,6 +50,7 @@ from xroad_mn.globalconf.directory import (
     verify_part_content,
     verify_signed_directory,
 )
+from xroad_mn.globalconf.monitoring import MONITORING_CONTENT_IDENTIFIER, parse_monitoring_params
 from xroad_mn.globalconf.params import (
     ApprovedCAEntry,
     ApprovedTSAEntry,
@@ -65,6 +70,7 @@ from xroad_mn.globalconf.params import (
     parse_shared_params,
 )
 from xroad_mn.identifiers import MemberId, SecurityServerId
+from xroad_mn.transport.globalconf import AiohttpConfigurationTransport
 from xroad_mn.transport.server import xroad_error_middleware
 
 NOW = datetime(2026, 2, 1, 12, 30, 45, 123456, tzinfo=UTC)
@@ -691,3 +697,68 @@ async def test_nothing_served_before_first_generation() -> None:
             assert resp.headers["X-Road-Error"] == "client.not_found"
     finally:
         await runner.cleanup()
+
+
+# -- the MONITORING part ------------------------------------------------------------------------------------
+
+MONITOR = MemberId("MN", "GOV", "7000001").subsystem("monitor")
+
+
+async def test_monitoring_client_reaches_the_nodes_view(
+    shared: SharedParameters,
+    private: PrivateParameters,
+    keys: tuple[ConfigurationKeyPair, ...],
+    auth_cert: x509.Certificate,
+    tmp_path: Path,
+) -> None:
+    """A registry that names a central monitoring client publishes it in the internal directory's MONITORING
+    part (not the external one); a node downloading that configuration sees it in its view."""
+    conf = generate(
+        shared, private, keys, now=NOW, source_addresses=["cs.example.mn"], auth_certs={SS_ID: [auth_cert]},
+        monitoring_client=MONITOR,
+    )  # fmt: skip
+    for version, generated in conf.versions.items():
+        internal = parse_signed_directory(generated.directories[KeyKind.INTERNAL])
+        monitoring = [p for p in internal.parts if p.content_identifier == MONITORING_CONTENT_IDENTIFIER]
+        assert [p.content_location.rsplit("/", 1)[1] for p in monitoring] == ["monitoring-params.xml"]
+        data = generated.files[monitoring[0].content_location]
+        verify_part_content(monitoring[0], data)
+        assert parse_monitoring_params(data).monitoring_client == MONITOR, version
+        external = parse_signed_directory(generated.directories[KeyKind.EXTERNAL])
+        assert {p.content_identifier for p in external.parts} == {"SHARED-PARAMETERS"}
+
+    runner = web.AppRunner(create_distribution_app(lambda: conf), access_log=None)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        address = f"127.0.0.1:{runner.addresses[0][1]}"
+        anchor = parse_anchor(export_anchor("MN", [address], keys, KeyKind.INTERNAL, NOW).xml)
+        async with aiohttp.ClientSession() as session:
+            client = ConfigurationClient(
+                anchor, tmp_path / "gc", AiohttpConfigurationTransport(session), clock=lambda: NOW
+            )
+            await client.refresh()
+    finally:
+        await runner.cleanup()
+    holder = ConfigurationHolder(tmp_path / "gc")
+    view = holder.reload()
+    assert view is not None
+    assert view.monitoring_client == MONITOR
+
+    # Without the setting no part is published, and the node's view names no monitoring client.
+    plain = generate(shared, private, keys, now=NOW, source_addresses=["cs.example.mn"])
+    for generated in plain.versions.values():
+        internal = parse_signed_directory(generated.directories[KeyKind.INTERNAL])
+        assert MONITORING_CONTENT_IDENTIFIER not in {p.content_identifier for p in internal.parts}
+
+
+def test_monitoring_client_setting(tmp_path: Path) -> None:
+    settings = RegistrySettings(home=tmp_path, monitoring_client="SUBSYSTEM:MN/GOV/7000001/monitor")
+    assert settings.monitoring_client_id() == MONITOR
+    assert RegistrySettings(home=tmp_path).monitoring_client_id() is None
+    member = RegistrySettings(home=tmp_path, monitoring_client="MEMBER:MN/GOV/7000001")
+    assert member.monitoring_client_id() == MONITOR.member
+    for bad in ("SERVICE:MN/GOV/7000001/monitor/getX", "MN:GOV:7000001", "SUBSYSTEM:MN/GOV"):
+        with pytest.raises(ValidationError, match="monitoring_client"):
+            RegistrySettings(home=tmp_path, monitoring_client=bad)

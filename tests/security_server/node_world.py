@@ -131,6 +131,9 @@ class Admin:
         ) as resp:
             raw = await resp.read()
             assert resp.status == expect, (method, path, resp.status, raw[:500])
+            is_json = "json" in resp.headers.get("Content-Type", "")
         if expect < 400:
             self.called.add((method, "/api/v1" + template))
-        return json.loads(raw) if raw else None
+        if not raw:
+            return None
+        return json.loads(raw) if is_json else raw

@@ -306,6 +306,8 @@ async def test_every_documented_operation_over_http(
                 {"client_id": "MN:GOV:9010001", "connection_type": "SSLAUTH", "state": "saved"}
             ]
             await api.call("GET", "/token", expect=200)
+            metrics = await api.call("GET", "/metrics", key="observer", expect=200)
+            assert b"\nxroad_globalconf_valid 1.0\n" in metrics
 
             await _keys_and_certificates(api, world)
             await _clients_and_registration(api, world, node.app)

@@ -1,6 +1,7 @@
 """Operational monitoring through two nodes: REST and SOAP exchanges (one failing) are recorded on both
 sides, and ``getSecurityServerOperationalData`` / ``getSecurityServerHealthData`` answer with X-Road's
-shapes, for the owner everything and for another client only its own records (health data: denied)."""
+shapes, for the owner everything and for another client only its own records (health data: denied).
+Each node's ``/metrics`` counts the same exchanges by side, service and status."""
 
 from __future__ import annotations
 
@@ -11,10 +12,14 @@ from typing import Final
 
 import pytest
 import pytest_asyncio
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
 
+from security_server.api.call import EXCHANGE_KEY, STORE_KEY
+from security_server.messagelog import Timestamper
 from tests.security_server.exchange_world import CONSUMER, PROVIDER, SOAP_NS, Federation, federation_in
-from tests.security_server.test_node_e2e import OWNERS
-from xroad_mn.identifiers import ServiceId
+from tests.security_server.test_node_e2e import OWNERS, Node
+from xroad_mn.identifiers import ServiceId, format_id
 from xroad_mn.wire import opmonitoring as om
 from xroad_mn.wire.soap import build_soap_request, parse_soap_message
 
@@ -131,3 +136,114 @@ async def test_operational_and_health_data_through_two_nodes(federation: Federat
     health = om.parse_health_data_response(parse_soap_message(body, require_service=False))
     assert health.period_seconds == 600
     assert all(isinstance(s, ServiceId) for s in health.services)
+
+
+# -- /metrics ------------------------------------------------------------------------------------------------
+
+Counts = dict[tuple[str, str, str], float]
+
+
+async def _scrape(fed: Federation, node: Node, path: str = "/metrics") -> list[Sample]:
+    """``GET /metrics`` of ``node`` with a new observer key from ``node apikey create`` (any role reads),
+    parsed by Prometheus' parser."""
+    key = await node.cli("apikey", "create", "--role", "xroad-securityserver-observer")
+    url = fed.running[node.server_code].admin_url + path
+    headers = {"Authorization": f"X-Road-ApiKey token={key['api_key']}"}
+    async with fed.session.get(url, headers=headers) as resp:
+        assert resp.status == 200, await resp.text()
+        assert resp.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+        text = await resp.text()
+    return [sample for family in text_string_to_metric_families(text) for sample in family.samples]
+
+
+def _exchange_counts(samples: list[Sample]) -> Counts:
+    return {
+        (s.labels["side"], s.labels["service"], s.labels["status"]): s.value
+        for s in samples
+        if s.name == "xroad_exchanges_total"
+    }
+
+
+def _delta(after: Counts, before: Counts) -> Counts:
+    return {k: v - before.get(k, 0) for k, v in after.items() if v != before.get(k, 0)}
+
+
+def _one(samples: list[Sample], name: str, **labels: str) -> float:
+    found = [s.value for s in samples if s.name == name and s.labels.items() >= labels.items()]
+    assert len(found) == 1, (name, labels, found)
+    return found[0]
+
+
+def _check_histograms(samples: list[Sample]) -> None:
+    """Every latency histogram: cumulative buckets up to +Inf, which equals ``_count`` and the counter."""
+    counts = _exchange_counts(samples)
+    assert counts
+    for (side, service, status), count in counts.items():
+        labels = {"side": side, "service": service, "status": status}
+        buckets = [
+            s
+            for s in samples
+            if s.name == "xroad_exchange_duration_seconds_bucket" and s.labels.items() >= labels.items()
+        ]
+        values = [b.value for b in buckets]
+        assert values == sorted(values), buckets
+        assert buckets[-1].labels["le"] == "+Inf"
+        assert values[-1] == count
+        assert _one(samples, "xroad_exchange_duration_seconds_count", **labels) == count
+        assert 0 <= _one(samples, "xroad_exchange_duration_seconds_sum", **labels) < 60 * count
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_metrics_count_the_exchanges_on_both_nodes(federation: Federation) -> None:
+    fed = federation
+    nodes = (fed.consumer, fed.provider)
+    apps = [fed.running[node.server_code].app for node in nodes]
+    for app in apps:  # what earlier tests left in the buffers is counted before
+        await app[EXCHANGE_KEY].node.opmon.flush()
+    before = [_exchange_counts(await _scrape(fed, node)) for node in nodes]
+    await _exchanges(fed)
+    for app in apps:
+        await app[EXCHANGE_KEY].node.opmon.flush()
+    citizens, get_citizen = format_id(PROVIDER.service("citizens")), format_id(GET_CITIZEN)
+    unknown = format_id(PROVIDER.service("noSuchService"))
+    for node, app, side, earlier in zip(nodes, apps, ("client", "producer"), before, strict=True):
+        # Stamp what the exchanges logged now (the interval is global configuration's).
+        timestamper = app[EXCHANGE_KEY].node.message_log.timestamper
+        assert isinstance(timestamper, Timestamper)
+        await timestamper.timestamp_now()
+        samples = await _scrape(fed, node)
+        assert _delta(_exchange_counts(samples), earlier) == {
+            (side, citizens, "success"): 2,  # 200 and 404: the provider answered both
+            (side, get_citizen, "success"): 1,
+            (side, unknown, "failure"): 1,
+        }, node.server_code
+        _check_histograms(samples)
+        # The message log: nothing waits for a time-stamp, the newest is seconds old; archived at start.
+        assert _one(samples, "xroad_messagelog_unstamped_records") == 0
+        assert 0 <= _one(samples, "xroad_messagelog_last_timestamp_age_seconds") < 30
+        archive_age = _one(samples, "xroad_messagelog_last_archived_age_seconds")
+        assert 0 <= archive_age < fed.running[node.server_code].settings.archive_interval_seconds + 30
+        # Global configuration: usable, downloaded (every second here) just now, expiring in the future.
+        now = time.time()
+        assert _one(samples, "xroad_globalconf_valid") == 1
+        assert 0 <= _one(samples, "xroad_globalconf_age_seconds") < 15
+        assert _one(samples, "xroad_globalconf_expiry_timestamp_seconds") > now
+        # The node's auth and sign certificates: their notAfter, a good OCSP response fetched before now.
+        certs = await app[STORE_KEY].list_certificates()
+        assert len(certs) == 2
+        for cert in certs:
+            labels = {"key_id": cert.key_id}
+            expiry = _one(samples, "xroad_certificate_not_after_timestamp_seconds", **labels)
+            assert expiry == cert.certificate.not_valid_after_utc.timestamp()
+            assert expiry > now
+            assert _one(samples, "xroad_certificate_ocsp_good", **labels) == 1
+            assert _one(samples, "xroad_certificate_ocsp_this_update_timestamp_seconds", **labels) <= now
+        usages = sorted(s.labels["usage"] for s in samples if s.name == "xroad_certificate_ocsp_good")
+        assert usages == ["auth", "sign"]
+        assert _one(samples, "xroad_opmonitoring_buffer_dropped_total") == 0
+    # The same at the API's path; without a key nothing.
+    assert _exchange_counts(await _scrape(fed, fed.consumer, "/api/v1/metrics"))
+    for path in ("/metrics", "/api/v1/metrics"):
+        async with fed.session.get(fed.running[fed.consumer.server_code].admin_url + path) as resp:
+            assert resp.status == 401
+            assert resp.headers["X-Road-Error"].endswith("unauthorized")

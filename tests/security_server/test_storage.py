@@ -125,7 +125,7 @@ async def test_migrations_create_the_models_schema_and_are_idempotent(node_db: A
     async with node_db.connect() as conn:
         assert await conn.run_sync(_diff) == []
         version = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar_one()
-    assert version == HEAD_REVISION == "n0006_failures"
+    assert version == HEAD_REVISION == "n0007_opmon_counters"
     await migrate(node_db)  # already at head: nothing happens
     async with node_db.connect() as conn:
         assert (await conn.execute(text("SELECT count(*) FROM alembic_version"))).scalar_one() == 1
