@@ -70,6 +70,19 @@ def _attr(oid: x509.ObjectIdentifier, value: str) -> x509.NameAttribute[str]:
         ) from e
 
 
+DISPLAY_NAME_BYTES: Final = 64
+"""X.520's upper bound for a common or organisation name, as ``cryptography`` checks it: in UTF-8 bytes."""
+
+
+def _display_name(name: str) -> str:
+    """A member's name cut to what a CN or O holds (64 UTF-8 bytes: 32 Cyrillic letters) on a character
+    boundary. The name is shown only; the member is identified by the other attributes."""
+    encoded = name.encode("utf-8")
+    if len(encoded) <= DISPLAY_NAME_BYTES:
+        return name
+    return encoded[:DISPLAY_NAME_BYTES].decode("utf-8", errors="ignore").rstrip()
+
+
 def _country(value: str) -> x509.NameAttribute[str]:
     # X-Road's EJBCA layout puts the instance identifier in C; X.520 wants two characters, but instance
     # identifiers may be longer ("MN-DEV"). PrintableString holds every strict identifier character, so
@@ -102,7 +115,7 @@ def sign_subject(
     ``invalid_csr`` when the profile cannot name ``member`` (so the certificate would map to another one).
     """
     name = _known(class_name, ca_instance)
-    shown = member_name or member.member_code
+    shown = _display_name(member_name or member.member_code)
     if name in _EJBCA_LAYOUT:
         if name == TEST_PROFILE and (
             member.member_class != TEST_MEMBER_CLASS or member.instance != ca_instance
@@ -154,7 +167,7 @@ def auth_subject(
     ``class_name``; ``dns_name`` is the node's address (Basic and FiVRK put it in CN; the server code stands
     in), ``owner_name`` the owner's name in global configuration (the member code stands in)."""
     name = _known(class_name, ca_instance)
-    shown = owner_name or server.member_code
+    shown = _display_name(owner_name or server.member_code)
     host = dns_name or server.server_code
     if name in _EJBCA_LAYOUT:
         return x509.Name(

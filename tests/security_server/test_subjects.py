@@ -127,3 +127,14 @@ def test_auth_subject_layouts() -> None:
         auth_subject(FIVRK_PROFILE, "MN", server, owner_name="Gov", dns_name="ss1.example").rfc4514_string()
         == "CN=ss1.example,2.5.4.5=MN/ss1/GOV,O=Gov,C=FI"
     )
+
+
+def test_a_long_cyrillic_member_name_is_cut_to_fit_and_the_member_still_reads_back() -> None:
+    name = "Нийгмийн даатгалын ерөнхий газрын мэдээллийн технологийн төв"  # 61 letters, 113 bytes
+    member = MemberId(CA_INSTANCE, "GOV", "9010003")
+    subject = sign_subject(BASIC_PROFILE, CA_INSTANCE, member, server_code="ss1", member_name=name)
+    (common_name,) = subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    assert isinstance(common_name.value, str)
+    assert name.startswith(common_name.value)
+    assert len(common_name.value.encode()) <= 64
+    assert profile_for(BASIC_PROFILE, CA_INSTANCE).member_id(_cert(subject)) == member
