@@ -5,8 +5,9 @@ declaration of each operation."""
 
 from __future__ import annotations
 
+import asyncio
+import io
 import json
-import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -133,16 +134,27 @@ def _pattern(size: int) -> bytes:
     media_type="application/zip",
 )  # fmt: skip
 async def export(call: NodeCall) -> Reply[FileBody]:
-    file = tempfile.TemporaryFile()  # noqa: SIM115 (the pipeline closes it after sending)
-    file.write(_pattern(EXPORT_BYTES))
-    file.seek(0)
+    file = _ExportFile(_pattern(EXPORT_BYTES))
     call.request.app[FILES_KEY].append(file)
     return Reply(
         FileBody(file, EXPORT_BYTES), headers={"Content-Disposition": 'attachment; filename="x.zip"'}
     )
 
 
-FILES_KEY: Final = web.AppKey("test_files", list[Any])
+class _ExportFile(io.BytesIO):
+    """The exported file; says when the pipeline closes it (after the last byte was sent, so a client may
+    hold the whole body a moment before)."""
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__(data)
+        self.closed_event = asyncio.Event()
+
+    def close(self) -> None:
+        super().close()
+        self.closed_event.set()
+
+
+FILES_KEY: Final = web.AppKey("test_files", list[_ExportFile])
 
 
 @dataclass
@@ -321,6 +333,7 @@ async def test_a_file_body_is_streamed_and_closed(node: Node) -> None:
         data = await resp.read()
     assert data == _pattern(EXPORT_BYTES)
     (file,) = node.app[FILES_KEY]
+    await asyncio.wait_for(file.closed_event.wait(), 10)  # the handler ends after the client has the body
     assert file.closed
     assert (await node.request("GET", "/export", key="admin"))[0] == 403
 
