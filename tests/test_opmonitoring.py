@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Final
 
@@ -79,14 +80,17 @@ def test_request_round_trip(records_from: int, records_to: int, fields: list[str
 
 @example("9223372036854775808")  # past a Java long
 @example("2200000000000")  # after recordsTo
+@example("-0")  # zero, as Java reads it
+@example("1_000")  # Python's int() reads it; Java does not
 @given(st.text(alphabet=st.characters(codec="ascii", exclude_categories=("Cc", "Cs")), max_size=30))
 def test_garbage_times_are_invalid_request(text: str) -> None:
     records_to = 2**41
     body = om.operational_data_request_body(1, records_to)
     body[0][0].text = text
     message = parse_soap_message(_request(body))
-    # Valid: a whole number of seconds no later than recordsTo (a larger one is out of order, or past a long).
-    if text.strip().isdigit() and int(text) <= records_to:
+    # Valid: what Java's Long.parseLong reads, not negative and no later than recordsTo (a larger one is out
+    # of order, or past a long).
+    if re.fullmatch(r"[+-]?[0-9]+", text.strip()) and 0 <= int(text) <= records_to:
         assert om.parse_operational_data_request(message).records_from == int(text)
     else:
         with pytest.raises(XRoadError, match="invalid_request"):

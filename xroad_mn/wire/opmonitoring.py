@@ -34,6 +34,7 @@ import gzip
 import io
 import json
 import math
+import re
 import statistics
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
@@ -282,14 +283,17 @@ def _body_of(message: SoapMessage, code: str) -> etree._Element:
     return body
 
 
+_JAVA_LONG: Final = re.compile(r"[+-]?[0-9]+")
+"""What X-Road's ``Long.parseLong`` reads (the range is checked after)."""
+
+
 def _long(element: etree._Element | None, name: str) -> int:
     if element is None:
         raise _bad(f"searchCriteria has no {name}")
     text = (element.text or "").strip()
-    try:
-        value = int(text)
-    except ValueError as e:
-        raise _bad(f"{name} {text[:40]!r} is not an integer") from e
+    if not _JAVA_LONG.fullmatch(text):  # Python's int() would also take "1_000" and non-ASCII digits
+        raise _bad(f"{name} {text[:40]!r} is not an integer")
+    value = int(text)
     if not -(2**63) <= value < 2**63:
         raise _bad(f"{name} is out of range")
     return value
