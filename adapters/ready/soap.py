@@ -41,12 +41,13 @@ from lxml import etree
 from pydantic import Field, field_validator
 
 from adapters.sdk.context import XRoadContext, soap_context
+from adapters.sdk.soap import answering_soap_faults, callers_fault
 from xroad_mn import xmlsafe
-from xroad_mn.errors import ErrorKind, FaultCode, XRoadError
+from xroad_mn.errors import FaultCode, XRoadError
 from xroad_mn.settings import SettingsModel
 from xroad_mn.transport.client import read_limited, request_payload
 from xroad_mn.transport.server import read_body
-from xroad_mn.wire.faults import SOAP_ENV_NS, render_soap_fault
+from xroad_mn.wire.faults import SOAP_ENV_NS
 from xroad_mn.wire.soap import RESPONSE_SUFFIX, build_soap_response, parse_soap_message, soap_body
 
 __all__ = ["SoapAdapterSettings", "SoapOperationMapping", "create_soap_app"]
@@ -93,14 +94,6 @@ class SoapAdapterSettings(SettingsModel):
         return value
 
 
-def _fault(err: XRoadError) -> web.Response:
-    return web.Response(status=500, body=render_soap_fault(err), content_type="text/xml", charset="utf-8")
-
-
-def _callers_fault(err: XRoadError) -> XRoadError:
-    return XRoadError(err.code, err.message, details=err.details, detail=err.detail, kind=ErrorKind.BAD_INPUT)
-
-
 def _rename(element: etree._Element, local: str) -> None:
     element.tag = etree.QName(etree.QName(element).namespace, local).text
 
@@ -143,7 +136,7 @@ def create_soap_app(settings: SoapAdapterSettings) -> web.Application:
             )
             ctx = soap_context(message)
         except XRoadError as e:
-            raise _callers_fault(e) from e
+            raise callers_fault(e) from e
         # 2. the operation
         op = operations.get(message.body_element)
         if op is None:
@@ -186,19 +179,8 @@ def create_soap_app(settings: SoapAdapterSettings) -> web.Application:
             body=build_soap_response(message, element), content_type="text/xml", charset="utf-8"
         )
 
-    async def handle(request: web.Request) -> web.StreamResponse:
-        try:
-            return await call(request)
-        except XRoadError as e:
-            log.info("soap_refused", code=e.code, message=e.message)
-            return _fault(e)
-        except Exception:
-            err = XRoadError(f"server.{FaultCode.INTERNAL_ERROR}", "Internal error")
-            log.exception("soap_crashed", detail=err.detail)
-            return _fault(err)
-
     app = web.Application(client_max_size=settings.max_body_bytes + 1)
-    app.router.add_post(settings.path, handle)
+    app.router.add_post(settings.path, answering_soap_faults(call))
 
     async def session(app: web.Application) -> AsyncIterator[None]:
         async with aiohttp.ClientSession() as client:

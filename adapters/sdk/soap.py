@@ -19,7 +19,7 @@ and output, and ``xrd:version`` in each binding operation that has a version.
 from __future__ import annotations
 
 import typing
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -42,7 +42,16 @@ from xroad_mn.wire.soap import (
     soap_body,
 )
 
-__all__ = ["HEADER_PARTS", "SoapOperation", "soap_endpoint", "soap_operation", "wsdl_document"]
+__all__ = [
+    "HEADER_PARTS",
+    "SoapOperation",
+    "answering_soap_faults",
+    "callers_fault",
+    "soap_endpoint",
+    "soap_fault_response",
+    "soap_operation",
+    "wsdl_document",
+]
 
 log = structlog.get_logger(__name__)
 
@@ -101,30 +110,40 @@ def soap_operation(handler: Handler, *, name: str | None = None, version: str | 
     return SoapOperation(op_name, version, handler, (handler.__doc__ or "").strip(), params)
 
 
-def _callers_fault(err: XRoadError) -> XRoadError:
+def callers_fault(err: XRoadError) -> XRoadError:
     """A message the caller sent wrong: ``client.`` side, whatever the core's parser says."""
     return XRoadError(err.code, err.message, details=err.details, detail=err.detail, kind=ErrorKind.BAD_INPUT)
 
 
-def _fault(err: XRoadError) -> web.Response:
+def soap_fault_response(err: XRoadError) -> web.Response:
+    """``err`` as the SOAP fault a SOAP endpoint answers."""
     return web.Response(
         status=SOAP_FAULT_STATUS, body=render_soap_fault(err), content_type="text/xml", charset="utf-8"
     )
 
 
-def soap_endpoint(operations: dict[str, SoapOperation], namespace: str, *, max_body_bytes: int) -> Handler:
-    """The aiohttp handler of the SOAP operations: every failure answered as a SOAP fault."""
+def answering_soap_faults(
+    call: Callable[[web.Request], Awaitable[web.StreamResponse]],
+) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """``call`` with every failure answered as a SOAP fault: an X-Road error as itself, anything else as
+    ``server.internal_error`` (logged with its trace, never sent)."""
 
     async def handle(request: web.Request) -> web.StreamResponse:
         try:
-            return await _call(request)
+            return await call(request)
         except XRoadError as e:
             log.info("soap_refused", code=e.code, message=e.message)
-            return _fault(e)
+            return soap_fault_response(e)
         except Exception:
             err = XRoadError(f"server.{FaultCode.INTERNAL_ERROR}", "Internal error")
             log.exception("soap_crashed", detail=err.detail)
-            return _fault(err)
+            return soap_fault_response(err)
+
+    return handle
+
+
+def soap_endpoint(operations: dict[str, SoapOperation], namespace: str, *, max_body_bytes: int) -> Handler:
+    """The aiohttp handler of the SOAP operations: every failure answered as a SOAP fault."""
 
     async def _call(request: web.Request) -> web.StreamResponse:
         # 1. the message and its X-Road header
@@ -134,7 +153,7 @@ def soap_endpoint(operations: dict[str, SoapOperation], namespace: str, *, max_b
                 data, content_type=request.headers.get("Content-Type", ""), expect="request"
             )
         except XRoadError as e:
-            raise _callers_fault(e) from e
+            raise callers_fault(e) from e
         # 2. the operation
         op = operations.get(message.body_element)
         if op is None or message.body_namespace != namespace:
@@ -167,7 +186,7 @@ def soap_endpoint(operations: dict[str, SoapOperation], namespace: str, *, max_b
             body=build_soap_response(message, answer), content_type="text/xml", charset="utf-8"
         )
 
-    return handle
+    return answering_soap_faults(_call)
 
 
 def _w(name: str) -> str:
