@@ -19,7 +19,6 @@ names differ, so they may also share one database (one PostgreSQL schema, say); 
 holds an advisory lock while it loads, so two builders started at once load everything once::
 
     >>> import asyncio
-import operator
     >>> from pathlib import Path
     >>> from adapters.demo.registries import build_demo_registries
     >>> report = asyncio.run(build_demo_registries(Path(".demo/registries")))  # doctest: +SKIP

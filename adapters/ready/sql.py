@@ -15,6 +15,7 @@ Configured by TOML, no code::
     summary = "A citizen by registration number"
     sql = "SELECT regnum, given_name, birth_date FROM citizens WHERE regnum = :regnum"
     columns = ["regnum", "given_name", "birth_date"]
+    column_types = { birth_date = "date" }               # typed in the answer and its OpenAPI schema
     single = true
 
     [endpoints.parameters.regnum]
@@ -35,6 +36,13 @@ X-Road's error format and the X-Road context. Its safety, in order:
    ``PRAGMA query_only``), within ``query_timeout_seconds``.
 5. At most ``max_rows`` rows are fetched (one more is read to say the answer was ``truncated``).
 6. Only the allow-listed ``columns`` are returned, whatever the statement selects.
+
+A column is answered as the database driver gives it unless ``column_types`` names its type (``string``,
+``integer``, ``number``, ``boolean``, ``date``, ``datetime``): then the answer carries that JSON type and
+the OpenAPI document says so. SQLite keeps a boolean as 0 or 1 and a date as text, so ``boolean`` and
+``date`` are what make the same configuration answer alike on SQLite and PostgreSQL. A value the declared
+type cannot take (``"abc"`` for an integer) is the adapter's fault, never passed on:
+``server.internal_error``.
 """
 
 from __future__ import annotations
@@ -90,6 +98,10 @@ _PYTHON_TYPES: Final[Mapping[str, type]] = {
 }
 
 
+_COLUMN_TYPES: Final[Mapping[str, type]] = {**_PYTHON_TYPES, "datetime": datetime.datetime}
+ColumnType = Literal["string", "integer", "number", "boolean", "date", "datetime"]
+
+
 _SQL_TYPES: Final[Mapping[str, Callable[[], TypeEngine[Any]]]] = {
     "string": String,
     "integer": Integer,
@@ -143,6 +155,8 @@ class Endpoint(SettingsModel):
     sql: str
     columns: list[str] = Field(min_length=1)
     """The columns returned, in this order; any other column the statement selects is left out."""
+    column_types: dict[str, ColumnType] = Field(default_factory=dict)
+    """The JSON type a column is answered as (every value may also be null); others as the driver gives."""
     summary: str = ""
     description: str = ""
     operation_id: str | None = None
@@ -160,6 +174,18 @@ class Endpoint(SettingsModel):
         if len(set(value)) != len(value):
             raise ValueError("a column is listed twice")
         return value
+
+    @model_validator(mode="after")
+    def _typed_columns_are_returned(self) -> Endpoint:
+        unknown = sorted(set(self.column_types) - set(self.columns))
+        if unknown:
+            raise ValueError(f"{self.path}: column_types names columns that are not returned: {unknown}")
+        return self
+
+    def column_annotation(self, column: str) -> Any:
+        """The answer's type of ``column``: its declared type or null, else whatever the driver gives."""
+        declared = self.column_types.get(column)
+        return Any if declared is None else _COLUMN_TYPES[declared] | None
 
     @model_validator(mode="after")
     def _statement_is_one_read(self) -> Endpoint:
@@ -309,7 +335,8 @@ def sql_adapter(settings: SqlAdapterSettings) -> tuple[Adapter, _Rows]:
         pascal = "".join(w[:1].upper() + w[1:] for w in op_id.split("_"))
         # Columns are aliases of fields c0, c1, ... so that a column may be called "schema" or "json".
         row_fields: dict[str, Any] = {
-            f"c{i}": (Annotated[Any, Field(alias=c)], None) for i, c in enumerate(endpoint.columns)
+            f"c{i}": (Annotated[endpoint.column_annotation(c), Field(alias=c)], None)
+            for i, c in enumerate(endpoint.columns)
         }
         row_model: type[BaseModel] = create_model(f"{pascal}Row", **row_fields)
         page_model: type[BaseModel] = create_model(

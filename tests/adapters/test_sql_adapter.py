@@ -70,6 +70,26 @@ path = "/sneaky"
 summary = "A statement that tries to write from inside a query"
 sql = "WITH gone AS (DELETE FROM citizens RETURNING regnum) SELECT regnum FROM gone"
 columns = ["regnum"]
+
+[[endpoints]]
+path = "/typed/{{regnum}}"
+summary = "Typed columns: the same JSON from SQLite's 0/1 and text dates as from PostgreSQL's"
+sql = "SELECT regnum, birth_date, birth_year, alive FROM citizens WHERE regnum = :regnum"
+columns = ["regnum", "birth_date", "birth_year", "alive"]
+column_types = {{ birth_date = "date", birth_year = "integer", alive = "boolean" }}
+single = true
+[endpoints.parameters.regnum]
+max_length = 10
+
+[[endpoints]]
+path = "/mistyped/{{regnum}}"
+summary = "A column declared with a type its values cannot take"
+sql = "SELECT regnum, given_name FROM citizens WHERE regnum = :regnum"
+columns = ["regnum", "given_name"]
+column_types = {{ given_name = "integer" }}
+single = true
+[endpoints.parameters.regnum]
+max_length = 10
 """
 AIMAGS: Final = ("Дархан-Уул", "Орхон", "Увс")
 
@@ -85,21 +105,21 @@ async def _seed(engine: AsyncEngine) -> None:
     async with engine.begin() as conn:
         await conn.execute(text(
             "CREATE TABLE citizens (regnum VARCHAR(10) PRIMARY KEY, given_name VARCHAR(50), birth_date DATE, "
-            "birth_year INTEGER, aimag VARCHAR(40), secret_note VARCHAR(100))"
+            "birth_year INTEGER, aimag VARCHAR(40), secret_note VARCHAR(100), alive BOOLEAN)"
         ))  # fmt: skip
         rows = [
             {
                 "regnum": f"УБ{i:08d}", "given_name": "Батбаяр" if i % 2 else "Сараа",
                 "birth_date": datetime.date(1950 + i % 60, 1 + i % 12, 1 + i % 28),
                 "birth_year": 1950 + i % 60,
-                "aimag": AIMAGS[i % 3], "secret_note": f"secret-{i}",
+                "aimag": AIMAGS[i % 3], "secret_note": f"secret-{i}", "alive": i % 7 != 0,
             }
             for i in range(CITIZENS)
         ]  # fmt: skip
         await conn.execute(
             text(
                 "INSERT INTO citizens VALUES "
-                "(:regnum, :given_name, :birth_date, :birth_year, :aimag, :secret_note)"
+                "(:regnum, :given_name, :birth_date, :birth_year, :aimag, :secret_note, :alive)"
             ),
             rows,
         )
@@ -253,6 +273,46 @@ async def test_openapi_document_of_the_configured_endpoints_is_valid(base: str) 
     assert listed["aimag"]["required"] is True
     row = document["components"]["schemas"]["GetCitizensRow"]
     assert list(row["properties"]) == ["regnum", "given_name", "aimag"]
+
+
+async def test_typed_columns_answer_json_types_on_every_database(base: str) -> None:
+    status, body = await get(f"{base}/typed/УБ00000007")
+    assert status == 200, body
+    assert body == {"regnum": "УБ00000007", "birth_date": "1957-08-08", "birth_year": 1957, "alive": False}
+    status, body = await get(f"{base}/typed/УБ00000008")
+    assert body["alive"] is True  # SQLite keeps 1, PostgreSQL true: both answer true
+    status, document = await get(f"{base}/openapi.json")
+    row = document["components"]["schemas"]["GetTypedRegnumRow"]["properties"]
+    assert row["alive"] == {"type": "boolean", "nullable": True, "title": "Alive", "default": None}
+    assert row["birth_date"]["format"] == "date"
+    assert row["regnum"] == {"title": "Regnum", "default": None}  # undeclared: whatever the database gives
+
+
+async def test_a_value_its_declared_type_cannot_take_is_the_adapters_fault(base: str) -> None:
+    status, body = await get(f"{base}/mistyped/УБ00000007")
+    assert status == 500, body
+    assert body["type"] == "server.internal_error"
+    assert "Батбаяр" not in body["message"]
+
+
+def test_column_types_of_columns_not_returned_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "adapter.toml"
+    path.write_text(
+        f"""
+title = "t"
+[database]
+url = "sqlite+aiosqlite:///{tmp_path}/x.db"
+[[endpoints]]
+path = "/citizens"
+sql = "SELECT regnum FROM citizens"
+columns = ["regnum"]
+column_types = {{ secret_note = "string" }}
+""",
+        encoding="utf-8",
+    )
+    with pytest.raises(XRoadError) as caught:
+        load_settings(SqlAdapterSettings, app="adapter", path=path, env={})
+    assert "column_types names columns that are not returned: ['secret_note']" in caught.value.message
 
 
 @pytest.mark.parametrize(
