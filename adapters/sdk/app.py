@@ -38,7 +38,7 @@ from adapters.sdk.context import XRoadContext
 from adapters.sdk.declare import Handler, declaration_error
 from adapters.sdk.openapi import openapi_document
 from adapters.sdk.rest import RestOperation, rest_operation
-from adapters.sdk.soap import SoapOperation, soap_endpoint, soap_operation, wsdl_document
+from adapters.sdk.soap import SoapOperation, soap_endpoint, soap_operation, wsdl_document, wsdl_name
 from xroad_mn.transport.server import xroad_error_middleware
 
 __all__ = [
@@ -47,6 +47,7 @@ __all__ = [
     "DEFAULT_MAX_PARAMETER_CHARS",
     "Adapter",
     "XRoadContext",
+    "base_url",
     "create_app",
 ]
 
@@ -169,10 +170,11 @@ class Adapter:
         if self.namespace is None:
             raise declaration_error("the adapter declares no SOAP target namespace")
         base = (server_url or self.server_url or "http://localhost").rstrip("/")
-        name = "".join(ch for ch in self.title.title() if ch.isalnum()) or "Adapter"
-        name = name[0].lower() + name[1:]
         return wsdl_document(
-            self.soap_operations.values(), name=name, namespace=self.namespace, location=base + self.soap_path
+            self.soap_operations.values(),
+            name=wsdl_name(self.title),
+            namespace=self.namespace,
+            location=base + self.soap_path,
         )
 
 
@@ -180,8 +182,10 @@ ADAPTER_KEY: Final = web.AppKey("adapter", Adapter)
 """The adapter an application serves."""
 
 
-def _base_url(request: web.Request) -> str:
-    return f"{request.scheme}://{request.host}"
+def base_url(request: web.Request, server_url: str | None) -> str:
+    """An adapter's base URL as the security server reaches it, for the documents it serves: the configured
+    ``server_url``, else the scheme and host ``request`` (the security server fetching a document) came by."""
+    return server_url or f"{request.scheme}://{request.host}"
 
 
 def create_app(adapter: Adapter) -> web.Application:
@@ -199,7 +203,7 @@ def create_app(adapter: Adapter) -> web.Application:
         )
 
     async def openapi(request: web.Request) -> web.Response:
-        document = adapter.openapi(adapter.server_url or _base_url(request))
+        document = adapter.openapi(base_url(request, adapter.server_url))
         return web.Response(
             text=json.dumps(document, ensure_ascii=False, indent=2), content_type="application/json"
         )
@@ -210,9 +214,8 @@ def create_app(adapter: Adapter) -> web.Application:
         assert adapter.namespace is not None
 
         async def wsdl(request: web.Request) -> web.Response:
-            return web.Response(
-                body=adapter.wsdl(adapter.server_url or _base_url(request)), content_type="text/xml"
-            )
+            document = adapter.wsdl(base_url(request, adapter.server_url))
+            return web.Response(body=document, content_type="text/xml")
 
         app.router.add_post(
             adapter.soap_path,

@@ -13,7 +13,10 @@ fault code and string (``client.bad_request`` for invalid input), HTTP 500 as SO
 The WSDL (:func:`wsdl_document`) is what X-Road's own example WSDLs are: the X-Road header elements
 (``xrd:client``, ``xrd:service``, ``xrd:id``, ``xrd:userId``, ``xrd:issue``, ``xrd:protocolVersion``)
 imported from X-Road's namespace into a ``requestheader`` message bound as ``soap:header`` of every input
-and output, and ``xrd:version`` in each binding operation that has a version.
+and output, ``xrd:title`` in each port type operation that has a title and ``xrd:version`` in each binding
+operation that has a version. Its operations are any :class:`WsdlOperation`: a :class:`SoapOperation`
+writes its request and response models' types into the schema, a :class:`PassThroughOperation` (a service
+whose messages are forwarded unread) elements of any content.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from __future__ import annotations
 import typing
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import structlog
 from aiohttp import web
@@ -44,13 +47,16 @@ from xroad_mn.wire.soap import (
 
 __all__ = [
     "HEADER_PARTS",
+    "PassThroughOperation",
     "SoapOperation",
+    "WsdlOperation",
     "answering_soap_faults",
     "callers_fault",
     "soap_endpoint",
     "soap_fault_response",
     "soap_operation",
     "wsdl_document",
+    "wsdl_name",
 ]
 
 log = structlog.get_logger(__name__)
@@ -62,6 +68,30 @@ XROAD_XSD_LOCATION: Final = "http://x-road.eu/xsd/xroad.xsd"
 HEADER_PARTS: Final = ("client", "service", "id", "userId", "issue", "protocolVersion")
 """The X-Road header elements every operation's input and output carry (X-Road's example WSDLs)."""
 SOAP_FAULT_STATUS: Final = 500
+
+
+class WsdlOperation(Protocol):
+    """An operation as its WSDL describes it."""
+
+    @property
+    def name(self) -> str:
+        """The operation and service code (the request element's local name)."""
+        ...
+
+    @property
+    def version(self) -> str | None:
+        """The service version (``xrd:version`` in the WSDL binding)."""
+        ...
+
+    @property
+    def title(self) -> str:
+        """The service title (``xrd:title`` in the port type operation's documentation); none when empty."""
+        ...
+
+    def schema_elements(self, schema: etree._Element) -> None:
+        """Append the request element ``name`` and the response element ``name`` + ``Response`` (and the
+        types they need) to the ``xsd:schema`` element ``schema`` of the target namespace."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -85,6 +115,35 @@ class SoapOperation:
     def response_model(self) -> type[BaseModel]:
         model: type[BaseModel] = self.params.response_type
         return model
+
+    @property
+    def title(self) -> str:
+        """The first line of the handler's documentation."""
+        return self.documentation.splitlines()[0].strip() if self.documentation else ""
+
+    def schema_elements(self, schema: etree._Element) -> None:
+        model_schema(self.request_model, schema, element=self.name)
+        model_schema(self.response_model, schema, element=self.name + RESPONSE_SUFFIX)
+
+
+@dataclass(frozen=True)
+class PassThroughOperation:
+    """An operation whose messages the WSDL leaves open: its request and response elements take any
+    content (``xsd:any``, ``processContents="lax"``), as for a service the adapter forwards unread."""
+
+    name: str
+    version: str | None = None
+    title: str = ""
+
+    def schema_elements(self, schema: etree._Element) -> None:
+        for name in (self.name, self.name + RESPONSE_SUFFIX):
+            element = etree.SubElement(schema, f"{{{XSD_NS}}}element", name=name)
+            sequence = etree.SubElement(
+                etree.SubElement(element, f"{{{XSD_NS}}}complexType"), f"{{{XSD_NS}}}sequence"
+            )
+            etree.SubElement(
+                sequence, f"{{{XSD_NS}}}any", processContents="lax", minOccurs="0", maxOccurs="unbounded"
+            )
 
 
 def soap_operation(handler: Handler, *, name: str | None = None, version: str | None = None) -> SoapOperation:
@@ -197,7 +256,14 @@ def _s(name: str) -> str:
     return f"{{{WSDL_SOAP_NS}}}{name}"
 
 
-def wsdl_document(operations: Iterable[SoapOperation], *, name: str, namespace: str, location: str) -> bytes:
+def wsdl_name(title: str) -> str:
+    """The WSDL's name for a service titled ``title``: its words joined, camel case (``Adapter`` when it has
+    none), prefixed to the port type, binding, service and port names."""
+    name = "".join(ch for ch in title.title() if ch.isalnum()) or "Adapter"
+    return name[0].lower() + name[1:]
+
+
+def wsdl_document(operations: Iterable[WsdlOperation], *, name: str, namespace: str, location: str) -> bytes:
     """The WSDL 1.1 document of ``operations`` (document/literal), served at ``location``."""
     ops = list(operations)
     nsmap = {"wsdl": WSDL_NS, "soap": WSDL_SOAP_NS, "xsd": XSD_NS, "xrd": XROAD_NS, "tns": namespace}
@@ -208,8 +274,7 @@ def wsdl_document(operations: Iterable[SoapOperation], *, name: str, namespace: 
     )
     etree.SubElement(schema, f"{{{XSD_NS}}}import", namespace=XROAD_NS, schemaLocation=XROAD_XSD_LOCATION)
     for op in ops:
-        model_schema(op.request_model, schema, element=op.name)
-        model_schema(op.response_model, schema, element=op.name + RESPONSE_SUFFIX)
+        op.schema_elements(schema)
     header = etree.SubElement(root, _w("message"), name="requestheader")
     for part in HEADER_PARTS:
         etree.SubElement(header, _w("part"), name=part, element=f"xrd:{part}")
@@ -220,10 +285,9 @@ def wsdl_document(operations: Iterable[SoapOperation], *, name: str, namespace: 
     port_type = etree.SubElement(root, _w("portType"), name=f"{name}PortType")
     for op in ops:
         operation = etree.SubElement(port_type, _w("operation"), name=op.name)
-        if op.documentation:  # X-Road reads a service's title from xrd:title here
+        if op.title:  # X-Road reads a service's title from xrd:title here
             documentation = etree.SubElement(operation, _w("documentation"))
-            title = op.documentation.splitlines()[0].strip()
-            etree.SubElement(documentation, f"{{{XROAD_NS}}}title").text = title
+            etree.SubElement(documentation, f"{{{XROAD_NS}}}title").text = op.title
         etree.SubElement(operation, _w("input"), message=f"tns:{op.name}")
         etree.SubElement(operation, _w("output"), message=f"tns:{op.name}{RESPONSE_SUFFIX}")
     binding = etree.SubElement(root, _w("binding"), name=f"{name}Binding", type=f"tns:{name}PortType")
