@@ -7,7 +7,6 @@ import enum
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Annotated, Any, Final
 
 from aiohttp import web
@@ -19,8 +18,6 @@ from xroad_mn.transport.server import ServerTimeouts, TimedSite, app_runner, htt
 
 __all__ = [
     "NAMESPACE",
-    "XROAD_XSD_BASE",
-    "XROAD_XSD_DIR",
     "Registry",
     "sample_adapter",
     "served",
@@ -28,8 +25,6 @@ __all__ = [
 ]
 
 NAMESPACE: Final = "http://civil-registry.mn/sdk"
-XROAD_XSD_BASE: Final = "http://x-road.eu/xsd/"
-XROAD_XSD_DIR: Final = Path(__file__).parent.parent / "data" / "xroad" / "identifiers" / "xsd"
 REGNUM: Final = r"^[А-ЯӨҮ]{2}[0-9]{8}$"
 
 

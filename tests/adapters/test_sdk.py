@@ -26,14 +26,13 @@ from security_server.servicedesc.openapi import parse_openapi
 from security_server.servicedesc.wsdl import parse_wsdl
 from tests.adapters.sdk_sample import (
     NAMESPACE,
-    XROAD_XSD_BASE,
-    XROAD_XSD_DIR,
     Registry,
     sample_adapter,
     served,
 )
+from tests.xroad_xsd import xroad_soap_headers, zeep_client
 from xroad_mn.errors import XRoadError
-from xroad_mn.identifiers import MemberId, to_xml
+from xroad_mn.identifiers import MemberId
 from xroad_mn.wire.faults import parse_soap_fault
 from xroad_mn.wire.soap import XROAD_NS, build_soap_request, parse_soap_message
 
@@ -161,29 +160,11 @@ async def test_wsdl_has_xroad_headers_and_version_and_the_node_reads_it(
 
 
 async def test_zeep_loads_the_wsdl_and_calls_the_operation(base: str, registry: Registry) -> None:
-    from zeep import Client, Settings
-    from zeep.transports import Transport
-
-    class VendoredSchemas(Transport):
-        """X-Road's schemas from tests/data: the WSDL imports them by URL, as X-Road's WSDLs do."""
-
-        def load(self, url: str) -> bytes:
-            if url.startswith(XROAD_XSD_BASE):
-                return (XROAD_XSD_DIR / url.removeprefix(XROAD_XSD_BASE)).read_bytes()
-            data: bytes = super().load(url)  # type: ignore[no-untyped-call]
-            return data
-
     query_id = str(uuid.uuid4())
-    header = [
-        to_xml(CLIENT, f"{{{XROAD_NS}}}client"),
-        to_xml(SERVICE, f"{{{XROAD_NS}}}service"),
-        _xrd("id", query_id),
-        _xrd("userId", "MN-officer-7"),
-        _xrd("protocolVersion", "4.0"),
-    ]
+    header = xroad_soap_headers(CLIENT, SERVICE, query_id, "MN-officer-7")
 
     def zeep_call() -> Any:
-        client = Client(f"{base}/wsdl", transport=VendoredSchemas(timeout=30), settings=Settings(strict=True))  # type: ignore[no-untyped-call]
+        client = zeep_client(f"{base}/wsdl")
         return client.service.getCitizenRecord(regnum="УБ99112233", with_address=False, _soapheaders=header)
 
     answer = await asyncio.to_thread(zeep_call)
@@ -202,12 +183,6 @@ async def test_zeep_loads_the_wsdl_and_calls_the_operation(base: str, registry: 
         query_id,
         "MN-officer-7",
     )
-
-
-def _xrd(name: str, text: str) -> etree._Element:
-    element = etree.Element(f"{{{XROAD_NS}}}{name}", nsmap={"xrd": XROAD_NS})
-    element.text = text
-    return element
 
 
 # -- REST calls -------------------------------------------------------------------------------------------

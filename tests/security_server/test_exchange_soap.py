@@ -37,7 +37,8 @@ from tests.security_server.exchange_world import (
     related_parts,
 )
 from tests.security_server.test_node_e2e import xroad_mn
-from xroad_mn.identifiers import ID_NS, ClientId, ServiceId, to_xml
+from tests.xroad_xsd import xroad_soap_headers, zeep_client
+from xroad_mn.identifiers import ID_NS, ClientId, ServiceId
 from xroad_mn.wire.soap import build_soap_request
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -50,8 +51,6 @@ GET_CITIZEN: Final = PROVIDER.service("getCitizen", "v1")
 NS: Final = {"s": ENV, "x": XRD, "id": ID_NS, "c": SOAP_NS}
 UNVERSIONED: Final = "getAddress"
 """A second SOAP operation of the provider, without a version (so a REST client can name it)."""
-XROAD_XSD_BASE: Final = "http://x-road.eu/xsd/"
-XROAD_XSD_DIR: Final = Path(__file__).parent.parent / "data" / "xroad" / "identifiers" / "xsd"
 HEADER_FIELDS: Final = ("client", "service", "userId", "id", "issue", "protocolVersion")
 
 
@@ -402,31 +401,12 @@ async def test_wsdl_of_an_unknown_service_is_the_provider_nodes_error(federation
 
 
 async def test_zeep_calls_get_citizen_through_both_nodes(federation: Federation) -> None:
-    from zeep import Client, Settings
-    from zeep.transports import Transport
-
     fed = federation
     query_id = str(uuid.uuid4())
-    header = [
-        to_xml(CONSUMER, f"{{{XRD}}}client"),
-        to_xml(GET_CITIZEN, f"{{{XRD}}}service"),
-        _xrd("id", query_id),
-        _xrd("userId", "MN-officer-7"),
-        _xrd("protocolVersion", "4.0"),
-    ]
-
-    class VendoredSchemas(Transport):
-        """X-Road's schemas (``xroad.xsd`` and its imports) from tests/data: the WSDL imports them by URL."""
-
-        def load(self, url: str) -> bytes:
-            if url.startswith(XROAD_XSD_BASE):
-                return (XROAD_XSD_DIR / url.removeprefix(XROAD_XSD_BASE)).read_bytes()
-            data: bytes = super().load(url)  # type: ignore[no-untyped-call]
-            return data
+    header = xroad_soap_headers(CONSUMER, GET_CITIZEN, query_id, "MN-officer-7")
 
     def call() -> Any:
-        transport = VendoredSchemas(timeout=30)  # type: ignore[no-untyped-call]
-        client = Client(wsdl_url(fed), transport=transport, settings=Settings(strict=True))  # type: ignore[no-untyped-call]
+        client = zeep_client(wsdl_url(fed))
         service = client.create_service(  # type: ignore[no-untyped-call]
             "{http://civil-registry.mn/xroad}civilRegistryBinding", f"{fed.client_proxy}/"
         )
@@ -439,12 +419,6 @@ async def test_zeep_calls_get_citizen_through_both_nodes(federation: Federation)
     assert answer.header["client"]["subsystemCode"] == CONSUMER.subsystem_code
     seen = last_is_request(fed)
     assert query_id.encode() in seen["body"]
-
-
-def _xrd(name: str, text: str) -> etree._Element:
-    element = etree.Element(f"{{{XRD}}}{name}", nsmap={"xrd": XRD})
-    element.text = text
-    return element
 
 
 # -- evidence ---------------------------------------------------------------------------------------------
