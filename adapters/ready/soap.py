@@ -6,13 +6,19 @@ Configured by TOML::
     title = "Citizen ID cards"
     port = 8093
     upstream = "http://legacy.internal/CitizenService"
+    namespace = "urn:legacy:citizen"            # the legacy body elements' namespace: the WSDL's (optional)
+    server_url = "http://10.0.0.5:8093"         # as the security server reaches the adapter (optional)
+    path = "/"                                  # where X-Road's requests come (default)
+    wsdl_path = "/wsdl"                         # where GET answers the WSDL (default)
 
     [[operations]]
-    service_code = "WS100101_getCitizenIDCardInfo"   # what X-Road consumers call
-    upstream_element = "getCitizenIDCardInfo"         # the legacy request element (default: the same)
-    soap_action = "urn:getCitizenIDCardInfo"
+    service_code = "getCitizenIDCardInfo"      # what X-Road consumers call
+    upstream_element = "getCardInfo"            # the legacy request element (default: the same)
+    soap_action = "urn:getCardInfo"
+    version = "v1"                              # the service version, xrd:version (default: none)
+    title = "A citizen's ID card"               # the service title, xrd:title (default: none)
 
-    [context]                                         # X-Road header fields -> the legacy service's header
+    [context]                                   # X-Road header fields -> the legacy service's header
     user_id = "{urn:legacy:auth}operator"
     client = "{urn:legacy:auth}callerSystem"
 
@@ -26,6 +32,16 @@ X-Road's), and whose body element is renamed to ``upstream_element`` (same names
 a fault it answers is passed back as it is (HTTP 500), as X-Road passes an IS's faults. Failures of the
 adapter itself are SOAP faults with X-Road codes (``server.network_error``, ``server.timeout``,
 ``server.service_failed``; ``client.*`` for a malformed request).
+
+``GET wsdl_path`` answers the WSDL a security server adds the services from
+(:func:`adapters.sdk.soap.wsdl_document`, X-Road's WSDL skeleton): one operation per mapping, named by its
+service code, with its ``version`` and ``title``; its address is ``server_url`` + ``path`` (without
+``server_url``, the scheme and host the WSDL was fetched by). The adapter does not read the messages it
+forwards, so their elements ``<service_code>`` and ``<service_code>Response`` in ``namespace`` take any
+content (``xsd:any``, lax). Without ``namespace`` the adapter serves calls as before (an operator who adds
+the services to the node by hand needs no WSDL, and a configuration written before the WSDL keeps working),
+and ``GET wsdl_path`` answers HTTP 404 ``client.not_found`` naming the missing setting: a WSDL needs the
+namespace, which the adapter cannot guess.
 """
 
 from __future__ import annotations
@@ -40,13 +56,20 @@ from aiohttp import web
 from lxml import etree
 from pydantic import Field, field_validator
 
+from adapters.sdk.app import base_url
 from adapters.sdk.context import XRoadContext, soap_context
-from adapters.sdk.soap import answering_soap_faults, callers_fault
+from adapters.sdk.soap import (
+    PassThroughOperation,
+    answering_soap_faults,
+    callers_fault,
+    wsdl_document,
+    wsdl_name,
+)
 from xroad_mn import xmlsafe
-from xroad_mn.errors import FaultCode, XRoadError
+from xroad_mn.errors import ErrorKind, FaultCode, XRoadError
 from xroad_mn.settings import SettingsModel
 from xroad_mn.transport.client import read_limited, request_payload
-from xroad_mn.transport.server import read_body
+from xroad_mn.transport.server import read_body, xroad_error_middleware
 from xroad_mn.wire.faults import SOAP_ENV_NS
 from xroad_mn.wire.soap import RESPONSE_SUFFIX, build_soap_response, parse_soap_message, soap_body
 
@@ -54,6 +77,7 @@ __all__ = ["SoapAdapterSettings", "SoapOperationMapping", "create_soap_app"]
 
 log = structlog.get_logger(__name__)
 
+_NAME: Final = r"^[A-Za-z_][A-Za-z0-9_.\-]*$"
 _CLARK: Final = re.compile(r"^\{[^{}\s]+\}[A-Za-z_][A-Za-z0-9_.\-]*$")
 SESSION_KEY: Final = web.AppKey("soap_adapter_session", aiohttp.ClientSession)
 _ContextField = Literal["client", "service", "query_id", "user_id", "issue", "data_subject"]
@@ -62,9 +86,13 @@ _ContextField = Literal["client", "service", "query_id", "user_id", "issue", "da
 class SoapOperationMapping(SettingsModel):
     """One X-Road service code mapped to an operation of the legacy service."""
 
-    service_code: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
-    upstream_element: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
+    service_code: str = Field(pattern=_NAME)
+    upstream_element: str | None = Field(default=None, pattern=_NAME)
     soap_action: str = ""
+    version: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.\-]+$")
+    """The service version: ``xrd:version`` of the operation in the WSDL (none by default)."""
+    title: str = Field(default="", max_length=255, pattern=r"^[^\x00-\x1f\x7f]*$")
+    """The service title: ``xrd:title`` in the WSDL (none when empty)."""
 
 
 class SoapAdapterSettings(SettingsModel):
@@ -81,6 +109,14 @@ class SoapAdapterSettings(SettingsModel):
     max_response_bytes: int = Field(default=32 * 1024 * 1024, ge=1)
     path: str = "/"
     """Where the adapter takes X-Road's SOAP requests (the service URL registered at the node)."""
+    namespace: str | None = Field(default=None, pattern=r"^\S+$")
+    """The namespace of the legacy service's body elements, kept as they are forwarded: the WSDL's target
+    namespace. Without it the adapter serves no WSDL."""
+    server_url: str | None = Field(default=None, pattern=r"^https?://")
+    """The adapter's URL as the security server reaches it (the WSDL's address is ``server_url`` + ``path``);
+    when ``None``, the scheme and host the WSDL was fetched by."""
+    wsdl_path: str = Field(default="/wsdl", pattern=r"^/")
+    """Where ``GET`` answers the WSDL."""
     operations: list[SoapOperationMapping] = Field(min_length=1)
     context: dict[_ContextField, str] = Field(default_factory=dict)
     """X-Road header field -> the legacy header element (``{namespace}name``) it is written to."""
@@ -91,6 +127,25 @@ class SoapAdapterSettings(SettingsModel):
         bad = [v for v in value.values() if not _CLARK.match(v)]
         if bad:
             raise ValueError(f"header elements must be written {{namespace}}name: {bad}")
+        return value
+
+    @field_validator("namespace")
+    @classmethod
+    def _namespace_uri(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                etree.Element("probe", nsmap={"tns": value})
+            except ValueError as e:
+                raise ValueError(f"namespace {value!r} is not a URI an XML namespace can be") from e
+        return value
+
+    @field_validator("operations")
+    @classmethod
+    def _one_mapping_per_code(cls, value: list[SoapOperationMapping]) -> list[SoapOperationMapping]:
+        codes = [op.service_code for op in value]
+        twice = sorted({c for c in codes if codes.count(c) > 1})
+        if twice:
+            raise ValueError(f"service codes mapped twice: {twice}")
         return value
 
 
@@ -179,8 +234,27 @@ def create_soap_app(settings: SoapAdapterSettings) -> web.Application:
             body=build_soap_response(message, element), content_type="text/xml", charset="utf-8"
         )
 
-    app = web.Application(client_max_size=settings.max_body_bytes + 1)
+    described = [PassThroughOperation(op.service_code, op.version, op.title) for op in settings.operations]
+
+    async def wsdl(request: web.Request) -> web.Response:
+        if settings.namespace is None:
+            raise XRoadError(
+                FaultCode.NOT_FOUND,
+                "this SOAP adapter has no WSDL: its configuration sets no namespace (set namespace to the "
+                "namespace of the legacy service's request and response elements)",
+                kind=ErrorKind.NOT_FOUND,
+            )
+        document = wsdl_document(
+            described,
+            name=wsdl_name(settings.title),
+            namespace=settings.namespace,
+            location=base_url(request, settings.server_url).rstrip("/") + settings.path,
+        )
+        return web.Response(body=document, content_type="text/xml")
+
+    app = web.Application(middlewares=[xroad_error_middleware], client_max_size=settings.max_body_bytes + 1)
     app.router.add_post(settings.path, answering_soap_faults(call))
+    app.router.add_get(settings.wsdl_path, wsdl)
 
     async def session(app: web.Application) -> AsyncIterator[None]:
         async with aiohttp.ClientSession() as client:
