@@ -89,6 +89,11 @@ DEMO_AGENCIES: Final[tuple[tuple[MemberId, str, tuple[tuple[str, str], ...]], ..
         (("insurance", "Social insurance contributions and work history"),),
     ),
     (
+        MemberId("MN", "GOV", "9010004"),
+        "Авто тээврийн үндэсний төв (National Road Transport Centre)",
+        (("vehicle-registry", "Vehicle register: vehicles and their owners"),),
+    ),
+    (
         MemberId("MN", "COM", "2012345"),
         "Хаан банк (Khan Bank)",
         (("kyc", "Know-your-customer checks"),),

@@ -1,18 +1,23 @@
 """`xroad-mn demo`: the whole federation — trust services, the registry, the agencies' registers and adapters,
-three security servers enrolled through the real flows — and the scenario's self-check, on a first run and on
-a second run that reuses everything.
+five security servers enrolled through the real flows — and the scenario's self-check, on a first run; then a
+second run that reuses everything and serves, as a user runs it: the printed curl commands are run against
+it with curl, Ctrl-C stops it cleanly, and the printed auditor's commands export and verify the evidence.
 
-The demo's addresses are the test's own (trust services and registry on 127.0.0.55, nodes on 127.0.0.50-52,
+The demo's addresses are the test's own (trust services and registry on 127.0.0.55, nodes on 127.0.0.50-54,
 X-Road's fixed ports): other test modules use 127.0.0.2-9 and .20-.41.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import shlex
+import signal
+import socket
 import stat
 import subprocess
+import sys
 import time
 import tomllib
 from collections.abc import Iterator
@@ -35,7 +40,9 @@ def _restore_logging() -> Iterator[None]:
 CONFIGS = Path(__file__).resolve().parent.parent / "configs" / "demo"
 HOST = "127.0.0.55"
 NODE_ADDRESS = "127.0.0.50"
-DEMO_ARGS = ["--host", HOST, "--port", "8899", "--node-address", NODE_ADDRESS, "--check"]
+SERVE_ARGS = ["--host", HOST, "--port", "8899", "--node-address", NODE_ADDRESS]
+DEMO_ARGS = [*SERVE_ARGS, "--check"]
+NODES = ("gasr", "tax", "khanbank", "transport", "insurance")
 
 
 def _printed_commands(output: str) -> list[str]:
@@ -45,7 +52,72 @@ def _printed_commands(output: str) -> list[str]:
     return [lines[start + 1].strip(), lines[start + 2].strip()]
 
 
-@pytest.mark.timeout(300)  # two whole demo runs (about 45 s and 15 s alone), not one exchange
+def _curl_examples(output: str) -> dict[str, str]:
+    """The "Try it yourself" curl commands, by the comment printed above each."""
+    lines = output.splitlines()
+    start = lines.index("Try it yourself while the demo serves:")
+    found: dict[str, str] = {}
+    for comment, command in zip(lines[start + 1 :: 2], lines[start + 2 :: 2], strict=False):
+        if not comment.strip().startswith("# "):
+            break
+        found[comment.strip()[2:]] = command.strip()
+    return found
+
+
+def _serve_until_ready(directory: Path) -> tuple[subprocess.Popen[str], str]:
+    """``xroad-mn demo`` in its own process, as a user starts it; its output up to "Serving"."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "xroad_mn", "demo", "--dir", str(directory), *SERVE_ARGS],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert proc.stdout is not None
+    output: list[str] = []
+    for line in proc.stdout:  # the test's timeout bounds a demo that never gets there
+        output.append(line)
+        if line.startswith("Serving. Press Ctrl-C to stop."):
+            return proc, "".join(output)
+    proc.wait()
+    raise AssertionError(f"the demo stopped before serving ({proc.returncode}):\n{''.join(output)}")
+
+
+def _curl(command: str) -> str:
+    ran = subprocess.run(["bash", "-c", command], capture_output=True, text=True, check=False)
+    assert ran.returncode == 0, ran.stderr
+    return ran.stdout
+
+
+def _check_while_serving(output: str) -> None:
+    """Run the printed curl commands against the serving demo, as a user would."""
+    examples = _curl_examples(output)
+    record = json.loads(_curl(examples["REST through Khan Bank's client proxy: a citizen's record"]))
+    assert re.fullmatch(r"[А-ЯӨҮ]{2}\d{8}", record["regnum"])
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d", record["birth_date"])
+    soap = _curl(examples["SOAP: the XYP-style identity-card service"])
+    assert "getCitizenIDCardInfoResponse" in soap
+    assert record["regnum"] in soap
+    assert f"civilId>{record['civil_id']}<" in soap
+    cars = json.loads(_curl(examples["REST through the HTTP adapter: the vehicles the citizen owns"]))
+    assert cars["regnum"] == record["regnum"]
+    assert cars["count"] == len(cars["cars"]) >= 1
+    denied = json.loads(_curl(examples["no access right: access_denied"]))
+    assert denied["type"] == "server.serverproxy.access_denied"
+
+
+def _stops_cleanly(proc: subprocess.Popen[str]) -> str:
+    """Ctrl-C: the demo stops and frees every address it served."""
+    proc.send_signal(signal.SIGINT)
+    rest, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, rest
+    for host, port in [(HOST, 8899), (HOST, 4000), *((f"127.0.0.{50 + i}", 8080) for i in range(len(NODES)))]:
+        with socket.socket() as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host, port))  # nothing listens there any more
+    return rest
+
+
+@pytest.mark.timeout(300)  # two whole demo runs (about 30 s and 15 s alone), not one exchange
 def test_demo_runs_the_federation_and_the_scenario_then_reuses_it(tmp_path: Path) -> None:
     runner = CliRunner()
     started = time.monotonic()
@@ -77,8 +149,8 @@ def test_demo_runs_the_federation_and_the_scenario_then_reuses_it(tmp_path: Path
         assert (tmp_path / "trust" / name).is_file()
 
     # The nodes: enrolled through the real flows, each on its address, the services published.
-    assert "Security servers — enrolled gasr, tax, khanbank" in first.output
-    for i, name in enumerate(("gasr", "tax", "khanbank")):
+    assert f"Security servers — enrolled {', '.join(NODES)}" in first.output
+    for i, name in enumerate(NODES):
         assert f"client proxy http://127.0.0.{50 + i}:8080" in first.output
         assert (tmp_path / "nodes" / name / "demo-enrolled").is_file()
         written = tomllib.loads((tmp_path / "nodes" / name / "node.toml").read_text(encoding="utf-8"))
@@ -87,25 +159,33 @@ def test_demo_runs_the_federation_and_the_scenario_then_reuses_it(tmp_path: Path
         assert written["address"] == f"127.0.0.{50 + i}"
     assert "MN:GOV:9010001:civil-registry/getCitizenIDCardInfo" in first.output
     assert "MN:GOV:9010002:taxpayer/taxpayer" in first.output
+    assert "MN:GOV:9010001:property-registry/property" in first.output
+    assert "MN:GOV:9010004:vehicle-registry/vehicles" in first.output
+    assert "MN:GOV:9010003:insurance/getCitizenSalaryInfo" in first.output
     # The scenario: answers through Khan Bank's node, access_denied where no right was granted, evidence.
     _assert_scenario(first.output)
     ids = re.findall(r"X-Road id (MN-[0-9a-f-]{36})", first.output)
     assert len(ids) == 2
 
+    # The second run, as a user runs it: its own process, serving until Ctrl-C.
     started = time.monotonic()
-    second = runner.invoke(build_app(), ["demo", "--dir", str(tmp_path), *DEMO_ARGS])
+    proc, output = _serve_until_ready(tmp_path)
     second_seconds = time.monotonic() - started
-    assert second.exit_code == 0, second.output
-    assert "Using trust directory" in second.output
-    assert "Central registry (instance MN):" in second.output
-    assert "created" not in second.output
-    assert "Security servers (enrolled, reused)" in second.output
-    assert (tmp_path / "trust" / "ca.pem").read_bytes() == ca_pem
-    _assert_scenario(second.output)
-    print(f"demo: first run {first_seconds:.1f} s, second run {second_seconds:.1f} s")
+    try:
+        assert "Using trust directory" in output
+        assert "Central registry (instance MN):" in output
+        assert "created" not in output
+        assert "Security servers (enrolled, reused)" in output
+        assert (tmp_path / "trust" / "ca.pem").read_bytes() == ca_pem
+        _assert_scenario(output)
+        _check_while_serving(output)
+    finally:
+        rest = _stops_cleanly(proc) if proc.poll() is None else ""
+    assert "Traceback" not in rest, rest
+    print(f"demo: first run {first_seconds:.1f} s, second run {second_seconds:.1f} s to serving")
 
     # The auditor's commands work as printed (the nodes stopped: the evidence is in the bank's database).
-    export, verify = _printed_commands(second.output)
+    export, verify = _printed_commands(output)
     out = Path(shlex.split(export)[-1])
     for path in out.glob("*.asice"):
         path.unlink()
@@ -120,10 +200,29 @@ def test_demo_runs_the_federation_and_the_scenario_then_reuses_it(tmp_path: Path
 def _assert_scenario(output: str) -> None:
     assert "Scenario: Khan Bank's KYC system checks a new customer" in output
     assert re.search(
-        r"1\. civil registry \(REST, SQL adapter\): \w+ \w+ \(\w+\), born \d{4}-\d\d-\d\d", output
+        r"1\. civil registry \(REST, SQL adapter\): [\w-]+ [\w-]+ \([\w-]+\), born \d{4}-\d\d-\d\d", output
     )
     assert re.search(r"2\. tax office \(REST, SQL adapter\): taxpayer [А-ЯӨҮ]{2}\d{8} \w+", output)
     assert re.search(r"3\. civil registry \(SOAP, SDK adapter\) getCitizenIDCardInfo: civil id \d+", output)
-    assert "4. the address endpoint, not granted to the bank: server.serverproxy.access_denied" in output
+    assert re.search(r"4\. property register \(REST, SQL adapter\): \d+ right\(s\), the first \w+", output)
+    assert re.search(r"5\. vehicle register \(REST, HTTP adapter .*\): \d+ vehicle\(s\)", output)
+    assert re.search(r"6\. social insurance \(SOAP, SOAP adapter .*\) getCitizenSalaryInfo: \w+", output)
+    assert "7. the address endpoint, not granted to the bank: server.serverproxy.access_denied" in output
     assert re.search(r"Self-check: the scenario ran; 2 containers exported and verified", output)
     assert "curl -s -H 'X-Road-Client: MN/COM/2012345/kyc'" in output
+
+
+def test_a_demo_directory_of_another_layout_is_refused_clearly(tmp_path: Path) -> None:
+    (tmp_path / "trust").mkdir()  # made by the three-node demo: no layout mark
+
+    def refusal() -> str:
+        result = CliRunner().invoke(build_app(), ["demo", "--dir", str(tmp_path), *DEMO_ARGS])
+        assert result.exit_code == 2, result.output
+        return " ".join(re.sub(r"[│╭╮╰╯─]", " ", result.output).split())  # rich's box, unwrapped
+
+    said = refusal()
+    assert "holds a demo of layout 1, this xroad-mn runs layout 2" in said
+    assert "remove the directory or give another --dir" in said
+    (tmp_path / "demo-layout").write_text("7\n", encoding="utf-8")
+    assert "holds a demo of layout 7" in refusal()
+    assert not (tmp_path / "registry").exists()  # refused before anything was made

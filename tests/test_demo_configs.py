@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from adapters.demo.services import CONFIGS_DIR, PROVIDERS
+from adapters.demo.services import CONFIGS_DIR, PROVIDERS, SALARY_SERVICE
 from adapters.ready.config import load_ready_adapter
 from registry.home import load_registry_settings, settings_file
 from security_server.demo import DEMO_NODES
@@ -45,17 +45,27 @@ def test_registry_config_loads(tmp_path: Path) -> None:
 
 def test_adapter_configs_load_and_document_their_services() -> None:
     assert CONFIGS_DIR == DEMO_CONFIGS / "adapters"
-    civil = load_ready_adapter(CONFIGS_DIR / "civil-registry.toml", env={})
-    tax = load_ready_adapter(CONFIGS_DIR / "taxpayer.toml", env={})
-    assert (civil.kind, civil.host, civil.port) == ("sql", "127.0.0.2", 8091)
-    assert (tax.kind, tax.host, tax.port) == ("sql", "127.0.0.3", 8093)
-    assert civil.adapter is not None
-    assert tax.adapter is not None
-    assert sorted(civil.adapter().openapi()["paths"]) == ["/citizens/{regnum}", "/citizens/{regnum}/address"]
-    assert sorted(tax.adapter().openapi()["paths"]) == ["/taxpayers/{tin}/status"]
+    loaded = {path.stem: load_ready_adapter(path, env={}) for path in sorted(CONFIGS_DIR.glob("*.toml"))}
+    where = {name: (a.kind, a.host, a.port) for name, a in loaded.items()}
+    assert where == {
+        "civil-registry": ("sql", "127.0.0.2", 8091),
+        "property-registry": ("sql", "127.0.0.2", 8094),
+        "taxpayer": ("sql", "127.0.0.3", 8093),
+        "vehicle-registry": ("http", "127.0.0.5", 8095),
+        "social-insurance": ("soap", "127.0.0.6", 8096),
+    }
+    paths = {
+        name: sorted(a.adapter().openapi()["paths"]) for name, a in loaded.items() if a.adapter is not None
+    }
+    assert paths == {
+        "civil-registry": ["/citizens/{regnum}", "/citizens/{regnum}/address"],
+        "property-registry": ["/owners/{regnum}/properties", "/properties/{property_number}"],
+        "taxpayer": ["/taxpayers/{tin}/status"],
+    }
     # The adapters' hosts are their agencies' (the providers' node addresses in the demo's order).
-    assert [n.owner for n in DEMO_NODES[:2]] == list(PROVIDERS)
-    for path in (CONFIGS_DIR / "civil-registry.toml", CONFIGS_DIR / "taxpayer.toml"):
-        assert tomllib.loads(path.read_text(encoding="utf-8"))["database"]["url"].startswith(
-            "sqlite+aiosqlite:"
-        )
+    assert [() if n.consumer else n.subsystems_in("MN") for n in DEMO_NODES] == list(PROVIDERS)
+    for name in ("civil-registry", "property-registry", "taxpayer"):
+        url = tomllib.loads((CONFIGS_DIR / f"{name}.toml").read_text(encoding="utf-8"))["database"]["url"]
+        assert url.startswith("sqlite+aiosqlite:")
+    insurance = tomllib.loads((CONFIGS_DIR / "social-insurance.toml").read_text(encoding="utf-8"))
+    assert [op["service_code"] for op in insurance["operations"]] == [SALARY_SERVICE]

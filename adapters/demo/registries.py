@@ -6,7 +6,7 @@ Four agencies keep the registers the demo's services read (table names in bracke
   (``addresses``), property rights (``properties``) and legal entities (``legal_entities``);
 * the National Road Transport Centre — vehicles and their owners (``vehicles``);
 * the General Department of Taxation — taxpayers, citizens and organisations (``taxpayers``);
-* the General Office of Social Insurance — employers (``employers``) and monthly contributions
+* the General Office for Social Insurance — employers (``employers``) and monthly contributions
   (``contributions``).
 
 :func:`build_registries` generates the synthetic world once (:func:`adapters.demo.data.generate`, in a worker
@@ -358,7 +358,7 @@ def _taxation_rows(dataset: Dataset) -> list[tuple[Table, list[dict[str, object]
     ]
 
 
-# --- General Office of Social Insurance ---------------------------------------------------------------------
+# --- General Office for Social Insurance --------------------------------------------------------------------
 
 SOCIAL_INSURANCE: Final = MetaData(naming_convention=NAMING_CONVENTION)
 _meta_table(SOCIAL_INSURANCE)
@@ -453,7 +453,7 @@ AGENCIES: Final = (
     Agency("taxation", "General Department of Taxation", "Татварын ерөнхий газар", TAXATION, _taxation_rows),
     Agency(
         "social_insurance",
-        "General Office of Social Insurance",
+        "General Office for Social Insurance",
         "Нийгмийн даатгалын ерөнхий газар",
         SOCIAL_INSURANCE,
         _social_insurance_rows,

@@ -1,15 +1,20 @@
 """The demo's scenario: Khan Bank's KYC system checks a citizen through its own security server.
 
 A demo component (see :mod:`xroad_mn.cli.demo`), started last. Once the federation is up it prints the
-scenario and runs it once as a self-check, as Khan Bank's know-your-customer system would, with the
-consumer SDK (:class:`~adapters.client.XRoadClient`) through the bank's client proxy:
+scenario and runs it once as a self-check, as Khan Bank's know-your-customer and loan systems would, with
+the consumer SDK (:class:`~adapters.client.XRoadClient`) through the bank's client proxy — every call with
+the data subject (the citizen's registration number), the bank officer's user id and the case (issue):
 
-1. the citizen's record from the civil registry (REST, the SQL adapter behind ``ss-gasr``), with the data
-   subject (the citizen's registration number), the bank officer's user id and the case (issue);
+1. the citizen's record from the civil registry (REST, the SQL adapter behind ``ss-gasr``);
 2. the citizen's taxpayer status from the tax office (REST, behind ``ss-tax``);
 3. the same citizen's identity-card information from the XYP-style SOAP service
    ``getCitizenIDCardInfo`` (the SDK adapter behind ``ss-gasr``);
-4. the citizen's address endpoint, which the civil registry never granted to the bank: ``access_denied``.
+4. the property the citizen owns (REST, the SQL adapter of ``property-registry`` behind ``ss-gasr``);
+5. the vehicles the citizen owns (REST, the HTTP adapter in front of the transport centre's own API, behind
+   ``ss-transport``);
+6. the citizen's last six months of salary and social insurance contributions (SOAP, the SOAP adapter in
+   front of the social insurance office's own service, behind ``ss-insurance``);
+7. the citizen's address endpoint, which the civil registry never granted to the bank: ``access_denied``.
 
 Then it prints the two commands an auditor runs to export and verify the first exchange's evidence from the
 bank's node and runs them exactly as printed (waiting for the node's time-stamp), and prints ``curl``
@@ -25,17 +30,36 @@ import sys
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from datetime import date
 from pathlib import Path
 from typing import Final
 from urllib.parse import quote
 
-from sqlalchemy import select
+from pydantic import BaseModel
+from sqlalchemy import ColumnElement, select
 
 from adapters.client import XRoadClient
 from adapters.demo.component import REGISTRIES_DIR
 from adapters.demo.data import TaxpayerKind
-from adapters.demo.registries import citizens, registry_urls, taxpayers
-from adapters.demo.services import CONSUMER, PROVIDERS
+from adapters.demo.insurance_soap import NAMESPACE as INSURANCE_NAMESPACE
+from adapters.demo.registries import (
+    citizens,
+    contributions,
+    properties,
+    registry_urls,
+    taxpayers,
+    vehicles,
+)
+from adapters.demo.services import (
+    CIVIL_REGISTRY,
+    CONSUMER,
+    INSURANCE,
+    PROPERTY_REGISTRY,
+    SALARY_SERVICE,
+    TAXPAYER,
+    VEHICLE_REGISTRY,
+    in_instance,
+)
 from adapters.demo.xyp import NAMESPACE, CitizenIDCardInfo, GetCitizenIDCardInfo
 from adapters.demo.xyp import OPERATION as SOAP_SERVICE
 from xroad_mn.asic import verify_container
@@ -44,8 +68,6 @@ from xroad_mn.confclient.installed import load_trust_material
 from xroad_mn.database import create_engine
 from xroad_mn.errors import FaultCode, XRoadError
 from xroad_mn.identifiers import (
-    MemberId,
-    SubsystemId,
     format_client_header,
     format_id,
     format_rest_service_path,
@@ -59,46 +81,66 @@ ISSUE: Final = "KYC-2026-000417"
 """The bank's case number (``X-Road-Issue``)."""
 EVIDENCE_SECONDS: Final = 30.0
 """Longest wait for the bank's node to time-stamp the exchange."""
+SALARY_MONTHS: Final = 6
+"""How many months of salary the bank asks for."""
 TIMESTAMPING_SECONDS: Final = 2.0
 """The demo registry's ``timeStampingIntervalSeconds``: the bank's node time-stamps its log this often."""
 
 
-def _in(instance: str, member: MemberId, code: str) -> SubsystemId:
-    return MemberId(instance, member.member_class, member.member_code).subsystem(code)
+async def _column(url: str, column: ColumnElement[str], where: ColumnElement[bool] | None = None) -> set[str]:
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as conn:
+            query = select(column).distinct()
+            if where is not None:
+                query = query.where(where)
+            return set((await conn.execute(query)).scalars())
+    finally:
+        await engine.dispose()
 
 
 async def _data_subject(directory: Path) -> str:
-    """A citizen who is a taxpayer: the first by registration number in both registers."""
+    """A citizen in every register the scenario asks: the first by registration number who is a taxpayer,
+    owns property and a vehicle, and has social insurance contributions."""
     urls = registry_urls(directory / REGISTRIES_DIR)
-    tax = create_engine(urls["taxation"])
-    civil = create_engine(urls["state_registration"])
-    try:
-        async with tax.connect() as conn:
-            tins = (
-                await conn.execute(
-                    select(taxpayers.c.tin)
-                    .where(taxpayers.c.kind == TaxpayerKind.CITIZEN)
-                    .order_by(taxpayers.c.tin)
-                    .limit(50)
-                )
-            ).scalars()
-            candidates = list(tins)
-        async with civil.connect() as conn:
-            found = (
-                await conn.execute(
-                    select(citizens.c.regnum)
-                    .where(citizens.c.regnum.in_(candidates))
-                    .order_by(citizens.c.regnum)
-                )
-            ).scalar()
-    finally:
-        await tax.dispose()
-        await civil.dispose()
-    if found is None:
-        raise XRoadError(
-            FaultCode.INTERNAL_ERROR, "demo: no citizen is both in the civil and the tax register"
-        )
-    return str(found)
+    found = await _column(urls["state_registration"], citizens.c.regnum)
+    for url, column, where in (
+        (urls["taxation"], taxpayers.c.tin, taxpayers.c.kind == TaxpayerKind.CITIZEN),
+        (urls["state_registration"], properties.c.owner_regnum, None),
+        (urls["transport"], vehicles.c.owner_regnum, None),
+        (urls["social_insurance"], contributions.c.regnum, None),
+    ):
+        found &= await _column(url, column, where)
+    if not found:
+        raise XRoadError(FaultCode.INTERNAL_ERROR, "demo: no citizen is in every register the scenario asks")
+    return min(found)
+
+
+class GetCitizenSalaryInfo(BaseModel):
+    """The bank's request to the social insurance service (its WSDL's request element)."""
+
+    regnum: str
+    months: int
+
+
+class SalaryMonth(BaseModel):
+    year: int
+    month: int
+    employerRegNumber: str
+    employerName: str
+    salaryAmount: int
+    employeeContribution: int
+    employerContribution: int
+    paidDate: date
+
+
+class CitizenSalaryInfo(BaseModel):
+    """The answer, as the bank reads it."""
+
+    regnum: str
+    insured: bool
+    months: int
+    salary: list[SalaryMonth] = []
 
 
 def _xroad_mn() -> list[str]:
@@ -163,16 +205,19 @@ async def _audit(home: Path, query_id: str, out: Path) -> tuple[list[list[str]],
 async def component(context: DemoContext) -> AsyncIterator[Sequence[str]]:
     """Run the scenario once as a self-check; yield what it showed and how to repeat it."""
     instance = context.instance
-    kyc = _in(instance, CONSUMER.member, CONSUMER.subsystem_code)
-    civil = _in(instance, PROVIDERS[0], "civil-registry")
-    tax = _in(instance, PROVIDERS[1], "taxpayer")
+    kyc = in_instance(instance, CONSUMER)
+    civil = in_instance(instance, CIVIL_REGISTRY)
     proxy = context.board.client_proxies.get(format_id(kyc))
     home = context.board.node_homes.get(format_id(kyc))
     if proxy is None or home is None:
         raise XRoadError(FaultCode.INVALID_SETTINGS, "demo: Khan Bank's security server is not running")
     regnum = await _data_subject(context.directory)
-    citizens_service, tax_service = civil.service("citizens"), tax.service("taxpayer")
+    citizens_service = civil.service("citizens")
+    tax_service = in_instance(instance, TAXPAYER).service("taxpayer")
     soap_service = civil.service(SOAP_SERVICE, "v1")
+    property_service = in_instance(instance, PROPERTY_REGISTRY).service("property")
+    vehicle_service = in_instance(instance, VEHICLE_REGISTRY).service("vehicles")
+    salary_service = in_instance(instance, INSURANCE).service(SALARY_SERVICE, "v1")
     options = {"user_id": USER_ID, "issue": ISSUE, "data_subject": regnum}
     async with XRoadClient(proxy, kyc, retries=0) as xroad:
         record = await xroad.get(citizens_service, f"/citizens/{regnum}", **options)
@@ -184,6 +229,15 @@ async def component(context: DemoContext) -> AsyncIterator[Sequence[str]]:
             namespace=NAMESPACE,
             **options,
         )
+        owned = await xroad.get(property_service, f"/owners/{regnum}/properties", **options)
+        cars = await xroad.get(vehicle_service, f"/owners/{regnum}/vehicles", **options)
+        salary = await xroad.soap_call(
+            salary_service,
+            GetCitizenSalaryInfo(regnum=regnum, months=SALARY_MONTHS),
+            CitizenSalaryInfo,
+            namespace=INSURANCE_NAMESPACE,
+            **options,
+        )
         try:
             await xroad.get(citizens_service, f"/citizens/{regnum}/address", **options)
         except XRoadError as e:
@@ -192,13 +246,20 @@ async def component(context: DemoContext) -> AsyncIterator[Sequence[str]]:
             raise XRoadError(
                 FaultCode.INTERNAL_ERROR, "demo: the address endpoint answered without an access right"
             )
-    if record.status != 200 or status.status != 200:
-        raise XRoadError(
-            FaultCode.INTERNAL_ERROR, f"demo: the registers answered {record.status} and {status.status}"
-        )
+    answered = {"civil registry": record, "tax office": status, "property": owned, "vehicles": cars}
+    failed = {name: answer.status for name, answer in answered.items() if answer.status != 200}
+    if failed:
+        raise XRoadError(FaultCode.INTERNAL_ERROR, f"demo: the registers answered {failed}")
     if denied.code != FaultCode.ACCESS_DENIED and not denied.code.endswith(FaultCode.ACCESS_DENIED.value):
         raise XRoadError(FaultCode.INTERNAL_ERROR, f"demo: expected access_denied, got {denied.code}")
     person, taxpayer = record.json(), status.json()
+    rights, fleet = owned.json()["items"], cars.json()["cars"]
+    if not rights or not fleet or not salary.salary:
+        raise XRoadError(
+            FaultCode.INTERNAL_ERROR,
+            f"demo: {regnum} should own property and a vehicle and have contributions: "
+            f"{len(rights)} properties, {len(fleet)} vehicles, {len(salary.salary)} months",
+        )
     evidence = context.directory / "evidence" / record.query_id
     commands, containers = await _audit(home, record.query_id, evidence)
 
@@ -228,6 +289,7 @@ async def component(context: DemoContext) -> AsyncIterator[Sequence[str]]:
         "</SOAP-ENV:Envelope>"
     )
     name = f"{person['last_name']} {person['first_name']} ({person['clan_name']})"
+    first_right, first_car, last_month = rights[0], fleet[0], salary.salary[0]
     lines = [
         "Scenario: Khan Bank's KYC system checks a new customer through its own security server",
         f"  client {format_id(kyc)}, user {USER_ID}, issue {ISSUE}, data subject {regnum}",
@@ -235,11 +297,22 @@ async def component(context: DemoContext) -> AsyncIterator[Sequence[str]]:
         f"{person['birth_aimag']}, lives in {person['full_address']}",
         f"     X-Road id {record.query_id}",
         f"  2. tax office (REST, SQL adapter): taxpayer {taxpayer['tin']} {taxpayer['status']}, "
-        f"arrears {taxpayer['arrears_mnt']} MNT, last filed {taxpayer['last_filing_year']}",
+        f"VAT payer {'yes' if taxpayer['vat_payer'] else 'no'}, arrears {taxpayer['arrears_mnt']} MNT, "
+        f"last filed {taxpayer['last_filing_year']}",
         f"     X-Road id {status.query_id}",
         f"  3. civil registry (SOAP, SDK adapter) {SOAP_SERVICE}: civil id {card.civilId}, {card.gender}, "
         f"born {card.birthDate}",
-        f"  4. the address endpoint, not granted to the bank: {denied.code} ({denied.message[:80]})",
+        f"  4. property register (REST, SQL adapter): {len(rights)} right(s), the first "
+        f"{first_right['kind']} {first_right['property_number']} of {first_right['area_m2']} m², "
+        f"valued {first_right['value_mnt']} MNT",
+        f"  5. vehicle register (REST, HTTP adapter in front of the centre's own API): "
+        f"{len(fleet)} vehicle(s), the first {first_car['markName']} {first_car['modelName']} "
+        f"{first_car['buildYear']}, plate {first_car['plateNumber']}",
+        f"  6. social insurance (SOAP, SOAP adapter in front of the office's own service) {SALARY_SERVICE}: "
+        f"{'insured' if salary.insured else 'not insured now'}, {salary.months} month(s), the last "
+        f"{last_month.year}-{last_month.month:02d} salary {last_month.salaryAmount} MNT "
+        f"from {last_month.employerName}",
+        f"  7. the address endpoint, not granted to the bank: {denied.code} ({denied.message[:80]})",
         "  answer 1 as the bank received it:",
         *("    " + line for line in json.dumps(person, ensure_ascii=False, indent=2).splitlines()),
         "Auditor: export and verify the evidence of exchange 1 in the bank's message log:",
@@ -254,6 +327,8 @@ async def component(context: DemoContext) -> AsyncIterator[Sequence[str]]:
         "  # SOAP: the XYP-style identity-card service",
         "  curl -s -H 'Content-Type: text/xml; charset=utf-8' --data-binary "
         + shlex.quote(soap_body) + " " + shlex.quote(proxy + "/"),
+        "  # REST through the HTTP adapter: the vehicles the citizen owns",
+        "  " + curl_rest(format_rest_service_path(vehicle_service) + f"/owners/{regnum}/vehicles"),
         "  # no access right: access_denied",
         "  " + curl_rest(format_rest_service_path(citizens_service) + f"/citizens/{regnum}/address"),
     ]  # fmt: skip

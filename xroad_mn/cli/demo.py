@@ -99,7 +99,8 @@ class DemoService:
     provider: str
     """The providing subsystem (``SUBSYSTEM:MN/GOV/9010001/civil-registry``)."""
     kind: str
-    """``openapi`` (an OpenAPI 3 document, with ``code``) or ``wsdl`` (its operations are the services)."""
+    """``openapi`` (an OpenAPI 3 document, with ``code``), ``wsdl`` (its operations are the services) or
+    ``rest`` (a REST service's base URL, with ``code``, no description)."""
     url: str
     """Where the node reads the description."""
     code: str | None = None
@@ -126,7 +127,11 @@ class DemoBoard:
 
 
 DEFAULT_NODE_ADDRESS: Final = "127.0.0.2"
-"""The first node's loopback address; the others follow it (127.0.0.3, 127.0.0.4)."""
+"""The first node's loopback address; the others follow it (127.0.0.3, 127.0.0.4, ...)."""
+LAYOUT_FILE: Final = "demo-layout"
+LAYOUT_VERSION: Final = 2
+"""What a demo home holds: 2 since the demo has five agencies' nodes (1: three). A home made by another
+layout is refused with a clear message instead of failing half-way through a later component."""
 
 
 @dataclass(frozen=True)
@@ -192,7 +197,28 @@ async def _self_check(trust: DemoTrustServices) -> str:
     return info.gen_time.isoformat()
 
 
+def _check_layout(directory: Path) -> None:
+    """Refuse a demo home made by another layout; mark a new one with this layout."""
+    marker = directory / LAYOUT_FILE
+    if marker.exists():
+        found = marker.read_text(encoding="utf-8").strip()
+        if found == str(LAYOUT_VERSION):
+            return
+    elif not directory.exists() or not any(directory.iterdir()):
+        directory.mkdir(parents=True, exist_ok=True)
+        marker.write_text(f"{LAYOUT_VERSION}\n", encoding="utf-8")
+        return
+    else:
+        found = "1"
+    raise typer.BadParameter(
+        f"{directory} holds a demo of layout {found[:20]}, this xroad-mn runs layout {LAYOUT_VERSION}; "
+        "remove the directory or give another --dir",
+        param_hint="--dir",
+    )
+
+
 async def _run(setup: DemoSetup, *, check_only: bool, node_address: str = DEFAULT_NODE_ADDRESS) -> None:
+    _check_layout(setup.directory)
     async with AsyncExitStack() as stack:
         trust = await stack.enter_async_context(_trust_component()(setup))
         if trust.created:
