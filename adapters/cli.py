@@ -37,7 +37,7 @@ async def _serve(ready: ReadyAdapter) -> None:
         async with serve([Served(ready.create_app, sock)], ServerTimeouts()):
             base = http_url(str(host), int(port))
             typer.echo(f"Serving {ready.kind} adapter {ready.title!r} at {base}")
-            typer.echo(f"  OpenAPI {base}/openapi.json  (register it: node service add --openapi URL)")
+            typer.echo(ready.registration_hint(base))
             typer.echo("Press Ctrl-C to stop.")
             await until_interrupted()
 

@@ -16,7 +16,7 @@ import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 from aiohttp import web
 
@@ -44,6 +44,21 @@ class ReadyAdapter:
     create_app: Callable[[], web.Application]
     adapter: Callable[[], Adapter] | None = None
     """The SDK declaration (and so an OpenAPI document) of an adapter that has one."""
+    published_as: Literal["openapi", "wsdl", "rest"] = "openapi"
+    """How a security server adds its services: from its OpenAPI document, its WSDL, or as a REST base URL."""
+    description_path: str | None = "/openapi.json"
+    """Where it serves that description (``None``: it serves none)."""
+
+    def registration_hint(self, base: str) -> str:
+        """What to tell its operator about adding the adapter served at ``base`` to a security server."""
+        if self.published_as == "rest":
+            return f"  REST service at {base}  (register it: node service add --rest {base} --code CODE)"
+        if self.description_path is None:
+            return "  no WSDL: the configuration sets no namespace (add the services to the node by hand)"
+        url = base + self.description_path
+        if self.published_as == "wsdl":
+            return f"  WSDL {url}  (register it: node service add --wsdl {url})"
+        return f"  OpenAPI {url}  (register it: node service add --openapi {url} --code CODE)"
 
 
 def load_ready_adapter(
@@ -56,10 +71,16 @@ def load_ready_adapter(
         raise XRoadError(FaultCode.INVALID_SETTINGS, f"cannot read adapter configuration {path}: {e}") from e
     if kind == "http":
         http = load_settings(HttpAdapterSettings, app="adapter", path=path, env=env, overrides=overrides)
-        return ReadyAdapter("http", http.title, http.host, http.port, lambda: create_http_app(http))
+        return ReadyAdapter(
+            "http", http.title, http.host, http.port, lambda: create_http_app(http),
+            published_as="rest", description_path=None,
+        )  # fmt: skip
     if kind == "soap":
         soap = load_settings(SoapAdapterSettings, app="adapter", path=path, env=env, overrides=overrides)
-        return ReadyAdapter("soap", soap.title, soap.host, soap.port, lambda: create_soap_app(soap))
+        return ReadyAdapter(
+            "soap", soap.title, soap.host, soap.port, lambda: create_soap_app(soap),
+            published_as="wsdl", description_path=soap.wsdl_path if soap.namespace else None,
+        )  # fmt: skip
     if kind != "sql":
         raise XRoadError(
             FaultCode.INVALID_SETTINGS, f"adapter kind {str(kind)[:40]!r} is not one of {', '.join(KINDS)}"

@@ -15,6 +15,8 @@ import aiohttp
 import pytest
 from typer.testing import CliRunner
 
+from adapters.demo.services import CONFIGS_DIR
+from adapters.ready.config import load_ready_adapter
 from xroad_mn.cli.main import build_app
 
 CONFIG = """
@@ -80,6 +82,12 @@ async def test_serve_answers_until_interrupted(config: Path) -> None:
         line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
         assert line.startswith("Serving sql adapter 'Taxpayers' at http://127.0.0.1:"), line
         base = line.rsplit(" ", 1)[1].strip()
+        hint = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
+        document = f"{base}/openapi.json"
+        assert (
+            hint.strip()
+            == f"OpenAPI {document}  (register it: node service add --openapi {document} --code CODE)"
+        )
         async with (
             aiohttp.ClientSession() as session,
             session.get(
@@ -92,3 +100,23 @@ async def test_serve_answers_until_interrupted(config: Path) -> None:
         proc.send_signal(signal.SIGINT)
         _, err = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode == 0, err.decode()
+
+
+@pytest.mark.parametrize(
+    ("config", "hint"),
+    [
+        ("vehicle-registry", "REST service at B  (register it: node service add --rest B --code CODE)"),
+        ("social-insurance", "WSDL B/wsdl  (register it: node service add --wsdl B/wsdl)"),
+    ],
+)
+def test_serve_tells_how_a_node_adds_each_kind(config: str, hint: str) -> None:
+    ready = load_ready_adapter(CONFIGS_DIR / f"{config}.toml", env={})
+    assert ready.registration_hint("B").strip() == hint
+
+
+def test_a_soap_adapter_without_namespace_has_no_wsdl_to_register(tmp_path: Path) -> None:
+    text = (CONFIGS_DIR / "social-insurance.toml").read_text(encoding="utf-8")
+    path = tmp_path / "adapter.toml"
+    path.write_text("\n".join(line for line in text.splitlines() if not line.startswith("namespace")))
+    hint = load_ready_adapter(path, env={}).registration_hint("B").strip()
+    assert hint == "no WSDL: the configuration sets no namespace (add the services to the node by hand)"
