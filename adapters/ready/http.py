@@ -31,7 +31,6 @@ not answer within ``timeout_seconds`` ``server.timeout`` (HTTP 504), both in X-R
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 from typing import Any, Final, Literal
 from urllib.parse import quote
 
@@ -41,6 +40,7 @@ from aiohttp import web
 from pydantic import Field, field_validator
 from yarl import URL
 
+from adapters.ready.upstream import SESSION_KEY, UpstreamSettings, calling_upstream, with_upstream_session
 from adapters.sdk.context import XRoadContext, rest_context
 from adapters.sdk.rest import PATH_PARAM
 from xroad_mn.errors import ErrorKind, FaultCode, XRoadError
@@ -58,7 +58,6 @@ _NEVER_PASSED_BACK: Final = frozenset(
 )
 """The upstream's body is decoded here and sent afresh: its framing headers never cross."""
 _METHODS: Final = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
-SESSION_KEY: Final = web.AppKey("http_adapter_session", aiohttp.ClientSession)
 
 
 def _header_names(names: list[str]) -> list[str]:
@@ -119,17 +118,11 @@ class Route(SettingsModel):
         return self.upstream_path or self.path
 
 
-class HttpAdapterSettings(SettingsModel):
+class HttpAdapterSettings(UpstreamSettings):
     """An HTTP adapter's configuration file."""
 
     kind: Literal["http"] = "http"
-    title: str
-    host: str = "127.0.0.1"
     port: int = Field(default=8092, ge=0, le=65535)
-    upstream: str = Field(pattern=r"^https?://")
-    timeout_seconds: float = Field(default=30.0, gt=0, le=600)
-    verify_tls: bool = True
-    max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=0)
     max_response_bytes: int = Field(default=64 * 1024 * 1024, ge=1)
     max_parameter_chars: int = Field(default=1024, ge=1, le=65536)
     headers: HttpHeaders = Field(default_factory=HttpHeaders)
@@ -179,9 +172,9 @@ def _handler(settings: HttpAdapterSettings, route: Route) -> Any:
         # 5. body
         body = await read_body(request, settings.max_body_bytes) if request.can_read_body else b""
         # 6. the upstream's answer
-        session = request.app[SESSION_KEY]
-        try:
-            async with session.request(
+        async with (
+            calling_upstream(settings, "the upstream API"),
+            request.app[SESSION_KEY].request(
                 request.method,
                 URL(url, encoded=True),
                 headers=out,
@@ -190,21 +183,13 @@ def _handler(settings: HttpAdapterSettings, route: Route) -> Any:
                 timeout=aiohttp.ClientTimeout(total=settings.timeout_seconds),
                 ssl=settings.verify_tls,
                 skip_auto_headers=("Content-Type",),
-            ) as resp:
-                data = await read_limited(resp.content, settings.max_response_bytes)
-                if data is None:
-                    raise XRoadError(FaultCode.SERVICE_FAILED, "the upstream's answer is too large")
-                answer_headers = [(k, v) for k, v in resp.headers.items() if k.lower() in passed_back]
-                return web.Response(status=resp.status, body=data, headers=answer_headers)
-        except TimeoutError as e:
-            raise XRoadError(
-                FaultCode.TIMEOUT,
-                f"the upstream did not answer in {settings.timeout_seconds:g} s",
-                http_status=504,
-            ) from e
-        except aiohttp.ClientError as e:
-            log.warning("upstream_failed", url=base, reason=str(e))
-            raise XRoadError(FaultCode.NETWORK_ERROR, "cannot reach the upstream API") from e
+            ) as resp,
+        ):
+            data = await read_limited(resp.content, settings.max_response_bytes)
+            if data is None:
+                raise XRoadError(FaultCode.SERVICE_FAILED, "the upstream's answer is too large")
+            answer_headers = [(k, v) for k, v in resp.headers.items() if k.lower() in passed_back]
+            return web.Response(status=resp.status, body=data, headers=answer_headers)
 
     return handle
 
@@ -217,10 +202,4 @@ def create_http_app(settings: HttpAdapterSettings) -> web.Application:
         for method in route.methods:
             app.router.add_route(method, route.path, handler)
 
-    async def session(app: web.Application) -> AsyncIterator[None]:
-        async with aiohttp.ClientSession() as client:
-            app[SESSION_KEY] = client
-            yield
-
-    app.cleanup_ctx.append(session)
-    return app
+    return with_upstream_session(app)

@@ -47,7 +47,6 @@ namespace, which the adapter cannot guess.
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 from typing import Final, Literal
 
 import aiohttp
@@ -56,6 +55,7 @@ from aiohttp import web
 from lxml import etree
 from pydantic import Field, field_validator
 
+from adapters.ready.upstream import SESSION_KEY, UpstreamSettings, calling_upstream, with_upstream_session
 from adapters.sdk.app import base_url
 from adapters.sdk.context import XRoadContext, soap_context
 from adapters.sdk.soap import (
@@ -79,7 +79,6 @@ log = structlog.get_logger(__name__)
 
 _NAME: Final = r"^[A-Za-z_][A-Za-z0-9_.\-]*$"
 _CLARK: Final = re.compile(r"^\{[^{}\s]+\}[A-Za-z_][A-Za-z0-9_.\-]*$")
-SESSION_KEY: Final = web.AppKey("soap_adapter_session", aiohttp.ClientSession)
 _ContextField = Literal["client", "service", "query_id", "user_id", "issue", "data_subject"]
 
 
@@ -95,18 +94,11 @@ class SoapOperationMapping(SettingsModel):
     """The service title: ``xrd:title`` in the WSDL (none when empty)."""
 
 
-class SoapAdapterSettings(SettingsModel):
+class SoapAdapterSettings(UpstreamSettings):
     """A SOAP adapter's configuration file."""
 
     kind: Literal["soap"] = "soap"
-    title: str
-    host: str = "127.0.0.1"
     port: int = Field(default=8093, ge=0, le=65535)
-    upstream: str = Field(pattern=r"^https?://")
-    timeout_seconds: float = Field(default=30.0, gt=0, le=600)
-    verify_tls: bool = True
-    max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
-    max_response_bytes: int = Field(default=32 * 1024 * 1024, ge=1)
     path: str = "/"
     """Where the adapter takes X-Road's SOAP requests (the service URL registered at the node)."""
     namespace: str | None = Field(default=None, pattern=r"^\S+$")
@@ -205,23 +197,18 @@ def create_soap_app(settings: SoapAdapterSettings) -> web.Application:
         if op.upstream_element:
             _rename(body, op.upstream_element)
         envelope = _upstream_envelope(body, ctx, settings.context)
-        try:
-            async with request.app[SESSION_KEY].post(
+        async with (
+            calling_upstream(settings, "the legacy SOAP service"),
+            request.app[SESSION_KEY].post(
                 settings.upstream,
                 data=request_payload(envelope),
                 headers={"Content-Type": "text/xml; charset=utf-8", "SOAPAction": f'"{op.soap_action}"'},
                 timeout=aiohttp.ClientTimeout(total=settings.timeout_seconds),
                 ssl=settings.verify_tls,
                 allow_redirects=False,
-            ) as resp:
-                answer = await read_limited(resp.content, settings.max_response_bytes)
-        except TimeoutError as e:
-            raise XRoadError(
-                FaultCode.TIMEOUT, f"the legacy service did not answer in {settings.timeout_seconds:g} s"
-            ) from e
-        except aiohttp.ClientError as e:
-            log.warning("upstream_failed", reason=str(e))
-            raise XRoadError(FaultCode.NETWORK_ERROR, "cannot reach the legacy SOAP service") from e
+            ) as resp,
+        ):
+            answer = await read_limited(resp.content, settings.max_response_bytes)
         if answer is None:
             raise XRoadError(FaultCode.SERVICE_FAILED, "the legacy service's answer is too large")
         # 4. the answer, renamed back, in an X-Road response
@@ -255,11 +242,4 @@ def create_soap_app(settings: SoapAdapterSettings) -> web.Application:
     app = web.Application(middlewares=[xroad_error_middleware], client_max_size=settings.max_body_bytes + 1)
     app.router.add_post(settings.path, answering_soap_faults(call))
     app.router.add_get(settings.wsdl_path, wsdl)
-
-    async def session(app: web.Application) -> AsyncIterator[None]:
-        async with aiohttp.ClientSession() as client:
-            app[SESSION_KEY] = client
-            yield
-
-    app.cleanup_ctx.append(session)
-    return app
+    return with_upstream_session(app)
