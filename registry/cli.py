@@ -57,7 +57,8 @@ from registry.operations import (
 from registry.settings import RegistrySettings
 from registry.signing import TokenLogin, create_token, read_new_pin, registry_token
 from registry.validation import KNOWN_CERTIFICATE_PROFILES
-from xroad_mn.admin import AuditLog, Role, create_api_key, revoke_api_key
+from xroad_mn.admin import AuditLog, Role, create_api_key
+from xroad_mn.cli.apikeys import create_key, revoke_key, role_option
 from xroad_mn.cli.main import (
     DatabaseSchemaOption,
     DatabaseUrlOption,
@@ -596,39 +597,17 @@ def requests_revoke(
 # -- API keys, anchors, global configuration --------------------------------------------------------------
 
 
-def _registry_role(text: str) -> Role:
-    """A role a registry API key may hold (:data:`registry.home.REGISTRY_ROLES`)."""
-    if text not in REGISTRY_ROLES:
-        raise typer.BadParameter(f"{text!r} is none of {', '.join(sorted(REGISTRY_ROLES))}")
-    return Role(text)
+ROLE_OPTION = role_option(REGISTRY_ROLES)
 
 
 @apikey_app.command("create")
 def apikey_create(
-    home: DirOption,
-    role: Annotated[
-        list[Role],
-        typer.Option(
-            "--role",
-            parser=_registry_role,
-            metavar="ROLE",
-            help=f"Role of the key (repeatable): {', '.join(sorted(REGISTRY_ROLES))}.",
-        ),
-    ],
-    as_json: JsonOption = False,
+    home: DirOption, role: Annotated[list[Role], ROLE_OPTION], as_json: JsonOption = False
 ) -> None:
     """Create an admin API key; the key is printed once and only its hash is kept."""
     settings = _settings(home)
-    created = create_api_key(settings.api_keys_path(), role, _now())
-    roles = sorted(r.value for r in created.key.roles)
-    AuditLog(settings.audit_log_path()).append_sync(
-        AuditEvent.CREATE_API_KEY, cli_user(), {"key_id": created.key.key_id, "roles": roles}
-    )
-    if as_json:
-        typer.echo(dump_json({"api_key": created.token, "api_key_id": created.key.key_id, "roles": roles}))
-    else:
-        typer.echo(f"API key {created.key.key_id} ({', '.join(roles)}); shown only once:")
-        typer.echo(f"  {created.token}")
+    audit = AuditLog(settings.audit_log_path())
+    create_key(settings.api_keys_path(), role, audit, AuditEvent.CREATE_API_KEY, as_json=as_json)
 
 
 @apikey_app.command("revoke")
@@ -640,15 +619,9 @@ def apikey_revoke(
 ) -> None:
     """Revoke an admin API key; a running registry refuses it from its next request on."""
     settings = _settings(home)
-    audit = AuditLog(settings.audit_log_path())
-    try:
-        revoked = revoke_api_key(settings.api_keys_path(), key_id)
-    except XRoadError as e:
-        asyncio.run(audit.record_failure(AuditEvent.REVOKE_API_KEY, cli_user(), {"key_id": key_id}, e))
-        raise
-    roles = sorted(r.value for r in revoked.roles)
-    audit.append_sync(AuditEvent.REVOKE_API_KEY, cli_user(), {"key_id": key_id, "roles": roles})
-    typer.echo(f"Revoked API key {key_id} ({', '.join(roles)})")
+    revoke_key(
+        settings.api_keys_path(), key_id, AuditLog(settings.audit_log_path()), AuditEvent.REVOKE_API_KEY
+    )
 
 
 @anchor_app.command("export")

@@ -104,8 +104,9 @@ from security_server.operations import (
 from security_server.servicedesc import openapi_source, read_document
 from security_server.settings import NodeSettings
 from security_server.workers import proxy_workers
-from xroad_mn.admin import SECURITY_SERVER_ROLES, AuditLog, Role, create_api_key, revoke_api_key
+from xroad_mn.admin import SECURITY_SERVER_ROLES, AuditLog, Role
 from xroad_mn.admin.apikeys import parse_api_keys
+from xroad_mn.cli.apikeys import create_key, revoke_key, role_option
 from xroad_mn.cli.main import (
     DatabaseSchemaOption,
     DatabaseUrlOption,
@@ -913,41 +914,19 @@ def log_archive(home: DirOption, as_json: JsonOption = False) -> None:
 # -- API keys ---------------------------------------------------------------------------------------------
 
 
-def _node_role(text: str) -> Role:
-    """A role a node API key may hold (:data:`xroad_mn.admin.SECURITY_SERVER_ROLES`)."""
-    if text not in SECURITY_SERVER_ROLES:
-        raise typer.BadParameter(f"{text!r} is none of {', '.join(sorted(SECURITY_SERVER_ROLES))}")
-    return Role(text)
+ROLE_OPTION = role_option(SECURITY_SERVER_ROLES)
 
 
 @apikey_app.command("create")
 def apikey_create(
-    home: DirOption,
-    role: Annotated[
-        list[Role],
-        typer.Option(
-            "--role",
-            parser=_node_role,
-            metavar="ROLE",
-            help=f"Role of the key (repeatable): {', '.join(sorted(SECURITY_SERVER_ROLES))}.",
-        ),
-    ],
-    as_json: JsonOption = False,
+    home: DirOption, role: Annotated[list[Role], ROLE_OPTION], as_json: JsonOption = False
 ) -> None:
     """Create an admin API key; the key is printed once and only its hash is kept. The message log roles
     (``xroad-mn-messagelog-auditor``, ``xroad-mn-messagelog-body-reader``) read the log and nothing else;
     X-Road's roles do not read the log."""
     settings = open_home(home)
-    created = create_api_key(api_keys_file(settings.home), role, datetime.now(UTC))
-    roles = sorted(r.value for r in created.key.roles)
-    AuditLog(audit_log_file(settings.home)).append_sync(
-        NodeEvent.CREATE_API_KEY, cli_user(), {"key_id": created.key.key_id, "roles": roles}
-    )
-    if as_json:
-        _print_json({"api_key": created.token, "api_key_id": created.key.key_id, "roles": roles})
-        return
-    typer.echo(f"API key {created.key.key_id} ({', '.join(roles)}); shown only once:")
-    typer.echo(f"  {created.token}")
+    audit = AuditLog(audit_log_file(settings.home))
+    create_key(api_keys_file(settings.home), role, audit, NodeEvent.CREATE_API_KEY, as_json=as_json)
 
 
 @apikey_app.command("list")
@@ -975,11 +954,4 @@ def apikey_revoke(
     """Revoke an admin API key; a running node refuses it from its next request on."""
     settings = open_home(home)
     audit = AuditLog(audit_log_file(settings.home))
-    try:
-        revoked = revoke_api_key(api_keys_file(settings.home), key_id)
-    except XRoadError as e:
-        asyncio.run(audit.record_failure(NodeEvent.REVOKE_API_KEY, cli_user(), {"key_id": key_id}, e))
-        raise
-    roles = sorted(r.value for r in revoked.roles)
-    audit.append_sync(NodeEvent.REVOKE_API_KEY, cli_user(), {"key_id": key_id, "roles": roles})
-    typer.echo(f"Revoked API key {key_id} ({', '.join(roles)})")
+    revoke_key(api_keys_file(settings.home), key_id, audit, NodeEvent.REVOKE_API_KEY)
