@@ -2,12 +2,14 @@
 demo's own TOML: the transport centre's REST API behind the HTTP adapter (paths mapped, its key and X-Road's
 context in its own headers) and the social insurance office's SOAP service behind the SOAP adapter (the
 X-Road header rewritten into its own, the body renamed both ways, its faults passed back), over the demo's
-databases."""
+registers built on SQLite (a file per agency) and on PostgreSQL (one schema of their own)."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+import os
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Final
 from urllib.parse import quote
@@ -16,7 +18,8 @@ import aiohttp
 import pytest
 from aiohttp import web
 from lxml import etree
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.demo.insurance_soap import (
     AUTH_NAMESPACE,
@@ -26,18 +29,28 @@ from adapters.demo.insurance_soap import (
     PATH,
     insurance_service,
 )
-from adapters.demo.registries import build_demo_registries, contributions, registry_urls, vehicles
+from adapters.demo.registries import (
+    AGENCIES,
+    build_demo_registries,
+    build_registries,
+    contributions,
+    registry_urls,
+    vehicles,
+)
 from adapters.demo.services import CONFIGS_DIR, CONSUMER, INSURANCE, SALARY_SERVICE
 from adapters.demo.transport_api import API_KEY_HEADER, BASE_PATH, transport_api
 from adapters.ready.config import load_ready_adapter
 from security_server.servicedesc import parse_wsdl
 from tests.adapters.sdk_sample import served_app
+from tests.conftest import PG_URL_ENV
 from xroad_mn.database import create_engine
 from xroad_mn.identifiers import format_client_header, format_id
 from xroad_mn.wire.faults import SOAP_ENV_NS
 from xroad_mn.wire.soap import XROAD_NS, build_soap_request, parse_soap_message, soap_body
 
 API_KEY: Final = "test-key-not-secret"
+BACKENDS: Final = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+AGENCY_KEYS: Final = tuple(agency.key for agency in AGENCIES)
 XROAD_HEADERS: Final = {
     "X-Road-Client": format_client_header(CONSUMER),
     "X-Road-Id": "MN-test-1",
@@ -62,11 +75,57 @@ def recording(app: web.Application, seen: Seen) -> web.Application:
     return app
 
 
-@pytest.fixture(scope="module")
-def databases(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    directory = tmp_path_factory.mktemp("registries")
-    asyncio.run(build_demo_registries(directory))
-    return registry_urls(directory)
+@dataclass(frozen=True)
+class Registers:
+    """The demo's registers on one backend: where each agency's tables are."""
+
+    urls: dict[str, str]
+    search_path: str | None = None
+
+    def engine(self, agency: str) -> AsyncEngine:
+        if self.search_path is None:
+            return create_engine(self.urls[agency])
+        return create_engine(
+            self.urls[agency], connect_args={"server_settings": {"search_path": self.search_path}}
+        )
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def registers(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Registers]:
+    if request.param == "sqlite":
+        directory = tmp_path_factory.mktemp("registries")
+        asyncio.run(build_demo_registries(directory))
+        yield Registers(registry_urls(directory))
+        return
+    pg_url = os.environ.get(PG_URL_ENV)
+    if not pg_url:
+        pytest.skip(f"{PG_URL_ENV} is not set")
+    found = Registers(dict.fromkeys(AGENCY_KEYS, pg_url), f"demo_upstreams_{uuid.uuid4().hex[:12]}")
+
+    async def build() -> None:
+        admin = create_engine(pg_url)
+        async with admin.begin() as conn:
+            await conn.execute(text(f'CREATE SCHEMA "{found.search_path}"'))
+        await admin.dispose()
+        engine = found.engine("transport")
+        try:
+            await build_registries(dict.fromkeys(AGENCY_KEYS, engine))
+        finally:
+            await engine.dispose()
+
+    async def drop() -> None:
+        admin = create_engine(pg_url)
+        async with admin.begin() as conn:
+            await conn.execute(text(f'DROP SCHEMA "{found.search_path}" CASCADE'))
+        await admin.dispose()
+
+    asyncio.run(build())
+    try:
+        yield found
+    finally:
+        asyncio.run(drop())
 
 
 @dataclass
@@ -77,8 +136,8 @@ class Upstream:
 
 
 @pytest.fixture
-async def transport(databases: dict[str, str]) -> AsyncIterator[Upstream]:
-    engine = create_engine(databases["transport"])
+async def transport(registers: Registers) -> AsyncIterator[Upstream]:
+    engine = registers.engine("transport")
     seen = Seen()
     try:
         async with served_app(recording(transport_api(engine, api_key=API_KEY), seen)) as api:
@@ -98,8 +157,8 @@ async def transport(databases: dict[str, str]) -> AsyncIterator[Upstream]:
 
 
 @pytest.fixture
-async def insurance(databases: dict[str, str]) -> AsyncIterator[Upstream]:
-    engine = create_engine(databases["social_insurance"])
+async def insurance(registers: Registers) -> AsyncIterator[Upstream]:
+    engine = registers.engine("social_insurance")
     seen = Seen()
     try:
         async with served_app(recording(insurance_service(engine), seen)) as legacy:
@@ -123,8 +182,8 @@ async def _get(url: str, headers: dict[str, str] = XROAD_HEADERS) -> tuple[int, 
         return resp.status, await resp.json(content_type=None)
 
 
-async def _owner_with_vehicles(url: str, at_least: int = 2) -> tuple[str, list[str]]:
-    engine = create_engine(url)
+async def _owner_with_vehicles(registers: Registers, at_least: int = 2) -> tuple[str, list[str]]:
+    engine = registers.engine("transport")
     try:
         async with engine.connect() as conn:
             regnum = (
@@ -149,9 +208,9 @@ async def _owner_with_vehicles(url: str, at_least: int = 2) -> tuple[str, list[s
 
 
 async def test_vehicles_through_the_http_adapter_come_from_the_centres_api(
-    transport: Upstream, databases: dict[str, str]
+    transport: Upstream, registers: Registers
 ) -> None:
-    regnum, plates = await _owner_with_vehicles(databases["transport"])
+    regnum, plates = await _owner_with_vehicles(registers)
     status, body = await _get(f"{transport.adapter}/owners/{quote(regnum)}/vehicles")
     assert status == 200, body
     assert body["regnum"] == regnum
@@ -218,8 +277,8 @@ async def _soap(url: str, envelope: bytes) -> tuple[int, bytes]:
         return resp.status, await resp.read()
 
 
-async def _insured_person(url: str) -> tuple[str, list[tuple[int, int, int]]]:
-    engine = create_engine(url)
+async def _insured_person(registers: Registers) -> tuple[str, list[tuple[int, int, int]]]:
+    engine = registers.engine("social_insurance")
     try:
         async with engine.connect() as conn:
             regnum = (
@@ -239,9 +298,9 @@ async def _insured_person(url: str) -> tuple[str, list[tuple[int, int, int]]]:
 
 
 async def test_salaries_through_the_soap_adapter_come_from_the_offices_service(
-    insurance: Upstream, databases: dict[str, str]
+    insurance: Upstream, registers: Registers
 ) -> None:
-    regnum, expected = await _insured_person(databases["social_insurance"])
+    regnum, expected = await _insured_person(registers)
     status, data = await _soap(f"{insurance.adapter}/", _salary_request(regnum))
     assert status == 200, data
     message = parse_soap_message(data, content_type="text/xml")
