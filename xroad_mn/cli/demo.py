@@ -39,7 +39,7 @@ from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Annotated, Final, cast
+from typing import Annotated, Final, Literal, cast
 
 import aiohttp
 import typer
@@ -98,7 +98,7 @@ class DemoService:
 
     provider: str
     """The providing subsystem (``SUBSYSTEM:MN/GOV/9010001/civil-registry``)."""
-    kind: str
+    kind: Literal["openapi", "wsdl", "rest"]
     """``openapi`` (an OpenAPI 3 document, with ``code``), ``wsdl`` (its operations are the services) or
     ``rest`` (a REST service's base URL, with ``code``, no description)."""
     url: str
