@@ -60,7 +60,7 @@ from security_server.api.models import (
 )
 from security_server.app import run_node
 from security_server.certs import ImportedCertificate
-from security_server.db import DescriptionType, KeyUsage
+from security_server.db import AccessSubject, DescriptionType, KeyUsage
 from security_server.home import api_keys_file, audit_log_file, globalconf_dir, open_home
 from security_server.ids import (
     MEMBER_FORMS,
@@ -119,7 +119,7 @@ from xroad_mn.cli.main import (
 from xroad_mn.confclient.installed import load_trust_material
 from xroad_mn.errors import FaultCode, XRoadError
 from xroad_mn.fileio import atomic_file, write_atomic
-from xroad_mn.identifiers import format_id
+from xroad_mn.identifiers import MemberId, ServiceId, format_id
 from xroad_mn.tokens import TokenType, read_new_pin, read_pin
 from xroad_mn.transport.server import http_url
 
@@ -164,15 +164,17 @@ def _print_json(value: BaseModel | list[Any] | dict[str, Any]) -> None:
 
 
 def _run(
-    home: Path,
+    node: Path | NodeSettings,
     event: NodeEvent | None,
     action: Callable[[NodeContext], Awaitable[tuple[_T, dict[str, Any]]]],
     *,
     login: bool,
 ) -> _T:
-    """Run ``action`` on a context of the node in ``home``; audit it as ``event`` (a refusal as
-    ``<event> failed``). With ``login`` the token is logged in first (the PIN read here) and out after."""
-    settings = open_home(home)
+    """Run ``action`` on a context of the node in ``node`` (its home, or its settings when the command
+    opened them to read identifiers in their ``strict_identifier_checks`` mode); audit it as ``event`` (a
+    refusal as ``<event> failed``). With ``login`` the token is logged in first (the PIN read here) and out
+    after."""
+    settings = node if isinstance(node, NodeSettings) else open_home(node)
     pin = read_pin() if login else None
     audit = AuditLog(audit_log_file(settings.home))
 
@@ -214,6 +216,10 @@ MemberOption = Annotated[
 CaNameOption = Annotated[
     str | None, typer.Option("--ca-name", help="The approved CA; default the only one that fits.")
 ]
+
+
+def _member(settings: NodeSettings, text: str | None) -> MemberId | None:
+    return None if text is None else parse_member_id(text, strict=settings.strict_identifier_checks)
 
 
 def _read(path: Path, what: str) -> bytes:
@@ -398,7 +404,8 @@ def certs_request(
 ) -> None:
     """Generate a key in the token, make its CSR for the CA's profile, submit it to the CA, check and import
     the certificate; prints its serial. A refusal anywhere leaves no key behind."""
-    member_id = parse_member_id(member) if member is not None else None
+    settings = open_home(home)
+    member_id = _member(settings, member)
 
     async def action(ctx: NodeContext) -> tuple[ImportedOut, dict[str, Any]]:
         imported = await certs.request_certificate(
@@ -407,7 +414,7 @@ def certs_request(
         out = _imported(imported)
         return out, {"sha256": out.certificate.sha256, "usage": usage.value}
 
-    out = _run(home, NodeEvent.REQUEST_CERTIFICATE, action, login=True)
+    out = _run(settings, NodeEvent.REQUEST_CERTIFICATE, action, login=True)
     if as_json:
         _print_json(out)
     else:
@@ -425,7 +432,8 @@ def certs_csr(
 ) -> None:
     """Generate a key in the token and write its CSR, for a CA that answers out of band; import the answer
     with ``node certs import``."""
-    member_id = parse_member_id(member) if member is not None else None
+    settings = open_home(home)
+    member_id = _member(settings, member)
 
     async def action(ctx: NodeContext) -> tuple[CsrOut, dict[str, Any]]:
         new = await certs.generate_key_and_csr(ctx, usage, member=member_id, ca_name=ca_name)
@@ -436,7 +444,7 @@ def certs_csr(
             raise
         return csr_out(new.record, new.ca.name), {"key_id": new.record.key_id, "ca": new.ca.name}
 
-    csr = _run(home, NodeEvent.GENERATE_KEY_AND_CSR, action, login=True)
+    csr = _run(settings, NodeEvent.GENERATE_KEY_AND_CSR, action, login=True)
     if as_json:
         _print_json({**json.loads(csr.model_dump_json()), "file": str(out)})
     else:
@@ -509,7 +517,8 @@ def client_add(
 ) -> None:
     """Host a client and register it at the registry (clientReg); prints the request id. When the request
     cannot be sent or the registry refuses it, the client is not added."""
-    client_id = parse_client_id(client)
+    settings = open_home(home)
+    client_id = parse_client_id(client, strict=settings.strict_identifier_checks)
 
     async def action(ctx: NodeContext) -> tuple[tuple[ClientOut, int], dict[str, Any]]:
         added, request_id = await registration.add_and_register_client(ctx, client_id, subsystem_name=name)
@@ -518,7 +527,7 @@ def client_add(
             "request_id": request_id,
         }
 
-    out, request_id = _run(home, NodeEvent.REGISTER_CLIENT, action, login=True)
+    out, request_id = _run(settings, NodeEvent.REGISTER_CLIENT, action, login=True)
     if as_json:
         _print_json({**json.loads(out.model_dump_json()), "request_id": request_id})
     else:
@@ -554,7 +563,8 @@ def service_add(
         raise typer.BadParameter(
             "a WSDL's services are its operations: leave --code out", param_hint="--code"
         )
-    client_id = parse_client_id(client)
+    settings = open_home(home)
+    client_id = parse_client_id(client, strict=settings.strict_identifier_checks)
     url: str | None
     document: bytes | None = None
     if rest is not None:
@@ -583,13 +593,20 @@ def service_add(
         audit = {"client_id": format_for_people(client_id), "id": added.id, "type": kind.value, "url": url}
         return description_out(added), audit
 
-    out = _run(home, NodeEvent.ADD_SERVICE_DESCRIPTION, action, login=False)
+    out = _run(settings, NodeEvent.ADD_SERVICE_DESCRIPTION, action, login=False)
     if as_json:
         _print_json(out)
         return
     typer.echo(f"Added {kind.value} description {out.id} to {format_for_people(client_id)}:")
     for s in out.services:
         typer.echo(f"  service {s.service_code}" + (f" at {s.url}" if s.url else ""))
+
+
+def _service_and_subjects(
+    settings: NodeSettings, service: str, subjects: list[str]
+) -> tuple[ServiceId, list[AccessSubject]]:
+    strict = settings.strict_identifier_checks
+    return parse_service_id(service, strict=strict), [parse_subject(s, strict=strict) for s in subjects]
 
 
 @access_app.command("grant")
@@ -607,8 +624,8 @@ def access_grant(
 ) -> None:
     """Give subsystems, members, global groups or local groups access to a service (or one of its REST
     endpoints); all or nothing."""
-    service_id = parse_service_id(service)
-    subjects = [parse_subject(s) for s in to]
+    settings = open_home(home)
+    service_id, subjects = _service_and_subjects(settings, service, to)
 
     async def action(ctx: NodeContext) -> tuple[Any, dict[str, Any]]:
         granted = await access.grant_access(
@@ -624,7 +641,7 @@ def access_grant(
         }
         return out, audit
 
-    out = _run(home, NodeEvent.ADD_SERVICE_ACCESS_RIGHTS, action, login=False)
+    out = _run(settings, NodeEvent.ADD_SERVICE_ACCESS_RIGHTS, action, login=False)
     if as_json:
         _print_json(out)
         return
@@ -650,8 +667,8 @@ def access_revoke(
 ) -> None:
     """Take access to a service (or one of its REST endpoints) away from subsystems, members, global groups
     or local groups; all or nothing. The next request is decided without it."""
-    service_id = parse_service_id(service)
-    subjects = [parse_subject(s) for s in to]
+    settings = open_home(home)
+    service_id, subjects = _service_and_subjects(settings, service, to)
 
     async def action(ctx: NodeContext) -> tuple[Any, dict[str, Any]]:
         await access.revoke_access(
@@ -667,7 +684,7 @@ def access_revoke(
         }
         return revoked, audit
 
-    out = _run(home, NodeEvent.REMOVE_SERVICE_ACCESS_RIGHTS, action, login=False)
+    out = _run(settings, NodeEvent.REMOVE_SERVICE_ACCESS_RIGHTS, action, login=False)
     if as_json:
         _print_json({"service": format_id(service_id), "method": method, "path": path, "revoked": out})
         return
@@ -704,6 +721,7 @@ AfterIdOption = Annotated[int | None, typer.Option("--after-id", help="Records a
 
 
 def _log_filters(
+    settings: NodeSettings,
     start: str | None,
     end: str | None,
     client: str | None,
@@ -715,11 +733,12 @@ def _log_filters(
     subject: str | None,
     subject_hash: str | None,
 ) -> LogFilters:
+    strict = settings.strict_identifier_checks
     return LogFilters(
         start=parse_log_time(start) if start is not None else None,
         end=parse_log_time(end) if end is not None else None,
-        client=parse_client_id(client) if client is not None else None,
-        service=parse_service_id(service) if service is not None else None,
+        client=parse_client_id(client, strict=strict) if client is not None else None,
+        service=parse_service_id(service, strict=strict) if service is not None else None,
         query_id=x_road_id, user_id=user_id, issue=issue, status=status, data_subject=subject,
         subject_hash=subject_hash,
     )  # fmt: skip
@@ -783,8 +802,9 @@ def log_export(
             )
         _export_directory(home, x_road_id, out, as_json)
         return
+    settings = open_home(home)
     filters = _log_filters(
-        start, end, client, service, x_road_id, user_id, issue, status, subject, subject_hash
+        settings, start, end, client, service, x_road_id, user_id, issue, status, subject, subject_hash
     )
 
     async def action(ctx: NodeContext) -> tuple[BundleSummary, dict[str, Any]]:
@@ -796,7 +816,7 @@ def log_export(
             )
         return summary, {"filters": asked, "containers": summary.containers, "skipped": summary.skipped}
 
-    summary = _run(home, NodeEvent.EXPORT_MESSAGE_LOG, action, login=False)
+    summary = _run(settings, NodeEvent.EXPORT_MESSAGE_LOG, action, login=False)
     if as_json:
         _print_json({"file": str(out), **bundle_json(summary)})
         return
@@ -828,8 +848,9 @@ def log_search(
 ) -> None:
     """Search the message log's metadata (never bodies) by time, parties, ids, user, issue, status and data
     subject; a page of records in id order."""
+    settings = open_home(home)
     filters = _log_filters(
-        start, end, client, service, x_road_id, user_id, issue, status, subject, subject_hash
+        settings, start, end, client, service, x_road_id, user_id, issue, status, subject, subject_hash
     )
 
     async def action(ctx: NodeContext) -> tuple[SearchPage, dict[str, Any]]:
@@ -837,7 +858,7 @@ def log_search(
         asked = await messagelog.filters_audit(ctx.settings, ctx.store, filters)
         return page, {"filters": asked, "records": len(page.records)}
 
-    page = _run(home, NodeEvent.SEARCH_MESSAGE_LOG, action, login=False)
+    page = _run(settings, NodeEvent.SEARCH_MESSAGE_LOG, action, login=False)
     if as_json:
         _print_json(search_json(page))
     else:

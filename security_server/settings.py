@@ -27,11 +27,12 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Final
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
+from security_server.ids import strict_checked
 from xroad_mn.database import sqlite_url
 from xroad_mn.errors import XRoadError
-from xroad_mn.identifiers import MemberId, SubsystemId, parse_client_header
+from xroad_mn.identifiers import ClientId, MemberId, SubsystemId, parse_client_header
 from xroad_mn.tokens import TokenSettings, TokenType
 from xroad_mn.transport.server import ServerTimeoutSettings
 
@@ -163,6 +164,13 @@ _INSTANCE: Final = re.compile(r"^[A-Za-z0-9'()+,\-.=?]{1,255}$")
 _FEDERATION_WORDS: Final = frozenset({"all", "none"})
 
 
+def _client_header(text: str, info: ValidationInfo) -> ClientId:
+    """A member or subsystem these settings name (``INSTANCE/CLASS/MEMBER[/SUBSYSTEM]``), read in the mode
+    of ``strict_identifier_checks`` (validated before the fields that name clients)."""
+    strict = info.data.get("strict_identifier_checks", True)
+    return strict_checked(lambda s: parse_client_header(text, strict=s), strict=strict)
+
+
 class NodeSettings(ServerTimeoutSettings):
     """Settings of one node (file ``HOME/node.toml``, environment ``XROAD_MN_NODE__*``)."""
 
@@ -197,6 +205,15 @@ class NodeSettings(ServerTimeoutSettings):
     allowed_federations: str = DEFAULT_ALLOWED_FEDERATIONS
     """``none``, ``all`` or a comma-separated list of instance identifiers whose members may exchange
     messages with this node's clients (X-Road's ``allowed-federations``; ``none`` anywhere wins)."""
+    strict_identifier_checks: bool = True
+    """X-Road's ``strict-identifier-checks`` (7.3+): identifiers the node is given — by its information
+    systems (the client proxy's REST target and identifier headers) and by its administrators (clients,
+    service codes and versions, access-right subjects, local groups, the subsystems and members named in
+    these settings) — may hold only ``A-Z a-z 0-9 ' ( ) + , - . = ?``. Off, only the delimiters ``:``
+    ``;`` ``/`` ``%``, the backslash and control characters are refused: for services named like XYP's
+    ``WS100101_getCitizenIDCardInfo`` (X-Road turns it off on upgrades from before 7.3). Identifiers read
+    from peers and global configuration are never checked strictly. Declared before the settings that name
+    subsystems and members: their validators read it."""
     token: TokenSettings = TokenSettings()
     rate_limit_per_second: int = Field(default=DEFAULT_RATE_PER_SECOND, gt=0)
     rate_limit_per_minute: int = Field(default=DEFAULT_RATE_PER_MINUTE, gt=0)
@@ -312,10 +329,10 @@ class NodeSettings(ServerTimeoutSettings):
         "disabled_body_logging_remote_producer_subsystems",
     )
     @classmethod
-    def _subsystems(cls, value: list[str]) -> list[str]:
+    def _subsystems(cls, value: list[str], info: ValidationInfo) -> list[str]:
         for item in value:
             try:
-                client = parse_client_header(item)
+                client = _client_header(item, info)
             except XRoadError as e:
                 raise ValueError(f"{item[:80]!r} is not INSTANCE/CLASS/MEMBER/SUBSYSTEM: {e.message}") from e
             if not isinstance(client, SubsystemId):
@@ -346,10 +363,10 @@ class NodeSettings(ServerTimeoutSettings):
 
     @field_validator("archive_encryption_keys")
     @classmethod
-    def _member_keys(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+    def _member_keys(cls, value: dict[str, list[str]], info: ValidationInfo) -> dict[str, list[str]]:
         for member, keys in value.items():
             try:
-                client = parse_client_header(member)
+                client = _client_header(member, info)
             except XRoadError as e:
                 raise ValueError(f"{member[:80]!r} is not INSTANCE/CLASS/MEMBER: {e.message}") from e
             if not isinstance(client, MemberId):

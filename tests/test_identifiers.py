@@ -11,7 +11,7 @@ from typing import TypeVar
 from urllib.parse import quote
 
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 from lxml import etree
 
@@ -955,6 +955,27 @@ def test_people_readers_refuse_other_kinds_and_name_the_accepted_forms() -> None
         parse_client_for_people("MN:GOV")
     assert exc.value.details["accepted_forms"] == CLIENT_FORMS
     assert "has 2 parts" in exc.value.message  # why the text was no identifier at all
+
+
+@given(st.one_of(clients(lax_parts), servers(lax_parts)))
+def test_people_read_lax_identifiers_when_not_strict(x: ClientId | SecurityServerId) -> None:
+    assume(not format_colon_id(x).startswith(("LOCALGROUP:", "GLOBALGROUP:")))
+    read = parse_server_for_people if isinstance(x, SecurityServerId) else parse_client_for_people
+    assert read(format_for_people(x), strict=False) == read(format_id(x), strict=False) == x
+
+
+def test_people_readers_take_strict_mode() -> None:
+    service = "SERVICE:MN/GOV/9010001/xyp/WS100101_getCitizenIDCardInfo"
+    assert parse_service_for_people(service, strict=False).service_code == "WS100101_getCitizenIDCardInfo"
+    assert parse_client_for_people("MN:GOV:9010001:xyp_sub", strict=False) == SubsystemId(
+        "MN", "GOV", "9010001", "xyp_sub"
+    )
+    for read, text in ((parse_service_for_people, service), (parse_client_for_people, "MN:GOV:9010001:a_b")):
+        with pytest.raises(XRoadError, match="in strict mode") as exc:
+            read(text)
+        assert exc.value.kind is ErrorKind.BAD_INPUT
+    with pytest.raises(XRoadError, match="'%' which X-Road identifiers do not allow\\)"):  # in no mode
+        parse_service_for_people("SERVICE:MN/GOV/9010001/xyp/a%b", strict=False)
 
 
 @given(st.text(max_size=60))

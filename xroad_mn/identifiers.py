@@ -988,7 +988,8 @@ class PeopleIdReader(Generic[_P]):
     of a client or, for a server reader, of a server. Services and groups have only the string form.
 
     Anything else is ``code`` (a bad input) whose message says the text is not ``what`` and names the
-    accepted ``forms`` (also in ``details["accepted_forms"]``). The readers are
+    accepted ``forms`` (also in ``details["accepted_forms"]``). ``strict`` is the parsers' (X-Road's
+    ``strict-identifier-checks``; on by default). The readers are
     :data:`parse_member_for_people`, :data:`parse_subsystem_for_people`, :data:`parse_client_for_people`,
     :data:`parse_server_for_people`, :data:`parse_subject_for_people` and :data:`parse_service_for_people`::
 
@@ -1003,18 +1004,18 @@ class PeopleIdReader(Generic[_P]):
     forms: str
     code: FaultCode
 
-    def __call__(self, text: object) -> _P:
+    def __call__(self, text: object, *, strict: bool = True) -> _P:
         if not isinstance(text, str):
             raise self._wrong(str(text))
         try:
             if "/" in text or text.startswith(_GROUP_PREFIXES):
-                found: XRoadId = parse_id(text)
+                found: XRoadId = parse_id(text, strict=strict)
             elif SecurityServerId in self.kinds:
-                found = parse_colon_server_id(text)
+                found = parse_colon_server_id(text, strict=strict)
             elif MemberId in self.kinds or SubsystemId in self.kinds:
-                found = parse_colon_client_id(text)
+                found = parse_colon_client_id(text, strict=strict)
             else:
-                found = parse_id(text)
+                found = parse_id(text, strict=strict)
         except XRoadError as e:
             raise self._wrong(text, e.message) from e
         if not isinstance(found, self.kinds):

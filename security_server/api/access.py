@@ -39,7 +39,7 @@ async def list_access_rights(call: NodeCall) -> Reply[list[AccessRightOut]]:
 async def grant_access(call: NodeCall) -> Reply[list[AccessRightOut]]:
     body = call.typed_body(AccessRightsIn)
     client, code = client_param(call), call.param("service_code")
-    subjects = [parse_subject(s) for s in body.subjects]
+    subjects = [parse_subject(s, strict=call.strict) for s in body.subjects]
     granted = await access.grant_access(call.ctx, client, code, subjects, method=body.method, path=body.path)
     out = [right_out(r) for r in granted]
     audit = {
@@ -60,7 +60,7 @@ async def grant_access(call: NodeCall) -> Reply[list[AccessRightOut]]:
 async def revoke_access(call: NodeCall) -> Reply[None]:
     body = call.typed_body(AccessRightsIn)
     client, code = client_param(call), call.param("service_code")
-    subjects = [parse_subject(s) for s in body.subjects]
+    subjects = [parse_subject(s, strict=call.strict) for s in body.subjects]
     await access.revoke_access(call.ctx, client, code, subjects, method=body.method, path=body.path)
     return Reply(
         None, audit={"client_id": format_for_people(client), "service_code": code, "subjects": body.subjects}
@@ -124,7 +124,7 @@ async def delete_local_group(call: NodeCall) -> Reply[None]:
 async def add_local_group_members(call: NodeCall) -> Reply[LocalGroupOut]:
     body = call.typed_body(MembersIn)
     client, code = client_param(call), call.param("code")
-    members = [parse_client_id(m) for m in body.members]
+    members = [parse_client_id(m, strict=call.strict) for m in body.members]
     group = await access.add_local_group_members(call.ctx, client, code, members)
     return Reply(
         group_out(group),
@@ -140,7 +140,7 @@ async def add_local_group_members(call: NodeCall) -> Reply[LocalGroupOut]:
 async def remove_local_group_members(call: NodeCall) -> Reply[LocalGroupOut]:
     body = call.typed_body(MembersIn)
     client, code = client_param(call), call.param("code")
-    members = [parse_client_id(m) for m in body.members]
+    members = [parse_client_id(m, strict=call.strict) for m in body.members]
     group = await access.remove_local_group_members(call.ctx, client, code, members)
     return Reply(
         group_out(group),

@@ -84,6 +84,11 @@ class NodeCall(admin.Call):
         return self.request.app[SETTINGS_KEY]
 
     @property
+    def strict(self) -> bool:
+        """The node's ``strict_identifier_checks``: the mode identifiers in the request are read in."""
+        return self.settings.strict_identifier_checks
+
+    @property
     def node_store(self) -> NodeStore:
         """The node's database (the message log's operations need nothing else)."""
         return self.request.app[STORE_KEY]

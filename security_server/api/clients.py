@@ -23,7 +23,7 @@ from xroad_mn.identifiers import ClientId
 
 
 def client_param(call: NodeCall) -> ClientId:
-    return parse_client_id(call.param("client_id"))
+    return parse_client_id(call.param("client_id"), strict=call.strict)
 
 
 @operation("GET", "/clients", "List clients", tag="clients", response=list[ClientOut])
@@ -37,7 +37,7 @@ async def list_clients(call: NodeCall) -> Reply[list[ClientOut]]:
 )  # fmt: skip
 async def add_client(call: NodeCall) -> Reply[ClientOut]:
     body = call.typed_body(ClientIn)
-    client = parse_client_id(body.client_id)
+    client = parse_client_id(body.client_id, strict=call.strict)
     added = await clients.add_client(call.ctx, client, connection_type=body.connection_type)
     return Reply(client_out(added), audit={"client_id": format_for_people(client)})
 

@@ -32,8 +32,8 @@ from xroad_mn.errors import FaultCode, XRoadError
 from xroad_mn.identifiers import MemberId
 
 
-def _member(text: str | None) -> MemberId | None:
-    return parse_member_id(text) if text is not None else None
+def _member(call: NodeCall, text: str | None) -> MemberId | None:
+    return parse_member_id(text, strict=call.strict) if text is not None else None
 
 
 def _imported(i: ImportedCertificate) -> ImportedOut:
@@ -61,7 +61,9 @@ async def list_keys(call: NodeCall) -> Reply[list[KeyOut]]:
 )  # fmt: skip
 async def generate_key(call: NodeCall) -> Reply[KeyOut]:
     body = call.typed_body(KeyIn)
-    key = await certs.generate_key(call.ctx, body.usage, member=_member(body.member_id), label=body.label)
+    key = await certs.generate_key(
+        call.ctx, body.usage, member=_member(call, body.member_id), label=body.label
+    )
     return Reply(key_out(key), audit={"key_id": key.key_id, "usage": key.usage.value})
 
 
@@ -99,7 +101,7 @@ async def generate_key_and_csr(call: NodeCall) -> Reply[CsrOut]:
     new = await certs.generate_key_and_csr(
         call.ctx,
         body.usage,
-        member=_member(body.member_id),
+        member=_member(call, body.member_id),
         ca_name=body.ca_name,
         member_name=body.member_name,
     )
@@ -131,7 +133,7 @@ async def request_certificate(call: NodeCall) -> Reply[ImportedOut]:
         call.ctx,
         body.usage,
         ca_url=body.ca_url,
-        member=_member(body.member_id),
+        member=_member(call, body.member_id),
         ca_name=body.ca_name,
         member_name=body.member_name,
     )

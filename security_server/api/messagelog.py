@@ -68,12 +68,13 @@ class LogFiltersIn(In):
     )
     message: Literal["request", "response"] | None = None
 
-    def filters(self) -> LogFilters:
+    def filters(self, *, strict: bool) -> LogFilters:
+        """The filters asked for, their client and service read in the node's ``strict`` mode."""
         return LogFilters(
             start=parse_log_time(self.from_) if self.from_ is not None else None,
             end=parse_log_time(self.to) if self.to is not None else None,
-            client=parse_client_id(self.client) if self.client is not None else None,
-            service=parse_service_id(self.service) if self.service is not None else None,
+            client=parse_client_id(self.client, strict=strict) if self.client is not None else None,
+            service=parse_service_id(self.service, strict=strict) if self.service is not None else None,
             query_id=self.x_road_id,
             x_request_id=self.x_request_id,
             user_id=self.user_id,
@@ -152,7 +153,7 @@ def _b64(data: bytes) -> str:
 )  # fmt: skip
 async def search_message_log(call: NodeCall) -> Reply[LogPageOut]:
     body = call.typed_body(LogSearchIn)
-    filters = body.filters()
+    filters = body.filters(strict=call.strict)
     page = await messagelog.search(
         call.settings, call.node_store, filters, limit=body.limit, after_id=body.after_id
     )
@@ -194,7 +195,7 @@ async def get_message_log_body(call: NodeCall) -> Reply[LogBodyOut]:
 )  # fmt: skip
 async def export_message_log(call: NodeCall) -> Reply[FileBody]:
     body = call.typed_body(LogExportIn)
-    filters = body.filters()
+    filters = body.filters(strict=call.strict)
     asked = await messagelog.filters_audit(call.settings, call.node_store, filters)
     now = call.now
     spool = tempfile.SpooledTemporaryFile(max_size=EXPORT_SPOOL_BYTES)  # noqa: SIM115 (the pipeline closes it)

@@ -205,7 +205,7 @@ class AccessStore(StoreBase):
     # -- local groups -------------------------------------------------------------------------------------
 
     async def add_local_group(self, client: ClientId, code: str, description: str) -> LocalGroup:
-        check_code("groupCode", code)
+        check_code("groupCode", code, strict=self._strict)
         check_text("local group description", description)
         async with self._tx() as s:
             owner = await self._client_row(s, client)

@@ -67,12 +67,21 @@ class StoreBase:
     """Async access to the node database; every public method of a subclass is one transaction.
 
     ``clock`` gives the current time (timezone-aware) for the timestamps the store records.
+    ``strict_identifier_checks`` is the node's setting: the identifiers it adds (clients, the server code,
+    service codes and versions, local group codes) pass X-Road's strict checks, or only the non-strict ones.
     """
 
-    def __init__(self, engine: AsyncEngine, *, clock: Callable[[], datetime] = _utcnow) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        clock: Callable[[], datetime] = _utcnow,
+        strict_identifier_checks: bool = True,
+    ) -> None:
         self._engine = engine
         self._sessions = async_sessionmaker(engine, expire_on_commit=False, autoflush=True)
         self._clock = clock
+        self._strict = strict_identifier_checks
 
     @property
     def engine(self) -> AsyncEngine:

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 from security_server.db.models import URL_LENGTH
 from security_server.endpoints import normalize_method, validate_path_pattern
+from security_server.ids import strict_checked
 from xroad_mn.errors import DetailValue, ErrorKind, FaultCode, XRoadError
 from xroad_mn.identifiers import ClientId, validate_part
 
@@ -82,22 +83,24 @@ def check_seconds(what: str, value: int, *, limit: int = MAX_TIMEOUT_SECONDS) ->
     return value
 
 
-def _strict(part: str, value: str, code: str) -> str:
+def _identifier_part(part: str, value: str, code: str, strict: bool) -> str:
     try:
-        return validate_part(part, value, code=code, strict=True)
+        return strict_checked(lambda s: validate_part(part, value, code=code, strict=s), strict=strict)
     except XRoadError as e:
         raise XRoadError(e.code, e.message, details=e.details, kind=ErrorKind.BAD_INPUT) from e
 
 
-def check_code(part: str, value: str) -> str:
-    """A service code, version or group code: an identifier part under X-Road's strict checks."""
-    return _strict(part, value, FaultCode.INVALID_IDENTIFIER)
+def check_code(part: str, value: str, *, strict: bool) -> str:
+    """A service code, version or group code: an identifier part under X-Road's identifier checks, strict
+    ones unless ``strict`` is false (the node's ``strict_identifier_checks``)."""
+    return _identifier_part(part, value, FaultCode.INVALID_IDENTIFIER, strict)
 
 
-def check_client(client: ClientId) -> ClientId:
-    """A client identifier whose parts pass X-Road's strict identifier checks (for clients added here)."""
+def check_client(client: ClientId, *, strict: bool) -> ClientId:
+    """A client identifier whose parts pass X-Road's identifier checks, strict ones unless ``strict`` is
+    false (for clients added here)."""
     for part, value in client.parts().items():
-        _strict(part, value, FaultCode.INVALID_CLIENT_IDENTIFIER)
+        _identifier_part(part, value, FaultCode.INVALID_CLIENT_IDENTIFIER, strict)
     return client
 
 

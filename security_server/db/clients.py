@@ -59,8 +59,8 @@ class ClientStore(StoreBase):
     ) -> ServerIdentity:
         """Set the node's owner and server code, once (409 after). The owner becomes a client (``saved``)
         unless it is one already."""
-        check_client(owner)
-        check_code("serverCode", server_code)
+        check_client(owner, strict=self._strict)
+        check_code("serverCode", server_code, strict=self._strict)
         if address is not None:
             check_text("server address", address, limit=URL_LENGTH)
         async with self._tx() as s:
@@ -112,7 +112,7 @@ class ClientStore(StoreBase):
         state: ClientState = ClientState.SAVED,
     ) -> Client:
         """Host ``client`` on this node (409 when it is already hosted). It must be of the node's instance."""
-        check_client(client)
+        check_client(client, strict=self._strict)
         async with self._tx() as s:
             instance = (await self._identity(s)).server.instance
             if client.instance != instance:

@@ -77,10 +77,10 @@ def _version_is(version: str | None) -> ColumnElement[bool]:
     return ServiceRow.service_version == version
 
 
-def _check_service(service: NewService) -> NewService:
-    check_code("serviceCode", service.code)
+def _check_service(service: NewService, strict: bool) -> NewService:
+    check_code("serviceCode", service.code, strict=strict)
     if service.version is not None:
-        check_code("serviceVersion", service.version)
+        check_code("serviceVersion", service.version, strict=strict)
     if service.url is not None:
         check_url("service URL", service.url)
     if service.title is not None:
@@ -95,6 +95,8 @@ def _check_description(
     document: bytes | None,
     services: Sequence[NewService],
     endpoints: Sequence[NewEndpoint],
+    *,
+    strict: bool,
 ) -> None:
     if url is not None:
         check_url("service description URL", url)
@@ -112,7 +114,7 @@ def _check_description(
     if endpoints and type is not DescriptionType.OPENAPI3:
         raise invalid("only an OpenAPI 3 description brings endpoints of its own")
     for service in services:
-        _check_service(service)
+        _check_service(service, strict)
     keys = [(s.code, s.version) for s in services]
     if len(set(keys)) != len(keys):
         raise invalid("a service appears twice in the description")
@@ -143,7 +145,7 @@ class ServiceStore(StoreBase):
 
         409 when the client already has the URL or one of the services (code and version).
         """
-        _check_description(type, url, document, services, endpoints)
+        _check_description(type, url, document, services, endpoints, strict=self._strict)
         async with self._tx() as s:
             owner = await self._client_row(s, client)
             if url is not None:
@@ -211,7 +213,7 @@ class ServiceStore(StoreBase):
         async with self._tx() as s:
             row = await self._description_row(s, description_id)
             new_document = document if document is not None else row.document
-            _check_description(row.type, row.url, new_document, services, endpoints)
+            _check_description(row.type, row.url, new_document, services, endpoints, strict=self._strict)
             owner = await s.get_one(ClientRow, row.client_id)
             current = {(r.service_code, r.service_version): r for r in await self._service_rows(s, row.id)}
             wanted = {(n.code, n.version): n for n in services}

@@ -47,7 +47,7 @@ def archive_recipients(settings: NodeSettings, member: MemberId | None) -> tuple
     key."""
     if member is not None:
         for name, keys in settings.archive_encryption_keys.items():
-            if parse_client_header(name) == member:
+            if parse_client_header(name, strict=False) == member:  # checked by the settings, in their mode
                 return tuple(keys)
     default = settings.archive_default_encryption_key
     return (default,) if default is not None else ()

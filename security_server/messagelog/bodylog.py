@@ -69,8 +69,8 @@ class BodyLoggingPolicy:
 
     @classmethod
     def from_settings(cls, settings: NodeSettings) -> BodyLoggingPolicy:
-        def ids(values: list[str]) -> frozenset[ClientId]:
-            return frozenset(parse_client_header(v) for v in values)
+        def ids(values: list[str]) -> frozenset[ClientId]:  # checked by the settings, in their mode
+            return frozenset(parse_client_header(v, strict=False) for v in values)
 
         return cls(
             message_body_logging=settings.message_body_logging,

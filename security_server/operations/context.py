@@ -120,10 +120,16 @@ async def open_node_store(
     settings: NodeSettings, *, clock: Callable[[], datetime] | None = None
 ) -> AsyncIterator[NodeStore]:
     """The node's database migrated to the current schema (on PostgreSQL with ``database_schema``, the
-    schema created when missing), closed after the block."""
+    schema created when missing), closed after the block; its store checks identifiers in the settings'
+    ``strict_identifier_checks`` mode."""
     secure_database_files(settings)
     async with open_migrated(
         settings.database(), migrate, schema=settings.database_schema, **settings.engine_options()
     ) as engine:
         secure_database_files(settings)  # the side files WAL mode created
-        yield NodeStore(engine) if clock is None else NodeStore(engine, clock=clock)
+        strict = settings.strict_identifier_checks
+        yield (
+            NodeStore(engine, strict_identifier_checks=strict)
+            if clock is None
+            else NodeStore(engine, clock=clock, strict_identifier_checks=strict)
+        )

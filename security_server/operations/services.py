@@ -63,8 +63,9 @@ class DescriptionReader(Protocol):
     """Reads an OpenAPI 3 document (by ``url`` or uploaded ``document``) or a WSDL (by ``url``).
 
     ``service_code`` is the code an OpenAPI 3 description's one service gets (WSDL: one service per
-    operation). Errors are X-Road errors with HTTP 400 (a document that is not what it claims) or 502 (a
-    URL that does not answer)."""
+    operation); ``strict`` is the node's ``strict_identifier_checks``, the mode service codes and versions
+    are checked in. Errors are X-Road errors with HTTP 400 (a document that is not what it claims) or 502
+    (a URL that does not answer)."""
 
     async def __call__(
         self,
@@ -74,6 +75,7 @@ class DescriptionReader(Protocol):
         document: bytes | None,
         service_code: str | None,
         session: aiohttp.ClientSession,
+        strict: bool,
     ) -> ReadDescription: ...
 
 
@@ -88,11 +90,12 @@ async def read_description(
     document: bytes | None,
     service_code: str | None,
     session: aiohttp.ClientSession,
+    strict: bool = True,
 ) -> ReadDescription:
     """The :class:`DescriptionReader` of :mod:`security_server.servicedesc`: a WSDL from its URL (its
     operations as services), an OpenAPI 3 document from its URL or as uploaded ``document`` (one service
     ``service_code`` with the document's endpoints)."""
-    loader = DescriptionLoader(session)
+    loader = DescriptionLoader(session, strict=strict)
     if type is DescriptionType.WSDL:
         if url is None or document is not None or service_code is not None:
             raise _invalid("a WSDL description is read from its URL; its services are its operations")
@@ -103,7 +106,9 @@ async def read_description(
         if url is not None and document is None:
             parsed = await loader.openapi(url, service_code=service_code)
         elif document is not None and url is None:
-            parsed = await asyncio.to_thread(parse_openapi, document, service_code=service_code)
+            parsed = await asyncio.to_thread(
+                parse_openapi, document, service_code=service_code, strict=strict
+            )
         else:
             raise _invalid("an OpenAPI 3 description is read from its URL or from a document, one of them")
     else:
@@ -126,7 +131,14 @@ async def _read(
         return ReadDescription((NewService(service_code, url=url),))
     if reader is None:
         raise _invalid(f"this node cannot read {type.value} descriptions yet; add the service as REST")
-    return await reader(type, url=url, document=document, service_code=service_code, session=ctx.session)
+    return await reader(
+        type,
+        url=url,
+        document=document,
+        service_code=service_code,
+        session=ctx.session,
+        strict=ctx.settings.strict_identifier_checks,
+    )
 
 
 async def list_service_descriptions(ctx: NodeContext, client: ClientId) -> tuple[ServiceDescription, ...]:

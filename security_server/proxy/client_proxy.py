@@ -26,6 +26,7 @@ from aiohttp import web
 from cryptography import x509
 from lxml import etree
 
+from security_server.ids import strict_checked
 from security_server.messagelog.export import asic_response
 from security_server.messagelog.timestamper import Timestamper
 from security_server.opmonitoring import CLIENT, OpTrace, now_ms
@@ -223,11 +224,13 @@ def _get_wsdl_request(
 
 
 async def _wsdl_client(node: ExchangeNode, request: web.Request) -> SubsystemId:
-    """The client of a ``/wsdl`` request: ``X-Road-Client`` when the IS sends it, else the first registered
-    subsystem this node hosts."""
+    """The client of a ``/wsdl`` request: ``X-Road-Client`` when the IS sends it (read in the node's
+    ``strict_identifier_checks`` mode), else the first registered subsystem this node hosts."""
     header = request.headers.get("X-Road-Client")
     if header is not None:
-        client = parse_client_header(header)
+        client = strict_checked(
+            lambda s: parse_client_header(header, strict=s), strict=node.settings.strict_identifier_checks
+        )
         if isinstance(client, SubsystemId):
             return client
     hosted = [c.client for c in await node.store.list_clients() if isinstance(c.client, SubsystemId)]

@@ -23,6 +23,7 @@ from cryptography import x509
 
 from security_server.db.records import Service
 from security_server.exchange.peers import provider_addresses
+from security_server.ids import strict_checked
 from security_server.messagelog import ExchangeFacts, LogRecord, rest_facts, soap_facts
 from security_server.opmonitoring import CLIENT, PRODUCER, OpTrace, now_ms
 from security_server.proxy.configuration import ConfigurationView
@@ -301,7 +302,10 @@ class ConsumerExchange:
     async def _rest(
         self, method: str, target: str, headers: Sequence[tuple[str, str]], body: bytes
     ) -> ExchangeResult:
-        service, _path, _query = rest_wire.parse_rest_target(target)
+        strict = self.node.settings.strict_identifier_checks
+        service, _path, _query = strict_checked(
+            lambda s: rest_wire.parse_rest_target(target, strict=s), strict=strict
+        )
         client_header = next((v for k, v in headers if k.lower() == "x-road-client"), None)
         if client_header is None:
             raise XRoadError(
@@ -310,8 +314,11 @@ class ConsumerExchange:
         incoming_id = next((v for k, v in headers if k.lower() == "x-road-id"), None)
         query_id = incoming_id or rest_wire.generate_query_id(self.view.instance)
         request_id = str(uuid.uuid4())
-        request = rest_wire.build_rest_request(
-            method, target, list(headers), query_id=query_id, request_id=request_id
+        request = strict_checked(
+            lambda s: rest_wire.build_rest_request(
+                method, target, list(headers), query_id=query_id, request_id=request_id, strict=s
+            ),
+            strict=strict,
         )
         client = request.client
         if client is None:

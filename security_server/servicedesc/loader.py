@@ -89,7 +89,9 @@ def read_document(path: Path, *, max_bytes: int = MAX_DESCRIPTION_BYTES) -> byte
 
 
 class DescriptionLoader:
-    """Fetches and parses service descriptions with the caller's ``session`` (which it does not close)."""
+    """Fetches and parses service descriptions with the caller's ``session`` (which it does not close);
+    service codes and versions are checked strictly unless ``strict`` is false (the node's
+    ``strict_identifier_checks``)."""
 
     def __init__(
         self,
@@ -97,10 +99,12 @@ class DescriptionLoader:
         *,
         timeout_seconds: float = FETCH_TIMEOUT_SECONDS,
         max_bytes: int = MAX_DESCRIPTION_BYTES,
+        strict: bool = True,
     ) -> None:
         self._session = session
         self._timeout = aiohttp.ClientTimeout(total=timeout_seconds)
         self._max_bytes = max_bytes
+        self._strict = strict
 
     async def fetch(self, url: str, *, failed: str, too_large: str) -> bytes:
         """The body of ``GET url`` (HTTP 200 only). ``failed`` is the fault code of a fetch that fails,
@@ -142,7 +146,7 @@ class DescriptionLoader:
         document = await self.fetch(
             url, failed=FaultCode.WSDL_DOWNLOAD_FAILED, too_large=FaultCode.INVALID_WSDL
         )
-        return await asyncio.to_thread(parse_wsdl, document, source_url=url)
+        return await asyncio.to_thread(parse_wsdl, document, source_url=url, strict=self._strict)
 
     async def openapi(
         self, source: str | Path, *, service_code: str, service_url: str | None = None
@@ -158,7 +162,12 @@ class DescriptionLoader:
             )
             url = source
         return await asyncio.to_thread(
-            parse_openapi, document, service_code=service_code, source_url=url, service_url=service_url
+            parse_openapi,
+            document,
+            service_code=service_code,
+            source_url=url,
+            service_url=service_url,
+            strict=self._strict,
         )
 
     async def refresh(
@@ -178,7 +187,9 @@ class DescriptionLoader:
             )
         service = description.services[0]
         if description.type is DescriptionType.REST:
-            return parse_rest(service.url or description.url or "", service_code=service.code)
+            return parse_rest(
+                service.url or description.url or "", service_code=service.code, strict=self._strict
+            )
         if description.url is not None:
             return await self.openapi(description.url, service_code=service.code, service_url=service.url)
         stored = document if document is not None else description.document
@@ -188,5 +199,5 @@ class DescriptionLoader:
                 f"OpenAPI description {description.id} has no stored document",
             )
         return await asyncio.to_thread(
-            parse_openapi, stored, service_code=service.code, service_url=service.url
+            parse_openapi, stored, service_code=service.code, service_url=service.url, strict=self._strict
         )

@@ -79,10 +79,10 @@ def check_service_url(url: str) -> str:
         raise description_error(FaultCode.INVALID_SERVICE_URL, e.message, url=url[:200]) from e
 
 
-def check_admin_service_code(code: str) -> str:
-    """The service code an administrator gives (REST, OpenAPI 3): an identifier part under X-Road's strict
-    checks, and none of :data:`RESERVED_SERVICE_CODES`."""
-    check_code("serviceCode", code)
+def check_admin_service_code(code: str, *, strict: bool = True) -> str:
+    """The service code an administrator gives (REST, OpenAPI 3): an identifier part under X-Road's
+    identifier checks (strict ones unless ``strict`` is false), and none of :data:`RESERVED_SERVICE_CODES`."""
+    check_code("serviceCode", code, strict=strict)
     if code in RESERVED_SERVICE_CODES:
         raise description_error(
             FaultCode.INVALID_SERVICE_IDENTIFIER,
@@ -92,9 +92,10 @@ def check_admin_service_code(code: str) -> str:
     return code
 
 
-def parse_rest(url: str, *, service_code: str) -> ParsedDescription:
+def parse_rest(url: str, *, service_code: str, strict: bool = True) -> ParsedDescription:
     """A REST description: one service ``service_code`` at the base ``url`` (its base endpoint ``* **`` is
-    the store's), as X-Road's ``addRestEndpointServiceDescription`` creates it."""
-    check_admin_service_code(service_code)
+    the store's), as X-Road's ``addRestEndpointServiceDescription`` creates it (``strict``: as
+    :func:`check_admin_service_code`)."""
+    check_admin_service_code(service_code, strict=strict)
     check_service_url(url)
     return ParsedDescription(DescriptionType.REST, url, None, (NewService(service_code, url=url),))

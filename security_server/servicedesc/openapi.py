@@ -291,15 +291,17 @@ def parse_openapi(
     service_code: str,
     source_url: str | None = None,
     service_url: str | None = None,
+    strict: bool = True,
 ) -> ParsedDescription:
-    """Read an OpenAPI 3 ``document`` (JSON or YAML) as the description of the service ``service_code``.
+    """Read an OpenAPI 3 ``document`` (JSON or YAML) as the description of the service ``service_code``
+    (checked by :func:`~security_server.servicedesc.model.check_admin_service_code` in ``strict`` mode).
 
     ``source_url`` is the URL it was read from (``None`` for an uploaded file, kept as the description's
     ``document``); ``service_url`` overrides the service URL taken from ``servers``. Raises ``XRoadError``:
     ``unsupported_openapi_version`` for anything but 3.0 and 3.1, ``openapi_parsing_error`` for a document
     that cannot be read or resolved, ``invalid_service_url``, or the code's own errors.
     """
-    check_admin_service_code(service_code)
+    check_admin_service_code(service_code, strict=strict)
     if service_url is not None:
         check_service_url(service_url)
     root = _load(document)

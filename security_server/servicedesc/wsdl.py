@@ -18,7 +18,8 @@ Example::
 Refused: anything :func:`xroad_mn.xmlsafe.parse` refuses (DOCTYPE, entities, over
 :data:`MAX_DESCRIPTION_BYTES`) and a document that is not WSDL 1.1, whose bindings or port types do not
 resolve, that has an operation twice in one binding or no SOAP-over-HTTP operation at all
-(``invalid_wsdl``); service codes or versions that are not X-Road identifiers or are reserved
+(``invalid_wsdl``); service codes or versions that are not X-Road identifiers (in strict mode unless
+``strict`` is false: the node's ``strict_identifier_checks``) or are reserved
 (``invalid_wsdl_service_identifier``); service URLs that are not ``http(s)`` (``invalid_service_url``). When
 several ports carry the same operation and version (a SOAP 1.1 and a SOAP 1.2 port, say), the first in
 document order is kept.
@@ -33,6 +34,7 @@ from lxml import etree
 from security_server.db.checks import MAX_TEXT_CHARS, check_code
 from security_server.db.models import DescriptionType
 from security_server.db.records import NewService
+from security_server.ids import STRICT_SETTING, strict_only
 from security_server.servicedesc.model import (
     MAX_DESCRIPTION_BYTES,
     RESERVED_SERVICE_CODES,
@@ -127,24 +129,33 @@ def _operations(port_type: etree._Element) -> dict[str, etree._Element]:
     return out
 
 
-def _check_identifiers(services: list[NewService]) -> None:
+def _shown(values: list[str]) -> str:
+    return ", ".join(repr(v[:80]) for v in values[:10])
+
+
+def _check_identifiers(services: list[NewService], strict: bool) -> None:
     bad: list[str] = []
+    strict_bad: list[str] = []
     for service in services:
         for part, value in (("serviceCode", service.code), ("serviceVersion", service.version)):
             if value is None:
                 continue
             try:
-                check_code(part, value)
-            except XRoadError:
-                bad.append(value)
+                check_code(part, value, strict=strict)
+            except XRoadError as e:
+                (strict_bad if strict_only(e) else bad).append(value)
         if service.code in RESERVED_SERVICE_CODES:
             bad.append(service.code)
-    if bad:
+    if bad or strict_bad:
+        refused = bad + strict_bad
+        message = f"the WSDL has service codes or versions X-Road does not allow: {_shown(refused)}"
+        if strict_bad:
+            message += f" ({_shown(strict_bad)} in strict mode only: node setting {STRICT_SETTING} = true)"
         raise description_error(
             FaultCode.INVALID_WSDL_SERVICE_IDENTIFIER,
-            "the WSDL has service codes or versions X-Road does not allow: "
-            + ", ".join(repr(b[:80]) for b in bad[:10]),
-            identifiers=" ".join(b[:80] for b in bad[:10]),
+            message,
+            identifiers=" ".join(b[:80] for b in refused[:10]),
+            **({"setting": STRICT_SETTING} if strict_bad else {}),
         )
 
 
@@ -157,8 +168,9 @@ def _check_title(title: str | None, code: str) -> str | None:
     return title
 
 
-def parse_wsdl(document: bytes, *, source_url: str) -> ParsedDescription:
-    """Read a WSDL 1.1 ``document`` fetched from ``source_url``: its operations as services.
+def parse_wsdl(document: bytes, *, source_url: str, strict: bool = True) -> ParsedDescription:
+    """Read a WSDL 1.1 ``document`` fetched from ``source_url``: its operations as services, their codes
+    and versions under X-Road's strict identifier checks unless ``strict`` is false.
 
     Raises ``XRoadError`` (see the module's documentation).
     """
@@ -199,7 +211,7 @@ def parse_wsdl(document: bytes, *, source_url: str) -> ParsedDescription:
     services = list(found.values())
     if not services:
         raise _invalid("the WSDL has no operation bound to SOAP over HTTP")
-    _check_identifiers(services)
+    _check_identifiers(services, strict)
     bad_urls = [
         s.url for s in services if s.url is not None and not s.url.startswith(("http://", "https://"))
     ]

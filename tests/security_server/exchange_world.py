@@ -5,14 +5,16 @@ the registry approves the dev CA and TSA; node ``ss1`` (127.0.0.2, owner MN/GOV/
 subsystem ``bank-kyc``; node ``ss2`` (127.0.0.3, owner MN/GOV/9010002) hosts the provider subsystem
 ``civil-registry`` whose services are a REST API (``citizens``) and a SOAP operation (``getCitizen``, from a
 WSDL) served by :func:`provider_is_app` on 127.0.0.1. Both nodes are certified, registered and serving their
-client proxy (8080), server proxy (5500, mutual TLS), OCSP responder and admin API.
+client proxy (8080), server proxy (5500, mutual TLS), OCSP responder and admin API. A test module may write
+settings into either node's ``node.toml`` (what the CLI reads too) and add overrides when it serves them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+import tomllib
+from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -25,7 +27,7 @@ from aiohttp import web
 from lxml import etree
 
 from security_server.app import RunningNode, run_node
-from security_server.home import open_home
+from security_server.home import open_home, settings_file
 from tests.security_server.test_node_e2e import (
     OWNERS,
     Node,
@@ -39,6 +41,7 @@ from tests.security_server.test_node_e2e import (
 from trust_services.app import RunningTrustService, TrustSettings, run_trust_service
 from trust_services.store import TrustFiles, init_trust_dir
 from xroad_mn.identifiers import SubsystemId, format_client_header, format_colon_id
+from xroad_mn.settings import render_settings
 from xroad_mn.transport.server import listen
 
 __all__ = [
@@ -52,6 +55,7 @@ __all__ = [
     "federation_in",
     "related_parts",
     "running_federation",
+    "write_node_settings",
 ]
 
 CONSUMER: Final = OWNERS[0].subsystem("bank-kyc")
@@ -275,15 +279,19 @@ class Federation:
     overrides: dict[str, Any] = field(default_factory=dict)
     serving: dict[str, AsyncExitStack] = field(default_factory=dict)
     """Each node's serving context, by server code: :meth:`stop_node` and :meth:`start_node` (fault tests)."""
+    api_keys: dict[str, str] = field(default_factory=dict)
+    """Each node's first admin API key (every role but observer), by server code."""
 
     async def stop_node(self, node: Node) -> None:
         """Stop serving ``node`` (every listener closed, its exchange, message log and tasks ended)."""
         del self.running[node.server_code]
         await self.serving[node.server_code].aclose()
 
-    async def start_node(self, node: Node) -> RunningNode:
-        """Serve ``node`` again from its home, with the federation's settings overrides."""
-        running = await self.serving[node.server_code].enter_async_context(serving_with(node, self.overrides))
+    async def start_node(self, node: Node, overrides: Mapping[str, Any] | None = None) -> RunningNode:
+        """Serve ``node`` again from its home, with the federation's settings overrides and ``overrides``."""
+        running = await self.serving[node.server_code].enter_async_context(
+            serving_with(node, {**self.overrides, **(overrides or {})})
+        )
         self.running[node.server_code] = running
         return running
 
@@ -323,6 +331,14 @@ async def serving_with(node: Node, overrides: dict[str, Any]) -> AsyncIterator[R
         yield running
 
 
+def write_node_settings(node: Node, settings: Mapping[str, Any]) -> None:
+    """Write ``settings`` into ``node``'s ``node.toml``: the CLI reads them, and the node when it is served
+    next."""
+    path = settings_file(node.home)
+    merged = {**tomllib.loads(path.read_text(encoding="utf-8")), **settings}
+    path.write_text(render_settings(merged, app="node"), encoding="utf-8")
+
+
 @asynccontextmanager
 async def running_federation(
     tmp_path: Path,
@@ -330,9 +346,11 @@ async def running_federation(
     *,
     addresses: tuple[str, str] = ("127.0.0.2", "127.0.0.3"),
     overrides: dict[str, Any] | None = None,
+    settings: tuple[Mapping[str, Any], Mapping[str, Any]] = ({}, {}),
 ) -> AsyncIterator[Federation]:
     """The federation, its nodes on ``addresses`` (consumer, provider) with X-Road's default ports, their
-    settings changed by ``overrides``. Test modules that may run at the same time use distinct addresses."""
+    ``settings`` (consumer's, provider's) written into their ``node.toml`` after ``node init`` and changed
+    by ``overrides`` when served. Test modules that may run at the same time use distinct addresses."""
     consumer = Node(tmp_path / "ss1", OWNERS[0], "ss1", addresses[0], CONSUMER)
     provider = Node(tmp_path / "ss2", OWNERS[1], "ss2", addresses[1], PROVIDER)
     state = ProviderIs("", [])
@@ -352,6 +370,8 @@ async def running_federation(
         api_keys = {
             node.server_code: await init_and_certify(world, node, []) for node in (consumer, provider)
         }
+        for node, written in zip((consumer, provider), settings, strict=True):
+            write_node_settings(node, written)
         serving = {
             n.server_code: await stack.enter_async_context(AsyncExitStack()) for n in (consumer, provider)
         }
@@ -383,12 +403,18 @@ async def running_federation(
                 headers={"Authorization": f"X-Road-ApiKey token={api_keys[consumer.server_code]}"},
             ) as resp:
                 assert resp.status == 200, await resp.text()
-        yield Federation(world, consumer, provider, running, state, session, overrides or {}, serving)
+        yield Federation(
+            world, consumer, provider, running, state, session, overrides or {}, serving, api_keys
+        )
 
 
 @asynccontextmanager
 async def federation_in(
-    root: Path, *, addresses: tuple[str, str], overrides: dict[str, Any] | None = None
+    root: Path,
+    *,
+    addresses: tuple[str, str],
+    overrides: dict[str, Any] | None = None,
+    settings: tuple[Mapping[str, Any], Mapping[str, Any]] = ({}, {}),
 ) -> AsyncIterator[Federation]:
     """A fresh set of dev trust services in ``root/trust`` and the federation on ``addresses`` (what a test
     module's federation fixture needs)."""
@@ -396,6 +422,6 @@ async def federation_in(
     await asyncio.to_thread(init_trust_dir, directory, instance="MN", now=datetime.now(UTC))
     async with (
         run_trust_service(TrustSettings(dir=directory, host="127.0.0.1", port=0)) as trust,
-        running_federation(root, trust, addresses=addresses, overrides=overrides) as fed,
+        running_federation(root, trust, addresses=addresses, overrides=overrides, settings=settings) as fed,
     ):
         yield fed

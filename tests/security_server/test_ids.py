@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from security_server.ids import (
+    STRICT_SETTING,
     format_for_people,
     format_subject,
     parse_client_id,
@@ -14,9 +15,11 @@ from security_server.ids import (
     parse_service_id,
     parse_subject,
     parse_subsystem_id,
+    strict_checked,
+    strict_only,
 )
 from security_server.settings import NodeSettings
-from xroad_mn.errors import XRoadError
+from xroad_mn.errors import ErrorKind, XRoadError
 from xroad_mn.identifiers import GlobalGroupId, LocalGroupId, MemberId
 from xroad_mn.wire.faults import http_status_of
 
@@ -54,6 +57,47 @@ def test_wrong_identifiers_name_the_accepted_forms(parse: object, text: str, cod
     assert (e.value.code, http_status_of(e.value)) == (code, 400)
     assert "write" in e.value.message
     assert "accepted_forms" in e.value.details
+
+
+XYP = "SERVICE:MN/GOV/9010001/xyp/WS100101_getCitizenIDCardInfo"
+
+
+def test_strict_mode_is_the_default_and_its_refusals_name_the_setting() -> None:
+    assert parse_service_id(XYP, strict=False).service_code == "WS100101_getCitizenIDCardInfo"
+    assert parse_subject("LOCALGROUP:kyc_officers", strict=False) == LocalGroupId("kyc_officers")
+    for parse, text, code in (
+        (parse_service_id, XYP, "invalid_service_identifier"),
+        (parse_client_id, "MN:GOV:9010001:xyp_gateway", "invalid_client_identifier"),
+        (parse_subject, "LOCALGROUP:kyc_officers", "invalid_identifier"),
+    ):
+        with pytest.raises(XRoadError) as e:
+            parse(text)
+        assert (e.value.code, http_status_of(e.value)) == (code, 400)
+        assert e.value.message.endswith("in strict mode) (node setting strict_identifier_checks = true)")
+        assert e.value.details["setting"] == STRICT_SETTING == "strict_identifier_checks"
+        assert strict_only(e.value)
+
+
+def test_what_no_mode_allows_is_refused_without_naming_the_setting() -> None:
+    for strict in (True, False):
+        with pytest.raises(XRoadError) as e:
+            parse_service_id("SERVICE:MN/GOV/9010001/xyp/WS_1%3A2", strict=strict)
+        assert "strict" not in e.value.message
+        assert not strict_only(e.value)
+
+
+def test_strict_checked_runs_a_check_in_the_nodes_mode() -> None:
+    def check(strict: bool) -> str:
+        if strict:
+            raise XRoadError("invalid_identifier", "refused in strict mode", kind=ErrorKind.BAD_INPUT)
+        return "accepted"
+
+    assert strict_checked(check, strict=False) == "accepted"
+    with pytest.raises(XRoadError) as e:
+        strict_checked(check, strict=True)
+    assert (e.value.code, e.value.kind) == ("invalid_identifier", ErrorKind.BAD_INPUT)
+    assert e.value.message == "refused in strict mode (node setting strict_identifier_checks = true)"
+    assert isinstance(e.value.__cause__, XRoadError)
 
 
 @pytest.mark.parametrize(

@@ -26,7 +26,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -86,29 +86,41 @@ class Ran:
         return json.loads(self.stdout)
 
 
-async def xroad_mn(*args: str, pin: str = PIN, expect: int = 0, own_process: bool = False) -> Ran:
-    """``xroad-mn ARGS`` with ``XROAD_MN_TOKEN_PIN=pin``, in a worker thread (or, ``own_process``, as
-    ``python -m xroad_mn``); asserts the exit status."""
+async def xroad_mn(
+    *args: str,
+    pin: str = PIN,
+    expect: int = 0,
+    own_process: bool = False,
+    env: Mapping[str, str] | None = None,
+) -> Ran:
+    """``xroad-mn ARGS`` with ``XROAD_MN_TOKEN_PIN=pin`` and ``env``, in a worker thread (or, ``own_process``,
+    as ``python -m xroad_mn``); asserts the exit status."""
     if own_process:
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "xroad_mn", *args,
-            env={**os.environ, PIN_ENV: pin},
+            env={**os.environ, **(env or {}), PIN_ENV: pin},
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         )  # fmt: skip
         out, err = await proc.communicate()
         ran = Ran(proc.returncode if proc.returncode is not None else -1, out.decode(), (out + err).decode())
     else:
         result = await asyncio.to_thread(
-            CliRunner().invoke, build_app(), list(args), env={PIN_ENV: pin}, catch_exceptions=False
+            CliRunner().invoke,
+            build_app(),
+            list(args),
+            env={**(env or {}), PIN_ENV: pin},
+            catch_exceptions=False,
         )
         ran = Ran(result.exit_code, result.stdout, result.output)
     assert ran.exit_code == expect, (args, ran.output)
     return ran
 
 
-async def refused(*args: str, code: str, pin: str = PIN) -> dict[str, Any]:
+async def refused(
+    *args: str, code: str, pin: str = PIN, env: Mapping[str, str] | None = None
+) -> dict[str, Any]:
     """``xroad-mn ARGS --json`` fails with exit status 1 and the shared error object with ``code``."""
-    error: dict[str, Any] = (await xroad_mn(*args, "--json", pin=pin, expect=1)).json()
+    error: dict[str, Any] = (await xroad_mn(*args, "--json", pin=pin, expect=1, env=env)).json()
     assert error["ok"] is False
     assert error["code"] == code, error
     assert error["message"]

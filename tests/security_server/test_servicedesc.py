@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,7 @@ from security_server.servicedesc import (
 )
 from security_server.servicedesc.openapi import MAX_ENDPOINTS, MAX_NESTING, MAX_YAML_ALIASES
 from xroad_mn.errors import FaultCode, XRoadError
+from xroad_mn.wire.faults import http_status_of
 
 DATA = Path(__file__).parent.parent / "data"
 XROAD_WSDL = DATA / "xroad" / "soap" / "wsdl" / "ss-admin"
@@ -135,6 +137,53 @@ def test_wsdl_operations_with_reserved_codes_are_refused(reserved: str) -> None:
         lambda: parse_wsdl(_wsdl(f"getCitizen {reserved}"), source_url=WSDL_URL),
     )
     assert reserved in error.message
+
+
+XYP_OPERATION = "WS100101_getCitizenIDCardInfo"
+
+
+def test_wsdl_operations_only_strict_mode_refuses_name_the_setting() -> None:
+    document = _wsdl(f"getCitizen {XYP_OPERATION}")
+    assert [s.code for s in parse_wsdl(document, source_url=WSDL_URL, strict=False).services] == [
+        "getCitizen",
+        XYP_OPERATION,
+    ]
+    error = _fails(
+        FaultCode.INVALID_WSDL_SERVICE_IDENTIFIER, lambda: parse_wsdl(document, source_url=WSDL_URL)
+    )
+    assert error.message == (
+        f"the WSDL has service codes or versions X-Road does not allow: {XYP_OPERATION!r} "
+        f"({XYP_OPERATION!r} in strict mode only: node setting strict_identifier_checks = true)"
+    )
+    assert (error.details["identifiers"], error.details["setting"]) == (
+        XYP_OPERATION,
+        "strict_identifier_checks",
+    )
+    # A reserved code is refused in every mode, and then the setting is not the remedy.
+    reserved = _fails(
+        FaultCode.INVALID_WSDL_SERVICE_IDENTIFIER,
+        lambda: parse_wsdl(_wsdl("getCitizen listMethods"), source_url=WSDL_URL, strict=False),
+    )
+    assert "setting" not in reserved.details
+    assert "strict" not in reserved.message
+
+
+def test_openapi_and_rest_codes_only_strict_mode_refuses_name_the_setting() -> None:
+    document = (MN / "civil-registration.yaml").read_bytes()
+    code = "WS100102_getCitizenPhoto"
+    assert (
+        parse_openapi(document, service_code=code, source_url=DOC_URL, strict=False).services[0].code == code
+    )
+    assert parse_rest("https://xyp.gov.mn/api", service_code=code, strict=False).services[0].code == code
+    calls: list[Callable[[], object]] = [
+        lambda: parse_openapi(document, service_code=code, source_url=DOC_URL),
+        lambda: parse_rest("https://xyp.gov.mn/api", service_code=code),
+    ]
+    for call in calls:
+        with pytest.raises(XRoadError) as e:
+            call()
+        assert (e.value.code, http_status_of(e.value)) == (FaultCode.INVALID_IDENTIFIER, 400)
+        assert e.value.message.endswith("in strict mode (node setting strict_identifier_checks = true)")
 
 
 def test_wsdl_structure_that_does_not_resolve_is_refused() -> None:

@@ -137,6 +137,32 @@ def test_allowed_federations_must_name_instances() -> None:
     _refused("allowed_federations", allowed_federations="")
 
 
+def test_strict_identifier_checks_are_on_unless_turned_off() -> None:
+    assert _load().strict_identifier_checks is True
+    assert _load({"XROAD_MN_NODE__STRICT_IDENTIFIER_CHECKS": "false"}).strict_identifier_checks is False
+    assert _load(strict_identifier_checks=False).strict_identifier_checks is False
+    _refused("strict_identifier_checks", {"XROAD_MN_NODE__STRICT_IDENTIFIER_CHECKS": "maybe"})
+
+
+def test_subsystems_and_members_named_here_follow_strict_identifier_checks() -> None:
+    xyp, member = "MN/GOV/9010001/xyp_gateway", "MN/GOV/90_10001"
+    names: dict[str, Any] = {
+        "disabled_body_logging_remote_producer_subsystems": [xyp],
+        "archive_encryption_keys": {member: ["k"]},
+    }
+    lax = _load({"XROAD_MN_NODE__STRICT_IDENTIFIER_CHECKS": "false"}, **names)
+    assert lax.disabled_body_logging_remote_producer_subsystems == [xyp]
+    assert lax.archive_encryption_keys == {member: ["k"]}
+    for key, value in names.items():
+        with pytest.raises(XRoadError, match="in strict mode") as exc:
+            _load(**{key: value})
+        assert f"setting '{key}'" in exc.value.message
+        assert "(node setting strict_identifier_checks = true)" in exc.value.message
+    # What no mode allows stays refused.
+    _refused("enabled_body_logging_local_producer_subsystems", strict_identifier_checks=False,
+             enabled_body_logging_local_producer_subsystems=["MN/GOV/9010001/a%3Ab"])  # fmt: skip
+
+
 def test_numbers_are_bounded() -> None:
     for key in ("ocsp_fetch_interval_seconds", "globalconf_update_interval_seconds", "rate_limit_per_second"):
         with pytest.raises(XRoadError, match=key):

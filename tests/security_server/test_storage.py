@@ -187,6 +187,61 @@ async def test_clients_are_hosted_once_in_the_nodes_instance(store: NodeStore) -
     await _fails(store.delete_client(OWNER), FaultCode.CONFLICT, 409)
 
 
+XYP_OPERATION = "WS100101_getCitizenIDCardInfo"
+"""An XYP service name: X-Road's strict identifier checks refuse its ``_``."""
+XYP_GATEWAY = OWNER.subsystem("xyp_gateway")
+
+
+def _xyp_wsdl(version: str = "v1", code: str = XYP_OPERATION) -> dict[str, Any]:
+    return {"url": API + "/xyp.wsdl", "services": [NewService(code, version=version, url=API + "/xyp")]}
+
+
+async def test_strict_mode_refuses_what_only_it_forbids_and_names_the_setting(store: NodeStore) -> None:
+    await store.add_client(PROVIDER)
+    for refused, code in (
+        (store.add_client(XYP_GATEWAY), FaultCode.INVALID_CLIENT_IDENTIFIER),
+        (
+            store.add_service_description(PROVIDER, DescriptionType.WSDL, **_xyp_wsdl()),
+            FaultCode.INVALID_IDENTIFIER,
+        ),
+        (
+            store.add_service_description(PROVIDER, DescriptionType.WSDL, **_xyp_wsdl("v_1", "getCitizen")),
+            FaultCode.INVALID_IDENTIFIER,
+        ),
+        (store.add_local_group(PROVIDER, "kyc_officers", "KYC officers"), FaultCode.INVALID_IDENTIFIER),
+    ):
+        error = await _fails(refused, code, 400)
+        assert "'_' which X-Road identifiers do not allow in strict mode" in error.message
+        assert error.message.endswith("(node setting strict_identifier_checks = true)")
+        assert error.details["setting"] == "strict_identifier_checks"
+    assert await store.list_service_descriptions(PROVIDER) == ()
+    assert await store.list_local_groups(PROVIDER) == ()
+
+
+async def test_without_strict_checks_the_store_takes_xyp_names_but_no_delimiters(
+    node_db: AsyncEngine,
+) -> None:
+    store = NodeStore(node_db, strict_identifier_checks=False)
+    assert (await store.init_server(OWNER, "ss_1")).server == OWNER.server("ss_1")
+    await store.add_client(XYP_GATEWAY)
+    added = await store.add_service_description(XYP_GATEWAY, DescriptionType.WSDL, **_xyp_wsdl("v_1"))
+    assert [(s.code, s.version) for s in added.services] == [(XYP_OPERATION, "v_1")]
+    await store.add_local_group(XYP_GATEWAY, "kyc_officers", "KYC officers")
+    await store.add_local_group_members(XYP_GATEWAY, "kyc_officers", [BANK])
+    await store.grant_access(XYP_GATEWAY, XYP_OPERATION, [LocalGroupId("kyc_officers")])
+    assert await store.is_allowed(XYP_GATEWAY, XYP_OPERATION, BANK)
+    assert not await store.is_allowed(XYP_GATEWAY, XYP_OPERATION, TAX)
+    for refused in (  # the delimiters of X-Road's encodings: in no mode
+        store.add_service_description(
+            XYP_GATEWAY, DescriptionType.REST, url=API, services=[NewService("WS:1", url=API)]
+        ),
+        store.add_local_group(XYP_GATEWAY, "kyc/officers", "KYC officers"),
+    ):
+        error = await _fails(refused, FaultCode.INVALID_IDENTIFIER, 400)
+        assert "strict" not in error.message
+        assert "setting" not in error.details
+
+
 async def test_information_system_certificates(store: NodeStore) -> None:
     await store.add_client(PROVIDER)
     cert = _cert("civil-registry-is")
