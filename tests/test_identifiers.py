@@ -30,6 +30,7 @@ from xroad_mn.identifiers import (
     ServiceId,
     SubsystemId,
     XRoadId,
+    check_characters,
     client_id_from_xml,
     format_client_header,
     format_colon_id,
@@ -989,3 +990,17 @@ def test_people_readers_fail_only_with_bad_input(text: str) -> None:
         if error is not None:
             assert error.kind is ErrorKind.BAD_INPUT
             assert "accepted_forms" in error.details
+
+
+def test_check_characters_holds_a_leniently_read_identifier_to_strict_mode() -> None:
+    service = parse_id("SERVICE:MN/GOV/9010001/civil-registry/WS100101_getCitizenIDCardInfo/v1", strict=False)
+    check_characters(service, strict=False)
+    with pytest.raises(XRoadError) as caught:
+        check_characters(service, strict=True)
+    assert caught.value.code == FaultCode.INVALID_SERVICE_IDENTIFIER
+    assert "'_'" in caught.value.message
+    client = parse_id("SUBSYSTEM:MN/GOV/9010001/xyp_gateway", strict=False)
+    with pytest.raises(XRoadError) as caught:
+        check_characters(client)
+    assert caught.value.code == FaultCode.INVALID_CLIENT_IDENTIFIER
+    check_characters(parse_id("SUBSYSTEM:MN/GOV/9010001/civil-registry"))

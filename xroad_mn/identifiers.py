@@ -99,6 +99,7 @@ __all__ = [
     "SubsystemId",
     "XRoadId",
     "XRoadObjectType",
+    "check_characters",
     "client_id_from_xml",
     "format_client_header",
     "format_colon_id",
@@ -487,6 +488,14 @@ def _build(
             None if value is None else validate_part(name, value, code=fault, strict=strict)
         )
     return cls(**kwargs)  # type: ignore[arg-type]
+
+
+def check_characters(identifier: XRoadId, *, strict: bool = True) -> None:
+    """Check each part of ``identifier`` in ``strict`` mode (X-Road's ``strict-identifier-checks``): for an
+    identifier read leniently, as from a SOAP header, which a node then holds to its own mode. Raises the
+    identifier type's fault code."""
+    for name, value in identifier.parts().items():
+        validate_part(name, value, code=identifier.fault_code, strict=strict)
 
 
 def _object_type(text: str, code: str) -> XRoadObjectType:

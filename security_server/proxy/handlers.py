@@ -38,7 +38,14 @@ from security_server.proxy.node import ExchangeNode
 from security_server.proxy.provider_is import IsResponse, call_information_system, concat_path
 from xroad_mn.errors import ErrorKind, FaultCode, XRoadError
 from xroad_mn.hashchain import MessagePart
-from xroad_mn.identifiers import ClientId, SecurityServerId, ServiceId, format_id
+from xroad_mn.identifiers import (
+    ClientId,
+    SecurityServerId,
+    ServiceId,
+    XRoadId,
+    check_characters,
+    format_id,
+)
 from xroad_mn.signature import SignatureData, verify_signature
 from xroad_mn.wire import rest as rest_wire
 from xroad_mn.wire import soap as soap_wire
@@ -299,6 +306,26 @@ class ConsumerExchange:
         async with self.node.failures_noted(lambda: self._logged):
             return await self._soap(content_type, soap_action, body)
 
+    def _check_soap_identifiers(self, header: soap_wire.SoapHeader) -> None:
+        """The SOAP header's client, service and security server, held to the node's
+        ``strict_identifier_checks`` mode (the header is read leniently, as X-Road's parser reads it; its
+        client proxy then validates them as it does a REST request's). A refusal is the IS's (``client.*``).
+        """
+        strict = self.node.settings.strict_identifier_checks
+        if not strict:
+            return  # non-strict mode's rules are what the header was read with
+        identifiers: list[XRoadId] = [header.client]
+        identifiers += [i for i in (header.service, header.security_server) if i is not None]
+        for identifier in identifiers:
+
+            def check(s: bool, identifier: XRoadId = identifier) -> None:
+                check_characters(identifier, strict=s)
+
+            try:
+                strict_checked(check, strict=strict)
+            except XRoadError as e:
+                raise _bad_input(e) from e
+
     async def _rest(
         self, method: str, target: str, headers: Sequence[tuple[str, str]], body: bytes
     ) -> ExchangeResult:
@@ -394,6 +421,7 @@ class ConsumerExchange:
         split, message, service = _parse_is_soap_request(content_type, body)
         soap_part, attachments = split.soap, split.attachments
         header = message.x_road_header
+        self._check_soap_identifiers(header)
         client = header.client
         request_id = str(uuid.uuid4())
         trace = self.trace

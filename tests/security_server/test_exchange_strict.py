@@ -146,7 +146,7 @@ async def test_the_non_strict_admin_api_takes_xyp_style_local_groups(world: Worl
     assert [r["subject"] for r in rights] == ["LOCALGROUP:xyp_officers"]
 
 
-async def test_a_strict_consumer_node_refuses_the_xyp_rest_code_and_names_the_setting(world: World) -> None:
+async def test_a_strict_consumer_node_refuses_xyp_codes_and_names_the_setting(world: World) -> None:
     fed = world.fed
     await fed.stop_node(fed.consumer)
     await fed.start_node(fed.consumer, {"strict_identifier_checks": True})
@@ -162,6 +162,13 @@ async def test_a_strict_consumer_node_refuses_the_xyp_rest_code_and_names_the_se
                                    headers=fed.client_header()) as resp:  # fmt: skip
             assert resp.status == 400
             assert resp.headers["X-Road-Error"] == "client.invalid_service_identifier"
+        # SOAP too: the header's service code, read leniently, is held to the node's mode.
+        async with XRoadClient(fed.client_proxy, CONSUMER) as xroad:
+            with pytest.raises(XRoadError) as caught:
+                await xroad.soap_call(CARD, CardRequest(regnum=REGNUM), CardResponse, namespace=XYP_NS)
+        assert caught.value.code == "client.invalid_service_identifier"
+        assert STRICT_ONLY in caught.value.message
+        assert caught.value.message.endswith(SETTING)
         assert len(world.seen) == answered  # nothing reached the provider
         # Its admin API refuses an XYP-style subsystem the same way.
         error = await _admin(fed, fed.consumer.server_code, "POST", "/clients",
