@@ -1,7 +1,8 @@
 """The civil registry's SOAP service in ХУР/XYP's style, written with the adapter SDK.
 
-``getCitizenIDCardInfo`` (XYP's ``WS100101_getCitizenIDCardInfo``: X-Road's strict identifier rules
-allow no ``_`` in a service code, and a SOAP operation's name is its service code) answers a citizen's
+``getCitizenIDCardInfo`` (XYP's ``WS100101_getCitizenIDCardInfo``: X-Road's strict identifier rules, which
+the demo's nodes keep, allow no ``_`` in a service code, and a SOAP operation's name is its service code;
+nodes with ``strict_identifier_checks = false`` carry XYP's own name) answers a citizen's
 identity-card record (names in Cyrillic, civil id, sex, date and place of birth, registered address) by
 registration number, from the General Authority for State Registration's demo database
 (:mod:`adapters.demo.registries`). The SDK serves it at ``/soap`` with its WSDL at ``/wsdl`` (X-Road's
