@@ -1,7 +1,7 @@
 """The demo's scenario: Khan Bank's KYC system checks a citizen through its own security server.
 
 A demo component (see :mod:`xroad_mn.cli.demo`), started last. Once the federation is up it prints the
-scenario and runs it once as a self-check, as Khan Bank's know-your-customer and loan systems would, with
+scenario and runs it once as a self-check, as Khan Bank's know-your-customer system would, with
 the consumer SDK (:class:`~adapters.client.XRoadClient`) through the bank's client proxy — every call with
 the data subject (the citizen's registration number), the bank officer's user id and the case (issue):
 
