@@ -35,7 +35,6 @@ from typing import Any, Final, Literal
 from urllib.parse import quote
 
 import aiohttp
-import structlog
 from aiohttp import web
 from pydantic import Field, field_validator
 from yarl import URL
@@ -50,7 +49,6 @@ from xroad_mn.transport.server import read_body, xroad_error_middleware
 
 __all__ = ["HttpAdapterSettings", "HttpHeaders", "Route", "create_http_app"]
 
-log = structlog.get_logger(__name__)
 
 _TOKEN: Final = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 _NEVER_PASSED_BACK: Final = frozenset(
@@ -85,10 +83,16 @@ class HttpHeaders(SettingsModel):
     @field_validator("set")
     @classmethod
     def _set(cls, value: dict[str, str]) -> dict[str, str]:
+        """One value per header, whatever the case of its name: a later one (an environment override, whose
+        names arrive in lower case) replaces an earlier one under the earlier spelling."""
         _header_names(list(value))
         if any(re.search("[\r\n\x00]", v) for v in value.values()):
             raise ValueError("a header value holds a line break or NUL")
-        return value
+        spelled: dict[str, str] = {}
+        merged: dict[str, str] = {}
+        for name, header_value in value.items():
+            merged[spelled.setdefault(name.lower(), name)] = header_value
+        return merged
 
 
 class Route(SettingsModel):

@@ -50,7 +50,6 @@ import re
 from typing import Final, Literal
 
 import aiohttp
-import structlog
 from aiohttp import web
 from lxml import etree
 from pydantic import Field, field_validator
@@ -75,7 +74,6 @@ from xroad_mn.wire.soap import RESPONSE_SUFFIX, build_soap_response, parse_soap_
 
 __all__ = ["SoapAdapterSettings", "SoapOperationMapping", "create_soap_app"]
 
-log = structlog.get_logger(__name__)
 
 _NAME: Final = r"^[A-Za-z_][A-Za-z0-9_.\-]*$"
 _CLARK: Final = re.compile(r"^\{[^{}\s]+\}[A-Za-z_][A-Za-z0-9_.\-]*$")

@@ -16,8 +16,10 @@ import pytest_asyncio
 from aiohttp import web
 
 from adapters.ready.config import load_ready_adapter
+from adapters.ready.http import HttpAdapterSettings
 from tests.adapters.sdk_sample import served_app
 from xroad_mn.errors import XRoadError
+from xroad_mn.settings import load_settings
 
 HEADERS: Final = {
     "X-Road-Client": "MN/COM/9011223/kyc",
@@ -195,3 +197,15 @@ def test_a_route_using_a_value_its_path_lacks_is_refused(tmp_path: Path) -> None
         load_ready_adapter(path, env={})
     assert caught.value.code == "invalid_settings"
     assert "/b/{id}" in caught.value.message
+
+
+def test_a_set_header_from_the_environment_replaces_the_files_whatever_its_case(tmp_path: Path) -> None:
+    path = tmp_path / "adapter.toml"
+    path.write_text(
+        'title = "t"\nupstream = "http://127.0.0.1:9"\n[[routes]]\npath = "/x"\n'
+        '[headers]\nset = { "X-Api-Key" = "change-me", Accept = "application/json" }\n',
+        encoding="utf-8",
+    )
+    env = {"XROAD_MN_ADAPTER__HEADERS__SET__X-API-KEY": "from-the-environment"}
+    settings = load_settings(HttpAdapterSettings, app="adapter", path=path, env=env)
+    assert settings.headers.set == {"X-Api-Key": "from-the-environment", "Accept": "application/json"}
