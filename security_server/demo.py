@@ -31,11 +31,11 @@ import asyncio
 import secrets
 import shutil
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -244,6 +244,20 @@ def _lists_everyone(home: Path, instance: str) -> bool:
     )
 
 
+async def _side_by_side(work: Iterable[Coroutine[Any, Any, None]]) -> None:
+    """Run ``work`` concurrently; the first failure cancels the rest and is raised as it is (an
+    ``XRoadError`` the CLI reports, not an exception group)."""
+    try:
+        async with asyncio.TaskGroup() as group:
+            for one in work:
+                group.create_task(one)
+    except BaseExceptionGroup as failed:
+        first: BaseException = failed
+        while isinstance(first, BaseExceptionGroup):
+            first = first.exceptions[0]
+        raise first from None
+
+
 @asynccontextmanager
 async def component(context: DemoContext) -> AsyncIterator[Sequence[str]]:
     """Enrol (once) and serve the demo's security servers; yield what to print."""
@@ -289,9 +303,7 @@ async def component(context: DemoContext) -> AsyncIterator[Sequence[str]]:
             served = await stack.enter_async_context(run_node(settings, pin=pin))
             running[node.name] = (served, node_context(served.app))
         if registry is not None:  # the agencies' administrators enrol their nodes side by side
-            await asyncio.gather(
-                *(_enrol(running[node.name][1], node, registry, context) for node in to_enrol)
-            )
+            await _side_by_side(_enrol(running[node.name][1], node, registry, context) for node in to_enrol)
         published: list[str] = []
         for node in to_enrol:
             ctx = running[node.name][1]
@@ -320,7 +332,7 @@ async def component(context: DemoContext) -> AsyncIterator[Sequence[str]]:
             if node in to_enrol:
                 write_atomic(home / ENROLLED_FILE, b"enrolled\n")
 
-        await asyncio.gather(*(ready(node) for node in DEMO_NODES))
+        await _side_by_side(ready(node) for node in DEMO_NODES)
         for node in DEMO_NODES:
             served, _ = running[node.name]
             for subsystem in node.subsystems_in(context.instance):

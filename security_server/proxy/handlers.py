@@ -15,6 +15,7 @@ import contextlib
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Final
 
 import structlog
@@ -45,6 +46,8 @@ from xroad_mn.identifiers import (
     XRoadId,
     check_characters,
     format_id,
+    format_represented_party_header,
+    parse_represented_party_header,
 )
 from xroad_mn.signature import SignatureData, verify_signature
 from xroad_mn.wire import rest as rest_wire
@@ -307,22 +310,25 @@ class ConsumerExchange:
             return await self._soap(content_type, soap_action, body)
 
     def _check_soap_identifiers(self, header: soap_wire.SoapHeader) -> None:
-        """The SOAP header's client, service and security server, held to the node's
-        ``strict_identifier_checks`` mode (the header is read leniently, as X-Road's parser reads it; its
-        client proxy then validates them as it does a REST request's). A refusal is the IS's (``client.*``).
+        """The SOAP header's client, service, security server and represented party, held to the node's
+        ``strict_identifier_checks`` mode as a REST request's are (the header is read leniently, as X-Road's
+        parser reads it, and its client proxy then validates them). A refusal is the IS's (``client.*``).
         """
-        strict = self.node.settings.strict_identifier_checks
-        if not strict:
+        if not self.node.settings.strict_identifier_checks:
             return  # non-strict mode's rules are what the header was read with
         identifiers: list[XRoadId] = [header.client]
         identifiers += [i for i in (header.service, header.security_server) if i is not None]
-        for identifier in identifiers:
+        checks: list[Callable[..., object]] = [partial(check_characters, i) for i in identifiers]
+        party = header.represented_party
+        if party is not None:  # as its REST header is read
+            checks.append(partial(parse_represented_party_header, format_represented_party_header(party)))
+        for check in checks:
 
-            def check(s: bool, identifier: XRoadId = identifier) -> None:
-                check_characters(identifier, strict=s)
+            def in_mode(strict: bool, check: Callable[..., object] = check) -> object:
+                return check(strict=strict)
 
             try:
-                strict_checked(check, strict=strict)
+                strict_checked(in_mode, strict=True)
             except XRoadError as e:
                 raise _bad_input(e) from e
 

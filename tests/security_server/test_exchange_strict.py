@@ -26,7 +26,9 @@ from tests.adapters.sdk_sample import served
 from tests.security_server.exchange_world import CONSUMER, PROVIDER, Federation, federation_in
 from tests.security_server.test_node_e2e import refused
 from xroad_mn.errors import XRoadError
-from xroad_mn.identifiers import format_colon_id
+from xroad_mn.identifiers import RepresentedParty, format_colon_id
+from xroad_mn.wire.faults import parse_soap_fault
+from xroad_mn.wire.soap import build_soap_request
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -169,6 +171,19 @@ async def test_a_strict_consumer_node_refuses_xyp_codes_and_names_the_setting(wo
         assert caught.value.code == "client.invalid_service_identifier"
         assert STRICT_ONLY in caught.value.message
         assert caught.value.message.endswith(SETTING)
+        # A SOAP represented party is held to the mode as its REST header is.
+        party = RepresentedParty("COM", "xyp_agent")
+        envelope = build_soap_request(
+            CONSUMER, PROVIDER.service("getCard", "v1"), "strict-party-1", b"<x:getCard xmlns:x='urn:x'/>",
+            represented_party=party,
+        )  # fmt: skip
+        async with fed.session.post(
+            fed.client_proxy, data=envelope, headers={"Content-Type": "text/xml; charset=utf-8"}
+        ) as resp:
+            fault = parse_soap_fault(await resp.read())
+        assert fault.code.startswith("client."), fault.code
+        assert STRICT_ONLY in fault.message
+        assert fault.message.endswith(SETTING)
         assert len(world.seen) == answered  # nothing reached the provider
         # Its admin API refuses an XYP-style subsystem the same way.
         error = await _admin(fed, fed.consumer.server_code, "POST", "/clients",
