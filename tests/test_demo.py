@@ -4,7 +4,7 @@ second run that reuses everything and serves, as a user runs it: the printed cur
 it with curl, Ctrl-C stops it cleanly, and the printed auditor's commands export and verify the evidence.
 
 The demo's addresses are the test's own (trust services and registry on 127.0.0.55, nodes on 127.0.0.50-54,
-X-Road's fixed ports): other test modules use 127.0.0.2-9 and .20-.41.
+X-Road's fixed ports): other test modules use 127.0.0.2-9, .20-.41 and .44-.45.
 """
 
 from __future__ import annotations
@@ -74,12 +74,23 @@ def _serve_until_ready(directory: Path) -> tuple[subprocess.Popen[str], str]:
     )
     assert proc.stdout is not None
     output: list[str] = []
-    for line in proc.stdout:  # the test's timeout bounds a demo that never gets there
-        output.append(line)
-        if line.startswith("Serving. Press Ctrl-C to stop."):
-            return proc, "".join(output)
+    try:
+        for line in proc.stdout:  # the test's timeout bounds a demo that never gets there
+            output.append(line)
+            if line.startswith("Serving. Press Ctrl-C to stop."):
+                return proc, "".join(output)
+    except BaseException:
+        _kill(proc)
+        raise
     proc.wait()
     raise AssertionError(f"the demo stopped before serving ({proc.returncode}):\n{''.join(output)}")
+
+
+def _kill(proc: subprocess.Popen[str]) -> None:
+    """A demo the test gave up on: killed, so that its fixed addresses are free for the next run."""
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
 
 
 def _curl(command: str) -> str:
@@ -105,12 +116,23 @@ def _check_while_serving(output: str) -> None:
     assert denied["type"] == "server.serverproxy.access_denied"
 
 
+SERVED: tuple[tuple[str, int], ...] = (
+    *((HOST, port) for port in (8899, 4000, 8080)),  # trust services, the registry's admin and public sockets
+    *((f"127.0.0.{50 + i}", port) for i in range(len(NODES)) for port in (4000, 5500, 5577, 8080, 8443)),
+    *(("127.0.0.50", port) for port in (8091, 8092, 8094)),  # the agencies' adapters and their own services
+    ("127.0.0.51", 8093),
+    *(("127.0.0.53", port) for port in (8095, 9095)),
+    *(("127.0.0.54", port) for port in (8096, 9096)),
+)
+"""Every address the demo listens on."""
+
+
 def _stops_cleanly(proc: subprocess.Popen[str]) -> str:
     """Ctrl-C: the demo stops and frees every address it served."""
     proc.send_signal(signal.SIGINT)
     rest, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0, rest
-    for host, port in [(HOST, 8899), (HOST, 4000), *((f"127.0.0.{50 + i}", 8080) for i in range(len(NODES)))]:
+    for host, port in SERVED:
         with socket.socket() as sock:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind((host, port))  # nothing listens there any more
@@ -179,8 +201,9 @@ def test_demo_runs_the_federation_and_the_scenario_then_reuses_it(tmp_path: Path
         assert (tmp_path / "trust" / "ca.pem").read_bytes() == ca_pem
         _assert_scenario(output)
         _check_while_serving(output)
+        rest = _stops_cleanly(proc)
     finally:
-        rest = _stops_cleanly(proc) if proc.poll() is None else ""
+        _kill(proc)
     assert "Traceback" not in rest, rest
     print(f"demo: first run {first_seconds:.1f} s, second run {second_seconds:.1f} s to serving")
 
@@ -225,4 +248,10 @@ def test_a_demo_directory_of_another_layout_is_refused_clearly(tmp_path: Path) -
     assert "remove the directory or give another --dir" in said
     (tmp_path / "demo-layout").write_text("7\n", encoding="utf-8")
     assert "holds a demo of layout 7" in refusal()
+    elsewhere = tmp_path / "notes"
+    elsewhere.mkdir()
+    (elsewhere / "todo.txt").write_text("x", encoding="utf-8")
+    result = CliRunner().invoke(build_app(), ["demo", "--dir", str(elsewhere), *DEMO_ARGS])
+    assert result.exit_code == 2
+    assert "is not empty and holds no demo" in " ".join(re.sub(r"[│╭╮╰╯─]", " ", result.output).split())
     assert not (tmp_path / "registry").exists()  # refused before anything was made

@@ -19,7 +19,6 @@ both ways and writing X-Road's client and user id into this service's header:
 from __future__ import annotations
 
 import re
-from datetime import date
 from typing import Final
 
 import structlog
@@ -49,13 +48,6 @@ INSURED_MONTHS: Final = 3
 _REGNUM: Final = re.compile(r"^[А-ЯӨҮ]{2}[0-9]{8}$")
 
 
-class _Fault(Exception):
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-
 def _fault(code: str, message: str) -> web.Response:
     envelope = etree.Element(f"{{{SOAP_ENV_NS}}}Envelope", nsmap={"soapenv": SOAP_ENV_NS})
     fault = etree.SubElement(etree.SubElement(envelope, f"{{{SOAP_ENV_NS}}}Body"), f"{{{SOAP_ENV_NS}}}Fault")
@@ -73,26 +65,26 @@ def _request(data: bytes) -> tuple[str, int, str, str | None]:
             data, code=FaultCode.INVALID_XML, what="the request", max_bytes=MAX_REQUEST_BYTES
         )
     except XRoadError as e:
-        raise _Fault("Client", e.message) from e
+        raise XRoadError(FaultCode.BAD_REQUEST, e.message) from e
     header = f"{{{SOAP_ENV_NS}}}Header/{{{AUTH_NAMESPACE}}}"
     caller = (root.findtext(f"{header}callerSystem") or "").strip()
     operator = root.findtext(f"{header}operator")
     if not caller:
-        raise _Fault("Client", "the header must name the calling system (auth:callerSystem)")
+        raise XRoadError(FaultCode.BAD_REQUEST, "the header must name the calling system (auth:callerSystem)")
     operation = root.find(f"{{{SOAP_ENV_NS}}}Body/{{{NAMESPACE}}}{OPERATION}")
     if operation is None:
-        raise _Fault("Client", f"this service has one operation, {OPERATION}")
+        raise XRoadError(FaultCode.BAD_REQUEST, f"this service has one operation, {OPERATION}")
     regnum = (operation.findtext(f"{{{NAMESPACE}}}regnum") or "").strip()
     if not _REGNUM.match(regnum):
-        raise _Fault("Client", "regnum is two Cyrillic letters and eight digits")
+        raise XRoadError(FaultCode.BAD_REQUEST, "regnum is two Cyrillic letters and eight digits")
     months_text = operation.findtext(f"{{{NAMESPACE}}}months")
     months = DEFAULT_MONTHS
     if months_text is not None:
         if not months_text.strip().isascii() or not months_text.strip().isdigit():
-            raise _Fault("Client", "months is a whole number")
+            raise XRoadError(FaultCode.BAD_REQUEST, "months is a whole number")
         months = int(months_text.strip())
         if not 1 <= months <= MAX_MONTHS:
-            raise _Fault("Client", f"months is between 1 and {MAX_MONTHS}")
+            raise XRoadError(FaultCode.BAD_REQUEST, f"months is between 1 and {MAX_MONTHS}")
     return regnum, months, caller, operator
 
 
@@ -105,8 +97,8 @@ def insurance_service(engine: AsyncEngine) -> web.Application:
             regnum, months, caller, operator = _request(await request.read())
         except web.HTTPRequestEntityTooLarge:
             return _fault("Client", f"the request is larger than {MAX_REQUEST_BYTES} bytes")
-        except _Fault as f:
-            return _fault(f.code, f.message)
+        except XRoadError as e:  # a malformed request is the caller's fault
+            return _fault("Client", e.message)
         log.info("insurance_call", caller=caller, operator=operator)
         query = (
             select(contributions, employers.c.name)
@@ -130,10 +122,9 @@ def insurance_service(engine: AsyncEngine) -> web.Application:
             return _fault("Server", "the social insurance register cannot answer now")
         recent: set[tuple[int, int]] = set()
         if latest is not None:
-            first = date(latest.year, latest.month, 1)
             for back in range(INSURED_MONTHS):
-                y, m = divmod(first.year * 12 + first.month - 1 - back, 12)
-                recent.add((y, m + 1))
+                year, month = divmod(latest.year * 12 + latest.month - 1 - back, 12)
+                recent.add((year, month + 1))
         ns = f"{{{NAMESPACE}}}"
         envelope = etree.Element(
             f"{{{SOAP_ENV_NS}}}Envelope", nsmap={"soapenv": SOAP_ENV_NS, "ins": NAMESPACE}

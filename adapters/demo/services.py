@@ -30,6 +30,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Final
 
@@ -95,8 +96,7 @@ PROVIDERS: Final[tuple[tuple[SubsystemId, ...], ...]] = (
 
 def in_instance(instance: str, subsystem: SubsystemId) -> SubsystemId:
     """``subsystem`` in the demo's ``instance`` (the constants are written for ``MN``)."""
-    member = MemberId(instance, subsystem.member_class, subsystem.member_code)
-    return member.subsystem(subsystem.subsystem_code)
+    return replace(subsystem, instance=instance)
 
 
 @asynccontextmanager

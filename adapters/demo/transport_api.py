@@ -15,7 +15,8 @@ adds its key:
 Every call needs the API key (``X-Api-Key``, else 401) and names the calling system (``X-Consumer``, else
 400): the adapter sets the first and fills the second from X-Road's ``X-Road-Client``, and passes the
 officer as ``X-Operator``. Answers are the centre's JSON (camelCase), errors its own
-``{"error": ..., "message": ...}``; the adapter passes both on as they are.
+``{"error": ..., "message": ...}`` (503 ``register_unavailable`` when its database fails); the adapter
+passes both on as they are.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from typing import Any, Final
 import structlog
 from aiohttp import web
 from sqlalchemy import RowMapping, select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.demo.registries import vehicles
@@ -39,8 +41,8 @@ BASE_PATH: Final = "/api/v2"
 API_KEY_HEADER: Final = "X-Api-Key"
 CONSUMER_HEADER: Final = "X-Consumer"
 OPERATOR_HEADER: Final = "X-Operator"
-_PLATE: Final = re.compile(r"^([0-9]{4}) ?([А-ЯӨҮ]{3})$")
-_REGNUM: Final = re.compile(r"^[А-ЯӨҮ]{2}[0-9]{8}$")
+_PLATE: Final = re.compile(r"([0-9]{4}) ?([А-ЯӨҮ]{3})")
+_REGNUM: Final = re.compile(r"[А-ЯӨҮ]{2}[0-9]{8}")
 
 
 def _car(row: RowMapping) -> dict[str, Any]:
@@ -88,11 +90,15 @@ def transport_api(engine: AsyncEngine, *, api_key: str) -> web.Application:
             consumer=request.headers[CONSUMER_HEADER],
             operator=request.headers.get(OPERATOR_HEADER),
         )
-        response: web.StreamResponse = await handler(request)
+        try:
+            response: web.StreamResponse = await handler(request)
+        except SQLAlchemyError:  # the register's own failure: the API's error, never a stack trace
+            log.exception("transport_api_query_failed", path=request.path)
+            return _error(503, "register_unavailable", "the vehicle register cannot answer now")
         return response
 
     async def car(request: web.Request) -> web.Response:
-        matched = _PLATE.match(request.match_info["plate"])
+        matched = _PLATE.fullmatch(request.match_info["plate"])
         if matched is None:
             return _error(400, "invalid_plate", "a plate number is four digits and three Cyrillic letters")
         plate = f"{matched[1]} {matched[2]}"  # as the register keeps it: 1234 УБА
@@ -104,7 +110,7 @@ def transport_api(engine: AsyncEngine, *, api_key: str) -> web.Application:
 
     async def citizen_cars(request: web.Request) -> web.Response:
         regnum = request.match_info["regnum"]
-        if not _REGNUM.match(regnum):
+        if not _REGNUM.fullmatch(regnum):
             return _error(400, "invalid_regnum", "a registration number is two Cyrillic letters and 8 digits")
         query = select(vehicles).where(vehicles.c.owner_regnum == regnum).order_by(vehicles.c.plate)
         async with engine.connect() as conn:

@@ -51,14 +51,15 @@ class ReadyAdapter:
 
     def registration_hint(self, base: str) -> str:
         """What to tell its operator about adding the adapter served at ``base`` to a security server."""
+        add = "xroad-mn node service add --dir NODE --client SUBSYSTEM"
         if self.published_as == "rest":
-            return f"  REST service at {base}  (register it: node service add --rest {base} --code CODE)"
+            return f"  REST service at {base}  (register it: {add} --rest {base} --code CODE)"
         if self.description_path is None:
-            return "  no WSDL: the configuration sets no namespace (add the services to the node by hand)"
+            return "  no WSDL: set namespace in the configuration for a WSDL a node can add the services from"
         url = base + self.description_path
         if self.published_as == "wsdl":
-            return f"  WSDL {url}  (register it: node service add --wsdl {url})"
-        return f"  OpenAPI {url}  (register it: node service add --openapi {url} --code CODE)"
+            return f"  WSDL {url}  (register it: {add} --wsdl {url})"
+        return f"  OpenAPI {url}  (register it: {add} --openapi {url} --code CODE)"
 
 
 def load_ready_adapter(

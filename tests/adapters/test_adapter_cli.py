@@ -84,10 +84,8 @@ async def test_serve_answers_until_interrupted(config: Path) -> None:
         base = line.rsplit(" ", 1)[1].strip()
         hint = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
         document = f"{base}/openapi.json"
-        assert (
-            hint.strip()
-            == f"OpenAPI {document}  (register it: node service add --openapi {document} --code CODE)"
-        )
+        add = "xroad-mn node service add --dir NODE --client SUBSYSTEM"
+        assert hint.strip() == f"OpenAPI {document}  (register it: {add} --openapi {document} --code CODE)"
         async with (
             aiohttp.ClientSession() as session,
             session.get(
@@ -105,8 +103,16 @@ async def test_serve_answers_until_interrupted(config: Path) -> None:
 @pytest.mark.parametrize(
     ("config", "hint"),
     [
-        ("vehicle-registry", "REST service at B  (register it: node service add --rest B --code CODE)"),
-        ("social-insurance", "WSDL B/wsdl  (register it: node service add --wsdl B/wsdl)"),
+        (
+            "vehicle-registry",
+            "REST service at B  (register it: xroad-mn node service add --dir NODE --client SUBSYSTEM "
+            "--rest B --code CODE)",
+        ),
+        (
+            "social-insurance",
+            "WSDL B/wsdl  (register it: xroad-mn node service add --dir NODE --client SUBSYSTEM "
+            "--wsdl B/wsdl)",
+        ),
     ],
 )
 def test_serve_tells_how_a_node_adds_each_kind(config: str, hint: str) -> None:
@@ -119,4 +125,4 @@ def test_a_soap_adapter_without_namespace_has_no_wsdl_to_register(tmp_path: Path
     path = tmp_path / "adapter.toml"
     path.write_text("\n".join(line for line in text.splitlines() if not line.startswith("namespace")))
     hint = load_ready_adapter(path, env={}).registration_hint("B").strip()
-    assert hint == "no WSDL: the configuration sets no namespace (add the services to the node by hand)"
+    assert hint == "no WSDL: set namespace in the configuration for a WSDL a node can add the services from"

@@ -11,6 +11,7 @@ import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Final
 from urllib.parse import quote
 
@@ -43,7 +44,7 @@ from adapters.ready.config import load_ready_adapter
 from security_server.servicedesc import parse_wsdl
 from tests.adapters.sdk_sample import served_app
 from tests.conftest import PG_URL_ENV
-from xroad_mn.database import create_engine
+from xroad_mn.database import create_engine, sqlite_url
 from xroad_mn.identifiers import format_client_header, format_id
 from xroad_mn.wire.faults import SOAP_ENV_NS
 from xroad_mn.wire.soap import XROAD_NS, build_soap_request, parse_soap_message, soap_body
@@ -378,3 +379,29 @@ async def test_the_soap_adapters_wsdl_is_what_the_node_publishes(insurance: Upst
     assert [(s.code, s.version, s.url) for s in parsed.services] == [
         (SALARY_SERVICE, "v1", "http://insurance.example.mn:8096/")
     ]
+
+
+async def test_a_register_that_fails_is_each_services_own_error_not_a_stack_trace(tmp_path: Path) -> None:
+    engine = create_engine(sqlite_url(tmp_path / "empty.db"))  # no tables: every query fails
+    try:
+        async with served_app(transport_api(engine, api_key=API_KEY)) as api:
+            status, body = await _get(
+                f"{api}{BASE_PATH}/cars/{quote('0000 ААА')}",
+                headers={API_KEY_HEADER: API_KEY, "X-Consumer": "x"},
+            )
+            assert (status, body["error"]) == (503, "register_unavailable")
+        async with served_app(insurance_service(engine)) as legacy:
+            envelope = (
+                f'<s:Envelope xmlns:s="{SOAP_ENV_NS}"><s:Header>'
+                f'<a:callerSystem xmlns:a="{AUTH_NAMESPACE}">x</a:callerSystem></s:Header><s:Body>'
+                f'<i:{OPERATION} xmlns:i="{NAMESPACE}"><i:regnum>УБ00000000</i:regnum></i:{OPERATION}>'
+                "</s:Body></s:Envelope>"
+            ).encode()
+            status, data = await _soap(legacy + PATH, envelope)
+            fault = etree.fromstring(data).find(f"{{{SOAP_ENV_NS}}}Body/{{{SOAP_ENV_NS}}}Fault")
+            assert status == 500
+            assert fault is not None
+            assert fault.findtext("faultcode") == "soapenv:Server"
+            assert fault.findtext("faultstring") == "the social insurance register cannot answer now"
+    finally:
+        await engine.dispose()

@@ -280,6 +280,7 @@ async def test_typed_columns_answer_json_types_on_every_database(base: str) -> N
     assert status == 200, body
     assert body == {"regnum": "УБ00000007", "birth_date": "1957-08-08", "birth_year": 1957, "alive": False}
     status, body = await get(f"{base}/typed/УБ00000008")
+    assert status == 200, body
     assert body["alive"] is True  # SQLite keeps 1, PostgreSQL true: both answer true
     status, document = await get(f"{base}/openapi.json")
     row = document["components"]["schemas"]["GetTypedRegnumRow"]["properties"]

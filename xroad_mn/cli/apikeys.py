@@ -11,8 +11,8 @@ An application declares its commands with its own home option, roles and audit e
         home: DirOption, role: Annotated[list[Role], ROLE_OPTION], as_json: JsonFlag = False
     ) -> None:
         settings = open_home(home)
-        create_key(api_keys_file(settings.home), role, audit_log(settings), NodeEvent.CREATE_API_KEY,
-                   as_json=as_json)
+        audit = AuditLog(audit_log_file(settings.home))
+        create_key(api_keys_file(settings.home), role, audit, NodeEvent.CREATE_API_KEY, as_json=as_json)
 """
 
 from __future__ import annotations

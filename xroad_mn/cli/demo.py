@@ -146,7 +146,8 @@ class DemoContext:
     servers excepted: X-Road's peers reach them on the default ports, so they have addresses of their own)."""
     trust: DemoTrustServices
     node_address: str = DEFAULT_NODE_ADDRESS
-    """The first security server's address; agency ``i`` (the registry's order) has ``node_address + i``."""
+    """The first security server's address; the ``i``-th agency host (the security server component's order
+    of nodes, which the adapters' component follows) has ``node_address + i``."""
     board: DemoBoard = field(default_factory=DemoBoard)
 
     def agency_address(self, index: int) -> str:
@@ -198,8 +199,10 @@ async def _self_check(trust: DemoTrustServices) -> str:
 
 
 def _check_layout(directory: Path) -> None:
-    """Refuse a demo home made by another layout; mark a new one with this layout."""
+    """Refuse a demo home made by another layout, or a directory that is no demo home; mark a new one."""
     marker = directory / LAYOUT_FILE
+    if directory.exists() and not directory.is_dir():
+        raise typer.BadParameter(f"{directory} is not a directory", param_hint="--dir")
     if marker.exists():
         found = marker.read_text(encoding="utf-8").strip()
         if found == str(LAYOUT_VERSION):
@@ -208,8 +211,12 @@ def _check_layout(directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         marker.write_text(f"{LAYOUT_VERSION}\n", encoding="utf-8")
         return
+    elif (directory / "trust").is_dir() or (directory / "registry").is_dir():
+        found = "1"  # made before the mark existed: the three-node demo
     else:
-        found = "1"
+        raise typer.BadParameter(
+            f"{directory} is not empty and holds no demo: give a new or empty directory", param_hint="--dir"
+        )
     raise typer.BadParameter(
         f"{directory} holds a demo of layout {found[:20]}, this xroad-mn runs layout {LAYOUT_VERSION}; "
         "remove the directory or give another --dir",
