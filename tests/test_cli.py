@@ -113,3 +113,34 @@ def test_error_output_carries_the_details_and_logs_the_fault_detail_id() -> None
     assert failed
     assert failed[0]["code"] == "malformed_anchor"
     assert len(failed[0]["detail"]) == 36
+
+
+def test_a_sub_command_imports_only_its_own_application() -> None:
+    probe = (
+        "import sys\n"
+        "from typer.testing import CliRunner\n"
+        "from xroad_mn.cli.main import build_app\n"
+        "result = CliRunner().invoke(build_app(), ['asic', '--help'])\n"
+        "assert result.exit_code == 0, result.output\n"
+        "apps = ('security_server', 'registry', 'adapters', 'trust_services')\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & set(apps)))\n"
+    )
+    argv = [sys.executable, "-c", probe]
+    out = subprocess.run(argv, capture_output=True, text=True, check=True, timeout=60)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+def test_a_broken_plug_in_is_named_and_the_others_still_work() -> None:
+    from importlib.metadata import EntryPoint
+
+    from xroad_mn.cli.main import _LazyRoot
+
+    broken = EntryPoint(name="broken", value="no_such_package.cli:app", group=ENTRY_POINT_GROUP)
+    asic = next(ep for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.name == "asic")
+    root = type("Probe", (_LazyRoot,), {"entry_points": {"broken": broken, "asic": asic}})
+    app = typer.Typer(cls=root, no_args_is_help=True)
+    app.callback()(lambda: None)
+    result = CliRunner().invoke(app, ["broken", "x"])
+    assert result.exit_code == 2
+    assert "sub-command 'broken' is unavailable (no_such_package.cli:app)" in result.output
+    assert CliRunner().invoke(app, ["asic", "--help"]).exit_code == 0

@@ -26,11 +26,12 @@ import json
 import signal
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from importlib.metadata import entry_points
-from typing import Annotated, Any, Final, NoReturn
+from importlib.metadata import EntryPoint, entry_points
+from typing import Annotated, Any, ClassVar, Final, NoReturn
 
 import structlog
 import typer
+import typer.main
 from rich.console import Console
 from typer.core import TyperGroup
 
@@ -201,10 +202,41 @@ def _root_callback(
         raise typer.BadParameter(str(e), param_hint="--log-level") from e
 
 
+class _LazyRoot(FunnelGroup):
+    """The root group: each application's sub-command is imported only when it is called (or when the
+    root's help lists them), so ``xroad-mn asic verify`` does not import the security server."""
+
+    entry_points: ClassVar[Mapping[str, EntryPoint]] = {}
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(self.entry_points))
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        found = super().get_command(ctx, cmd_name)
+        if found is not None or cmd_name not in self.entry_points:
+            return found
+        ep = self.entry_points[cmd_name]
+        try:
+            sub = ep.load()
+        except ImportError as e:
+            # A broken plug-in must not take the other commands down with it; say so and go on.
+            typer.echo(f"xroad-mn: sub-command '{ep.name}' is unavailable ({ep.value}): {e}", err=True)
+            return None
+        if not isinstance(sub, typer.Typer):
+            typer.echo(f"xroad-mn: entry point '{ep.name}' ({ep.value}) is not a typer.Typer", err=True)
+            return None
+        command = typer.main.get_command(sub)
+        command.name = cmd_name
+        self.add_command(command, cmd_name)
+        return command
+
+
 def build_app() -> typer.Typer:
-    """Compose the root command from every installed ``xroad_mn.cli`` entry point."""
+    """Compose the root command from every installed ``xroad_mn.cli`` entry point (each loaded when used)."""
+    found = {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+    root = type("XRoadMnRoot", (_LazyRoot,), {"entry_points": found})
     app = typer.Typer(
-        cls=FunnelGroup,
+        cls=root,
         name="xroad-mn",
         no_args_is_help=True,
         add_completion=False,
@@ -212,17 +244,6 @@ def build_app() -> typer.Typer:
         invoke_without_command=True,
     )
     app.callback()(_root_callback)
-    for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
-        try:
-            sub = ep.load()
-        except ImportError as e:
-            # A broken plug-in must not take the other commands down with it; say so and go on.
-            typer.echo(f"xroad-mn: sub-command '{ep.name}' is unavailable ({ep.value}): {e}", err=True)
-            continue
-        if not isinstance(sub, typer.Typer):
-            typer.echo(f"xroad-mn: entry point '{ep.name}' ({ep.value}) is not a typer.Typer", err=True)
-            continue
-        app.add_typer(sub, name=ep.name)
     return app
 
 
