@@ -15,7 +15,7 @@ metric                                                         from
 ``xroad_exchange_duration_seconds{side,service,status}``       ``opmon_totals`` (cumulative buckets)
 ``xroad_messagelog_unstamped_records``                         records waiting for a time-stamp
 ``xroad_messagelog_last_timestamp_age_seconds``                the newest time-stamp's ``genTime``
-``xroad_messagelog_last_archived_age_seconds``                 the archiver's last successful round
+``xroad_messagelog_last_archived_age_seconds``                 the last finished archiving round (any process)
 ``xroad_certificate_not_after_timestamp_seconds{...}``         the node's certificates
 ``xroad_certificate_ocsp_this_update_timestamp_seconds{...}``  the OCSP responses the node holds
 ``xroad_certificate_ocsp_next_update_timestamp_seconds{...}``  (only when the responder gives one)
@@ -36,11 +36,14 @@ out rather than given a made-up value; alert on it with ``absent()``. Example::
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Final
 
+import structlog
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.metrics_core import (
     CounterMetricFamily,
@@ -50,6 +53,7 @@ from prometheus_client.metrics_core import (
 )
 from prometheus_client.registry import Collector
 
+from security_server.messagelog.archivestate import STATE_FILE, load_state
 from security_server.messagelog.store import StampingBacklog
 from security_server.ocsp import OcspStatusKind
 from security_server.operations import (
@@ -62,9 +66,12 @@ from security_server.operations import (
 from security_server.opmonitoring import Totals
 from security_server.opmonitoring.models import LATENCY_BUCKETS
 from security_server.proxy.node import ExchangeNode
+from xroad_mn.errors import XRoadError
 from xroad_mn.identifiers import format_id
 
 __all__ = ["CONTENT_TYPE", "NodeCollector", "NodeMetrics", "exposition", "gather_metrics"]
+
+log = structlog.get_logger(__name__)
 
 CONTENT_TYPE: Final = "text/plain; version=0.0.4"
 """Prometheus' text exposition format (UTF-8, Prometheus' default)."""
@@ -224,6 +231,16 @@ def exposition(metrics: NodeMetrics) -> bytes:
     return generate_latest(registry)
 
 
+def _last_archiving_round(home: Path) -> datetime | None:
+    """When an archiving round last finished, by this process or ``xroad-mn node log archive`` (the
+    archiver's state file); ``None`` before the first, or when the file cannot be read (logged)."""
+    try:
+        return load_state(home / STATE_FILE).last_round
+    except XRoadError as e:
+        log.warning("archiver_state_unreadable", reason=e.message)
+        return None
+
+
 async def gather_metrics(ctx: NodeContext, exchange: ExchangeNode) -> NodeMetrics:
     """Read a snapshot of the node in ``ctx`` whose message exchange in this process is ``exchange`` (its
     message log and archiver, its operational data buffer): the parts of ``node status`` that matter here
@@ -233,12 +250,11 @@ async def gather_metrics(ctx: NodeContext, exchange: ExchangeNode) -> NodeMetric
     globalconf = await globalconf_state(ctx, at)
     totals = await exchange.opmon.store.totals()
     backlog = await exchange.message_log.store.stamping_backlog()
-    archiver = exchange.message_log.archiver
     return NodeMetrics(
         at=at,
         totals=totals,
         backlog=backlog,
-        last_archived=archiver.last_archived if archiver is not None else None,
+        last_archived=await asyncio.to_thread(_last_archiving_round, ctx.settings.home),
         certificates=certificates,
         globalconf=globalconf,
         opmon_dropped=await exchange.opmon.store.dropped() + exchange.opmon.unreported_drops,

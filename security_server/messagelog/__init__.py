@@ -80,7 +80,7 @@ async def open_message_log(
 ) -> AsyncIterator[MessageLog]:
     """The message log of a running node: its writer and (with ``timestamping``, in the one process of the
     node that time-stamps) its timestamper and archiver tasks, all stopped after the block. The timestamper is
-    ``message_log.timestamper``, the archiver ``message_log.archiver`` (``None`` without ``timestamping``)."""
+    ``message_log.timestamper``; the archiver records its rounds in its state file, which monitoring reads."""
     subject_key = await asyncio.to_thread(SubjectKey.open, settings.home)
     store = MessageLogStore(engine, subject_key=subject_key)
     timestamper = Timestamper.from_settings(settings, store, load_trust, session, clock=clock)
@@ -88,7 +88,6 @@ async def open_message_log(
     message_log = MessageLog(
         store,
         timestamper=timestamper,
-        archiver=archiver,
         body_logging=BodyLoggingPolicy.from_settings(settings),
         clock=clock,
     )

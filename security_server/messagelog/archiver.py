@@ -300,6 +300,10 @@ class _Run:
         await asyncio.to_thread(save_state, self.state_path, state)
         self.state = state
 
+    async def finished(self, at: datetime) -> None:
+        """Note that the round that began ``at`` finished (monitoring's archive age, whichever process)."""
+        await self._save(self.state.with_last_round(at))
+
     async def _write(
         self, written: WrittenArchive, temp: Path, previous: ArchiveLink | None, member: MemberId | None
     ) -> None:
@@ -400,6 +404,7 @@ async def archive_once(
             files.extend(await run.archive_batch(batch))
             if len(batch) < settings.archive_transaction_batch:
                 break
+        await run.finished(now)
     log.info("archiving_done", archives=len(files), at=now.isoformat())
     if files and settings.archive_transfer_command is not None:
         await run_transfer_command(settings.archive_transfer_command, directory)
@@ -465,8 +470,6 @@ class Archiver:
         self._clock = clock
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
-        self.last_archived: datetime | None = None
-        """When a round last succeeded (the archive age of monitoring)."""
         self.last_error: XRoadError | None = None
         self.rounds = 0
         self._round_done = asyncio.Condition()
@@ -474,9 +477,7 @@ class Archiver:
     async def archive_now(self) -> list[ArchiveFile]:
         """One archiving round now; the archives written. Errors are raised."""
         async with self._lock:
-            files = await archive_once(self.store, self.settings, now=self._clock())
-            self.last_archived = self._clock()
-            return files
+            return await archive_once(self.store, self.settings, now=self._clock())
 
     async def clean_now(self) -> int:
         """One cleaning round now; how many records were deleted."""

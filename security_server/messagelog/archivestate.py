@@ -29,6 +29,7 @@ import json
 import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
@@ -74,12 +75,18 @@ class ArchiverState:
 
     links: Mapping[str, ArchiveLink] = field(default_factory=dict)
     pending: PendingArchive | None = None
+    last_round: datetime | None = None
+    """When an archiving round last finished, by whichever process ran it (the serving node or
+    ``xroad-mn node log archive``): monitoring's archive age."""
 
     def with_link(self, group: str, link: ArchiveLink) -> ArchiverState:
         return replace(self, links={**self.links, group: link})
 
     def with_pending(self, pending: PendingArchive | None) -> ArchiverState:
         return replace(self, pending=pending)
+
+    def with_last_round(self, at: datetime) -> ArchiverState:
+        return replace(self, last_round=at)
 
 
 def _broken(path: Path, reason: str) -> XRoadError:
@@ -144,7 +151,14 @@ def _parse(data: Any) -> ArchiverState:
     links = data.get("links")
     if not isinstance(links, dict):
         raise TypeError("links is not an object")
-    return ArchiverState({str(g): _link(v) for g, v in links.items()}, _pending(data.get("pending")))
+    last_round = data.get("last_round")  # absent in files written before it was kept
+    if last_round is not None and not isinstance(last_round, str):
+        raise TypeError("last_round is not a time")
+    return ArchiverState(
+        {str(g): _link(v) for g, v in links.items()},
+        _pending(data.get("pending")),
+        None if last_round is None else datetime.fromisoformat(last_round),
+    )
 
 
 def _dump(state: ArchiverState) -> bytes:
@@ -161,6 +175,7 @@ def _dump(state: ArchiverState) -> bytes:
             "link": {"digest": pending.link.digest, "filename": pending.link.filename},
             "record_ids": list(pending.record_ids),
         },
+        "last_round": None if state.last_round is None else state.last_round.isoformat(),
     }
     return json.dumps(data, indent=1).encode("utf-8")
 

@@ -52,14 +52,6 @@ class TimestamperHealth(Protocol):
         """Raise ``timestamper_failed`` when time-stamping has failed for longer than allowed."""
 
 
-class ArchiverHealth(Protocol):
-    """What monitoring asks the archiver of the process that time-stamps and archives."""
-
-    @property
-    def last_archived(self) -> datetime | None:
-        """When an archiving round last succeeded (``None`` before the first)."""
-
-
 @dataclass
 class _Pending:
     record: LogRecord | ExchangeFailure
@@ -79,15 +71,12 @@ class MessageLog:
         store: MessageLogStore,
         *,
         timestamper: TimestamperHealth | None = None,
-        archiver: ArchiverHealth | None = None,
         body_logging: BodyLoggingPolicy | None = None,
         clock: Callable[[], datetime] = _utc_now,
         max_group: int = MAX_GROUP_RECORDS,
     ) -> None:
         self.store = store
         self.timestamper = timestamper
-        self.archiver = archiver
-        """The archiver running beside this log (the process that time-stamps), else ``None``."""
         self.body_logging = body_logging or BodyLoggingPolicy()
         self._clock = clock
         self._max_group = max_group

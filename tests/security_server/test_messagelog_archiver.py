@@ -35,7 +35,7 @@ from security_server.messagelog.archiver import (
     clean_once,
     run_transfer_command,
 )
-from security_server.messagelog.archivestate import LOCK_FILE, STATE_FILE, exclusive, load_state
+from security_server.messagelog.archivestate import LOCK_FILE, STATE_FILE, exclusive, load_state, save_state
 from security_server.messagelog.models import MessageAttachmentRow, MessageRecordRow, TimestampRecordRow
 from security_server.messagelog.verify import verify_log
 from security_server.operations import open_node_store
@@ -411,6 +411,21 @@ async def test_one_archiver_at_a_time_and_a_damaged_state_is_refused(
         await archive_once(store, settings, now=T0)
     assert damaged.value.code == FaultCode.INTERNAL_ERROR
     assert "damaged" in damaged.value.message
+    (settings.home / STATE_FILE).write_text('{"version": 1, "links": {}, "last_round": 17}')
+    with pytest.raises(XRoadError) as damaged:
+        load_state(settings.home / STATE_FILE)
+    assert "last_round is not a time" in damaged.value.message
+
+
+def test_a_state_file_from_before_last_round_was_kept_still_loads(tmp_path: Path) -> None:
+    path = tmp_path / STATE_FILE
+    path.write_text(
+        '{"version": 1, "links": {"": {"digest": "ab", "filename": "mlog-1.zip"}}, "pending": null}'
+    )
+    state = load_state(path)
+    assert (state.links[""].filename, state.last_round) == ("mlog-1.zip", None)
+    save_state(path, state.with_last_round(T0))
+    assert load_state(path).last_round == T0
 
 
 # -- retention -----------------------------------------------------------------------------------------------
@@ -567,7 +582,8 @@ async def test_background_task_archives_at_start_and_when_woken(
             await archiver.wait_for_round(rounds)
         assert await _unarchived(node_db) == 0
         assert await archiver.archive_now() == []
-    assert archiver.last_archived == T0 + timedelta(days=1)
+    # Monitoring's archive age: the round is noted in the state file, read by any process.
+    assert load_state(settings.home / STATE_FILE).last_round == T0 + timedelta(days=1)
     assert len(_chain_order(settings.archive_dir())) == 2
 
 
@@ -583,8 +599,13 @@ async def test_node_log_archive_prints_the_archives_written(pool: Pool, tmp_path
     runner = CliRunner()
     cli = build_app()
     args = ["node", "log", "archive", "--dir", str(home)]
+    before = datetime.now(UTC)
     result = await asyncio.to_thread(runner.invoke, cli, [*args, "--json"])
     assert result.exit_code == 0, result.output
+    # The serving node's monitoring sees this round too (its archive age comes from the state file).
+    last_round = load_state(home / STATE_FILE).last_round
+    assert last_round is not None
+    assert before <= last_round <= datetime.now(UTC)
     (archive,) = json.loads(result.stdout)["archives"]
     assert archive["records"] == 4
     assert sorted(_record_ids([Path(archive["file"])])) == ids
