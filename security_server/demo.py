@@ -357,5 +357,8 @@ async def component(context: DemoContext) -> AsyncIterator[Sequence[str]]:
                 f"admin API {served.admin_url}/api/v1  home {s.home}"
             )
         if published:
-            lines.append("  services published and granted: " + ", ".join(published))
+            lines.append(
+                "  services published, granted to Khan Bank's kyc (all but the citizen's address endpoint):"
+            )
+            lines.extend(f"    {service}" for service in published)
         yield lines

@@ -312,7 +312,8 @@ async def component(context: DemoContext) -> AsyncIterator[Sequence[str]]:
         f"{'insured' if salary.insured else 'not insured now'}, {salary.months} month(s), the last "
         f"{last_month.year}-{last_month.month:02d} salary {last_month.salaryAmount} MNT "
         f"from {last_month.employerName}",
-        f"  7. the address endpoint, not granted to the bank: {denied.code} ({denied.message[:80]})",
+        f"  7. the address endpoint, not granted to the bank: {denied.code}",
+        f"     ({denied.message[:200]})",
         "  answer 1 as the bank received it:",
         *("    " + line for line in json.dumps(person, ensure_ascii=False, indent=2).splitlines()),
         "Auditor: export and verify the evidence of exchange 1 in the bank's message log:",

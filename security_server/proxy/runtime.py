@@ -38,7 +38,7 @@ from security_server.proxy.internal_tls import trust_is_certificates
 from security_server.proxy.node import ExchangeNode, utc_now
 from security_server.proxy.serverconf import ServerConfCache
 from security_server.settings import NodeSettings
-from xroad_mn.errors import XRoadError
+from xroad_mn.errors import FaultCode, XRoadError
 from xroad_mn.globalconf.params import SharedParameters
 from xroad_mn.globalconf.trust import TrustMaterial
 from xroad_mn.tokens import Token
@@ -67,6 +67,9 @@ class ExchangeRuntime:
     """The client proxy's HTTPS context, trusting the registered IS certificates."""
     applied_generation: int = -1
     """The configuration generation whose CAs and servers the TLS contexts and peer trust hold."""
+    not_ready: str | None = None
+    """Why the node's TLS could not be keyed at the last refresh (logged when it changes, not at every
+    refresh: a node waiting for its authentication certificate refreshes every few seconds)."""
 
     async def refresh(self) -> None:
         """A new global configuration or certificate: reload, re-key, re-trust (never raises: a failure is
@@ -87,8 +90,14 @@ class ExchangeRuntime:
             if self.tls.key is None or self.tls.key.certificate != key.certificate:
                 await asyncio.to_thread(self.tls.update_key, self.token, key, view.trust)
                 log.info("tls_authentication_key", key_id=key.key_id)
+            self.not_ready = None
         except XRoadError as e:
-            log.warning("exchange_tls_not_ready", code=e.code, error=e.message)
+            if e.message != self.not_ready:
+                # No registered authentication key yet is where every new node starts (info); anything
+                # else keeps a node that could exchange from doing so (warning).
+                waiting = e.code.endswith(FaultCode.KEY_NOT_FOUND.value)
+                (log.info if waiting else log.warning)("exchange_tls_not_ready", code=e.code, error=e.message)
+            self.not_ready = e.message
         if self.is_tls is not None:
             await self.trust_is_certificates()
         node.signer.invalidate()
