@@ -38,8 +38,7 @@ async def _serve(ready: ReadyAdapter) -> None:
             base = http_url(str(host), int(port))
             typer.echo(f"Serving {ready.kind} adapter {ready.title!r} at {base}")
             typer.echo(ready.registration_hint(base))
-            typer.echo("Press Ctrl-C to stop.")
-            await until_interrupted()
+            await until_interrupted("Press Ctrl-C to stop.")
 
 
 @app.command("serve")

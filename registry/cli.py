@@ -291,8 +291,7 @@ async def _serve(settings: RegistrySettings, configured: RegistrySettings, pin: 
         typer.echo(f"            {registry.admin_url}/managementservice/manage/  (all types, internal)")
         for line in serve_banner(registry.settings, configured, settings.home):
             typer.echo(line)
-        typer.echo("Press Ctrl-C to stop.")
-        await until_interrupted()
+        await until_interrupted("Press Ctrl-C to stop.")
 
 
 @app.command()

@@ -320,8 +320,7 @@ async def _serve(settings: NodeSettings, pin: str) -> None:
             )
             typer.echo(f"Servers    https://{resolved.address}:{resolved.server_proxy_port}  (mutual TLS)")
             typer.echo(f"Workers    {len(workers) + 1} processes")
-            typer.echo("Press Ctrl-C to stop.")
-            await until_interrupted()
+            await until_interrupted("Press Ctrl-C to stop.")
 
 
 @app.command()

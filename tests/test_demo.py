@@ -91,6 +91,8 @@ def _kill(proc: subprocess.Popen[str]) -> None:
     if proc.poll() is None:
         proc.kill()
         proc.wait()
+    if proc.stdout is not None:
+        proc.stdout.close()
 
 
 def _curl(command: str) -> str:
@@ -196,7 +198,7 @@ def test_demo_runs_the_federation_and_the_scenario_then_reuses_it(tmp_path: Path
     try:
         assert "Using trust directory" in output
         assert "Central registry (instance MN):" in output
-        assert "created" not in output
+        assert "Central registry (instance MN) — created" not in output
         assert "Security servers (enrolled, reused)" in output
         assert (tmp_path / "trust" / "ca.pem").read_bytes() == ca_pem
         _assert_scenario(output)

@@ -65,8 +65,7 @@ async def _serve(settings: TrustSettings) -> None:
         typer.echo(f"CA    {service.urls.ca}")
         typer.echo(f"OCSP  {service.urls.ocsp}")
         typer.echo(f"TSA   {service.urls.tsa}")
-        typer.echo("Press Ctrl-C to stop.")
-        await until_interrupted()
+        await until_interrupted("Press Ctrl-C to stop.")
 
 
 @app.command()

@@ -252,8 +252,7 @@ async def _run(setup: DemoSetup, *, check_only: bool, node_address: str = DEFAUL
                 typer.echo(line)
         if check_only:
             return
-        typer.echo("Serving. Press Ctrl-C to stop.")
-        await until_interrupted()
+        await until_interrupted("Serving. Press Ctrl-C to stop.")
 
 
 @app.callback(invoke_without_command=True)

@@ -95,13 +95,17 @@ def cli_user() -> str:
         return "cli"
 
 
-async def until_interrupted() -> None:
-    """Wait for Ctrl-C or SIGTERM: what every ``serve`` command does once its sockets listen."""
+async def until_interrupted(announce: str | None = None) -> None:
+    """Wait for Ctrl-C or SIGTERM: what every ``serve`` command does once its sockets listen. ``announce``
+    is printed once the signals are handled, so a supervisor (or a test) that signals as soon as it reads
+    the line stops the command cleanly rather than interrupting it."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
+        if announce is not None:
+            typer.echo(announce)
         await stop.wait()
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
