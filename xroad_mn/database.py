@@ -36,7 +36,7 @@ from sqlalchemy import Connection, DateTime, Dialect, Engine, Enum, LargeBinary,
 from sqlalchemy import create_engine as sa_create_engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.types import TypeDecorator
 
 from xroad_mn.errors import FaultCode, XRoadError
@@ -55,6 +55,7 @@ __all__ = [
     "sqlite_url",
     "sqlite_writer_engine",
     "str_enum_column",
+    "transaction",
 ]
 
 SQLITE_BUSY_TIMEOUT_SECONDS: Final = 30.0
@@ -116,6 +117,17 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
         event.listen(engine.sync_engine, "connect", _sqlite_connect)
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
     return engine
+
+
+@asynccontextmanager
+async def transaction(engine: AsyncEngine, *, code: str, what: str) -> AsyncIterator[AsyncConnection]:
+    """A connection of ``engine`` in one transaction, committed when the block ends; a database failure is
+    an ``XRoadError`` with ``code`` naming ``what`` (``message log``) and the driver's error."""
+    try:
+        async with engine.begin() as conn:
+            yield conn
+    except SQLAlchemyError as e:
+        raise XRoadError(code, f"{what} database error: {type(e).__name__}: {e}") from e
 
 
 def sqlite_writer_engine(engine: AsyncEngine) -> Engine | None:

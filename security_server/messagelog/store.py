@@ -14,8 +14,8 @@ import asyncio
 import base64
 import hashlib
 import re
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
@@ -39,7 +39,7 @@ from security_server.messagelog.models import (
 from security_server.messagelog.records import ExchangeFailure, LogRecord
 from security_server.messagelog.subjects import SubjectKey
 from xroad_mn.asic import BatchTimestamp
-from xroad_mn.database import sqlite_writer_engine
+from xroad_mn.database import sqlite_writer_engine, transaction
 from xroad_mn.errors import FaultCode, XRoadError
 from xroad_mn.identifiers import ClientId, MemberId, SubsystemId, format_id
 from xroad_mn.signature import SignatureData
@@ -163,15 +163,8 @@ class MessageLogStore:
         if self._sqlite_writer is not None:
             self._sqlite_writer.dispose()
 
-    @asynccontextmanager
-    async def _tx(self) -> AsyncIterator[AsyncConnection]:
-        try:
-            async with self.engine.begin() as conn:
-                yield conn
-        except SQLAlchemyError as e:
-            raise XRoadError(
-                FaultCode.LOGGING_FAILED, f"message log database error: {type(e).__name__}: {e}"
-            ) from e
+    def _tx(self) -> AbstractAsyncContextManager[AsyncConnection]:
+        return transaction(self.engine, code=FaultCode.LOGGING_FAILED, what="message log")
 
     async def fetch_all(self, query: Select[*tuple[Any, ...]]) -> Sequence[Row[*tuple[Any, ...]]]:
         """The rows of a read-only ``query`` (searches and verification)."""

@@ -12,14 +12,13 @@ Example::
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, delete, func, insert, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from security_server.opmonitoring.models import (
@@ -30,7 +29,8 @@ from security_server.opmonitoring.models import (
     OpTotalsRow,
     bucket_column,
 )
-from xroad_mn.errors import FaultCode, XRoadError
+from xroad_mn.database import transaction
+from xroad_mn.errors import FaultCode
 from xroad_mn.identifiers import ClientId, SubsystemId, format_id
 from xroad_mn.wire.opmonitoring import OpRecord
 
@@ -105,15 +105,8 @@ class OpMonitoringStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
 
-    @asynccontextmanager
-    async def _tx(self) -> AsyncIterator[AsyncConnection]:
-        try:
-            async with self.engine.begin() as conn:
-                yield conn
-        except SQLAlchemyError as e:
-            raise XRoadError(
-                FaultCode.INTERNAL_ERROR, f"operational monitoring database error: {type(e).__name__}: {e}"
-            ) from e
+    def _tx(self) -> AbstractAsyncContextManager[AsyncConnection]:
+        return transaction(self.engine, code=FaultCode.INTERNAL_ERROR, what="operational monitoring")
 
     async def write(self, records: Sequence[OpRecord], *, monitoring_ts: int, dropped: int = 0) -> None:
         """Insert ``records`` (their ``monitoringDataTs`` set to ``monitoring_ts``), add them to the totals
