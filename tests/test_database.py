@@ -53,6 +53,22 @@ async def test_sqlite_engine_uses_wal_foreign_keys_and_immediate_transactions(tm
         await engine.dispose()
 
 
+async def test_a_migration_that_cannot_take_the_lock_names_the_database(tmp_path: Path) -> None:
+    path = tmp_path / "node.db"
+    holder = create_engine(sqlite_url(path))
+    waiting = create_engine(sqlite_url(path), connect_args={"timeout": 0.05})
+    try:
+        async with holder.begin():  # another writer's transaction, never ending while the migration waits
+            with pytest.raises(XRoadError) as raised:
+                await security_server.db.migrate(waiting)
+        assert raised.value.code == FaultCode.IO_ERROR
+        assert f"migration of the database {path.resolve()} failed" in raised.value.message
+        assert "database is locked" in raised.value.message
+    finally:
+        await waiting.dispose()
+        await holder.dispose()
+
+
 def test_sqlite_url_is_absolute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     assert sqlite_url(Path("node.db")) == f"sqlite+aiosqlite:///{tmp_path.resolve()}/node.db"

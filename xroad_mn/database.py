@@ -146,6 +146,15 @@ def sqlite_writer_engine(engine: AsyncEngine) -> Engine | None:
     return sync
 
 
+def _database_name(engine: AsyncEngine) -> str:
+    """The database ``engine`` opens, for an error message: a SQLite file's path, else the URL without its
+    password."""
+    url = engine.url
+    if url.get_backend_name() == "sqlite":
+        return f"the database {url.database}"
+    return f"the database {url.render_as_string(hide_password=True)}"
+
+
 def _upgrade(
     connection: Connection, migrations_dir: Path, revision: str, attributes: Mapping[str, object]
 ) -> None:
@@ -176,7 +185,7 @@ async def migrate(
         async with engine.begin() as conn:
             await conn.run_sync(_upgrade, migrations_dir, revision, dict(attributes or {}))
     except SQLAlchemyError as e:
-        raise XRoadError(FaultCode.IO_ERROR, f"database migration failed: {e}") from e
+        raise XRoadError(FaultCode.IO_ERROR, f"migration of {_database_name(engine)} failed: {e}") from e
     finally:
         if isinstance(target, str):
             await engine.dispose()
