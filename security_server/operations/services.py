@@ -28,7 +28,7 @@ from security_server.db import (
     ServiceDescription,
 )
 from security_server.operations.context import NodeContext
-from security_server.servicedesc import DescriptionLoader, parse_openapi
+from security_server.servicedesc import DescriptionLoader, parse_openapi, parse_rest
 from xroad_mn.errors import FaultCode, XRoadError
 from xroad_mn.identifiers import ClientId
 
@@ -128,7 +128,8 @@ async def _read(
     if type is DescriptionType.REST:
         if service_code is None or url is None or document is not None:
             raise _invalid("a REST description has a base URL and a service code")
-        return ReadDescription((NewService(service_code, url=url),))
+        parsed = parse_rest(url, service_code=service_code, strict=ctx.settings.strict_identifier_checks)
+        return ReadDescription(parsed.services)
     if reader is None:
         raise _invalid(f"this node cannot read {type.value} descriptions yet; add the service as REST")
     return await reader(

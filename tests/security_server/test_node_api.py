@@ -145,6 +145,17 @@ async def _services_and_access(api: Admin) -> None:
         expect=201,
     )
     did = {"description_id": str(desc["id"])}
+    # A REST service may not take a metaservice's code: X-Road's reserved codes hold here as in a description.
+    reserved = await api.call(
+        "POST",
+        "/clients/{client_id}/service-descriptions",
+        key="services",
+        params=params,
+        body={"type": "REST", "url": "http://127.0.0.1:9/meta", "service_code": "listMethods"},
+        expect=400,
+    )
+    assert reserved["type"] == "client.invalid_service_identifier"
+    assert "reserved for X-Road's metaservices" in reserved["message"]
     assert (
         len(await api.call("GET", "/clients/{client_id}/service-descriptions", params=params, expect=200))
         == 1
