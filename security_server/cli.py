@@ -258,12 +258,20 @@ def init(
     ] = None,
     admin_port: Annotated[int | None, typer.Option("--admin-port", help="Admin API port [4000].")] = None,
     ocsp_port: Annotated[int | None, typer.Option("--ocsp-port", help="OCSP responder port [5577].")] = None,
+    strict_identifier_checks: Annotated[
+        bool,
+        typer.Option(
+            "--strict-identifier-checks/--no-strict-identifier-checks",
+            help="X-Road's strict identifier checks; off, identifiers may hold characters such as '_' in the "
+            "owner and server code (the setting strict_identifier_checks).",
+        ),
+    ] = True,
     as_json: JsonOption = False,
 ) -> None:
     """Create a node: its home, token and database, with global configuration downloaded and verified from
     the anchor; prints the first admin API key (once). The token's PIN is ``XROAD_MN_TOKEN_PIN``, else asked
     (twice for a new software token; a PKCS #11 token is initialised with its own tools)."""
-    member = parse_member_id(owner)
+    member = parse_member_id(owner, strict=strict_identifier_checks)
     anchor_xml = _read(anchor, "anchor")
     token: dict[str, object] | None = None
     if token_module is not None or token_label is not None:
@@ -275,6 +283,7 @@ def init(
         "admin_port": admin_port,
         "ocsp_responder_port": ocsp_port,
         "token": token,
+        "strict_identifier_checks": None if strict_identifier_checks else False,
     }
     pin = read_pin() if token is not None else read_new_pin()  # before anything is created
     result = asyncio.run(

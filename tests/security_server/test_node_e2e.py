@@ -597,6 +597,15 @@ async def test_bad_input_gets_a_clear_error_and_changes_nothing(
         await refused(*init, "--anchor", str(foreign), code="invalid_request")
         await refused(*init, "--anchor", str(broken), code="malformed_anchor")
         await refused(*init, "--anchor", str(tmp_path / "missing.xml"), code="io_error")
+        # An owner code with '_' (as some agencies' codes have): refused in X-Road's strict mode, read with
+        # --no-strict-identifier-checks, then checked against the registry's members like any other.
+        lenient = [a if a != "MEMBER:MN/GOV/9010001" else "MEMBER:MN/GOV/90_1" for a in init]
+        err = await refused(*lenient, "--anchor", str(world.anchor_file), code="invalid_client_identifier")
+        assert "strict_identifier_checks" in err["message"]
+        err = await refused(
+            *lenient, "--no-strict-identifier-checks", "--anchor", str(world.anchor_file), code="not_found"
+        )
+        assert "MEMBER:MN/GOV/90_1 is not a member of MN" in err["message"]
         assert not (tmp_path / "other").exists()
 
         await init_and_certify(world, node, [])
