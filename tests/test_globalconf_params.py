@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from lxml import etree
 
 from tests.globalconf_fixtures import CONF1_PLACEHOLDERS, XXE_PART
+from tests.xroad_xsd import schema_within
 from xroad_mn.errors import FaultCode, XRoadError
 from xroad_mn.globalconf.anchor import parse_anchor
 from xroad_mn.globalconf.params import (
@@ -42,32 +43,12 @@ from xroad_mn.identifiers import MemberId, ServiceId
 V6_DIR = "globalconf/signed/system-test-public/V6/20251110170000548026000"
 
 
-class _DirResolver(etree.Resolver):
-    """Serves schema imports only from inside one directory (no network, nothing else on disk)."""
-
-    def __init__(self, root: Path) -> None:
-        super().__init__()
-        self.root = root.resolve()
-
-    def resolve(self, system_url: str, public_id: str, context: object = None) -> object:
-        path = Path(system_url.removeprefix("file://")).resolve()
-        if self.root not in path.parents:
-            raise XRoadError(FaultCode.INTERNAL_ERROR, f"schema import outside {self.root}: {system_url}")
-        return self.resolve_filename(str(path), context)  # type: ignore[attr-defined]
-
-
 @pytest.fixture(scope="module")
 def schemas(interop_dir: Path) -> dict[str, etree.XMLSchema]:
     root = interop_dir / "globalconf"
-    parser = etree.XMLParser(no_network=True, resolve_entities=False)
-    parser.resolvers.add(_DirResolver(root))
-    out = {}
-    for rel in [f"v{v}/shared-parameters.xsd" for v in range(2, 7)] + [
-        "v2/private-parameters.xsd",
-        "v3/private-parameters.xsd",
-    ]:
-        out[rel] = etree.XMLSchema(etree.parse(str(root / "xsd" / rel), parser))
-    return out
+    rels = [f"v{v}/shared-parameters.xsd" for v in range(2, 7)]
+    rels += ["v2/private-parameters.xsd", "v3/private-parameters.xsd"]
+    return {rel: schema_within(root / "xsd" / rel, root) for rel in rels}
 
 
 def _validate(schema: etree.XMLSchema, data: bytes) -> None:

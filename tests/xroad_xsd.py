@@ -14,7 +14,14 @@ from xroad_mn.wire.soap import XROAD_NS
 if TYPE_CHECKING:
     from zeep import Client
 
-__all__ = ["XROAD_XSD_BASE", "XROAD_XSD_DIR", "VendoredSchemas", "xroad_soap_headers", "zeep_client"]
+__all__ = [
+    "XROAD_XSD_BASE",
+    "XROAD_XSD_DIR",
+    "VendoredSchemas",
+    "schema_within",
+    "xroad_soap_headers",
+    "zeep_client",
+]
 
 XROAD_XSD_BASE: Final = "http://x-road.eu/xsd/"
 XROAD_XSD_DIR: Final = Path(__file__).parent / "data" / "xroad" / "identifiers" / "xsd"
@@ -43,6 +50,27 @@ class VendoredSchemas(etree.Resolver):
         path = XROAD_XSD_DIR / system_url.removeprefix(XROAD_XSD_BASE)
         assert path.resolve().parent == XROAD_XSD_DIR.resolve(), system_url
         return self.resolve_filename(str(path), context)  # type: ignore[attr-defined]
+
+
+class _DirectoryResolver(etree.Resolver):
+    """An lxml resolver of schema imports from inside one directory (no network, nothing else on disk)."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__()
+        self.root = root.resolve()
+
+    def resolve(self, system_url: str, public_id: str, context: object = None) -> object:
+        path = Path(system_url.removeprefix("file://")).resolve()
+        assert self.root in path.parents, f"schema import outside {self.root}: {system_url}"
+        return self.resolve_filename(str(path), context)  # type: ignore[attr-defined]
+
+
+def schema_within(xsd: Path, root: Path) -> etree.XMLSchema:
+    """The schema in file ``xsd``, its imports read only from under ``root`` (X-Road's global configuration
+    schemas import each other by relative path)."""
+    parser = etree.XMLParser(no_network=True, resolve_entities=False)
+    parser.resolvers.add(_DirectoryResolver(root))
+    return etree.XMLSchema(etree.parse(str(xsd), parser))
 
 
 def xroad_soap_headers(

@@ -42,6 +42,7 @@ from registry.globalconf_gen import (
 from registry.settings import RegistrySettings
 from security_server.proxy.configuration import ConfigurationHolder
 from tests.test_globalconf_directory import _openssl_verify, _split_by_hand
+from tests.xroad_xsd import schema_within
 from xroad_mn.confclient.client import ConfigurationClient
 from xroad_mn.errors import FaultCode, XRoadError
 from xroad_mn.globalconf.anchor import anchor_hash, parse_anchor
@@ -199,27 +200,12 @@ def conf(
     )
 
 
-class _DirResolver(etree.Resolver):
-    """Serves schema imports only from inside one directory."""
-
-    def __init__(self, root: Path) -> None:
-        super().__init__()
-        self.root = root.resolve()
-
-    def resolve(self, system_url: str, public_id: str, context: object = None) -> object:
-        path = Path(system_url.removeprefix("file://")).resolve()
-        assert self.root in path.parents, system_url
-        return self.resolve_filename(str(path), context)  # type: ignore[attr-defined]
-
-
 @pytest.fixture(scope="module")
 def schemas(interop_dir: Path) -> dict[str, etree.XMLSchema]:
     root = interop_dir / "globalconf"
-    parser = etree.XMLParser(no_network=True, resolve_entities=False)
-    parser.resolvers.add(_DirResolver(root))
     rels = [f"v{v}/shared-parameters.xsd" for v in range(2, 7)]
     rels += ["v2/private-parameters.xsd", "v3/private-parameters.xsd"]
-    return {rel: etree.XMLSchema(etree.parse(str(root / "xsd" / rel), parser)) for rel in rels}
+    return {rel: schema_within(root / "xsd" / rel, root) for rel in rels}
 
 
 def _validate(schema: etree.XMLSchema, data: bytes) -> None:

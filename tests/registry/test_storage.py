@@ -36,6 +36,7 @@ from registry.db.models import Base, ManagementRequestRow
 from registry.db.records import to_generator_key
 from registry.db.store import MAX_PAYLOAD_BYTES
 from registry.signing import create_token
+from tests.xroad_xsd import schema_within
 from trust_services.pki import CertifiedKey, DevPki
 from xroad_mn.errors import FaultCode, XRoadError
 from xroad_mn.globalconf.params import (
@@ -666,23 +667,8 @@ async def test_apply_request_keeps_nothing_of_an_effect_that_fails(store: Regist
 XSD_ROOT = Path(__file__).resolve().parents[1] / "data" / "xroad" / "globalconf" / "xsd"
 
 
-class _DirResolver(etree.Resolver):
-    """Serves schema imports only from inside the XSD directory (no network)."""
-
-    def __init__(self, root: Path) -> None:
-        super().__init__()
-        self.root = root.resolve()
-
-    def resolve(self, system_url: str, public_id: str, context: object = None) -> object:
-        path = Path(system_url.removeprefix("file://")).resolve()
-        assert self.root in path.parents, system_url
-        return self.resolve_filename(str(path), context)  # type: ignore[attr-defined]
-
-
 def _schema(rel: str) -> etree.XMLSchema:
-    parser = etree.XMLParser(no_network=True, resolve_entities=False)
-    parser.resolvers.add(_DirResolver(XSD_ROOT.parent))
-    return etree.XMLSchema(etree.parse(str(XSD_ROOT / rel), parser))
+    return schema_within(XSD_ROOT / rel, XSD_ROOT.parent)
 
 
 async def test_snapshot_is_xsd_valid_v6_global_configuration(
