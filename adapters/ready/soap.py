@@ -61,6 +61,7 @@ from adapters.sdk.soap import (
     PassThroughOperation,
     answering_soap_faults,
     callers_fault,
+    response_name_clash,
     wsdl_document,
     wsdl_name,
 )
@@ -136,6 +137,10 @@ class SoapAdapterSettings(UpstreamSettings):
         twice = sorted({c for c in codes if codes.count(c) > 1})
         if twice:
             raise ValueError(f"service codes mapped twice: {twice}")
+        clash = response_name_clash(codes)
+        if clash is not None:
+            of = clash.removesuffix(RESPONSE_SUFFIX)
+            raise ValueError(f"service code {clash!r} is the name of the response of {of!r}")
         return value
 
 

@@ -38,8 +38,16 @@ from adapters.sdk.context import XRoadContext
 from adapters.sdk.declare import Handler, declaration_error
 from adapters.sdk.openapi import openapi_document
 from adapters.sdk.rest import RestOperation, rest_operation
-from adapters.sdk.soap import SoapOperation, soap_endpoint, soap_operation, wsdl_document, wsdl_name
+from adapters.sdk.soap import (
+    SoapOperation,
+    response_name_clash,
+    soap_endpoint,
+    soap_operation,
+    wsdl_document,
+    wsdl_name,
+)
 from xroad_mn.transport.server import xroad_error_middleware
+from xroad_mn.wire.soap import RESPONSE_SUFFIX
 
 __all__ = [
     "ADAPTER_KEY",
@@ -148,6 +156,10 @@ class Adapter:
             op = soap_operation(handler, name=name, version=version)
             if op.name in self.soap_operations:
                 raise declaration_error(f"SOAP operation {op.name!r} is declared twice")
+            clash = response_name_clash([*self.soap_operations, op.name])
+            if clash is not None:
+                of = clash.removesuffix(RESPONSE_SUFFIX)
+                raise declaration_error(f"SOAP operation {clash!r} has the name of the response of {of!r}")
             self.soap_operations[op.name] = op
             return handler
 

@@ -52,6 +52,7 @@ __all__ = [
     "WsdlOperation",
     "answering_soap_faults",
     "callers_fault",
+    "response_name_clash",
     "soap_endpoint",
     "soap_fault_response",
     "soap_operation",
@@ -257,10 +258,21 @@ def _s(name: str) -> str:
 
 
 def wsdl_name(title: str) -> str:
-    """The WSDL's name for a service titled ``title``: its words joined, camel case (``Adapter`` when it has
-    none), prefixed to the port type, binding, service and port names."""
-    name = "".join(ch for ch in title.title() if ch.isalnum()) or "Adapter"
+    """The WSDL's name for a service titled ``title``: its words joined, camel case (``adapter`` when it has
+    none, and before a title that starts with a digit: an XML name cannot), prefixed to the port type,
+    binding, service and port names."""
+    name = "".join(ch for ch in title.title() if ch.isalnum())
+    if not name or not name[0].isalpha():
+        name = "Adapter" + name
     return name[0].lower() + name[1:]
+
+
+def response_name_clash(names: Iterable[str]) -> str | None:
+    """The first of the operation ``names`` that is another's response (``XResponse`` beside ``X``): both
+    would declare the element and message ``XResponse`` in the WSDL and the body. ``None`` when none is."""
+    known = set(names)
+    clashing = sorted(n for n in known if n.endswith(RESPONSE_SUFFIX) and n[: -len(RESPONSE_SUFFIX)] in known)
+    return clashing[0] if clashing else None
 
 
 def wsdl_document(operations: Iterable[WsdlOperation], *, name: str, namespace: str, location: str) -> bytes:

@@ -22,6 +22,7 @@ from pydantic import BaseModel
 
 from adapters.sdk import Adapter, XRoadContext
 from adapters.sdk.context import rest_context
+from adapters.sdk.soap import wsdl_name
 from security_server.servicedesc.openapi import parse_openapi
 from security_server.servicedesc.wsdl import parse_wsdl
 from tests.adapters.sdk_sample import (
@@ -462,6 +463,30 @@ def test_declaration_mistakes_are_found_when_declared() -> None:
         @adapter.get("/a", operation_id="second")
         async def second() -> None:
             return None
+
+    @adapter.soap()
+    async def lookup(request: _Body) -> _Body:
+        return request
+
+    # Its request element and message would be lookup's response element and message.
+    with expect("SOAP operation 'lookupResponse' has the name of the response of 'lookup'"):
+
+        @adapter.soap()
+        async def lookupResponse(request: _Body) -> _Body:
+            return request
+
+
+@pytest.mark.parametrize(
+    ("title", "name"),
+    [
+        ("ХУР civil registry", "хурCivilRegistry"),
+        ("1st registry", "adapter1StRegistry"),
+        ("---", "adapter"),
+    ],
+)
+def test_wsdl_names_are_xml_names(title: str, name: str) -> None:
+    assert wsdl_name(title) == name
+    etree.Element(wsdl_name(title))  # lxml refuses a name XML does not allow
 
 
 def test_rest_context_takes_the_last_header_value_as_xroad_does() -> None:

@@ -285,6 +285,11 @@ async def test_without_a_namespace_there_is_no_wsdl(base: str) -> None:
     ("setting", "bad", "word"),
     [
         ('service_code = "getCitizenCard"', 'service_code = "getCitizenIDCardInfo"', "twice"),
+        (
+            'service_code = "getCitizenCard"',
+            'service_code = "getCitizenIDCardInfoResponse"',
+            "is the name of the response of 'getCitizenIDCardInfo'",
+        ),
         ('version = "v1"', 'version = "v 1"', "version"),
         ('title = "A citizen\'s ID card"', 'title = "two\\nlines"', "title"),
         ('namespace = "urn:legacy:citizen"', 'namespace = "urn:<legacy>"', "namespace"),
