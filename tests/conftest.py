@@ -112,6 +112,7 @@ async def migrated_database(
 
 
 LONGEST_MODULES_FIRST = (
+    "tests/security_server/test_messagelog_e2e.py",
     "tests/security_server/test_node_e2e.py",
     "tests/security_server/test_exchange_faults.py",
     "tests/security_server/test_exchange_e2e.py",

@@ -6,7 +6,8 @@ subsystem ``bank-kyc``; node ``ss2`` (127.0.0.3, owner MN/GOV/9010002) hosts the
 ``civil-registry`` whose services are a REST API (``citizens``) and a SOAP operation (``getCitizen``, from a
 WSDL) served by :func:`provider_is_app` on 127.0.0.1. Both nodes are certified, registered and serving their
 client proxy (8080), server proxy (5500, mutual TLS), OCSP responder and admin API. A test module may write
-settings into either node's ``node.toml`` (what the CLI reads too) and add overrides when it serves them.
+settings into either node's ``node.toml`` (what the CLI reads too) and add overrides when it serves them, and
+give ``node init`` options of each node's own (its database: ``--database-url``, ``--database-schema``).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import tomllib
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -331,10 +332,10 @@ async def serving_with(node: Node, overrides: dict[str, Any]) -> AsyncIterator[R
         yield running
 
 
-def write_node_settings(node: Node, settings: Mapping[str, Any]) -> None:
-    """Write ``settings`` into ``node``'s ``node.toml``: the CLI reads them, and the node when it is served
-    next."""
-    path = settings_file(node.home)
+def write_node_settings(home: Path, settings: Mapping[str, Any]) -> None:
+    """Write ``settings`` into the ``node.toml`` of the node at ``home``: the CLI reads them, and the node
+    when it is served next."""
+    path = settings_file(home)
     merged = {**tomllib.loads(path.read_text(encoding="utf-8")), **settings}
     path.write_text(render_settings(merged, app="node"), encoding="utf-8")
 
@@ -347,10 +348,12 @@ async def running_federation(
     addresses: tuple[str, str] = ("127.0.0.2", "127.0.0.3"),
     overrides: dict[str, Any] | None = None,
     settings: tuple[Mapping[str, Any], Mapping[str, Any]] = ({}, {}),
+    init_options: tuple[Sequence[str], Sequence[str]] = ((), ()),
 ) -> AsyncIterator[Federation]:
-    """The federation, its nodes on ``addresses`` (consumer, provider) with X-Road's default ports, their
-    ``settings`` (consumer's, provider's) written into their ``node.toml`` after ``node init`` and changed
-    by ``overrides`` when served. Test modules that may run at the same time use distinct addresses."""
+    """The federation, its nodes on ``addresses`` (consumer, provider) with X-Road's default ports, each
+    initialised with its ``init_options`` (consumer's, provider's: ``node init`` options, such as a PostgreSQL
+    database), their ``settings`` written into their ``node.toml`` after ``node init`` and changed by
+    ``overrides`` when served. Test modules that may run at the same time use distinct addresses."""
     consumer = Node(tmp_path / "ss1", OWNERS[0], "ss1", addresses[0], CONSUMER)
     provider = Node(tmp_path / "ss2", OWNERS[1], "ss2", addresses[1], PROVIDER)
     state = ProviderIs("", [])
@@ -368,10 +371,11 @@ async def running_federation(
         stack.push_async_callback(runner.cleanup)
         await web.SockSite(runner, sock).start()
         api_keys = {
-            node.server_code: await init_and_certify(world, node, []) for node in (consumer, provider)
+            node.server_code: await init_and_certify(world, node, list(options))
+            for node, options in zip((consumer, provider), init_options, strict=True)
         }
         for node, written in zip((consumer, provider), settings, strict=True):
-            write_node_settings(node, written)
+            write_node_settings(node.home, written)
         serving = {
             n.server_code: await stack.enter_async_context(AsyncExitStack()) for n in (consumer, provider)
         }
@@ -415,13 +419,21 @@ async def federation_in(
     addresses: tuple[str, str],
     overrides: dict[str, Any] | None = None,
     settings: tuple[Mapping[str, Any], Mapping[str, Any]] = ({}, {}),
+    init_options: tuple[Sequence[str], Sequence[str]] = ((), ()),
 ) -> AsyncIterator[Federation]:
     """A fresh set of dev trust services in ``root/trust`` and the federation on ``addresses`` (what a test
-    module's federation fixture needs)."""
+    module's federation fixture needs; the other arguments are :func:`running_federation`'s)."""
     directory = root / "trust"
     await asyncio.to_thread(init_trust_dir, directory, instance="MN", now=datetime.now(UTC))
     async with (
         run_trust_service(TrustSettings(dir=directory, host="127.0.0.1", port=0)) as trust,
-        running_federation(root, trust, addresses=addresses, overrides=overrides, settings=settings) as fed,
+        running_federation(
+            root,
+            trust,
+            addresses=addresses,
+            overrides=overrides,
+            settings=settings,
+            init_options=init_options,
+        ) as fed,
     ):
         yield fed

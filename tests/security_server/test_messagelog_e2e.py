@@ -1,8 +1,9 @@
 """The message log end to end: a few hundred exchanges through two nodes, archived, verified, tampered with.
 
 The federation of :mod:`tests.security_server.exchange_world` (consumer node 127.0.0.24, provider node
-127.0.0.25, SQLite) carries :data:`EXCHANGES` concurrent REST and SOAP exchanges naming data subjects, and a
-few that fail after their request was logged (the provider's IS for the service ``dead`` does not listen).
+127.0.0.25), once with each node's database in a SQLite file of its home and once in a PostgreSQL schema of
+its own, carries :data:`EXCHANGES` concurrent REST and SOAP exchanges naming data subjects, and a few that
+fail after their request was logged (the provider's IS for the service ``dead`` does not listen).
 Everything is time-stamped; the consumer archives with ``xroad-mn node log archive`` in a process of its own,
 the provider with the same command in this one, rotating small archives so each chain has several; the
 cleaner then deletes the archived records from both databases, and a second, smaller round of exchanges
@@ -12,9 +13,10 @@ stays in the databases. The nodes are stopped and an auditor's commands run on t
   their X-Road fault code and time (archived or not);
 - ``xroad-mn archive verify`` / ``verify-chain`` pass on the archives; containers taken out of them verify
   with ``xmlsec1 --verify`` and their time-stamps with ``openssl ts -verify``;
-- on copies of a node's home, one at a time: a byte changed in a record in the database, a record deleted
-  from it, an archive removed from the middle of the chain, an archive's ``linkinginfo`` edited (the zip
-  rewritten) — each makes ``node log verify`` exit 1 naming the record or archive.
+- on copies of a node's home (on PostgreSQL with a copy of its schema), one at a time: a byte changed in a
+  record in the database, a record deleted from it, an archive removed from the middle of the chain, an
+  archive's ``linkinginfo`` edited (the zip rewritten) — each makes ``node log verify`` exit 1 naming the
+  record or archive.
 """
 
 from __future__ import annotations
@@ -23,11 +25,11 @@ import asyncio
 import io
 import random
 import shutil
-import sqlite3
 import time
 import uuid
 import zipfile
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,17 +38,30 @@ from urllib.parse import unquote
 
 import pytest
 import pytest_asyncio
+from sqlalchemy import Connection, MetaData, Table, delete, func, inspect, select, text, update
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from security_server.app import EXCHANGE_KEY
-from security_server.home import database_file
+from security_server.db import migrate
+from security_server.home import load_node_settings
 from security_server.messagelog import Timestamper
 from security_server.messagelog.archiver import clean_once
+from security_server.messagelog.models import MessageAttachmentRow, MessageRecordRow
+from security_server.opmonitoring.models import OpRecordRow
 from security_server.proxy.node import ExchangeNode
-from tests.security_server.exchange_world import CONSUMER, PROVIDER, SOAP_NS, Federation, federation_in
+from tests.security_server.exchange_world import (
+    CONSUMER,
+    PROVIDER,
+    SOAP_NS,
+    Federation,
+    federation_in,
+    write_node_settings,
+)
 from tests.security_server.test_exchange_e2e import _openssl_ts_verify, _xmlsec_verify
-from tests.security_server.test_node_e2e import Ran, xroad_mn
+from tests.security_server.test_node_e2e import BACKENDS, Ran, xroad_mn
 from trust_services.store import TrustFiles
 from xroad_mn.archive import LINKING_INFO
+from xroad_mn.database import create_engine
 from xroad_mn.wire.soap import build_soap_request
 from xroad_mn.wire.subject import REGISTRATION_NUMBER
 
@@ -72,6 +87,7 @@ the consumer node's the provider's fault as it arrived (prefixed ``server.server
 class Audit:
     """What the exchanges left behind, for the auditor's tests."""
 
+    backend: str
     root: Path
     fed: Federation
     trust: TrustFiles
@@ -170,17 +186,129 @@ def chain_order(directory: Path) -> list[Path]:
     return order
 
 
+# -- the nodes' databases, on either backend ---------------------------------------------------------------
+
+
+@asynccontextmanager
+async def node_database(home: Path) -> AsyncIterator[AsyncEngine]:
+    """An engine on the database of the node at ``home`` as its ``node.toml`` names it: the SQLite file in
+    the home, or its PostgreSQL schema."""
+    settings = load_node_settings(home, env={})
+    engine = create_engine(settings.database(), **settings.engine_options())
+    try:
+        yield engine
+    finally:
+        await engine.dispose()
+
+
+@asynccontextmanager
+async def node_schemas(request: pytest.FixtureRequest) -> AsyncIterator[tuple[list[str], list[str]]]:
+    """``node init`` options of the consumer's and the provider's database for the backend
+    ``request.param``: none (SQLite in each home), or a PostgreSQL schema of each node's own in
+    ``postgres_url``'s database. Every schema whose name starts as theirs do (the copies
+    :func:`copy_home` makes too) is dropped afterwards."""
+    if request.param == "sqlite":
+        yield [], []
+        return
+    url: str = request.getfixturevalue("postgres_url")
+    prefix = f"mlog_e2e_{uuid.uuid4().hex[:12]}"
+    try:
+        yield (
+            ["--database-url", url, "--database-schema", f"{prefix}_ss1"],
+            ["--database-url", url, "--database-schema", f"{prefix}_ss2"],
+        )
+    finally:
+        engine = create_engine(url)
+        try:
+            async with engine.begin() as conn:
+                schemata = (
+                    "SELECT schema_name FROM information_schema.schemata WHERE starts_with(schema_name, :p)"
+                )
+                found = await conn.execute(text(schemata), {"p": prefix})
+                for (schema,) in found.all():
+                    await conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        finally:
+            await engine.dispose()
+
+
+def _tables_in_order(conn: Connection) -> list[Table]:
+    """The tables of ``conn``'s (default) schema, each after those its foreign keys refer to."""
+    metadata = MetaData()
+    metadata.reflect(conn)
+    return list(metadata.sorted_tables)
+
+
+SERIAL_SEQUENCES: Final = """
+WITH schemata AS (SELECT CAST(:source AS text) AS source, CAST(:target AS text) AS target),
+serials AS (
+    SELECT pg_get_serial_sequence(format('%I.%I', source, table_name), column_name) AS of_source,
+           pg_get_serial_sequence(format('%I.%I', target, table_name), column_name) AS of_target
+    FROM information_schema.columns, schemata WHERE table_schema = target
+)
+SELECT of_source, of_target FROM serials WHERE of_target IS NOT NULL
+"""
+"""The sequence of each auto-incremented column of schema ``:target`` and that of the same column in
+``:source``."""
+
+
+async def _copy_schema(url: str, source: str, target: str) -> None:
+    """A copy of the node database in schema ``source`` as schema ``target``: created by the node's own
+    migrations (tables, keys, indexes, sequences), then every row copied, tables referred to first, and
+    every sequence set where the source's stands."""
+    engine = create_engine(url, connect_args={"server_settings": {"search_path": target}})
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text(f'CREATE SCHEMA "{target}"'))
+        await migrate(engine)
+        async with engine.begin() as conn:
+            tables = await conn.run_sync(_tables_in_order)
+            for table in reversed(tables):  # what the migrations wrote (alembic's version)
+                await conn.execute(text(f'DELETE FROM "{target}"."{table.name}"'))
+            for table in tables:
+                columns = ", ".join(f'"{c.name}"' for c in table.columns)
+                await conn.execute(
+                    text(
+                        f'INSERT INTO "{target}"."{table.name}" ({columns}) '
+                        f'SELECT {columns} FROM "{source}"."{table.name}"'
+                    )
+                )
+            sequences = await conn.execute(text(SERIAL_SEQUENCES), {"source": source, "target": target})
+            for source_sequence, target_sequence in sequences.all():
+                await conn.execute(
+                    text(f"SELECT setval(:copy, last_value, is_called) FROM {source_sequence}"),
+                    {"copy": target_sequence},
+                )
+    finally:
+        await engine.dispose()
+
+
+async def copy_home(audit: Audit, code: str, name: str) -> Path:
+    """A copy of node ``code``'s home as ``ROOT/CODE-NAME``; on PostgreSQL its ``node.toml`` names a copy
+    of the node's schema (``SCHEMA_NAME``), so that what a test changes in it leaves the node's own alone."""
+    copy = audit.root / f"{code}-{name}"
+    await asyncio.to_thread(shutil.copytree, audit.homes[code], copy)
+    settings = load_node_settings(copy, env={})
+    if settings.database_schema is not None:
+        assert settings.database_url is not None
+        schema = f"{settings.database_schema}_{name.replace('-', '_')}"
+        await _copy_schema(settings.database_url, settings.database_schema, schema)
+        write_node_settings(copy, {"database_schema": schema})
+    return copy
+
+
 async def _count_records(home: Path) -> int:
-    def count() -> int:
-        with sqlite3.connect(database_file(home)) as db:
-            return int(db.execute("SELECT count(*) FROM message_records").fetchone()[0])
-
-    return await asyncio.to_thread(count)
+    async with node_database(home) as engine, engine.connect() as conn:
+        return int((await conn.execute(select(func.count()).select_from(MessageRecordRow))).scalar_one())
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def audit(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Audit]:
-    root: Path = tmp_path_factory.mktemp("mlog-e2e")
+@pytest_asyncio.fixture(scope="module", loop_scope="module", params=BACKENDS)
+async def audit(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Audit]:
+    """The federation's exchanges, archives and databases, with each node's database on the backend
+    ``request.param``."""
+    backend: str = request.param
+    root: Path = tmp_path_factory.mktemp(f"mlog-e2e-{backend}")
     overrides = {
         "archive_max_filesize": ARCHIVE_MAX_BYTES,
         "archive_interval_seconds": 3600,
@@ -189,7 +317,10 @@ async def audit(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Audit
     }
     seconds: dict[str, float] = {}
     start = time.monotonic()
-    async with federation_in(root, addresses=ADDRESSES, overrides=overrides) as fed:
+    async with (
+        node_schemas(request) as init_options,
+        federation_in(root, addresses=ADDRESSES, overrides=overrides, init_options=init_options) as fed,
+    ):
         seconds["federation"] = time.monotonic() - start
         await fed.provider.cli("service", "add", "--client",
                                f"SUBSYSTEM:MN/GOV/{PROVIDER.member_code}/{PROVIDER.subsystem_code}",
@@ -201,7 +332,7 @@ async def audit(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Audit
             with (home / "node.toml").open("a", encoding="utf-8") as settings:
                 settings.write(f"archive_max_filesize = {ARCHIVE_MAX_BYTES}\n")
         nodes = {code: _node(fed, code) for code in homes}
-        audit = Audit(root, fed, TrustFiles(root / "trust"), homes, [], seconds=seconds)
+        audit = Audit(backend, root, fed, TrustFiles(root / "trust"), homes, [], seconds=seconds)
 
         # The first round: exchanges, a failed one, all stamped, archived and cleaned from the databases.
         mark = time.monotonic()
@@ -320,26 +451,44 @@ async def test_archived_containers_verify_with_xmlsec1_and_openssl(
 # -- tampering, each on a copy of a node's home ------------------------------------------------------------
 
 
-def _copy(audit: Audit, code: str, name: str) -> Path:
-    copy = audit.root / f"{code}-{name}"
-    shutil.copytree(audit.homes[code], copy)
-    return copy
+async def nth_record(home: Path, n: int, *, response: bool, query_id: str = "") -> tuple[int, str]:
+    """The id and X-Road id of the ``n``-th (from 0, by id) request or ``response`` record in the database
+    of the node at ``home`` whose X-Road id starts with ``query_id``."""
+    r = MessageRecordRow
+    query = (
+        select(r.id, r.query_id)
+        .where(r.response.is_(response), r.query_id.startswith(query_id, autoescape=True))
+        .order_by(r.id)
+        .offset(n)
+        .limit(1)
+    )
+    async with node_database(home) as engine, engine.connect() as conn:
+        record_id, x_road_id = (await conn.execute(query)).one()
+    return record_id, x_road_id
 
 
-def _sql(home: Path, statement: str, *args: object) -> list[tuple[Any, ...]]:
-    with sqlite3.connect(database_file(home)) as db:
-        return db.execute(statement, args).fetchall()
+async def change_a_byte(home: Path, record_id: int) -> None:
+    """Flip a bit in the middle of record ``record_id``'s message."""
+    r = MessageRecordRow
+    async with node_database(home) as engine, engine.begin() as conn:
+        message = (await conn.execute(select(r.message).where(r.id == record_id))).scalar_one()
+        changed = bytearray(message)
+        changed[len(changed) // 2] ^= 0x01
+        await conn.execute(update(r).where(r.id == record_id).values(message=bytes(changed)))
+
+
+async def delete_record(home: Path, record_id: int) -> None:
+    """Delete record ``record_id`` and its attachments."""
+    async with node_database(home) as engine, engine.begin() as conn:
+        await conn.execute(delete(MessageAttachmentRow).where(MessageAttachmentRow.record_id == record_id))
+        deleted = await conn.execute(delete(MessageRecordRow).where(MessageRecordRow.id == record_id))
+        assert deleted.rowcount == 1
 
 
 async def test_a_changed_byte_in_a_record_is_named(audit: Audit) -> None:
-    home = _copy(audit, "ss1", "byte")
-    record_id, query_id, message = _sql(
-        home,
-        "SELECT id, query_id, message FROM message_records WHERE response = 1 ORDER BY id LIMIT 1 OFFSET 3",
-    )[0]
-    changed = bytearray(message)
-    changed[len(changed) // 2] ^= 0x01
-    _sql(home, "UPDATE message_records SET message = ? WHERE id = ?", bytes(changed), record_id)
+    home = await copy_home(audit, "ss1", "byte")
+    record_id, query_id = await nth_record(home, 3, response=True)
+    await change_a_byte(home, record_id)
     result = await verify(home, expect=1, database_only=True)
     assert result["broken_count"] == 1, result
     broken = result["broken"][0]
@@ -347,13 +496,10 @@ async def test_a_changed_byte_in_a_record_is_named(audit: Audit) -> None:
 
 
 async def test_a_deleted_record_is_named(audit: Audit) -> None:
-    home = _copy(audit, "ss2", "deleted")
-    request_id, query_id = _sql(
-        home, "SELECT id, query_id FROM message_records WHERE response = 0 AND query_id LIKE 'later-%' "
-        "ORDER BY id LIMIT 1 OFFSET 5",
-    )[0]  # fmt: skip
-    _sql(home, "DELETE FROM message_attachments WHERE record_id = ?", request_id)
-    _sql(home, "DELETE FROM message_records WHERE id = ?", request_id)
+    home = await copy_home(audit, "ss2", "deleted")
+    request_id, query_id = await nth_record(home, 5, response=False, query_id="later-")
+    await delete_record(home, request_id)
+    assert await _count_records(audit.homes["ss2"]) == audit.db_records["ss2"]  # the node's own: untouched
     result = await verify(home, expect=1, database_only=True)
     assert result["broken_count"] == 1, result
     broken = result["broken"][0]
@@ -362,16 +508,10 @@ async def test_a_deleted_record_is_named(audit: Audit) -> None:
 
 
 async def test_a_deleted_response_is_named_and_not_taken_for_a_failure(audit: Audit) -> None:
-    home = _copy(audit, "ss1", "no-response")
-    response_id, query_id = _sql(
-        home, "SELECT id, query_id FROM message_records WHERE response = 1 AND query_id LIKE 'later-%' "
-        "ORDER BY id LIMIT 1 OFFSET 2",
-    )[0]  # fmt: skip
-    (request_id,) = _sql(
-        home, "SELECT id FROM message_records WHERE response = 0 AND query_id = ?", query_id
-    )[0]
-    _sql(home, "DELETE FROM message_attachments WHERE record_id = ?", response_id)
-    _sql(home, "DELETE FROM message_records WHERE id = ?", response_id)
+    home = await copy_home(audit, "ss1", "no-response")
+    response_id, query_id = await nth_record(home, 2, response=True, query_id="later-")
+    request_id, _ = await nth_record(home, 0, response=False, query_id=query_id)
+    await delete_record(home, response_id)
     young = await verify(home, database_only=True)  # the exchange may still be running, as far as it can tell
     assert (young["valid"], young["in_flight"], young["failed_exchanges"]) == (True, 1, 1), young
     result = await verify(home, "--in-flight-seconds", "0", expect=1, database_only=True)
@@ -420,7 +560,7 @@ async def test_search_by_a_cyrillic_data_subject_finds_exactly_its_exchanges(aud
 
 
 async def test_an_archive_removed_from_the_middle_is_named(audit: Audit) -> None:
-    home = _copy(audit, "ss1", "gap")
+    home = await copy_home(audit, "ss1", "gap")
     chain = audit.archives["ss1"]
     (home / "archive" / chain[1].name).unlink()
     result = await verify(home, expect=1)
@@ -431,7 +571,7 @@ async def test_an_archive_removed_from_the_middle_is_named(audit: Audit) -> None
 
 
 async def test_an_edited_linkinginfo_is_named(audit: Audit) -> None:
-    home = _copy(audit, "ss2", "linking")
+    home = await copy_home(audit, "ss2", "linking")
     chain = audit.archives["ss2"]
     target = home / "archive" / chain[1].name
     with zipfile.ZipFile(target) as zf:
@@ -451,7 +591,7 @@ async def test_an_edited_linkinginfo_is_named(audit: Audit) -> None:
 
 
 async def test_module_timings(audit: Audit) -> None:
-    print({k: round(v, 1) for k, v in audit.seconds.items()})
+    print(audit.backend, {k: round(v, 1) for k, v in audit.seconds.items()})
 
 
 BODY_COLUMNS: Final = {("message_records", "message"), ("message_attachments", "data")}
@@ -463,19 +603,21 @@ async def test_no_registration_number_in_clear_outside_the_messages(audit: Audit
     """Every other column of every table of the node's database — search columns, failures, operational
     monitoring (whose REST paths named the citizen) — holds no registration number, as text or
     percent-encoded in a path."""
-    home = audit.homes[code]
-    tables = [name for (name,) in _sql(home, "SELECT name FROM sqlite_master WHERE type = 'table'")]
-    assert {"message_records", "opmon_records", "exchange_failures"} <= set(tables)
-    assert _sql(home, "SELECT count(*) FROM opmon_records WHERE rest_path IS NOT NULL")[0][0] > 0
     seen = 0
-    for table in tables:
-        columns = [row[1] for row in _sql(home, f'PRAGMA table_info("{table}")')]
-        for row in _sql(home, f'SELECT * FROM "{table}"'):
-            for column, value in zip(columns, row, strict=True):
-                if value is None or (table, column) in BODY_COLUMNS:
-                    continue
-                raw = value if isinstance(value, bytes) else str(value).encode()
-                text = unquote(raw.decode("utf-8", errors="replace"))
-                assert not REGISTRATION_NUMBER.search(text), (table, column, text[:200])
-                seen += 1
+    async with node_database(audit.homes[code]) as engine, engine.connect() as conn:
+        tables = await conn.run_sync(lambda sync: inspect(sync).get_table_names())
+        assert {"message_records", "opmon_records", "exchange_failures"} <= set(tables)
+        with_path = select(func.count()).select_from(OpRecordRow).where(OpRecordRow.rest_path.is_not(None))
+        assert (await conn.execute(with_path)).scalar_one() > 0
+        for table in tables:
+            rows = await conn.execute(text(f'SELECT * FROM "{table}"'))
+            columns = list(rows.keys())
+            for row in rows:
+                for column, value in zip(columns, row, strict=True):
+                    if value is None or (table, column) in BODY_COLUMNS:
+                        continue
+                    raw = value if isinstance(value, bytes) else str(value).encode()
+                    clear = unquote(raw.decode("utf-8", errors="replace"))
+                    assert not REGISTRATION_NUMBER.search(clear), (table, column, clear[:200])
+                    seen += 1
     assert seen > 1000
