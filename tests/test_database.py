@@ -3,6 +3,10 @@ environment of both applications."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import random
+import sqlite3
 from datetime import UTC, datetime, timedelta, timezone
 from enum import StrEnum
 from pathlib import Path
@@ -12,10 +16,18 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Column, Integer, MetaData, Table, insert, select, text
 from sqlalchemy.exc import StatementError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 import registry.db
 import security_server.db
-from xroad_mn.database import NAMING_CONVENTION, UtcDateTime, create_engine, sqlite_url, str_enum_column
+from xroad_mn.database import (
+    NAMING_CONVENTION,
+    UtcDateTime,
+    completing_calls,
+    create_engine,
+    sqlite_url,
+    str_enum_column,
+)
 from xroad_mn.errors import FaultCode, XRoadError
 
 
@@ -133,3 +145,70 @@ def test_migrations_run_only_on_the_connection_migrate_passes(migrations_dir: Pa
         command.upgrade(config, "head")
     assert e.value.code == FaultCode.INTERNAL_ERROR
     assert message in str(e.value)
+
+
+@completing_calls
+class _Counter:
+    """A store of one table, as the applications' stores are made."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    async def add(self, value: int) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(text("INSERT INTO counts (value) VALUES (:v)"), {"v": value})
+            await conn.execute(text("SELECT count(*) FROM counts"))
+
+    async def count(self) -> int:
+        async with self.engine.connect() as conn:
+            return int((await conn.execute(text("SELECT count(*) FROM counts"))).scalar_one())
+
+
+def _open_files(path: Path) -> list[str]:
+    opened = []
+    for fd in Path("/proc/self/fd").iterdir():
+        with contextlib.suppress(OSError):
+            target = str(fd.readlink())
+            if target.startswith(str(path)):
+                opened.append(target)
+    return opened
+
+
+async def test_store_calls_finish_before_a_cancel_so_stopping_leaves_no_connection_open(
+    tmp_path: Path,
+) -> None:
+    """Background tasks writing through a store are cancelled at random moments, some twice, as an
+    application's tasks are when it stops. Each call runs to completion first: once the engine is disposed no
+    task is left running, no connection is open and the database is not locked. (Without
+    ``completing_calls`` the cancel lands in an aiosqlite statement and SQLAlchemy's close of the invalidated
+    connection waits forever in a task of its own, the connection left open, often holding the write lock.)"""
+    pace = random.Random(7)
+    for round_no in range(12):
+        path = tmp_path / f"round-{round_no}.db"
+        engine = create_engine(sqlite_url(path))
+        async with engine.begin() as conn:
+            await conn.execute(text("CREATE TABLE counts (id INTEGER PRIMARY KEY, value INTEGER)"))
+        store = _Counter(engine)
+
+        async def keep_adding(value: int, store: _Counter = store) -> None:
+            while True:
+                await store.add(value)
+
+        tasks = [asyncio.create_task(keep_adding(i)) for i in range(6)]
+        await asyncio.sleep(pace.uniform(0.02, 0.2))
+        for task in tasks:
+            task.cancel()
+            if round_no % 2:
+                await asyncio.sleep(0)
+                task.cancel()  # cancelled again while it finishes
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        assert all(isinstance(r, asyncio.CancelledError) for r in results), results
+        added = await store.count()
+        await engine.dispose()
+        left = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        assert not left, left
+        assert not _open_files(path), _open_files(path)
+        with sqlite3.connect(path, timeout=0) as db:  # no lock left: another process could write at once
+            db.execute("BEGIN IMMEDIATE")
+            db.execute("ROLLBACK")
+            assert db.execute("SELECT count(*) FROM counts").fetchone()[0] == added > 0

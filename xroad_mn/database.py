@@ -23,12 +23,15 @@ string enums with :func:`str_enum_column`, so migrations and models name and typ
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+import asyncio
+import functools
+import types
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, ParamSpec, TypeVar
 
 from alembic import command, context
 from alembic.config import Config
@@ -48,10 +51,12 @@ __all__ = [
     "SQLITE_BUSY_TIMEOUT_SECONDS",
     "UtcDateTime",
     "column_types",
+    "completing_calls",
     "create_engine",
     "migrate",
     "open_migrated",
     "run_migrations",
+    "run_to_completion",
     "sqlite_url",
     "sqlite_writer_engine",
     "str_enum_column",
@@ -128,6 +133,57 @@ async def transaction(engine: AsyncEngine, *, code: str, what: str) -> AsyncIter
             yield conn
     except SQLAlchemyError as e:
         raise XRoadError(code, f"{what} database error: {type(e).__name__}: {e}") from e
+
+
+_T = TypeVar("_T")
+_P = ParamSpec("_P")
+_C = TypeVar("_C", bound=type)
+
+
+async def run_to_completion(work: Coroutine[Any, Any, _T]) -> _T:
+    """Await database ``work`` in a task of its own that a cancel of the caller does not interrupt: a cancel
+    received meanwhile is raised once the work has finished (committed or rolled back).
+
+    A cancel delivered while aiosqlite runs a statement makes SQLAlchemy invalidate the connection, and the
+    close it then starts can wait forever in a task of its own: the connection, perhaps in the middle of a
+    transaction that holds SQLite's write lock, stays open until the garbage collector happens to find it,
+    and every other process opening the database waits for the lock (``database is locked``). Background
+    tasks are cancelled when an application stops, so stores make their calls this way
+    (:func:`completing_calls`)."""
+    task = asyncio.ensure_future(work)
+    cancelled: asyncio.CancelledError | None = None
+    while True:
+        try:
+            result = await asyncio.shield(task)
+        except asyncio.CancelledError as e:
+            if task.done():
+                raise
+            cancelled = e
+        else:
+            break
+    if cancelled is not None:
+        raise cancelled
+    return result
+
+
+def _completing(method: Callable[_P, Coroutine[Any, Any, _T]]) -> Callable[_P, Coroutine[Any, Any, _T]]:
+    @functools.wraps(method)
+    async def call(*args: _P.args, **kwargs: _P.kwargs) -> _T:
+        return await run_to_completion(method(*args, **kwargs))
+
+    return call
+
+
+def completing_calls(cls: _C) -> _C:
+    """Class decorator of a store: each of its public coroutine methods (inherited ones too) runs to
+    completion once called, a cancel taking effect after it (:func:`run_to_completion`)."""
+    for klass in reversed(cls.__mro__):
+        for name, attribute in vars(klass).items():
+            if name.startswith("_") or not isinstance(attribute, types.FunctionType):
+                continue  # static and class methods, properties and private helpers stay as they are
+            if asyncio.iscoroutinefunction(attribute) and getattr(cls, name) is attribute:
+                setattr(cls, name, _completing(attribute))
+    return cls
 
 
 def sqlite_writer_engine(engine: AsyncEngine) -> Engine | None:

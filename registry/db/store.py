@@ -88,6 +88,7 @@ from registry.db.records import (
 from registry.db.request_rows import RequestPayload, request_columns, request_from_row
 from registry.globalconf_gen import KeyKind
 from registry.validation import check_certificate_profile, check_server_address, check_text
+from xroad_mn.database import completing_calls
 from xroad_mn.errors import DetailValue, ErrorKind, FaultCode, XRoadError
 from xroad_mn.globalconf.params import (
     ApprovedCAEntry,
@@ -293,6 +294,7 @@ class _Ids:
         return self.members[member_id] if subsystem_id is None else self.subsystems[subsystem_id]
 
 
+@completing_calls
 class RegistryStore:
     """Async operations on the registry database; every public method commits atomically or changes nothing.
 

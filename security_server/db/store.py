@@ -36,10 +36,12 @@ from security_server.db.access import AccessStore
 from security_server.db.clients import ClientStore
 from security_server.db.keys import KeyStore
 from security_server.db.services import ServiceStore
+from xroad_mn.database import completing_calls
 
 __all__ = ["NodeStore"]
 
 
+@completing_calls
 class NodeStore(ClientStore, ServiceStore, AccessStore, KeyStore):
     """Everything the node keeps in its database: identity and clients (:class:`ClientStore`), services
     and endpoints (:class:`ServiceStore`), access rights and local groups (:class:`AccessStore`), and the

@@ -39,7 +39,7 @@ from security_server.messagelog.models import (
 from security_server.messagelog.records import ExchangeFailure, LogRecord
 from security_server.messagelog.subjects import SubjectKey
 from xroad_mn.asic import BatchTimestamp
-from xroad_mn.database import sqlite_writer_engine, transaction
+from xroad_mn.database import completing_calls, sqlite_writer_engine, transaction
 from xroad_mn.errors import FaultCode, XRoadError
 from xroad_mn.identifiers import ClientId, MemberId, SubsystemId, format_id
 from xroad_mn.signature import SignatureData
@@ -142,6 +142,7 @@ def _chunks(ids: Sequence[int]) -> list[Sequence[int]]:
     return [ids[i : i + ID_CHUNK] for i in range(0, len(ids), ID_CHUNK)]
 
 
+@completing_calls
 class MessageLogStore:
     """The message log tables on ``engine``."""
 

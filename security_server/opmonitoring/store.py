@@ -29,7 +29,7 @@ from security_server.opmonitoring.models import (
     OpTotalsRow,
     bucket_column,
 )
-from xroad_mn.database import transaction
+from xroad_mn.database import completing_calls, transaction
 from xroad_mn.errors import FaultCode
 from xroad_mn.identifiers import ClientId, SubsystemId, format_id
 from xroad_mn.wire.opmonitoring import OpRecord
@@ -99,6 +99,7 @@ def _totals_key(record: OpRecord) -> tuple[str, str, str]:
     )
 
 
+@completing_calls
 class OpMonitoringStore:
     """The operational monitoring tables on ``engine``."""
 
