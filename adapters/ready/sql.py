@@ -48,8 +48,10 @@ type cannot take (``"abc"`` for an integer) is the adapter's fault, never passed
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import re
+import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Annotated, Any, Final, Literal
 
@@ -58,8 +60,8 @@ from aiohttp import web
 from pydantic import BaseModel, Field, create_model, field_validator, model_validator
 from sqlalchemy import Boolean, Date, Float, Integer, String, TextClause, bindparam, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.types import TypeEngine
 
 from adapters.sdk import Adapter, create_app
@@ -267,6 +269,19 @@ def create_engine(settings: DatabaseSettings) -> AsyncEngine:
     return engine
 
 
+SQLITE_PROGRESS_STEPS: Final = 10_000
+"""SQLite virtual-machine steps between two looks at a query's deadline (well under a millisecond)."""
+
+
+async def _sqlite_deadline(conn: AsyncConnection, deadline: float) -> None:
+    """Make SQLite interrupt the statements of ``conn`` after ``deadline`` (``time.monotonic()``); they
+    fail with ``interrupted``."""
+    driver = (await conn.get_raw_connection()).driver_connection  # the aiosqlite connection
+    if driver is None:
+        raise XRoadError(FaultCode.INTERNAL_ERROR, "the database connection is closed")
+    await driver.set_progress_handler(lambda: time.monotonic() > deadline, SQLITE_PROGRESS_STEPS)
+
+
 class _Rows:
     """The queries of one adapter, on the engine its application opens."""
 
@@ -278,8 +293,16 @@ class _Rows:
         if self.engine is None:
             raise XRoadError(FaultCode.INTERNAL_ERROR, "the database is not open")
         timeout = self.settings.database.query_timeout_seconds
+        sqlite = self.engine.dialect.name == "sqlite"
         try:
-            async with asyncio.timeout(timeout), self.engine.connect() as conn:
+            # SQLite is stopped by its own progress handler at the deadline: a cancel in the middle of an
+            # aiosqlite statement would leave the connection open (xroad_mn.database.run_to_completion).
+            async with (
+                contextlib.nullcontext() if sqlite else asyncio.timeout(timeout),
+                self.engine.connect() as conn,
+            ):
+                if sqlite:
+                    await _sqlite_deadline(conn, time.monotonic() + timeout)
                 # 4. a read-only transaction
                 if conn.dialect.name == "postgresql":
                     await conn.exec_driver_sql("SET TRANSACTION READ ONLY")
@@ -291,6 +314,13 @@ class _Rows:
                 await result.close()
                 await conn.rollback()
         except TimeoutError as e:
+            raise XRoadError(
+                FaultCode.TIMEOUT, f"the query did not finish in {timeout:g} s", http_status=504
+            ) from e
+        except OperationalError as e:
+            if not (sqlite and "interrupted" in str(e.orig)):
+                log.exception("query_failed", path=endpoint.path)
+                raise XRoadError(FaultCode.SERVICE_FAILED, "the database query failed") from e
             raise XRoadError(
                 FaultCode.TIMEOUT, f"the query did not finish in {timeout:g} s", http_status=504
             ) from e

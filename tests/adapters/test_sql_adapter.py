@@ -4,7 +4,9 @@ errors while the data stays as it was."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime
+import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -257,6 +259,39 @@ async def test_a_statement_that_writes_fails_in_its_read_only_transaction(
     assert body["type"] == "server.service_failed"
     assert "DELETE" not in body["message"]
     assert await count(database) == CITIZENS
+
+
+SLOW_ENDPOINT: Final = '''
+[[endpoints]]
+path = "/slow"
+summary = "A query that runs far longer than its timeout"
+sql = """
+WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 500000000)
+SELECT count(*) AS n FROM c
+"""
+columns = ["n"]
+single = true
+'''
+
+
+async def test_a_query_past_its_timeout_is_stopped_and_the_next_one_runs(
+    database: Database, tmp_path: Path
+) -> None:
+    """The database stops the query (SQLite by its progress handler, not by cancelling the statement's
+    task, which would leave the connection open); the answer is X-Road's timeout, and nothing is left
+    running."""
+    config = CONFIG.replace("{schema}", "{schema}\nquery_timeout_seconds = 0.5", 1) + SLOW_ENDPOINT
+    async with served_app(create_sql_app(settings_for(database, tmp_path, config))) as base:
+        started = time.monotonic()
+        status, body = await get(f"{base}/slow")
+        assert status == 504, body
+        assert body["type"] == "server.timeout"
+        assert "did not finish in 0.5 s" in body["message"]
+        assert time.monotonic() - started < 5  # stopped, not run to its end
+        status, body = await get(f"{base}/citizens/УБ00000007")
+        assert status == 200, body
+    left = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    assert not left, left
 
 
 async def test_openapi_document_of_the_configured_endpoints_is_valid(base: str) -> None:
