@@ -9,8 +9,10 @@ X-Road's fixed ports): other test modules use 127.0.0.2-9, .20-.41 and .44-.45.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
 import re
 import shlex
 import signal
@@ -18,8 +20,10 @@ import socket
 import stat
 import subprocess
 import sys
+import threading
 import time
 import tomllib
+import traceback
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -82,8 +86,50 @@ def _serve_until_ready(directory: Path) -> tuple[subprocess.Popen[str], str]:
     except BaseException:
         _kill(proc)
         raise
-    proc.wait()
-    raise AssertionError(f"the demo stopped before serving ({proc.returncode}):\n{''.join(output)}")
+    _kill(proc)  # it ended: reaped, and its pipe closed
+    holders = "\n" + (_holders(directory) or f"no process holds a file under {directory}")
+    raise AssertionError(
+        f"the demo stopped before serving ({proc.returncode}):\n{''.join(output)}\n{holders}"
+    )
+
+
+def _threads() -> str:
+    """Every thread of this process but the main one, with its stack."""
+    frames = sys._current_frames()
+    return "\n".join(
+        f"thread {t.name}:\n{''.join(traceback.format_stack(frames[t.ident]))}"
+        for t in threading.enumerate()
+        if t is not threading.main_thread() and t.ident in frames
+    )
+
+
+def _holders(directory: Path, pid: int | None = None) -> str:
+    """Which processes (or only ``pid``) hold files under ``directory`` open, and the file locks on them (from
+    ``/proc``): what a "database is locked" needs to be explained. Empty when none does."""
+    inodes: dict[int, str] = {}
+    lines = []
+    processes = [Path(f"/proc/{pid}")] if pid is not None else list(Path("/proc").iterdir())
+    for process in (p for p in processes if p.name.isdigit()):
+        try:
+            fds = list((process / "fd").iterdir())
+            cmdline = (process / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")[:200]
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                target = fd.readlink()
+            except OSError:
+                continue
+            if str(target).startswith(str(directory)):
+                lines.append(f"pid {process.name} ({cmdline}) holds {target}")
+                with contextlib.suppress(OSError):
+                    inodes[target.stat().st_ino] = str(target)
+    for line in Path("/proc/locks").read_text().splitlines():
+        parts = [p for p in line.split() if p != "->"]
+        inode = int(parts[5].rsplit(":", 1)[-1]) if len(parts) > 5 else -1
+        if inode in inodes:
+            lines.append(f"lock {line} on {inodes[inode]}")
+    return "\n".join(lines)
 
 
 def _kill(proc: subprocess.Popen[str]) -> None:
@@ -148,6 +194,9 @@ def test_demo_runs_the_federation_and_the_scenario_then_reuses_it(tmp_path: Path
     first = runner.invoke(build_app(), ["demo", "--dir", str(tmp_path), *DEMO_ARGS])
     first_seconds = time.monotonic() - started
     assert first.exit_code == 0, first.output
+    # Stopped, the demo holds nothing of its home open: every database closed, every transaction ended.
+    left_open = _holders(tmp_path, os.getpid())
+    assert not left_open, f"{left_open}\n{_threads()}\n{first.output}"
     assert "Creating trust directory" in first.output
     assert f"TSA   http://{HOST}:8899/tsa" in first.output
     assert "the token verifies" in first.output
